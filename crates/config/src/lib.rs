@@ -1,0 +1,45 @@
+//! Patchbay's configuration: the YAML model of an integration project, its
+//! loading, `${env:NAME}` interpolation, validation and JSON Schema.
+//!
+//! An integration project is a folder:
+//!
+//! ```text
+//! patchbay.yaml        connectors, server, store, engine (and optionally flows)
+//! flows/<name>.yaml    one flow per file, named after the file
+//! ```
+//!
+//! [`Project::load`] reads every file, deserializes each on its own (so one
+//! broken file does not hide the errors of the others), then runs the
+//! cross-field checks in [`validate`]. Every problem is a [`Diagnostic`] with
+//! file, line and column; all of them come back together in a [`Report`].
+//!
+//! This crate knows nothing of jq, HTTP or SQL: expressions are kept as
+//! located strings here and compiled by the engine, which reports their errors
+//! with the same locations.
+
+mod connector;
+mod diagnostic;
+mod duration;
+mod flow;
+mod interpolate;
+mod located;
+mod project;
+mod schema;
+mod secret;
+mod settings;
+mod suggest;
+pub mod validate;
+
+pub use connector::{AuthConfig, ConnectorConfig};
+pub use diagnostic::{Diagnostic, Report};
+pub use duration::HumanDuration;
+pub use flow::{
+    CallSpec, FlowConfig, ManualTrigger, RespondConfig, ScheduleTrigger, StepConfig, StepKind,
+    TriggerConfig, WebhookMode, WebhookTrigger,
+};
+pub use interpolate::{Env, MapEnv, ProcessEnv, interpolate};
+pub use located::Located;
+pub use project::{Project, ProjectConfig, Source};
+pub use schema::{flow_schema, project_schema};
+pub use secret::Secret;
+pub use settings::{EngineConfig, ServerConfig, StoreConfig};

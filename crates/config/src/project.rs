@@ -1,0 +1,336 @@
+//! Loading an integration project: reading its files, deserializing each, and
+//! turning YAML errors into located [`Diagnostic`]s.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::connector::ConnectorConfig;
+use crate::diagnostic::{Diagnostic, Report};
+use crate::flow::FlowConfig;
+use crate::interpolate::Env;
+use crate::located::Located;
+use crate::settings::{EngineConfig, ServerConfig, StoreConfig};
+use crate::validate;
+
+/// The root file of a project.
+pub const ROOT_FILE: &str = "patchbay.yaml";
+/// The folder holding one file per flow.
+pub const FLOWS_DIR: &str = "flows";
+
+/// The content of `patchbay.yaml`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Upstream APIs, by name.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, Located<ConnectorConfig>>,
+    /// Flows written inline; most projects put each flow in `flows/NAME.yaml`.
+    #[serde(default)]
+    pub flows: BTreeMap<String, Located<FlowConfig>>,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// A configuration file's path (as shown in messages) and text.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// A flow together with the file it was written in.
+#[derive(Clone, Debug)]
+pub struct LoadedFlow {
+    pub file: PathBuf,
+    pub config: FlowConfig,
+}
+
+/// A loaded and validated integration project.
+#[derive(Clone, Debug)]
+pub struct Project {
+    /// The project folder; relative paths (the store file) are resolved from it.
+    pub dir: PathBuf,
+    /// Path of `patchbay.yaml`, as shown in messages.
+    pub root_file: PathBuf,
+    /// Connectors and settings (its `flows` map is moved into [`Project::flows`]).
+    pub config: ProjectConfig,
+    /// Every flow, by name.
+    pub flows: BTreeMap<String, LoadedFlow>,
+    /// Identifies this exact configuration: a hash of every source file.
+    pub version: String,
+}
+
+impl Project {
+    /// Reads `dir/patchbay.yaml` and `dir/flows/*.yaml`, then validates.
+    pub fn load(dir: &Path, env: &dyn Env) -> Result<Project, Report> {
+        let root_path = dir.join(ROOT_FILE);
+        let root = match std::fs::read_to_string(&root_path) {
+            Ok(text) => Source {
+                path: root_path,
+                text,
+            },
+            Err(e) => {
+                return Err(Diagnostic::new(
+                    &root_path,
+                    0,
+                    0,
+                    format!("cannot read the project file: {e} (is `{}` a Patchbay project folder?)", dir.display()),
+                )
+                .into());
+            }
+        };
+        let mut report = Report::default();
+        let mut flow_sources = Vec::new();
+        let flows_dir = dir.join(FLOWS_DIR);
+        if flows_dir.is_dir() {
+            match read_flow_files(&flows_dir) {
+                Ok(sources) => flow_sources = sources,
+                Err(d) => report.push(d),
+            }
+        }
+        match Project::from_sources(dir, root, flow_sources, env) {
+            Ok(project) if report.is_empty() => Ok(project),
+            Ok(_) => Err(report.sorted()),
+            Err(more) => {
+                report.extend(more);
+                Err(report.sorted())
+            }
+        }
+    }
+
+    /// Loads a project from sources already in memory (the demo ships its
+    /// project inside the binary). Each flow source is named after its file
+    /// stem.
+    pub fn from_sources(
+        dir: &Path,
+        root: Source,
+        flow_sources: Vec<Source>,
+        env: &dyn Env,
+    ) -> Result<Project, Report> {
+        let mut report = Report::default();
+        let mut hasher = Fnv64::default();
+        hasher.write(root.text.as_bytes());
+
+        let mut root_parsed = true;
+        let mut config: ProjectConfig = if root.text.trim().is_empty() {
+            ProjectConfig::default()
+        } else {
+            parse_yaml(&root).unwrap_or_else(|d| {
+                report.push(d);
+                root_parsed = false;
+                ProjectConfig::default()
+            })
+        };
+        let mut flows = BTreeMap::new();
+        for (name, flow) in std::mem::take(&mut config.flows) {
+            flows.insert(
+                name,
+                LoadedFlow {
+                    file: root.path.clone(),
+                    config: flow.value,
+                },
+            );
+        }
+        for source in &flow_sources {
+            hasher.write(source.path.to_string_lossy().as_bytes());
+            hasher.write(source.text.as_bytes());
+            let name = source
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let flow: FlowConfig = match parse_yaml(source) {
+                Ok(flow) => flow,
+                Err(d) => {
+                    report.push(d);
+                    continue;
+                }
+            };
+            if let Some(previous) = flows.get(&name) {
+                report.push(Diagnostic::new(
+                    &source.path,
+                    0,
+                    0,
+                    format!(
+                        "flow `{name}` is defined twice (also in {})",
+                        previous.file.display()
+                    ),
+                ));
+                continue;
+            }
+            flows.insert(
+                name,
+                LoadedFlow {
+                    file: source.path.clone(),
+                    config: flow,
+                },
+            );
+        }
+
+        let project = Project {
+            dir: dir.to_path_buf(),
+            root_file: root.path,
+            config,
+            flows,
+            version: format!("{:016x}", hasher.finish()),
+        };
+        // Without the root file, every connector reference would look unknown:
+        // report the parse errors alone rather than bury them in noise.
+        if root_parsed {
+            report.extend(validate::project(&project, env));
+        }
+        report.into_result()?;
+        Ok(project)
+    }
+
+    /// The store file, resolved against the project folder.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.join(&self.config.store.path)
+    }
+}
+
+fn read_flow_files(flows_dir: &Path) -> Result<Vec<Source>, Diagnostic> {
+    let entries = std::fs::read_dir(flows_dir)
+        .map_err(|e| Diagnostic::new(flows_dir, 0, 0, format!("cannot list flows: {e}")))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Source { path, text }),
+            Err(e) => Err(Diagnostic::new(&path, 0, 0, format!("cannot read: {e}"))),
+        })
+        .collect()
+}
+
+/// Deserializes one YAML document, mapping the error to a located diagnostic.
+pub(crate) fn parse_yaml<T: DeserializeOwned>(source: &Source) -> Result<T, Diagnostic> {
+    if source.text.trim().is_empty() {
+        return Err(Diagnostic::new(&source.path, 0, 0, "the file is empty"));
+    }
+    serde_saphyr::from_str::<T>(&source.text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        Diagnostic::new(&source.path, line, column, explain_yaml_error(&e))
+    })
+}
+
+/// The error's sentence without serde-saphyr's snippet and position (we print
+/// our own), with a suggestion for misspelt keys.
+fn explain_yaml_error(e: &serde_saphyr::Error) -> String {
+    let text = match e {
+        serde_saphyr::Error::Message { msg, .. } => msg.clone(),
+        other => {
+            let full = other.without_snippet().to_string();
+            full.lines().next().unwrap_or_default().to_string()
+        }
+    };
+    let text = strip_position_suffix(&text);
+    suggest_key(&text).unwrap_or(text)
+}
+
+fn strip_position_suffix(text: &str) -> String {
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// Rewrites serde's `unknown field `retires`, expected one of `url`, `retry``
+/// into `unknown key `retires` — did you mean `retry`?`.
+fn suggest_key(message: &str) -> Option<String> {
+    let (what, rest) = if let Some(rest) = message.strip_prefix("unknown field `") {
+        ("key", rest)
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        ("kind", rest)
+    } else {
+        return None;
+    };
+    let (unknown, rest) = rest.split_once('`')?;
+    // serde writes the candidates with backticks, serde-saphyr without:
+    // "expected one of `a`, `b`", "expected one of a, b", "expected `a` or `b`".
+    let list = rest
+        .split_once("expected one of ")
+        .or_else(|| rest.split_once("expected "))
+        .map(|(_, list)| list)
+        .unwrap_or_default();
+    let expected: Vec<&str> = list
+        .split([',', ' '])
+        .map(|c| c.trim().trim_matches('`'))
+        .filter(|c| !c.is_empty() && *c != "or")
+        .collect();
+    let best = crate::suggest::closest(unknown, expected.iter().copied());
+    let list = expected
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(match best {
+        Some(candidate) => {
+            format!("unknown {what} `{unknown}` — did you mean `{candidate}`? (expected one of {list})")
+        }
+        None if expected.is_empty() => format!("unknown {what} `{unknown}`"),
+        None => format!("unknown {what} `{unknown}` (expected one of {list})"),
+    })
+}
+
+/// FNV-1a: a stable hash for the configuration version. It only has to tell
+/// configurations apart, not resist an attacker.
+#[derive(Clone, Copy)]
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_keys() {
+        let m = suggest_key("unknown field `retires`, expected one of `url`, `retry`, `timeout`")
+            .unwrap();
+        assert_eq!(
+            m,
+            "unknown key `retires` — did you mean `retry`? (expected one of `url`, `retry`, `timeout`)"
+        );
+        let m = suggest_key("unknown field `zzz`, expected `url` or `timeout`").unwrap();
+        assert_eq!(m, "unknown key `zzz` (expected one of `url`, `timeout`)");
+        let m = suggest_key("unknown field `timeuot`, expected one of url, timeout").unwrap();
+        assert!(m.contains("did you mean `timeout`?"), "{m}");
+        assert!(suggest_key("invalid type: string").is_none());
+    }
+}

@@ -1,0 +1,338 @@
+//! Cross-field checks that serde cannot express: references between flows and
+//! connectors, one kind per step, cron syntax, unique webhook paths, and
+//! `${env:...}` references that must resolve.
+//!
+//! Every check adds to one [`Report`] rather than stopping at the first
+//! problem, so `patchbay check` shows everything to fix in one pass.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::connector::{AuthConfig, ConnectorConfig};
+use crate::diagnostic::{Diagnostic, Report};
+use crate::flow::{CallSpec, FlowConfig, StepKind, TriggerConfig, WebhookMode};
+use crate::interpolate::{Env, interpolate};
+use crate::located::Located;
+use crate::project::Project;
+
+/// Paths the server keeps for itself.
+const RESERVED_PREFIXES: [&str; 4] = ["/api", "/healthz", "/metrics", "/ui"];
+const MAX_CONCURRENCY: usize = 1024;
+
+/// Checks a deserialized project; an empty report means it is valid.
+pub fn project(project: &Project, env: &dyn Env) -> Report {
+    let mut report = Report::default();
+    let root = project.root_file.as_path();
+
+    for (name, connector) in &project.config.connectors {
+        check_connector(root, name, connector, env, &mut report);
+    }
+    check_settings(project, &mut report);
+
+    let mut webhook_paths: HashMap<&str, &str> = HashMap::new();
+    for (name, flow) in &project.flows {
+        let file = flow.file.as_path();
+        if !is_identifier(name) {
+            report.push(Diagnostic::new(
+                file,
+                0,
+                0,
+                format!("flow name `{name}` may only use letters, digits, `-` and `_`"),
+            ));
+        }
+        check_trigger(file, name, &flow.config, &mut webhook_paths, &mut report);
+        check_steps(file, name, &flow.config, &project.config.connectors, &mut report);
+    }
+    report
+}
+
+fn check_connector(
+    file: &Path,
+    name: &str,
+    connector: &Located<ConnectorConfig>,
+    env: &dyn Env,
+    report: &mut Report,
+) {
+    let at = |located_line: u64, located_column: u64, message: String| {
+        Diagnostic::new(file, located_line, located_column, message)
+    };
+    if !is_identifier(name) {
+        report.push(at(
+            connector.line,
+            connector.column,
+            format!("connector name `{name}` may only use letters, digits, `-` and `_`"),
+        ));
+    }
+    match interpolate(&connector.url, env) {
+        Ok(url) if url.starts_with("http://") || url.starts_with("https://") => {}
+        Ok(url) => report.push(at(
+            connector.url.line,
+            connector.url.column,
+            format!("connector `{name}`: url `{url}` must start with http:// or https://"),
+        )),
+        Err(e) => report.push(at(
+            connector.url.line,
+            connector.url.column,
+            format!("connector `{name}` url: {e}"),
+        )),
+    }
+    for (header, value) in &connector.headers {
+        if let Err(e) = interpolate(value, env) {
+            report.push(at(
+                value.line,
+                value.column,
+                format!("connector `{name}` header `{header}`: {e}"),
+            ));
+        }
+    }
+    if let Some(auth) = &connector.auth {
+        let values: Vec<&str> = match &auth.value {
+            AuthConfig::ApiKey {
+                header,
+                query,
+                value,
+            } => {
+                if header.is_some() == query.is_some() {
+                    report.push(at(
+                        auth.line,
+                        auth.column,
+                        format!(
+                            "connector `{name}`: api_key needs exactly one of `header` or `query`"
+                        ),
+                    ));
+                }
+                vec![value]
+            }
+            AuthConfig::Bearer { token } => vec![token],
+            AuthConfig::Basic { username, password } => vec![username, password],
+        };
+        for value in values {
+            if let Err(e) = interpolate(value, env) {
+                report.push(at(auth.line, auth.column, format!("connector `{name}` auth: {e}")));
+            }
+        }
+    }
+    if connector.timeout.is_some_and(|t| t.0.is_zero()) {
+        report.push(at(
+            connector.line,
+            connector.column,
+            format!("connector `{name}`: timeout must be greater than zero"),
+        ));
+    }
+}
+
+fn check_settings(project: &Project, report: &mut Report) {
+    let file = project.root_file.as_path();
+    let config = &project.config;
+    if std::net::SocketAddr::from_str(&config.server.listen).is_err() {
+        report.push(Diagnostic::new(
+            file,
+            0,
+            0,
+            format!(
+                "server.listen `{}` is not an address like `127.0.0.1:8080`",
+                config.server.listen
+            ),
+        ));
+    }
+    if config.engine.workers == 0 {
+        report.push(Diagnostic::new(file, 0, 0, "engine.workers must be at least 1"));
+    }
+    if config.engine.intake_batch == 0 {
+        report.push(Diagnostic::new(file, 0, 0, "engine.intake_batch must be at least 1"));
+    }
+    if config.engine.lease.0.as_millis() < 100 {
+        report.push(Diagnostic::new(file, 0, 0, "engine.lease must be at least 100ms"));
+    }
+}
+
+fn check_trigger<'a>(
+    file: &Path,
+    flow_name: &'a str,
+    flow: &'a FlowConfig,
+    webhook_paths: &mut HashMap<&'a str, &'a str>,
+    report: &mut Report,
+) {
+    let trigger = &flow.trigger;
+    let at = |message: String| Diagnostic::new(file, trigger.line, trigger.column, message);
+    let has_respond = flow.steps.iter().any(|s| s.respond.is_some());
+    match &trigger.value {
+        TriggerConfig::Webhook(hook) => {
+            if !hook.path.starts_with('/') {
+                report.push(at(format!(
+                    "flow `{flow_name}`: webhook path `{}` must start with `/`",
+                    hook.path
+                )));
+            }
+            if let Some(prefix) = RESERVED_PREFIXES
+                .iter()
+                .find(|p| hook.path == **p || hook.path.starts_with(&format!("{p}/")))
+            {
+                report.push(at(format!(
+                    "flow `{flow_name}`: webhook path `{}` is under `{prefix}`, which Patchbay reserves",
+                    hook.path
+                )));
+            }
+            if let Some(other) = webhook_paths.insert(&hook.path, flow_name) {
+                report.push(at(format!(
+                    "flow `{flow_name}`: webhook path `{}` is already used by flow `{other}`",
+                    hook.path
+                )));
+            }
+            match hook.mode {
+                WebhookMode::Sync if !has_respond => report.push(at(format!(
+                    "flow `{flow_name}`: a `sync` webhook needs a `respond` step"
+                ))),
+                WebhookMode::Async if has_respond => report.push(at(format!(
+                    "flow `{flow_name}`: `respond` needs the webhook to be `mode: sync`"
+                ))),
+                _ => {}
+            }
+        }
+        TriggerConfig::Schedule(schedule) => {
+            if let Err(e) = croner::Cron::from_str(schedule.cron()) {
+                report.push(at(format!(
+                    "flow `{flow_name}`: invalid cron expression `{}`: {e}",
+                    schedule.cron()
+                )));
+            }
+            if let Some(zone) = schedule.timezone()
+                && zone.parse::<chrono_tz::Tz>().is_err()
+            {
+                report.push(at(format!(
+                    "flow `{flow_name}`: unknown time zone `{zone}` (use an IANA name such as `Europe/Paris`)"
+                )));
+            }
+            if has_respond {
+                report.push(at(format!(
+                    "flow `{flow_name}`: `respond` needs a `sync` webhook trigger"
+                )));
+            }
+        }
+        TriggerConfig::Manual(_) => {
+            if has_respond {
+                report.push(at(format!(
+                    "flow `{flow_name}`: `respond` needs a `sync` webhook trigger"
+                )));
+            }
+        }
+    }
+}
+
+fn check_steps(
+    file: &Path,
+    flow_name: &str,
+    flow: &FlowConfig,
+    connectors: &BTreeMap<String, Located<ConnectorConfig>>,
+    report: &mut Report,
+) {
+    if flow.steps.is_empty() {
+        report.push(Diagnostic::new(
+            file,
+            flow.trigger.line,
+            flow.trigger.column,
+            format!("flow `{flow_name}` has no steps"),
+        ));
+    }
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (index, step) in flow.steps.iter().enumerate() {
+        let number = index + 1;
+        let at = |line: u64, column: u64, message: String| {
+            Diagnostic::new(file, line, column, format!("flow `{flow_name}` step {number}: {message}"))
+        };
+        let kinds = step.kinds();
+        match kinds.as_slice() {
+            [] => report.push(at(
+                step.line,
+                step.column,
+                "a step needs one of `call`, `transform`, `filter`, `set_state`, `respond`".into(),
+            )),
+            [_] => {}
+            many => report.push(at(
+                step.line,
+                step.column,
+                format!(
+                    "a step has exactly one kind, found {}; split it into several steps",
+                    many.iter().map(|k| format!("`{}`", k.name())).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+        if let Some(id) = &step.id {
+            if !is_identifier(id) {
+                report.push(at(
+                    id.line,
+                    id.column,
+                    format!("step id `{}` may only use letters, digits, `-` and `_`", id.value),
+                ));
+            }
+            if let Some(first) = ids.insert(id.value.clone(), number) {
+                report.push(at(
+                    id.line,
+                    id.column,
+                    format!("step id `{}` is already used by step {first}", id.value),
+                ));
+            }
+        }
+        let is_call = step.call.is_some();
+        for (key, value) in [("query", &step.query), ("headers", &step.headers), ("body", &step.body)] {
+            if let Some(value) = value
+                && !is_call
+            {
+                report.push(at(value.line, value.column, format!("`{key}` only applies to a `call` step")));
+            }
+        }
+        if let Some(for_each) = &step.for_each
+            && matches!(kinds.first(), Some(StepKind::SetState(_) | StepKind::Respond(_) | StepKind::Filter(_)))
+        {
+            report.push(at(
+                for_each.line,
+                for_each.column,
+                "`for_each` applies to `call` and `transform` steps".into(),
+            ));
+        }
+        if let Some(concurrency) = &step.concurrency {
+            if step.for_each.is_none() {
+                report.push(at(concurrency.line, concurrency.column, "`concurrency` needs `for_each`".into()));
+            } else if concurrency.value == 0 || concurrency.value > MAX_CONCURRENCY {
+                report.push(at(
+                    concurrency.line,
+                    concurrency.column,
+                    format!("`concurrency` must be between 1 and {MAX_CONCURRENCY}"),
+                ));
+            }
+        }
+        if let Some(call) = &step.call {
+            match CallSpec::parse(call) {
+                Err(e) => report.push(at(call.line, call.column, e)),
+                Ok(spec) if !connectors.contains_key(&spec.connector) => {
+                    let hint = crate::suggest::closest(&spec.connector, connectors.keys().map(String::as_str))
+                        .map(|c| format!(" — did you mean `{c}`?"))
+                        .unwrap_or_default();
+                    report.push(at(
+                        call.line,
+                        call.column,
+                        format!("unknown connector `{}`{hint}", spec.connector),
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+        if let Some(respond) = &step.respond
+            && !(100..=599).contains(&respond.status)
+        {
+            report.push(at(
+                respond.line,
+                respond.column,
+                format!("respond status {} is not an HTTP status", respond.status),
+            ));
+        }
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

@@ -1,0 +1,132 @@
+//! Loading projects from disk: valid ones load, broken ones report every
+//! problem with its file, line and column.
+
+use std::path::Path;
+
+use patchbay_config::{MapEnv, Project, Report};
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn env() -> MapEnv {
+    MapEnv::new([("ERP_KEY".to_string(), "k".to_string())])
+}
+
+fn load(dir: &Path) -> Result<Project, Report> {
+    Project::load(dir, &env())
+}
+
+const ROOT: &str = "\
+connectors:
+  erp:
+    url: http://127.0.0.1:9102
+    auth: { api_key: { header: X-Api-Key, value: \"${env:ERP_KEY}\" } }
+    timeout: 5s
+engine:
+  workers: 8
+";
+
+#[test]
+fn loads_a_valid_project() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "patchbay.yaml", ROOT);
+    write(
+        dir.path(),
+        "flows/new-order.yaml",
+        "trigger: { webhook: { path: /hooks/orders } }\nsteps:\n  - id: push\n    call: erp POST /orders\n    body: '{id: .order_id}'\n",
+    );
+    write(dir.path(), "flows/nightly.yaml", "trigger: { schedule: \"0 3 * * *\" }\nsteps:\n  - transform: '.'\n");
+    let project = load(dir.path()).unwrap();
+    assert_eq!(project.flows.len(), 2);
+    assert_eq!(project.config.engine.workers, 8);
+    let step = &project.flows["new-order"].config.steps[0];
+    assert_eq!((step.line, step.call.as_ref().unwrap().line), (3, 4));
+    assert_eq!(project.version.len(), 16);
+}
+
+#[test]
+fn reports_every_problem_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "patchbay.yaml", ROOT);
+    write(
+        dir.path(),
+        "flows/sync.yaml",
+        "\
+trigger: { schedule: \"61 * * * *\" }
+steps:
+  - call: erp GET /a
+  - call: crm GET /contacts
+  - transform: '.'
+    filter: '.ok'
+",
+    );
+    write(
+        dir.path(),
+        "flows/typo.yaml",
+        "trigger: { webhook: { path: /hooks/t } }\nsteps:\n  - call: erp GET /a\n    retires: 3\n",
+    );
+    write(
+        dir.path(),
+        "flows/env.yaml",
+        "trigger: { manual: {} }\nsteps:\n  - transform: '.'\n",
+    );
+    let report = load(dir.path()).unwrap_err();
+    let text = report.to_string();
+    let sync = dir.path().join("flows/sync.yaml").display().to_string();
+    let typo = dir.path().join("flows/typo.yaml").display().to_string();
+    assert!(text.contains(&format!("{sync}:1:")), "{text}");
+    assert!(text.contains("invalid cron expression `61 * * * *`"), "{text}");
+    assert!(
+        text.contains(&format!("{sync}:4:11: flow `sync` step 2: unknown connector `crm`")),
+        "{text}"
+    );
+    assert!(text.contains("step 3: a step has exactly one kind"), "{text}");
+    assert!(text.contains(&format!("{typo}:4:")), "{text}");
+    assert!(text.contains("unknown key `retires`"), "{text}");
+    assert_eq!(report.len(), 4, "{text}");
+}
+
+#[test]
+fn missing_environment_variable_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "patchbay.yaml",
+        "connectors:\n  crm:\n    url: \"${env:CRM_URL}\"\n",
+    );
+    let text = load(dir.path()).unwrap_err().to_string();
+    assert!(text.contains("patchbay.yaml:3:10: connector `crm` url: environment variable `CRM_URL` is not set"), "{text}");
+}
+
+#[test]
+fn misspelt_keys_get_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "patchbay.yaml",
+        "connectors:\n  crm:\n    url: http://x\n    timeuot: 5s\n",
+    );
+    let text = load(dir.path()).unwrap_err().to_string();
+    assert!(text.contains("patchbay.yaml:4:"), "{text}");
+    assert!(text.contains("unknown key `timeuot` — did you mean `timeout`?"), "{text}");
+}
+
+#[test]
+fn missing_project_file_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = load(dir.path()).unwrap_err().to_string();
+    assert!(text.contains("cannot read the project file"), "{text}");
+}
+
+#[test]
+fn schema_describes_the_configuration() {
+    let schema = patchbay_config::project_schema();
+    let text = schema.to_string();
+    assert!(text.contains("\"connectors\""));
+    assert!(text.contains("max_body_bytes"));
+    let flow = patchbay_config::flow_schema().to_string();
+    assert!(flow.contains("for_each") && flow.contains("webhook"));
+}
