@@ -14,7 +14,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(file: impl Into<PathBuf>, line: u64, column: u64, message: impl Into<String>) -> Self {
+    pub fn new(
+        file: impl Into<PathBuf>,
+        line: u64,
+        column: u64,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             file: file.into(),
             line,
@@ -29,7 +34,12 @@ impl fmt::Display for Diagnostic {
         match (self.line, self.column) {
             (0, _) => write!(f, "{}: {}", self.file.display(), self.message),
             (line, 0) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
-            (line, column) => write!(f, "{}:{line}:{column}: {}", self.file.display(), self.message),
+            (line, column) => write!(
+                f,
+                "{}:{line}:{column}: {}",
+                self.file.display(),
+                self.message
+            ),
         }
     }
 }

@@ -240,7 +240,8 @@ impl CallSpec {
     pub fn parse(text: &str) -> Result<CallSpec, String> {
         let text = text.trim();
         let mut parts = text.splitn(3, char::is_whitespace);
-        let (Some(connector), Some(method), Some(path)) = (parts.next(), parts.next(), parts.next())
+        let (Some(connector), Some(method), Some(path)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(format!(
                 "`call: {text}` should be `CONNECTOR METHOD /path`, e.g. `crm GET /contacts`"
@@ -275,8 +276,20 @@ mod tests {
         assert_eq!(spec.connector, "erp");
         assert_eq!(spec.method, "PUT");
         assert_eq!(spec.path, "/customers/{ .id }");
-        assert!(CallSpec::parse("erp").unwrap_err().contains("CONNECTOR METHOD /path"));
-        assert!(CallSpec::parse("erp FETCH /x").unwrap_err().contains("unknown HTTP method"));
-        assert!(CallSpec::parse("erp GET x").unwrap_err().contains("must start with `/`"));
+        assert!(
+            CallSpec::parse("erp")
+                .unwrap_err()
+                .contains("CONNECTOR METHOD /path")
+        );
+        assert!(
+            CallSpec::parse("erp FETCH /x")
+                .unwrap_err()
+                .contains("unknown HTTP method")
+        );
+        assert!(
+            CallSpec::parse("erp GET x")
+                .unwrap_err()
+                .contains("must start with `/`")
+        );
     }
 }

@@ -99,10 +99,7 @@ pub fn interpolate(text: &str, env: &dyn Env) -> Result<String, String> {
 }
 
 fn is_variable_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -115,7 +112,10 @@ mod tests {
 
     #[test]
     fn replaces_env_references() {
-        assert_eq!(interpolate("Bearer ${env:KEY}!", &env()).unwrap(), "Bearer s3cr3t!");
+        assert_eq!(
+            interpolate("Bearer ${env:KEY}!", &env()).unwrap(),
+            "Bearer s3cr3t!"
+        );
         assert_eq!(interpolate("no refs", &env()).unwrap(), "no refs");
     }
 
@@ -128,9 +128,21 @@ mod tests {
     #[test]
     fn escapes_and_malformed_references() {
         assert_eq!(interpolate("$${env:KEY}", &env()).unwrap(), "${env:KEY}");
-        assert!(interpolate("${env:KEY", &env()).unwrap_err().contains("unclosed"));
-        assert!(interpolate("${vault:KEY}", &env()).unwrap_err().contains("unknown reference"));
-        assert!(interpolate("${env:A-B}", &env()).unwrap_err().contains("not a valid"));
+        assert!(
+            interpolate("${env:KEY", &env())
+                .unwrap_err()
+                .contains("unclosed")
+        );
+        assert!(
+            interpolate("${vault:KEY}", &env())
+                .unwrap_err()
+                .contains("unknown reference")
+        );
+        assert!(
+            interpolate("${env:A-B}", &env())
+                .unwrap_err()
+                .contains("not a valid")
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ impl Project {
                     &root_path,
                     0,
                     0,
-                    format!("cannot read the project file: {e} (is `{}` a Patchbay project folder?)", dir.display()),
+                    format!(
+                        "cannot read the project file: {e} (is `{}` a Patchbay project folder?)",
+                        dir.display()
+                    ),
                 )
                 .into());
             }
@@ -204,8 +207,7 @@ fn read_flow_files(flows_dir: &Path) -> Result<Vec<Source>, Diagnostic> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            p.is_file()
-                && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
         })
         .collect();
     paths.sort();
@@ -284,7 +286,9 @@ fn suggest_key(message: &str) -> Option<String> {
         .join(", ");
     Some(match best {
         Some(candidate) => {
-            format!("unknown {what} `{unknown}` — did you mean `{candidate}`? (expected one of {list})")
+            format!(
+                "unknown {what} `{unknown}` — did you mean `{candidate}`? (expected one of {list})"
+            )
         }
         None if expected.is_empty() => format!("unknown {what} `{unknown}`"),
         None => format!("unknown {what} `{unknown}` (expected one of {list})"),

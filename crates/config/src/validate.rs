@@ -42,7 +42,13 @@ pub fn project(project: &Project, env: &dyn Env) -> Report {
             ));
         }
         check_trigger(file, name, &flow.config, &mut webhook_paths, &mut report);
-        check_steps(file, name, &flow.config, &project.config.connectors, &mut report);
+        check_steps(
+            file,
+            name,
+            &flow.config,
+            &project.config.connectors,
+            &mut report,
+        );
     }
     report
 }
@@ -109,7 +115,11 @@ fn check_connector(
         };
         for value in values {
             if let Err(e) = interpolate(value, env) {
-                report.push(at(auth.line, auth.column, format!("connector `{name}` auth: {e}")));
+                report.push(at(
+                    auth.line,
+                    auth.column,
+                    format!("connector `{name}` auth: {e}"),
+                ));
             }
         }
     }
@@ -137,13 +147,28 @@ fn check_settings(project: &Project, report: &mut Report) {
         ));
     }
     if config.engine.workers == 0 {
-        report.push(Diagnostic::new(file, 0, 0, "engine.workers must be at least 1"));
+        report.push(Diagnostic::new(
+            file,
+            0,
+            0,
+            "engine.workers must be at least 1",
+        ));
     }
     if config.engine.intake_batch == 0 {
-        report.push(Diagnostic::new(file, 0, 0, "engine.intake_batch must be at least 1"));
+        report.push(Diagnostic::new(
+            file,
+            0,
+            0,
+            "engine.intake_batch must be at least 1",
+        ));
     }
     if config.engine.lease.0.as_millis() < 100 {
-        report.push(Diagnostic::new(file, 0, 0, "engine.lease must be at least 100ms"));
+        report.push(Diagnostic::new(
+            file,
+            0,
+            0,
+            "engine.lease must be at least 100ms",
+        ));
     }
 }
 
@@ -239,7 +264,12 @@ fn check_steps(
     for (index, step) in flow.steps.iter().enumerate() {
         let number = index + 1;
         let at = |line: u64, column: u64, message: String| {
-            Diagnostic::new(file, line, column, format!("flow `{flow_name}` step {number}: {message}"))
+            Diagnostic::new(
+                file,
+                line,
+                column,
+                format!("flow `{flow_name}` step {number}: {message}"),
+            )
         };
         let kinds = step.kinds();
         match kinds.as_slice() {
@@ -254,7 +284,10 @@ fn check_steps(
                 step.column,
                 format!(
                     "a step has exactly one kind, found {}; split it into several steps",
-                    many.iter().map(|k| format!("`{}`", k.name())).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|k| format!("`{}`", k.name()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
@@ -263,7 +296,10 @@ fn check_steps(
                 report.push(at(
                     id.line,
                     id.column,
-                    format!("step id `{}` may only use letters, digits, `-` and `_`", id.value),
+                    format!(
+                        "step id `{}` may only use letters, digits, `-` and `_`",
+                        id.value
+                    ),
                 ));
             }
             if let Some(first) = ids.insert(id.value.clone(), number) {
@@ -275,15 +311,26 @@ fn check_steps(
             }
         }
         let is_call = step.call.is_some();
-        for (key, value) in [("query", &step.query), ("headers", &step.headers), ("body", &step.body)] {
+        for (key, value) in [
+            ("query", &step.query),
+            ("headers", &step.headers),
+            ("body", &step.body),
+        ] {
             if let Some(value) = value
                 && !is_call
             {
-                report.push(at(value.line, value.column, format!("`{key}` only applies to a `call` step")));
+                report.push(at(
+                    value.line,
+                    value.column,
+                    format!("`{key}` only applies to a `call` step"),
+                ));
             }
         }
         if let Some(for_each) = &step.for_each
-            && matches!(kinds.first(), Some(StepKind::SetState(_) | StepKind::Respond(_) | StepKind::Filter(_)))
+            && matches!(
+                kinds.first(),
+                Some(StepKind::SetState(_) | StepKind::Respond(_) | StepKind::Filter(_))
+            )
         {
             report.push(at(
                 for_each.line,
@@ -293,7 +340,11 @@ fn check_steps(
         }
         if let Some(concurrency) = &step.concurrency {
             if step.for_each.is_none() {
-                report.push(at(concurrency.line, concurrency.column, "`concurrency` needs `for_each`".into()));
+                report.push(at(
+                    concurrency.line,
+                    concurrency.column,
+                    "`concurrency` needs `for_each`".into(),
+                ));
             } else if concurrency.value == 0 || concurrency.value > MAX_CONCURRENCY {
                 report.push(at(
                     concurrency.line,
@@ -306,9 +357,12 @@ fn check_steps(
             match CallSpec::parse(call) {
                 Err(e) => report.push(at(call.line, call.column, e)),
                 Ok(spec) if !connectors.contains_key(&spec.connector) => {
-                    let hint = crate::suggest::closest(&spec.connector, connectors.keys().map(String::as_str))
-                        .map(|c| format!(" — did you mean `{c}`?"))
-                        .unwrap_or_default();
+                    let hint = crate::suggest::closest(
+                        &spec.connector,
+                        connectors.keys().map(String::as_str),
+                    )
+                    .map(|c| format!(" — did you mean `{c}`?"))
+                    .unwrap_or_default();
                     report.push(at(
                         call.line,
                         call.column,

@@ -38,7 +38,11 @@ fn loads_a_valid_project() {
         "flows/new-order.yaml",
         "trigger: { webhook: { path: /hooks/orders } }\nsteps:\n  - id: push\n    call: erp POST /orders\n    body: '{id: .order_id}'\n",
     );
-    write(dir.path(), "flows/nightly.yaml", "trigger: { schedule: \"0 3 * * *\" }\nsteps:\n  - transform: '.'\n");
+    write(
+        dir.path(),
+        "flows/nightly.yaml",
+        "trigger: { schedule: \"0 3 * * *\" }\nsteps:\n  - transform: '.'\n",
+    );
     let project = load(dir.path()).unwrap();
     assert_eq!(project.flows.len(), 2);
     assert_eq!(project.config.engine.workers, 8);
@@ -78,12 +82,20 @@ steps:
     let sync = dir.path().join("flows/sync.yaml").display().to_string();
     let typo = dir.path().join("flows/typo.yaml").display().to_string();
     assert!(text.contains(&format!("{sync}:1:")), "{text}");
-    assert!(text.contains("invalid cron expression `61 * * * *`"), "{text}");
     assert!(
-        text.contains(&format!("{sync}:4:11: flow `sync` step 2: unknown connector `crm`")),
+        text.contains("invalid cron expression `61 * * * *`"),
         "{text}"
     );
-    assert!(text.contains("step 3: a step has exactly one kind"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{sync}:4:11: flow `sync` step 2: unknown connector `crm`"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("step 3: a step has exactly one kind"),
+        "{text}"
+    );
     assert!(text.contains(&format!("{typo}:4:")), "{text}");
     assert!(text.contains("unknown key `retires`"), "{text}");
     assert_eq!(report.len(), 4, "{text}");
@@ -98,7 +110,12 @@ fn missing_environment_variable_is_named() {
         "connectors:\n  crm:\n    url: \"${env:CRM_URL}\"\n",
     );
     let text = load(dir.path()).unwrap_err().to_string();
-    assert!(text.contains("patchbay.yaml:3:10: connector `crm` url: environment variable `CRM_URL` is not set"), "{text}");
+    assert!(
+        text.contains(
+            "patchbay.yaml:3:10: connector `crm` url: environment variable `CRM_URL` is not set"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -111,7 +128,10 @@ fn misspelt_keys_get_a_suggestion() {
     );
     let text = load(dir.path()).unwrap_err().to_string();
     assert!(text.contains("patchbay.yaml:4:"), "{text}");
-    assert!(text.contains("unknown key `timeuot` — did you mean `timeout`?"), "{text}");
+    assert!(
+        text.contains("unknown key `timeuot` — did you mean `timeout`?"),
+        "{text}"
+    );
 }
 
 #[test]

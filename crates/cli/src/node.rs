@@ -1,0 +1,95 @@
+//! A Patchbay node: store, engine and HTTP server of one project, started
+//! together and stopped together. `run` and `demo` both use it, so the demo
+//! exercises exactly what production runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use patchbay_config::{Env, Project};
+use patchbay_engine::{Engine, EngineTasks, Roles};
+use patchbay_server::ServerSettings;
+use patchbay_store::{SqliteOptions, SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How to start a node.
+pub struct NodeOptions {
+    /// Listen address; overrides `server.listen` when given.
+    pub listen: Option<SocketAddr>,
+    pub roles: Roles,
+}
+
+/// A started node.
+pub struct Node {
+    pub engine: Engine,
+    pub address: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: EngineTasks,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Node {
+    /// Opens the store, starts the engine, binds the listener and serves.
+    pub async fn start(
+        project: &Project,
+        env: &dyn Env,
+        options: NodeOptions,
+    ) -> anyhow::Result<Node> {
+        let store = open_store(project).await?;
+        let shutdown = CancellationToken::new();
+        let (engine, tasks) = Engine::start(project, store, env, options.roles, shutdown.clone())?;
+        let listen = match options.listen {
+            Some(address) => address,
+            None => project
+                .config
+                .server
+                .listen
+                .parse()
+                .with_context(|| format!("server.listen `{}`", project.config.server.listen))?,
+        };
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        let settings = ServerSettings {
+            max_body_bytes: project.config.server.max_body_bytes,
+            request_timeout: project.config.server.request_timeout.0,
+        };
+        let server = tokio::spawn(patchbay_server::serve(
+            engine.clone(),
+            listener,
+            settings,
+            shutdown.clone(),
+        ));
+        Ok(Node {
+            engine,
+            address,
+            shutdown,
+            tasks,
+            server,
+        })
+    }
+
+    /// Stops accepting, lets running steps finish within the grace period,
+    /// releases unfinished runs, and waits for the server to close.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.tasks.stopped().await;
+        self.server
+            .await
+            .context("server task")?
+            .context("server")?;
+        Ok(())
+    }
+}
+
+/// Opens the project's SQLite store, creating it on first use.
+pub async fn open_store(project: &Project) -> anyhow::Result<Arc<dyn Store>> {
+    let path = project.store_path();
+    let store = SqliteStore::open(SqliteOptions::new(&path))
+        .await
+        .with_context(|| format!("cannot open the store at {}", path.display()))?;
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,33 @@
+//! The request a step hands to a connector and the response it gets back.
+
+use serde_json::Value;
+
+/// One outbound request, already rendered from the step's expressions.
+#[derive(Clone, Debug, Default)]
+pub struct CallRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// Path appended to the connector's base URL; starts with `/`, segments
+    /// already percent-encoded.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+/// A successful (2xx) response with its JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    /// Response headers as a JSON object, names lowercased.
+    pub headers: Value,
+    /// The JSON body; `null` for 204 and for HEAD.
+    pub body: Value,
+}
+
+impl Response {
+    /// The step output: `{status, headers, body}`.
+    pub fn into_value(self) -> Value {
+        serde_json::json!({ "status": self.status, "headers": self.headers, "body": self.body })
+    }
+}

@@ -1,0 +1,39 @@
+//! The engine's error type.
+
+use patchbay_config::Report;
+use patchbay_connector::BuildError;
+use patchbay_store::StoreError;
+
+/// What can go wrong when starting the engine or handing it an event.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The project does not compile (bad jq, ...); the report lists every problem.
+    #[error("invalid configuration:\n{0}")]
+    Config(Report),
+    /// A connector could not be built.
+    #[error(transparent)]
+    Connector(#[from] BuildError),
+    /// The store failed; the event was not accepted.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No flow by this name.
+    #[error("unknown flow `{0}`")]
+    UnknownFlow(String),
+    /// The engine is stopping and accepts no new events.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+impl EngineError {
+    /// True when the caller may try again later (the event was not accepted
+    /// because of a passing condition).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::Store(e) => e.is_transient(),
+            EngineError::ShuttingDown => true,
+            EngineError::Config(_) | EngineError::Connector(_) | EngineError::UnknownFlow(_) => {
+                false
+            }
+        }
+    }
+}

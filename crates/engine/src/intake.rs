@@ -1,0 +1,94 @@
+//! Intake: turns accepted events into committed runs, with group commit.
+//!
+//! Every trigger hands its event to [`Intake::submit`], which resolves only
+//! once the run is durable. Submissions go through a bounded channel to one
+//! committer task; while it commits a batch, newer submissions queue up and
+//! become the next batch. So under load each fsync covers many events, and at
+//! low load a lone event is committed at once: no timer adds latency. The
+//! bounded channel turns overload into backpressure on the callers.
+
+use std::sync::Arc;
+
+use patchbay_store::{EnqueueOutcome, NewRun, Store, StoreError};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::warn;
+
+use crate::error::EngineError;
+
+struct Pending {
+    run: NewRun,
+    reply: oneshot::Sender<Result<EnqueueOutcome, Arc<StoreError>>>,
+}
+
+/// Handle to the committer task. Cheap to clone.
+#[derive(Clone)]
+pub struct Intake {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl Intake {
+    /// Starts the committer. `committed` is notified after every batch so
+    /// idle workers claim the new runs at once.
+    pub fn start(store: Arc<dyn Store>, max_batch: usize, committed: Arc<Notify>) -> Intake {
+        let (sender, receiver) = mpsc::channel(max_batch * 4);
+        tokio::spawn(commit_loop(store, receiver, max_batch, committed));
+        Intake { sender }
+    }
+
+    /// Commits one run; returns once it is durable (or was a duplicate).
+    pub async fn submit(&self, run: NewRun) -> Result<EnqueueOutcome, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Pending { run, reply })
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        match answer.await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err(EngineError::Store(clone_store_error(&e))),
+            Err(_) => Err(EngineError::ShuttingDown),
+        }
+    }
+}
+
+async fn commit_loop(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Pending>,
+    max_batch: usize,
+    committed: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    // Ends when every `Intake` handle is dropped and the queue is drained.
+    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+        let runs: Vec<NewRun> = batch.iter().map(|p| p.run.clone()).collect();
+        let result = store.enqueue(&runs).await;
+        metrics_batch(runs.len());
+        match result {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = pending.reply.send(Ok(outcome));
+                }
+                committed.notify_one();
+            }
+            Err(e) => {
+                warn!(error = %e, batch = runs.len(), "intake batch not committed");
+                let e = Arc::new(e);
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn metrics_batch(size: usize) {
+    tracing::trace!(size, "intake batch committed");
+}
+
+/// Store errors wrap non-`Clone` sqlx errors; a failed batch answers every
+/// caller, so each gets an equivalent error carrying the same message.
+fn clone_store_error(e: &StoreError) -> StoreError {
+    StoreError::Corrupt {
+        what: "intake batch",
+        detail: e.to_string(),
+    }
+}

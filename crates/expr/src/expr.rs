@@ -1,0 +1,187 @@
+//! [`Expr`]: a jq program compiled once, when the configuration loads, and evaluated for
+//! every event, item and step afterwards.
+//!
+//! Compilation links the program against jaq's standard library (`map`, `select`, `test`,
+//! `tostring`, …) minus `env`, which would let a flow read the process environment and
+//! with it every secret passed in that way. Module `include`/`import` is refused because
+//! loading files is not this crate's business. The run-context variables of
+//! [`VARIABLES`](crate::VARIABLES) are declared as globals, so a misspelt `$step` fails at
+//! load time instead of at run time.
+//!
+//! Evaluation converts the input and the variables the program mentions into jaq values
+//! (variables it never names are bound to `null`, which keeps a large `$steps` from being
+//! copied for programs that ignore it), runs the program lazily, and converts outputs back.
+
+use std::fmt;
+use std::sync::Arc;
+
+use jaq_core::data::JustLut;
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Exn};
+use jaq_json::Val;
+use serde_json::Value;
+
+use crate::value::{to_val, to_value};
+use crate::{CompileError, EvalError, VARIABLES, Vars, diagnostics, nesting};
+
+type Filter = jaq_core::Filter<JustLut<Val>>;
+
+/// Longest runtime error message kept, in characters: jaq quotes the offending value, which
+/// may be an entire payload.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A jq program compiled once and evaluated many times.
+///
+/// Cloning is cheap (the compiled program is shared), and an `Expr` can be used from any
+/// thread.
+#[derive(Clone)]
+pub struct Expr {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: String,
+    filter: Filter,
+    /// Which of [`VARIABLES`] the source mentions, in the same order.
+    uses: [bool; VARIABLES.len()],
+}
+
+impl Expr {
+    /// Compiles a jq program.
+    ///
+    /// Fails with a [`CompileError`] on a syntax error (with its offset), on an undefined
+    /// variable or function (naming it), and on programs nested too deeply to be handled
+    /// safely.
+    pub fn compile(source: &str) -> Result<Expr, CompileError> {
+        nesting::check(source)?;
+
+        let program = File {
+            code: source,
+            path: (),
+        };
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let arena = Arena::default();
+        let modules = Loader::new(defs)
+            .load(&arena, program)
+            .map_err(|errors| diagnostics::load_errors(source, errors))?;
+        // Data imports (`import "x" as $x;`) parse fine but would need file access to bind.
+        jaq_core::load::import(&modules, |_| Err("not supported".to_owned()))
+            .map_err(|errors| diagnostics::load_errors(source, errors))?;
+
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs())
+            .filter(|(name, _, _)| *name != "env");
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .with_global_vars(GLOBALS)
+            .compile(modules)
+            .map_err(|errors| diagnostics::compile_errors(source, errors))?;
+
+        Ok(Expr {
+            inner: Arc::new(Inner {
+                source: source.to_owned(),
+                filter,
+                uses: GLOBALS.map(|var| mentions(source, var)),
+            }),
+        })
+    }
+
+    /// The program's source text.
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    /// The first output of the program for this input (`.`) and these variables.
+    ///
+    /// Later outputs are never computed.
+    pub fn eval(&self, input: &Value, vars: &Vars) -> Result<Value, EvalError> {
+        to_value(&self.first_val(input, vars)?)
+    }
+
+    /// All outputs of the program, in order; the first runtime error fails the whole call.
+    pub fn eval_all(&self, input: &Value, vars: &Vars) -> Result<Vec<Value>, EvalError> {
+        self.outputs(input, vars)
+            .map(|output| output.and_then(|val| to_value(&val)))
+            .collect()
+    }
+
+    /// jq truthiness of the first output: `false` and `null` are false, everything else
+    /// (including `0`, `""` and `[]`) is true.
+    pub fn eval_bool(&self, input: &Value, vars: &Vars) -> Result<bool, EvalError> {
+        let val = self.first_val(input, vars)?;
+        Ok(!matches!(val, Val::Null | Val::Bool(false)))
+    }
+
+    /// First output as a jaq value, for callers inside the crate that render it themselves.
+    pub(crate) fn first_val(&self, input: &Value, vars: &Vars) -> Result<Val, EvalError> {
+        self.outputs(input, vars)
+            .next()
+            .unwrap_or(Err(EvalError::NoOutput))
+    }
+
+    /// Runs the program lazily: each output is computed when the iterator is advanced.
+    fn outputs<'a>(
+        &'a self,
+        input: &Value,
+        vars: &Vars,
+    ) -> impl Iterator<Item = Result<Val, EvalError>> + 'a {
+        let values = [vars.event, vars.steps, vars.state, vars.headers];
+        let bound = values
+            .into_iter()
+            .zip(self.inner.uses)
+            .map(|(value, used)| if used { to_val(value) } else { Val::Null });
+        let filter = &self.inner.filter;
+        let ctx = Ctx::<JustLut<Val>>::new(&filter.lut, jaq_core::Vars::new(bound));
+        filter
+            .id
+            .run((ctx, to_val(input)))
+            .map(|output| output.map_err(runtime_error))
+    }
+}
+
+/// `$`-prefixed names of [`VARIABLES`], in the same order, as jaq expects them.
+const GLOBALS: [&str; VARIABLES.len()] = ["$event", "$steps", "$state", "$headers"];
+
+/// Whether `source` may refer to the variable `var` (`$name`): a textual match not followed
+/// by another identifier character. Matches inside strings or comments only cost a
+/// needless conversion.
+fn mentions(source: &str, var: &str) -> bool {
+    source.match_indices(var).any(|(at, _)| {
+        !source[at + var.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+fn runtime_error(exn: Exn<'_, Val>) -> EvalError {
+    let message = match exn.get_err() {
+        Ok(error) => match error.into_val() {
+            // `error("text")` reads better without JSON quotes.
+            Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => other.to_string(),
+        },
+        Err(exn) => match exn.get_halt() {
+            Ok(code) => format!("the expression called halt with exit code {code}"),
+            Err(_) => "the expression broke out of its control flow".to_owned(),
+        },
+    };
+    EvalError::Runtime(truncate(message))
+}
+
+fn truncate(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.inner.source).finish()
+    }
+}

@@ -1,0 +1,67 @@
+//! Patchbay expressions: jq programs, run by jaq, compiled once when the configuration loads
+//! and evaluated against a run's context many times afterwards.
+//!
+//! One expression language serves every place a flow computes something: request bodies,
+//! filters, dedupe keys, pagination cursors and the `{…}` holes of a request path. Inside
+//! an expression `.` is the input (the event, or the current item of a `for_each`), and the
+//! rest of the run context is reachable through the variables listed in [`VARIABLES`].
+//!
+//! - [`Expr`] is one compiled jq program; [`Expr::eval`] takes its first output.
+//! - [`Template`] is a string with `{jq}` holes, such as `/customers/{.id}/orders`.
+//! - [`CompileError`] carries an offset so configuration errors can point at a line and
+//!   column; [`EvalError`] says why an evaluation produced nothing usable.
+//!
+//! The crate is pure on purpose: no I/O, no async, no configuration types. It parses
+//! operator-written text that may be wrong in any way, so every input path returns an error
+//! rather than panicking, and inputs that would recurse deeply are refused up front.
+
+mod diagnostics;
+mod error;
+mod expr;
+mod nesting;
+mod template;
+mod value;
+
+use serde_json::Value;
+
+pub use error::{CompileError, EvalError};
+pub use expr::Expr;
+pub use nesting::MAX_NESTING;
+pub use template::Template;
+pub use value::MAX_OUTPUT_DEPTH;
+
+/// Names of the variables every expression may use (as `$event`, `$steps`, …), in the
+/// order [`Vars`] lists them.
+///
+/// - `event`: the event that started the run, unchanged by `for_each`.
+/// - `steps`: outputs of earlier steps, by step id.
+/// - `state`: the flow's persisted state.
+/// - `headers`: headers of the request that delivered the event.
+pub const VARIABLES: [&str; 4] = ["event", "steps", "state", "headers"];
+
+/// Values of the [`VARIABLES`] for one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Vars<'a> {
+    /// `$event`
+    pub event: &'a Value,
+    /// `$steps`
+    pub steps: &'a Value,
+    /// `$state`
+    pub state: &'a Value,
+    /// `$headers`
+    pub headers: &'a Value,
+}
+
+static NULL: Value = Value::Null;
+
+impl Default for Vars<'_> {
+    /// Every variable bound to `null`, for expressions evaluated outside a run.
+    fn default() -> Self {
+        Vars {
+            event: &NULL,
+            steps: &NULL,
+            state: &NULL,
+            headers: &NULL,
+        }
+    }
+}

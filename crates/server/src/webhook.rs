@@ -1,0 +1,155 @@
+//! Webhook intake: a `POST` on a flow's path becomes a committed run.
+//!
+//! The request is answered only after the run is durable (group commit in the
+//! engine's intake). Bad requests (unknown path, wrong method, oversized or
+//! non-JSON body) are refused before anything is stored.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use patchbay_config::WebhookMode;
+use patchbay_engine::{Event, SyncReply};
+use patchbay_store::{EnqueueOutcome, RunStatus};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub(crate) async fn receive(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let path = request.uri().path().to_string();
+    let Some((flow, hook)) = state.engine.webhook(&path) else {
+        return Err(ApiError::not_found(format!("no flow listens on `{path}`")));
+    };
+    if request.method() != Method::POST {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("`{path}` accepts POST only"),
+        ));
+    }
+    let limit = hook.max_body_bytes.unwrap_or(state.settings.max_body_bytes);
+    let (parts, body) = request.into_parts();
+    let bytes = read_body(body, limit).await?;
+    let input: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let event = Event {
+        flow: flow.name.clone(),
+        trigger: "webhook",
+        input,
+        headers: headers_to_json(&parts.headers),
+        dedupe_key: None,
+    };
+    match hook.mode {
+        WebhookMode::Async => {
+            let outcome = state.engine.trigger(event).await?;
+            Ok(accepted(outcome))
+        }
+        WebhookMode::Sync => {
+            let (outcome, reply) = state.engine.trigger_and_wait(event, hook.timeout).await?;
+            Ok(sync_response(outcome, reply))
+        }
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body exceeds the limit of {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the body: {e}"))
+        }
+    })
+}
+
+fn accepted(outcome: EnqueueOutcome) -> Response {
+    match outcome {
+        EnqueueOutcome::Created(id) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "run_id": id, "status": "accepted" })),
+        )
+            .into_response(),
+        EnqueueOutcome::Duplicate(id) => (
+            StatusCode::OK,
+            Json(json!({ "run_id": id, "status": "duplicate" })),
+        )
+            .into_response(),
+    }
+}
+
+fn sync_response(outcome: EnqueueOutcome, reply: Option<SyncReply>) -> Response {
+    let run_id = outcome.run_id();
+    match reply {
+        Some(SyncReply::Respond {
+            status,
+            headers,
+            body,
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = if body.is_null() {
+                status.into_response()
+            } else {
+                (status, Json(body)).into_response()
+            };
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) =
+                    (HeaderName::try_from(name), HeaderValue::try_from(value))
+                {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            if let Ok(value) = HeaderValue::try_from(run_id.to_string()) {
+                response.headers_mut().insert("patchbay-run-id", value);
+            }
+            response
+        }
+        Some(SyncReply::Ended {
+            status: RunStatus::Failed,
+            error,
+        }) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "run_failed",
+            error.unwrap_or_else(|| "the run failed".into()),
+        )
+        .with_details(json!({ "run_id": run_id }))
+        .into_response(),
+        Some(SyncReply::Ended { status, .. }) => (
+            StatusCode::OK,
+            Json(json!({ "run_id": run_id, "status": status })),
+        )
+            .into_response(),
+        None if matches!(outcome, EnqueueOutcome::Duplicate(_)) => accepted(outcome),
+        None => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "respond_timeout",
+            "the flow did not respond in time; the run goes on",
+        )
+        .with_details(json!({ "run_id": run_id }))
+        .into_response(),
+    }
+}
+
+fn headers_to_json(headers: &HeaderMap) -> Value {
+    let mut map = Map::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        map.insert(name.as_str().to_string(), Value::String(value));
+    }
+    Value::Object(map)
+}

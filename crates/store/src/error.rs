@@ -1,0 +1,50 @@
+//! The store's error type.
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed (I/O, disk full, constraint, ...).
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    /// The run is no longer held by this worker (its lease expired and
+    /// another worker claimed it, or it finished).
+    #[error("run {run} is no longer leased to this worker")]
+    LeaseLost { run: uuid::Uuid },
+    /// A run can only be finished with a final status (`succeeded`, `failed`
+    /// or `skipped`).
+    #[error("run {run} cannot finish as {status}: not a final status")]
+    NotFinal {
+        run: uuid::Uuid,
+        status: crate::RunStatus,
+    },
+    /// Stored data could not be decoded (a corrupted row).
+    #[error("corrupt store data in {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// True when trying again later may succeed (busy database, I/O hiccup).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Query(e) => matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Database(_)
+            ),
+            StoreError::Open { .. }
+            | StoreError::Migrate(_)
+            | StoreError::LeaseLost { .. }
+            | StoreError::NotFinal { .. }
+            | StoreError::Corrupt { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Patchbay's durable store: the run queue, the step journal and per-flow state.
+//!
+//! The engine talks to storage only through the [`Store`] trait, so the SQLite
+//! implementation here (the embedded default) and a PostgreSQL one can be
+//! swapped without the engine noticing. All SQL lives in this crate.
+//!
+//! Concepts:
+//! - a **run** is one execution of a flow for one event; it moves
+//!   `queued → running → succeeded | failed | skipped`;
+//! - a worker **claims** queued runs with a **lease** (owner + expiry); a run
+//!   whose lease expired (its node died) is claimable again;
+//! - the **journal** holds one entry per step attempt (and per item of a
+//!   `for_each`), so a resumed run reuses completed steps' outputs;
+//! - **flow state** is a JSON document per flow, written by `set_state`
+//!   atomically with the journal entry of the step that wrote it.
+
+mod error;
+mod model;
+mod sqlite;
+
+pub use error::StoreError;
+pub use model::{
+    EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, RunStatus,
+    StatusCount, StepStatus,
+};
+pub use sqlite::{ConnectionSettings, SqliteOptions, SqliteStore};
+
+use std::time::Duration;
+
+/// Durable storage for runs, the step journal and flow state.
+///
+/// Every method is one transaction. Methods that change a claimed run take the
+/// worker's `owner` id and fail with [`StoreError::LeaseLost`] when another
+/// worker has taken the run over, so a stalled worker cannot overwrite the
+/// work of the one that replaced it.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts runs in one transaction (group commit). A run whose
+    /// `dedupe_key` already exists (stored, or earlier in the same slice) is
+    /// not inserted; its outcome names the existing run instead. A run whose
+    /// id already exists is likewise reported as a duplicate of itself, so
+    /// retrying a batch is harmless. Outcomes are in the order of `runs`.
+    async fn enqueue(&self, runs: &[NewRun]) -> Result<Vec<EnqueueOutcome>, StoreError>;
+
+    /// Claims up to `limit` runs that are ready (queued and due, or running
+    /// with an expired lease), marks them running, owned by `owner` until
+    /// now + `lease`, and increments their `attempts`. Oldest first.
+    async fn claim(&self, owner: &str, limit: u32, lease: Duration)
+    -> Result<Vec<Run>, StoreError>;
+
+    /// Extends the lease of every running run held by `owner`; returns how many.
+    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64, StoreError>;
+
+    /// Gives back every running run held by `owner`: they become queued and due
+    /// now, keeping their journal (used on graceful shutdown).
+    async fn release(&self, owner: &str) -> Result<u64, StoreError>;
+
+    /// Appends a journal entry for a run held by `owner`. When `state` is
+    /// given, the flow's state is replaced in the same transaction.
+    async fn record_step(
+        &self,
+        owner: &str,
+        entry: &JournalEntry,
+        state: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError>;
+
+    /// Every journal entry of a run, in the order they were recorded.
+    async fn journal(&self, run: RunId) -> Result<Vec<JournalEntry>, StoreError>;
+
+    /// Ends a run held by `owner` with its final status, output or error,
+    /// and clears its lease. A status that is not final is refused with
+    /// [`StoreError::NotFinal`].
+    async fn finish(&self, owner: &str, run: RunId, outcome: &RunOutcome)
+    -> Result<(), StoreError>;
+
+    /// One run, if it exists.
+    async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError>;
+
+    /// Runs matching a filter, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError>;
+
+    /// Number of runs per flow and status.
+    async fn count_runs(&self) -> Result<Vec<StatusCount>, StoreError>;
+
+    /// A flow's persistent state; `Value::Null` when it was never set.
+    async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError>;
+}

@@ -1,0 +1,198 @@
+//! Plain data types exchanged with the store.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A run's identifier: a UUIDv7, so ids sort by creation time.
+pub type RunId = uuid::Uuid;
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Committed, waiting for a worker (or for `next_attempt_at`).
+    Queued,
+    /// Claimed by a worker holding a lease.
+    Running,
+    /// Every step completed.
+    Succeeded,
+    /// A step failed and the run will not be tried again.
+    Failed,
+    /// A `filter` step ended the run early.
+    Skipped,
+}
+
+impl RunStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Skipped,
+    ];
+
+    /// The name stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Parses a name produced by [`RunStatus::as_str`].
+    pub fn parse(name: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// True once the run will not change any more.
+    pub fn is_final(self) -> bool {
+        match self {
+            RunStatus::Queued | RunStatus::Running => false,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Skipped => true,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A run to be committed by [`crate::Store::enqueue`].
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub id: RunId,
+    pub flow: String,
+    /// What started it: `webhook`, `schedule`, `manual`.
+    pub trigger: String,
+    /// The event: `.` and `$event` in the flow's expressions.
+    pub input: Value,
+    /// Request headers of a webhook (`$headers`), an object; `{}` otherwise.
+    pub headers: Value,
+    /// Version of the configuration the run must execute with.
+    pub config_version: String,
+    /// Runs sharing a dedupe key are the same event: only the first is kept.
+    pub dedupe_key: Option<String>,
+}
+
+/// The result of enqueuing one [`NewRun`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    /// The run was committed under this id.
+    Created(RunId),
+    /// A run with the same dedupe key already existed; this is its id.
+    Duplicate(RunId),
+}
+
+impl EnqueueOutcome {
+    /// The id of the run that stands for the event, new or existing.
+    pub fn run_id(self) -> RunId {
+        match self {
+            EnqueueOutcome::Created(id) | EnqueueOutcome::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A stored run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    pub id: RunId,
+    pub flow: String,
+    pub status: RunStatus,
+    pub trigger: String,
+    pub input: Value,
+    pub headers: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    /// How many times a worker claimed it.
+    pub attempts: u32,
+    pub config_version: String,
+    pub dedupe_key: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// How a run ended, given to [`crate::Store::finish`].
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// A final status (`succeeded`, `failed` or `skipped`).
+    pub status: RunStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// Result of one step attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<StepStatus> {
+        match name {
+            "succeeded" => Some(StepStatus::Succeeded),
+            "failed" => Some(StepStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One step attempt, or one item's attempt inside a `for_each` step.
+#[derive(Clone, Debug, Serialize)]
+pub struct JournalEntry {
+    pub run_id: RunId,
+    /// Position of the step in the flow, from 0.
+    pub step_index: u32,
+    /// The step's id (its configured `id`, or `step-N`).
+    pub step_id: String,
+    /// Index of the item inside a `for_each`; `None` for a plain step and for
+    /// the entry that collects a `for_each` step's results.
+    pub item: Option<u32>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub status: StepStatus,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// A summary of the outbound request (method, URL, ...), if the step made one.
+    pub request: Option<Value>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// Which runs [`crate::Store::list_runs`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub flow: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Only runs older than this one (for paging).
+    pub before: Option<RunId>,
+    /// At most this many; 0 means the default of 50.
+    pub limit: u32,
+}
+
+/// Number of runs of one flow in one status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusCount {
+    pub flow: String,
+    pub status: RunStatus,
+    pub count: u64,
+}

@@ -1,0 +1,157 @@
+//! Conversions between model values and SQLite columns, and row decoding.
+//!
+//! Anything read back from the file is treated as untrusted: a value that
+//! does not decode (bad JSON, unknown status, a text where a number belongs)
+//! becomes [`StoreError::Corrupt`] naming the column, never a panic.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{JournalEntry, Run, RunId, RunStatus, StepStatus, StoreError};
+
+/// The columns of `runs`, in the order [`run_from_row`] reads them by name.
+/// A macro so queries can splice it with `concat!` and stay `&'static str`.
+macro_rules! run_columns {
+    () => {
+        "id, flow, status, trigger, input, headers, output, error, attempts, config_version, \
+         dedupe_key, lease_owner, lease_expires_at, next_attempt_at, created_at, updated_at, \
+         finished_at"
+    };
+}
+pub(super) use run_columns;
+
+/// The current time in unix milliseconds.
+pub(super) fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// `now` plus a duration in milliseconds, saturating instead of overflowing
+/// for absurd durations.
+pub(super) fn after(now: i64, span: std::time::Duration) -> i64 {
+    now.saturating_add(i64::try_from(span.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A time as stored.
+pub(super) fn millis(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// A run id as stored.
+pub(super) fn id_text(id: RunId) -> String {
+    id.hyphenated().to_string()
+}
+
+/// A JSON document as stored.
+pub(super) fn json_text(value: &Value) -> String {
+    value.to_string()
+}
+
+/// A non-negative count as stored; counts beyond `i64` cannot occur in
+/// practice, so they saturate rather than fail.
+pub(super) fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+/// Reads column `what` (`table.column`; the row is looked up by the part
+/// after the dot), reporting a value of the wrong type as corrupt.
+pub(super) fn get<'r, T>(row: &'r SqliteRow, what: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    let column = what.rsplit('.').next().unwrap_or(what);
+    row.try_get(column).map_err(|e| match e {
+        sqlx::Error::ColumnDecode { source, .. } => corrupt(what, source),
+        other => StoreError::Query(other),
+    })
+}
+
+pub(super) fn parse_id(what: &'static str, text: &str) -> Result<RunId, StoreError> {
+    RunId::parse_str(text).map_err(|e| corrupt(what, format!("{text:?}: {e}")))
+}
+
+pub(super) fn parse_time(what: &'static str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| corrupt(what, format!("{ms} ms is out of range")))
+}
+
+fn parse_opt_time(
+    what: &'static str,
+    ms: Option<i64>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ms.map(|ms| parse_time(what, ms)).transpose()
+}
+
+pub(super) fn parse_json(what: &'static str, text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+fn parse_opt_json(what: &'static str, text: Option<String>) -> Result<Option<Value>, StoreError> {
+    text.map(|t| parse_json(what, &t)).transpose()
+}
+
+pub(super) fn parse_status(what: &'static str, name: &str) -> Result<RunStatus, StoreError> {
+    RunStatus::parse(name).ok_or_else(|| corrupt(what, format!("unknown run status {name:?}")))
+}
+
+fn parse_u32(what: &'static str, value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is not a valid count")))
+}
+
+pub(super) fn parse_u64(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(what, format!("{value} is not a valid count")))
+}
+
+/// Decodes a row selected with [`run_columns!`].
+pub(super) fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
+    Ok(Run {
+        id: parse_id("runs.id", get(row, "runs.id")?)?,
+        flow: get(row, "runs.flow")?,
+        status: parse_status("runs.status", get(row, "runs.status")?)?,
+        trigger: get(row, "runs.trigger")?,
+        input: parse_json("runs.input", get(row, "runs.input")?)?,
+        headers: parse_json("runs.headers", get(row, "runs.headers")?)?,
+        output: parse_opt_json("runs.output", get(row, "runs.output")?)?,
+        error: get(row, "runs.error")?,
+        attempts: parse_u32("runs.attempts", get(row, "runs.attempts")?)?,
+        config_version: get(row, "runs.config_version")?,
+        dedupe_key: get(row, "runs.dedupe_key")?,
+        lease_owner: get(row, "runs.lease_owner")?,
+        lease_expires_at: parse_opt_time(
+            "runs.lease_expires_at",
+            get(row, "runs.lease_expires_at")?,
+        )?,
+        next_attempt_at: parse_time("runs.next_attempt_at", get(row, "runs.next_attempt_at")?)?,
+        created_at: parse_time("runs.created_at", get(row, "runs.created_at")?)?,
+        updated_at: parse_time("runs.updated_at", get(row, "runs.updated_at")?)?,
+        finished_at: parse_opt_time("runs.finished_at", get(row, "runs.finished_at")?)?,
+    })
+}
+
+/// Decodes a row of `journal` (all columns but `seq`).
+pub(super) fn entry_from_row(row: &SqliteRow) -> Result<JournalEntry, StoreError> {
+    let status: &str = get(row, "journal.status")?;
+    let item: Option<i64> = get(row, "journal.item")?;
+    Ok(JournalEntry {
+        run_id: parse_id("journal.run_id", get(row, "journal.run_id")?)?,
+        step_index: parse_u32("journal.step_index", get(row, "journal.step_index")?)?,
+        step_id: get(row, "journal.step_id")?,
+        item: item.map(|i| parse_u32("journal.item", i)).transpose()?,
+        attempt: parse_u32("journal.attempt", get(row, "journal.attempt")?)?,
+        status: StepStatus::parse(status)
+            .ok_or_else(|| corrupt("journal.status", format!("unknown step status {status:?}")))?,
+        started_at: parse_time("journal.started_at", get(row, "journal.started_at")?)?,
+        duration_ms: parse_u64("journal.duration_ms", get(row, "journal.duration_ms")?)?,
+        request: parse_opt_json("journal.request", get(row, "journal.request")?)?,
+        output: parse_opt_json("journal.output", get(row, "journal.output")?)?,
+        error: get(row, "journal.error")?,
+    })
+}

@@ -1,0 +1,285 @@
+//! The SQLite store: one database file in WAL mode, the embedded default.
+//!
+//! Two connection pools share the file. Every write goes through the
+//! **writer** pool, which holds a single connection: writes are serialised in
+//! the process instead of racing for SQLite's one write lock, so they never
+//! spin on `SQLITE_BUSY`, and a batch of runs costs one commit (one fsync).
+//! Reads go through the **reader** pool; in WAL mode readers see the last
+//! committed state and neither block nor are blocked by the writer. Reader
+//! connections are `query_only`, so a read path can never write by mistake.
+//!
+//! Durability: `synchronous=FULL` makes every commit fsync the WAL, so a run
+//! acknowledged to a caller survives a power cut, not just a process crash.
+//! Multi-statement write transactions start with `BEGIN IMMEDIATE` so that a
+//! second process on the same file (the CLI, say) queues on the busy timeout
+//! instead of failing when a read lock would have to be upgraded.
+//!
+//! Storage conventions, kept so the PostgreSQL schema can mirror this one:
+//! ids are UUIDv7 in their lowercase hyphenated text form (text order is time
+//! order), times are unix milliseconds, JSON documents are text.
+//!
+//! The queries live in submodules by concern: [`queue`] (enqueue, claim,
+//! leases, finish), [`journal`] (steps and flow state), [`query`] (read-only
+//! views) and [`codec`] (column conversions and row decoding).
+
+mod codec;
+mod journal;
+mod query;
+mod queue;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{
+    EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, StatusCount, Store,
+    StoreError,
+};
+
+/// Migrations compiled into the binary, applied by [`SqliteStore::open`].
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Where and how to open a SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// The database file; it and its parent folder are created if missing.
+    pub path: PathBuf,
+    /// Connections serving reads (at least 1).
+    pub readers: u32,
+    /// How long a statement waits for a lock held by another process on the
+    /// same file before failing.
+    pub busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// Default reader connections: reads are short, so a few cover the
+    /// management API and dashboard next to the workers.
+    pub const DEFAULT_READERS: u32 = 4;
+    /// Default busy timeout.
+    pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Options for the file at `path` with default settings.
+    pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
+        SqliteOptions {
+            path: path.into(),
+            readers: SqliteOptions::DEFAULT_READERS,
+            busy_timeout: SqliteOptions::DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+}
+
+/// SQLite settings in effect on a connection, as reported by SQLite itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// `PRAGMA journal_mode`, e.g. `wal`.
+    pub journal_mode: String,
+    /// `PRAGMA synchronous`: 0 off, 1 normal, 2 full, 3 extra.
+    pub synchronous: i64,
+    /// `PRAGMA foreign_keys`.
+    pub foreign_keys: bool,
+    /// `PRAGMA busy_timeout`, in milliseconds.
+    pub busy_timeout_ms: i64,
+    /// `PRAGMA query_only`.
+    pub query_only: bool,
+}
+
+/// The [`Store`] on a SQLite file. Cloning is cheap and shares the pools.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// One connection: the only path for writes.
+    writer: SqlitePool,
+    /// Several `query_only` connections for reads.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `opts.path` and applies
+    /// pending migrations.
+    pub async fn open(opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let open_error = |source: sqlx::Error| StoreError::Open {
+            path: opts.path.display().to_string(),
+            source,
+        };
+
+        if let Some(parent) = opts.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| open_error(sqlx::Error::Io(e)))?;
+        }
+
+        let base = SqliteConnectOptions::new()
+            .filename(&opts.path)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(opts.busy_timeout);
+
+        // WAL is a property of the file, set once by the writer; readers only
+        // open what the writer created and migrated.
+        let writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let reader_options = base.pragma("query_only", "ON");
+
+        // A local file cannot go stale like a network socket: pinging before
+        // every acquire would only add a round trip to each write. Idle and
+        // lifetime limits are off so the writer's prepared statements stay warm.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(writer_options)
+            .await
+            .map_err(open_error)?;
+
+        MIGRATOR.run(&writer).await?;
+
+        let reader = SqlitePoolOptions::new()
+            .max_connections(opts.readers.max(1))
+            .min_connections(1)
+            .test_before_acquire(false)
+            .connect_with(reader_options)
+            .await
+            .map_err(open_error)?;
+
+        tracing::debug!(path = %opts.path.display(), readers = opts.readers.max(1), "store opened");
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// The SQLite settings in effect on the writer connection (for
+    /// diagnostics: durability depends on them).
+    pub async fn connection_settings(&self) -> Result<ConnectionSettings, StoreError> {
+        settings(&self.writer).await
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned. The
+    /// last connection to close checkpoints the WAL into the main file.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Reads the settings of one connection of `pool`.
+async fn settings(pool: &SqlitePool) -> Result<ConnectionSettings, StoreError> {
+    // All pragmas on one connection: the per-connection ones could differ
+    // between connections of a pool if options were ever set after connect.
+    let mut conn = pool.acquire().await?;
+    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await?;
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await?;
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&mut *conn)
+        .await?;
+    let busy_timeout_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&mut *conn)
+        .await?;
+    let query_only: i64 = sqlx::query_scalar("PRAGMA query_only")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(ConnectionSettings {
+        journal_mode: journal_mode.to_ascii_lowercase(),
+        synchronous,
+        foreign_keys: foreign_keys != 0,
+        busy_timeout_ms,
+        query_only: query_only != 0,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, runs: &[NewRun]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        queue::enqueue(&self.writer, runs).await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<Run>, StoreError> {
+        queue::claim(&self.writer, owner, limit, lease).await
+    }
+
+    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64, StoreError> {
+        queue::renew_leases(&self.writer, owner, lease).await
+    }
+
+    async fn release(&self, owner: &str) -> Result<u64, StoreError> {
+        queue::release(&self.writer, owner).await
+    }
+
+    async fn record_step(
+        &self,
+        owner: &str,
+        entry: &JournalEntry,
+        state: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        journal::record_step(&self.writer, owner, entry, state).await
+    }
+
+    async fn journal(&self, run: RunId) -> Result<Vec<JournalEntry>, StoreError> {
+        journal::journal(&self.reader, run).await
+    }
+
+    async fn finish(
+        &self,
+        owner: &str,
+        run: RunId,
+        outcome: &RunOutcome,
+    ) -> Result<(), StoreError> {
+        queue::finish(&self.writer, owner, run, outcome).await
+    }
+
+    async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError> {
+        query::run(&self.reader, run).await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        query::list_runs(&self.reader, filter).await
+    }
+
+    async fn count_runs(&self) -> Result<Vec<StatusCount>, StoreError> {
+        query::count_runs(&self.reader).await
+    }
+
+    async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError> {
+        journal::flow_state(&self.reader, flow).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reader_connections_are_query_only_and_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteOptions::new(dir.path().join("s.db")))
+            .await
+            .unwrap();
+
+        let writer = store.connection_settings().await.unwrap();
+        assert!(!writer.query_only);
+
+        let reader = settings(&store.reader).await.unwrap();
+        assert_eq!(reader.journal_mode, "wal");
+        assert_eq!(reader.synchronous, 2);
+        assert!(reader.foreign_keys);
+        assert!(reader.query_only);
+
+        let write = sqlx::query("DELETE FROM flow_state")
+            .execute(&store.reader)
+            .await;
+        assert!(write.is_err(), "a reader connection accepted a write");
+        store.close().await;
+    }
+}

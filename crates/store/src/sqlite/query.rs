@@ -1,0 +1,93 @@
+//! Read-only views of runs: one run, filtered listings and counts.
+//!
+//! These run on the reader pool and never block the writer.
+
+use std::fmt::Write as _;
+
+use sqlx::AssertSqlSafe;
+use sqlx::sqlite::SqlitePool;
+
+use super::codec::{get, id_text, parse_status, parse_u64, run_columns, run_from_row};
+use crate::{Run, RunFilter, RunId, StatusCount, StoreError};
+
+/// Page size when the filter does not name one.
+pub(super) const DEFAULT_LIMIT: u32 = 50;
+/// Largest page a caller can ask for.
+pub(super) const MAX_LIMIT: u32 = 1000;
+
+const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM runs WHERE id = $1");
+
+const COUNT_RUNS: &str = "\
+SELECT flow, status, COUNT(*) AS count FROM runs GROUP BY flow, status ORDER BY flow, status";
+
+pub(super) async fn run(reader: &SqlitePool, run: RunId) -> Result<Option<Run>, StoreError> {
+    let row = sqlx::query(SELECT_RUN)
+        .bind(id_text(run))
+        .fetch_optional(reader)
+        .await?;
+    row.as_ref().map(run_from_row).transpose()
+}
+
+pub(super) async fn list_runs(
+    reader: &SqlitePool,
+    filter: &RunFilter,
+) -> Result<Vec<Run>, StoreError> {
+    let limit = match filter.limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+
+    // The text is assembled only from the fixed fragments below, never from
+    // filter values (those are bound), so it is safe to hand to SQLite. Each
+    // combination of filters yields its own text, which the connection
+    // prepares once and caches like any static statement.
+    let mut sql = String::from(concat!("SELECT ", run_columns!(), " FROM runs"));
+    let mut conditions = Vec::new();
+    let mut param = 0;
+    let mut next = |column: &str, op: &str| {
+        param += 1;
+        format!("{column} {op} ${param}")
+    };
+    if filter.flow.is_some() {
+        conditions.push(next("flow", "="));
+    }
+    if filter.status.is_some() {
+        conditions.push(next("status", "="));
+    }
+    if filter.before.is_some() {
+        conditions.push(next("id", "<"));
+    }
+    let limit_param = param + 1;
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    // Writing to a String cannot fail.
+    let _ = write!(sql, " ORDER BY id DESC LIMIT ${limit_param}");
+
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    if let Some(flow) = &filter.flow {
+        query = query.bind(flow);
+    }
+    if let Some(status) = filter.status {
+        query = query.bind(status.as_str());
+    }
+    if let Some(before) = filter.before {
+        query = query.bind(id_text(before));
+    }
+    let rows = query.bind(i64::from(limit)).fetch_all(reader).await?;
+    rows.iter().map(run_from_row).collect()
+}
+
+pub(super) async fn count_runs(reader: &SqlitePool) -> Result<Vec<StatusCount>, StoreError> {
+    let rows = sqlx::query(COUNT_RUNS).fetch_all(reader).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StatusCount {
+                flow: get(row, "runs.flow")?,
+                status: parse_status("runs.status", get(row, "runs.status")?)?,
+                count: parse_u64("runs.count", get(row, "runs.count")?)?,
+            })
+        })
+        .collect()
+}

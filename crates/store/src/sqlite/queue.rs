@@ -1,0 +1,257 @@
+//! The run queue: enqueue (group commit), claim with leases, lease renewal
+//! and release, and finishing a run.
+//!
+//! All of these run on the single writer connection, which prepares each
+//! statement once and keeps it in its statement cache.
+//!
+//! Enqueue is the intake's hot path, and there every statement costs a
+//! round trip to SQLite's connection thread that dwarfs the insert itself. So
+//! a batch is written with multi-row inserts: it is split greedily into
+//! chunks of 64, 32, ..., 1 rows (at most seven distinct statements, all
+//! cached), each insert returns the ids it actually stored, and only runs
+//! that were not stored cost a further lookup for the run they duplicate.
+//!
+//! Lease checks are folded into the statements themselves
+//! (`... WHERE status = 'running' AND lease_owner = $owner`): a statement that
+//! touches no row means the lease is gone, with no separate read that could
+//! race with a claim.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sqlx::AssertSqlSafe;
+use sqlx::sqlite::SqlitePool;
+
+use super::codec::{after, id_text, json_text, now_millis, parse_id, run_columns, run_from_row};
+use crate::{EnqueueOutcome, NewRun, Run, RunId, RunOutcome, StoreError};
+
+/// Rows per insert statement, largest first; see the module doc.
+const CHUNK_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+/// Bound parameters per row of [`insert_sql`].
+const PARAMS_PER_ROW: usize = 7;
+
+/// The insert for `CHUNK_SIZES[size]` rows, built once per size. Conflicts on
+/// `id` or `dedupe_key` skip the row instead of failing, so one duplicate does
+/// not abort the whole batch; `RETURNING` tells which rows went in.
+fn insert_sql(size: usize) -> Arc<str> {
+    static SQL: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        CHUNK_SIZES
+            .iter()
+            .map(|&n| {
+                let now = n * PARAMS_PER_ROW + 1;
+                let values: Vec<String> = (0..n)
+                    .map(|r| {
+                        let p = r * PARAMS_PER_ROW;
+                        format!(
+                            "(${}, ${}, 'queued', ${}, ${}, ${}, 0, ${}, ${}, ${now}, ${now}, ${now})",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5,
+                            p + 6,
+                            p + 7
+                        )
+                    })
+                    .collect();
+                Arc::from(format!(
+                    "INSERT INTO runs (id, flow, status, trigger, input, headers, attempts, \
+                     config_version, dedupe_key, next_attempt_at, created_at, updated_at) \
+                     VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+                    values.join(", ")
+                ))
+            })
+            .collect()
+    });
+    Arc::clone(&all[size.min(all.len() - 1)])
+}
+
+const FIND_DEDUPE: &str = "SELECT id FROM runs WHERE dedupe_key = $1";
+
+/// Each branch is limited before the union so the outer sort handles at most
+/// 2 × limit rows however deep the backlog is: the queued branch walks the
+/// `runs_claim` index in order, the expired branch takes the leases that ran
+/// out first from the partial `runs_lease` index. Without statistics SQLite
+/// would rather walk every running run through `runs_claim` to skip a tiny
+/// sort, hence `INDEXED BY`. `RETURNING` order is unspecified, so the caller
+/// sorts again.
+const CLAIM: &str = concat!(
+    "UPDATE runs
+SET status = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1,
+    updated_at = $3
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, next_attempt_at FROM (
+            SELECT id, next_attempt_at FROM runs
+            WHERE status = 'queued' AND next_attempt_at <= $3
+            ORDER BY next_attempt_at, id LIMIT $4)
+        UNION ALL
+        SELECT id, next_attempt_at FROM (
+            SELECT id, next_attempt_at FROM runs INDEXED BY runs_lease
+            WHERE status = 'running' AND lease_expires_at < $3
+            ORDER BY lease_expires_at LIMIT $4)
+    )
+    ORDER BY next_attempt_at, id LIMIT $4)
+RETURNING ",
+    run_columns!()
+);
+
+const RENEW: &str = "\
+UPDATE runs SET lease_expires_at = $2, updated_at = $3
+WHERE status = 'running' AND lease_owner = $1";
+
+const RELEASE: &str = "\
+UPDATE runs
+SET status = 'queued', next_attempt_at = $2, updated_at = $2, lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE status = 'running' AND lease_owner = $1";
+
+const FINISH: &str = "\
+UPDATE runs
+SET status = $3, output = $4, error = $5, finished_at = $6, updated_at = $6, lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+
+pub(super) async fn enqueue(
+    writer: &SqlitePool,
+    runs: &[NewRun],
+) -> Result<Vec<EnqueueOutcome>, StoreError> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = now_millis();
+    let mut outcomes = Vec::with_capacity(runs.len());
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut rest = runs;
+    while !rest.is_empty() {
+        // The last size is 1, so some size always fits.
+        let size = CHUNK_SIZES
+            .iter()
+            .position(|&n| n <= rest.len())
+            .unwrap_or(CHUNK_SIZES.len() - 1);
+        let (chunk, tail) = rest.split_at(CHUNK_SIZES[size]);
+        rest = tail;
+
+        // The text only ever comes from `insert_sql`, never from input.
+        let mut insert = sqlx::query_scalar::<_, String>(AssertSqlSafe(insert_sql(size)));
+        for run in chunk {
+            insert = insert
+                .bind(id_text(run.id))
+                .bind(&run.flow)
+                .bind(&run.trigger)
+                .bind(json_text(&run.input))
+                .bind(json_text(&run.headers))
+                .bind(&run.config_version)
+                .bind(run.dedupe_key.as_deref());
+        }
+        let stored = insert
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|text| parse_id("runs.id", text))
+            .collect::<Result<HashSet<RunId>, _>>()?;
+
+        for run in chunk {
+            if stored.contains(&run.id) {
+                outcomes.push(EnqueueOutcome::Created(run.id));
+                continue;
+            }
+            // Either the dedupe key or the id is taken. Earlier runs of this
+            // batch are visible here, which is what dedupes within a batch.
+            let existing = match &run.dedupe_key {
+                Some(key) => sqlx::query_scalar::<_, String>(FIND_DEDUPE)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|text| parse_id("runs.id", &text))
+                    .transpose()?,
+                None => None,
+            };
+            // No run holds the key, so the id itself exists: the same run was
+            // enqueued before (a retried batch), and it stands for itself.
+            outcomes.push(EnqueueOutcome::Duplicate(existing.unwrap_or(run.id)));
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+pub(super) async fn claim(
+    writer: &SqlitePool,
+    owner: &str,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<Run>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let now = now_millis();
+    // A single statement is atomic on its own: no explicit transaction needed.
+    let rows = sqlx::query(CLAIM)
+        .bind(owner)
+        .bind(after(now, lease))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(writer)
+        .await?;
+    let mut runs = rows
+        .iter()
+        .map(run_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    runs.sort_by_key(|r| (r.next_attempt_at, r.id));
+    Ok(runs)
+}
+
+pub(super) async fn renew_leases(
+    writer: &SqlitePool,
+    owner: &str,
+    lease: Duration,
+) -> Result<u64, StoreError> {
+    let now = now_millis();
+    let done = sqlx::query(RENEW)
+        .bind(owner)
+        .bind(after(now, lease))
+        .bind(now)
+        .execute(writer)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn release(writer: &SqlitePool, owner: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query(RELEASE)
+        .bind(owner)
+        .bind(now_millis())
+        .execute(writer)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn finish(
+    writer: &SqlitePool,
+    owner: &str,
+    run: RunId,
+    outcome: &RunOutcome,
+) -> Result<(), StoreError> {
+    if !outcome.status.is_final() {
+        return Err(StoreError::NotFinal {
+            run,
+            status: outcome.status,
+        });
+    }
+    let done = sqlx::query(FINISH)
+        .bind(id_text(run))
+        .bind(owner)
+        .bind(outcome.status.as_str())
+        .bind(outcome.output.as_ref().map(json_text))
+        .bind(outcome.error.as_deref())
+        .bind(now_millis())
+        .execute(writer)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost { run });
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! The step journal and flow state.
+
+use patchbay_store::{JournalEntry, RunId, StepStatus, Store, StoreError};
+use serde_json::json;
+
+use crate::{LONG, entry, new_run, open};
+
+#[tokio::test]
+async fn journal_keeps_recording_order_and_every_field() {
+    let (store, _dir) = open().await;
+    let new = new_run("sync", None);
+    store.enqueue(std::slice::from_ref(&new)).await.unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+
+    // A plain step, a for_each step's items out of index order (they finish
+    // concurrently), a failed attempt and its retry, then the collecting entry.
+    let mut recorded = vec![entry(new.id, 0, None)];
+    for item in [2, 0, 1] {
+        recorded.push(entry(new.id, 1, Some(item)));
+    }
+    recorded.push(JournalEntry {
+        status: StepStatus::Failed,
+        output: None,
+        request: None,
+        error: Some("timeout after 5s".to_owned()),
+        duration_ms: 5000,
+        ..entry(new.id, 2, None)
+    });
+    recorded.push(JournalEntry {
+        attempt: 2,
+        ..entry(new.id, 2, None)
+    });
+    recorded.push(JournalEntry {
+        output: Some(json!([{"id": 0}, {"id": 1}, {"id": 2}])),
+        ..entry(new.id, 1, None)
+    });
+    for e in &recorded {
+        store.record_step("w1", e, None).await.unwrap();
+    }
+
+    let journal = store.journal(new.id).await.unwrap();
+
+    assert_eq!(journal.len(), recorded.len());
+    for (got, want) in journal.iter().zip(&recorded) {
+        assert_eq!(got.run_id, want.run_id);
+        assert_eq!(got.step_index, want.step_index);
+        assert_eq!(got.step_id, want.step_id);
+        assert_eq!(got.item, want.item);
+        assert_eq!(got.attempt, want.attempt);
+        assert_eq!(got.status, want.status);
+        assert_eq!(got.started_at, want.started_at);
+        assert_eq!(got.duration_ms, want.duration_ms);
+        assert_eq!(got.request, want.request);
+        assert_eq!(got.output, want.output);
+        assert_eq!(got.error, want.error);
+    }
+    assert!(store.journal(RunId::now_v7()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn journals_of_runs_do_not_mix() {
+    let (store, _dir) = open().await;
+    let a = new_run("sync", None);
+    let b = new_run("sync", None);
+    store.enqueue(&[a.clone(), b.clone()]).await.unwrap();
+    store.claim("w1", 2, LONG).await.unwrap();
+    for step in 0..3 {
+        store
+            .record_step("w1", &entry(a.id, step, None), None)
+            .await
+            .unwrap();
+        store
+            .record_step("w1", &entry(b.id, step + 10, None), None)
+            .await
+            .unwrap();
+    }
+
+    let steps: Vec<_> = store
+        .journal(a.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.step_index)
+        .collect();
+    assert_eq!(steps, vec![0, 1, 2]);
+    let steps: Vec<_> = store
+        .journal(b.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.step_index)
+        .collect();
+    assert_eq!(steps, vec![10, 11, 12]);
+}
+
+#[tokio::test]
+async fn flow_state_is_written_with_its_journal_entry() {
+    let (store, _dir) = open().await;
+    assert_eq!(store.flow_state("sync").await.unwrap(), json!(null));
+    let new = new_run("sync", None);
+    store.enqueue(std::slice::from_ref(&new)).await.unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+
+    store
+        .record_step("w1", &entry(new.id, 0, None), Some(&json!({"cursor": "a"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.flow_state("sync").await.unwrap(),
+        json!({"cursor": "a"})
+    );
+
+    // Replaced, not merged; a step without state leaves it alone.
+    store
+        .record_step("w1", &entry(new.id, 1, None), Some(&json!({"seen": 3})))
+        .await
+        .unwrap();
+    store
+        .record_step("w1", &entry(new.id, 2, None), None)
+        .await
+        .unwrap();
+    assert_eq!(store.flow_state("sync").await.unwrap(), json!({"seen": 3}));
+
+    // A refused entry writes no state either.
+    let refused = store
+        .record_step("w2", &entry(new.id, 3, None), Some(&json!({"stale": true})))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(store.flow_state("sync").await.unwrap(), json!({"seen": 3}));
+    assert_eq!(store.journal(new.id).await.unwrap().len(), 3);
+
+    // State belongs to the run's flow only.
+    assert_eq!(store.flow_state("other").await.unwrap(), json!(null));
+}

@@ -1,0 +1,242 @@
+//! SQLite specifics: settings, files on disk, persistence, concurrent group
+//! commits and corrupted rows.
+
+use std::sync::Arc;
+
+use patchbay_store::{EnqueueOutcome, RunStatus, SqliteOptions, SqliteStore, Store, StoreError};
+use serde_json::json;
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
+
+use crate::{LONG, entry, new_run, open, succeeded};
+
+#[tokio::test]
+async fn connections_use_wal_and_full_sync() {
+    let (store, _dir) = open().await;
+
+    let settings = store.connection_settings().await.unwrap();
+
+    assert_eq!(settings.journal_mode, "wal");
+    assert_eq!(settings.synchronous, 2, "synchronous must be FULL");
+    assert!(settings.foreign_keys);
+    assert_eq!(settings.busy_timeout_ms, 5000);
+    assert!(!settings.query_only);
+}
+
+#[tokio::test]
+async fn open_creates_missing_folders_and_reports_bad_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data").join("nested").join("patchbay.db");
+
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    store.enqueue(&[new_run("orders", None)]).await.unwrap();
+    assert!(path.is_file());
+    store.close().await;
+
+    // A regular file where a folder should be.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let bad = SqliteStore::open(SqliteOptions::new(blocker.join("patchbay.db"))).await;
+    assert!(matches!(bad, Err(StoreError::Open { .. })), "{bad:?}");
+}
+
+#[tokio::test]
+async fn everything_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patchbay.db");
+    let done = new_run("orders", Some("evt-1"));
+    let waiting = new_run("orders", None);
+    {
+        let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+        store
+            .enqueue(&[done.clone(), waiting.clone()])
+            .await
+            .unwrap();
+        store.claim("w1", 1, LONG).await.unwrap();
+        store
+            .record_step("w1", &entry(done.id, 0, None), Some(&json!({"cursor": 7})))
+            .await
+            .unwrap();
+        store
+            .finish("w1", done.id, &succeeded(json!({"ok": true})))
+            .await
+            .unwrap();
+        // Dropped without `close`, as in a crash: the WAL must carry the commits.
+    }
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+
+    let run = store.run(done.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.output, Some(json!({"ok": true})));
+    assert_eq!(store.journal(done.id).await.unwrap().len(), 1);
+    assert_eq!(
+        store.flow_state("orders").await.unwrap(),
+        json!({"cursor": 7})
+    );
+    assert_eq!(
+        store.run(waiting.id).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
+    // Dedupe keys persist too.
+    let again = store
+        .enqueue(&[new_run("orders", Some("evt-1"))])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![EnqueueOutcome::Duplicate(done.id)]);
+    store.close().await;
+
+    // And once more after a clean close.
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    assert_eq!(
+        store.run(done.id).await.unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+    let claimed = store.claim("w2", 10, LONG).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, waiting.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enqueues_all_commit() {
+    const TASKS: usize = 50;
+    const BATCHES: usize = 20;
+    const PER_BATCH: usize = 5;
+    let (store, _dir) = open().await;
+    let store = Arc::new(store);
+
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&store);
+        handles.push(tokio::spawn(async move {
+            let mut created = Vec::new();
+            for batch in 0..BATCHES {
+                let runs: Vec<_> = (0..PER_BATCH)
+                    .map(|i| {
+                        // Every other run carries a (unique) dedupe key.
+                        let key = format!("t{task}-b{batch}-r{i}");
+                        new_run("load", (i % 2 == 0).then_some(key.as_str()))
+                    })
+                    .collect();
+                let outcomes = store.enqueue(&runs).await.unwrap();
+                for (run, outcome) in runs.iter().zip(outcomes) {
+                    assert_eq!(outcome, EnqueueOutcome::Created(run.id));
+                    created.push(run.id);
+                }
+            }
+            created
+        }));
+    }
+    let mut created = Vec::new();
+    for handle in handles {
+        created.extend(handle.await.unwrap());
+    }
+
+    let expected = (TASKS * BATCHES * PER_BATCH) as u64;
+    assert_eq!(created.len() as u64, expected);
+    let counts = store.count_runs().await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(counts[0].status, RunStatus::Queued);
+    assert_eq!(counts[0].count, expected);
+    for id in created.iter().step_by(97) {
+        assert!(store.run(*id).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patchbay.db");
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    let bad_json = new_run("orders", None);
+    let bad_status = new_run("orders", None);
+    let bad_time = new_run("orders", None);
+    let bad_step = new_run("orders", None);
+    store
+        .enqueue(&[
+            bad_json.clone(),
+            bad_status.clone(),
+            bad_time.clone(),
+            bad_step.clone(),
+        ])
+        .await
+        .unwrap();
+    store.claim("w1", 4, LONG).await.unwrap();
+    store
+        .record_step(
+            "w1",
+            &entry(bad_step.id, 0, None),
+            Some(&json!({"cursor": 1})),
+        )
+        .await
+        .unwrap();
+
+    // Damage the rows behind the store's back.
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let damage = [
+        (
+            "UPDATE runs SET input = '{\"unterminated' WHERE id = $1",
+            bad_json.id,
+        ),
+        (
+            "UPDATE runs SET status = 'exploded' WHERE id = $1",
+            bad_status.id,
+        ),
+        (
+            "UPDATE runs SET created_at = 'yesterday' WHERE id = $1",
+            bad_time.id,
+        ),
+        (
+            "UPDATE journal SET output = 'nope' WHERE run_id = $1",
+            bad_step.id,
+        ),
+    ];
+    for (sql, id) in damage {
+        sqlx::query(sql)
+            .bind(id.to_string())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE flow_state SET state = '[1,'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let corrupt = |r: Result<_, StoreError>| match r {
+        Err(StoreError::Corrupt { what, .. }) => what,
+        other => panic!("expected Corrupt, got {other:?}"),
+    };
+    assert_eq!(
+        corrupt(store.run(bad_json.id).await.map(drop)),
+        "runs.input"
+    );
+    assert_eq!(
+        corrupt(store.run(bad_status.id).await.map(drop)),
+        "runs.status"
+    );
+    assert_eq!(
+        corrupt(store.run(bad_time.id).await.map(drop)),
+        "runs.created_at"
+    );
+    assert_eq!(
+        corrupt(store.journal(bad_step.id).await.map(drop)),
+        "journal.output"
+    );
+    assert_eq!(
+        corrupt(store.flow_state("orders").await.map(drop)),
+        "flow_state.state"
+    );
+    assert!(matches!(
+        store.count_runs().await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        store.list_runs(&Default::default()).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    // Healthy rows remain readable.
+    assert!(store.run(bad_step.id).await.unwrap().is_some());
+}

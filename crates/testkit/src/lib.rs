@@ -1,0 +1,25 @@
+//! Mock upstream APIs for Patchbay's integration tests, benchmarks and `patchbay demo`.
+//!
+//! Everything here stands in for the outside world that Patchbay calls: payment
+//! gateways, CRMs, ERPs and chat APIs. The mocks are real HTTP servers on
+//! `127.0.0.1` with real sockets, status codes and headers, so the code under test
+//! exercises its full network path rather than a stubbed client.
+//!
+//! - [`mock`] holds [`MockUpstream`], a scriptable server: default replies per
+//!   method and path pattern, scripted reply sequences (faults first, then
+//!   success), request recording, in-flight tracking and a hold/release switch
+//!   for crash tests.
+//! - [`demo`] builds realistic upstreams on top of it (payments with
+//!   idempotency keys, a paged CRM, an ERP with basic auth, a chat API) and a
+//!   webhook sender that plays the part of a shop.
+//!
+//! This crate depends on no other Patchbay crate, so it can never hide a bug by
+//! sharing code with the system it tests.
+
+pub mod demo;
+mod error;
+pub mod mock;
+mod sync;
+
+pub use error::TestkitError;
+pub use mock::{MockUpstream, RecordedRequest, Reply, ReplyBody};
