@@ -71,6 +71,16 @@ pub struct Project {
 impl Project {
     /// Reads `dir/patchbay.yaml` and `dir/flows/*.yaml`, then validates.
     pub fn load(dir: &Path, env: &dyn Env) -> Result<Project, Report> {
+        let (project, report) = Project::load_partial(dir, env)?;
+        report.into_result()?;
+        Ok(project)
+    }
+
+    /// Like [`Project::load`], but returns whatever could be read together
+    /// with every problem found, so a caller can check more (the engine
+    /// compiles the flows' jq) and report everything in one pass. Only a
+    /// missing project file is an error here.
+    pub fn load_partial(dir: &Path, env: &dyn Env) -> Result<(Project, Report), Report> {
         let root_path = dir.join(ROOT_FILE);
         let root = match std::fs::read_to_string(&root_path) {
             Ok(text) => Source {
@@ -99,14 +109,9 @@ impl Project {
                 Err(d) => report.push(d),
             }
         }
-        match Project::from_sources(dir, root, flow_sources, env) {
-            Ok(project) if report.is_empty() => Ok(project),
-            Ok(_) => Err(report.sorted()),
-            Err(more) => {
-                report.extend(more);
-                Err(report.sorted())
-            }
-        }
+        let (project, more) = Project::from_sources_partial(dir, root, flow_sources, env);
+        report.extend(more);
+        Ok((project, report))
     }
 
     /// Loads a project from sources already in memory (the demo ships its
@@ -118,6 +123,18 @@ impl Project {
         flow_sources: Vec<Source>,
         env: &dyn Env,
     ) -> Result<Project, Report> {
+        let (project, report) = Project::from_sources_partial(dir, root, flow_sources, env);
+        report.into_result()?;
+        Ok(project)
+    }
+
+    /// [`Project::from_sources`] returning what could be read and every problem.
+    pub fn from_sources_partial(
+        dir: &Path,
+        root: Source,
+        flow_sources: Vec<Source>,
+        env: &dyn Env,
+    ) -> (Project, Report) {
         let mut report = Report::default();
         let mut hasher = Fnv64::default();
         hasher.write(root.text.as_bytes());
@@ -185,13 +202,10 @@ impl Project {
             flows,
             version: format!("{:016x}", hasher.finish()),
         };
-        // Without the root file, every connector reference would look unknown:
-        // report the parse errors alone rather than bury them in noise.
-        if root_parsed {
-            report.extend(validate::project(&project, env));
-        }
-        report.into_result()?;
-        Ok(project)
+        // Without the root file every connector reference would look unknown:
+        // skip those checks rather than bury the parse error in noise.
+        report.extend(validate::project(&project, env, root_parsed));
+        (project, report)
     }
 
     /// The store file, resolved against the project folder.

@@ -21,7 +21,9 @@ const RESERVED_PREFIXES: [&str; 4] = ["/api", "/healthz", "/metrics", "/ui"];
 const MAX_CONCURRENCY: usize = 1024;
 
 /// Checks a deserialized project; an empty report means it is valid.
-pub fn project(project: &Project, env: &dyn Env) -> Report {
+/// When `connectors_known` is false (the root file did not parse), references
+/// to connectors are not checked.
+pub fn project(project: &Project, env: &dyn Env, connectors_known: bool) -> Report {
     let mut report = Report::default();
     let root = project.root_file.as_path();
 
@@ -42,13 +44,8 @@ pub fn project(project: &Project, env: &dyn Env) -> Report {
             ));
         }
         check_trigger(file, name, &flow.config, &mut webhook_paths, &mut report);
-        check_steps(
-            file,
-            name,
-            &flow.config,
-            &project.config.connectors,
-            &mut report,
-        );
+        let connectors = connectors_known.then_some(&project.config.connectors);
+        check_steps(file, name, &flow.config, connectors, &mut report);
     }
     report
 }
@@ -249,7 +246,7 @@ fn check_steps(
     file: &Path,
     flow_name: &str,
     flow: &FlowConfig,
-    connectors: &BTreeMap<String, Located<ConnectorConfig>>,
+    connectors: Option<&BTreeMap<String, Located<ConnectorConfig>>>,
     report: &mut Report,
 ) {
     if flow.steps.is_empty() {
@@ -356,13 +353,13 @@ fn check_steps(
         if let Some(call) = &step.call {
             match CallSpec::parse(call) {
                 Err(e) => report.push(at(call.line, call.column, e)),
-                Ok(spec) if !connectors.contains_key(&spec.connector) => {
-                    let hint = crate::suggest::closest(
-                        &spec.connector,
-                        connectors.keys().map(String::as_str),
-                    )
-                    .map(|c| format!(" — did you mean `{c}`?"))
-                    .unwrap_or_default();
+                Ok(spec) if connectors.is_some_and(|c| !c.contains_key(&spec.connector)) => {
+                    let known = connectors
+                        .into_iter()
+                        .flat_map(|c| c.keys().map(String::as_str));
+                    let hint = crate::suggest::closest(&spec.connector, known)
+                        .map(|c| format!(" — did you mean `{c}`?"))
+                        .unwrap_or_default();
                     report.push(at(
                         call.line,
                         call.column,

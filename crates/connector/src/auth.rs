@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use patchbay_config::{AuthConfig, Env, Secret, interpolate};
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::BuildError;
 
@@ -40,7 +40,7 @@ impl Auth {
                     reason: format!("auth: {reason}"),
                 })
         };
-        Ok(match config {
+        let auth = match config {
             None => Auth::None,
             Some(AuthConfig::ApiKey {
                 header: Some(header),
@@ -79,7 +79,19 @@ impl Auth {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 Auth::Authorization(Secret::new(format!("Basic {encoded}")))
             }
-        })
+        };
+        // A credential that cannot travel in a header is a configuration
+        // mistake; refusing it here makes it a start-up error instead of a
+        // failure on every call. The value itself is never quoted.
+        match auth.header() {
+            Ok(_) => Ok(auth),
+            Err(CredentialError) => Err(BuildError::Config {
+                connector: connector.to_string(),
+                reason:
+                    "auth: the credential contains characters that cannot be sent in an HTTP header"
+                        .into(),
+            }),
+        }
     }
 
     /// Adds a query-string credential to the URL.
@@ -89,17 +101,21 @@ impl Auth {
         }
     }
 
-    /// Adds a header credential to a request being built.
-    pub(crate) fn apply_to_headers(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, CredentialError> {
+    /// Sets the header credential, replacing any header of the same name a
+    /// request brought: the connector's configured credential always wins.
+    pub(crate) fn apply_to_headers(&self, headers: &mut HeaderMap) -> Result<(), CredentialError> {
+        if let Some((name, value)) = self.header()? {
+            headers.insert(name, value);
+        }
+        Ok(())
+    }
+
+    /// The header this credential is sent in, if it is sent in one.
+    fn header(&self) -> Result<Option<(HeaderName, HeaderValue)>, CredentialError> {
         Ok(match self {
-            Auth::None | Auth::QueryKey { .. } => request,
-            Auth::HeaderKey { name, value } => request.header(name.clone(), sensitive(value)?),
-            Auth::Authorization(value) => {
-                request.header(reqwest::header::AUTHORIZATION, sensitive(value)?)
-            }
+            Auth::None | Auth::QueryKey { .. } => None,
+            Auth::HeaderKey { name, value } => Some((name.clone(), sensitive(value)?)),
+            Auth::Authorization(value) => Some((AUTHORIZATION, sensitive(value)?)),
         })
     }
 }

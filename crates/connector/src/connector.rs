@@ -1,4 +1,14 @@
 //! [`Connector`]: one configured upstream API and the call pipeline to it.
+//!
+//! Header precedence, lowest to highest: the connector's `headers`, the
+//! request's own headers, the connector's credential. A request header
+//! replaces a default of the same name rather than being sent next to it
+//! (two `Accept` values confuse most APIs), and no step can swap the
+//! configured credential for another.
+//!
+//! Secrets may hide in the base URL (userinfo), default headers and auth, so
+//! `Debug`, [`Connector::summarize`] and every [`CallError`] are built from
+//! redacted parts only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,13 +26,18 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 /// How much of an error body is kept for the journal and messages.
 const ERROR_EXCERPT_CHARS: usize = 300;
+/// How much of a non-2xx body is read: enough bytes for the excerpt even in
+/// four-byte characters, plus one character to know there was more. An error
+/// page is never rejected for its size, so a 503 stays a (transient) 503.
+const ERROR_BODY_BYTES: usize = ERROR_EXCERPT_CHARS * 4 + 4;
 
 /// One upstream API, ready to call. Cheap to share behind an `Arc`; the HTTP
 /// client inside pools and reuses connections (keep-alive).
-#[derive(Debug)]
 pub struct Connector {
     name: String,
     base_url: String,
+    /// `base_url` with any userinfo password masked, for summaries and `Debug`.
+    shown_url: String,
     client: reqwest::Client,
     headers: HeaderMap,
     auth: Auth,
@@ -43,16 +58,46 @@ impl Connector {
         };
         let base_url =
             interpolate(&config.url, env).map_err(|e| config_error(format!("url: {e}")))?;
-        reqwest::Url::parse(&base_url)
-            .map_err(|e| config_error(format!("url `{base_url}`: {e}")))?;
+        // Messages quote the URL as written, never as resolved: a resolved
+        // `${env:...}` may be a credential.
+        let written = config.url.as_str();
+        let parsed = reqwest::Url::parse(&base_url)
+            .map_err(|e| config_error(format!("url `{written}`: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(config_error(format!(
+                "url `{written}` must be an http:// or https:// URL with a host"
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            // The request path is appended to the base URL, so a query here
+            // would swallow it.
+            return Err(config_error(format!(
+                "url `{written}` must not have a query string or fragment; \
+                 put query parameters on the step (or use `auth: {{api_key: {{query: ...}}}}`)"
+            )));
+        }
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let shown_url = if parsed.password().is_some() {
+            let mut masked = parsed;
+            // Cannot fail: the URL has a host, so it can carry a password.
+            let _ = masked.set_password(Some("****"));
+            masked.as_str().trim_end_matches('/').to_string()
+        } else {
+            base_url.clone()
+        };
         let mut headers = HeaderMap::new();
         for (key, value) in &config.headers {
-            let value = interpolate(value, env)
+            let resolved = interpolate(value, env)
                 .map_err(|e| config_error(format!("header `{key}`: {e}")))?;
             let header_name = HeaderName::try_from(key.as_str())
                 .map_err(|_| config_error(format!("`{key}` is not a valid header name")))?;
-            let header_value = HeaderValue::try_from(value)
+            let mut header_value = HeaderValue::try_from(resolved)
                 .map_err(|_| config_error(format!("header `{key}` has an invalid value")))?;
+            // A value taken from the environment is treated as a secret: HTTP/2
+            // never indexes it and header debug output hides it.
+            if value.contains("${") {
+                header_value.set_sensitive(true);
+            }
             headers.insert(header_name, header_value);
         }
         let auth = Auth::build(name, config.auth.as_ref().map(|a| &a.value), env)?;
@@ -65,7 +110,8 @@ impl Connector {
             .build()?;
         Ok(Connector {
             name: name.to_string(),
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url,
+            shown_url,
             client,
             headers,
             auth,
@@ -81,14 +127,15 @@ impl Connector {
     }
 
     /// What the journal records of a request: method, URL and query, without
-    /// credentials (query-string keys are added after this summary is made).
+    /// credentials (query-string keys are added after this summary is made,
+    /// and a password in the base URL is masked).
     pub fn summarize(&self, request: &CallRequest) -> Value {
         let mut summary = Map::new();
         summary.insert("connector".into(), self.name.clone().into());
         summary.insert("method".into(), request.method.clone().into());
         summary.insert(
             "url".into(),
-            format!("{}{}", self.base_url, request.path).into(),
+            format!("{}{}", self.shown_url, request.path).into(),
         );
         if !request.query.is_empty() {
             let query: Map<String, Value> = request
@@ -124,6 +171,12 @@ impl Connector {
         };
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| invalid(format!("`{}` is not an HTTP method", request.method)))?;
+        if !request.path.starts_with('/') {
+            // Without the slash the path would continue the host name
+            // (`https://api.example.com` + `.evil.net/`) and carry the
+            // credential elsewhere.
+            return Err(invalid("the path must start with `/`".into()));
+        }
         let mut url = reqwest::Url::parse(&format!("{}{}", self.base_url, request.path))
             .map_err(|e| invalid(format!("bad URL: {e}")))?;
         if !request.query.is_empty() {
@@ -133,21 +186,26 @@ impl Connector {
             }
         }
         self.auth.apply_to_url(&mut url);
-        let mut builder = self
-            .client
-            .request(method.clone(), url)
-            .headers(self.headers.clone());
+        let mut own = HeaderMap::new();
         for (key, value) in &request.headers {
             let name = HeaderName::try_from(key.as_str())
                 .map_err(|_| invalid(format!("`{key}` is not a valid header name")))?;
             let value = HeaderValue::try_from(value.as_str())
                 .map_err(|_| invalid(format!("header `{key}` has an invalid value")))?;
-            builder = builder.header(name, value);
+            // `append`: a request may repeat a header on purpose.
+            own.append(name, value);
         }
-        builder = self
-            .auth
-            .apply_to_headers(builder)
+        let mut headers = self.headers.clone();
+        for name in own.keys() {
+            headers.remove(name);
+        }
+        for (name, value) in &own {
+            headers.append(name, value.clone());
+        }
+        self.auth
+            .apply_to_headers(&mut headers)
             .map_err(|_| invalid("the credential cannot be sent in a header".into()))?;
+        let mut builder = self.client.request(method.clone(), url).headers(headers);
         if let Some(body) = &request.body {
             builder = builder.json(body);
         }
@@ -165,10 +223,8 @@ impl Connector {
         method: reqwest::Method,
     ) -> Result<Response, CallError> {
         let status = response.status().as_u16();
-        let headers = headers_to_json(response.headers());
-        let bytes = self.read_body(response, request, status).await?;
-
         if !(200..300).contains(&status) {
+            let bytes = read_error_body(response).await;
             return Err(CallError::Status {
                 connector: self.name.clone(),
                 method: request.method.clone(),
@@ -177,6 +233,8 @@ impl Connector {
                 body: excerpt(&bytes),
             });
         }
+        let headers = headers_to_json(response.headers());
+        let bytes = self.read_body(response, request, status).await?;
         let unusable = |reason: String| CallError::InvalidResponse {
             connector: self.name.clone(),
             method: request.method.clone(),
@@ -247,7 +305,7 @@ impl Connector {
 
     fn transport_error(&self, request: &CallRequest, error: reqwest::Error) -> CallError {
         // `without_url`: the URL may carry a query-string credential.
-        let error = error.without_url();
+        let error = error;
         if error.is_timeout() {
             return CallError::Timeout {
                 connector: self.name.clone(),
@@ -263,6 +321,19 @@ impl Connector {
             reason: error_chain(&error),
         }
     }
+}
+
+/// The start of a non-2xx body, for the error excerpt. A body that breaks off
+/// keeps what arrived: the status is the news, not the transport.
+async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
 }
 
 /// The error and its causes in one line ("error sending request: connection refused").
@@ -306,6 +377,21 @@ fn excerpt(bytes: &[u8]) -> String {
         out.push('…');
     }
     out
+}
+
+impl std::fmt::Debug for Connector {
+    /// Header names only and the masked URL: values may be credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
+        f.debug_struct("Connector")
+            .field("name", &self.name)
+            .field("url", &self.shown_url)
+            .field("headers", &header_names)
+            .field("auth", &self.auth)
+            .field("timeout", &self.timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every connector of a project, by name.

@@ -179,33 +179,14 @@ impl Compiler<'_> {
                 max_body_bytes: hook.max_body_bytes,
             }),
             TriggerConfig::Schedule(schedule) => {
-                // Validation already checked both; a failure here is reported, not unwrapped.
-                let cron = match schedule.cron().parse::<croner::Cron>() {
-                    Ok(cron) => cron,
-                    Err(e) => {
-                        self.error(
-                            trigger.line,
-                            trigger.column,
-                            format!("invalid cron expression: {e}"),
-                        );
-                        return None;
-                    }
-                };
-                let timezone = match schedule
+                // Configuration validation reports a bad cron or zone with its
+                // location; such a flow is simply left out of the plan here.
+                let cron = schedule.cron().parse::<croner::Cron>().ok()?;
+                let timezone = schedule
                     .timezone()
                     .unwrap_or("UTC")
                     .parse::<chrono_tz::Tz>()
-                {
-                    Ok(tz) => tz,
-                    Err(e) => {
-                        self.error(
-                            trigger.line,
-                            trigger.column,
-                            format!("unknown time zone: {e}"),
-                        );
-                        return None;
-                    }
-                };
+                    .ok()?;
                 TriggerPlan::Schedule { cron, timezone }
             }
             TriggerConfig::Manual(_) => TriggerPlan::Manual,

@@ -85,9 +85,21 @@ fn undefined_error(source: &str, name: &str, undefined: Undefined) -> CompileErr
             "`env` is not available: expressions cannot read the process environment".to_owned()
         }
         Undefined::Filter(0) => format!("undefined function `{name}`"),
+        // jaq parses `reduce xs as $x (init)` as a call with one argument.
+        Undefined::Filter(arity) if name == "reduce" || name == "foreach" => {
+            format!(
+                "`{name}` given {arity} argument{}: write `{name} SOURCE as $x (INIT; UPDATE)`{}",
+                plural(arity),
+                if name == "foreach" {
+                    " or `foreach SOURCE as $x (INIT; UPDATE; EXTRACT)`"
+                } else {
+                    ""
+                }
+            )
+        }
         Undefined::Filter(arity) => format!(
-            "undefined function `{name}/{arity}` (no `{name}` takes {arity} argument{})",
-            if arity == 1 { "" } else { "s" }
+            "undefined function `{name}/{arity}`: no function `{name}` takes {arity} argument{}",
+            plural(arity)
         ),
         Undefined::Label => format!("undefined label `{name}`"),
         Undefined::Mod => format!("undefined module `{name}`"),
@@ -162,6 +174,10 @@ fn parse_error(source: &str, expect: parse::Expect<&str>, found: &str) -> Compil
         other => other.as_str().to_owned(),
     };
     expected(source, &what, found)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// "expected X, found `y`", or "expected X after `z`" when the source ended too early.

@@ -13,9 +13,10 @@
 //! copied for programs that ignore it), runs the program lazily, and converts outputs back.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jaq_core::data::JustLut;
+use jaq_core::load::parse::Def;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Exn};
 use jaq_json::Val;
@@ -59,11 +60,8 @@ impl Expr {
             code: source,
             path: (),
         };
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
         let arena = Arena::default();
-        let modules = Loader::new(defs)
+        let modules = Loader::new(prelude().iter().cloned())
             .load(&arena, program)
             .map_err(|errors| diagnostics::load_errors(source, errors))?;
         // Data imports (`import "x" as $x;`) parse fine but would need file access to bind.
@@ -142,6 +140,18 @@ impl Expr {
     }
 }
 
+/// The standard library's definitions (`map`, `select`, …), parsed once per process: parsing
+/// them costs more than compiling a typical expression.
+fn prelude() -> &'static [Def] {
+    static PRELUDE: OnceLock<Vec<Def>> = OnceLock::new();
+    PRELUDE.get_or_init(|| {
+        jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .collect()
+    })
+}
+
 /// `$`-prefixed names of [`VARIABLES`], in the same order, as jaq expects them.
 const GLOBALS: [&str; VARIABLES.len()] = ["$event", "$steps", "$state", "$headers"];
 
@@ -183,5 +193,28 @@ fn truncate(mut message: String) -> String {
 impl fmt::Debug for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Expr").field(&self.inner.source).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globals_are_the_variables_with_a_dollar() {
+        for (global, name) in GLOBALS.iter().zip(VARIABLES) {
+            assert_eq!(global.strip_prefix('$'), Some(name));
+        }
+    }
+
+    #[test]
+    fn mentions_needs_the_whole_name() {
+        assert!(mentions("$steps.a", "$steps"));
+        assert!(mentions("[$steps]", "$steps"));
+        assert!(mentions("$steps", "$steps"));
+        assert!(!mentions("$stepsx", "$steps"));
+        assert!(!mentions("$steps_", "$steps"));
+        assert!(mentions("$stepsx, $steps", "$steps"));
+        assert!(!mentions(".steps", "$steps"));
     }
 }

@@ -29,7 +29,7 @@ pub const MAX_NESTING: usize = 128;
 
 /// Refuses `source` if its estimated nesting exceeds [`MAX_NESTING`].
 pub(crate) fn check(source: &str) -> Result<(), CompileError> {
-    Scanner::new(source).run()
+    Scanner::new(source, MAX_NESTING).run().map(|_depth| ())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,8 @@ impl Block {
 }
 
 struct Scanner<'a> {
+    /// depth beyond which scanning stops with an error
+    max: usize,
     source: &'a str,
     bytes: &'a [u8],
     pos: usize,
@@ -107,8 +109,9 @@ const NESTING_WORDS: [&str; 9] = [
 ];
 
 impl<'a> Scanner<'a> {
-    fn new(source: &'a str) -> Self {
+    fn new(source: &'a str, max: usize) -> Self {
         Scanner {
+            max,
             source,
             bytes: source.as_bytes(),
             pos: 0,
@@ -119,7 +122,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn run(mut self) -> Result<(), CompileError> {
+    /// Scans the whole source and returns its estimated depth.
+    fn run(mut self) -> Result<usize, CompileError> {
         while let Some(&byte) = self.bytes.get(self.pos) {
             if self.in_string {
                 self.string_byte(byte)?;
@@ -131,7 +135,9 @@ impl<'a> Scanner<'a> {
         while !self.stack.is_empty() {
             self.close()?;
         }
-        self.limit(self.root.depth(), self.bytes.len())
+        let depth = self.root.depth();
+        self.limit(depth, self.bytes.len())?;
+        Ok(depth)
     }
 
     fn string_byte(&mut self, byte: u8) -> Result<(), CompileError> {
@@ -237,7 +243,12 @@ impl<'a> Scanner<'a> {
                 ends_term = true;
             }
             b if b.is_ascii_alphabetic() || b == b'_' => {
-                self.skip_while(|b| is_ident(b) || b == b':');
+                self.skip_while(is_ident);
+                // A module path (`mod::name`) is one word.
+                if self.source[self.pos..].starts_with("::") {
+                    self.pos += 2;
+                    self.skip_while(|b| is_ident(b) || b == b'$' || b == b'@');
+                }
                 let word = &self.source[at..self.pos];
                 if NESTING_WORDS.contains(&word) {
                     self.top_mut().defines |= word == "def";
@@ -326,7 +337,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn limit(&self, depth: usize, at: usize) -> Result<(), CompileError> {
-        if depth <= MAX_NESTING {
+        if depth <= self.max {
             return Ok(());
         }
         Err(CompileError::new(
@@ -346,4 +357,98 @@ impl<'a> Scanner<'a> {
 
 fn is_ident(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depth(source: &str) -> usize {
+        Scanner::new(source, usize::MAX).run().unwrap()
+    }
+
+    #[test]
+    fn brackets_nest() {
+        assert_eq!(depth("1"), 0);
+        assert_eq!(depth("[1]"), 1);
+        assert_eq!(depth("[[1]] , [1]"), 3);
+        assert_eq!(depth("({a: [1]})"), 3);
+        assert_eq!(depth("[[[[["), 5);
+        assert_eq!(depth("]]]]"), 0);
+    }
+
+    #[test]
+    fn chains_add_up_and_siblings_do_not() {
+        assert_eq!(depth(". | . | ."), 2);
+        assert_eq!(depth("1 + 2 * 3 - 4"), 3);
+        assert_eq!(depth("1, 2, 3"), 2);
+        assert_eq!(depth("-1"), 1);
+        assert_eq!(depth("1e-5 + 1E+5"), 1);
+        assert_eq!(depth("a and b or not"), 2);
+        assert_eq!(depth("if . then 1 elif . then 2 else 3 end"), 2);
+        assert_eq!(depth("limit(1 | 2 | 3; 4 | 5)"), 3);
+        // One more than jaq's tree: `.[]` is counted as a step of the path `.`.
+        assert_eq!(depth("reduce .[] as $x (0; . + $x)"), 4);
+    }
+
+    #[test]
+    fn object_fields_count_but_their_values_are_siblings() {
+        assert_eq!(depth("{a: 1}"), 1);
+        assert_eq!(depth("{a: 1, b: 2, c: 3}"), 3);
+        assert_eq!(depth("{a: 1 | 2 | 3, b: 4 | 5}"), 4);
+        assert_eq!(depth("[1, 2, 3]"), 3);
+    }
+
+    #[test]
+    fn paths_count_each_step() {
+        assert_eq!(depth("."), 0);
+        assert_eq!(depth(".."), 0);
+        assert_eq!(depth(".a"), 1);
+        assert_eq!(depth(".a.b.c"), 3);
+        assert_eq!(depth(".a[0][1]"), 4);
+        assert_eq!(depth(".a [0]"), 3);
+        assert_eq!(depth(r#"."a""#), 1);
+        // Keywords as field names are not keywords.
+        assert_eq!(depth(".if.def.reduce"), 3);
+    }
+
+    #[test]
+    fn strings_and_comments_hide_brackets_and_operators() {
+        assert_eq!(depth(r#""[[[ ||| {{{ \" (((""#), 0);
+        assert_eq!(depth("1 # [[[ |||\n"), 0);
+        assert_eq!(depth("1 # [[[ \\\n [[[ still a comment\n"), 0);
+        assert_eq!(depth("# even \\\\\n [[[1]]]"), 3);
+    }
+
+    #[test]
+    fn interpolations_are_blocks_and_links() {
+        assert_eq!(depth(r#""\(1)""#), 2);
+        assert_eq!(depth(r#""\(1) \(2) \(3)""#), 4);
+        assert_eq!(depth(r#""\("\(1)")""#), 4);
+    }
+
+    #[test]
+    fn definitions_nest_their_rest_but_not_each_other() {
+        assert_eq!(depth("def f: 1; def g: 2; def h: 3; f"), 2);
+        assert_eq!(depth("def f: def g: 1; g; f"), 2);
+        assert_eq!(depth("f(def g: 1; g)"), 2);
+    }
+
+    #[test]
+    fn the_limit_is_inclusive_and_reports_where_it_was_crossed() {
+        let ok = format!("{}1{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        assert!(check(&ok).is_ok());
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_NESTING + 1),
+            "]".repeat(MAX_NESTING + 1)
+        );
+        let err = check(&deep).unwrap_err();
+        assert_eq!(err.offset, Some(MAX_NESTING));
+        assert!(err.message.contains("nested too deeply"), "{err}");
+
+        let chain = format!("1{}", " | 1".repeat(MAX_NESTING + 1));
+        let err = check(&chain).unwrap_err();
+        assert_eq!(err.offset, Some(chain.len() - 3));
+    }
 }

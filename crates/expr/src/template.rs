@@ -221,8 +221,10 @@ fn compile_hole(source: &str, open: usize, close: usize) -> Result<Expr, Compile
 fn hole_end(source: &str, open: usize) -> Result<usize, CompileError> {
     let bytes = source.as_bytes();
     let mut stack = vec![Frame::Brace(open)];
-    let mut pos = open + 1;
+    // Offset of the byte being looked at; the closing brace once the stack is empty.
+    let mut pos = open;
     while let Some(&top) = stack.last() {
+        pos += 1;
         let Some(&byte) = bytes.get(pos) else {
             return Err(unclosed(top));
         };
@@ -264,10 +266,6 @@ fn hole_end(source: &str, open: usize) -> Result<usize, CompileError> {
                 _ => {}
             }
         }
-        if stack.is_empty() {
-            return Ok(pos);
-        }
-        pos += 1;
     }
     Ok(pos)
 }

@@ -32,15 +32,18 @@ pub(crate) fn to_val(value: &Value) -> Val {
         Value::Null => Val::Null,
         Value::Bool(b) => Val::Bool(*b),
         Value::Number(n) => Val::Num(number_to_num(n)),
-        Value::String(s) => Val::from(s.clone()),
+        Value::String(s) => text(s),
         Value::Array(items) => items.iter().map(to_val).collect(),
-        Value::Object(fields) => Val::obj(
-            fields
-                .iter()
-                .map(|(k, v)| (Val::from(k.clone()), to_val(v)))
-                .collect(),
-        ),
+        Value::Object(fields) => {
+            Val::obj(fields.iter().map(|(k, v)| (text(k), to_val(v))).collect())
+        }
     }
+}
+
+/// A jaq string holding a copy of `s`: one allocation for the bytes, one for jaq's box
+/// (going through `String` would add a third).
+fn text(s: &str) -> Val {
+    Val::utf8_str(s.as_bytes().to_vec())
 }
 
 fn number_to_num(n: &Number) -> Num {

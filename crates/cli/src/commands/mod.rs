@@ -15,8 +15,16 @@ use patchbay_engine::Plan;
 /// Loads and fully validates a project: configuration and every jq
 /// expression. `check` and `run` share it, so `run` refuses exactly what
 /// `check` reports.
+/// Every problem is reported in one pass: configuration errors do not hide
+/// jq errors in flows that did parse.
 pub fn load_checked(dir: &Path, env: &dyn Env) -> Result<(Project, Plan), Report> {
-    let project = Project::load(dir, env)?;
-    let plan = Plan::compile(&project)?;
-    Ok((project, plan))
+    let (project, mut report) = Project::load_partial(dir, env)?;
+    match Plan::compile(&project) {
+        Ok(plan) if report.is_empty() => Ok((project, plan)),
+        Ok(_) => Err(report.sorted()),
+        Err(more) => {
+            report.extend(more);
+            Err(report.sorted())
+        }
+    }
 }

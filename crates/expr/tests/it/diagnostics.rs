@@ -46,6 +46,16 @@ fn undefined_function_names_the_function_and_arity() {
 }
 
 #[test]
+fn a_fold_with_missing_arguments_shows_the_syntax() {
+    let err = compile_error("reduce .[] as $x (0)");
+    assert_eq!(
+        err.message,
+        "`reduce` given 1 argument: write `reduce SOURCE as $x (INIT; UPDATE)`"
+    );
+    assert_eq!(err.offset, Some(0));
+}
+
+#[test]
 fn several_problems_report_the_first_and_count_the_rest() {
     let err = compile_error("$a + $b + $c");
     assert!(err.message.starts_with("undefined variable `$a`"), "{err}");

@@ -1,0 +1,12 @@
+//! End-to-end tests of Patchbay: real HTTP over sockets, a real SQLite file,
+//! the real binary where process behaviour matters, and testkit mock
+//! upstreams standing in for the outside world.
+
+mod bad_input;
+mod check;
+mod crash;
+mod demo;
+mod for_each;
+mod schedule;
+mod support;
+mod webhook;

@@ -1,0 +1,262 @@
+//! Webhook → run → call → journal, asynchronous and synchronous.
+
+use std::time::Duration;
+
+use patchbay_store::{RunStatus, StepStatus};
+use patchbay_testkit::{MockUpstream, Reply};
+use serde_json::{Value, json};
+
+use crate::support::{TestProject, env, eventually};
+
+const ROOT: &str = "\
+connectors:
+  erp:
+    url: \"${env:ERP_URL}/api\"
+    headers: { X-Tenant: acme }
+    auth: { api_key: { header: X-Api-Key, value: \"${env:ERP_KEY}\" } }
+";
+
+#[tokio::test]
+async fn async_webhook_runs_the_flow_and_journals_each_step() {
+    let erp = MockUpstream::start().await;
+    erp.route(
+        "PUT",
+        "/api/customers/{id}",
+        Reply::json(200, json!({ "ok": true, "erp_id": 77 })),
+    );
+    let project = TestProject::new(
+        ROOT,
+        &[(
+            "new-order",
+            "\
+trigger: { webhook: { path: /hooks/orders } }
+steps:
+  - id: shape
+    transform: '{id: .customer.id, name: .customer.name, total: .total_cents}'
+  - id: push
+    call: erp PUT /customers/{$steps.shape.id}
+    query: '{source: \"shop\", order: .order_id}'
+    headers: '{\"X-Order\": .order_id}'
+    body: '$steps.shape + {channel: \"web\"}'
+",
+        )],
+    );
+    let env = env(&[("ERP_URL", erp.url()), ("ERP_KEY", "k-123".into())]);
+    let node = project.start(&env).await;
+    let url = format!("http://{}/hooks/orders", node.address);
+
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({ "order_id": "ord_1", "total_cents": 1250, "customer": { "id": "cus 7/x", "name": "Ada" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let run_id: uuid::Uuid = body["run_id"].as_str().unwrap().parse().unwrap();
+
+    let store = node.engine.store().clone();
+    let finished = eventually(Duration::from_secs(10), || {
+        let store = store.clone();
+        async move {
+            store
+                .run(run_id)
+                .await
+                .unwrap()
+                .is_some_and(|r| r.status == RunStatus::Succeeded)
+        }
+    })
+    .await;
+    assert!(
+        finished,
+        "run did not succeed: {:?}",
+        store.run(run_id).await.unwrap()
+    );
+
+    let requests = erp.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.method, "PUT");
+    // The path value is percent-encoded as one segment.
+    assert_eq!(request.path, "/api/customers/cus%207%2Fx");
+    assert_eq!(request.query_param("source"), Some("shop"));
+    assert_eq!(request.query_param("order"), Some("ord_1"));
+    assert_eq!(request.header("x-api-key"), Some("k-123"));
+    assert_eq!(request.header("x-tenant"), Some("acme"));
+    assert_eq!(request.header("x-order"), Some("ord_1"));
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(
+        request.json,
+        Some(json!({ "id": "cus 7/x", "name": "Ada", "total": 1250, "channel": "web" }))
+    );
+
+    let journal = store.journal(run_id).await.unwrap();
+    assert_eq!(journal.len(), 2);
+    assert_eq!(journal[0].step_id, "shape");
+    assert_eq!(journal[1].step_id, "push");
+    assert!(journal.iter().all(|e| e.status == StepStatus::Succeeded));
+    let push = journal[1].output.as_ref().unwrap();
+    assert_eq!(push["status"], 200);
+    assert_eq!(push["body"]["erp_id"], 77);
+    let summary = journal[1].request.as_ref().unwrap();
+    assert_eq!(summary["method"], "PUT");
+    assert_eq!(summary["status"], 200);
+    let run = store.run(run_id).await.unwrap().unwrap();
+    assert_eq!(run.output.as_ref().unwrap()["body"]["erp_id"], 77);
+    assert_eq!(run.trigger, "webhook");
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn failing_upstream_fails_the_run_with_the_reason() {
+    let erp = MockUpstream::start().await;
+    erp.route(
+        "POST",
+        "/api/orders",
+        Reply::json(422, json!({ "error": "bad_total" })),
+    );
+    let project = TestProject::new(
+        ROOT,
+        &[(
+            "push",
+            "trigger: { webhook: { path: /hooks/push } }\nsteps:\n  - id: send\n    call: erp POST /orders\n    body: '.'\n  - id: never\n    transform: '1'\n",
+        )],
+    );
+    let env = env(&[("ERP_URL", erp.url()), ("ERP_KEY", "k".into())]);
+    let node = project.start(&env).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/hooks/push", node.address))
+        .json(&json!({ "total": -1 }))
+        .send()
+        .await
+        .unwrap();
+    let run_id: uuid::Uuid = response.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let run = node
+        .engine
+        .wait_for(run_id, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap();
+    assert!(
+        error.contains("step `send` (call)")
+            && error.contains("422")
+            && error.contains("bad_total"),
+        "{error}"
+    );
+    let journal = node.engine.store().journal(run_id).await.unwrap();
+    assert_eq!(journal.len(), 1, "the step after the failure must not run");
+    assert_eq!(journal[0].status, StepStatus::Failed);
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sync_webhook_answers_with_the_respond_step() {
+    let erp = MockUpstream::start().await;
+    erp.route_fn("GET", "/api/prices/{sku}", |req| {
+        Reply::json(200, json!({ "sku": req.param("sku"), "unit_cents": 250 }))
+    });
+    let project = TestProject::new(
+        ROOT,
+        &[(
+            "quote",
+            "\
+trigger: { webhook: { path: /hooks/quote, mode: sync, timeout: 5s } }
+steps:
+  - id: price
+    call: erp GET /prices/{.sku}
+  - respond:
+      status: 201
+      headers: '{\"x-quote\": \"q-\\(.sku)\"}'
+      body: '{sku, total_cents: ($steps.price.body.unit_cents * .quantity)}'
+  - id: after
+    transform: '\"done\"'
+",
+        )],
+    );
+    let env = env(&[("ERP_URL", erp.url()), ("ERP_KEY", "k".into())]);
+    let node = project.start(&env).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/hooks/quote", node.address))
+        .json(&json!({ "sku": "A1", "quantity": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-quote"], "q-A1");
+    let run_id: uuid::Uuid = response.headers()["patchbay-run-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "sku": "A1", "total_cents": 750 })
+    );
+    let run = node
+        .engine
+        .wait_for(run_id, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.output, Some(json!("done")));
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
+    let erp = MockUpstream::start().await;
+    erp.route(
+        "GET",
+        "/api/slow",
+        Reply::json(200, json!({})).with_delay(Duration::from_secs(3)),
+    );
+    erp.route("GET", "/api/broken", Reply::status(500));
+    let project = TestProject::new(
+        ROOT,
+        &[
+            (
+                "slow",
+                "trigger: { webhook: { path: /hooks/slow, mode: sync, timeout: 300ms } }\nsteps:\n  - call: erp GET /slow\n  - respond: { body: '1' }\n",
+            ),
+            (
+                "broken",
+                "trigger: { webhook: { path: /hooks/broken, mode: sync } }\nsteps:\n  - call: erp GET /broken\n  - respond: { body: '1' }\n",
+            ),
+        ],
+    );
+    let env = env(&[("ERP_URL", erp.url()), ("ERP_KEY", "k".into())]);
+    let node = project.start(&env).await;
+    let client = reqwest::Client::new();
+    let slow = client
+        .post(format!("http://{}/hooks/slow", node.address))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 504);
+    let body: Value = slow.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "respond_timeout");
+    assert!(body["error"]["details"]["run_id"].is_string());
+
+    let broken = client
+        .post(format!("http://{}/hooks/broken", node.address))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 502);
+    let body: Value = broken.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "run_failed");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("500"),
+        "{body}"
+    );
+    node.stop().await.unwrap();
+}
