@@ -305,7 +305,7 @@ impl Connector {
 
     fn transport_error(&self, request: &CallRequest, error: reqwest::Error) -> CallError {
         // `without_url`: the URL may carry a query-string credential.
-        let error = error;
+        let error = error.without_url();
         if error.is_timeout() {
             return CallError::Timeout {
                 connector: self.name.clone(),

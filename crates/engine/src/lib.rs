@@ -156,7 +156,7 @@ impl Engine {
                 if let TriggerPlan::Schedule { cron, timezone } = &flow.trigger {
                     let schedule = Schedule {
                         flow: flow.name.clone(),
-                        cron: cron.clone(),
+                        cron: (**cron).clone(),
                         timezone: *timezone,
                         config_version: plan.version.clone(),
                     };

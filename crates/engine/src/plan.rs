@@ -39,7 +39,7 @@ pub struct FlowPlan {
 pub enum TriggerPlan {
     Webhook(WebhookPlan),
     Schedule {
-        cron: croner::Cron,
+        cron: Box<croner::Cron>,
         timezone: chrono_tz::Tz,
     },
     Manual,
@@ -187,7 +187,10 @@ impl Compiler<'_> {
                     .unwrap_or("UTC")
                     .parse::<chrono_tz::Tz>()
                     .ok()?;
-                TriggerPlan::Schedule { cron, timezone }
+                TriggerPlan::Schedule {
+                    cron: Box::new(cron),
+                    timezone,
+                }
             }
             TriggerConfig::Manual(_) => TriggerPlan::Manual,
         })

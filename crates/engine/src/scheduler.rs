@@ -29,7 +29,7 @@ impl Schedule {
                     return;
                 }
             };
-            let wait = (next.clone() - now).to_std().unwrap_or_default();
+            let wait = (next - now).to_std().unwrap_or_default();
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => return,

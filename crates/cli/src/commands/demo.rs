@@ -262,7 +262,7 @@ async fn drive_traffic(base: &str, orders_per_second: u32, duration: Option<Dura
                 let order = demo::shop::order(sent);
                 let request = client.post(&orders_url).header("webhook-id", format!("msg_ord_{sent}")).json(&order);
                 in_flight.spawn(async move { request.send().await.map(|_| false) });
-                if sent % orders_per_second.max(1) as usize == 0 {
+                if sent.is_multiple_of(orders_per_second.max(1) as usize) {
                     let items = order["items"].clone();
                     let request = client.post(&quote_url).json(&json!({ "country": "DE", "items": items }));
                     in_flight.spawn(async move {

@@ -94,6 +94,25 @@ async fn a_body_over_the_limit_with_content_length_is_refused() {
 }
 
 #[tokio::test]
+async fn an_announced_length_over_the_limit_is_refused_before_downloading() {
+    // The header promises 10 KiB but only a few bytes follow before the
+    // connection closes: only a refusal on the announced length can produce
+    // the size error here.
+    let mut response = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: 10240\r\nconnection: close\r\n\r\n"
+        .to_vec();
+    response.extend_from_slice(b"\"xxxx");
+    let addr = raw_upstream(response).await;
+    let connector = build(&format!(
+        "url: http://{addr}\nmax_response_bytes: {LIMIT}\n"
+    ));
+
+    let error = call_err(&connector, &request("GET", "/export")).await;
+
+    assert_invalid_response(&error, "limit of 1024 bytes");
+}
+
+#[tokio::test]
 async fn a_streamed_body_over_the_limit_is_refused() {
     // Chunked, so no Content-Length announces the size up front.
     let big = raw_upstream(chunked_json_response(&json_of_len(10 * 1024))).await;
