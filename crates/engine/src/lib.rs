@@ -132,6 +132,7 @@ impl Engine {
                 responders: responders.clone(),
                 shutdown: shutdown.clone(),
             });
+            let active = worker::ActiveRuns::default();
             let pool = WorkerPool {
                 executor,
                 store: store.clone(),
@@ -142,11 +143,13 @@ impl Engine {
                 wake,
                 shutdown: shutdown.clone(),
                 tracker: tracker.clone(),
+                active: active.clone(),
             };
             tracker.spawn(pool.dispatch());
             tokio::spawn(worker::renew_leases(
                 store.clone(),
                 owner.clone(),
+                active,
                 settings.lease.0,
                 renewer.clone(),
             ));

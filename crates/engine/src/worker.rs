@@ -6,10 +6,11 @@
 //! also picks up runs whose lease expired on a dead node). A renewer extends
 //! this node's leases while its runs execute.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use patchbay_store::Store;
+use patchbay_store::{RunId, Store};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,6 +20,32 @@ use crate::executor::Executor;
 
 /// Most runs claimed in one query.
 const CLAIM_BATCH: usize = 64;
+
+/// Runs this node is executing; only their leases are renewed, so a run
+/// whose execution halted (store failure) expires and is resumed elsewhere.
+#[derive(Clone, Default)]
+pub(crate) struct ActiveRuns {
+    // A std mutex: held for an insert, a remove or a copy, never across an await.
+    runs: Arc<Mutex<HashSet<RunId>>>,
+}
+
+impl ActiveRuns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<RunId>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, run: RunId) {
+        self.lock().insert(run);
+    }
+
+    fn remove(&self, run: RunId) {
+        self.lock().remove(&run);
+    }
+
+    fn snapshot(&self) -> Vec<RunId> {
+        self.lock().iter().copied().collect()
+    }
+}
 
 pub(crate) struct WorkerPool {
     pub executor: Arc<Executor>,
@@ -30,6 +57,7 @@ pub(crate) struct WorkerPool {
     pub wake: Arc<Notify>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    pub active: ActiveRuns,
 }
 
 impl WorkerPool {
@@ -67,8 +95,12 @@ impl WorkerPool {
             let claimed = runs.len();
             for (run, permit) in runs.into_iter().zip(permits.drain(..)) {
                 let executor = self.executor.clone();
+                let active = self.active.clone();
+                let id = run.id;
+                active.insert(id);
                 self.tracker.spawn(async move {
                     executor.execute(run).await;
+                    active.remove(id);
                     drop(permit);
                 });
             }
@@ -89,10 +121,11 @@ impl WorkerPool {
     }
 }
 
-/// Extends this node's leases every third of the lease until `stop`.
+/// Extends the leases of the runs in `active` every third of the lease until `stop`.
 pub(crate) async fn renew_leases(
     store: Arc<dyn Store>,
     owner: String,
+    active: ActiveRuns,
     lease: Duration,
     stop: CancellationToken,
 ) {
@@ -101,7 +134,8 @@ pub(crate) async fn renew_leases(
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                if let Err(e) = store.renew_leases(&owner, lease).await {
+                let runs = active.snapshot();
+                if let Err(e) = store.renew_leases(&owner, &runs, lease).await {
                     warn!(error = %e, "cannot renew leases");
                 }
             }

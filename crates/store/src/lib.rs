@@ -48,8 +48,16 @@ pub trait Store: Send + Sync + 'static {
     async fn claim(&self, owner: &str, limit: u32, lease: Duration)
     -> Result<Vec<Run>, StoreError>;
 
-    /// Extends the lease of every running run held by `owner`; returns how many.
-    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64, StoreError>;
+    /// Extends the lease of those `runs` still held by `owner`; returns how
+    /// many. Naming the runs (rather than renewing all of the owner's) lets a
+    /// worker stop renewing a run it gave up on, so that run's lease expires
+    /// and another worker resumes it.
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        runs: &[RunId],
+        lease: Duration,
+    ) -> Result<u64, StoreError>;
 
     /// Gives back every running run held by `owner`: they become queued and due
     /// now, keeping their journal (used on graceful shutdown).

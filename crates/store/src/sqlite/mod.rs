@@ -209,8 +209,13 @@ impl Store for SqliteStore {
         queue::claim(&self.writer, owner, limit, lease).await
     }
 
-    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64, StoreError> {
-        queue::renew_leases(&self.writer, owner, lease).await
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        runs: &[RunId],
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        queue::renew_leases(&self.writer, owner, runs, lease).await
     }
 
     async fn release(&self, owner: &str) -> Result<u64, StoreError> {

@@ -100,7 +100,8 @@ RETURNING ",
 
 const RENEW: &str = "\
 UPDATE runs SET lease_expires_at = $2, updated_at = $3
-WHERE status = 'running' AND lease_owner = $1";
+WHERE status = 'running' AND lease_owner = $1
+  AND id IN (SELECT value FROM json_each($4))";
 
 const RELEASE: &str = "\
 UPDATE runs
@@ -208,13 +209,23 @@ pub(super) async fn claim(
 pub(super) async fn renew_leases(
     writer: &SqlitePool,
     owner: &str,
+    runs: &[RunId],
     lease: Duration,
 ) -> Result<u64, StoreError> {
+    if runs.is_empty() {
+        return Ok(0);
+    }
     let now = now_millis();
+    let ids: Vec<String> = runs.iter().map(ToString::to_string).collect();
+    let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt {
+        what: "lease renewal",
+        detail: e.to_string(),
+    })?;
     let done = sqlx::query(RENEW)
         .bind(owner)
         .bind(after(now, lease))
         .bind(now)
+        .bind(ids)
         .execute(writer)
         .await?;
     Ok(done.rows_affected())

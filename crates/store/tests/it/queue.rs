@@ -383,14 +383,16 @@ async fn renewing_keeps_a_short_lease_alive() {
     assert_eq!(claimed.len(), 2);
     let before = now_ms();
 
-    assert_eq!(store.renew_leases("w1", LONG).await.unwrap(), 2);
+    let ids: Vec<_> = claimed.iter().map(|r| r.id).collect();
+    assert_eq!(store.renew_leases("w1", &ids, LONG).await.unwrap(), 2);
 
     for run in &claimed {
         let run = store.run(run.id).await.unwrap().unwrap();
         assert!(run.lease_expires_at.unwrap() >= before + LONG);
     }
     assert!(store.claim("w2", 10, LONG).await.unwrap().is_empty());
-    assert_eq!(store.renew_leases("nobody", LONG).await.unwrap(), 0);
+    assert_eq!(store.renew_leases("nobody", &ids, LONG).await.unwrap(), 0);
+    assert_eq!(store.renew_leases("w1", &[], LONG).await.unwrap(), 0);
 }
 
 async fn total(store: &impl Store) -> u64 {
