@@ -7,6 +7,7 @@ mod check;
 mod crash;
 mod demo;
 mod for_each;
+mod invoke;
 mod schedule;
 mod support;
 mod webhook;

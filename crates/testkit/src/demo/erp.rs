@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::{error, json_object};
 use crate::sync::lock;
 use crate::{MockUpstream, RecordedRequest, Reply, TestkitError};
+use base64::Engine as _;
 
 /// Basic-auth user name the ERP accepts.
 pub const ERP_USERNAME: &str = "patchbay";
@@ -30,7 +31,7 @@ pub const ERP_PASSWORD: &str = "erp-demo-password";
 pub fn basic_auth_header() -> String {
     format!(
         "Basic {}",
-        base64_encode(format!("{ERP_USERNAME}:{ERP_PASSWORD}").as_bytes())
+        base64::engine::general_purpose::STANDARD.encode(format!("{ERP_USERNAME}:{ERP_PASSWORD}"))
     )
 }
 
@@ -155,46 +156,4 @@ fn get_customer(book: &Mutex<Book>, req: &RecordedRequest) -> Reply {
         || error(404, "not_found", "no such customer"),
         |customer| Reply::json(200, customer.clone()),
     )
-}
-
-/// Standard base64 with padding (RFC 4648), enough for basic-auth credentials.
-fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_encode(input.as_bytes()), want);
-        }
-    }
 }
