@@ -9,6 +9,7 @@ pub fn init(format: &str, default_level: &str) {
         EnvFilter::try_from_env("PATCHBAY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // `try_init`: a second initialisation (tests calling `main` twice) is harmless.
     let _ = if format == "json" {

@@ -13,9 +13,13 @@ pub enum EngineError {
     /// A connector could not be built.
     #[error(transparent)]
     Connector(#[from] BuildError),
-    /// The store failed; the event was not accepted.
+    /// The store failed; the request was not served.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The intake batch holding this event could not be committed; the
+    /// event was not accepted. Shared by every event of the batch.
+    #[error("the event was not committed: {0}")]
+    NotCommitted(std::sync::Arc<StoreError>),
     /// No flow by this name.
     #[error("unknown flow `{0}`")]
     UnknownFlow(String),
@@ -30,6 +34,7 @@ impl EngineError {
     pub fn is_retryable(&self) -> bool {
         match self {
             EngineError::Store(e) => e.is_transient(),
+            EngineError::NotCommitted(_) => true,
             EngineError::ShuttingDown => true,
             EngineError::Config(_) | EngineError::Connector(_) | EngineError::UnknownFlow(_) => {
                 false

@@ -102,6 +102,13 @@ impl Executor {
             .await?
             .into_iter()
             .filter(|e| e.status == StepStatus::Succeeded)
+            // A run resumed after the flow was edited may find another step
+            // at a journalled position: reuse an output only for the same step.
+            .filter(|e| {
+                flow.steps
+                    .get(e.step_index as usize)
+                    .is_some_and(|step| step.id == e.step_id)
+            })
             .filter_map(|e| Some(((e.step_index, e.item), e.output?)))
             .collect();
         let state = self.store.flow_state(&run.flow).await?;

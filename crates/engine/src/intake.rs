@@ -44,7 +44,7 @@ impl Intake {
             .map_err(|_| EngineError::ShuttingDown)?;
         match answer.await {
             Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(e)) => Err(EngineError::Store(clone_store_error(&e))),
+            Ok(Err(e)) => Err(EngineError::NotCommitted(e)),
             Err(_) => Err(EngineError::ShuttingDown),
         }
     }
@@ -61,7 +61,7 @@ async fn commit_loop(
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
         let runs: Vec<NewRun> = batch.iter().map(|p| p.run.clone()).collect();
         let result = store.enqueue(&runs).await;
-        metrics_batch(runs.len());
+        tracing::trace!(size = runs.len(), "intake batch committed");
         match result {
             Ok(outcomes) => {
                 for (pending, outcome) in batch.drain(..).zip(outcomes) {
@@ -77,18 +77,5 @@ async fn commit_loop(
                 }
             }
         }
-    }
-}
-
-fn metrics_batch(size: usize) {
-    tracing::trace!(size, "intake batch committed");
-}
-
-/// Store errors wrap non-`Clone` sqlx errors; a failed batch answers every
-/// caller, so each gets an equivalent error carrying the same message.
-fn clone_store_error(e: &StoreError) -> StoreError {
-    StoreError::Corrupt {
-        what: "intake batch",
-        detail: e.to_string(),
     }
 }

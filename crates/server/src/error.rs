@@ -63,6 +63,14 @@ impl From<EngineError> for ApiError {
                 "unavailable",
                 "shutting down; retry on another node or later",
             ),
+            EngineError::NotCommitted(e) => {
+                warn!(error = %e, "event refused: intake batch not committed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the event was not stored; retry later",
+                )
+            }
             EngineError::Store(e) => {
                 // The internal message goes to the log; the caller learns only
                 // that nothing was accepted and it may retry.

@@ -119,13 +119,15 @@ fn sync_response(outcome: EnqueueOutcome, reply: Option<SyncReply>) -> Response 
             }
             response
         }
+        // The run's error names connectors, paths and upstream replies:
+        // internals the webhook's caller must not see. It is in the journal.
         Some(SyncReply::Ended {
             status: RunStatus::Failed,
-            error,
+            ..
         }) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "run_failed",
-            error.unwrap_or_else(|| "the run failed".into()),
+            format!("the run failed before responding; see run {run_id}"),
         )
         .with_details(json!({ "run_id": run_id }))
         .into_response(),

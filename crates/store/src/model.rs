@@ -60,7 +60,8 @@ impl RunStatus {
 
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad` honours width and alignment, for tables.
+        f.pad(self.as_str())
     }
 }
 

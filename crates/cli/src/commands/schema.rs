@@ -1,5 +1,7 @@
 //! `patchbay schema`: the configuration's JSON Schema.
 
+use std::io::Write;
+
 use crate::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -15,6 +17,12 @@ pub fn execute(args: Args) -> anyhow::Result<Outcome> {
     } else {
         patchbay_config::project_schema()
     };
-    println!("{}", serde_json::to_string_pretty(&schema)?);
-    Ok(Outcome::Success)
+    let text = serde_json::to_string_pretty(&schema)?;
+    // Written by hand rather than with `println!`, which panics when the
+    // reader goes away (`patchbay schema | head`); a closed pipe is no error.
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Ok(()) => Ok(Outcome::Success),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Success),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -254,9 +254,24 @@ async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
     assert_eq!(broken.status(), 502);
     let body: Value = broken.json().await.unwrap();
     assert_eq!(body["error"]["code"], "run_failed");
+    let message = body["error"]["message"].as_str().unwrap();
+    let run_id = body["error"]["details"]["run_id"].as_str().unwrap();
+    assert!(message.contains(run_id), "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("500"),
-        "{body}"
+        !message.contains("erp") && !message.contains("/broken"),
+        "internals leaked: {body}"
+    );
+    let run: Value = client
+        .get(format!("http://{}/api/v1/runs/{run_id}", node.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        run["run"]["error"].as_str().unwrap().contains("500"),
+        "{run}"
     );
     node.stop().await.unwrap();
 }
