@@ -33,6 +33,59 @@ pub struct ConnectorConfig {
     /// one is a step error.
     #[serde(default)]
     pub max_response_bytes: Option<usize>,
+    /// How failed calls are retried (default: 3 attempts, backoff 200ms to 10s).
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
+    /// Header carrying the idempotency key of `POST` and `PATCH` calls, and
+    /// of any call whose step sets `idempotency_key` (default
+    /// `Idempotency-Key`; an empty string sends none).
+    #[serde(default)]
+    pub idempotency_header: Option<String>,
+}
+
+/// Retries of one call. Transient failures (connect errors, timeouts, 5xx,
+/// 408, 429) are retried with exponential backoff and full jitter; a
+/// `Retry-After` header is honoured, capped by `backoff.max`. `POST` and
+/// `PATCH` are retried only when the call carries an idempotency key.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included (1 disables retries). Default 3.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    #[serde(default)]
+    pub backoff: BackoffConfig,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts: default_attempts(),
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+
+/// Exponential backoff bounds: the first wait is up to `min`, each next one
+/// up to twice the previous, never more than `max`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackoffConfig {
+    pub min: HumanDuration,
+    pub max: HumanDuration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            min: std::time::Duration::from_millis(200).into(),
+            max: std::time::Duration::from_secs(10).into(),
+        }
+    }
 }
 
 /// Authentication of a connector.

@@ -129,6 +129,14 @@ pub struct StepConfig {
     /// jq producing the JSON request body for `call`.
     #[serde(default)]
     pub body: Option<Located<String>>,
+    /// jq producing the idempotency key of a `call` (default for `POST` and
+    /// `PATCH`: derived from the run id, the step and the item). Retries and
+    /// resumed runs send the same key, so the upstream applies the call once.
+    #[serde(default)]
+    pub idempotency_key: Option<Located<String>>,
+    /// Retries of a `call`, replacing its connector's `retry`.
+    #[serde(default)]
+    pub retry: Option<Located<crate::connector::RetryConfig>>,
     /// jq whose value becomes the step's result.
     #[serde(default)]
     pub transform: Option<Located<String>>,

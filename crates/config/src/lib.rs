@@ -30,7 +30,7 @@ mod settings;
 mod suggest;
 pub mod validate;
 
-pub use connector::{AuthConfig, ConnectorConfig};
+pub use connector::{AuthConfig, BackoffConfig, ConnectorConfig, RetryConfig};
 pub use diagnostic::{Diagnostic, Report};
 pub use duration::HumanDuration;
 pub use flow::{

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::connector::{AuthConfig, ConnectorConfig};
+use crate::connector::{AuthConfig, ConnectorConfig, RetryConfig};
 use crate::diagnostic::{Diagnostic, Report};
 use crate::flow::{CallSpec, FlowConfig, StepKind, TriggerConfig, WebhookMode};
 use crate::interpolate::{Env, interpolate};
@@ -120,12 +120,33 @@ fn check_connector(
             }
         }
     }
+    if let Some(retry) = &connector.retry {
+        check_retry(retry, &mut |message| {
+            report.push(at(
+                connector.line,
+                connector.column,
+                format!("connector `{name}`: {message}"),
+            ))
+        });
+    }
     if connector.timeout.is_some_and(|t| t.0.is_zero()) {
         report.push(at(
             connector.line,
             connector.column,
             format!("connector `{name}`: timeout must be greater than zero"),
         ));
+    }
+}
+
+fn check_retry(retry: &RetryConfig, report: &mut dyn FnMut(String)) {
+    if retry.attempts == 0 {
+        report("retry.attempts must be at least 1 (1 disables retries)".into());
+    }
+    if retry.attempts > 100 {
+        report("retry.attempts must be at most 100".into());
+    }
+    if retry.backoff.min > retry.backoff.max {
+        report("retry.backoff.min must not exceed retry.backoff.max".into());
     }
 }
 
@@ -312,6 +333,7 @@ fn check_steps(
             ("query", &step.query),
             ("headers", &step.headers),
             ("body", &step.body),
+            ("idempotency_key", &step.idempotency_key),
         ] {
             if let Some(value) = value
                 && !is_call
@@ -368,6 +390,18 @@ fn check_steps(
                 }
                 Ok(_) => {}
             }
+        }
+        if let Some(retry) = &step.retry {
+            if !is_call {
+                report.push(at(
+                    retry.line,
+                    retry.column,
+                    "`retry` only applies to a `call` step".into(),
+                ));
+            }
+            check_retry(&retry.value, &mut |message| {
+                report.push(at(retry.line, retry.column, message))
+            });
         }
         if let Some(respond) = &step.respond
             && !(100..=599).contains(&respond.status)

@@ -13,6 +13,8 @@ pub struct CallRequest {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// Sent in the connector's idempotency header; retries send the same key.
+    pub idempotency_key: Option<String>,
 }
 
 /// A successful (2xx) response with its JSON body.

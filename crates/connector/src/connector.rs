@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::auth::Auth;
 use crate::call::{CallRequest, Response};
 use crate::error::{BuildError, CallError};
+use crate::retry::RetryPolicy;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
@@ -43,6 +44,9 @@ pub struct Connector {
     auth: Auth,
     timeout: Duration,
     max_response_bytes: usize,
+    retry: RetryPolicy,
+    /// `None` when the connector sends no idempotency keys.
+    idempotency_header: Option<HeaderName>,
 }
 
 impl Connector {
@@ -108,6 +112,13 @@ impl Connector {
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()?;
+        let idempotency_header = match config.idempotency_header.as_deref() {
+            Some("") => None,
+            Some(header) => Some(HeaderName::try_from(header).map_err(|_| {
+                config_error(format!("`{header}` is not a valid idempotency header name"))
+            })?),
+            None => Some(HeaderName::from_static("idempotency-key")),
+        };
         Ok(Connector {
             name: name.to_string(),
             base_url,
@@ -119,11 +130,27 @@ impl Connector {
             max_response_bytes: config
                 .max_response_bytes
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            retry: config
+                .retry
+                .as_ref()
+                .map(RetryPolicy::from)
+                .unwrap_or_default(),
+            idempotency_header,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The connector's retry policy (a step may replace it).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Whether calls carry idempotency keys at all.
+    pub fn sends_idempotency_keys(&self) -> bool {
+        self.idempotency_header.is_some()
     }
 
     /// What the journal records of a request: method, URL and query, without
@@ -202,6 +229,11 @@ impl Connector {
         for (name, value) in &own {
             headers.append(name, value.clone());
         }
+        if let (Some(name), Some(key)) = (&self.idempotency_header, &request.idempotency_key) {
+            let key = HeaderValue::try_from(key.as_str())
+                .map_err(|_| invalid("the idempotency key is not a valid header value".into()))?;
+            headers.insert(name.clone(), key);
+        }
         self.auth
             .apply_to_headers(&mut headers)
             .map_err(|_| invalid("the credential cannot be sent in a header".into()))?;
@@ -224,6 +256,7 @@ impl Connector {
     ) -> Result<Response, CallError> {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
+            let retry_after = crate::retry::parse_retry_after(response.headers());
             let bytes = read_error_body(response).await;
             return Err(CallError::Status {
                 connector: self.name.clone(),
@@ -231,6 +264,7 @@ impl Connector {
                 path: request.path.clone(),
                 status,
                 body: excerpt(&bytes),
+                retry_after,
             });
         }
         let headers = headers_to_json(response.headers());

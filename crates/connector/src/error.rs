@@ -49,6 +49,8 @@ pub enum CallError {
         status: u16,
         /// The start of the response body, for the journal.
         body: String,
+        /// The upstream's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
     },
     #[error("{connector}: {method} {path} timed out after {}ms", .after.as_millis())]
     Timeout {
@@ -99,6 +101,17 @@ impl CallError {
             CallError::Connect { .. } => CallClass::Connect,
             CallError::InvalidResponse { .. } => CallClass::InvalidResponse,
             CallError::InvalidRequest { .. } => CallClass::InvalidRequest,
+        }
+    }
+
+    /// How long the upstream asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallError::Status { retry_after, .. } => *retry_after,
+            CallError::Timeout { .. }
+            | CallError::Connect { .. }
+            | CallError::InvalidResponse { .. }
+            | CallError::InvalidRequest { .. } => None,
         }
     }
 

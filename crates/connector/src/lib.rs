@@ -13,8 +13,10 @@ mod auth;
 mod call;
 mod connector;
 mod error;
+mod retry;
 
 pub use auth::Auth;
 pub use call::{CallRequest, Response};
 pub use connector::{Connector, Connectors};
 pub use error::{BuildError, CallClass, CallError};
+pub use retry::{Delivered, RetryPolicy, Undelivered};

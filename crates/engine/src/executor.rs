@@ -256,7 +256,16 @@ impl Executor {
         let vars = context.vars();
         let mut request_summary = None;
         let result = match &step.action {
-            Action::Call(call) => self.call(call, input, &vars, &mut request_summary).await,
+            Action::Call(call) => {
+                let default_key = format!(
+                    "{}:{}{}",
+                    run.id,
+                    step.id,
+                    item.map(|i| format!(":{i}")).unwrap_or_default()
+                );
+                self.call(call, input, &vars, default_key, &mut request_summary)
+                    .await
+            }
             Action::Transform(expr) => eval(expr, input, &vars),
             Action::Filter(expr) => expr
                 .eval_bool(input, &vars)
@@ -298,6 +307,7 @@ impl Executor {
         call: &CallPlan,
         input: &Value,
         vars: &Vars<'_>,
+        default_key: String,
         summary: &mut Option<Value>,
     ) -> Result<Value, String> {
         let connector = self
@@ -320,19 +330,48 @@ impl Executor {
             Some(expr) => Some(expr.eval(input, vars).map_err(|e| format!("body: {e}"))?),
             None => None,
         };
+        // Stable across retries and resumed runs, so the upstream can tell a
+        // repeat from a new request. Sent by default only where a repeat
+        // could duplicate a side effect (POST, PATCH).
+        let idempotency_key = match &call.idempotency_key {
+            Some(expr) => Some(scalar_text(
+                &expr
+                    .eval(input, vars)
+                    .map_err(|e| format!("idempotency_key: {e}"))?,
+            )),
+            None if matches!(call.method.as_str(), "POST" | "PATCH") => Some(default_key),
+            None => None,
+        }
+        .filter(|_| connector.sends_idempotency_keys());
         let request = CallRequest {
             method: call.method.clone(),
             path,
             query,
             headers,
             body,
+            idempotency_key,
         };
-        *summary = Some(connector.summarize(&request));
-        let response = connector.call(&request).await.map_err(|e| e.to_string())?;
-        if let Some(Value::Object(summary)) = summary {
-            summary.insert("status".into(), response.status.into());
+        let mut shown = connector.summarize(&request);
+        let policy = call.retry.unwrap_or_else(|| connector.retry_policy());
+        let result = connector.send(&request, policy).await;
+        if let Value::Object(map) = &mut shown {
+            let (attempts, status) = match &result {
+                Ok(done) => (done.attempts, Some(done.response.status)),
+                Err(failed) => (failed.attempts, failed.error.status()),
+            };
+            map.insert("attempts".into(), attempts.into());
+            if let Some(status) = status {
+                map.insert("status".into(), status.into());
+            }
         }
-        Ok(response.into_value())
+        *summary = Some(shown);
+        match result {
+            Ok(done) => Ok(done.response.into_value()),
+            Err(failed) => Err(match failed.attempts {
+                1 => failed.error.to_string(),
+                n => format!("{} (after {n} attempts)", failed.error),
+            }),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -99,6 +99,10 @@ pub struct CallPlan {
     pub query: Option<Expr>,
     pub headers: Option<Expr>,
     pub body: Option<Expr>,
+    /// The step's own idempotency key; `None` means the default key.
+    pub idempotency_key: Option<Expr>,
+    /// The step's retry policy; `None` means the connector's.
+    pub retry: Option<patchbay_connector::RetryPolicy>,
 }
 
 /// The answer to a `sync` webhook.
@@ -226,6 +230,15 @@ impl Compiler<'_> {
                     query: self.optional(number, "query", step.query.as_ref())?,
                     headers: self.optional(number, "headers", step.headers.as_ref())?,
                     body: self.optional(number, "body", step.body.as_ref())?,
+                    idempotency_key: self.optional(
+                        number,
+                        "idempotency_key",
+                        step.idempotency_key.as_ref(),
+                    )?,
+                    retry: step
+                        .retry
+                        .as_ref()
+                        .map(|r| patchbay_connector::RetryPolicy::from(&r.value)),
                 })
             }
             StepKind::Transform(e) => Action::Transform(self.expr(number, "transform", e)?),

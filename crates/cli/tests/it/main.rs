@@ -8,6 +8,7 @@ mod crash;
 mod demo;
 mod for_each;
 mod invoke;
+mod retry;
 mod schedule;
 mod support;
 mod webhook;

@@ -9,4 +9,5 @@ mod bodies;
 mod classify;
 mod pool;
 mod request;
+mod retry;
 mod support;
