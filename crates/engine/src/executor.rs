@@ -179,19 +179,17 @@ impl Executor {
         let started = Utc::now();
         let clock = Instant::now();
         let items = match items_expr.eval(&context.event, &context.vars()) {
-            Ok(Value::Array(items)) => items,
-            Ok(other) => {
-                let error = format!(
-                    "`for_each` must produce an array, got {}",
-                    type_name(&other)
-                );
-                self.journal_failure(run, step, None, started, clock, None, &error)
-                    .await?;
-                return Ok(StepEnd::Failed(error));
-            }
-            Err(e) => {
-                let error = format!("`for_each`: {e}");
-                self.journal_failure(run, step, None, started, clock, None, &error)
+            Ok(Value::Array(items)) => Ok(items),
+            Ok(other) => Err(format!(
+                "`for_each` must produce an array, got {}",
+                type_name(&other)
+            )),
+            Err(e) => Err(format!("`for_each`: {e}")),
+        };
+        let items = match items {
+            Ok(items) => items,
+            Err(error) => {
+                self.journal(run, step, None, started, clock, None, Err(&error), None)
                     .await?;
                 return Ok(StepEnd::Failed(error));
             }
@@ -404,21 +402,6 @@ impl Executor {
             error: result.err().map(str::to_string),
         };
         self.store.record_step(&self.owner, &entry, state).await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn journal_failure(
-        &self,
-        run: &Run,
-        step: &StepPlan,
-        item: Option<u32>,
-        started: chrono::DateTime<Utc>,
-        clock: Instant,
-        request: Option<Value>,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        self.journal(run, step, item, started, clock, request, Err(error), None)
-            .await
     }
 }
 

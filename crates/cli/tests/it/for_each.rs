@@ -76,3 +76,42 @@ steps:
     assert!(items.iter().all(|e| e.status == StepStatus::Succeeded));
     node.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn for_each_over_something_else_than_an_array_fails_the_step() {
+    let project = TestProject::new(
+        "",
+        &[(
+            "fan",
+            "trigger: { manual: {} }\nsteps:\n  - id: each\n    for_each: '.items'\n    transform: '.'\n",
+        )],
+    );
+    let node = project.start(&env(&[])).await;
+    let outcome = node
+        .engine
+        .trigger(patchbay_engine::Event {
+            flow: "fan".into(),
+            trigger: "manual",
+            input: json!({ "items": { "a": 1 } }),
+            headers: json!({}),
+            dedupe_key: None,
+        })
+        .await
+        .unwrap();
+    let run = node
+        .engine
+        .wait_for(outcome.run_id(), Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap();
+    assert!(
+        error.contains("`for_each` must produce an array, got an object"),
+        "{error}"
+    );
+    let journal = node.engine.store().journal(outcome.run_id()).await.unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].status, StepStatus::Failed);
+    node.stop().await.unwrap();
+}
