@@ -8,7 +8,7 @@ use std::time::Duration;
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{TestProject, binary, eventually};
+use crate::support::{TestProject, binary, eventually, post_json};
 
 /// A `patchbay run` child process and the address it listens on.
 struct Running {
@@ -96,12 +96,7 @@ steps:
     let client = reqwest::Client::new();
     let mut run_ids = Vec::new();
     for n in 0..RUNS {
-        let response = client
-            .post(format!("{}/hooks/x", node.base))
-            .json(&json!({ "n": n }))
-            .send()
-            .await
-            .unwrap();
+        let response = post_json(&format!("{}/hooks/x", node.base), &json!({ "n": n })).await;
         assert_eq!(response.status(), 202);
         let body: Value = response.json().await.unwrap();
         run_ids.push(body["run_id"].as_str().unwrap().to_string());
@@ -178,12 +173,7 @@ async fn sigterm_lets_the_running_step_finish_and_exits_zero() {
     let env = [("S_URL", slow.url())];
     let mut node = start(&project, &env);
     let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{}/hooks/slow", node.base))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(&format!("{}/hooks/slow", node.base), &json!({})).await;
     assert_eq!(response.status(), 202);
     assert!(slow.wait_for_requests(1, Duration::from_secs(10)).await);
     let status = terminate(&mut node.child);

@@ -6,7 +6,7 @@ use patchbay_store::{RunStatus, StepStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{TestProject, env};
+use crate::support::{TestProject, env, run_manually};
 
 #[tokio::test]
 async fn for_each_makes_one_call_per_item_with_bounded_concurrency_in_order() {
@@ -38,23 +38,7 @@ steps:
     );
     let env = env(&[("ERP_URL", erp.url())]);
     let node = project.start(&env).await;
-    let outcome = node
-        .engine
-        .trigger(patchbay_engine::Event {
-            flow: "fan".into(),
-            trigger: "manual",
-            input: json!({}),
-            headers: json!({}),
-            dedupe_key: None,
-        })
-        .await
-        .unwrap();
-    let run = node
-        .engine
-        .wait_for(outcome.run_id(), Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
+    let run = run_manually(&node, "fan", json!({})).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
 
     assert_eq!(erp.request_count(), 100);
@@ -67,7 +51,7 @@ steps:
     let expected: Vec<Value> = (0..100).map(|n| json!(n * 2)).collect();
     assert_eq!(run.output, Some(Value::Array(expected)));
 
-    let journal = node.engine.store().journal(outcome.run_id()).await.unwrap();
+    let journal = node.engine.store().journal(run.id).await.unwrap();
     let items: Vec<_> = journal
         .iter()
         .filter(|e| e.step_id == "put" && e.item.is_some())
@@ -87,30 +71,14 @@ async fn for_each_over_something_else_than_an_array_fails_the_step() {
         )],
     );
     let node = project.start(&env(&[])).await;
-    let outcome = node
-        .engine
-        .trigger(patchbay_engine::Event {
-            flow: "fan".into(),
-            trigger: "manual",
-            input: json!({ "items": { "a": 1 } }),
-            headers: json!({}),
-            dedupe_key: None,
-        })
-        .await
-        .unwrap();
-    let run = node
-        .engine
-        .wait_for(outcome.run_id(), Duration::from_secs(10))
-        .await
-        .unwrap()
-        .unwrap();
+    let run = run_manually(&node, "fan", json!({ "items": { "a": 1 } })).await;
     assert_eq!(run.status, RunStatus::Failed);
     let error = run.error.unwrap();
     assert!(
         error.contains("`for_each` must produce an array, got an object"),
         "{error}"
     );
-    let journal = node.engine.store().journal(outcome.run_id()).await.unwrap();
+    let journal = node.engine.store().journal(run.id).await.unwrap();
     assert_eq!(journal.len(), 1);
     assert_eq!(journal[0].status, StepStatus::Failed);
     node.stop().await.unwrap();

@@ -7,7 +7,7 @@ use patchbay_store::RunStatus;
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{TestProject, env};
+use crate::support::{TestProject, env, post_json};
 
 #[tokio::test]
 async fn a_flaky_upstream_is_retried_with_one_idempotency_key() {
@@ -31,12 +31,11 @@ connectors:
         )],
     );
     let node = project.start(&env(&[("PAY_URL", payments.url())])).await;
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/hooks/charge", node.address))
-        .json(&json!({ "amount": 100 }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(
+        &format!("http://{}/hooks/charge", node.address),
+        &json!({ "amount": 100 }),
+    )
+    .await;
     let body: Value = response.json().await.unwrap();
     let run_id: uuid::Uuid = body["run_id"].as_str().unwrap().parse().unwrap();
     let run = node

@@ -77,3 +77,37 @@ where
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_patchbay")
 }
+
+/// POSTs `body` as JSON.
+pub async fn post_json(url: &str, body: &serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// Starts a run of `flow` by hand and waits up to 30 s for it to end.
+pub async fn run_manually(
+    node: &Node,
+    flow: &str,
+    input: serde_json::Value,
+) -> patchbay_store::Run {
+    let outcome = node
+        .engine
+        .trigger(patchbay_engine::Event {
+            flow: flow.into(),
+            trigger: "manual",
+            input,
+            headers: serde_json::json!({}),
+            dedupe_key: None,
+        })
+        .await
+        .expect("run committed");
+    node.engine
+        .wait_for(outcome.run_id(), Duration::from_secs(30))
+        .await
+        .expect("store readable")
+        .expect("run exists")
+}

@@ -6,7 +6,7 @@ use patchbay_store::{RunStatus, StepStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{TestProject, env, eventually};
+use crate::support::{TestProject, env, eventually, post_json};
 
 const ROOT: &str = "\
 connectors:
@@ -124,12 +124,11 @@ async fn failing_upstream_fails_the_run_with_the_reason() {
     );
     let env = env(&[("ERP_URL", erp.url()), ("ERP_KEY", "k".into())]);
     let node = project.start(&env).await;
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/hooks/push", node.address))
-        .json(&json!({ "total": -1 }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(
+        &format!("http://{}/hooks/push", node.address),
+        &json!({ "total": -1 }),
+    )
+    .await;
     let run_id: uuid::Uuid = response.json::<Value>().await.unwrap()["run_id"]
         .as_str()
         .unwrap()
@@ -181,12 +180,11 @@ steps:
     );
     let env = env(&[("ERP_URL", erp.url()), ("ERP_KEY", "k".into())]);
     let node = project.start(&env).await;
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/hooks/quote", node.address))
-        .json(&json!({ "sku": "A1", "quantity": 3 }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(
+        &format!("http://{}/hooks/quote", node.address),
+        &json!({ "sku": "A1", "quantity": 3 }),
+    )
+    .await;
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["x-quote"], "q-A1");
     let run_id: uuid::Uuid = response.headers()["patchbay-run-id"]
@@ -234,23 +232,13 @@ async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
     let env = env(&[("ERP_URL", erp.url()), ("ERP_KEY", "k".into())]);
     let node = project.start(&env).await;
     let client = reqwest::Client::new();
-    let slow = client
-        .post(format!("http://{}/hooks/slow", node.address))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let slow = post_json(&format!("http://{}/hooks/slow", node.address), &json!({})).await;
     assert_eq!(slow.status(), 504);
     let body: Value = slow.json().await.unwrap();
     assert_eq!(body["error"]["code"], "respond_timeout");
     assert!(body["error"]["details"]["run_id"].is_string());
 
-    let broken = client
-        .post(format!("http://{}/hooks/broken", node.address))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let broken = post_json(&format!("http://{}/hooks/broken", node.address), &json!({})).await;
     assert_eq!(broken.status(), 502);
     let body: Value = broken.json().await.unwrap();
     assert_eq!(body["error"]["code"], "run_failed");
