@@ -59,21 +59,23 @@ async fn commit_loop(
     let mut batch = Vec::with_capacity(max_batch);
     // Ends when every `Intake` handle is dropped and the queue is drained.
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
-        let runs: Vec<NewRun> = batch.iter().map(|p| p.run.clone()).collect();
-        let result = store.enqueue(&runs).await;
-        tracing::trace!(size = runs.len(), "intake batch committed");
-        match result {
+        // Moved apart rather than cloned: event bodies can be large and this
+        // is the intake hot path.
+        let (runs, replies): (Vec<NewRun>, Vec<_>) =
+            batch.drain(..).map(|p| (p.run, p.reply)).unzip();
+        match store.enqueue(&runs).await {
             Ok(outcomes) => {
-                for (pending, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = pending.reply.send(Ok(outcome));
+                tracing::trace!(size = runs.len(), "intake batch committed");
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
                 committed.notify_one();
             }
             Err(e) => {
                 warn!(error = %e, batch = runs.len(), "intake batch not committed");
                 let e = Arc::new(e);
-                for pending in batch.drain(..) {
-                    let _ = pending.reply.send(Err(e.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
