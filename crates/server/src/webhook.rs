@@ -63,9 +63,14 @@ pub(crate) async fn receive(
 
 async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
+        // The limit error sits somewhere in the cause chain; match its type,
+        // not its wording.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut too_large = false;
+        while let Some(current) = cause {
+            too_large |= current.is::<http_body_util::LengthLimitError>();
+            cause = current.source();
+        }
         if too_large {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -151,7 +156,16 @@ fn headers_to_json(headers: &HeaderMap) -> Value {
     let mut map = Map::new();
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        map.insert(name.as_str().to_string(), Value::String(value));
+        match map.get_mut(name.as_str()) {
+            // A repeated header keeps every value, joined as HTTP allows.
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                map.insert(name.as_str().to_string(), Value::String(value));
+            }
+        }
     }
     Value::Object(map)
 }

@@ -263,3 +263,25 @@ async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
     );
     node.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn repeated_request_headers_keep_every_value() {
+    let project = TestProject::new(
+        "",
+        &[(
+            "tags",
+            "trigger: { webhook: { path: /hooks/tags, mode: sync } }\nsteps:\n  - respond: { body: '$headers[\"x-tag\"]' }\n",
+        )],
+    );
+    let node = project.start(&env(&[])).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/hooks/tags", node.address))
+        .header("x-tag", "a")
+        .header("x-tag", "b")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap(), json!("a, b"));
+    node.stop().await.unwrap();
+}
