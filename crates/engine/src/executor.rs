@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::context::RunContext;
-use crate::plan::{Action, CallPlan, FlowPlan, Plan, RespondPlan, StepPlan};
+use crate::plan::{Action, CallPlan, Plan, RespondPlan, StepPlan};
 use crate::responders::{Responders, SyncReply};
 
 /// Outputs of completed journal entries, by (step index, item).
@@ -123,7 +123,7 @@ impl Executor {
                     if self.shutdown.is_cancelled() {
                         return Err(Halt::Interrupted);
                     }
-                    self.run_step(run, flow, step, &context, &completed)
+                    self.run_step(run, step, &context, &completed)
                         .instrument(info_span!("step", step = %step.id, kind = step.action.kind()))
                         .await?
                 }
@@ -166,15 +166,12 @@ impl Executor {
     async fn run_step(
         &self,
         run: &Run,
-        flow: &FlowPlan,
         step: &StepPlan,
         context: &RunContext,
         completed: &Completed,
     ) -> Result<StepEnd, Halt> {
         let Some((items_expr, concurrency)) = &step.for_each else {
-            return self
-                .attempt(run, flow, step, None, &context.event, context)
-                .await;
+            return self.attempt(run, step, None, &context.event, context).await;
         };
         let started = Utc::now();
         let clock = Instant::now();
@@ -197,7 +194,7 @@ impl Executor {
         let collected: Result<Vec<Value>, ItemHalt> = futures::stream::iter(0..items.len())
             // The closure takes an index, not `&Value`: a reference argument
             // would make the future's type higher-ranked and not provably `Send`.
-            .map(|i| self.run_item(run, flow, step, i as u32, &items[i], context, completed))
+            .map(|i| self.run_item(run, step, i as u32, &items[i], context, completed))
             // `buffered` keeps results in item order while running up to
             // `concurrency` items at once; the first failure stops the rest.
             .buffered((*concurrency).max(1))
@@ -218,7 +215,6 @@ impl Executor {
     async fn run_item(
         &self,
         run: &Run,
-        flow: &FlowPlan,
         step: &StepPlan,
         i: u32,
         item: &Value,
@@ -231,7 +227,7 @@ impl Executor {
         if self.shutdown.is_cancelled() {
             return Err(ItemHalt::Halt(Halt::Interrupted));
         }
-        match self.attempt(run, flow, step, Some(i), item, context).await {
+        match self.attempt(run, step, Some(i), item, context).await {
             Ok(StepEnd::Continue(output)) => Ok(output),
             Ok(StepEnd::Skip) => Ok(Value::Bool(false)),
             Ok(StepEnd::Failed(error)) => Err(ItemHalt::Failed(format!("item {i}: {error}"))),
@@ -243,7 +239,6 @@ impl Executor {
     async fn attempt(
         &self,
         run: &Run,
-        flow: &FlowPlan,
         step: &StepPlan,
         item: Option<u32>,
         input: &Value,
@@ -253,6 +248,7 @@ impl Executor {
         let clock = Instant::now();
         let vars = context.vars();
         let mut request_summary = None;
+        let mut reply = None;
         let result = match &step.action {
             Action::Call(call) => {
                 let default_key = format!(
@@ -270,7 +266,12 @@ impl Executor {
                 .map(Value::Bool)
                 .map_err(|e| e.to_string()),
             Action::SetState(expr) => eval(expr, input, &vars),
-            Action::Respond(respond) => respond_value(respond, input, &vars),
+            Action::Respond(respond) => {
+                respond_reply(respond, input, &vars).map(|(output, answer)| {
+                    reply = Some(answer);
+                    output
+                })
+            }
         };
         let state = match (&step.action, &result) {
             (Action::SetState(_), Ok(value)) => Some(value),
@@ -291,10 +292,10 @@ impl Executor {
             Err(error) => StepEnd::Failed(error),
             Ok(Value::Bool(false)) if matches!(step.action, Action::Filter(_)) => StepEnd::Skip,
             Ok(output) => {
-                if let Action::Respond(_) = step.action {
-                    self.responders.deliver(run.id, sync_reply(&output));
+                if let Some(reply) = reply {
+                    self.responders.deliver(run.id, reply);
                 }
-                debug!(flow = %flow.name, "step completed");
+                debug!("step completed");
                 StepEnd::Continue(output)
             }
         })
@@ -449,42 +450,34 @@ fn scalar_text(value: &Value) -> String {
     }
 }
 
-fn respond_value(respond: &RespondPlan, input: &Value, vars: &Vars<'_>) -> Result<Value, String> {
+/// A `respond` step's answer, and the same as the step's journalled output.
+fn respond_reply(
+    respond: &RespondPlan,
+    input: &Value,
+    vars: &Vars<'_>,
+) -> Result<(Value, SyncReply), String> {
     let headers = match &respond.headers {
-        Some(expr) => {
-            let pairs = pairs("headers", expr.eval(input, vars))?;
-            Value::Object(
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect(),
-            )
-        }
-        None => Value::Object(Default::default()),
+        Some(expr) => pairs("headers", expr.eval(input, vars))?,
+        None => Vec::new(),
     };
     let body = match &respond.body {
         Some(expr) => expr.eval(input, vars).map_err(|e| format!("body: {e}"))?,
         None => Value::Null,
     };
-    Ok(serde_json::json!({ "status": respond.status, "headers": headers, "body": body }))
-}
-
-fn sync_reply(output: &Value) -> SyncReply {
-    let status = output.get("status").and_then(Value::as_u64).unwrap_or(200) as u16;
-    let headers = output
-        .get("headers")
-        .and_then(Value::as_object)
-        .map(|h| {
-            h.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    SyncReply::Respond {
-        status,
+    let output = serde_json::json!({
+        "status": respond.status,
+        "headers": headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>(),
+        "body": body,
+    });
+    let reply = SyncReply::Respond {
+        status: respond.status,
         headers,
-        body: output.get("body").cloned().unwrap_or(Value::Null),
-    }
+        body,
+    };
+    Ok((output, reply))
 }
 
 enum ItemHalt {
