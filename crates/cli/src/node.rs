@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use patchbay_config::{Env, Project};
-use patchbay_engine::{Engine, EngineTasks, Roles};
+use patchbay_engine::{Engine, EngineTasks, Plan, Roles};
 use patchbay_server::ServerSettings;
 use patchbay_store::{SqliteOptions, SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -34,12 +34,14 @@ impl Node {
     /// Opens the store, starts the engine, binds the listener and serves.
     pub async fn start(
         project: &Project,
+        plan: Plan,
         env: &dyn Env,
         options: NodeOptions,
     ) -> anyhow::Result<Node> {
         let store = open_store(project).await?;
         let shutdown = CancellationToken::new();
-        let (engine, tasks) = Engine::start(project, store, env, options.roles, shutdown.clone())?;
+        let (engine, tasks) =
+            Engine::start(project, plan, store, env, options.roles, shutdown.clone())?;
         let listen = match options.listen {
             Some(address) => address,
             None => project

@@ -1,15 +1,11 @@
 //! The engine's error type.
 
-use patchbay_config::Report;
 use patchbay_connector::BuildError;
 use patchbay_store::StoreError;
 
 /// What can go wrong when starting the engine or handing it an event.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The project does not compile (bad jq, ...); the report lists every problem.
-    #[error("invalid configuration:\n{0}")]
-    Config(Report),
     /// A connector could not be built.
     #[error(transparent)]
     Connector(#[from] BuildError),
@@ -36,9 +32,7 @@ impl EngineError {
             EngineError::Store(e) => e.is_transient(),
             EngineError::NotCommitted(_) => true,
             EngineError::ShuttingDown => true,
-            EngineError::Config(_) | EngineError::Connector(_) | EngineError::UnknownFlow(_) => {
-                false
-            }
+            EngineError::Connector(_) | EngineError::UnknownFlow(_) => false,
         }
     }
 }

@@ -103,17 +103,20 @@ pub struct EngineTasks {
 }
 
 impl Engine {
-    /// Compiles the project's flows, builds its connectors and starts intake,
-    /// workers and scheduler (as `roles` says). Nothing starts if anything
-    /// fails to compile or build. Cancelling `shutdown` stops the engine.
+    /// Builds the project's connectors and starts intake, workers and
+    /// scheduler (as `roles` says) for `plan`, compiled from `project` by
+    /// [`Plan::compile`] (which `check` runs too, so it is not done twice).
+    /// Nothing starts if a connector fails to build. Cancelling `shutdown`
+    /// stops the engine.
     pub fn start(
         project: &Project,
+        plan: Plan,
         store: Arc<dyn Store>,
         env: &dyn Env,
         roles: Roles,
         shutdown: CancellationToken,
     ) -> Result<(Engine, EngineTasks), EngineError> {
-        let plan = Arc::new(Plan::compile(project).map_err(EngineError::Config)?);
+        let plan = Arc::new(plan);
         let connectors = Connectors::build(&project.config.connectors, env)?;
         let settings: &EngineConfig = &project.config.engine;
         let owner = format!("node-{}", uuid::Uuid::now_v7());

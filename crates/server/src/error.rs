@@ -81,7 +81,7 @@ impl From<EngineError> for ApiError {
                     "the event was not stored; retry later",
                 )
             }
-            EngineError::Config(_) | EngineError::Connector(_) => {
+            EngineError::Connector(_) => {
                 error!(error = %e, "unexpected engine error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use patchbay_config::{MapEnv, ProcessEnv, Project, Source};
-use patchbay_engine::Roles;
+use patchbay_engine::{Plan, Roles};
 use patchbay_store::{RunFilter, RunStatus};
 use patchbay_testkit::demo::{self, DemoUpstreams};
 use serde_json::json;
@@ -76,10 +76,11 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         .map(|(k, v)| (k.to_string(), v)),
     )
     .with_fallback(ProcessEnv);
-    let project = embedded_project(&dir, &env)?;
+    let (project, plan) = embedded_project(&dir, &env)?;
 
     let node = match Node::start(
         &project,
+        plan.clone(),
         &env,
         NodeOptions {
             listen: Some(args.listen),
@@ -96,6 +97,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             any.set_port(0);
             Node::start(
                 &project,
+                plan,
                 &env,
                 NodeOptions {
                     listen: Some(any),
@@ -224,7 +226,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     }
 }
 
-fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<Project> {
+fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<(Project, Plan)> {
     let mut sources = PROJECT_FILES.iter().map(|(path, text)| Source {
         path: PathBuf::from("examples/demo").join(path),
         text: (*text).to_string(),
@@ -232,8 +234,10 @@ fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<Proje
     let root = sources
         .next()
         .context("the demo project has no root file")?;
-    Project::from_sources(dir, root, sources.collect(), env)
-        .map_err(|report| anyhow::anyhow!("the demo project is invalid:\n{report}"))
+    let invalid = |report| anyhow::anyhow!("the demo project is invalid:\n{report}");
+    let project = Project::from_sources(dir, root, sources.collect(), env).map_err(invalid)?;
+    let plan = Plan::compile(&project).map_err(invalid)?;
+    Ok((project, plan))
 }
 
 /// Sends shop orders at a steady rate and a shipping quote every second,

@@ -30,7 +30,7 @@ pub struct Args {
 pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     let input = read_input(args.input.as_deref())?;
     let env = ProcessEnv;
-    let (project, _) = match super::load_checked(&args.project, &env) {
+    let (project, plan) = match super::load_checked(&args.project, &env) {
         Ok(loaded) => loaded,
         Err(report) => {
             eprintln!("{report}");
@@ -43,8 +43,14 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         workers: true,
         scheduler: false,
     };
-    let (engine, tasks) =
-        Engine::start(&project, Arc::clone(&store), &env, roles, shutdown.clone())?;
+    let (engine, tasks) = Engine::start(
+        &project,
+        plan,
+        Arc::clone(&store),
+        &env,
+        roles,
+        shutdown.clone(),
+    )?;
     let outcome = engine
         .trigger(Event {
             flow: args.flow.clone(),

@@ -28,7 +28,7 @@ pub struct Args {
 
 pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     let env = ProcessEnv;
-    let (project, _) = match super::load_checked(&args.dir, &env) {
+    let (project, plan) = match super::load_checked(&args.dir, &env) {
         Ok(loaded) => loaded,
         Err(report) => {
             eprintln!("{report}");
@@ -45,6 +45,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     };
     let node = Node::start(
         &project,
+        plan,
         &env,
         NodeOptions {
             listen: args.listen,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use patchbay::{Node, NodeOptions};
 use patchbay_config::{MapEnv, Project};
-use patchbay_engine::Roles;
+use patchbay_engine::{Plan, Roles};
 
 /// A project folder in a temporary directory.
 pub struct TestProject {
@@ -38,8 +38,11 @@ impl TestProject {
     /// Starts a node (engine + server on 127.0.0.1:0) for this project.
     pub async fn start(&self, env: &MapEnv) -> Node {
         let project = self.load(env);
+        let plan = Plan::compile(&project)
+            .unwrap_or_else(|report| panic!("test project does not compile:\n{report}"));
         Node::start(
             &project,
+            plan,
             env,
             NodeOptions {
                 listen: Some("127.0.0.1:0".parse().expect("address")),
