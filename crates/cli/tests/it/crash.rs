@@ -8,7 +8,7 @@ use std::time::Duration;
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{TestProject, binary, eventually, post_json};
+use crate::support::{TestProject, binary, eventually, get_json, post_json};
 
 /// A `patchbay run` child process and the address it listens on.
 struct Running {
@@ -182,14 +182,7 @@ async fn sigterm_lets_the_running_step_finish_and_exits_zero() {
     // The step in flight finished and was journalled; the run was handed back
     // to the queue and completes on the next start without calling again.
     let mut node = start(&project, &env);
-    let body: Value = client
-        .get(format!("{}/api/v1/runs", node.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get_json(&format!("{}/api/v1/runs", node.base)).await;
     let id = body["runs"][0]["id"].as_str().unwrap().to_string();
     let done = eventually(Duration::from_secs(20), || {
         let client = client.clone();

@@ -114,3 +114,13 @@ pub async fn run_manually(
         .expect("store readable")
         .expect("run exists")
 }
+
+/// GETs `url` and reads its JSON body.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url)
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .expect("JSON body")
+}

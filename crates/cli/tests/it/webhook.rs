@@ -6,7 +6,7 @@ use patchbay_store::{RunStatus, StepStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{TestProject, env, eventually, post_json};
+use crate::support::{TestProject, env, eventually, get_json, post_json};
 
 const ROOT: &str = "\
 connectors:
@@ -231,7 +231,6 @@ async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
     );
     let env = env(&[("ERP_URL", erp.url()), ("ERP_KEY", "k".into())]);
     let node = project.start(&env).await;
-    let client = reqwest::Client::new();
     let slow = post_json(&format!("http://{}/hooks/slow", node.address), &json!({})).await;
     assert_eq!(slow.status(), 504);
     let body: Value = slow.json().await.unwrap();
@@ -249,14 +248,7 @@ async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
         !message.contains("erp") && !message.contains("/broken"),
         "internals leaked: {body}"
     );
-    let run: Value = client
-        .get(format!("http://{}/api/v1/runs/{run_id}", node.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = get_json(&format!("http://{}/api/v1/runs/{run_id}", node.address)).await;
     assert!(
         run["run"]["error"].as_str().unwrap().contains("500"),
         "{run}"
