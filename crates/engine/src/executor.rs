@@ -96,10 +96,14 @@ impl Executor {
                 )),
             });
         };
-        let completed: Completed = self
-            .store
-            .journal(run.id)
-            .await?
+        // A first claim cannot have a journal yet: skip the read on the
+        // common path. Later claims (after a crash or a shutdown) resume.
+        let journal = if run.attempts > 1 {
+            self.store.journal(run.id).await?
+        } else {
+            Vec::new()
+        };
+        let completed: Completed = journal
             .into_iter()
             .filter(|e| e.status == StepStatus::Succeeded)
             // A run resumed after the flow was edited may find another step
