@@ -6,11 +6,15 @@
 //!
 //! Concepts:
 //! - a **run** is one execution of a flow for one event; it moves
-//!   `queued → running → succeeded | failed | skipped`;
+//!   `queued → running → succeeded | dead | skipped`, and a failed run
+//!   is rescheduled (`running → queued`, due later) until its retries are
+//!   spent, then `dead` (a dead letter, which can be replayed);
 //! - a worker **claims** queued runs with a **lease** (owner + expiry); a run
 //!   whose lease expired (its node died) is claimable again;
 //! - the **journal** holds one entry per step attempt (and per item of a
 //!   `for_each`), so a resumed run reuses completed steps' outputs;
+//! - **credentials** issued by upstreams at run time (rotated refresh
+//!   tokens) are kept by name, so a restart does not lose them;
 //! - **flow state** is a JSON document per flow, written by `set_state`
 //!   atomically with the journal entry of the step that wrote it.
 
@@ -81,6 +85,21 @@ pub trait Store: Send + Sync + 'static {
     async fn finish(&self, owner: &str, run: RunId, outcome: &RunOutcome)
     -> Result<(), StoreError>;
 
+    /// Puts a failed run held by `owner` back in the queue, due at `at`,
+    /// with the failure as its `error`, and counts the retry. Its journal is
+    /// kept, so the next claim resumes at the failed step.
+    async fn reschedule(
+        &self,
+        owner: &str,
+        run: RunId,
+        at: chrono::DateTime<chrono::Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+    /// Queues dead runs again, due now, with their retries reset; returns
+    /// those that were dead (others are left alone). A replay resumes at the
+    /// failed step; `from_start` sets the journal aside so every step runs
+    /// again (with the same idempotency keys as before).
+    async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError>;
     /// One run, if it exists.
     async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError>;
 
@@ -90,6 +109,11 @@ pub trait Store: Send + Sync + 'static {
     /// Number of runs per flow and status.
     async fn count_runs(&self) -> Result<Vec<StatusCount>, StoreError>;
 
+    /// A stored credential (see [`Store::save_credential`]).
+    async fn credential(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a credential an upstream issued at run time, such as a rotated
+    /// OAuth2 refresh token, replacing the previous value of that name.
+    async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError>;
     /// A flow's persistent state; `Value::Null` when it was never set.
     async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError>;
 }

@@ -17,8 +17,10 @@ pub enum RunStatus {
     Running,
     /// Every step completed.
     Succeeded,
-    /// A step failed and the run will not be tried again.
-    Failed,
+    /// A step failed and the run's retries are spent (or its error cannot
+    /// be cured by retrying): the run is a dead letter, kept with its error
+    /// and journal until it is replayed.
+    Dead,
     /// A `filter` step ended the run early.
     Skipped,
 }
@@ -29,7 +31,7 @@ impl RunStatus {
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
-        RunStatus::Failed,
+        RunStatus::Dead,
         RunStatus::Skipped,
     ];
 
@@ -39,7 +41,7 @@ impl RunStatus {
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
+            RunStatus::Dead => "dead",
             RunStatus::Skipped => "skipped",
         }
     }
@@ -53,7 +55,7 @@ impl RunStatus {
     pub fn is_final(self) -> bool {
         match self {
             RunStatus::Queued | RunStatus::Running => false,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Skipped => true,
+            RunStatus::Succeeded | RunStatus::Dead | RunStatus::Skipped => true,
         }
     }
 }
@@ -113,6 +115,9 @@ pub struct Run {
     pub error: Option<String>,
     /// How many times a worker claimed it.
     pub attempts: u32,
+    /// How many times it was rescheduled after a failed step (reset by a
+    /// replay).
+    pub retries: u32,
     pub config_version: String,
     pub dedupe_key: Option<String>,
     pub lease_owner: Option<String>,
@@ -126,7 +131,7 @@ pub struct Run {
 /// How a run ended, given to [`crate::Store::finish`].
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
-    /// A final status (`succeeded`, `failed` or `skipped`).
+    /// A final status (`succeeded`, `dead` or `skipped`).
     pub status: RunStatus,
     pub output: Option<Value>,
     pub error: Option<String>,
@@ -177,6 +182,9 @@ pub struct JournalEntry {
     pub request: Option<Value>,
     pub output: Option<Value>,
     pub error: Option<String>,
+    /// False once a replay from the start set the entry aside: it stays in
+    /// the record, but its output is not reused. Ignored when recording.
+    pub current: bool,
 }
 
 /// Which runs [`crate::Store::list_runs`] returns.

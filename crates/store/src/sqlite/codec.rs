@@ -15,8 +15,8 @@ use crate::{JournalEntry, Run, RunId, RunStatus, StepStatus, StoreError};
 /// A macro so queries can splice it with `concat!` and stay `&'static str`.
 macro_rules! run_columns {
     () => {
-        "id, flow, status, trigger, input, headers, output, error, attempts, config_version, \
-         dedupe_key, lease_owner, lease_expires_at, next_attempt_at, created_at, updated_at, \
+        "id, flow, status, trigger, input, headers, output, error, attempts, retries, \
+         config_version, dedupe_key, lease_owner, lease_expires_at, next_attempt_at, created_at, updated_at, \
          finished_at"
     };
 }
@@ -122,6 +122,7 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
         output: parse_opt_json("runs.output", get(row, "runs.output")?)?,
         error: get(row, "runs.error")?,
         attempts: parse_u32("runs.attempts", get(row, "runs.attempts")?)?,
+        retries: parse_u32("runs.retries", get(row, "runs.retries")?)?,
         config_version: get(row, "runs.config_version")?,
         dedupe_key: get(row, "runs.dedupe_key")?,
         lease_owner: get(row, "runs.lease_owner")?,
@@ -153,5 +154,6 @@ pub(super) fn entry_from_row(row: &SqliteRow) -> Result<JournalEntry, StoreError
         request: parse_opt_json("journal.request", get(row, "journal.request")?)?,
         output: parse_opt_json("journal.output", get(row, "journal.output")?)?,
         error: get(row, "journal.error")?,
+        current: get::<i64>(row, "journal.superseded")? == 0,
     })
 }

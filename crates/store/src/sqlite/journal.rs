@@ -28,7 +28,7 @@ ON CONFLICT (flow) DO UPDATE SET state = excluded.state, updated_at = excluded.u
 
 const SELECT_JOURNAL: &str = "\
 SELECT run_id, step_index, step_id, item, attempt, status, started_at, duration_ms, request,
-       output, error
+       output, error, superseded
 FROM journal WHERE run_id = $1 ORDER BY seq";
 
 const SELECT_STATE: &str = "SELECT state FROM flow_state WHERE flow = $1";

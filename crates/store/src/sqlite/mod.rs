@@ -19,10 +19,12 @@
 //! order), times are unix milliseconds, JSON documents are text.
 //!
 //! The queries live in submodules by concern: [`queue`] (enqueue, claim,
-//! leases, finish), [`journal`] (steps and flow state), [`query`] (read-only
-//! views) and [`codec`] (column conversions and row decoding).
+//! leases, reschedule, replay, finish), [`journal`] (steps and flow state),
+//! [`credentials`], [`query`] (read-only views) and [`codec`] (column
+//! conversions and row decoding).
 
 mod codec;
+mod credentials;
 mod journal;
 mod query;
 mod queue;
@@ -244,6 +246,20 @@ impl Store for SqliteStore {
         queue::finish(&self.writer, owner, run, outcome).await
     }
 
+    async fn reschedule(
+        &self,
+        owner: &str,
+        run: RunId,
+        at: chrono::DateTime<chrono::Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        queue::reschedule(&self.writer, owner, run, at, error).await
+    }
+
+    async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError> {
+        queue::replay(&self.writer, runs, from_start).await
+    }
+
     async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError> {
         query::run(&self.reader, run).await
     }
@@ -254,6 +270,14 @@ impl Store for SqliteStore {
 
     async fn count_runs(&self) -> Result<Vec<StatusCount>, StoreError> {
         query::count_runs(&self.reader).await
+    }
+
+    async fn credential(&self, name: &str) -> Result<Option<String>, StoreError> {
+        credentials::credential(&self.reader, name).await
+    }
+
+    async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        credentials::save_credential(&self.writer, name, value).await
     }
 
     async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError> {

@@ -23,7 +23,11 @@ use std::time::Duration;
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::{after, id_text, json_text, now_millis, parse_id, run_columns, run_from_row};
+use chrono::{DateTime, Utc};
+
+use super::codec::{
+    after, id_text, json_text, millis, now_millis, parse_id, run_columns, run_from_row,
+};
 use crate::{EnqueueOutcome, NewRun, Run, RunId, RunOutcome, StoreError};
 
 /// Rows per insert statement, largest first; see the module doc.
@@ -114,6 +118,24 @@ UPDATE runs
 SET status = $3, output = $4, error = $5, finished_at = $6, updated_at = $6, lease_owner = NULL,
     lease_expires_at = NULL
 WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+
+const RESCHEDULE: &str = "\
+UPDATE runs
+SET status = 'queued', next_attempt_at = $3, error = $4, retries = retries + 1, updated_at = $5,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+
+/// Only dead runs are replayed: a run still queued or running needs no
+/// replay, and one that succeeded must not run its side effects again.
+const REPLAY: &str = "\
+UPDATE runs
+SET status = 'queued', next_attempt_at = $2, updated_at = $2, error = NULL, output = NULL,
+    retries = 0, finished_at = NULL
+WHERE status = 'dead' AND id IN (SELECT value FROM json_each($1))
+RETURNING id";
+
+const SUPERSEDE: &str = "\
+UPDATE journal SET superseded = 1 WHERE run_id IN (SELECT value FROM json_each($1))";
 
 pub(super) async fn enqueue(
     writer: &SqlitePool,
@@ -216,11 +238,7 @@ pub(super) async fn renew_leases(
         return Ok(0);
     }
     let now = now_millis();
-    let ids: Vec<String> = runs.iter().map(ToString::to_string).collect();
-    let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt {
-        what: "lease renewal",
-        detail: e.to_string(),
-    })?;
+    let ids = id_list(runs)?;
     let done = sqlx::query(RENEW)
         .bind(owner)
         .bind(after(now, lease))
@@ -265,4 +283,63 @@ pub(super) async fn finish(
         return Err(StoreError::LeaseLost { run });
     }
     Ok(())
+}
+
+pub(super) async fn reschedule(
+    writer: &SqlitePool,
+    owner: &str,
+    run: RunId,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(RESCHEDULE)
+        .bind(id_text(run))
+        .bind(owner)
+        .bind(millis(at))
+        .bind(error)
+        .bind(now_millis())
+        .execute(writer)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost { run });
+    }
+    Ok(())
+}
+
+pub(super) async fn replay(
+    writer: &SqlitePool,
+    runs: &[RunId],
+    from_start: bool,
+) -> Result<Vec<RunId>, StoreError> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = id_list(runs)?;
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let replayed = sqlx::query_scalar::<_, String>(REPLAY)
+        .bind(&ids)
+        .bind(now_millis())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|text| parse_id("runs.id", text))
+        .collect::<Result<Vec<RunId>, _>>()?;
+    if from_start && !replayed.is_empty() {
+        sqlx::query(SUPERSEDE)
+            .bind(id_list(&replayed)?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(replayed)
+}
+
+/// Run ids as a JSON array, for `json_each`: one bound parameter however
+/// many ids, so one prepared statement serves every list length.
+fn id_list(runs: &[RunId]) -> Result<String, StoreError> {
+    let ids: Vec<String> = runs.iter().map(|id| id_text(*id)).collect();
+    serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt {
+        what: "run id list",
+        detail: e.to_string(),
+    })
 }

@@ -4,6 +4,7 @@
 mod journal;
 mod query;
 mod queue;
+mod replay;
 mod sqlite;
 
 use std::future::Future;
@@ -61,6 +62,7 @@ pub fn entry(run: RunId, step_index: u32, item: Option<u32>) -> JournalEntry {
         request: Some(json!({"method": "POST", "url": "http://127.0.0.1:1/x"})),
         output: Some(json!({"step": step_index, "item": item})),
         error: None,
+        current: true,
     }
 }
 

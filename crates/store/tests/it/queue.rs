@@ -270,7 +270,7 @@ async fn finish_records_the_outcome_and_ends_the_lease() {
         .await
         .unwrap();
     let failed = RunOutcome {
-        status: RunStatus::Failed,
+        status: RunStatus::Dead,
         output: None,
         error: Some("upstream returned 500".to_owned()),
     };
@@ -284,7 +284,7 @@ async fn finish_records_the_outcome_and_ends_the_lease() {
     assert_eq!(run.lease_expires_at, None);
     assert!(run.finished_at.unwrap() >= before);
     let run = store.run(bad.id).await.unwrap().unwrap();
-    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status, RunStatus::Dead);
     assert_eq!(run.output, None);
     assert_eq!(run.error.as_deref(), Some("upstream returned 500"));
 

@@ -1,0 +1,37 @@
+//! Credentials issued at run time that must survive a restart (a rotated
+//! OAuth2 refresh token), by name.
+
+use sqlx::sqlite::SqlitePool;
+
+use super::codec::now_millis;
+use crate::StoreError;
+
+const SELECT: &str = "SELECT value FROM credentials WHERE name = $1";
+
+const UPSERT: &str = "\
+INSERT INTO credentials (name, value, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+pub(super) async fn credential(
+    reader: &SqlitePool,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(SELECT)
+        .bind(name)
+        .fetch_optional(reader)
+        .await?)
+}
+
+pub(super) async fn save_credential(
+    writer: &SqlitePool,
+    name: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(UPSERT)
+        .bind(name)
+        .bind(value)
+        .bind(now_millis())
+        .execute(writer)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Run-level retries, dead letters and replay, and stored credentials.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use patchbay_store::{RunOutcome, RunStatus, Store, StoreError};
+use serde_json::json;
+
+use crate::{LONG, entry, new_run, open};
+
+fn dead(error: &str) -> RunOutcome {
+    RunOutcome {
+        status: RunStatus::Dead,
+        output: None,
+        error: Some(error.to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn reschedule_queues_the_run_for_later_and_keeps_its_journal() {
+    let (store, _dir) = open().await;
+    let run = new_run("orders", None);
+    store.enqueue(std::slice::from_ref(&run)).await.unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .record_step("w1", &entry(run.id, 0, None), None)
+        .await
+        .unwrap();
+
+    let due = Utc::now() + chrono::Duration::milliseconds(300);
+    store
+        .reschedule("w1", run.id, due, "payments: 503")
+        .await
+        .unwrap();
+    let stored = store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Queued);
+    assert_eq!(stored.retries, 1);
+    assert_eq!(stored.error.as_deref(), Some("payments: 503"));
+    assert_eq!(stored.lease_owner, None);
+    assert_eq!(stored.next_attempt_at.timestamp_millis(), due.timestamp_millis());
+
+    // Not claimable before it is due, claimable after, journal intact.
+    assert!(store.claim("w2", 1, LONG).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let claimed = store.claim("w2", 1, LONG).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 2);
+    assert_eq!(claimed[0].retries, 1);
+    assert_eq!(store.journal(run.id).await.unwrap().len(), 1);
+
+    // Only the lease holder may reschedule.
+    let stolen = store.reschedule("w1", run.id, Utc::now(), "x").await;
+    assert!(
+        matches!(stolen, Err(StoreError::LeaseLost { .. })),
+        "{stolen:?}"
+    );
+}
+
+#[tokio::test]
+async fn replay_requeues_only_dead_runs() {
+    let (store, _dir) = open().await;
+    let dead_run = new_run("orders", None);
+    let ok_run = new_run("orders", None);
+    let queued_run = new_run("orders", None);
+    store
+        .enqueue(&[dead_run.clone(), ok_run.clone()])
+        .await
+        .unwrap();
+    store.claim("w1", 2, LONG).await.unwrap();
+    store.enqueue(std::slice::from_ref(&queued_run)).await.unwrap();
+    store
+        .record_step("w1", &entry(dead_run.id, 0, None), None)
+        .await
+        .unwrap();
+    store
+        // Due before the queued run, so the next claim takes it.
+        .reschedule("w1", dead_run.id, Utc::now() - chrono::Duration::hours(1), "first")
+        .await
+        .unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .finish("w1", dead_run.id, &dead("payments: 503 (after 3 attempts)"))
+        .await
+        .unwrap();
+    store
+        .finish("w1", ok_run.id, &crate::succeeded(json!(1)))
+        .await
+        .unwrap();
+
+    let replayed = store
+        .replay(&[dead_run.id, ok_run.id, queued_run.id], false)
+        .await
+        .unwrap();
+    assert_eq!(replayed, vec![dead_run.id]);
+    let run = store.run(dead_run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!((run.retries, run.error, run.finished_at), (0, None, None));
+    assert_eq!(
+        store.run(ok_run.id).await.unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+    // Resuming keeps the journal current.
+    assert!(store.journal(dead_run.id).await.unwrap()[0].current);
+    // A run that is no longer dead is not replayed twice.
+    assert!(store.replay(&[dead_run.id], false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn replay_from_the_start_sets_the_journal_aside() {
+    let (store, _dir) = open().await;
+    let run = new_run("orders", None);
+    store.enqueue(std::slice::from_ref(&run)).await.unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .record_step("w1", &entry(run.id, 0, None), None)
+        .await
+        .unwrap();
+    store.finish("w1", run.id, &dead("boom")).await.unwrap();
+
+    assert_eq!(store.replay(&[run.id], true).await.unwrap(), vec![run.id]);
+    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .record_step("w1", &entry(run.id, 0, None), None)
+        .await
+        .unwrap();
+    let journal = store.journal(run.id).await.unwrap();
+    let current: Vec<bool> = journal.iter().map(|e| e.current).collect();
+    assert_eq!(current, vec![false, true], "old entry kept, set aside");
+}
+
+#[tokio::test]
+async fn credentials_are_stored_and_replaced_by_name() {
+    let (store, _dir) = open().await;
+    assert_eq!(store.credential("crm.refresh_token").await.unwrap(), None);
+    store
+        .save_credential("crm.refresh_token", "r1")
+        .await
+        .unwrap();
+    store
+        .save_credential("crm.refresh_token", "r2")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.credential("crm.refresh_token").await.unwrap().as_deref(),
+        Some("r2")
+    );
+}
