@@ -41,6 +41,17 @@ pub struct ConnectorConfig {
     /// `Idempotency-Key`; an empty string sends none).
     #[serde(default)]
     pub idempotency_header: Option<String>,
+    /// Client-side rate limit: calls wait for a slot instead of being sent
+    /// over the limit (default: none, only the upstream's own signals).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Fails calls fast while the upstream keeps failing (default: on, with
+    /// the defaults of [`CircuitBreakerConfig`]; `off` disables it).
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// HMAC signature added to every request (see [`SignConfig`]).
+    #[serde(default)]
+    pub sign: Option<Located<SignConfig>>,
 }
 
 /// Retries of one call. Transient failures (connect errors, timeouts, 5xx,
@@ -105,4 +116,325 @@ pub enum AuthConfig {
     Bearer { token: String },
     /// `Authorization: Basic base64(username:password)`.
     Basic { username: String, password: String },
+    /// `Authorization: Bearer <token>` with a token obtained from an OAuth 2.0
+    /// token endpoint (RFC 6749) and refreshed before it expires.
+    #[serde(rename = "oauth2")]
+    OAuth2(OAuth2Config),
+}
+
+/// An OAuth 2.0 client. `token_url`, `client_id`, `client_secret`,
+/// `refresh_token`, `audience` and `scopes` may use `${env:NAME}`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// The token endpoint (`https://auth.example.com/oauth/token`).
+    pub token_url: String,
+    pub client_id: String,
+    /// Omitted for public clients, which then send only `client_id`.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Scopes asked for, sent space-separated as `scope`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Sent as the `audience` parameter (Auth0, Okta and others use it).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// How tokens are obtained (default `client_credentials`).
+    #[serde(default)]
+    pub grant: OAuth2Grant,
+    /// The refresh token of the `refresh_token` grant. A rotated token the
+    /// server hands back is kept in the token store and takes precedence.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// How the client authenticates at the token endpoint (default `basic`).
+    #[serde(default)]
+    pub client_auth: OAuth2ClientAuth,
+    /// How long before its expiry a token is replaced (default `30s`; a
+    /// token living less than twice this is replaced at half its life).
+    #[serde(default)]
+    pub refresh_margin: Option<HumanDuration>,
+}
+
+/// The OAuth 2.0 grant used to obtain access tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuth2Grant {
+    /// RFC 6749 section 4.4: the client's own credentials.
+    #[default]
+    ClientCredentials,
+    /// RFC 6749 section 6: a long-lived refresh token.
+    RefreshToken,
+}
+
+/// Where the client credentials go in a token request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuth2ClientAuth {
+    /// HTTP Basic (`client_secret_basic`), the method every server must support.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` form fields (`client_secret_post`).
+    Body,
+}
+
+/// An HMAC signature over each outbound request, for APIs that authenticate
+/// callers by a shared secret. The signed payload is `payload` with its
+/// placeholders replaced by the exact bytes sent: `{method}` (upper case),
+/// `{path}` (the URL path as sent, base path included), `{query}` (the query
+/// string as sent, without `?`), `{timestamp}` (Unix seconds, also sent in
+/// `timestamp_header`) and `{body}` (the raw body, empty when there is none).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignConfig {
+    /// The shared key (its UTF-8 bytes); use `${env:NAME}`.
+    pub secret: String,
+    /// Hash function of the HMAC (default `sha256`).
+    #[serde(default)]
+    pub algorithm: SignAlgorithm,
+    /// Header carrying the signature (default `X-Signature`).
+    #[serde(default = "default_sign_header")]
+    pub header: String,
+    /// How the signature bytes are written (default `hex`, lower case).
+    #[serde(default)]
+    pub encoding: SignEncoding,
+    /// Header carrying the timestamp; none is sent when omitted.
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+    /// What is signed (default `{timestamp}.{body}` with a timestamp header,
+    /// `{body}` without).
+    #[serde(default)]
+    pub payload: Option<String>,
+    /// Text put before the encoded signature, e.g. `sha256=`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+fn default_sign_header() -> String {
+    "X-Signature".into()
+}
+
+/// Hash function of a request signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignAlgorithm {
+    #[default]
+    Sha256,
+    Sha512,
+}
+
+/// Text encoding of a request signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignEncoding {
+    /// Lower-case hexadecimal.
+    #[default]
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+}
+
+/// `requests` calls per `per`, smoothed by GCRA: calls are spaced
+/// `per / requests` apart, and up to `burst` may go back to back after a
+/// quiet spell. A call over the limit waits for its slot, at most `max_wait`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Calls allowed per `per`; at least 1.
+    pub requests: u32,
+    /// The period `requests` refers to (default `1s`).
+    #[serde(default = "default_rate_period")]
+    pub per: HumanDuration,
+    /// Calls that may go back to back after a quiet spell (default 1: evenly
+    /// spaced).
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Longest a call waits for its slot, or for a pause the upstream asked
+    /// for, before it fails as rate limited (default `30s`).
+    #[serde(default = "default_max_wait")]
+    pub max_wait: HumanDuration,
+    /// A jq expression evaluated per call; calls with different values get
+    /// separate limits (e.g. one per tenant). Default: one limit for all.
+    #[serde(default)]
+    pub key: Option<Located<String>>,
+}
+
+fn default_rate_period() -> HumanDuration {
+    std::time::Duration::from_secs(1).into()
+}
+
+fn default_burst() -> u32 {
+    1
+}
+
+/// The longest wait for a rate-limit slot or an upstream pause (`30s`), also
+/// used when the connector has no `rate_limit`.
+pub fn default_max_wait() -> HumanDuration {
+    std::time::Duration::from_secs(30).into()
+}
+
+/// Circuit breaker of one connector. It opens when, over the last `window`,
+/// at least `min_calls` calls were made and at least `failure_rate` percent
+/// of them failed (5xx, timeout, connection error; never 4xx or 429). While
+/// open, calls fail at once without reaching the upstream; after `open_for`
+/// up to `half_open_calls` probe calls go through, and the first outcome
+/// closes it (success) or opens it again (failure).
+///
+/// Written as a map of the fields below, or `off` / `false` to disable it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CircuitBreakerConfig {
+    /// Default `true`; `circuit_breaker: off` is the short form of `false`.
+    pub enabled: bool,
+    /// Percentage of failed calls that opens the breaker, in (0, 100]
+    /// (default 50); written `50` or `50%`.
+    pub failure_rate: f64,
+    /// Calls needed in the window before the rate is judged (default 20).
+    pub min_calls: u32,
+    /// Length of the sliding window (default `60s`).
+    pub window: HumanDuration,
+    /// How long the breaker stays open before probing (default `30s`).
+    pub open_for: HumanDuration,
+    /// Probe calls let through while half-open (default 1).
+    pub half_open_calls: u32,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerFields::default().into_config(true)
+    }
+}
+
+/// The map form of [`CircuitBreakerConfig`].
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "CircuitBreaker")]
+struct CircuitBreakerFields {
+    /// Default `true`.
+    enabled: bool,
+    /// Percentage of failed calls in the window that opens the breaker
+    /// (default 50); `50` or `"50%"`.
+    #[serde(deserialize_with = "percent")]
+    #[schemars(schema_with = "percent_schema")]
+    failure_rate: f64,
+    /// Calls needed in the window before the rate is judged (default 20).
+    min_calls: u32,
+    /// Length of the sliding window (default `60s`).
+    window: HumanDuration,
+    /// How long the breaker stays open before probing (default `30s`).
+    open_for: HumanDuration,
+    /// Probe calls let through while half-open (default 1).
+    half_open_calls: u32,
+}
+
+impl Default for CircuitBreakerFields {
+    fn default() -> Self {
+        CircuitBreakerFields {
+            enabled: true,
+            failure_rate: 50.0,
+            min_calls: 20,
+            window: std::time::Duration::from_secs(60).into(),
+            open_for: std::time::Duration::from_secs(30).into(),
+            half_open_calls: 1,
+        }
+    }
+}
+
+impl CircuitBreakerFields {
+    fn into_config(self, enabled: bool) -> CircuitBreakerConfig {
+        CircuitBreakerConfig {
+            enabled: enabled && self.enabled,
+            failure_rate: self.failure_rate,
+            min_calls: self.min_calls,
+            window: self.window,
+            open_for: self.open_for,
+            half_open_calls: self.half_open_calls,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CircuitBreakerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CircuitBreakerConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`off`, `on`, a boolean or a map of circuit breaker settings")
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Self::Value, E> {
+                Ok(CircuitBreakerFields::default().into_config(on))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                match text.trim() {
+                    "off" | "false" => self.visit_bool(false),
+                    "on" | "true" => self.visit_bool(true),
+                    other => Err(E::custom(format!(
+                        "`{other}` is not a circuit breaker setting (write `off` or a map)"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let fields = CircuitBreakerFields::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(fields.into_config(true))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl JsonSchema for CircuitBreakerConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CircuitBreakerSetting".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let fields = generator.subschema_for::<CircuitBreakerFields>();
+        schemars::json_schema!({
+            "description": "Circuit breaker settings, or `off` to disable it.",
+            "anyOf": [
+                { "type": "boolean" },
+                { "type": "string", "enum": ["off", "on"] },
+                fields
+            ]
+        })
+    }
+}
+
+/// A percentage written as a number (`50`) or with a sign (`"50%"`).
+fn percent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = f64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a percentage such as `50` or `50%`")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<f64, E> {
+            let number = text.trim().trim_end_matches('%').trim();
+            number
+                .parse()
+                .map_err(|_| E::custom(format!("`{text}` is not a percentage (write e.g. `50%`)")))
+        }
+    }
+    deserializer.deserialize_any(Visitor)
+}
+
+fn percent_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A percentage: `50` or `\"50%\"`.",
+        "anyOf": [
+            { "type": "number", "exclusiveMinimum": 0, "maximum": 100 },
+            { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%\\s*$" }
+        ]
+    })
 }

@@ -2,7 +2,7 @@
 //!
 //! A step is one YAML mapping with exactly one kind key (`call`, `transform`,
 //! `filter`, `set_state`, `respond`) plus modifiers (`id`, `for_each`,
-//! `concurrency`, and for `call`: `query`, `headers`, `body`). Keeping steps
+//! `concurrency`, `on_error`, and for `call`: `query`, `headers`, `body`). Keeping steps
 //! flat, rather than nesting each kind, keeps flows short to read and write;
 //! [`crate::validate`] enforces the one-kind rule with a located error.
 //!
@@ -26,6 +26,10 @@ pub struct FlowConfig {
     pub trigger: Located<TriggerConfig>,
     /// What a run does, in order.
     pub steps: Vec<Located<StepConfig>>,
+    /// Delays before each run-level retry of a run whose step failed,
+    /// replacing `engine.run_retries` for this flow; `[]` disables them.
+    #[serde(default)]
+    pub run_retries: Option<Vec<HumanDuration>>,
 }
 
 /// What starts a run of a flow.
@@ -57,6 +61,122 @@ pub struct WebhookTrigger {
     /// Largest accepted body in bytes; defaults to `server.max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// Signature the sender must put on every request; without it any
+    /// request is accepted. Checked before the body is parsed: a request
+    /// that fails is answered 401 and creates no run.
+    #[serde(default)]
+    pub verify: Option<Located<VerifyConfig>>,
+    /// jq over the event (with `$headers`) giving its dedupe key, e.g.
+    /// `$headers["webhook-id"]`. A string or number: a later event with the
+    /// same key is answered with the first one's run. `null`: no dedupe.
+    #[serde(default)]
+    pub dedupe: Option<Located<String>>,
+}
+
+/// How a webhook's sender signs its requests. Secrets may use
+/// `${env:NAME}`; a list of secrets lets one be rotated (any may match).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum VerifyConfig {
+    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature`); secrets are `whsec_` + base64.
+    StandardWebhooks {
+        secret: SecretList,
+        /// Largest distance between the signed timestamp and now, either
+        /// way (default `5m`).
+        #[serde(default)]
+        tolerance: Option<HumanDuration>,
+    },
+    /// GitHub's `X-Hub-Signature-256: sha256=<hex>`.
+    #[serde(rename = "github")]
+    GitHub { secret: SecretList },
+    /// Stripe's `Stripe-Signature: t=...,v1=...`.
+    Stripe {
+        secret: SecretList,
+        /// Largest distance between `t` and now, either way (default `5m`).
+        #[serde(default)]
+        tolerance: Option<HumanDuration>,
+    },
+    /// An HMAC of the body (or of `{timestamp}.{body}`) in one header.
+    Hmac {
+        secret: SecretList,
+        /// The header holding the signature, e.g. `X-Signature`.
+        header: String,
+        /// `sha256` (default) or `sha512`.
+        #[serde(default)]
+        algorithm: HmacAlgorithm,
+        /// `hex` (default) or `base64`.
+        #[serde(default)]
+        encoding: SignatureEncoding,
+        /// Text before the signature, e.g. `sha256=`.
+        #[serde(default)]
+        prefix: Option<String>,
+        /// A header holding the unix time (seconds) of signing; the signed
+        /// content becomes `{timestamp}.{body}`.
+        #[serde(default)]
+        timestamp_header: Option<String>,
+        /// With `timestamp_header`: largest distance from now, either way
+        /// (default `5m`).
+        #[serde(default)]
+        tolerance: Option<HumanDuration>,
+    },
+}
+
+impl VerifyConfig {
+    /// The scheme's key as written in YAML.
+    pub fn name(&self) -> &'static str {
+        match self {
+            VerifyConfig::StandardWebhooks { .. } => "standard_webhooks",
+            VerifyConfig::GitHub { .. } => "github",
+            VerifyConfig::Stripe { .. } => "stripe",
+            VerifyConfig::Hmac { .. } => "hmac",
+        }
+    }
+
+    /// The configured secrets, uninterpolated.
+    pub fn secrets(&self) -> &[String] {
+        match self {
+            VerifyConfig::StandardWebhooks { secret, .. }
+            | VerifyConfig::GitHub { secret }
+            | VerifyConfig::Stripe { secret, .. }
+            | VerifyConfig::Hmac { secret, .. } => secret.as_slice(),
+        }
+    }
+}
+
+/// One secret, or several while one is being rotated.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SecretList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl SecretList {
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            SecretList::One(secret) => std::slice::from_ref(secret),
+            SecretList::Many(secrets) => secrets,
+        }
+    }
+}
+
+/// The digest of a generic HMAC signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HmacAlgorithm {
+    #[default]
+    Sha256,
+    Sha512,
+}
+
+/// How a generic HMAC signature is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncoding {
+    #[default]
+    Hex,
+    Base64,
 }
 
 /// How a webhook is answered.
@@ -107,8 +227,8 @@ impl ScheduleTrigger {
 #[serde(deny_unknown_fields)]
 pub struct ManualTrigger {}
 
-/// One step of a flow. Exactly one of `call`, `transform`, `filter`,
-/// `set_state`, `respond` must be given.
+/// One step of a flow. Exactly one of `call`, `graphql`, `transform`,
+/// `filter`, `set_state`, `respond` must be given.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
@@ -156,6 +276,38 @@ pub struct StepConfig {
     /// With `for_each`, how many items run at once (default 4).
     #[serde(default)]
     pub concurrency: Option<Located<usize>>,
+    /// What happens when the step fails (default `retry`).
+    #[serde(default)]
+    pub on_error: Option<Located<OnError>>,
+    /// Fetch the results of a `call` or `graphql` step page by page.
+    #[serde(default)]
+    pub paginate: Option<Located<crate::paginate::PaginateConfig>>,
+    /// A GraphQL operation sent to a connector; its result is the response's
+    /// `data`.
+    #[serde(default)]
+    pub graphql: Option<Located<crate::paginate::GraphqlConfig>>,
+}
+
+/// A step's error policy: what a failure of the step does to the run.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum OnError {
+    /// The run is rescheduled on its flow's `run_retries` schedule when the
+    /// failure is transient (upstream down, 5xx, 429, timeout, open breaker),
+    /// resuming at this step; once the schedule is spent, or at once for an
+    /// error that retrying cannot cure, the run is dead.
+    #[default]
+    Retry,
+    /// These steps run instead, with the same input; the last one's result
+    /// stands in for the step's.
+    // Described as plain steps: `Located` inlines its inner schema, which
+    // would recurse forever through a step's own `on_error`.
+    Fallback(#[schemars(with = "Vec<StepConfig>")] Vec<Located<StepConfig>>),
+    /// The error is recorded and the run goes on; the step's result is
+    /// `{error: "..."}`.
+    Continue,
+    /// The run is dead at once, without run-level retries.
+    Fail,
 }
 
 /// The response of a `sync` webhook.
@@ -185,6 +337,7 @@ pub enum StepKind<'a> {
     Filter(&'a Located<String>),
     SetState(&'a Located<String>),
     Respond(&'a Located<RespondConfig>),
+    Graphql(&'a Located<crate::paginate::GraphqlConfig>),
 }
 
 impl StepKind<'_> {
@@ -195,6 +348,7 @@ impl StepKind<'_> {
             StepKind::Filter(_) => "filter",
             StepKind::SetState(_) => "set_state",
             StepKind::Respond(_) => "respond",
+            StepKind::Graphql(_) => "graphql",
         }
     }
 }
@@ -217,6 +371,9 @@ impl StepConfig {
         }
         if let Some(v) = &self.respond {
             kinds.push(StepKind::Respond(v));
+        }
+        if let Some(v) = &self.graphql {
+            kinds.push(StepKind::Graphql(v));
         }
         kinds
     }

@@ -23,6 +23,7 @@ mod duration;
 mod flow;
 mod interpolate;
 mod located;
+mod paginate;
 mod project;
 mod schema;
 mod secret;
@@ -30,15 +31,24 @@ mod settings;
 mod suggest;
 pub mod validate;
 
-pub use connector::{AuthConfig, BackoffConfig, ConnectorConfig, RetryConfig};
+pub use connector::{
+    AuthConfig, BackoffConfig, ConnectorConfig, OAuth2ClientAuth, OAuth2Config, OAuth2Grant,
+    RetryConfig, SignAlgorithm, SignConfig, SignEncoding,
+};
+pub use connector::{CircuitBreakerConfig, RateLimitConfig, default_max_wait};
 pub use diagnostic::{Diagnostic, Report};
 pub use duration::HumanDuration;
 pub use flow::{
-    CallSpec, FlowConfig, ManualTrigger, RespondConfig, ScheduleTrigger, StepConfig, StepKind,
-    TriggerConfig, WebhookMode, WebhookTrigger,
+    CallSpec, FlowConfig, ManualTrigger, OnError, RespondConfig, ScheduleTrigger, StepConfig,
+    StepKind, TriggerConfig, WebhookMode, WebhookTrigger,
 };
+pub use flow::{HmacAlgorithm, SecretList, SignatureEncoding, VerifyConfig};
 pub use interpolate::{Env, MapEnv, ProcessEnv, interpolate};
 pub use located::Located;
+pub use paginate::{
+    ConnectionPaging, CursorPaging, DEFAULT_MAX_PAGES, GraphqlConfig, LinkPaging, MAX_MAX_PAGES,
+    OffsetPaging, PagePaging, PaginateConfig, PagingStyle,
+};
 pub use project::{Project, ProjectConfig, Source};
 pub use schema::{flow_schema, project_schema};
 pub use secret::Secret;

@@ -61,6 +61,10 @@ pub struct EngineConfig {
     pub shutdown_grace: HumanDuration,
     /// Most webhook events committed in one transaction (group commit).
     pub intake_batch: usize,
+    /// Delays before each run-level retry: a run whose step failed
+    /// transiently is rescheduled after the first delay, then the second, ...;
+    /// after the last it is dead. A flow's `run_retries` replaces this.
+    pub run_retries: Vec<HumanDuration>,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +75,9 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_secs(1).into(),
             shutdown_grace: Duration::from_secs(10).into(),
             intake_batch: 256,
+            run_retries: [5, 30, 120, 600, 3600]
+                .map(|secs| Duration::from_secs(secs).into())
+                .to_vec(),
         }
     }
 }

@@ -9,9 +9,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::connector::{AuthConfig, ConnectorConfig, RetryConfig};
+use crate::connector::{AuthConfig, ConnectorConfig, OAuth2Grant, RetryConfig};
 use crate::diagnostic::{Diagnostic, Report};
-use crate::flow::{CallSpec, FlowConfig, StepKind, TriggerConfig, WebhookMode};
+use crate::flow::VerifyConfig;
+use crate::flow::{
+    CallSpec, FlowConfig, OnError, StepConfig, StepKind, TriggerConfig, WebhookMode,
+};
 use crate::interpolate::{Env, interpolate};
 use crate::located::Located;
 use crate::project::Project;
@@ -44,6 +47,7 @@ pub fn project(project: &Project, env: &dyn Env, connectors_known: bool) -> Repo
             ));
         }
         check_trigger(file, name, &flow.config, &mut webhook_paths, &mut report);
+        check_webhook_verify_and_dedupe(file, name, &flow.config, env, &mut report);
         let connectors = connectors_known.then_some(&project.config.connectors);
         check_steps(file, name, &flow.config, connectors, &mut report);
     }
@@ -109,6 +113,25 @@ fn check_connector(
             }
             AuthConfig::Bearer { token } => vec![token],
             AuthConfig::Basic { username, password } => vec![username, password],
+            AuthConfig::OAuth2(oauth) => {
+                if oauth.grant == OAuth2Grant::RefreshToken && oauth.refresh_token.is_none() {
+                    report.push(at(
+                        auth.line,
+                        auth.column,
+                        format!(
+                            "connector `{name}`: the oauth2 refresh_token grant needs `refresh_token`"
+                        ),
+                    ));
+                }
+                [&oauth.token_url, &oauth.client_id]
+                    .into_iter()
+                    .chain(&oauth.client_secret)
+                    .chain(&oauth.refresh_token)
+                    .chain(&oauth.audience)
+                    .chain(&oauth.scopes)
+                    .map(String::as_str)
+                    .collect()
+            }
         };
         for value in values {
             if let Err(e) = interpolate(value, env) {
@@ -119,6 +142,15 @@ fn check_connector(
                 ));
             }
         }
+    }
+    if let Some(sign) = &connector.sign
+        && let Err(e) = interpolate(&sign.secret, env)
+    {
+        report.push(at(
+            sign.line,
+            sign.column,
+            format!("connector `{name}` sign: {e}"),
+        ));
     }
     if let Some(retry) = &connector.retry {
         check_retry(retry, &mut |message| {
@@ -263,6 +295,104 @@ fn check_trigger<'a>(
     }
 }
 
+/// A webhook's `verify` and `dedupe`: secrets that resolve and fit their
+/// scheme, usable header names and tolerances. The `dedupe` jq is compiled
+/// with the flow's other expressions.
+fn check_webhook_verify_and_dedupe(
+    file: &Path,
+    flow_name: &str,
+    flow: &FlowConfig,
+    env: &dyn Env,
+    report: &mut Report,
+) {
+    let TriggerConfig::Webhook(hook) = &flow.trigger.value else {
+        return;
+    };
+    if let Some(dedupe) = &hook.dedupe
+        && dedupe.trim().is_empty()
+    {
+        report.push(Diagnostic::new(
+            file,
+            dedupe.line,
+            dedupe.column,
+            format!("flow `{flow_name}`: `dedupe` is empty; remove it or give a jq expression"),
+        ));
+    }
+    let Some(verify) = &hook.verify else {
+        return;
+    };
+    let scheme = verify.name();
+    let mut problem = |message: String| {
+        report.push(Diagnostic::new(
+            file,
+            verify.line,
+            verify.column,
+            format!("flow `{flow_name}`: verify.{scheme}: {message}"),
+        ))
+    };
+    let secrets = verify.secrets();
+    if secrets.is_empty() {
+        problem("`secret` needs at least one secret".into());
+    }
+    for (index, secret) in secrets.iter().enumerate() {
+        // Messages name the position, never the value.
+        let which = if secrets.len() == 1 {
+            "`secret`".to_string()
+        } else {
+            format!("secret {}", index + 1)
+        };
+        match interpolate(secret, env) {
+            Err(e) => problem(format!("{which}: {e}")),
+            Ok(value) if value.is_empty() => problem(format!("{which} is empty")),
+            Ok(value) => {
+                if matches!(verify.value, VerifyConfig::StandardWebhooks { .. })
+                    && patchbay_signature::Key::standard_webhooks(&value).is_err()
+                {
+                    problem(format!(
+                        "{which} is not a Standard Webhooks secret (`whsec_` followed by base64)"
+                    ));
+                }
+            }
+        }
+    }
+    let tolerance = match &verify.value {
+        VerifyConfig::StandardWebhooks { tolerance, .. }
+        | VerifyConfig::Stripe { tolerance, .. } => *tolerance,
+        VerifyConfig::GitHub { .. } => None,
+        VerifyConfig::Hmac {
+            header,
+            timestamp_header,
+            tolerance,
+            ..
+        } => {
+            if !is_header_name(header) {
+                problem(format!("`header: {header}` is not a valid header name"));
+            }
+            match timestamp_header {
+                Some(name) if !is_header_name(name) => problem(format!(
+                    "`timestamp_header: {name}` is not a valid header name"
+                )),
+                None if tolerance.is_some() => {
+                    problem("`tolerance` needs `timestamp_header`".into())
+                }
+                _ => {}
+            }
+            *tolerance
+        }
+    };
+    if tolerance.is_some_and(|t| t.0.as_secs() == 0) {
+        problem("`tolerance` must be at least one second".into());
+    }
+}
+
+/// An HTTP header name: one or more token characters (RFC 9110).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 fn check_steps(
     file: &Path,
     flow_name: &str,
@@ -278,140 +408,255 @@ fn check_steps(
             format!("flow `{flow_name}` has no steps"),
         ));
     }
-    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
     for (index, step) in flow.steps.iter().enumerate() {
-        let number = index + 1;
-        let at = |line: u64, column: u64, message: String| {
-            Diagnostic::new(
-                file,
-                line,
-                column,
-                format!("flow `{flow_name}` step {number}: {message}"),
-            )
+        let label = format!("step {}", index + 1);
+        check_step(file, flow_name, &label, step, connectors, &mut ids, report);
+        let Some(on_error) = &step.on_error else {
+            continue;
         };
-        let kinds = step.kinds();
-        match kinds.as_slice() {
-            [] => report.push(at(
-                step.line,
-                step.column,
-                "a step needs one of `call`, `transform`, `filter`, `set_state`, `respond`".into(),
-            )),
-            [_] => {}
-            many => report.push(at(
-                step.line,
-                step.column,
-                format!(
-                    "a step has exactly one kind, found {}; split it into several steps",
-                    many.iter()
-                        .map(|k| format!("`{}`", k.name()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )),
-        }
-        if let Some(id) = &step.id {
-            if !is_identifier(id) {
-                report.push(at(
-                    id.line,
-                    id.column,
-                    format!(
-                        "step id `{}` may only use letters, digits, `-` and `_`",
-                        id.value
-                    ),
-                ));
-            }
-            if let Some(first) = ids.insert(id.value.clone(), number) {
-                report.push(at(
-                    id.line,
-                    id.column,
-                    format!("step id `{}` is already used by step {first}", id.value),
-                ));
-            }
-        }
-        let is_call = step.call.is_some();
-        for (key, value) in [
-            ("query", &step.query),
-            ("headers", &step.headers),
-            ("body", &step.body),
-            ("idempotency_key", &step.idempotency_key),
-        ] {
-            if let Some(value) = value
-                && !is_call
-            {
-                report.push(at(
-                    value.line,
-                    value.column,
-                    format!("`{key}` only applies to a `call` step"),
-                ));
-            }
-        }
-        if let Some(for_each) = &step.for_each
-            && matches!(
-                kinds.first(),
-                Some(StepKind::SetState(_) | StepKind::Respond(_) | StepKind::Filter(_))
-            )
-        {
-            report.push(at(
-                for_each.line,
-                for_each.column,
-                "`for_each` applies to `call` and `transform` steps".into(),
+        let OnError::Fallback(fallback) = &on_error.value else {
+            continue;
+        };
+        if fallback.is_empty() {
+            report.push(Diagnostic::new(
+                file,
+                on_error.line,
+                on_error.column,
+                format!("flow `{flow_name}` {label}: `fallback` needs at least one step"),
             ));
         }
-        if let Some(concurrency) = &step.concurrency {
-            if step.for_each.is_none() {
-                report.push(at(
-                    concurrency.line,
-                    concurrency.column,
-                    "`concurrency` needs `for_each`".into(),
-                ));
-            } else if concurrency.value == 0 || concurrency.value > MAX_CONCURRENCY {
-                report.push(at(
-                    concurrency.line,
-                    concurrency.column,
-                    format!("`concurrency` must be between 1 and {MAX_CONCURRENCY}"),
-                ));
-            }
+        if matches!(step.kinds().first(), Some(StepKind::Respond(_))) {
+            report.push(Diagnostic::new(
+                file,
+                on_error.line,
+                on_error.column,
+                format!("flow `{flow_name}` {label}: a `respond` step cannot have a `fallback`"),
+            ));
         }
-        if let Some(call) = &step.call {
-            match CallSpec::parse(call) {
-                Err(e) => report.push(at(call.line, call.column, e)),
-                Ok(spec) if connectors.is_some_and(|c| !c.contains_key(&spec.connector)) => {
-                    let known = connectors
-                        .into_iter()
-                        .flat_map(|c| c.keys().map(String::as_str));
-                    let hint = crate::suggest::closest(&spec.connector, known)
-                        .map(|c| format!(" — did you mean `{c}`?"))
-                        .unwrap_or_default();
-                    report.push(at(
-                        call.line,
-                        call.column,
-                        format!("unknown connector `{}`{hint}", spec.connector),
+        for (k, alternative) in fallback.iter().enumerate() {
+            let label = format!("{label} fallback {}", k + 1);
+            check_step(
+                file,
+                flow_name,
+                &label,
+                alternative,
+                connectors,
+                &mut ids,
+                report,
+            );
+            // A fallback runs in the place of one step (or one item of it):
+            // it cannot fan out, end the run, answer the caller or nest
+            // further fallbacks.
+            let refused = [
+                (alternative.for_each.is_some(), "`for_each`"),
+                (alternative.filter.is_some(), "`filter`"),
+                (alternative.respond.is_some(), "`respond`"),
+                (alternative.set_state.is_some(), "`set_state`"),
+                (
+                    alternative
+                        .on_error
+                        .as_ref()
+                        .is_some_and(|o| matches!(o.value, OnError::Fallback(_))),
+                    "a nested `fallback`",
+                ),
+            ];
+            for (present, what) in refused {
+                if present {
+                    report.push(Diagnostic::new(
+                        file,
+                        alternative.line,
+                        alternative.column,
+                        format!("flow `{flow_name}` {label}: a fallback step cannot use {what}"),
                     ));
                 }
-                Ok(_) => {}
             }
         }
-        if let Some(retry) = &step.retry {
-            if !is_call {
-                report.push(at(
-                    retry.line,
-                    retry.column,
-                    "`retry` only applies to a `call` step".into(),
-                ));
-            }
-            check_retry(&retry.value, &mut |message| {
-                report.push(at(retry.line, retry.column, message))
-            });
-        }
-        if let Some(respond) = &step.respond
-            && !(100..=599).contains(&respond.status)
-        {
+    }
+}
+
+/// Checks one step; `label` names it in messages (`step 2`, `step 2 fallback 1`).
+fn check_step(
+    file: &Path,
+    flow_name: &str,
+    label: &str,
+    step: &Located<StepConfig>,
+    connectors: Option<&BTreeMap<String, Located<ConnectorConfig>>>,
+    ids: &mut HashMap<String, String>,
+    report: &mut Report,
+) {
+    let at = |line: u64, column: u64, message: String| {
+        Diagnostic::new(
+            file,
+            line,
+            column,
+            format!("flow `{flow_name}` {label}: {message}"),
+        )
+    };
+    let kinds = step.kinds();
+    match kinds.as_slice() {
+        [] => report.push(at(
+            step.line,
+            step.column,
+            "a step needs one of `call`, `graphql`, `transform`, `filter`, `set_state`, `respond`"
+                .into(),
+        )),
+        [_] => {}
+        many => report.push(at(
+            step.line,
+            step.column,
+            format!(
+                "a step has exactly one kind, found {}; split it into several steps",
+                many.iter()
+                    .map(|k| format!("`{}`", k.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+    if let Some(id) = &step.id {
+        if !is_identifier(id) {
             report.push(at(
-                respond.line,
-                respond.column,
-                format!("respond status {} is not an HTTP status", respond.status),
+                id.line,
+                id.column,
+                format!(
+                    "step id `{}` may only use letters, digits, `-` and `_`",
+                    id.value
+                ),
             ));
         }
+        if let Some(first) = ids.insert(id.value.clone(), label.to_string()) {
+            report.push(at(
+                id.line,
+                id.column,
+                format!("step id `{}` is already used by {first}", id.value),
+            ));
+        }
+    }
+    let is_call = step.call.is_some();
+    let is_graphql = step.graphql.is_some();
+    for (key, value) in [
+        ("query", &step.query),
+        ("headers", &step.headers),
+        ("body", &step.body),
+    ] {
+        if let Some(value) = value
+            && !is_call
+        {
+            report.push(at(
+                value.line,
+                value.column,
+                format!("`{key}` only applies to a `call` step"),
+            ));
+        }
+    }
+    if let Some(key) = &step.idempotency_key
+        && !is_call
+        && !is_graphql
+    {
+        report.push(at(
+            key.line,
+            key.column,
+            "`idempotency_key` only applies to `call` and `graphql` steps".into(),
+        ));
+    }
+    if let Some(paginate) = &step.paginate {
+        if !is_call && !is_graphql {
+            report.push(at(
+                paginate.line,
+                paginate.column,
+                "`paginate` only applies to `call` and `graphql` steps".into(),
+            ));
+        }
+        for problem in paginate.check(is_graphql) {
+            report.push(at(paginate.line, paginate.column, problem));
+        }
+    }
+    if let Some(graphql) = &step.graphql {
+        for problem in graphql.check() {
+            report.push(at(graphql.line, graphql.column, problem));
+        }
+        let connector = &graphql.connector;
+        if connectors.is_some_and(|c| !c.contains_key(connector.as_str())) {
+            let known = connectors
+                .into_iter()
+                .flat_map(|c| c.keys().map(String::as_str));
+            let hint = crate::suggest::closest(connector, known)
+                .map(|c| format!(" — did you mean `{c}`?"))
+                .unwrap_or_default();
+            report.push(at(
+                connector.line,
+                connector.column,
+                format!("unknown connector `{}`{hint}", connector.value),
+            ));
+        }
+    }
+    if let Some(for_each) = &step.for_each
+        && matches!(
+            kinds.first(),
+            Some(StepKind::SetState(_) | StepKind::Respond(_) | StepKind::Filter(_))
+        )
+    {
+        report.push(at(
+            for_each.line,
+            for_each.column,
+            "`for_each` applies to `call` and `transform` steps".into(),
+        ));
+    }
+    if let Some(concurrency) = &step.concurrency {
+        if step.for_each.is_none() {
+            report.push(at(
+                concurrency.line,
+                concurrency.column,
+                "`concurrency` needs `for_each`".into(),
+            ));
+        } else if concurrency.value == 0 || concurrency.value > MAX_CONCURRENCY {
+            report.push(at(
+                concurrency.line,
+                concurrency.column,
+                format!("`concurrency` must be between 1 and {MAX_CONCURRENCY}"),
+            ));
+        }
+    }
+    if let Some(call) = &step.call {
+        match CallSpec::parse(call) {
+            Err(e) => report.push(at(call.line, call.column, e)),
+            Ok(spec) if connectors.is_some_and(|c| !c.contains_key(&spec.connector)) => {
+                let known = connectors
+                    .into_iter()
+                    .flat_map(|c| c.keys().map(String::as_str));
+                let hint = crate::suggest::closest(&spec.connector, known)
+                    .map(|c| format!(" — did you mean `{c}`?"))
+                    .unwrap_or_default();
+                report.push(at(
+                    call.line,
+                    call.column,
+                    format!("unknown connector `{}`{hint}", spec.connector),
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(retry) = &step.retry {
+        if !is_call && !is_graphql {
+            report.push(at(
+                retry.line,
+                retry.column,
+                "`retry` only applies to `call` and `graphql` steps".into(),
+            ));
+        }
+        check_retry(&retry.value, &mut |message| {
+            report.push(at(retry.line, retry.column, message))
+        });
+    }
+    if let Some(respond) = &step.respond
+        && !(100..=599).contains(&respond.status)
+    {
+        report.push(at(
+            respond.line,
+            respond.column,
+            format!("respond status {} is not an HTTP status", respond.status),
+        ));
     }
 }
 

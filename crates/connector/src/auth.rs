@@ -1,10 +1,17 @@
 //! Authentication schemes applied to every request of a connector.
+//!
+//! Static credentials are prepared once at build time; OAuth 2.0 tokens are
+//! obtained and renewed by [`OAuth2`](crate::oauth) while calls are made.
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 use patchbay_config::{AuthConfig, Env, Secret, interpolate};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::BuildError;
+use crate::oauth::OAuth2;
+use crate::token_store::TokenStore;
 
 /// How a connector authenticates. Credentials are [`Secret`]s: formatting an
 /// `Auth` never shows them.
@@ -23,6 +30,8 @@ pub enum Auth {
     },
     /// A precomputed `Authorization` value (`Bearer ...` or `Basic ...`).
     Authorization(Secret),
+    /// `Authorization: Bearer` with tokens from an OAuth 2.0 token endpoint.
+    OAuth2(Arc<OAuth2>),
 }
 
 impl Auth {
@@ -67,6 +76,9 @@ impl Auth {
                     reason: "api_key needs `header` or `query`".into(),
                 });
             }
+            Some(AuthConfig::OAuth2(config)) => {
+                Auth::OAuth2(Arc::new(OAuth2::build(connector, config, env)?))
+            }
             Some(AuthConfig::Bearer { token }) => {
                 Auth::Authorization(Secret::new(format!("Bearer {}", resolve(token)?.expose())))
             }
@@ -110,10 +122,26 @@ impl Auth {
         Ok(())
     }
 
+    /// The OAuth 2.0 client, when tokens come from a token endpoint.
+    pub(crate) fn oauth2(&self) -> Option<&OAuth2> {
+        match self {
+            Auth::OAuth2(oauth) => Some(oauth),
+            _ => None,
+        }
+    }
+
+    /// Attaches the store of rotated refresh tokens (OAuth 2.0 only).
+    pub(crate) fn set_token_store(&self, store: Arc<dyn TokenStore>) {
+        if let Auth::OAuth2(oauth) = self {
+            oauth.set_token_store(store);
+        }
+    }
+
     /// The header this credential is sent in, if it is sent in one.
     fn header(&self) -> Result<Option<(HeaderName, HeaderValue)>, CredentialError> {
         Ok(match self {
-            Auth::None | Auth::QueryKey { .. } => None,
+            // An OAuth 2.0 token is added per call, once it is known.
+            Auth::None | Auth::QueryKey { .. } | Auth::OAuth2(_) => None,
             Auth::HeaderKey { name, value } => Some((name.clone(), sensitive(value)?)),
             Auth::Authorization(value) => Some((AUTHORIZATION, sensitive(value)?)),
         })

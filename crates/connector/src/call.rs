@@ -15,6 +15,9 @@ pub struct CallRequest {
     pub body: Option<Value>,
     /// Sent in the connector's idempotency header; retries send the same key.
     pub idempotency_key: Option<String>,
+    /// The connector's rate-limit bucket (its `rate_limit.key`, evaluated);
+    /// `None` shares the connector's single bucket.
+    pub rate_key: Option<String>,
 }
 
 /// A successful (2xx) response with its JSON body.

@@ -6,6 +6,11 @@
 //! (two `Accept` values confuse most APIs), and no step can swap the
 //! configured credential for another.
 //!
+//! With OAuth 2.0 the token is added per attempt, and a 401 gets one new
+//! token and one more try (see [`crate::oauth`]). With request signing the
+//! JSON body is serialized once and those bytes are both signed and sent
+//! (see [`crate::signing`]).
+//!
 //! Secrets may hide in the base URL (userinfo), default headers and auth, so
 //! `Debug`, [`Connector::summarize`] and every [`CallError`] are built from
 //! redacted parts only.
@@ -14,14 +19,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use patchbay_config::{ConnectorConfig, Env, Located, interpolate};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::auth::Auth;
 use crate::call::{CallRequest, Response};
 use crate::error::{BuildError, CallError};
+use crate::oauth::{Token, TokenError};
 use crate::retry::RetryPolicy;
+use crate::signing::{Signed, Signer};
+use crate::token_store::TokenStore;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
@@ -47,6 +56,11 @@ pub struct Connector {
     retry: RetryPolicy,
     /// `None` when the connector sends no idempotency keys.
     idempotency_header: Option<HeaderName>,
+    signer: Option<Signer>,
+    /// Rate limit and upstream pauses, applied by `send`.
+    pub(crate) throttle: crate::ratelimit::Throttle,
+    /// `None` when `circuit_breaker: off`.
+    pub(crate) breaker: Option<crate::breaker::Breaker>,
 }
 
 impl Connector {
@@ -136,6 +150,15 @@ impl Connector {
                 .map(RetryPolicy::from)
                 .unwrap_or_default(),
             idempotency_header,
+            signer: config
+                .sign
+                .as_ref()
+                .map(|sign| Signer::build(name, &sign.value, env))
+                .transpose()?,
+            throttle: crate::ratelimit::Throttle::build(name, config.rate_limit.as_ref())
+                .map_err(config_error)?,
+            breaker: crate::breaker::Breaker::build(name, &config.circuit_breaker)
+                .map_err(config_error)?,
         })
     }
 
@@ -143,9 +166,30 @@ impl Connector {
         &self.name
     }
 
+    /// The resolved base URL, without a trailing slash. It may hold a
+    /// credential (userinfo): never show it.
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The query parameter carrying an `api_key` credential, if any.
+    pub(crate) fn credential_query_param(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::QueryKey { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     /// The connector's retry policy (a step may replace it).
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry
+    }
+
+    /// Attaches the store that keeps rotated OAuth 2.0 refresh tokens; a
+    /// token saved there replaces the configured one. No effect without
+    /// `oauth2` auth.
+    pub fn set_token_store(&self, store: Arc<dyn TokenStore>) {
+        self.auth.set_token_store(store);
     }
 
     /// Whether calls carry idempotency keys at all.
@@ -237,15 +281,89 @@ impl Connector {
         self.auth
             .apply_to_headers(&mut headers)
             .map_err(|_| invalid("the credential cannot be sent in a header".into()))?;
-        let mut builder = self.client.request(method.clone(), url).headers(headers);
-        if let Some(body) = &request.body {
-            builder = builder.json(body);
+        // Serialized once: these bytes are what is signed and what is sent,
+        // on every attempt.
+        let body = match &request.body {
+            Some(body) => {
+                if !headers.contains_key(CONTENT_TYPE) {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                let bytes = serde_json::to_vec(body)
+                    .map_err(|e| invalid(format!("the body cannot be serialized: {e}")))?;
+                Some(Bytes::from(bytes))
+            }
+            None => None,
+        };
+        let outgoing = Outgoing {
+            method,
+            url,
+            headers,
+            body,
+        };
+        let Some(oauth) = self.auth.oauth2() else {
+            return self.send_once(request, &outgoing, None).await;
+        };
+        let token = oauth
+            .token()
+            .await
+            .map_err(|e| self.auth_error(request, e))?;
+        match self.send_once(request, &outgoing, Some(&token)).await {
+            // Revoked, or expired earlier than announced: one new token and
+            // one more try (a 401 means the request was not acted on). A
+            // second 401 is the answer.
+            Err(CallError::Status { status: 401, .. }) => {
+                let token = oauth
+                    .token_after_rejection(&token)
+                    .await
+                    .map_err(|e| self.auth_error(request, e))?;
+                self.send_once(request, &outgoing, Some(&token)).await
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt: adds the token and signature, sends, reads the answer.
+    async fn send_once(
+        &self,
+        request: &CallRequest,
+        outgoing: &Outgoing,
+        token: Option<&Token>,
+    ) -> Result<Response, CallError> {
+        let mut headers = outgoing.headers.clone();
+        if let Some(token) = token {
+            headers.insert(AUTHORIZATION, token.header().clone());
+        }
+        if let Some(signer) = &self.signer {
+            let signed = Signed {
+                method: outgoing.method.as_str(),
+                url: &outgoing.url,
+                body: outgoing.body.as_deref().unwrap_or_default(),
+            };
+            signer.sign(&signed, &mut headers);
+        }
+        let mut builder = self
+            .client
+            .request(outgoing.method.clone(), outgoing.url.clone())
+            .headers(headers);
+        if let Some(body) = &outgoing.body {
+            builder = builder.body(body.clone());
         }
         let response = builder
             .send()
             .await
             .map_err(|e| self.transport_error(request, e))?;
-        self.read_response(response, request, method).await
+        self.read_response(response, request, outgoing.method.clone())
+            .await
+    }
+
+    fn auth_error(&self, request: &CallRequest, error: TokenError) -> CallError {
+        CallError::Auth {
+            connector: self.name.clone(),
+            method: request.method.clone(),
+            path: request.path.clone(),
+            reason: error.reason,
+            transient: error.transient,
+        }
     }
 
     async fn read_response(
@@ -370,8 +488,16 @@ async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
     body
 }
 
+/// A request ready to send but for its per-attempt token and signature.
+struct Outgoing {
+    method: reqwest::Method,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+}
+
 /// The error and its causes in one line ("error sending request: connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -422,6 +548,7 @@ impl std::fmt::Debug for Connector {
             .field("url", &self.shown_url)
             .field("headers", &header_names)
             .field("auth", &self.auth)
+            .field("sign", &self.signer)
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
             .finish_non_exhaustive()
@@ -448,5 +575,12 @@ impl Connectors {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Connector>> {
         self.by_name.get(name)
+    }
+
+    /// Attaches `store` to every connector (see [`Connector::set_token_store`]).
+    pub fn set_token_store(&self, store: Arc<dyn TokenStore>) {
+        for connector in self.by_name.values() {
+            connector.set_token_store(Arc::clone(&store));
+        }
     }
 }

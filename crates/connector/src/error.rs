@@ -21,6 +21,14 @@ pub enum CallClass {
     InvalidResponse,
     /// The request could not be built (bad header value, bad URL).
     InvalidRequest,
+    /// Not sent: the wait for a rate-limit slot, or for the end of a pause
+    /// the upstream asked for, would exceed the connector's `max_wait`.
+    RateLimited,
+    /// Not sent: the connector's circuit breaker is open.
+    CircuitOpen,
+    /// Not sent: no credential could be obtained (an OAuth 2.0 token
+    /// endpoint refused or could not be reached).
+    Auth,
 }
 
 impl CallClass {
@@ -34,6 +42,9 @@ impl CallClass {
             CallClass::Connect => "connect_error",
             CallClass::InvalidResponse => "invalid_response",
             CallClass::InvalidRequest => "invalid_request",
+            CallClass::RateLimited => "rate_limited",
+            CallClass::CircuitOpen => "circuit_open",
+            CallClass::Auth => "auth",
         }
     }
 }
@@ -81,6 +92,51 @@ pub enum CallError {
         path: String,
         reason: String,
     },
+    /// Never sent: its turn under the rate limit (or the end of the
+    /// upstream's pause) lies beyond the connector's `max_wait`.
+    #[error(
+        "{connector}: {method} {path} not sent: rate limited (waited {}ms{})",
+        .waited.as_millis(),
+        retry_in_suffix(.retry_in)
+    )]
+    RateLimited {
+        connector: String,
+        method: String,
+        path: String,
+        /// How long the call waited before giving up.
+        waited: Duration,
+        /// When a slot is expected, if known.
+        retry_in: Option<Duration>,
+    },
+    /// Never sent: the upstream has been failing and the connector's circuit
+    /// breaker is open. Returned at once, without retries.
+    #[error(
+        "{connector}: circuit breaker open, call not sent (retry in {}ms)",
+        .retry_in.as_millis()
+    )]
+    CircuitOpen {
+        connector: String,
+        /// When the breaker lets a probe call through.
+        retry_in: Duration,
+    },
+    /// Never sent: the credential for the call could not be obtained.
+    /// `reason` quotes the token endpoint's error but never a secret.
+    #[error("{connector}: cannot authenticate {method} {path}: {reason}")]
+    Auth {
+        connector: String,
+        method: String,
+        path: String,
+        reason: String,
+        /// Whether the token endpoint may answer later (unreachable, 5xx).
+        transient: bool,
+    },
+}
+
+fn retry_in_suffix(retry_in: &Option<Duration>) -> String {
+    match retry_in {
+        Some(wait) => format!("; next slot in {}ms", wait.as_millis()),
+        None => String::new(),
+    }
 }
 
 fn excerpt_suffix(body: &str) -> String {
@@ -101,6 +157,9 @@ impl CallError {
             CallError::Connect { .. } => CallClass::Connect,
             CallError::InvalidResponse { .. } => CallClass::InvalidResponse,
             CallError::InvalidRequest { .. } => CallClass::InvalidRequest,
+            CallError::RateLimited { .. } => CallClass::RateLimited,
+            CallError::CircuitOpen { .. } => CallClass::CircuitOpen,
+            CallError::Auth { .. } => CallClass::Auth,
         }
     }
 
@@ -108,10 +167,13 @@ impl CallError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             CallError::Status { retry_after, .. } => *retry_after,
+            CallError::RateLimited { retry_in, .. } => *retry_in,
+            CallError::CircuitOpen { retry_in, .. } => Some(*retry_in),
             CallError::Timeout { .. }
             | CallError::Connect { .. }
             | CallError::InvalidResponse { .. }
-            | CallError::InvalidRequest { .. } => None,
+            | CallError::InvalidRequest { .. }
+            | CallError::Auth { .. } => None,
         }
     }
 
@@ -123,18 +185,38 @@ impl CallError {
             }
             CallError::Timeout { .. }
             | CallError::Connect { .. }
-            | CallError::InvalidRequest { .. } => None,
+            | CallError::InvalidRequest { .. }
+            | CallError::RateLimited { .. }
+            | CallError::CircuitOpen { .. }
+            | CallError::Auth { .. } => None,
         }
     }
 
     /// True when the same call may succeed later: connect errors, timeouts,
-    /// 5xx, 408 and 429.
+    /// 5xx, 408, 429, and calls held back by the rate limit or the circuit
+    /// breaker.
     pub fn is_transient(&self) -> bool {
         match self {
             CallError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            CallError::Timeout { .. } | CallError::Connect { .. } => true,
+            CallError::Timeout { .. }
+            | CallError::Connect { .. }
+            | CallError::RateLimited { .. }
+            | CallError::CircuitOpen { .. } => true,
             CallError::InvalidResponse { .. } | CallError::InvalidRequest { .. } => false,
+            CallError::Auth { transient, .. } => *transient,
         }
+    }
+
+    /// True when the call itself retries this failure. Rate-limit and
+    /// circuit-breaker refusals are transient but returned at once: waiting
+    /// them out inside the call would hold a worker for nothing, while the
+    /// run can be rescheduled after [`CallError::retry_after`].
+    pub fn is_retried_in_call(&self) -> bool {
+        self.is_transient()
+            && !matches!(
+                self.class(),
+                CallClass::RateLimited | CallClass::CircuitOpen
+            )
     }
 }
 

@@ -7,16 +7,36 @@
 //! [`Response`] or a [`CallError`] whose [`CallClass`] tells the executor (and
 //! the retry layer) what kind of failure it was.
 //!
+//! [`Connector::send`] wraps calls in the connector's resilience: retries,
+//! a rate limit with upstream-driven pauses, and a circuit breaker
+//! ([`Connector::health`] reports on the last two).
+//!
 //! This crate knows nothing of runs, flows or storage.
 
 mod auth;
+mod breaker;
 mod call;
 mod connector;
 mod error;
+mod graphql;
+mod oauth;
+mod paginate;
+mod ratelimit;
 mod retry;
+mod signing;
+mod token_store;
 
 pub use auth::Auth;
+pub use breaker::BreakerState;
 pub use call::{CallRequest, Response};
 pub use connector::{Connector, Connectors};
 pub use error::{BuildError, CallClass, CallError};
-pub use retry::{Delivered, RetryPolicy, Undelivered};
+pub use graphql::{
+    Document, GraphqlError, GraphqlRequest, GraphqlResult, MAX_ERRORS_KEPT, variables,
+};
+pub use paginate::{
+    Collected, FetchError, Link, Page, PageError, PaginateConfigError, Pagination, Paginator,
+    next_link, parse_link_header,
+};
+pub use retry::{ConnectorHealth, Delivered, RetryPolicy, Undelivered};
+pub use token_store::{MemoryTokenStore, TokenStore, TokenStoreError};

@@ -7,13 +7,23 @@
 //! exponential bound) spreads the retries of many callers hit by one outage.
 //! A `Retry-After` from the upstream replaces the computed wait, capped by
 //! the backoff maximum so one header cannot stall a run for hours.
+//!
+//! Each attempt runs the connector's pipeline: the circuit breaker admits it
+//! (or the call fails fast with [`CallError::CircuitOpen`]), the throttle
+//! waits for a rate-limit slot and any pause the upstream asked for (or the
+//! call fails with [`CallError::RateLimited`]), the request is sent, and the
+//! outcome is reported to both. Those two refusals are not retried here: the
+//! run can be rescheduled instead.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use patchbay_config::RetryConfig;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use crate::breaker::{BreakerState, Outcome};
 use crate::call::{CallRequest, Response};
 use crate::connector::Connector;
 use crate::error::CallError;
@@ -48,6 +58,9 @@ impl From<&RetryConfig> for RetryPolicy {
 pub struct Delivered {
     pub response: Response,
     pub attempts: u32,
+    /// Time spent waiting for rate-limit slots and upstream pauses, over
+    /// all attempts (backoff between attempts not included).
+    pub waited: Duration,
 }
 
 /// A failed call and how many attempts were made.
@@ -55,6 +68,23 @@ pub struct Delivered {
 pub struct Undelivered {
     pub error: CallError,
     pub attempts: u32,
+    /// Time spent waiting for rate-limit slots and upstream pauses, over
+    /// all attempts (backoff between attempts not included).
+    pub waited: Duration,
+}
+
+/// How a connector's upstream is doing, for health checks and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectorHealth {
+    pub breaker: BreakerState,
+    /// Percentage of failed calls in the breaker's window (0 without one).
+    pub failure_rate: f64,
+    /// Calls counted in the breaker's window.
+    pub calls_in_window: u32,
+    /// While the breaker is open: how long until it lets a probe through.
+    pub breaker_retry_in: Option<Duration>,
+    /// When the pause the upstream asked for ends, while one is in force.
+    pub paused_until: Option<std::time::Instant>,
 }
 
 impl Connector {
@@ -65,6 +95,18 @@ impl Connector {
         policy: RetryPolicy,
     ) -> Result<Delivered, Undelivered> {
         let replayable = is_idempotent(&request.method) || request.idempotency_key.is_some();
+        self.send_replayable(request, policy, replayable).await
+    }
+
+    /// [`Connector::send`] for a caller that knows better than the method
+    /// whether the request may be repeated (a GraphQL query is a `POST`
+    /// without side effects).
+    pub(crate) async fn send_replayable(
+        &self,
+        request: &CallRequest,
+        policy: RetryPolicy,
+        replayable: bool,
+    ) -> Result<Delivered, Undelivered> {
         let retries = if replayable {
             policy.attempts.saturating_sub(1)
         } else {
@@ -76,12 +118,17 @@ impl Connector {
             .with_max_times(retries as usize)
             .build();
         let mut attempts = 0u32;
+        // Nanoseconds, shared with each attempt's future. Owned (an `Arc`),
+        // not borrowed from this frame: a future borrowing its own locals
+        // through the retry closure cannot be proven `Send` for every
+        // lifetime, which callers spawning it on a runtime need.
+        let waited = Arc::new(AtomicU64::new(0));
         let result = (|| {
             attempts += 1;
-            self.call(request)
+            self.attempt(request, Arc::clone(&waited))
         })
         .retry(backoff)
-        .when(CallError::is_transient)
+        .when(CallError::is_retried_in_call)
         .adjust(|error, next| {
             // `next` is the exponential bound, or None when attempts are spent.
             let bound = next?;
@@ -99,9 +146,72 @@ impl Connector {
             );
         })
         .await;
+        let waited = Duration::from_nanos(waited.load(Ordering::Relaxed));
         match result {
-            Ok(response) => Ok(Delivered { response, attempts }),
-            Err(error) => Err(Undelivered { error, attempts }),
+            Ok(response) => Ok(Delivered {
+                response,
+                attempts,
+                waited,
+            }),
+            Err(error) => Err(Undelivered {
+                error,
+                attempts,
+                waited,
+            }),
+        }
+    }
+
+    /// One attempt: breaker, throttle, the call, and its outcome fed back.
+    async fn attempt(
+        &self,
+        request: &CallRequest,
+        waited: Arc<AtomicU64>,
+    ) -> Result<Response, CallError> {
+        let permit = match &self.breaker {
+            Some(breaker) => Some(breaker.admit().map_err(|retry_in| CallError::CircuitOpen {
+                connector: self.name().to_string(),
+                retry_in,
+            })?),
+            None => None,
+        };
+        let wait = self.throttle.wait(request.rate_key.as_deref()).await;
+        let wait_time = match &wait {
+            Ok(time) => *time,
+            Err(refused) => refused.waited,
+        };
+        waited.fetch_add(
+            u64::try_from(wait_time.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        if let Err(refused) = wait {
+            return Err(CallError::RateLimited {
+                connector: self.name().to_string(),
+                method: request.method.clone(),
+                path: request.path.clone(),
+                waited: refused.waited,
+                retry_in: refused.retry_in,
+            });
+        }
+        let result = self.call(request).await;
+        self.throttle.observe(&result);
+        if let Some(permit) = permit {
+            permit.record(Outcome::of(&result));
+        }
+        result
+    }
+
+    /// The circuit breaker's state and any pause the upstream asked for.
+    pub fn health(&self) -> ConnectorHealth {
+        let breaker = self.breaker.as_ref().map(|b| b.snapshot());
+        ConnectorHealth {
+            breaker: breaker.map_or(BreakerState::Disabled, |b| b.state),
+            failure_rate: breaker.map_or(0.0, |b| b.failure_rate),
+            calls_in_window: breaker.map_or(0, |b| b.calls),
+            breaker_retry_in: breaker.and_then(|b| b.retry_in),
+            paused_until: self
+                .throttle
+                .paused_until()
+                .map(tokio::time::Instant::into_std),
         }
     }
 }
@@ -111,8 +221,19 @@ fn is_idempotent(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
 }
 
-/// `Retry-After` as seconds or an HTTP date; a date in the past means now.
+/// How long the upstream asked us to wait: `Retry-After` as seconds or an
+/// HTTP date (a date in the past means now), or else the reset of a quota
+/// its rate-limit headers say is used up.
 pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    retry_after_header(headers).or_else(|| {
+        crate::ratelimit::quota_reset(
+            |name| headers.get(name).and_then(|v| v.to_str().ok()),
+            SystemTime::now(),
+        )
+    })
+}
+
+fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -150,6 +271,16 @@ mod tests {
         );
         assert_eq!(parse_retry_after(&headers("soon")), None);
         assert_eq!(parse_retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn falls_back_to_an_exhausted_quota() {
+        let mut map = HeaderMap::new();
+        map.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        map.insert("x-ratelimit-reset", HeaderValue::from_static("4"));
+        assert_eq!(parse_retry_after(&map), Some(Duration::from_secs(4)));
+        map.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        assert_eq!(parse_retry_after(&map), Some(Duration::from_secs(1)));
     }
 
     #[test]

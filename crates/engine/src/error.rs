@@ -22,6 +22,9 @@ pub enum EngineError {
     /// The engine is stopping and accepts no new events.
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// A webhook's signature secrets could not be resolved at start.
+    #[error(transparent)]
+    WebhookSecret(#[from] crate::plan::WebhookSecretError),
 }
 
 impl EngineError {
@@ -32,7 +35,9 @@ impl EngineError {
             EngineError::Store(e) => e.is_transient(),
             EngineError::NotCommitted(_) => true,
             EngineError::ShuttingDown => true,
-            EngineError::Connector(_) | EngineError::UnknownFlow(_) => false,
+            EngineError::Connector(_)
+            | EngineError::UnknownFlow(_)
+            | EngineError::WebhookSecret(_) => false,
         }
     }
 }

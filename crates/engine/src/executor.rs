@@ -12,7 +12,10 @@ use std::time::Instant;
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
-use patchbay_connector::{CallRequest, Connectors};
+use patchbay_connector::{
+    CallRequest, Collected, Connectors, Delivered, FetchError, GraphqlRequest, GraphqlResult,
+    PageError, Undelivered,
+};
 use patchbay_expr::{EvalError, Expr, Vars};
 use patchbay_store::{JournalEntry, Run, RunOutcome, RunStatus, StepStatus, Store, StoreError};
 use serde_json::Value;
@@ -20,11 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::context::RunContext;
-use crate::plan::{Action, CallPlan, Plan, RespondPlan, StepPlan};
+use crate::plan::{Action, CallPlan, ErrorPolicy, GraphqlPlan, Plan, RespondPlan, StepPlan};
 use crate::responders::{Responders, SyncReply};
 
-/// Outputs of completed journal entries, by (step index, item).
-type Completed = HashMap<(u32, Option<u32>), Value>;
+/// Outputs of completed journal entries, by (step index, step id, item).
+/// The id tells a step from its fallback steps, which share its position,
+/// and from another step found at a journalled position after an edit.
+type Completed = HashMap<(u32, String, Option<u32>), Value>;
 
 /// Why execution stopped without finishing the run.
 #[derive(Debug)]
@@ -47,7 +52,32 @@ enum StepEnd {
     Continue(Value),
     /// A filter was false: the run ends as skipped.
     Skip,
-    Failed(String),
+    Failed(Failure),
+}
+
+/// A failed step (or item, or call).
+#[derive(Clone, Debug)]
+struct Failure {
+    message: String,
+    /// Whether the same step may succeed later (upstream down, 5xx, 429,
+    /// timeout, open breaker): only such failures reschedule the run.
+    transient: bool,
+}
+
+impl Failure {
+    /// A failure that retrying cannot cure (an expression error, a 4xx).
+    fn permanent(message: String) -> Failure {
+        Failure {
+            message,
+            transient: false,
+        }
+    }
+}
+
+/// How a run's execution ended, short of a halt.
+enum Ending {
+    Done(RunOutcome),
+    Failed(Failure),
 }
 
 pub(crate) struct Executor {
@@ -62,39 +92,107 @@ pub(crate) struct Executor {
 impl Executor {
     /// Drives a claimed run to its end, or until shutdown or a store failure.
     pub async fn execute(&self, run: Run) {
-        let span = info_span!("run", run_id = %run.id, flow = %run.flow, attempt = run.attempts);
+        let span = info_span!(
+            "run",
+            run_id = %run.id,
+            flow = %run.flow,
+            attempt = run.attempts,
+            retry = run.retries
+        );
         async {
-            match self.drive(&run).await {
-                Ok(outcome) => {
-                    let status = outcome.status;
-                    let error = outcome.error.clone();
-                    match self.store.finish(&self.owner, run.id, &outcome).await {
-                        Ok(()) => info!(status = %status, "run finished"),
-                        Err(e) => warn!(error = %e, "run result not recorded; it will be resumed"),
-                    }
-                    self.responders
-                        .deliver(run.id, SyncReply::Ended { status, error });
+            let outcome = match self.drive(&run).await {
+                Ok(Ending::Done(outcome)) => outcome,
+                Ok(Ending::Failed(failure)) => match self.retry_later(&run, &failure).await {
+                    Some(outcome) => outcome,
+                    None => return,
+                },
+                Err(Halt::Interrupted) => {
+                    debug!("run interrupted by shutdown; it will be resumed");
+                    return;
                 }
-                Err(Halt::Interrupted) => debug!("run interrupted by shutdown; it will be resumed"),
                 Err(Halt::Store(e)) => {
-                    warn!(error = %e, "run halted by a store error; it will be resumed")
+                    warn!(error = %e, "run halted by a store error; it will be resumed");
+                    return;
                 }
+            };
+            let status = outcome.status;
+            let error = outcome.error.clone();
+            match self.store.finish(&self.owner, run.id, &outcome).await {
+                Ok(()) => match &error {
+                    Some(error) => warn!(status = %status, error = %error, "run finished"),
+                    None => info!(status = %status, "run finished"),
+                },
+                Err(e) => warn!(error = %e, "run result not recorded; it will be resumed"),
             }
+            self.responders
+                .deliver(run.id, SyncReply::Ended { status, error });
         }
         .instrument(span)
         .await
     }
 
-    async fn drive(&self, run: &Run) -> Result<RunOutcome, Halt> {
-        let Some(flow) = self.plan.flows.get(&run.flow) else {
-            return Ok(RunOutcome {
-                status: RunStatus::Failed,
+    /// Reschedules a failed run when its failure is transient and its flow's
+    /// retry schedule is not spent, returning `None`; otherwise returns the
+    /// dead outcome to record.
+    async fn retry_later(&self, run: &Run, failure: &Failure) -> Option<RunOutcome> {
+        let schedule = self
+            .plan
+            .flows
+            .get(&run.flow)
+            .map(|flow| flow.run_retries.as_slice())
+            .unwrap_or_default();
+        let delay = schedule
+            .get(run.retries as usize)
+            .filter(|_| failure.transient);
+        let Some(delay) = delay else {
+            let error = match run.retries {
+                0 => failure.message.clone(),
+                n => format!("{} (the run was retried {n} times)", failure.message),
+            };
+            return Some(RunOutcome {
+                status: RunStatus::Dead,
                 output: None,
-                error: Some(format!(
-                    "flow `{}` no longer exists in the configuration",
-                    run.flow
-                )),
+                error: Some(error),
             });
+        };
+        // Up to 10% of jitter, so runs failed by one outage do not all come
+        // back at the same instant.
+        let delay = delay.mul_f64(1.0 + fastrand::f64() * 0.1);
+        let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        match self
+            .store
+            .reschedule(&self.owner, run.id, due, &failure.message)
+            .await
+        {
+            Ok(()) => {
+                info!(
+                    error = %failure.message,
+                    retry = run.retries + 1,
+                    of = schedule.len(),
+                    delay_ms = delay.as_millis() as u64,
+                    "run rescheduled"
+                );
+                // A `sync` caller still waiting learns now that the run
+                // will finish later, rather than at its timeout.
+                self.responders.deliver(
+                    run.id,
+                    SyncReply::Ended {
+                        status: RunStatus::Queued,
+                        error: Some(failure.message.clone()),
+                    },
+                );
+            }
+            Err(e) => warn!(error = %e, "run not rescheduled; it will be resumed"),
+        }
+        None
+    }
+
+    async fn drive(&self, run: &Run) -> Result<Ending, Halt> {
+        let Some(flow) = self.plan.flows.get(&run.flow) else {
+            return Ok(Ending::Failed(Failure::permanent(format!(
+                "flow `{}` no longer exists in the configuration",
+                run.flow
+            ))));
         };
         // A first claim cannot have a journal yet: skip the read on the
         // common path. Later claims (after a crash or a shutdown) resume.
@@ -105,15 +203,8 @@ impl Executor {
         };
         let completed: Completed = journal
             .into_iter()
-            .filter(|e| e.status == StepStatus::Succeeded)
-            // A run resumed after the flow was edited may find another step
-            // at a journalled position: reuse an output only for the same step.
-            .filter(|e| {
-                flow.steps
-                    .get(e.step_index as usize)
-                    .is_some_and(|step| step.id == e.step_id)
-            })
-            .filter_map(|e| Some(((e.step_index, e.item), e.output?)))
+            .filter(|e| e.current && e.status == StepStatus::Succeeded)
+            .filter_map(|e| Some(((e.step_index, e.step_id, e.item), e.output?)))
             .collect();
         let state = self.store.flow_state(&run.flow).await?;
         let mut context = RunContext::new(run.input.clone(), run.headers.clone(), state);
@@ -121,7 +212,7 @@ impl Executor {
 
         for step in &flow.steps {
             let index = step.index as u32;
-            let end = match completed.get(&(index, None)) {
+            let end = match completed.get(&(index, step.id.clone(), None)) {
                 Some(output) => replayed(step, output.clone()),
                 None => {
                     if self.shutdown.is_cancelled() {
@@ -141,30 +232,31 @@ impl Executor {
                     last_output = output;
                 }
                 StepEnd::Skip => {
-                    return Ok(RunOutcome {
+                    return Ok(Ending::Done(RunOutcome {
                         status: RunStatus::Skipped,
                         output: None,
                         error: None,
-                    });
+                    }));
                 }
-                StepEnd::Failed(error) => {
-                    return Ok(RunOutcome {
-                        status: RunStatus::Failed,
-                        output: None,
-                        error: Some(format!(
-                            "step `{}` ({}): {error}",
+                StepEnd::Failed(failure) => {
+                    return Ok(Ending::Failed(Failure {
+                        message: format!(
+                            "step `{}` ({}): {}",
                             step.id,
-                            step.action.kind()
-                        )),
-                    });
+                            step.action.kind(),
+                            failure.message
+                        ),
+                        // `on_error: fail` asks for no run-level retries.
+                        transient: failure.transient && !matches!(step.on_error, ErrorPolicy::Fail),
+                    }));
                 }
             }
         }
-        Ok(RunOutcome {
+        Ok(Ending::Done(RunOutcome {
             status: RunStatus::Succeeded,
             output: Some(last_output),
             error: None,
-        })
+        }))
     }
 
     async fn run_step(
@@ -175,7 +267,9 @@ impl Executor {
         completed: &Completed,
     ) -> Result<StepEnd, Halt> {
         let Some((items_expr, concurrency)) = &step.for_each else {
-            return self.attempt(run, step, None, &context.event, context).await;
+            return self
+                .perform(run, step, None, &context.event, context, completed)
+                .await;
         };
         let started = Utc::now();
         let clock = Instant::now();
@@ -192,7 +286,7 @@ impl Executor {
             Err(error) => {
                 self.journal(run, step, None, started, clock, None, Err(&error), None)
                     .await?;
-                return Ok(StepEnd::Failed(error));
+                return Ok(StepEnd::Failed(Failure::permanent(error)));
             }
         };
         let collected: Result<Vec<Value>, ItemHalt> = futures::stream::iter(0..items.len())
@@ -206,7 +300,7 @@ impl Executor {
             .await;
         let output = match collected {
             Ok(results) => Value::Array(results),
-            Err(ItemHalt::Failed(error)) => return Ok(StepEnd::Failed(error)),
+            Err(ItemHalt::Failed(failure)) => return Ok(StepEnd::Failed(failure)),
             Err(ItemHalt::Halt(halt)) => return Err(halt),
         };
         self.journal(run, step, None, started, clock, None, Ok(&output), None)
@@ -225,18 +319,127 @@ impl Executor {
         context: &RunContext,
         completed: &Completed,
     ) -> Result<Value, ItemHalt> {
-        if let Some(output) = completed.get(&(step.index as u32, Some(i))) {
+        if let Some(output) = completed.get(&(step.index as u32, step.id.clone(), Some(i))) {
             return Ok(output.clone());
         }
         if self.shutdown.is_cancelled() {
             return Err(ItemHalt::Halt(Halt::Interrupted));
         }
-        match self.attempt(run, step, Some(i), item, context).await {
+        match self
+            .perform(run, step, Some(i), item, context, completed)
+            .await
+        {
             Ok(StepEnd::Continue(output)) => Ok(output),
             Ok(StepEnd::Skip) => Ok(Value::Bool(false)),
-            Ok(StepEnd::Failed(error)) => Err(ItemHalt::Failed(format!("item {i}: {error}"))),
+            Ok(StepEnd::Failed(failure)) => Err(ItemHalt::Failed(Failure {
+                message: format!("item {i}: {}", failure.message),
+                ..failure
+            })),
             Err(halt) => Err(ItemHalt::Halt(halt)),
         }
+    }
+
+    /// Performs a step (or one item of it) and applies its error policy:
+    /// `continue` turns a failure into an `{error}` result, `fallback` runs
+    /// the fallback steps in its place. Both journal a succeeded entry for
+    /// the step that carries the original error, so a resumed run reuses it.
+    async fn perform(
+        &self,
+        run: &Run,
+        step: &StepPlan,
+        item: Option<u32>,
+        input: &Value,
+        context: &RunContext,
+        completed: &Completed,
+    ) -> Result<StepEnd, Halt> {
+        let started = Utc::now();
+        let clock = Instant::now();
+        let end = self.attempt(run, step, item, input, context).await?;
+        let StepEnd::Failed(failure) = end else {
+            return Ok(end);
+        };
+        let (output, note) = match &step.on_error {
+            ErrorPolicy::Retry | ErrorPolicy::Fail => return Ok(StepEnd::Failed(failure)),
+            ErrorPolicy::Continue => (
+                serde_json::json!({ "error": failure.message }),
+                format!("continued after: {}", failure.message),
+            ),
+            ErrorPolicy::Fallback(alternatives) => {
+                warn!(error = %failure.message, "step failed; running its fallback");
+                let output = match self
+                    .fallback(run, alternatives, item, input, context, completed)
+                    .await?
+                {
+                    Ok(output) => output,
+                    Err((alternative, second)) => {
+                        return Ok(StepEnd::Failed(Failure {
+                            message: format!(
+                                "{}; fallback `{alternative}` failed too: {}",
+                                failure.message, second.message
+                            ),
+                            transient: second.transient,
+                        }));
+                    }
+                };
+                (
+                    output,
+                    format!("recovered by fallback: {}", failure.message),
+                )
+            }
+        };
+        let entry = JournalEntry {
+            run_id: run.id,
+            step_index: step.index as u32,
+            step_id: step.id.clone(),
+            item,
+            attempt: run.attempts,
+            status: StepStatus::Succeeded,
+            started_at: started,
+            duration_ms: clock.elapsed().as_millis() as u64,
+            request: None,
+            output: Some(output.clone()),
+            error: Some(note),
+            current: true,
+        };
+        self.store.record_step(&self.owner, &entry, None).await?;
+        Ok(StepEnd::Continue(output))
+    }
+
+    /// Runs fallback steps in order; the last one's result is returned, or
+    /// the first failure with the failing step's id.
+    async fn fallback(
+        &self,
+        run: &Run,
+        alternatives: &[StepPlan],
+        item: Option<u32>,
+        input: &Value,
+        context: &RunContext,
+        completed: &Completed,
+    ) -> Result<Result<Value, (String, Failure)>, Halt> {
+        // Fallback steps see the steps before them, their own predecessors
+        // included, as `$steps`.
+        let mut scope = context.clone();
+        let mut output = Value::Null;
+        for alternative in alternatives {
+            let key = (alternative.index as u32, alternative.id.clone(), item);
+            let end = match completed.get(&key) {
+                Some(done) => StepEnd::Continue(done.clone()),
+                None => {
+                    self.attempt(run, alternative, item, input, &scope)
+                        .instrument(info_span!("fallback", step = %alternative.id))
+                        .await?
+                }
+            };
+            match end {
+                StepEnd::Continue(value) => {
+                    scope.record(&alternative.id, value.clone());
+                    output = value;
+                }
+                StepEnd::Skip => output = Value::Bool(false),
+                StepEnd::Failed(failure) => return Ok(Err((alternative.id.clone(), failure))),
+            }
+        }
+        Ok(Ok(output))
     }
 
     /// Performs a step (or one item of it) once and journals the result.
@@ -264,18 +467,29 @@ impl Executor {
                 self.call(call, input, &vars, default_key, &mut request_summary)
                     .await
             }
-            Action::Transform(expr) => eval(expr, input, &vars),
+            Action::Graphql(graphql) => {
+                let default_key = format!(
+                    "{}:{}{}",
+                    run.id,
+                    step.id,
+                    item.map(|i| format!(":{i}")).unwrap_or_default()
+                );
+                self.graphql(graphql, input, &vars, default_key, &mut request_summary)
+                    .await
+                    .map_err(CallFailure::into_failure)
+            }
+            Action::Transform(expr) => eval(expr, input, &vars).map_err(Failure::permanent),
             Action::Filter(expr) => expr
                 .eval_bool(input, &vars)
                 .map(Value::Bool)
-                .map_err(|e| e.to_string()),
-            Action::SetState(expr) => eval(expr, input, &vars),
-            Action::Respond(respond) => {
-                respond_reply(respond, input, &vars).map(|(output, answer)| {
+                .map_err(|e| Failure::permanent(e.to_string())),
+            Action::SetState(expr) => eval(expr, input, &vars).map_err(Failure::permanent),
+            Action::Respond(respond) => respond_reply(respond, input, &vars)
+                .map(|(output, answer)| {
                     reply = Some(answer);
                     output
                 })
-            }
+                .map_err(Failure::permanent),
         };
         let state = match (&step.action, &result) {
             (Action::SetState(_), Ok(value)) => Some(value),
@@ -288,12 +502,12 @@ impl Executor {
             started,
             clock,
             request_summary,
-            result.as_ref().map_err(String::as_str),
+            result.as_ref().map_err(|f| f.message.as_str()),
             state,
         )
         .await?;
         Ok(match result {
-            Err(error) => StepEnd::Failed(error),
+            Err(failure) => StepEnd::Failed(failure),
             Ok(Value::Bool(false)) if matches!(step.action, Action::Filter(_)) => StepEnd::Skip,
             Ok(output) => {
                 if let Some(reply) = reply {
@@ -312,7 +526,20 @@ impl Executor {
         vars: &Vars<'_>,
         default_key: String,
         summary: &mut Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Failure> {
+        self.call_inner(call, input, vars, default_key, summary)
+            .await
+            .map_err(CallFailure::into_failure)
+    }
+
+    async fn call_inner(
+        &self,
+        call: &CallPlan,
+        input: &Value,
+        vars: &Vars<'_>,
+        default_key: String,
+        summary: &mut Option<Value>,
+    ) -> Result<Value, CallFailure> {
         let connector = self
             .connectors
             .get(&call.connector)
@@ -353,28 +580,94 @@ impl Executor {
             headers,
             body,
             idempotency_key,
+            rate_key: self.rate_key(&call.connector, input, vars)?,
         };
-        let mut shown = connector.summarize(&request);
+        let shown = connector.summarize(&request);
         let policy = call.retry.unwrap_or_else(|| connector.retry_policy());
-        let result = connector.send(&request, policy).await;
-        if let Value::Object(map) = &mut shown {
-            let (attempts, status) = match &result {
-                Ok(done) => (done.attempts, Some(done.response.status)),
-                Err(failed) => (failed.attempts, failed.error.status()),
-            };
-            map.insert("attempts".into(), attempts.into());
-            if let Some(status) = status {
-                map.insert("status".into(), status.into());
-            }
+        let exchange = match &call.pagination {
+            None => Exchange::of_send(connector.send(&request, policy).await),
+            Some(pagination) => Exchange::of_pages(
+                connector
+                    .paginate(request, policy, pagination, *vars)
+                    .collect()
+                    .await,
+            ),
+        };
+        *summary = Some(exchange.summarize(shown));
+        exchange.result
+    }
+
+    async fn graphql(
+        &self,
+        graphql: &GraphqlPlan,
+        input: &Value,
+        vars: &Vars<'_>,
+        default_key: String,
+        summary: &mut Option<Value>,
+    ) -> Result<Value, CallFailure> {
+        let connector = self
+            .connectors
+            .get(&graphql.connector)
+            .ok_or_else(|| format!("connector `{}` is not configured", graphql.connector))?;
+        let variables = match &graphql.variables {
+            Some(expr) => patchbay_connector::variables(
+                expr.eval(input, vars)
+                    .map_err(|e| format!("variables: {e}"))?,
+            )?,
+            None => serde_json::Map::new(),
+        };
+        let headers = match &graphql.headers {
+            Some(expr) => pairs("headers", expr.eval(input, vars))?,
+            None => Vec::new(),
+        };
+        // A query may be repeated freely; a mutation carries a key as any
+        // `POST` does, so its retries and resumed runs apply it once.
+        let idempotency_key = match &graphql.idempotency_key {
+            Some(expr) => Some(scalar_text(
+                &expr
+                    .eval(input, vars)
+                    .map_err(|e| format!("idempotency_key: {e}"))?,
+            )),
+            None if !graphql.document.is_query() => Some(default_key),
+            None => None,
         }
-        *summary = Some(shown);
-        match result {
-            Ok(done) => Ok(done.response.into_value()),
-            Err(failed) => Err(match failed.attempts {
-                1 => failed.error.to_string(),
-                n => format!("{} (after {n} attempts)", failed.error),
-            }),
-        }
+        .filter(|_| connector.sends_idempotency_keys());
+        let request = GraphqlRequest {
+            path: graphql.path.clone(),
+            document: graphql.document.clone(),
+            variables,
+            headers,
+            idempotency_key,
+        };
+        let shown = connector.summarize(&request.to_call());
+        let policy = graphql.retry.unwrap_or_else(|| connector.retry_policy());
+        let exchange = match &graphql.pagination {
+            None => Exchange::of_graphql(connector.graphql(&request, policy).await),
+            Some(pagination) => Exchange::of_pages(
+                connector
+                    .paginate_graphql(&request, policy, pagination, *vars)
+                    .collect()
+                    .await,
+            ),
+        };
+        *summary = Some(exchange.summarize(shown));
+        exchange.result
+    }
+
+    /// The call's rate-limit key, when its connector limits per key.
+    fn rate_key(
+        &self,
+        connector: &str,
+        input: &Value,
+        vars: &Vars<'_>,
+    ) -> Result<Option<String>, CallFailure> {
+        let Some(expr) = self.plan.rate_keys.get(connector) else {
+            return Ok(None);
+        };
+        let key = expr
+            .eval(input, vars)
+            .map_err(|e| format!("connector `{connector}` rate_limit.key: {e}"))?;
+        Ok(Some(scalar_text(&key)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -405,6 +698,7 @@ impl Executor {
             request,
             output: result.ok().cloned(),
             error: result.err().map(str::to_string),
+            current: true,
         };
         self.store.record_step(&self.owner, &entry, state).await
     }
@@ -484,9 +778,129 @@ fn respond_reply(
     Ok((output, reply))
 }
 
+/// What one call (or paginated series of calls) produced, with what the
+/// journal's request summary records of it.
+struct Exchange {
+    result: Result<Value, CallFailure>,
+    attempts: u32,
+    status: Option<u16>,
+    pages: Option<u32>,
+}
+
+impl Exchange {
+    fn failed(message: String, transient: bool, attempts: u32, status: Option<u16>) -> Exchange {
+        let message = match attempts {
+            0 | 1 => message,
+            n => format!("{message} (after {n} attempts)"),
+        };
+        Exchange {
+            result: Err(CallFailure::Upstream(Failure { message, transient })),
+            attempts,
+            status,
+            pages: None,
+        }
+    }
+
+    fn of_send(result: Result<Delivered, Undelivered>) -> Exchange {
+        match result {
+            Ok(done) => Exchange {
+                attempts: done.attempts,
+                status: Some(done.response.status),
+                result: Ok(done.response.into_value()),
+                pages: None,
+            },
+            Err(failed) => Exchange::failed(
+                failed.error.to_string(),
+                failed.error.is_transient(),
+                failed.attempts,
+                failed.error.status(),
+            ),
+        }
+    }
+
+    fn of_graphql(result: Result<GraphqlResult, FetchError>) -> Exchange {
+        match result {
+            Ok(done) => Exchange {
+                attempts: done.attempts,
+                status: Some(done.response.status),
+                result: Ok(done.data),
+                pages: None,
+            },
+            Err(failed) => Exchange::of_fetch_error(&failed, failed.to_string()),
+        }
+    }
+
+    fn of_pages(result: Result<Collected, PageError>) -> Exchange {
+        match result {
+            Ok(collected) => {
+                if let Some(warning) = &collected.warning {
+                    warn!(pages = collected.pages, "{warning}");
+                }
+                Exchange {
+                    attempts: collected.attempts,
+                    status: None,
+                    pages: Some(collected.pages),
+                    result: Ok(collected.into_value()),
+                }
+            }
+            Err(failed) => {
+                let mut exchange = Exchange::of_fetch_error(&failed.error, failed.to_string());
+                exchange.pages = Some(failed.page);
+                exchange
+            }
+        }
+    }
+
+    fn of_fetch_error(error: &FetchError, message: String) -> Exchange {
+        let transient = match error {
+            FetchError::Call { error, .. } => error.is_transient(),
+            // An unusable page or GraphQL `errors`: the same request would
+            // get the same answer.
+            _ => false,
+        };
+        Exchange::failed(message, transient, error.attempts(), error.status())
+    }
+
+    /// The request summary with the attempts, status and pages added.
+    fn summarize(&self, mut shown: Value) -> Value {
+        if let Value::Object(map) = &mut shown {
+            map.insert("attempts".into(), self.attempts.into());
+            if let Some(status) = self.status {
+                map.insert("status".into(), status.into());
+            }
+            if let Some(pages) = self.pages {
+                map.insert("pages".into(), pages.into());
+            }
+        }
+        shown
+    }
+}
+
 enum ItemHalt {
-    Failed(String),
+    Failed(Failure),
     Halt(Halt),
+}
+
+/// Why a call produced no response: the request could not be made from the
+/// step's expressions (permanent), or the upstream failed.
+enum CallFailure {
+    Request(String),
+    Upstream(Failure),
+}
+
+impl CallFailure {
+    fn into_failure(self) -> Failure {
+        match self {
+            CallFailure::Request(message) => Failure::permanent(message),
+            CallFailure::Upstream(failure) => failure,
+        }
+    }
+}
+
+impl From<String> for CallFailure {
+    fn from(message: String) -> Self {
+        CallFailure::Request(message)
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {

@@ -24,6 +24,7 @@ pub mod intake;
 pub mod plan;
 mod responders;
 mod scheduler;
+mod tokens;
 mod worker;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use tracing::{info, warn};
 pub use error::EngineError;
 pub use intake::Intake;
 pub use plan::{FlowPlan, Plan, TriggerPlan, WebhookPlan};
+pub use plan::{VerifyPlan, WebhookSecretError};
 pub use responders::SyncReply;
 
 use crate::executor::Executor;
@@ -116,8 +118,13 @@ impl Engine {
         roles: Roles,
         shutdown: CancellationToken,
     ) -> Result<(Engine, EngineTasks), EngineError> {
+        let mut plan = plan;
+        plan.resolve_secrets(env)?;
         let plan = Arc::new(plan);
         let connectors = Connectors::build(&project.config.connectors, env)?;
+        connectors.set_token_store(Arc::new(tokens::StoredTokens {
+            store: store.clone(),
+        }));
         let settings: &EngineConfig = &project.config.engine;
         let owner = format!("node-{}", uuid::Uuid::now_v7());
         let wake = Arc::new(Notify::new());

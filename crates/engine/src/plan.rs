@@ -9,10 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use patchbay_config::{
-    CallSpec, Diagnostic, FlowConfig, Located, Project, Report, RespondConfig, StepConfig,
+    CallSpec, Diagnostic, FlowConfig, Located, OnError, Project, Report, RespondConfig, StepConfig,
     StepKind, TriggerConfig, WebhookMode,
 };
+use patchbay_config::{Env, HmacAlgorithm, SignatureEncoding, VerifyConfig, interpolate};
+use patchbay_connector::{Document, Pagination};
 use patchbay_expr::{Expr, Template};
+use patchbay_signature::{Algorithm, Encoding, HmacScheme, Scheme, TimestampCheck, Verifier};
 
 const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_FOR_EACH_CONCURRENCY: usize = 4;
@@ -23,6 +26,8 @@ pub struct Plan {
     /// The configuration version the plan was compiled from.
     pub version: String,
     pub flows: BTreeMap<String, FlowPlan>,
+    /// Each connector's compiled `rate_limit.key`, for those that have one.
+    pub rate_keys: HashMap<String, Expr>,
     webhooks: HashMap<String, String>,
 }
 
@@ -32,6 +37,8 @@ pub struct FlowPlan {
     pub name: String,
     pub trigger: TriggerPlan,
     pub steps: Vec<StepPlan>,
+    /// Delays before each run-level retry; after the last, the run is dead.
+    pub run_retries: Vec<Duration>,
 }
 
 /// What starts a flow.
@@ -54,6 +61,116 @@ pub struct WebhookPlan {
     pub timeout: Duration,
     /// Per-flow body limit; `None` means the server's default.
     pub max_body_bytes: Option<usize>,
+    /// The signature every request must carry, when `verify` is set.
+    pub verify: Option<Box<VerifyPlan>>,
+    /// The event's dedupe key, when `dedupe` is set: evaluated over the
+    /// event with `$headers`.
+    pub dedupe: Option<Expr>,
+}
+
+/// A webhook's signature check. Its secrets are `${env:...}` templates until
+/// [`Plan::resolve_secrets`] turns them into a [`Verifier`]; before that no
+/// request can pass.
+#[derive(Clone, Debug)]
+pub struct VerifyPlan {
+    pub scheme: Scheme,
+    /// As written, references unresolved; never the secret values.
+    secrets: Vec<String>,
+    verifier: Option<Verifier>,
+}
+
+impl VerifyPlan {
+    /// The verifier with resolved secrets; `None` until the engine has
+    /// resolved them.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_ref()
+    }
+}
+
+/// A webhook secret that cannot be used. The message names the flow, the
+/// scheme and the secret's position or variable, never its value.
+#[derive(Debug, thiserror::Error)]
+#[error("flow `{flow}`: verify.{scheme}: {reason}")]
+pub struct WebhookSecretError {
+    pub flow: String,
+    pub scheme: &'static str,
+    pub reason: String,
+}
+
+impl Plan {
+    /// Resolves the `${env:...}` references of every webhook's secrets and
+    /// builds its verifier. The engine calls it once at start, with the
+    /// environment the project was loaded with.
+    pub fn resolve_secrets(&mut self, env: &dyn Env) -> Result<(), WebhookSecretError> {
+        for flow in self.flows.values_mut() {
+            let TriggerPlan::Webhook(WebhookPlan {
+                verify: Some(verify),
+                ..
+            }) = &mut flow.trigger
+            else {
+                continue;
+            };
+            let error = |reason: String| WebhookSecretError {
+                flow: flow.name.clone(),
+                scheme: verify.scheme.name(),
+                reason,
+            };
+            let secrets = verify
+                .secrets
+                .iter()
+                .enumerate()
+                .map(|(index, secret)| {
+                    interpolate(secret, env)
+                        .map_err(|e| error(format!("secret {}: {e}", index + 1)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let verifier =
+                Verifier::new(verify.scheme.clone(), &secrets).map_err(|e| error(e.to_string()))?;
+            verify.verifier = Some(verifier);
+        }
+        Ok(())
+    }
+}
+
+/// The signature scheme a `verify:` block describes.
+fn scheme(config: &VerifyConfig) -> Scheme {
+    let tolerance = |t: &Option<patchbay_config::HumanDuration>| {
+        t.map(|t| t.0)
+            .unwrap_or(patchbay_signature::DEFAULT_TOLERANCE)
+    };
+    match config {
+        VerifyConfig::StandardWebhooks { tolerance: t, .. } => Scheme::StandardWebhooks {
+            tolerance: tolerance(t),
+        },
+        VerifyConfig::GitHub { .. } => Scheme::GitHub,
+        VerifyConfig::Stripe { tolerance: t, .. } => Scheme::Stripe {
+            tolerance: tolerance(t),
+        },
+        VerifyConfig::Hmac {
+            header,
+            algorithm,
+            encoding,
+            prefix,
+            timestamp_header,
+            tolerance: t,
+            ..
+        } => Scheme::Hmac(HmacScheme {
+            header: header.clone(),
+            algorithm: match algorithm {
+                HmacAlgorithm::Sha256 => Algorithm::Sha256,
+                HmacAlgorithm::Sha512 => Algorithm::Sha512,
+            },
+            encoding: match encoding {
+                SignatureEncoding::Hex => Encoding::Hex,
+                SignatureEncoding::Base64 => Encoding::Base64,
+            },
+            prefix: prefix.clone().filter(|p| !p.is_empty()),
+            timestamp: timestamp_header.as_ref().map(|header| TimestampCheck {
+                header: header.clone(),
+                tolerance: tolerance(t),
+            }),
+        }),
+    }
 }
 
 /// One compiled step.
@@ -66,12 +183,29 @@ pub struct StepPlan {
     pub action: Action,
     /// With `for_each`: the array expression and how many items run at once.
     pub for_each: Option<(Expr, usize)>,
+    /// What a failure of the step (or of one of its items) does.
+    pub on_error: ErrorPolicy,
+}
+
+/// A step's compiled `on_error`.
+#[derive(Clone, Debug, Default)]
+pub enum ErrorPolicy {
+    /// Reschedule the run when the failure is transient, else the run is dead.
+    #[default]
+    Retry,
+    /// Run these steps instead; the last one's result is the step's.
+    Fallback(Vec<StepPlan>),
+    /// Record the error and go on with `{error}` as the step's result.
+    Continue,
+    /// The run is dead at once.
+    Fail,
 }
 
 /// What a step does.
 #[derive(Clone, Debug)]
 pub enum Action {
     Call(CallPlan),
+    Graphql(GraphqlPlan),
     Transform(Expr),
     Filter(Expr),
     SetState(Expr),
@@ -82,6 +216,7 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Call(_) => "call",
+            Action::Graphql(_) => "graphql",
             Action::Transform(_) => "transform",
             Action::Filter(_) => "filter",
             Action::SetState(_) => "set_state",
@@ -103,6 +238,21 @@ pub struct CallPlan {
     pub idempotency_key: Option<Expr>,
     /// The step's retry policy; `None` means the connector's.
     pub retry: Option<patchbay_connector::RetryPolicy>,
+    /// With `paginate`: how the next pages are requested and read.
+    pub pagination: Option<Pagination>,
+}
+
+/// A GraphQL operation sent through a connector.
+#[derive(Clone, Debug)]
+pub struct GraphqlPlan {
+    pub connector: String,
+    pub path: String,
+    pub document: Document,
+    pub variables: Option<Expr>,
+    pub headers: Option<Expr>,
+    pub idempotency_key: Option<Expr>,
+    pub retry: Option<patchbay_connector::RetryPolicy>,
+    pub pagination: Option<Pagination>,
 }
 
 /// The answer to a `sync` webhook.
@@ -125,6 +275,7 @@ impl Plan {
                 file: &loaded.file,
                 flow: name,
                 report: &mut report,
+                run_retries: &project.config.engine.run_retries,
             };
             if let Some(flow) = compiler.flow(&loaded.config) {
                 if let TriggerPlan::Webhook(hook) = &flow.trigger {
@@ -133,10 +284,28 @@ impl Plan {
                 flows.insert(name.clone(), flow);
             }
         }
+        let mut rate_keys = HashMap::new();
+        for (name, connector) in &project.config.connectors {
+            let Some(key) = connector.rate_limit.as_ref().and_then(|r| r.key.as_ref()) else {
+                continue;
+            };
+            match Expr::compile(key) {
+                Ok(expr) => {
+                    rate_keys.insert(name.clone(), expr);
+                }
+                Err(e) => report.push(Diagnostic::new(
+                    &project.root_file,
+                    key.line,
+                    key.column,
+                    format!("connector `{name}`: invalid jq in `rate_limit.key`: {e}"),
+                )),
+            }
+        }
         report.into_result()?;
         Ok(Plan {
             version: project.version.clone(),
             flows,
+            rate_keys,
             webhooks,
         })
     }
@@ -155,6 +324,8 @@ struct Compiler<'a> {
     file: &'a Path,
     flow: &'a str,
     report: &'a mut Report,
+    /// The project's default run-level retry schedule.
+    run_retries: &'a [patchbay_config::HumanDuration],
 }
 
 impl Compiler<'_> {
@@ -167,21 +338,54 @@ impl Compiler<'_> {
             .enumerate()
             .filter_map(|(index, step)| self.step(index, step))
             .collect();
+        let run_retries = config
+            .run_retries
+            .as_deref()
+            .unwrap_or(self.run_retries)
+            .iter()
+            .map(|delay| delay.0)
+            .collect();
         (self.report.len() == before).then(|| FlowPlan {
             name: self.flow.to_string(),
             trigger,
             steps,
+            run_retries,
         })
     }
 
     fn trigger(&mut self, trigger: &Located<TriggerConfig>) -> Option<TriggerPlan> {
         Some(match &trigger.value {
-            TriggerConfig::Webhook(hook) => TriggerPlan::Webhook(WebhookPlan {
-                path: hook.path.clone(),
-                mode: hook.mode,
-                timeout: hook.timeout.map(|t| t.0).unwrap_or(DEFAULT_SYNC_TIMEOUT),
-                max_body_bytes: hook.max_body_bytes,
-            }),
+            TriggerConfig::Webhook(hook) => {
+                let dedupe = match &hook.dedupe {
+                    Some(source) => match Expr::compile(source) {
+                        Ok(expr) => Some(expr),
+                        Err(e) => {
+                            let flow = self.flow;
+                            self.error(
+                                source.line,
+                                source.column,
+                                format!("flow `{flow}`: invalid jq in `dedupe`: {e}"),
+                            );
+                            return None;
+                        }
+                    },
+                    None => None,
+                };
+                TriggerPlan::Webhook(WebhookPlan {
+                    path: hook.path.clone(),
+                    mode: hook.mode,
+                    timeout: hook.timeout.map(|t| t.0).unwrap_or(DEFAULT_SYNC_TIMEOUT),
+                    max_body_bytes: hook.max_body_bytes,
+                    verify: hook.verify.as_ref().map(|verify| {
+                        Box::new(VerifyPlan {
+                            scheme: scheme(verify),
+                            secrets: verify.secrets().to_vec(),
+                            verifier: None,
+                        })
+                    }),
+                    dedupe,
+                })
+            }
             TriggerConfig::Schedule(schedule) => {
                 // Configuration validation reports a bad cron or zone with its
                 // location; such a flow is simply left out of the plan here.
@@ -239,12 +443,34 @@ impl Compiler<'_> {
                         .retry
                         .as_ref()
                         .map(|r| patchbay_connector::RetryPolicy::from(&r.value)),
+                    pagination: self.pagination(number, step, false)?,
                 })
             }
             StepKind::Transform(e) => Action::Transform(self.expr(number, "transform", e)?),
             StepKind::Filter(e) => Action::Filter(self.expr(number, "filter", e)?),
             StepKind::SetState(e) => Action::SetState(self.expr(number, "set_state", e)?),
             StepKind::Respond(respond) => Action::Respond(self.respond(number, respond)?),
+            StepKind::Graphql(graphql) => Action::Graphql(GraphqlPlan {
+                connector: graphql.connector.value.clone(),
+                path: graphql.path().to_string(),
+                document: Document::new(&graphql.document),
+                variables: self.optional(
+                    number,
+                    "graphql.variables",
+                    graphql.variables.as_ref(),
+                )?,
+                headers: self.optional(number, "graphql.headers", graphql.headers.as_ref())?,
+                idempotency_key: self.optional(
+                    number,
+                    "idempotency_key",
+                    step.idempotency_key.as_ref(),
+                )?,
+                retry: step
+                    .retry
+                    .as_ref()
+                    .map(|r| patchbay_connector::RetryPolicy::from(&r.value)),
+                pagination: self.pagination(number, step, true)?,
+            }),
         };
         let for_each = match &step.for_each {
             Some(source) => {
@@ -258,12 +484,63 @@ impl Compiler<'_> {
             }
             None => None,
         };
+        let id = step.name(index);
+        let on_error = match step.on_error.as_ref().map(|o| &o.value) {
+            None | Some(OnError::Retry) => ErrorPolicy::Retry,
+            Some(OnError::Continue) => ErrorPolicy::Continue,
+            Some(OnError::Fail) => ErrorPolicy::Fail,
+            Some(OnError::Fallback(alternatives)) => {
+                let mut steps = Vec::with_capacity(alternatives.len());
+                for (k, alternative) in alternatives.iter().enumerate() {
+                    // Fallback steps share their step's journal position;
+                    // their ids keep their entries apart.
+                    let mut compiled = self.step(index, alternative)?;
+                    if alternative.id.is_none() {
+                        compiled.id = format!("{id}-fallback-{}", k + 1);
+                    }
+                    steps.push(compiled);
+                }
+                ErrorPolicy::Fallback(steps)
+            }
+        };
         Some(StepPlan {
             index,
-            id: step.name(index),
+            id,
             action,
             for_each,
+            on_error,
         })
+    }
+
+    /// `Some(None)` without `paginate`, `None` after reporting its problems.
+    fn pagination(
+        &mut self,
+        number: usize,
+        step: &StepConfig,
+        graphql: bool,
+    ) -> Option<Option<Pagination>> {
+        let Some(config) = &step.paginate else {
+            return Some(None);
+        };
+        let compiled = if graphql {
+            Pagination::for_graphql(config)
+        } else {
+            Pagination::for_call(config)
+        };
+        match compiled {
+            Ok(pagination) => Some(Some(pagination)),
+            Err(problems) => {
+                let flow = self.flow;
+                for problem in problems {
+                    self.error(
+                        problem.line,
+                        problem.column,
+                        format!("flow `{flow}` step {number}: paginate: {}", problem.message),
+                    );
+                }
+                None
+            }
+        }
     }
 
     fn respond(&mut self, number: usize, respond: &Located<RespondConfig>) -> Option<RespondPlan> {

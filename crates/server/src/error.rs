@@ -7,6 +7,7 @@
 //! | `method_not_allowed`| 405    | webhooks accept `POST` only               |
 //! | `invalid_json`      | 400    | the body is not JSON                      |
 //! | `invalid_request`   | 400    | a parameter is malformed                  |
+//! | `invalid_signature` | 401    | a webhook's signature is missing or wrong |
 //! | `payload_too_large` | 413    | the body exceeds the limit                |
 //! | `unavailable`       | 503    | store failing or shutting down; retry     |
 //! | `run_failed`        | 502    | a sync webhook's run failed               |
@@ -81,7 +82,7 @@ impl From<EngineError> for ApiError {
                     "the event was not stored; retry later",
                 )
             }
-            EngineError::Connector(_) => {
+            EngineError::Connector(_) | EngineError::WebhookSecret(_) => {
                 error!(error = %e, "unexpected engine error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

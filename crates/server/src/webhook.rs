@@ -3,6 +3,13 @@
 //! The request is answered only after the run is durable (group commit in the
 //! engine's intake). Bad requests (unknown path, wrong method, oversized or
 //! non-JSON body) are refused before anything is stored.
+//!
+//! A flow with `verify` checks the signature on the raw body before the body
+//! is even parsed: a forged or stale request costs an HMAC per configured
+//! secret and leaves no trace in the store. A flow with `dedupe` turns each event into a dedupe
+//! key; the store keeps one run per key and answers repeats with it.
+
+use std::time::SystemTime;
 
 use axum::Json;
 use axum::body::Body;
@@ -10,9 +17,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use patchbay_config::WebhookMode;
-use patchbay_engine::{Event, SyncReply};
+use patchbay_engine::{Event, SyncReply, VerifyPlan};
+use patchbay_expr::{EvalError, Expr, Vars};
+use patchbay_signature::Headers;
 use patchbay_store::{EnqueueOutcome, RunStatus};
 use serde_json::{Map, Value, json};
+use tracing::{error, info};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -35,6 +45,9 @@ pub(crate) async fn receive(
     let limit = hook.max_body_bytes.unwrap_or(state.settings.max_body_bytes);
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, limit).await?;
+    if let Some(verify) = &hook.verify {
+        check_signature(&flow.name, verify, &parts.headers, &bytes)?;
+    }
     let input: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -42,12 +55,17 @@ pub(crate) async fn receive(
             format!("the body is not valid JSON: {e}"),
         )
     })?;
+    let headers = headers_to_json(&parts.headers);
+    let dedupe_key = match &hook.dedupe {
+        Some(expr) => dedupe_key(&flow.name, expr, &input, &headers)?,
+        None => None,
+    };
     let event = Event {
         flow: flow.name.clone(),
         trigger: "webhook",
         input,
-        headers: headers_to_json(&parts.headers),
-        dedupe_key: None,
+        headers,
+        dedupe_key,
     };
     match hook.mode {
         WebhookMode::Async => {
@@ -59,6 +77,93 @@ pub(crate) async fn receive(
             Ok(sync_response(outcome, reply))
         }
     }
+}
+
+/// Request headers as the signature verifier reads them.
+struct RequestHeaders<'a>(&'a HeaderMap);
+
+impl Headers for RequestHeaders<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.0.get(name).map(HeaderValue::as_bytes)
+    }
+}
+
+fn check_signature(
+    flow: &str,
+    verify: &VerifyPlan,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let Some(verifier) = verify.verifier() else {
+        // The engine resolves secrets when it starts; reaching this is a bug,
+        // and failing closed keeps it from becoming an open door.
+        error!(flow, "webhook secrets were never resolved; request refused");
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ));
+    };
+    verifier
+        .verify(&RequestHeaders(headers), body, SystemTime::now())
+        .map_err(|e| {
+            info!(flow, scheme = verify.scheme.name(), reason = %e, "webhook signature refused");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                format!("the request's signature is not valid: {e}"),
+            )
+        })
+}
+
+/// Longest dedupe value kept; longer ones are refused rather than truncated,
+/// since two truncated keys could collide.
+const MAX_DEDUPE_VALUE_BYTES: usize = 512;
+
+/// The event's dedupe key, `webhook:FLOW:VALUE`; `None` when the expression
+/// gives `null`, an empty string or no output.
+fn dedupe_key(
+    flow: &str,
+    expr: &Expr,
+    input: &Value,
+    headers: &Value,
+) -> Result<Option<String>, ApiError> {
+    let vars = Vars {
+        event: input,
+        headers,
+        ..Vars::default()
+    };
+    let value = match expr.eval(input, &vars) {
+        Ok(value) => value,
+        Err(EvalError::NoOutput) => return Ok(None),
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "flow `{flow}`: the dedupe expression failed on this event: {e}"
+            )));
+        }
+    };
+    let key = match value {
+        Value::Null => return Ok(None),
+        Value::String(text) if text.is_empty() => return Ok(None),
+        Value::String(text) => text,
+        Value::Number(number) => number.to_string(),
+        other => {
+            let kind = match other {
+                Value::Bool(_) => "a boolean",
+                Value::Array(_) => "an array",
+                _ => "an object",
+            };
+            return Err(ApiError::bad_request(format!(
+                "flow `{flow}`: the dedupe expression gave {kind}; it must give a string, a number or null"
+            )));
+        }
+    };
+    if key.len() > MAX_DEDUPE_VALUE_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "flow `{flow}`: the dedupe key is longer than {MAX_DEDUPE_VALUE_BYTES} bytes"
+        )));
+    }
+    Ok(Some(format!("webhook:{flow}:{key}")))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
@@ -127,7 +232,7 @@ fn sync_response(outcome: EnqueueOutcome, reply: Option<SyncReply>) -> Response 
         // The run's error names connectors, paths and upstream replies:
         // internals the webhook's caller must not see. It is in the journal.
         Some(SyncReply::Ended {
-            status: RunStatus::Failed,
+            status: RunStatus::Dead,
             ..
         }) => ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -136,6 +241,16 @@ fn sync_response(outcome: EnqueueOutcome, reply: Option<SyncReply>) -> Response 
         )
         .with_details(json!({ "run_id": run_id }))
         .into_response(),
+        // A transient failure rescheduled the run: it is accepted and will
+        // finish later, like an `async` webhook's run.
+        Some(SyncReply::Ended {
+            status: RunStatus::Queued,
+            ..
+        }) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "run_id": run_id, "status": "queued" })),
+        )
+            .into_response(),
         Some(SyncReply::Ended { status, .. }) => (
             StatusCode::OK,
             Json(json!({ "run_id": run_id, "status": status })),

@@ -12,6 +12,9 @@
 //! - [`demo`] builds realistic upstreams on top of it (payments with
 //!   idempotency keys, a paged CRM, an ERP with basic auth, a chat API) and a
 //!   webhook sender that plays the part of a shop.
+//! - [`oauth`] holds [`OAuthServer`], an OAuth 2.0 token endpoint with a
+//!   protected resource: short-lived bearer tokens, refresh-token rotation,
+//!   revocation on demand.
 //!
 //! This crate depends on no other Patchbay crate, so it can never hide a bug by
 //! sharing code with the system it tests.
@@ -19,7 +22,9 @@
 pub mod demo;
 mod error;
 pub mod mock;
+pub mod oauth;
 mod sync;
 
 pub use error::TestkitError;
 pub use mock::{MockUpstream, RecordedRequest, Reply, ReplyBody};
+pub use oauth::{OAuthServer, TokenValidator};

@@ -27,9 +27,20 @@
 //! acted, but the caller never hears about it. In-flight accounting uses a drop guard, so a request whose
 //! client went away still leaves the count.
 //!
+//! Misbehaviour on demand: [`Reply::reset`] cuts the connection without an
+//! answer, [`Reply::malformed_json`] and [`Reply::huge_json`] send bodies a
+//! client must refuse, [`MockUpstream::set_latency`] slows every reply,
+//! [`MockUpstream::enforce_rate_limit`] answers `429` to anything over a
+//! strict limit (before routing: a rejected request has no side effect and
+//! takes no scripted reply), and [`MockUpstream::idempotent`] adds an
+//! idempotency-key store that counts side effects per key.
+//!
 //! State lives behind `std::sync::Mutex`es that are held only for in-memory
 //! bookkeeping and never across an `.await`.
 
+mod conn;
+mod idempotency;
+mod limit;
 mod pattern;
 mod reply;
 mod request;
@@ -41,7 +52,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::header::ALLOW;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
@@ -56,6 +67,9 @@ pub use request::RecordedRequest;
 
 use crate::TestkitError;
 use crate::sync::lock;
+use conn::{ConnHandle, ResettableListener};
+use idempotency::{Idempotency, Verdict};
+use limit::Gcra;
 use pattern::PathPattern;
 use reply::plain_json;
 use routes::{DefaultReply, Dispatch, Routes, normalize_method};
@@ -89,6 +103,13 @@ struct Shared {
     /// `true` while replies are held back.
     held: watch::Sender<bool>,
     shutdown: CancellationToken,
+    /// Added to every reply's delay.
+    latency: Mutex<Duration>,
+    /// The enforced rate limit, if any.
+    rate_limit: Mutex<Option<Gcra>>,
+    /// Requests answered 429 by the enforced rate limit.
+    rejected: AtomicUsize,
+    idempotency: Mutex<Idempotency>,
 }
 
 impl MockUpstream {
@@ -119,15 +140,20 @@ impl MockUpstream {
             max_in_flight: AtomicUsize::new(0),
             held: watch::Sender::new(false),
             shutdown: CancellationToken::new(),
+            latency: Mutex::new(Duration::ZERO),
+            rate_limit: Mutex::new(None),
+            rejected: AtomicUsize::new(0),
+            idempotency: Mutex::new(Idempotency::default()),
         });
         let app = Router::new()
             .fallback(handle)
-            .with_state(Arc::clone(&shared));
+            .with_state(Arc::clone(&shared))
+            .into_make_service_with_connect_info::<ConnHandle>();
         let stop = shared.shutdown.clone();
         let server = tokio::spawn(async move {
             // An accept loop error ends the mock; tests then see connection
             // errors, which is the honest symptom.
-            let _ = axum::serve(listener, app)
+            let _ = axum::serve(ResettableListener(listener), app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
@@ -221,6 +247,60 @@ impl MockUpstream {
         self.shared.recording.store(on, Ordering::SeqCst);
     }
 
+    /// Adds `latency` to every reply's own delay (scripted, default and
+    /// computed replies alike); zero turns it off.
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.shared.latency) = latency;
+    }
+
+    /// Enforces a strict limit of `requests` per `per` on everything the
+    /// mock receives, spaced evenly (no burst): a request that comes too
+    /// early is answered `429` with `Retry-After` and counted in
+    /// [`MockUpstream::rejected`]. Replaces an earlier limit.
+    pub fn enforce_rate_limit(&self, requests: u32, per: Duration) {
+        self.enforce_rate_limit_with_burst(requests, per, 1);
+    }
+
+    /// Like [`MockUpstream::enforce_rate_limit`], tolerating up to `burst`
+    /// requests back to back (GCRA: `burst - 1` intervals of earliness).
+    pub fn enforce_rate_limit_with_burst(&self, requests: u32, per: Duration, burst: u32) {
+        *lock(&self.shared.rate_limit) = Some(Gcra::new(requests, per, burst));
+    }
+
+    /// Requests answered `429` by the enforced rate limit.
+    pub fn rejected(&self) -> usize {
+        self.shared.rejected.load(Ordering::SeqCst)
+    }
+
+    /// Makes `method` (`*` for any) on `pattern` honour `Idempotency-Key`:
+    /// the first request per key is processed and counted as a side effect,
+    /// repeats get the stored reply. See [`MockUpstream::side_effects`].
+    pub fn idempotent(&self, method: &str, pattern: &str) {
+        self.idempotent_with_header(method, pattern, "idempotency-key");
+    }
+
+    /// Like [`MockUpstream::idempotent`] with another key header.
+    pub fn idempotent_with_header(&self, method: &str, pattern: &str, header: &str) {
+        lock(&self.shared.idempotency).mark(method, pattern, header);
+    }
+
+    /// Side effects applied for idempotency key `key` on idempotent routes:
+    /// 1 when every repeat was recognised, 0 when none succeeded.
+    pub fn side_effects(&self, key: &str) -> usize {
+        lock(&self.shared.idempotency).side_effects(key)
+    }
+
+    /// Side effects applied on idempotent routes in all, requests without a
+    /// key included (each of those is one).
+    pub fn side_effects_total(&self) -> usize {
+        lock(&self.shared.idempotency).side_effects_total()
+    }
+
+    /// Requests answered from the idempotency store.
+    pub fn replays(&self) -> usize {
+        lock(&self.shared.idempotency).replays()
+    }
+
     /// Waits until at least `n` requests have arrived; `false` on timeout.
     pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
         let mut received = self.shared.received.subscribe();
@@ -285,6 +365,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let _in_flight = InFlight(&shared.in_flight);
 
+    let arrived = Instant::now();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
@@ -297,13 +378,42 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         serde_json::from_slice(&body).ok()
     };
 
+    // Refused or replayed requests are answered without routing: they
+    // have no side effect and take no scripted reply.
+    let limited = lock(&shared.rate_limit)
+        .as_mut()
+        .and_then(|limit| limit.admit(arrived).err());
+    let verdict = match limited {
+        Some(wait) => {
+            shared.rejected.fetch_add(1, Ordering::SeqCst);
+            Verdict::Answer(Reply::too_many_requests(wait))
+        }
+        None => lock(&shared.idempotency).check(
+            &method,
+            &path,
+            |name| {
+                parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            },
+            &body,
+        ),
+    };
+
     // Dispatch and record under the requests lock so scripted replies are
     // handed out in the same order as `seq`.
     let (dispatch, recorded) = {
         let mut requests = lock(&shared.requests);
-        let dispatch = lock(&shared.routes).dispatch(&method, &path);
+        let dispatch = match &verdict {
+            Verdict::Answer(_) => None,
+            Verdict::Ordinary | Verdict::Process(_) => {
+                Some(lock(&shared.routes).dispatch(&method, &path))
+            }
+        };
         let (route, params) = match &dispatch {
-            Dispatch::Matched { route, params, .. } => (Some(route.clone()), params.clone()),
+            Some(Dispatch::Matched { route, params, .. }) => (Some(route.clone()), params.clone()),
             _ => (None, Default::default()),
         };
         let recorded = RecordedRequest {
@@ -317,7 +427,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             json,
             route,
             params,
-            received_at: Instant::now(),
+            received_at: arrived,
         };
         if shared.recording.load(Ordering::SeqCst) {
             requests.push(recorded.clone());
@@ -326,7 +436,43 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         (dispatch, recorded)
     };
 
-    let reply = match dispatch {
+    let reply = match (verdict, dispatch) {
+        (Verdict::Answer(reply), _) => reply,
+        (verdict, Some(dispatch)) => {
+            let reply = route_reply(dispatch, &recorded);
+            if let Verdict::Process(key) = verdict {
+                lock(&shared.idempotency).settle(key, &reply);
+            }
+            reply
+        }
+        // Unreachable by construction (only answers skip dispatch), and a
+        // 500 is the honest symptom should that change.
+        (_, None) => Reply::error(500, "not_dispatched"),
+    };
+    let delay = reply.delay + *lock(&shared.latency);
+
+    let mut held = shared.held.subscribe();
+    let answered = async {
+        // The sender lives in `shared`, so this wait ends only by release.
+        let _ = held.wait_for(|held| !*held).await;
+        tokio::time::sleep(delay).await;
+    };
+    tokio::select! {
+        () = answered => {
+            if reply.reset
+                && let Some(ConnectInfo(conn)) = parts.extensions.get::<ConnectInfo<ConnHandle>>()
+            {
+                conn.reset();
+            }
+            reply.into_response()
+        }
+        () = shared.shutdown.cancelled() => shutting_down(),
+    }
+}
+
+/// The reply a routed request gets.
+fn route_reply(dispatch: Dispatch, recorded: &RecordedRequest) -> Reply {
+    match dispatch {
         Dispatch::Matched {
             reply: Some(DefaultReply::Fixed(reply)),
             ..
@@ -334,24 +480,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         Dispatch::Matched {
             reply: Some(DefaultReply::Computed(f)),
             ..
-        } => f(&recorded),
+        } => f(recorded),
         Dispatch::Matched { reply: None, .. } | Dispatch::NotFound => {
             Reply::error(404, "not_found")
         }
         Dispatch::MethodNotAllowed(allowed) => {
             Reply::error(405, "method_not_allowed").with_header(ALLOW.as_str(), &allowed.join(", "))
         }
-    };
-
-    let mut held = shared.held.subscribe();
-    let answered = async {
-        // The sender lives in `shared`, so this wait ends only by release.
-        let _ = held.wait_for(|held| !*held).await;
-        tokio::time::sleep(reply.delay).await;
-    };
-    tokio::select! {
-        () = answered => reply.into_response(),
-        () = shared.shutdown.cancelled() => shutting_down(),
     }
 }
 

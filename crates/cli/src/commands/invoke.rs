@@ -74,7 +74,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     );
     Ok(match run.status {
         RunStatus::Succeeded | RunStatus::Skipped => Outcome::Success,
-        RunStatus::Failed => Outcome::Failure,
+        RunStatus::Dead => Outcome::Failure,
         RunStatus::Queued | RunStatus::Running => {
             eprintln!(
                 "run {run_id} is still {} after {:?}; it will resume on the next `patchbay run`",

@@ -72,7 +72,7 @@ async fn for_each_over_something_else_than_an_array_fails_the_step() {
     );
     let node = project.start(&env(&[])).await;
     let run = run_manually(&node, "fan", json!({ "items": { "a": 1 } })).await;
-    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status, RunStatus::Dead);
     let error = run.error.unwrap();
     assert!(
         error.contains("`for_each` must produce an array, got an object"),

@@ -75,7 +75,7 @@ async fn invoke_runs_a_flow_and_runs_commands_show_it() {
         "--project",
         dir,
         "--status",
-        "failed",
+        "dead",
         "--json",
     ]);
     let only_failed: Value = serde_json::from_slice(&only_failed.stdout).unwrap();

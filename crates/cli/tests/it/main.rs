@@ -5,10 +5,14 @@
 mod bad_input;
 mod check;
 mod crash;
+mod dead_letters;
+mod dedupe;
 mod demo;
 mod for_each;
 mod invoke;
+mod paginate;
 mod retry;
 mod schedule;
+mod signature;
 mod support;
 mod webhook;

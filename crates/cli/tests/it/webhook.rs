@@ -140,7 +140,7 @@ async fn failing_upstream_fails_the_run_with_the_reason() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status, RunStatus::Dead);
     let error = run.error.unwrap();
     assert!(
         error.contains("step `send` (call)")
@@ -215,7 +215,8 @@ async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
         "/api/slow",
         Reply::json(200, json!({})).with_delay(Duration::from_secs(3)),
     );
-    erp.route("GET", "/api/broken", Reply::status(500));
+    erp.route("GET", "/api/broken", Reply::status(400));
+    erp.route("GET", "/api/down", Reply::status(503));
     let project = TestProject::new(
         ROOT,
         &[
@@ -226,6 +227,10 @@ async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
             (
                 "broken",
                 "trigger: { webhook: { path: /hooks/broken, mode: sync } }\nsteps:\n  - call: erp GET /broken\n  - respond: { body: '1' }\n",
+            ),
+            (
+                "down",
+                "trigger: { webhook: { path: /hooks/down, mode: sync } }\nsteps:\n  - call: erp GET /down\n  - respond: { body: '1' }\n",
             ),
         ],
     );
@@ -250,9 +255,16 @@ async fn sync_webhook_reports_a_failed_run_and_a_timeout() {
     );
     let run: Value = get_json(&format!("http://{}/api/v1/runs/{run_id}", node.address)).await;
     assert!(
-        run["run"]["error"].as_str().unwrap().contains("500"),
+        run["run"]["error"].as_str().unwrap().contains("400"),
         "{run}"
     );
+
+    // A transient failure reschedules the run: the caller hears at once that
+    // it was accepted and will finish later.
+    let down = post_json(&format!("http://{}/hooks/down", node.address), &json!({})).await;
+    assert_eq!(down.status(), 202);
+    let body: Value = down.json().await.unwrap();
+    assert_eq!(body["status"], "queued");
     node.stop().await.unwrap();
 }
 

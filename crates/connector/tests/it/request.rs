@@ -38,6 +38,7 @@ async fn get_keeps_the_base_path_encodes_the_query_and_sends_headers() {
         headers: vec![("X-Trace".into(), "t-1".into())],
         body: None,
         idempotency_key: None,
+        rate_key: None,
     };
 
     let response = connector.call(&call).await.unwrap();
@@ -103,6 +104,7 @@ async fn post_sends_a_json_body_with_its_content_type() {
         headers: vec![("Idempotency-Key".into(), "run-1/step-2".into())],
         body: Some(body.clone()),
         idempotency_key: None,
+        rate_key: None,
     };
 
     let response = connector.call(&call).await.unwrap();

@@ -37,7 +37,10 @@ async fn reschedule_queues_the_run_for_later_and_keeps_its_journal() {
     assert_eq!(stored.retries, 1);
     assert_eq!(stored.error.as_deref(), Some("payments: 503"));
     assert_eq!(stored.lease_owner, None);
-    assert_eq!(stored.next_attempt_at.timestamp_millis(), due.timestamp_millis());
+    assert_eq!(
+        stored.next_attempt_at.timestamp_millis(),
+        due.timestamp_millis()
+    );
 
     // Not claimable before it is due, claimable after, journal intact.
     assert!(store.claim("w2", 1, LONG).await.unwrap().is_empty());
@@ -67,14 +70,22 @@ async fn replay_requeues_only_dead_runs() {
         .await
         .unwrap();
     store.claim("w1", 2, LONG).await.unwrap();
-    store.enqueue(std::slice::from_ref(&queued_run)).await.unwrap();
+    store
+        .enqueue(std::slice::from_ref(&queued_run))
+        .await
+        .unwrap();
     store
         .record_step("w1", &entry(dead_run.id, 0, None), None)
         .await
         .unwrap();
     store
         // Due before the queued run, so the next claim takes it.
-        .reschedule("w1", dead_run.id, Utc::now() - chrono::Duration::hours(1), "first")
+        .reschedule(
+            "w1",
+            dead_run.id,
+            Utc::now() - chrono::Duration::hours(1),
+            "first",
+        )
         .await
         .unwrap();
     store.claim("w1", 1, LONG).await.unwrap();
@@ -102,7 +113,13 @@ async fn replay_requeues_only_dead_runs() {
     // Resuming keeps the journal current.
     assert!(store.journal(dead_run.id).await.unwrap()[0].current);
     // A run that is no longer dead is not replayed twice.
-    assert!(store.replay(&[dead_run.id], false).await.unwrap().is_empty());
+    assert!(
+        store
+            .replay(&[dead_run.id], false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -141,7 +158,11 @@ async fn credentials_are_stored_and_replaced_by_name() {
         .await
         .unwrap();
     assert_eq!(
-        store.credential("crm.refresh_token").await.unwrap().as_deref(),
+        store
+            .credential("crm.refresh_token")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("r2")
     );
 }

@@ -42,6 +42,10 @@ pub struct Reply {
     pub body: ReplyBody,
     /// How long to wait before answering (after any hold is released).
     pub delay: Duration,
+    /// Instead of answering, reset the connection (after the delay): the
+    /// client gets no HTTP response at all. Status, headers and body are
+    /// then unused.
+    pub reset: bool,
 }
 
 impl Reply {
@@ -71,6 +75,41 @@ impl Reply {
         )
     }
 
+    /// No answer at all: after the delay the connection is reset (TCP RST),
+    /// as when an upstream crashes or a proxy cuts the line.
+    pub fn reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::status(502)
+        }
+    }
+
+    /// `429 Too Many Requests` with `Retry-After` in whole seconds (rounded
+    /// up, as the header cannot carry fractions).
+    pub fn too_many_requests(retry_after: Duration) -> Self {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        Self::error(429, "rate_limited").with_header("retry-after", &seconds.to_string())
+    }
+
+    /// A body that claims to be JSON but breaks off mid-document.
+    pub fn malformed_json(status: u16) -> Self {
+        Self::bytes(
+            status,
+            "application/json",
+            Bytes::from_static(br#"{"id": 42, "items": [1, 2,"#),
+        )
+    }
+
+    /// A valid JSON document of `size` bytes (at least 12): `{"data":"xx…"}`.
+    pub fn huge_json(status: u16, size: usize) -> Self {
+        const FRAME: &[u8] = br#"{"data":""}"#;
+        let mut body = Vec::with_capacity(size.max(FRAME.len() + 1));
+        body.extend_from_slice(br#"{"data":""#);
+        body.resize(size.max(FRAME.len() + 1) - 2, b'x');
+        body.extend_from_slice(br#""}"#);
+        Self::bytes(status, "application/json", body)
+    }
+
     /// Adds a header (appended; `content-type` replaces the body's).
     #[must_use]
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -96,6 +135,7 @@ impl Reply {
             headers: Vec::new(),
             body,
             delay: Duration::ZERO,
+            reset: false,
         }
     }
 
@@ -182,6 +222,27 @@ mod tests {
             .into_response();
         assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
         assert_eq!(response.headers().get_all(CONTENT_TYPE).iter().count(), 1);
+    }
+
+    #[test]
+    fn helper_replies() {
+        let limited = Reply::too_many_requests(Duration::from_millis(1500));
+        assert_eq!(limited.status, 429);
+        assert_eq!(
+            limited.headers,
+            [("retry-after".to_string(), "2".to_string())]
+        );
+        let huge = Reply::huge_json(200, 1000);
+        let ReplyBody::Raw { bytes, .. } = &huge.body else {
+            panic!("raw body expected");
+        };
+        assert_eq!(bytes.len(), 1000);
+        assert!(serde_json::from_slice::<Value>(bytes).is_ok());
+        let ReplyBody::Raw { bytes, .. } = Reply::malformed_json(200).body else {
+            panic!("raw body expected");
+        };
+        assert!(serde_json::from_slice::<Value>(&bytes).is_err());
+        assert!(Reply::reset().reset);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod chat;
 mod crm;
 mod erp;
+mod misbehave;
 mod mock;
 mod payments;
 mod shop;

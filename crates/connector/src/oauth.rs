@@ -1,0 +1,559 @@
+//! OAuth 2.0 access tokens for a connector (RFC 6749: the client credentials
+//! and refresh token grants; RFC 6750 bearer tokens).
+//!
+//! Token requests are built and their answers parsed by the `oauth2` crate,
+//! which does the protocol details right (form encoding, RFC 6749 §2.3.1
+//! URL-encoding of Basic credentials, error responses, case-insensitive token
+//! types). It is used without its own HTTP features: it hands us each request
+//! through an async closure and we send it with a `reqwest` client of our own,
+//! so there is one HTTP stack in the process and token responses are size
+//! capped like any other. That client never follows redirects, which keeps a
+//! token endpoint from bouncing the client secret elsewhere.
+//!
+//! Tokens are cached per connector and replaced `refresh_margin` before they
+//! expire (a token living less than twice the margin at half its life, so a
+//! short-lived token is not fetched anew for every call). Exactly one token
+//! request is in flight at a time: callers that find no usable token queue on
+//! an async mutex, and each checks again after acquiring it, so those behind
+//! the first one take the token it fetched. A 401 from the upstream makes the
+//! connector ask for a new token only if the rejected token is still the
+//! current one; otherwise another caller has already replaced it.
+//!
+//! With the refresh token grant, a rotated refresh token is saved in the
+//! attached [`TokenStore`] and a token found there replaces the configured
+//! one. If the store cannot be read the call fails rather than falling back
+//! to the configured token: presenting a superseded refresh token makes some
+//! servers revoke every token of the client.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use ::oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenType};
+use ::oauth2::{
+    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RefreshToken, RequestTokenError,
+    Scope, TokenResponse, TokenUrl,
+};
+use patchbay_config::{Env, OAuth2ClientAuth, OAuth2Config, OAuth2Grant, Secret, interpolate};
+use reqwest::header::HeaderValue;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::error::BuildError;
+use crate::token_store::TokenStore;
+
+const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
+/// Deadline of one token request; the call's own deadline still applies.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A token response is a few hundred bytes; anything near this is not one.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+/// How much of the server's `error_description` is quoted.
+const DESCRIPTION_CHARS: usize = 200;
+
+type Client =
+    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// The OAuth 2.0 client of one connector and its token cache.
+pub struct OAuth2 {
+    connector: String,
+    client: Client,
+    http: reqwest::Client,
+    grant: OAuth2Grant,
+    scopes: Vec<String>,
+    audience: Option<String>,
+    /// Kept to keep them out of messages an endpoint might echo them into.
+    client_secret: Option<Secret>,
+    configured_refresh_token: Option<Secret>,
+    margin: Duration,
+    /// The token URL with any password masked.
+    shown_token_url: String,
+    /// The token in use; a std mutex because it is only read and replaced,
+    /// never held across an await.
+    current: Mutex<Option<Arc<Token>>>,
+    /// Held for the whole of a token request: this is what makes it single
+    /// flight.
+    refresh: tokio::sync::Mutex<RefreshState>,
+    store: Mutex<StoreSlot>,
+}
+
+#[derive(Default)]
+struct RefreshState {
+    /// Counts tokens obtained, so a caller can tell whether the token it
+    /// used is still the current one.
+    generation: u64,
+    /// The refresh token in use once one was loaded or rotated in.
+    refresh_token: Option<Secret>,
+}
+
+#[derive(Default)]
+struct StoreSlot {
+    store: Option<Arc<dyn TokenStore>>,
+    /// The store was attached and not read yet.
+    unread: bool,
+}
+
+/// An access token ready to send.
+pub(crate) struct Token {
+    /// `Bearer <token>`, marked sensitive.
+    header: HeaderValue,
+    /// When to stop using it; `None` when the server gave no lifetime.
+    refresh_at: Option<Instant>,
+    generation: u64,
+}
+
+impl Token {
+    pub(crate) fn header(&self) -> &HeaderValue {
+        &self.header
+    }
+
+    fn usable(&self, now: Instant) -> bool {
+        self.refresh_at.is_none_or(|at| now < at)
+    }
+}
+
+/// A token that could not be obtained. The reason never contains a secret.
+#[derive(Debug)]
+pub(crate) struct TokenError {
+    pub reason: String,
+    /// Whether the token endpoint may well answer later (unreachable, 5xx).
+    pub transient: bool,
+}
+
+impl TokenError {
+    fn new(reason: impl Into<String>, transient: bool) -> Self {
+        TokenError {
+            reason: reason.into(),
+            transient,
+        }
+    }
+}
+
+/// What went wrong sending a token request; the `oauth2` crate wraps it.
+#[derive(Debug, thiserror::Error)]
+enum TokenHttpError {
+    #[error("cannot reach the token endpoint: {0}")]
+    Transport(String),
+    #[error("the token endpoint answered {0}")]
+    Status(u16),
+    #[error("the token endpoint's response is larger than {MAX_TOKEN_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    #[error("cannot build the token request")]
+    Request,
+}
+
+impl OAuth2 {
+    /// Resolves `${env:...}` references and checks the token URL.
+    pub(crate) fn build(
+        connector: &str,
+        config: &OAuth2Config,
+        env: &dyn Env,
+    ) -> Result<OAuth2, BuildError> {
+        let config_error = |reason: String| BuildError::Config {
+            connector: connector.to_string(),
+            reason: format!("auth: oauth2: {reason}"),
+        };
+        let resolve = |value: &str| interpolate(value, env).map_err(&config_error);
+        let token_url = resolve(&config.token_url)?;
+        let written = config.token_url.as_str();
+        let parsed = reqwest::Url::parse(&token_url)
+            .map_err(|e| config_error(format!("token_url `{written}`: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(config_error(format!(
+                "token_url `{written}` must be an http:// or https:// URL with a host"
+            )));
+        }
+        let shown_token_url = if parsed.password().is_some() {
+            let mut masked = parsed.clone();
+            // Cannot fail: the URL has a host, so it can carry a password.
+            let _ = masked.set_password(Some("****"));
+            masked.to_string()
+        } else {
+            parsed.to_string()
+        };
+        let client_id = resolve(&config.client_id)?;
+        let client_secret = config
+            .client_secret
+            .as_deref()
+            .map(resolve)
+            .transpose()?
+            .map(Secret::new);
+        let configured_refresh_token = config
+            .refresh_token
+            .as_deref()
+            .map(resolve)
+            .transpose()?
+            .map(Secret::new);
+        let scopes = config
+            .scopes
+            .iter()
+            .map(|scope| resolve(scope))
+            .collect::<Result<Vec<_>, _>>()?;
+        let audience = config.audience.as_deref().map(resolve).transpose()?;
+
+        let mut client = BasicClient::new(ClientId::new(client_id))
+            .set_auth_type(match config.client_auth {
+                OAuth2ClientAuth::Basic => AuthType::BasicAuth,
+                OAuth2ClientAuth::Body => AuthType::RequestBody,
+            })
+            .set_token_uri(TokenUrl::from_url(parsed));
+        if let Some(secret) = &client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(TOKEN_TIMEOUT)
+            .build()?;
+        Ok(OAuth2 {
+            connector: connector.to_string(),
+            client,
+            http,
+            grant: config.grant,
+            scopes,
+            audience,
+            client_secret,
+            configured_refresh_token,
+            margin: config
+                .refresh_margin
+                .map(|m| m.0)
+                .unwrap_or(DEFAULT_REFRESH_MARGIN),
+            shown_token_url,
+            current: Mutex::new(None),
+            refresh: tokio::sync::Mutex::new(RefreshState::default()),
+            store: Mutex::new(StoreSlot::default()),
+        })
+    }
+
+    /// Attaches the store rotated refresh tokens are saved in; it is read
+    /// before the next refresh token request.
+    pub(crate) fn set_token_store(&self, store: Arc<dyn TokenStore>) {
+        *lock(&self.store) = StoreSlot {
+            store: Some(store),
+            unread: true,
+        };
+    }
+
+    /// A usable token: the cached one, or a new one.
+    pub(crate) async fn token(&self) -> Result<Arc<Token>, TokenError> {
+        if let Some(token) = self.cached() {
+            return Ok(token);
+        }
+        let mut state = self.refresh.lock().await;
+        // Whoever held the lock before may have fetched one meanwhile.
+        if let Some(token) = self.cached() {
+            return Ok(token);
+        }
+        self.fetch(&mut state).await
+    }
+
+    /// A token to replace `rejected`, which the upstream answered 401 to.
+    pub(crate) async fn token_after_rejection(
+        &self,
+        rejected: &Token,
+    ) -> Result<Arc<Token>, TokenError> {
+        {
+            // Callers arriving from now on wait for the new token instead of
+            // sending one that is known to fail.
+            let mut current = lock(&self.current);
+            if current
+                .as_ref()
+                .is_some_and(|token| token.generation == rejected.generation)
+            {
+                *current = None;
+            }
+        }
+        let mut state = self.refresh.lock().await;
+        if state.generation != rejected.generation
+            && let Some(token) = self.cached()
+        {
+            return Ok(token);
+        }
+        self.fetch(&mut state).await
+    }
+
+    fn cached(&self) -> Option<Arc<Token>> {
+        lock(&self.current)
+            .as_ref()
+            .filter(|token| token.usable(Instant::now()))
+            .cloned()
+    }
+
+    /// Asks the token endpoint for a token; called with the refresh lock held.
+    async fn fetch(&self, state: &mut RefreshState) -> Result<Arc<Token>, TokenError> {
+        let started = Instant::now();
+        // The closure owns its client, so the futures it returns borrow
+        // nothing: a borrowing one cannot be proven `Send` for the
+        // higher-ranked lifetime of the `oauth2` client trait.
+        let http = self.http.clone();
+        let send = move |request| post(http.clone(), request);
+        let scopes = self.scopes.iter().map(|s| Scope::new(s.clone()));
+        let (response, used_refresh_token) = match self.grant {
+            OAuth2Grant::ClientCredentials => {
+                let mut request = self.client.exchange_client_credentials().add_scopes(scopes);
+                if let Some(audience) = &self.audience {
+                    request = request.add_extra_param("audience", audience.as_str());
+                }
+                (request.request_async(&send).await, None)
+            }
+            OAuth2Grant::RefreshToken => {
+                let refresh_token = self.refresh_token(state).await?;
+                let presented = RefreshToken::new(refresh_token.expose().to_string());
+                let mut request = self
+                    .client
+                    .exchange_refresh_token(&presented)
+                    .add_scopes(scopes);
+                if let Some(audience) = &self.audience {
+                    request = request.add_extra_param("audience", audience.as_str());
+                }
+                (request.request_async(&send).await, Some(refresh_token))
+            }
+        };
+        let response = response.map_err(|e| self.token_error(e))?;
+        if !matches!(response.token_type(), BasicTokenType::Bearer) {
+            return Err(TokenError::new(
+                format!(
+                    "the token endpoint issued a `{}` token; only bearer tokens are supported",
+                    token_type_name(response.token_type())
+                ),
+                false,
+            ));
+        }
+        if let (Some(used), Some(rotated)) = (used_refresh_token, response.refresh_token())
+            && rotated.secret() != used.expose()
+        {
+            state.refresh_token = Some(Secret::new(rotated.secret().clone()));
+            self.save_refresh_token(rotated.secret()).await;
+        }
+        let mut header = HeaderValue::try_from(format!(
+            "Bearer {}",
+            response.access_token().secret()
+        ))
+        .map_err(|_| {
+            TokenError::new(
+                "the access token contains characters that cannot be sent in an HTTP header",
+                false,
+            )
+        })?;
+        header.set_sensitive(true);
+        state.generation += 1;
+        let token = Arc::new(Token {
+            header,
+            refresh_at: response
+                .expires_in()
+                .map(|life| started + usable_for(life, self.margin)),
+            generation: state.generation,
+        });
+        *lock(&self.current) = Some(Arc::clone(&token));
+        tracing::debug!(connector = %self.connector, generation = token.generation, "oauth2 token obtained");
+        Ok(token)
+    }
+
+    /// The refresh token to present: a rotated one, else the stored one,
+    /// else the configured one.
+    async fn refresh_token(&self, state: &mut RefreshState) -> Result<Secret, TokenError> {
+        let unread = {
+            let mut slot = lock(&self.store);
+            let store = slot.store.clone().filter(|_| slot.unread);
+            slot.unread = false;
+            store
+        };
+        if let Some(store) = unread {
+            match store.load(&self.connector).await {
+                Ok(Some(saved)) => state.refresh_token = Some(Secret::new(saved)),
+                Ok(None) => {}
+                Err(error) => {
+                    lock(&self.store).unread = true;
+                    return Err(TokenError::new(
+                        format!("cannot read the saved refresh token: {error}"),
+                        true,
+                    ));
+                }
+            }
+        }
+        state
+            .refresh_token
+            .clone()
+            .or_else(|| self.configured_refresh_token.clone())
+            .ok_or_else(|| {
+                TokenError::new(
+                    "the refresh_token grant has no refresh token (configure `refresh_token`)",
+                    false,
+                )
+            })
+    }
+
+    async fn save_refresh_token(&self, refresh_token: &str) {
+        let store = lock(&self.store).store.clone();
+        let Some(store) = store else {
+            tracing::warn!(
+                connector = %self.connector,
+                "the oauth2 refresh token was rotated but no token store is attached; \
+                 the new one is kept in memory only"
+            );
+            return;
+        };
+        // The call goes on: the new token is in memory and the next rotation
+        // tries to save again.
+        if let Err(error) = store.save(&self.connector, refresh_token).await {
+            tracing::warn!(
+                connector = %self.connector,
+                error = %error,
+                "cannot save the rotated oauth2 refresh token"
+            );
+        }
+    }
+
+    fn token_error(
+        &self,
+        error: RequestTokenError<TokenHttpError, BasicErrorResponse>,
+    ) -> TokenError {
+        match error {
+            RequestTokenError::ServerResponse(response) => {
+                let code = response.error().to_string();
+                let mut reason = format!("the token endpoint refused the request: {code}");
+                if let Some(description) = response.error_description() {
+                    reason.push_str(" (");
+                    reason.push_str(&self.redact(description));
+                    reason.push(')');
+                }
+                TokenError::new(reason, code == "temporarily_unavailable")
+            }
+            RequestTokenError::Request(error) => {
+                let transient = match &error {
+                    TokenHttpError::Transport(_) => true,
+                    TokenHttpError::Status(status) => {
+                        *status >= 500 || *status == 408 || *status == 429
+                    }
+                    TokenHttpError::TooLarge | TokenHttpError::Request => false,
+                };
+                TokenError::new(self.redact(&error.to_string()), transient)
+            }
+            RequestTokenError::Parse(error, _body) => {
+                // The body may hold a token and serde's message may quote a
+                // value, so only the location and a missing field are told.
+                let inner = error.inner().to_string();
+                let what = match inner.split_once(" at line ") {
+                    Some((message, _)) if message.starts_with("missing field") => message,
+                    _ => "unexpected content",
+                };
+                TokenError::new(
+                    format!(
+                        "the token endpoint's response is not a valid token response \
+                         ({what} at `{}`)",
+                        error.path()
+                    ),
+                    false,
+                )
+            }
+            RequestTokenError::Other(message) => TokenError::new(
+                format!("the token endpoint's response is unusable: {message}"),
+                false,
+            ),
+        }
+    }
+
+    /// Quotes server text, shortened, with our own secrets masked should the
+    /// server have echoed one.
+    fn redact(&self, text: &str) -> String {
+        let mut out: String = text.chars().take(DESCRIPTION_CHARS).collect();
+        if text.chars().nth(DESCRIPTION_CHARS).is_some() {
+            out.push('…');
+        }
+        for secret in [&self.client_secret, &self.configured_refresh_token]
+            .into_iter()
+            .flatten()
+        {
+            if !secret.expose().is_empty() {
+                out = out.replace(secret.expose(), "****");
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for OAuth2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2")
+            .field("token_url", &self.shown_token_url)
+            .field("client_id", &self.client.client_id().as_str())
+            .field("grant", &self.grant)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a token living `life` is used: until `margin` before it
+/// expires, but at least half its life.
+fn usable_for(life: Duration, margin: Duration) -> Duration {
+    life.saturating_sub(margin).max(life / 2)
+}
+
+/// Sends one token request with our own client.
+async fn post(
+    http: reqwest::Client,
+    request: ::oauth2::HttpRequest,
+) -> Result<::oauth2::HttpResponse, TokenHttpError> {
+    let request = reqwest::Request::try_from(request).map_err(|_| TokenHttpError::Request)?;
+    let transport = |e: reqwest::Error| {
+        TokenHttpError::Transport(crate::connector::error_chain(&e.without_url()))
+    };
+    let mut response = http.execute(request).await.map_err(transport)?;
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_TOKEN_RESPONSE_BYTES as u64)
+    {
+        return Err(TokenHttpError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_TOKEN_RESPONSE_BYTES {
+            return Err(TokenHttpError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if status != reqwest::StatusCode::OK && !is_error_response(&body) {
+        // Not an OAuth error document (an HTML 502 page, say): the status
+        // is all there is to say, and it decides whether to try again.
+        return Err(TokenHttpError::Status(status.as_u16()));
+    }
+    let mut out = ::oauth2::HttpResponse::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+/// Whether a non-200 body is an RFC 6749 §5.2 error document.
+fn is_error_response(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .is_some_and(|doc| doc.get("error").is_some_and(Value::is_string))
+}
+
+fn token_type_name(token_type: &BasicTokenType) -> &str {
+    match token_type {
+        BasicTokenType::Bearer => "bearer",
+        BasicTokenType::Mac => "mac",
+        BasicTokenType::Extension(name) => name,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Only whole values are ever stored, so a panic elsewhere leaves them usable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_replaced_margin_before_expiry_or_at_half_life() {
+        let secs = Duration::from_secs;
+        assert_eq!(usable_for(secs(3600), secs(30)), secs(3570));
+        assert_eq!(usable_for(secs(40), secs(30)), secs(20));
+        assert_eq!(usable_for(secs(10), secs(0)), secs(10));
+        assert_eq!(usable_for(secs(0), secs(30)), secs(0));
+    }
+}

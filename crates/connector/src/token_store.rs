@@ -1,0 +1,108 @@
+//! [`TokenStore`]: where rotated OAuth 2.0 refresh tokens are kept.
+//!
+//! A token server that rotates refresh tokens hands back a new one with every
+//! refresh and may reject the old one from then on (some revoke the whole
+//! token family when an old one is presented again). A process that forgot
+//! the new token would therefore lock itself out on its next start, so each
+//! rotated token is saved, and a saved token takes precedence over the one in
+//! the configuration.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+/// Durable storage of refresh tokens, one per connector.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// The refresh token saved for `connector`, if any.
+    async fn load(&self, connector: &str) -> Result<Option<String>, TokenStoreError>;
+    /// Saves `refresh_token` for `connector`, replacing an earlier one.
+    async fn save(&self, connector: &str, refresh_token: &str) -> Result<(), TokenStoreError>;
+}
+
+/// A token store that failed to read or write.
+#[derive(Debug, thiserror::Error)]
+#[error("token store: {message}")]
+pub struct TokenStoreError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl TokenStoreError {
+    /// An error described by `message`, which must not contain the token.
+    pub fn new(message: impl Into<String>) -> Self {
+        TokenStoreError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error caused by `source` (a database error, say).
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        TokenStoreError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// A [`TokenStore`] in memory: for tests, and for processes that accept
+/// losing rotated tokens on restart.
+#[derive(Default)]
+pub struct MemoryTokenStore {
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+impl MemoryTokenStore {
+    pub fn new() -> Self {
+        MemoryTokenStore::default()
+    }
+
+    /// The token saved for `connector`.
+    pub fn get(&self, connector: &str) -> Option<String> {
+        self.lock().get(connector).cloned()
+    }
+
+    /// Puts a token in place, as if an earlier run had saved it.
+    pub fn insert(&self, connector: &str, refresh_token: &str) {
+        self.lock()
+            .insert(connector.to_string(), refresh_token.to_string());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // The map is always whole: a panic elsewhere cannot leave it half-written.
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryTokenStore {
+    async fn load(&self, connector: &str) -> Result<Option<String>, TokenStoreError> {
+        Ok(self.get(connector))
+    }
+
+    async fn save(&self, connector: &str, refresh_token: &str) -> Result<(), TokenStoreError> {
+        self.insert(connector, refresh_token);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MemoryTokenStore {
+    /// Connector names only: the values are credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<String> = self.lock().keys().cloned().collect();
+        names.sort();
+        f.debug_struct("MemoryTokenStore")
+            .field("connectors", &names)
+            .finish()
+    }
+}
