@@ -438,3 +438,50 @@ fn percent_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         ]
     })
 }
+
+impl CircuitBreakerConfig {
+    /// Values that no breaker can work with; `patchbay check` reports them
+    /// and a connector refuses to build with them.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.enabled {
+            return problems;
+        }
+        if !(self.failure_rate > 0.0 && self.failure_rate <= 100.0) {
+            problems.push(format!(
+                "circuit_breaker.failure_rate must be above 0% and at most 100%, not {}%",
+                self.failure_rate
+            ));
+        }
+        if self.min_calls == 0 {
+            problems.push("circuit_breaker.min_calls must be at least 1".into());
+        }
+        if self.half_open_calls == 0 {
+            problems.push("circuit_breaker.half_open_calls must be at least 1".into());
+        }
+        if self.window.0.is_zero() || self.open_for.0.is_zero() {
+            problems.push("circuit_breaker.window and open_for must be longer than 0s".into());
+        }
+        problems
+    }
+}
+
+impl RateLimitConfig {
+    /// Values that no limiter can pace; see [`CircuitBreakerConfig::problems`].
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.requests == 0 {
+            problems.push("rate_limit.requests must be at least 1".into());
+        }
+        if self.burst == 0 {
+            problems.push("rate_limit.burst must be at least 1".into());
+        }
+        if self.requests > 0 && (self.per.0 / self.requests).is_zero() {
+            problems.push(format!(
+                "rate_limit: {} requests per {:?} is too fast to pace",
+                self.requests, self.per.0
+            ));
+        }
+        problems
+    }
+}

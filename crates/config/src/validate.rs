@@ -152,6 +152,18 @@ fn check_connector(
             format!("connector `{name}` sign: {e}"),
         ));
     }
+    let limits = connector
+        .rate_limit
+        .iter()
+        .flat_map(|r| r.problems())
+        .chain(connector.circuit_breaker.problems());
+    for problem in limits {
+        report.push(at(
+            connector.line,
+            connector.column,
+            format!("connector `{name}`: {problem}"),
+        ));
+    }
     if let Some(retry) = &connector.retry {
         check_retry(retry, &mut |message| {
             report.push(at(

@@ -185,20 +185,8 @@ impl Breaker {
         if !config.enabled {
             return Ok(None);
         }
-        if !(config.failure_rate > 0.0 && config.failure_rate <= 100.0) {
-            return Err(format!(
-                "circuit_breaker.failure_rate must be above 0% and at most 100%, not {}%",
-                config.failure_rate
-            ));
-        }
-        if config.min_calls == 0 {
-            return Err("circuit_breaker.min_calls must be at least 1".into());
-        }
-        if config.half_open_calls == 0 {
-            return Err("circuit_breaker.half_open_calls must be at least 1".into());
-        }
-        if config.window.0.is_zero() || config.open_for.0.is_zero() {
-            return Err("circuit_breaker.window and open_for must be longer than 0s".into());
+        if let Some(problem) = config.problems().into_iter().next() {
+            return Err(problem);
         }
         Ok(Some(Breaker {
             connector: connector.to_string(),

@@ -199,6 +199,9 @@ impl std::fmt::Debug for Throttle {
 
 impl Limit {
     fn build(config: &RateLimitConfig) -> Result<Limit, String> {
+        if let Some(problem) = config.problems().into_iter().next() {
+            return Err(problem);
+        }
         let requests = NonZeroU32::new(config.requests)
             .ok_or_else(|| "rate_limit.requests must be at least 1".to_string())?;
         let burst = NonZeroU32::new(config.burst)

@@ -57,6 +57,14 @@ fn check_reports_every_problem_with_file_and_line() {
             at("flows/typo.yaml", 2),
             "unknown kind `webhok` — did you mean `webhook`?",
         ),
+        (
+            at("patchbay.yaml", 9),
+            "connector `chat`: rate_limit.requests must be at least 1",
+        ),
+        (
+            at("flows/fallback.yaml", 7),
+            "flow `fallback` step 1 fallback 1: a fallback step cannot use `for_each`",
+        ),
     ];
     for (location, message) in &expected {
         assert!(
