@@ -62,12 +62,10 @@ pub fn main(cli: Cli) -> ExitCode {
 
     let default_level = match &cli.command {
         Command::Run(_) => "info",
-        // The demo prints its own report; per-run log lines would drown it.
-        Command::Demo(_)
-        | Command::Check(_)
-        | Command::Invoke(_)
-        | Command::Runs(_)
-        | Command::Schema(_) => "warn",
+        // The demo prints its own report; per-run log lines (its scripted
+        // outages make warnings by the hundred) would drown it.
+        Command::Demo(_) => "error",
+        Command::Check(_) | Command::Invoke(_) | Command::Runs(_) | Command::Schema(_) => "warn",
     };
     logging::init(&cli.log_format, default_level);
 

@@ -1,18 +1,27 @@
 //! `patchbay demo`: the embedded default. Starts mock upstream APIs on
 //! loopback, runs the example project shipped in `examples/demo/` against
 //! them with a real SQLite store, drives traffic, and reports what happened.
+//!
+//! A few seconds in, it takes the payment gateway and then the chat down
+//! for a while ([`OUTAGES`]), so the report can show the project riding
+//! them out: the payments breaker opening and orders charged through the
+//! backup gateway, runs rescheduled while chat is down and all of them
+//! succeeding once it is back, and no order charged twice. Everything it
+//! reports is read from the store's journal and the mocks' own ledgers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use patchbay_config::{MapEnv, ProcessEnv, Project, Source};
 use patchbay_engine::{Plan, Roles};
-use patchbay_store::{RunFilter, RunStatus};
+use patchbay_store::{JournalEntry, Run, RunFilter, RunStatus, StepStatus, Store};
+use patchbay_testkit::Reply;
 use patchbay_testkit::demo::{self, DemoUpstreams};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::Outcome;
 use crate::node::{Node, NodeOptions};
@@ -53,6 +62,55 @@ pub struct Args {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Which upstream a scripted outage takes down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Payments,
+    Chat,
+}
+
+impl Target {
+    /// The connector that calls it in the demo project.
+    fn connector(self) -> &'static str {
+        match self {
+            Target::Payments => "payments",
+            Target::Chat => "chat",
+        }
+    }
+}
+
+/// One scripted outage, in time since traffic started.
+struct Outage {
+    target: Target,
+    from: Duration,
+    until: Duration,
+    /// How the upstream fails, for people reading the output.
+    how: &'static str,
+    reply: fn() -> Reply,
+}
+
+/// The demo's outages: once, early enough that `--for 20s` also shows the
+/// recovery. They overlap, so some orders meet both.
+const OUTAGES: [Outage; 2] = [
+    Outage {
+        target: Target::Payments,
+        from: Duration::from_secs(3),
+        until: Duration::from_secs(9),
+        how: "answers 503",
+        reply: || Reply::status(503),
+    },
+    Outage {
+        target: Target::Chat,
+        from: Duration::from_secs(7),
+        until: Duration::from_secs(12),
+        how: "resets every connection",
+        reply: Reply::reset,
+    },
+];
+
+/// How long queued work may take to finish after the traffic stops.
+const DRAIN: Duration = Duration::from_secs(15);
+
 pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     let upstreams = DemoUpstreams::start()
         .await
@@ -66,6 +124,11 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         [
             ("DEMO_PAYMENTS_URL", upstreams.payments.url()),
             ("DEMO_PAYMENTS_KEY", demo::PAYMENTS_API_KEY.to_string()),
+            ("DEMO_PAYMENTS_BACKUP_URL", upstreams.payments_backup.url()),
+            (
+                "DEMO_PAYMENTS_BACKUP_KEY",
+                demo::PAYMENTS_BACKUP_API_KEY.to_string(),
+            ),
             ("DEMO_CRM_URL", upstreams.crm.url()),
             ("DEMO_CRM_KEY", demo::CRM_API_KEY.to_string()),
             ("DEMO_ERP_URL", upstreams.erp.url()),
@@ -115,29 +178,33 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     println!("  webhooks     POST {base}/hooks/shop/orders, POST {base}/hooks/quote (sync)");
     println!("  store        {}", project.store_path().display());
     println!(
-        "  upstreams    payments {}  crm {}  erp {}  chat {}",
+        "  upstreams    payments {}  payments_backup {}",
         upstreams.payments.url(),
+        upstreams.payments_backup.url(),
+    );
+    println!(
+        "               crm {}  erp {}  chat {}",
         upstreams.crm.url(),
         upstreams.erp.url(),
         upstreams.chat.url()
     );
+    println!("  outages      {}", describe_outages());
     match args.duration {
         Some(d) => println!("Sending traffic for {}…", humantime::format_duration(d)),
         None => println!("Sending traffic until Ctrl-C…"),
     }
 
-    let quotes = drive_traffic(&base, args.orders_per_second, args.duration).await;
-
-    // Let queued work drain before reporting, bounded so the demo always ends.
     let store = node.engine.store().clone();
-    let drain_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < drain_deadline {
-        let counts = store.count_runs().await?;
-        if counts.iter().all(|c| c.status.is_final() || c.count == 0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let clock = Clock::start();
+    let stop_outages = CancellationToken::new();
+    let work = async {
+        let quotes = drive_traffic(&base, args.orders_per_second, args.duration).await;
+        let drained = drain(store.as_ref(), DRAIN).await;
+        stop_outages.cancel();
+        drained.map(|()| quotes)
+    };
+    let (quotes, seen) = tokio::join!(work, play_outages(&upstreams, clock, &stop_outages));
+    let quotes = quotes?;
 
     let counts = store.count_runs().await?;
     let mut table: BTreeMap<String, BTreeMap<RunStatus, u64>> = BTreeMap::new();
@@ -152,9 +219,10 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     println!("Runs per flow:");
     println!(
         "  {:<15} {:>9} {:>7} {:>8} {:>7}",
-        "FLOW", "SUCCEEDED", "FAILED", "SKIPPED", "QUEUED"
+        "FLOW", "SUCCEEDED", "DEAD", "SKIPPED", "QUEUED"
     );
     let mut every_flow_succeeded = true;
+    let mut dead = 0;
     for flow in project.flows.keys() {
         let by_status = table.get(flow).cloned().unwrap_or_default();
         let get = |s: RunStatus| by_status.get(&s).copied().unwrap_or(0);
@@ -163,66 +231,557 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             "  {:<15} {:>9} {:>7} {:>8} {:>7}",
             flow,
             get(RunStatus::Succeeded),
-            get(RunStatus::Failed),
+            get(RunStatus::Dead),
             get(RunStatus::Skipped),
             pending
         );
         every_flow_succeeded &= get(RunStatus::Succeeded) > 0;
+        dead += get(RunStatus::Dead);
     }
     println!(
-        "Upstreams: {} charges created, {} ERP customers, {} chat messages; {quotes} shipping quotes answered synchronously",
+        "Upstreams: {} charges created ({} by payments, {} by payments_backup), {} ERP customers, {} chat messages; {quotes} shipping quotes answered synchronously",
+        upstreams.payments.charges_created() + upstreams.payments_backup.charges_created(),
         upstreams.payments.charges_created(),
+        upstreams.payments_backup.charges_created(),
         upstreams.erp.customer_count(),
         upstreams.chat.message_count()
     );
 
-    let sample = store
-        .list_runs(&RunFilter {
-            flow: Some("new-order".into()),
-            status: Some(RunStatus::Succeeded),
-            before: None,
-            limit: 1,
-        })
-        .await?;
-    if let Some(run) = sample.first() {
+    let orders = OrderRuns::load(store.as_ref(), clock).await?;
+    let charges = ChargeCheck::of(&upstreams, &orders.runs);
+    let open_for = |connector: &str| {
+        project
+            .config
+            .connectors
+            .get(connector)
+            .filter(|c| c.circuit_breaker.enabled)
+            .map(|c| c.circuit_breaker.open_for.0)
+    };
+    println!();
+    println!("Outages, and how new-order rode them out:");
+    if seen.is_empty() {
+        println!(
+            "  none: the demo stopped before the first one (at {}s)",
+            OUTAGES[0].from.as_secs()
+        );
+    }
+    for outage in &OUTAGES {
+        let Some(window) = seen.iter().find(|w| w.target == outage.target) else {
+            continue;
+        };
+        let until = window
+            .until
+            .map_or_else(|| "the end".to_string(), |t| format!("t={}", seconds(t)));
+        println!(
+            "  {:<9} down from t={} to {until} ({}; {} requests refused)",
+            outage.target.connector(),
+            seconds(window.from),
+            outage.how,
+            match outage.target {
+                Target::Payments => upstreams.payments.outage_replies(),
+                Target::Chat => upstreams.chat.outage_replies(),
+            }
+        );
+        match outage.target {
+            Target::Payments => {
+                let c = &orders.charge;
+                println!(
+                    "    charged by payments: {}, charged by payments_backup: {} ({} after the call's retries failed, {} refused by the open breaker)",
+                    upstreams.payments.charges_created(),
+                    upstreams.payments_backup.charges_created(),
+                    c.failed_upstream,
+                    c.failed_fast,
+                );
+            }
+            Target::Chat => {
+                let r = &orders.retried;
+                println!(
+                    "    runs rescheduled: {}, recovered: {}, dead: {}, still waiting: {}  (succeeded after {})",
+                    r.rescheduled,
+                    r.recovered,
+                    r.dead,
+                    r.waiting,
+                    r.histogram()
+                );
+                let how = if orders.charge_repeated == 0 {
+                    " (each resumed at the failed step, reusing its journalled charge)"
+                } else {
+                    ""
+                };
+                println!(
+                    "    charges repeated by rescheduled runs: {}{how}",
+                    orders.charge_repeated
+                );
+            }
+        }
+        let calls = match outage.target {
+            Target::Payments => &orders.charge,
+            Target::Chat => &orders.announce,
+        };
+        if let Some(open_for) = open_for(outage.target.connector()) {
+            print_breaker(&calls.breaker_timeline(open_for));
+        }
+    }
+    println!(
+        "  side effects: charges: {}, orders charged: {}, charged twice: {}, not charged: {}, replayed by idempotency key: {}",
+        charges.charges,
+        charges.orders_charged,
+        charges.twice,
+        charges.missing,
+        upstreams.payments.idempotent_replays() + upstreams.payments_backup.idempotent_replays()
+    );
+
+    if let Some(run) = orders.sample() {
+        let story = if run.retries > 0 {
+            " that was rescheduled"
+        } else {
+            ""
+        };
         println!();
-        println!("A sample run of new-order ({}), step by step:", run.id);
+        println!(
+            "A sample run of new-order{story} ({}), step by step (#N: the run's Nth attempt):",
+            run.id
+        );
         for entry in store.journal(run.id).await? {
-            let status = entry
-                .request
-                .as_ref()
-                .and_then(|r| r.get("status"))
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            let target = entry
-                .request
-                .as_ref()
-                .map(|r| {
-                    format!(
-                        "{} {}",
-                        r["method"].as_str().unwrap_or(""),
-                        r["url"].as_str().unwrap_or("")
-                    )
-                })
-                .unwrap_or_default();
-            println!(
-                "  {:<9} {:<9} {:>4}ms  {} {}",
-                entry.step_id,
-                entry.status.as_str(),
-                entry.duration_ms,
-                target,
-                status
-            );
+            print_entry(&entry);
         }
     }
     node.stop().await?;
     upstreams.shutdown().await;
     drop(temp);
-    if every_flow_succeeded {
+    let mut problems = Vec::new();
+    if !every_flow_succeeded {
+        problems.push("some demo flows had no successful run".to_string());
+    }
+    if dead > 0 {
+        problems.push(format!("{dead} runs are dead"));
+    }
+    if charges.twice > 0 || charges.missing > 0 || charges.charges != charges.orders_charged {
+        problems.push("the charges do not match the orders one to one".to_string());
+    }
+    if problems.is_empty() {
         Ok(Outcome::Success)
     } else {
-        eprintln!("some demo flows had no successful run");
+        eprintln!("{}", problems.join("; "));
         Ok(Outcome::Failure)
+    }
+}
+
+/// Times in the demo, as offsets from the start of traffic.
+#[derive(Clone, Copy)]
+struct Clock {
+    started: Instant,
+    /// The same moment in milliseconds since the Unix epoch, to place
+    /// journal timestamps.
+    epoch_ms: i64,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Clock {
+            started: Instant::now(),
+            epoch_ms,
+        }
+    }
+
+    /// Milliseconds from the start of traffic to the end of a journal
+    /// entry's step, when its last call was answered (or refused).
+    fn at(&self, entry: &JournalEntry) -> i64 {
+        let duration = i64::try_from(entry.duration_ms).unwrap_or(i64::MAX);
+        entry.started_at.timestamp_millis() - self.epoch_ms + duration
+    }
+}
+
+/// `12.3s` for an offset in milliseconds.
+fn seconds(ms: i64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+fn describe_outages() -> String {
+    OUTAGES
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {} from t={}s to t={}s",
+                o.target.connector(),
+                o.how,
+                o.from.as_secs(),
+                o.until.as_secs()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An outage as it happened, in milliseconds since the start of traffic.
+struct Window {
+    target: Target,
+    from: i64,
+    /// `None` when the demo stopped first.
+    until: Option<i64>,
+}
+
+/// Starts and ends [`OUTAGES`] on time, printing a line for each, until they
+/// are over or `stop` is cancelled; any outage still in force then ends.
+async fn play_outages(
+    upstreams: &DemoUpstreams,
+    clock: Clock,
+    stop: &CancellationToken,
+) -> Vec<Window> {
+    let set = |target: Target, reply: Option<Reply>| match (target, reply) {
+        (Target::Payments, Some(reply)) => upstreams.payments.start_outage(reply),
+        (Target::Payments, None) => upstreams.payments.end_outage(),
+        (Target::Chat, Some(reply)) => upstreams.chat.start_outage(reply),
+        (Target::Chat, None) => upstreams.chat.end_outage(),
+    };
+    let mut changes: Vec<(Duration, usize, bool)> = OUTAGES
+        .iter()
+        .enumerate()
+        .flat_map(|(i, o)| [(o.from, i, true), (o.until, i, false)])
+        .collect();
+    changes.sort_by_key(|(at, _, _)| *at);
+    let mut seen: Vec<Window> = Vec::new();
+    let elapsed_ms = || i64::try_from(clock.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    for (at, i, begins) in changes {
+        let outage = &OUTAGES[i];
+        tokio::select! {
+            () = tokio::time::sleep_until((clock.started + at).into()) => {}
+            () = stop.cancelled() => break,
+        }
+        let now = elapsed_ms();
+        if begins {
+            set(outage.target, Some((outage.reply)()));
+            println!(
+                "  t={:>5}  {} is down: it {}",
+                seconds(now),
+                outage.target.connector(),
+                outage.how
+            );
+            seen.push(Window {
+                target: outage.target,
+                from: now,
+                until: None,
+            });
+        } else {
+            set(outage.target, None);
+            println!(
+                "  t={:>5}  {} is back",
+                seconds(now),
+                outage.target.connector()
+            );
+            if let Some(window) = seen.iter_mut().find(|w| w.target == outage.target) {
+                window.until = Some(now);
+            }
+        }
+    }
+    for outage in &OUTAGES {
+        set(outage.target, None);
+    }
+    seen
+}
+
+/// Waits until no run is queued or running, at most `limit`.
+async fn drain(store: &dyn Store, limit: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        let counts = store.count_runs().await?;
+        if counts.iter().all(|c| c.status.is_final() || c.count == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// What the journals of the new-order runs say.
+struct OrderRuns {
+    runs: Vec<Run>,
+    charge: StepCalls,
+    announce: StepCalls,
+    retried: Retried,
+    /// Runs whose charge (or its fallback) ran in more than one claim.
+    charge_repeated: usize,
+    /// The run to show step by step: one that met both outages if any.
+    sample: Option<usize>,
+}
+
+/// Failed and succeeded calls of one step, from the journal.
+#[derive(Default)]
+struct StepCalls {
+    /// Failed after reaching the upstream (its retries spent).
+    failed_upstream: usize,
+    /// Failed because the breaker was open (the last attempt not sent).
+    failed_fast: usize,
+    /// For each of those, when it happened and when the breaker said it
+    /// would let a probe through.
+    breaker_open: Vec<(i64, i64)>,
+    /// When the step's own call succeeded.
+    succeeded_at: Vec<i64>,
+}
+
+/// Runs rescheduled at least once, by how they ended.
+#[derive(Default)]
+struct Retried {
+    rescheduled: usize,
+    recovered: usize,
+    dead: usize,
+    waiting: usize,
+    /// Recovered runs by the number of retries they took.
+    by_retries: BTreeMap<u32, usize>,
+}
+
+impl Retried {
+    fn histogram(&self) -> String {
+        if self.by_retries.is_empty() {
+            return "no retry".to_string();
+        }
+        self.by_retries
+            .iter()
+            .map(|(retries, runs)| {
+                let plural = if *retries == 1 { "retry" } else { "retries" };
+                format!("{retries} {plural}: {runs}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl OrderRuns {
+    async fn load(store: &dyn Store, clock: Clock) -> anyhow::Result<OrderRuns> {
+        let mut runs = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .list_runs(&RunFilter {
+                    flow: Some("new-order".into()),
+                    status: None,
+                    before,
+                    limit: 1000,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            runs.extend(page);
+        }
+        runs.reverse();
+        let mut charge = StepCalls::default();
+        let mut announce = StepCalls::default();
+        let mut retried = Retried::default();
+        let mut charge_repeated = 0;
+        let mut sample = None;
+        for (index, run) in runs.iter().enumerate() {
+            let journal = store.journal(run.id).await?;
+            let mut charge_claims = BTreeSet::new();
+            let mut fell_back = false;
+            for entry in &journal {
+                let calls = match entry.step_id.as_str() {
+                    "charge" => &mut charge,
+                    "announce" => &mut announce,
+                    _ => {
+                        if entry.step_id == "charge-backup" {
+                            charge_claims.insert(entry.attempt);
+                            fell_back = true;
+                        }
+                        continue;
+                    }
+                };
+                if entry.step_id == "charge" {
+                    charge_claims.insert(entry.attempt);
+                }
+                calls.record(entry, clock);
+            }
+            if charge_claims.len() > 1 {
+                charge_repeated += 1;
+            }
+            if run.retries > 0 {
+                retried.rescheduled += 1;
+                match run.status {
+                    RunStatus::Succeeded => {
+                        retried.recovered += 1;
+                        *retried.by_retries.entry(run.retries).or_default() += 1;
+                    }
+                    RunStatus::Dead => retried.dead += 1,
+                    _ => retried.waiting += 1,
+                }
+            }
+            if run.status == RunStatus::Succeeded {
+                // Tuples of flags compare in order: a rescheduled run first,
+                // then one charged through the backup.
+                let rank = (run.retries > 0, fell_back);
+                if sample.is_none_or(|(_, best)| rank > best) {
+                    sample = Some((index, rank));
+                }
+            }
+        }
+        Ok(OrderRuns {
+            runs,
+            charge,
+            announce,
+            retried,
+            charge_repeated,
+            sample: sample.map(|(index, _)| index),
+        })
+    }
+
+    fn sample(&self) -> Option<&Run> {
+        self.runs.get(self.sample?)
+    }
+}
+
+impl StepCalls {
+    fn record(&mut self, entry: &JournalEntry, clock: Clock) {
+        let at = clock.at(entry);
+        match (entry.status, entry.error.as_deref()) {
+            (StepStatus::Succeeded, None) => self.succeeded_at.push(at),
+            // The entry that stands for a step recovered by its fallback.
+            (StepStatus::Succeeded, Some(_)) => {}
+            (StepStatus::Failed, error) => match error.and_then(breaker_retry_in) {
+                Some(retry_in) => {
+                    self.failed_fast += 1;
+                    self.breaker_open.push((at, at + retry_in));
+                }
+                None => self.failed_upstream += 1,
+            },
+        }
+    }
+
+    /// The breaker's changes of state, rebuilt from the calls it refused:
+    /// each refusal says when the breaker will let a probe through, so
+    /// refusals naming the same moment belong to one open spell, which
+    /// began `open_for` before it. A spell that begins as the previous one's
+    /// probe is due was opened again by a failed probe.
+    fn breaker_timeline(&self, open_for: Duration) -> Vec<(i64, String)> {
+        let open_for = i64::try_from(open_for.as_millis()).unwrap_or(i64::MAX);
+        let mut probes: Vec<i64> = self.breaker_open.iter().map(|(_, due)| *due).collect();
+        probes.sort_unstable();
+        let mut spells: Vec<i64> = Vec::new();
+        for due in probes {
+            // Millisecond timestamps make one spell's refusals differ by a
+            // few milliseconds at most.
+            if spells.last().is_none_or(|last| due - last > 250) {
+                spells.push(due);
+            }
+        }
+        let mut events = Vec::new();
+        let mut reopened = false;
+        for (i, probe) in spells.iter().enumerate() {
+            let opened = probe - open_for;
+            if i == 0 {
+                events.push((opened, "opened: calls fail fast, none reaches the upstream"));
+            } else if !reopened {
+                events.push((opened, "opened again"));
+            }
+            let next_opened = spells.get(i + 1).map(|next| next - open_for);
+            reopened = next_opened.is_some_and(|next| (next - probe).abs() < 1000);
+            if reopened {
+                events.push((*probe, "half-open: the probe failed, open again"));
+                continue;
+            }
+            let closed = self
+                .succeeded_at
+                .iter()
+                .copied()
+                .filter(|t| *t >= *probe && next_opened.is_none_or(|next| *t < next))
+                .min();
+            match closed {
+                Some(closed) => events.push((closed, "half-open: the probe succeeded, closed")),
+                None => events.push((*probe, "probe due, but the demo had stopped: still open")),
+            }
+        }
+        events
+            .into_iter()
+            .map(|(at, what)| (at, what.to_string()))
+            .collect()
+    }
+}
+
+/// The `retry in Nms` of a call refused by an open circuit breaker.
+fn breaker_retry_in(error: &str) -> Option<i64> {
+    let rest = error.split_once("circuit breaker open")?.1;
+    let rest = rest.split_once("retry in ")?.1;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn print_breaker(events: &[(i64, String)]) {
+    if events.is_empty() {
+        println!("    breaker stayed closed");
+    }
+    for (i, (at, what)) in events.iter().enumerate() {
+        let label = if i == 0 { "breaker" } else { "" };
+        println!("    {label:<8} t={:>5}  {what}", seconds(*at));
+    }
+}
+
+/// Every order charged exactly once across both gateways.
+struct ChargeCheck {
+    charges: usize,
+    orders_charged: usize,
+    /// Orders with a charge on both gateways.
+    twice: usize,
+    /// Succeeded runs whose order has no charge anywhere.
+    missing: usize,
+}
+
+impl ChargeCheck {
+    fn of(upstreams: &DemoUpstreams, runs: &[Run]) -> ChargeCheck {
+        let main: HashSet<String> = upstreams.payments.charge_keys().into_iter().collect();
+        let backup: HashSet<String> = upstreams
+            .payments_backup
+            .charge_keys()
+            .into_iter()
+            .collect();
+        let missing = runs
+            .iter()
+            .filter(|run| run.status == RunStatus::Succeeded)
+            .filter_map(|run| run.input["order_id"].as_str())
+            .map(|order| format!("charge-{order}"))
+            .filter(|key| !main.contains(key) && !backup.contains(key))
+            .count();
+        ChargeCheck {
+            charges: upstreams.payments.charges_created()
+                + upstreams.payments_backup.charges_created(),
+            orders_charged: main.union(&backup).count(),
+            twice: main.intersection(&backup).count(),
+            missing,
+        }
+    }
+}
+
+fn print_entry(entry: &JournalEntry) {
+    let status = entry
+        .request
+        .as_ref()
+        .and_then(|r| r.get("status"))
+        .filter(|s| !s.is_null())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let target = entry
+        .request
+        .as_ref()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap_or(""),
+                r["url"].as_str().unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    let line = format!(
+        "  #{} {:<14} {:<9} {:>4}ms  {} {}",
+        entry.attempt,
+        entry.step_id,
+        entry.status.as_str(),
+        entry.duration_ms,
+        target,
+        status
+    );
+    println!("{}", line.trim_end());
+    if let Some(error) = &entry.error {
+        println!("       {error}");
     }
 }
 

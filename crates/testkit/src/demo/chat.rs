@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{invalid_field, json_object, unix_now};
+use super::{Outage, invalid_field, json_object, unix_now};
 use crate::sync::lock;
 use crate::{MockUpstream, RecordedRequest, Reply, TestkitError};
 
@@ -30,6 +30,7 @@ pub struct ChatMessage {
 pub struct ChatApi {
     mock: MockUpstream,
     messages: Arc<Mutex<Vec<ChatMessage>>>,
+    outage: Outage,
 }
 
 /// Starts the chat API on an ephemeral port of `127.0.0.1`.
@@ -43,11 +44,21 @@ pub async fn start_on(addr: SocketAddr) -> Result<ChatApi, TestkitError> {
     // A std mutex suffices: it guards an in-memory list and is never held
     // across an await.
     let messages = Arc::new(Mutex::new(Vec::new()));
-    let post = Arc::clone(&messages);
-    mock.route_fn("POST", "/messages", move |req| post_message(&post, req));
-    let list = Arc::clone(&messages);
-    mock.route_fn("GET", "/messages", move |req| list_messages(&list, req));
-    Ok(ChatApi { mock, messages })
+    let outage = Outage::default();
+    let (post, down) = (Arc::clone(&messages), outage.clone());
+    mock.route_fn("POST", "/messages", move |req| {
+        down.intercept().unwrap_or_else(|| post_message(&post, req))
+    });
+    let (list, down) = (Arc::clone(&messages), outage.clone());
+    mock.route_fn("GET", "/messages", move |req| {
+        down.intercept()
+            .unwrap_or_else(|| list_messages(&list, req))
+    });
+    Ok(ChatApi {
+        mock,
+        messages,
+        outage,
+    })
 }
 
 impl ChatApi {
@@ -69,6 +80,23 @@ impl ChatApi {
     /// Number of messages posted.
     pub fn message_count(&self) -> usize {
         lock(&self.messages).len()
+    }
+
+    /// Takes the chat API down: until [`ChatApi::end_outage`], every request
+    /// is answered with `reply` (e.g. `Reply::status(503)` or
+    /// [`Reply::reset`]) and nothing is posted. Replaces an outage in force.
+    pub fn start_outage(&self, reply: Reply) {
+        self.outage.start(reply);
+    }
+
+    /// Brings the chat API back.
+    pub fn end_outage(&self) {
+        self.outage.end();
+    }
+
+    /// Requests answered with an outage reply, over all outages.
+    pub fn outage_replies(&self) -> usize {
+        self.outage.refused()
     }
 
     /// Stops the chat API.
@@ -112,4 +140,29 @@ fn list_messages(messages: &Mutex<Vec<ChatMessage>>, req: &RecordedRequest) -> R
         .cloned()
         .collect();
     Reply::json(200, json!({ "ok": true, "messages": listed }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_outage_resets_connections_until_it_ends() {
+        let api = start().await.unwrap();
+        let client = reqwest::Client::new();
+        let post = || {
+            client
+                .post(format!("{}/messages", api.url()))
+                .json(&json!({"channel": "orders", "text": "hi"}))
+                .send()
+        };
+        api.start_outage(Reply::reset());
+        assert!(post().await.is_err(), "a reset connection has no answer");
+        assert_eq!(api.message_count(), 0);
+        assert_eq!(api.outage_replies(), 1);
+        api.end_outage();
+        assert_eq!(post().await.unwrap().status(), 200);
+        assert_eq!(api.message_count(), 1);
+        api.shutdown().await;
+    }
 }
