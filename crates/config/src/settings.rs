@@ -36,12 +36,17 @@ impl Default for ServerConfig {
 pub struct StoreConfig {
     /// SQLite database file, relative to the project folder.
     pub path: String,
+    /// How long finished runs (succeeded, skipped, dead) and their journal
+    /// are kept after they finish (default `30d`); `0s` keeps them forever.
+    /// A webhook's dedupe key is remembered as long as its run is.
+    pub retention: HumanDuration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: ".patchbay/patchbay.db".into(),
+            retention: Duration::from_secs(30 * 24 * 3600).into(),
         }
     }
 }

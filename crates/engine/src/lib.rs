@@ -12,7 +12,8 @@
 //! - [`worker`] claims due runs with a lease and renews it;
 //! - [`executor`] runs a flow's steps, journalling each, resuming from the
 //!   journal after a crash;
-//! - [`scheduler`] fires `schedule` triggers.
+//! - [`scheduler`] fires `schedule` triggers;
+//! - [`retention`] deletes finished runs older than `store.retention`.
 //!
 //! The engine knows nothing of HTTP servers or status codes: the server
 //! crate turns [`EngineError`]s into responses.
@@ -23,6 +24,7 @@ mod executor;
 pub mod intake;
 pub mod plan;
 mod responders;
+mod retention;
 mod scheduler;
 mod tokens;
 mod worker;
@@ -163,6 +165,15 @@ impl Engine {
                 settings.lease.0,
                 renewer.clone(),
             ));
+        }
+        let retention = project.config.store.retention.0;
+        if roles.workers && !retention.is_zero() {
+            let janitor = retention::Janitor {
+                store: store.clone(),
+                retention,
+                shutdown: shutdown.clone(),
+            };
+            tracker.spawn(janitor.run());
         }
         if roles.scheduler {
             for flow in plan.flows.values() {

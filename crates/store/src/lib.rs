@@ -100,6 +100,14 @@ pub trait Store: Send + Sync + 'static {
     /// failed step; `from_start` sets the journal aside so every step runs
     /// again (with the same idempotency keys as before).
     async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError>;
+    /// Deletes up to `limit` runs that finished before `before`, oldest
+    /// first, with their journal; returns how many. Queued and running runs
+    /// are never deleted, however old.
+    async fn purge_finished(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
     /// One run, if it exists.
     async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError>;
 

@@ -11,6 +11,7 @@ mod demo;
 mod for_each;
 mod invoke;
 mod paginate;
+mod retention;
 mod retry;
 mod schedule;
 mod signature;

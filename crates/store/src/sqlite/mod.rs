@@ -19,7 +19,7 @@
 //! order), times are unix milliseconds, JSON documents are text.
 //!
 //! The queries live in submodules by concern: [`queue`] (enqueue, claim,
-//! leases, reschedule, replay, finish), [`journal`] (steps and flow state),
+//! leases, reschedule, replay, finish, purge), [`journal`] (steps and flow state),
 //! [`credentials`], [`query`] (read-only views) and [`codec`] (column
 //! conversions and row decoding).
 
@@ -258,6 +258,14 @@ impl Store for SqliteStore {
 
     async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError> {
         queue::replay(&self.writer, runs, from_start).await
+    }
+
+    async fn purge_finished(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        queue::purge_finished(&self.writer, before, limit).await
     }
 
     async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError> {

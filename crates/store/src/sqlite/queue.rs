@@ -137,6 +137,13 @@ RETURNING id";
 const SUPERSEDE: &str = "\
 UPDATE journal SET superseded = 1 WHERE run_id IN (SELECT value FROM json_each($1))";
 
+/// Oldest first, a bounded batch, so each write transaction stays short
+/// and intake is not held up behind a large purge.
+const PURGE: &str = "\
+DELETE FROM runs WHERE id IN (
+    SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1
+    ORDER BY finished_at LIMIT $2)";
+
 pub(super) async fn enqueue(
     writer: &SqlitePool,
     runs: &[NewRun],
@@ -342,4 +349,17 @@ fn id_list(runs: &[RunId]) -> Result<String, StoreError> {
         what: "run id list",
         detail: e.to_string(),
     })
+}
+
+pub(super) async fn purge_finished(
+    writer: &SqlitePool,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(PURGE)
+        .bind(millis(before))
+        .bind(i64::from(limit))
+        .execute(writer)
+        .await?;
+    Ok(done.rows_affected())
 }

@@ -166,3 +166,44 @@ async fn credentials_are_stored_and_replaced_by_name() {
         Some("r2")
     );
 }
+
+#[tokio::test]
+async fn purge_deletes_old_finished_runs_with_their_journal_only() {
+    let (store, _dir) = open().await;
+    let runs: Vec<_> = (0..4).map(|_| new_run("orders", None)).collect();
+    store.enqueue(&runs).await.unwrap();
+    store.claim("w1", 3, LONG).await.unwrap();
+    for run in &runs[..3] {
+        store
+            .record_step("w1", &entry(run.id, 0, None), None)
+            .await
+            .unwrap();
+    }
+    store
+        .finish("w1", runs[0].id, &crate::succeeded(json!(1)))
+        .await
+        .unwrap();
+    store.finish("w1", runs[1].id, &dead("boom")).await.unwrap();
+    // runs[2] is still running and runs[3] still queued.
+
+    let cutoff = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.purge_finished(cutoff, 1).await.unwrap(), 1, "bounded");
+    assert_eq!(store.purge_finished(cutoff, 100).await.unwrap(), 1);
+    assert_eq!(store.purge_finished(cutoff, 100).await.unwrap(), 0);
+    for (run, kept) in runs.iter().zip([false, false, true, true]) {
+        assert_eq!(store.run(run.id).await.unwrap().is_some(), kept);
+    }
+    assert!(store.journal(runs[0].id).await.unwrap().is_empty());
+    assert_eq!(store.journal(runs[2].id).await.unwrap().len(), 1);
+
+    // Finished after the cutoff: kept.
+    let fresh = new_run("orders", None);
+    store.enqueue(std::slice::from_ref(&fresh)).await.unwrap();
+    store.claim("w1", 10, LONG).await.unwrap();
+    store
+        .finish("w1", fresh.id, &crate::succeeded(json!(1)))
+        .await
+        .unwrap();
+    let past = Utc::now() - chrono::Duration::seconds(60);
+    assert_eq!(store.purge_finished(past, 100).await.unwrap(), 0);
+}
