@@ -30,6 +30,9 @@ pub enum StoreError {
     /// Stored data could not be decoded (a corrupted row).
     #[error("corrupt store data in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// The store's write task has stopped (the store is shutting down).
+    #[error("the store is closed")]
+    Closed,
 }
 
 impl StoreError {
@@ -44,7 +47,8 @@ impl StoreError {
             | StoreError::Migrate(_)
             | StoreError::LeaseLost { .. }
             | StoreError::NotFinal { .. }
-            | StoreError::Corrupt { .. } => false,
+            | StoreError::Corrupt { .. }
+            | StoreError::Closed => false,
         }
     }
 }

@@ -135,7 +135,7 @@ async fn exhausted_retries_leave_a_dead_run_that_replay_completes_once() {
         id.to_string()
     );
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(30), || async {
             store.run(id).await.unwrap().unwrap().status == RunStatus::Succeeded
         })
         .await
@@ -198,7 +198,7 @@ async fn bulk_replay_from_the_start_repeats_no_side_effect() {
     assert!(String::from_utf8_lossy(&replay.stderr).contains("replayed 3 of 3"));
     for id in &ids {
         assert!(
-            eventually(Duration::from_secs(10), || async {
+            eventually(Duration::from_secs(30), || async {
                 store.run(*id).await.unwrap().unwrap().status == RunStatus::Succeeded
             })
             .await

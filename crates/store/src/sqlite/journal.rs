@@ -5,14 +5,16 @@
 //! WHERE EXISTS`), so it cannot race with a claim by another worker. When a
 //! step also sets the flow's state, both writes share one transaction: a
 //! crash never leaves state that no journal entry accounts for, or the reverse.
+//! The writes themselves are applied by [`super::batch`], which commits
+//! concurrent runs' entries together.
 
 use serde_json::Value;
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::{entry_from_row, id_text, int, json_text, millis, now_millis, parse_json};
+use super::codec::{entry_from_row, id_text, parse_json};
 use crate::{JournalEntry, RunId, StoreError};
 
-const INSERT_ENTRY: &str = "\
+pub(super) const INSERT_ENTRY: &str = "\
 INSERT INTO journal (run_id, step_index, step_id, item, attempt, status, started_at, duration_ms,
                      request, output, error)
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
@@ -21,7 +23,7 @@ WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running' AND lease_
 /// The state belongs to the run's flow, looked up from the run itself so a
 /// caller cannot write another flow's state. (`WHERE` is also what SQLite
 /// needs to parse `INSERT ... SELECT` followed by `ON CONFLICT`.)
-const UPSERT_STATE: &str = "\
+pub(super) const UPSERT_STATE: &str = "\
 INSERT INTO flow_state (flow, state, updated_at)
 SELECT flow, $2, $3 FROM runs WHERE id = $1
 ON CONFLICT (flow) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at";
@@ -32,53 +34,6 @@ SELECT run_id, step_index, step_id, item, attempt, status, started_at, duration_
 FROM journal WHERE run_id = $1 ORDER BY seq";
 
 const SELECT_STATE: &str = "SELECT state FROM flow_state WHERE flow = $1";
-
-pub(super) async fn record_step(
-    writer: &SqlitePool,
-    owner: &str,
-    entry: &JournalEntry,
-    state: Option<&Value>,
-) -> Result<(), StoreError> {
-    let run = id_text(entry.run_id);
-    let insert = sqlx::query(INSERT_ENTRY)
-        .bind(&run)
-        .bind(i64::from(entry.step_index))
-        .bind(&entry.step_id)
-        .bind(entry.item.map(i64::from))
-        .bind(i64::from(entry.attempt))
-        .bind(entry.status.as_str())
-        .bind(millis(entry.started_at))
-        .bind(int(entry.duration_ms))
-        .bind(entry.request.as_ref().map(json_text))
-        .bind(entry.output.as_ref().map(json_text))
-        .bind(entry.error.as_deref())
-        .bind(owner);
-    let lease_lost = || StoreError::LeaseLost { run: entry.run_id };
-
-    let Some(state) = state else {
-        // A lone statement is its own transaction: skip BEGIN/COMMIT.
-        let inserted = insert.execute(writer).await?.rows_affected();
-        return if inserted == 0 {
-            Err(lease_lost())
-        } else {
-            Ok(())
-        };
-    };
-
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    if insert.execute(&mut *tx).await?.rows_affected() == 0 {
-        // Dropping the transaction rolls it back; nothing was written anyway.
-        return Err(lease_lost());
-    }
-    sqlx::query(UPSERT_STATE)
-        .bind(run)
-        .bind(json_text(state))
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
-}
 
 pub(super) async fn journal(
     reader: &SqlitePool,

@@ -23,6 +23,7 @@
 //! [`credentials`], [`query`] (read-only views) and [`codec`] (column
 //! conversions and row decoding).
 
+mod batch;
 mod codec;
 mod credentials;
 mod journal;
@@ -95,6 +96,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Several `query_only` connections for reads.
     reader: SqlitePool,
+    /// Journal entries and run endings, committed in groups on `writer`.
+    batcher: batch::Batcher,
 }
 
 impl SqliteStore {
@@ -150,7 +153,12 @@ impl SqliteStore {
             .map_err(open_error)?;
 
         tracing::debug!(path = %opts.path.display(), readers = opts.readers.max(1), "store opened");
-        Ok(SqliteStore { writer, reader })
+        let batcher = batch::Batcher::start(writer.clone());
+        Ok(SqliteStore {
+            writer,
+            reader,
+            batcher,
+        })
     }
 
     /// The SQLite settings in effect on the writer connection (for
@@ -230,7 +238,7 @@ impl Store for SqliteStore {
         entry: &JournalEntry,
         state: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
-        journal::record_step(&self.writer, owner, entry, state).await
+        self.batcher.record_step(owner, entry, state).await
     }
 
     async fn journal(&self, run: RunId) -> Result<Vec<JournalEntry>, StoreError> {
@@ -243,7 +251,7 @@ impl Store for SqliteStore {
         run: RunId,
         outcome: &RunOutcome,
     ) -> Result<(), StoreError> {
-        queue::finish(&self.writer, owner, run, outcome).await
+        self.batcher.finish(owner, run, outcome).await
     }
 
     async fn reschedule(

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use super::codec::{
     after, id_text, json_text, millis, now_millis, parse_id, run_columns, run_from_row,
 };
-use crate::{EnqueueOutcome, NewRun, Run, RunId, RunOutcome, StoreError};
+use crate::{EnqueueOutcome, NewRun, Run, RunId, StoreError};
 
 /// Rows per insert statement, largest first; see the module doc.
 const CHUNK_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
@@ -113,7 +113,7 @@ SET status = 'queued', next_attempt_at = $2, updated_at = $2, lease_owner = NULL
     lease_expires_at = NULL
 WHERE status = 'running' AND lease_owner = $1";
 
-const FINISH: &str = "\
+pub(super) const FINISH: &str = "\
 UPDATE runs
 SET status = $3, output = $4, error = $5, finished_at = $6, updated_at = $6, lease_owner = NULL,
     lease_expires_at = NULL
@@ -263,33 +263,6 @@ pub(super) async fn release(writer: &SqlitePool, owner: &str) -> Result<u64, Sto
         .execute(writer)
         .await?;
     Ok(done.rows_affected())
-}
-
-pub(super) async fn finish(
-    writer: &SqlitePool,
-    owner: &str,
-    run: RunId,
-    outcome: &RunOutcome,
-) -> Result<(), StoreError> {
-    if !outcome.status.is_final() {
-        return Err(StoreError::NotFinal {
-            run,
-            status: outcome.status,
-        });
-    }
-    let done = sqlx::query(FINISH)
-        .bind(id_text(run))
-        .bind(owner)
-        .bind(outcome.status.as_str())
-        .bind(outcome.output.as_ref().map(json_text))
-        .bind(outcome.error.as_deref())
-        .bind(now_millis())
-        .execute(writer)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::LeaseLost { run });
-    }
-    Ok(())
 }
 
 pub(super) async fn reschedule(

@@ -1,6 +1,6 @@
 //! The step journal and flow state.
 
-use patchbay_store::{JournalEntry, RunId, StepStatus, Store, StoreError};
+use patchbay_store::{JournalEntry, RunId, RunStatus, StepStatus, Store, StoreError};
 use serde_json::json;
 
 use crate::{LONG, entry, new_run, open};
@@ -134,4 +134,56 @@ async fn flow_state_is_written_with_its_journal_entry() {
 
     // State belongs to the run's flow only.
     assert_eq!(store.flow_state("other").await.unwrap(), json!(null));
+}
+
+/// Concurrent runs' journal entries and endings are committed together;
+/// a write whose lease is gone fails alone.
+#[tokio::test]
+async fn concurrent_writes_succeed_together_and_lease_failures_stay_alone() {
+    let (store, _dir) = open().await;
+    let store = std::sync::Arc::new(store);
+    let runs: Vec<_> = (0..64).map(|_| new_run("orders", None)).collect();
+    store.enqueue(&runs).await.unwrap();
+    assert_eq!(store.claim("w1", 64, LONG).await.unwrap().len(), 64);
+
+    let mut tasks = Vec::new();
+    for (n, run) in runs.iter().enumerate() {
+        let store = store.clone();
+        let id = run.id;
+        tasks.push(tokio::spawn(async move {
+            // Every fourth run also gets a write from a worker without the lease.
+            let intruder = if n % 4 == 0 {
+                Some(store.record_step("w2", &entry(id, 9, None), None).await)
+            } else {
+                None
+            };
+            let state = json!({ "last": n });
+            store
+                .record_step("w1", &entry(id, 0, None), Some(&state))
+                .await
+                .unwrap();
+            store
+                .finish("w1", id, &crate::succeeded(json!(n)))
+                .await
+                .unwrap();
+            intruder
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        if let Some(result) = task.await.unwrap() {
+            assert!(matches!(result, Err(StoreError::LeaseLost { .. })), "{result:?}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 16);
+    for (n, run) in runs.iter().enumerate() {
+        let stored = store.run(run.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, RunStatus::Succeeded);
+        assert_eq!(stored.output, Some(json!(n)));
+        let journal = store.journal(run.id).await.unwrap();
+        assert_eq!(journal.len(), 1, "the intruder's entry was not written");
+    }
+    let state = store.flow_state("orders").await.unwrap();
+    assert!(state["last"].is_u64(), "{state}");
 }
