@@ -68,11 +68,7 @@ impl Write {
         &self,
         tx: &mut Transaction<'static, Sqlite>,
     ) -> Result<Result<(), StoreError>, sqlx::Error> {
-        let lease_lost = || {
-            Ok(Err(StoreError::LeaseLost {
-                run: self.run(),
-            }))
-        };
+        let lease_lost = || Ok(Err(StoreError::LeaseLost { run: self.run() }));
         match self {
             Write::Step {
                 run,

@@ -172,7 +172,10 @@ async fn concurrent_writes_succeed_together_and_lease_failures_stay_alone() {
     let mut refused = 0;
     for task in tasks {
         if let Some(result) = task.await.unwrap() {
-            assert!(matches!(result, Err(StoreError::LeaseLost { .. })), "{result:?}");
+            assert!(
+                matches!(result, Err(StoreError::LeaseLost { .. })),
+                "{result:?}"
+            );
             refused += 1;
         }
     }
