@@ -10,7 +10,12 @@ pub fn init(format: &str, default_level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // When the log cannot be written (its file is on a full disk), the
+        // default reports that with `eprintln!`, which panics on the same
+        // failure and would take down whichever task was logging. A lost
+        // log line must not cost an event.
+        .log_internal_errors(false);
     // `try_init`: a second initialisation (tests calling `main` twice) is harmless.
     let _ = if format == "json" {
         builder

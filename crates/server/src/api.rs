@@ -96,7 +96,7 @@ async fn list_runs(
     let status = match query.status.as_deref() {
         Some(name) => Some(RunStatus::parse(name).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "unknown status `{name}` (queued, running, succeeded, failed, skipped)"
+                "unknown status `{name}` (queued, running, succeeded, dead, skipped)"
             ))
         })?),
         None => None,

@@ -3,6 +3,8 @@
 //! upstreams standing in for the outside world.
 
 mod bad_input;
+mod campaign_crash;
+mod campaign_fault;
 mod check;
 mod crash;
 mod dead_letters;

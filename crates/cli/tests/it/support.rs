@@ -124,3 +124,261 @@ pub async fn get_json(url: &str) -> serde_json::Value {
         .await
         .expect("JSON body")
 }
+
+// Campaigns: the real binary under kills and injected faults, sized by
+// environment variables so CI runs them short and people run them long.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use patchbay_store::{Run, RunFilter, SqliteOptions, SqliteStore, Store};
+
+/// The whole number in environment variable `name`, or `default` when unset.
+pub fn campaign_setting(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// The seed of a campaign's randomness: `PATCHBAY_CAMPAIGN_SEED`, or one
+/// drawn now. Printed by the campaigns so a failure can be replayed.
+pub fn campaign_seed() -> u64 {
+    match std::env::var("PATCHBAY_CAMPAIGN_SEED") {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("PATCHBAY_CAMPAIGN_SEED={text:?} is not a whole number")),
+        Err(_) => fastrand::u64(..),
+    }
+}
+
+/// `patchbay run` on the project in `dir`, listening on an ephemeral
+/// loopback port, with `env` added to the environment.
+pub fn patchbay_run(dir: &Path, env: &[(&str, String)]) -> Command {
+    let mut command = Command::new(binary());
+    command.args(["run", "--listen", "127.0.0.1:0"]).arg(dir);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// A running `patchbay` child process and the base URL it serves.
+pub struct Patchbay {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Copies the child's stderr into the log; done once the child exits.
+    log_copier: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Patchbay {
+    /// Spawns `command` (a `patchbay run --listen ...`, possibly wrapped),
+    /// appends its stderr to `log` and waits for the address it prints.
+    ///
+    /// The child writes its log into a pipe that this process copies to the
+    /// file, so faults injected into the child's own file writes (a file
+    /// size limit) reach its store but not its log.
+    pub fn spawn(mut command: Command, log: &Path) -> Patchbay {
+        let mut log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open log file");
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start patchbay");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let log_copier = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut stderr, &mut log_file);
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line);
+        // Keep draining stdout, so a later print never meets a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        match (read, line.trim().strip_prefix("patchbay listening on ")) {
+            (Ok(_), Some(base)) => Patchbay {
+                base: base.to_string(),
+                child,
+                log_copier: Some(log_copier),
+            },
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = log_copier.join();
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: String = text
+                    .lines()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                panic!("patchbay did not start (first line {line:?}); end of its log:\n{tail}");
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL patchbay");
+        self.child.wait().expect("reap patchbay");
+        self.flush_log();
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "SIGTERM not delivered");
+        let status = self.child.wait().expect("reap patchbay");
+        self.flush_log();
+        status
+    }
+
+    /// Waits until everything the exited child wrote is in the log.
+    fn flush_log(&mut self) {
+        if let Some(copier) = self.log_copier.take() {
+            let _ = copier.join();
+        }
+    }
+}
+
+/// The `webhook-signature` value of a Standard Webhooks delivery:
+/// `v1,` and the base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` under the
+/// key that `secret` (`whsec_` and base64) encodes.
+pub fn sign_standard_webhook(secret: &str, id: &str, timestamp: u64, body: &str) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, KeyInit, Mac};
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let key = base64
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .expect("the secret is base64");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!("v1,{}", base64.encode(mac.finalize().into_bytes()))
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// Whether the node at `base` has no run queued or running, seen twice in a
+/// row (a run can move between the two statuses between two queries).
+pub async fn queue_is_drained(client: &reqwest::Client, base: &str) -> bool {
+    for _ in 0..2 {
+        for status in ["running", "queued"] {
+            let listed: serde_json::Value = match client
+                .get(format!("{base}/api/v1/runs?status={status}&limit=1"))
+                .send()
+                .await
+            {
+                Ok(response) => match response.json().await {
+                    Ok(listed) => listed,
+                    Err(_) => return false,
+                },
+                Err(_) => return false,
+            };
+            if listed["runs"]
+                .as_array()
+                .is_none_or(|runs| !runs.is_empty())
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Every run in the store file of `project`, read after the node stopped.
+pub async fn stored_runs(project: &TestProject) -> Vec<Run> {
+    let store = SqliteStore::open(SqliteOptions::new(store_file(project)))
+        .await
+        .expect("open the store");
+    let mut runs: Vec<Run> = Vec::new();
+    loop {
+        let page = store
+            .list_runs(&RunFilter {
+                before: runs.last().map(|run| run.id),
+                limit: 1000,
+                ..RunFilter::default()
+            })
+            .await
+            .expect("list runs");
+        let done = page.len() < 1000;
+        runs.extend(page);
+        if done {
+            break;
+        }
+    }
+    store.close().await;
+    runs
+}
+
+/// The SQLite file of a project with the default `store.path`.
+pub fn store_file(project: &TestProject) -> std::path::PathBuf {
+    project.path().join(".patchbay").join("patchbay.db")
+}
+
+/// SQLite's `PRAGMA integrity_check` on `path`, opened read-only: `ok`
+/// when the file is sound.
+pub async fn integrity_check(path: &Path) -> String {
+    use sqlx::ConnectOptions as _;
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .expect("open the store read-only");
+    let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut connection)
+        .await
+        .expect("integrity check runs");
+    rows.join("\n")
+}
+
+/// `VmRSS` and `VmHWM` (peak resident set) of process `pid`, in KiB, as
+/// Linux reports them in `/proc/PID/status`; `None` elsewhere.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Lines of `log` that report a panic.
+pub fn panics_in_log(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("panicked"))
+        .map(str::to_string)
+        .collect()
+}

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{id_text, int, json_text, millis, now_millis};
 use super::journal::{INSERT_ENTRY, UPSERT_STATE};
 use super::queue::FINISH;
+use super::renew_writer;
 use crate::{JournalEntry, RunId, RunOutcome, StoreError};
 
 /// Most writes committed together.
@@ -223,12 +224,16 @@ async fn commit_loop(writer: SqlitePool, mut receiver: mpsc::Receiver<Pending>) 
             }
             Err(e) => {
                 tracing::warn!(error = %e, writes = pending.len(), "batched write failed; applying the writes one by one");
+                renew_writer(&writer).await;
                 for (write, reply) in pending.drain(..) {
-                    let _ = reply.send(apply_alone(&writer, &write).await);
+                    let result = apply_alone(&writer, &write).await;
+                    if let Err(StoreError::Query(_)) = &result {
+                        renew_writer(&writer).await;
+                    }
+                    let _ = reply.send(result);
                 }
             }
         }
-        tracing::trace!("journal batch committed");
     }
 }
 

@@ -204,10 +204,32 @@ async fn settings(pool: &SqlitePool) -> Result<ConnectionSettings, StoreError> {
     })
 }
 
+/// Replaces the writer connection after a write transaction failed.
+///
+/// When a commit fails (disk full, I/O error), SQLite has already rolled the
+/// transaction back, the driver's own rollback then fails, and the driver
+/// keeps counting the connection as inside a transaction: every later
+/// `BEGIN` on it would fail, and the store would refuse all writes until a
+/// restart. A fresh connection starts clean; the pool opens it on the next
+/// write with the same settings.
+pub(super) async fn renew_writer(writer: &SqlitePool) {
+    match writer.acquire().await {
+        Ok(connection) => {
+            let _ = connection.close().await;
+            tracing::warn!("a write failed; the store's writer connection was replaced");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot replace the store's writer connection"),
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, runs: &[NewRun]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        queue::enqueue(&self.writer, runs).await
+        let result = queue::enqueue(&self.writer, runs).await;
+        if let Err(StoreError::Query(_)) = &result {
+            renew_writer(&self.writer).await;
+        }
+        result
     }
 
     async fn claim(
@@ -265,7 +287,11 @@ impl Store for SqliteStore {
     }
 
     async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError> {
-        queue::replay(&self.writer, runs, from_start).await
+        let result = queue::replay(&self.writer, runs, from_start).await;
+        if let Err(StoreError::Query(_)) = &result {
+            renew_writer(&self.writer).await;
+        }
+        result
     }
 
     async fn purge_finished(
