@@ -71,7 +71,8 @@ impl Expr {
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
             .chain(jaq_json::funs())
-            .filter(|(name, _, _)| *name != "env");
+            .filter(|(name, _, _)| *name != "env" && *name != "fromjson")
+            .chain(std::iter::once(fromjson()));
         let filter = Compiler::default()
             .with_funs(funs)
             .with_global_vars(GLOBALS)
@@ -138,6 +139,28 @@ impl Expr {
             .run((ctx, to_val(input)))
             .map(|output| output.map_err(runtime_error))
     }
+}
+
+/// `fromjson` with a nesting limit. jaq's own parser recurses without one,
+/// so a string of a few hundred thousand `[` from a webhook's payload
+/// (`.payload | fromjson`) would overflow the stack and abort the process.
+/// serde_json refuses documents nested deeper than 128 levels, the same
+/// limit the HTTP edge applies to request bodies.
+fn fromjson() -> jaq_core::native::Fun<JustLut<Val>> {
+    jaq_core::native::run(("fromjson", jaq_core::native::v(0), |cv| {
+        jaq_core::native::bome(parse_json_text(&cv.1))
+    }))
+}
+
+fn parse_json_text(input: &Val) -> Result<Val, jaq_core::Error<Val>> {
+    let (Val::TStr(text) | Val::BStr(text)) = input else {
+        return Err(jaq_core::Error::str(format_args!(
+            "cannot parse {input} as JSON: not a string"
+        )));
+    };
+    serde_json::from_slice::<Value>(text)
+        .map(|value| to_val(&value))
+        .map_err(|e| jaq_core::Error::str(format_args!("cannot parse a string as JSON: {e}")))
 }
 
 /// The standard library's definitions (`map`, `select`, …), parsed once per process: parsing

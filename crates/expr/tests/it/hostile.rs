@@ -374,3 +374,33 @@ fn hostile_runtime_programs_fail_cleanly() {
         }
     }
 }
+
+/// A webhook can send any string; parsing it with `fromjson` must fail
+/// cleanly however deeply it nests, instead of overflowing the stack.
+#[test]
+fn fromjson_of_deeply_nested_text_fails_without_overflowing() {
+    let expr = Expr::compile(".payload | fromjson").unwrap();
+    for open in ["[", "{\"a\":"] {
+        let payload = open.repeat(200_000);
+        let error = expr
+            .eval(&json!({ "payload": payload }), &Vars::default())
+            .unwrap_err();
+        assert!(error.to_string().contains("recursion limit"), "{error}");
+    }
+    // Ordinary documents still parse, and bad ones are errors.
+    let parsed = expr
+        .eval(
+            &json!({ "payload": "{\"a\": [1, 2, {\"b\": null}]}" }),
+            &Vars::default(),
+        )
+        .unwrap();
+    assert_eq!(parsed, json!({ "a": [1, 2, { "b": null }] }));
+    let bad = expr
+        .eval(&json!({ "payload": "{\"a\": " }), &Vars::default())
+        .unwrap_err();
+    assert!(bad.to_string().contains("as JSON"), "{bad}");
+    let not_text = expr
+        .eval(&json!({ "payload": 1 }), &Vars::default())
+        .unwrap_err();
+    assert!(not_text.to_string().contains("not a string"), "{not_text}");
+}
