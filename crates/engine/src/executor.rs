@@ -458,22 +458,12 @@ impl Executor {
         let mut reply = None;
         let result = match &step.action {
             Action::Call(call) => {
-                let default_key = format!(
-                    "{}:{}{}",
-                    run.id,
-                    step.id,
-                    item.map(|i| format!(":{i}")).unwrap_or_default()
-                );
+                let default_key = default_idempotency_key(run, step, item);
                 self.call(call, input, &vars, default_key, &mut request_summary)
                     .await
             }
             Action::Graphql(graphql) => {
-                let default_key = format!(
-                    "{}:{}{}",
-                    run.id,
-                    step.id,
-                    item.map(|i| format!(":{i}")).unwrap_or_default()
-                );
+                let default_key = default_idempotency_key(run, step, item);
                 self.graphql(graphql, input, &vars, default_key, &mut request_summary)
                     .await
                     .map_err(CallFailure::into_failure)
@@ -705,6 +695,15 @@ impl Executor {
             current: true,
         };
         self.store.record_step(&self.owner, &entry, state).await
+    }
+}
+
+/// `RUN_ID:STEP_ID[:ITEM]`: the same for every attempt, retry and replay
+/// of one call, and different for every other call.
+fn default_idempotency_key(run: &Run, step: &StepPlan, item: Option<u32>) -> String {
+    match item {
+        Some(item) => format!("{}:{}:{item}", run.id, step.id),
+        None => format!("{}:{}", run.id, step.id),
     }
 }
 

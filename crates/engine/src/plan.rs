@@ -320,6 +320,13 @@ impl Plan {
     }
 }
 
+/// A step's own retry policy; `None` means its connector's.
+fn retry_policy(step: &StepConfig) -> Option<patchbay_connector::RetryPolicy> {
+    step.retry
+        .as_ref()
+        .map(|r| patchbay_connector::RetryPolicy::from(&r.value))
+}
+
 struct Compiler<'a> {
     file: &'a Path,
     flow: &'a str,
@@ -439,10 +446,7 @@ impl Compiler<'_> {
                         "idempotency_key",
                         step.idempotency_key.as_ref(),
                     )?,
-                    retry: step
-                        .retry
-                        .as_ref()
-                        .map(|r| patchbay_connector::RetryPolicy::from(&r.value)),
+                    retry: retry_policy(step),
                     pagination: self.pagination(number, step, false)?,
                 })
             }
@@ -465,10 +469,7 @@ impl Compiler<'_> {
                     "idempotency_key",
                     step.idempotency_key.as_ref(),
                 )?,
-                retry: step
-                    .retry
-                    .as_ref()
-                    .map(|r| patchbay_connector::RetryPolicy::from(&r.value)),
+                retry: retry_policy(step),
                 pagination: self.pagination(number, step, true)?,
             }),
         };
