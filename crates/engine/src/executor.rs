@@ -13,8 +13,8 @@ use std::time::Instant;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use patchbay_connector::{
-    CallRequest, Collected, Connectors, Delivered, FetchError, GraphqlRequest, GraphqlResult,
-    PageError, Undelivered,
+    CallRequest, Collected, Connector, Connectors, Delivered, FetchError, GraphqlRequest,
+    GraphqlResult, PageError, Undelivered,
 };
 use patchbay_expr::{EvalError, Expr, Vars};
 use patchbay_store::{JournalEntry, Run, RunOutcome, RunStatus, StepStatus, Store, StoreError};
@@ -557,16 +557,14 @@ impl Executor {
         // Stable across retries and resumed runs, so the upstream can tell a
         // repeat from a new request. Sent by default only where a repeat
         // could duplicate a side effect (POST, PATCH).
-        let idempotency_key = match &call.idempotency_key {
-            Some(expr) => Some(scalar_text(
-                &expr
-                    .eval(input, vars)
-                    .map_err(|e| format!("idempotency_key: {e}"))?,
-            )),
-            None if matches!(call.method.as_str(), "POST" | "PATCH") => Some(default_key),
-            None => None,
-        }
-        .filter(|_| connector.sends_idempotency_keys());
+        let has_side_effects = matches!(call.method.as_str(), "POST" | "PATCH");
+        let idempotency_key = idempotency_key(
+            connector,
+            call.idempotency_key.as_ref(),
+            has_side_effects.then_some(default_key),
+            input,
+            vars,
+        )?;
         let request = CallRequest {
             method: call.method.clone(),
             path,
@@ -616,16 +614,13 @@ impl Executor {
         };
         // A query may be repeated freely; a mutation carries a key as any
         // `POST` does, so its retries and resumed runs apply it once.
-        let idempotency_key = match &graphql.idempotency_key {
-            Some(expr) => Some(scalar_text(
-                &expr
-                    .eval(input, vars)
-                    .map_err(|e| format!("idempotency_key: {e}"))?,
-            )),
-            None if !graphql.document.is_query() => Some(default_key),
-            None => None,
-        }
-        .filter(|_| connector.sends_idempotency_keys());
+        let idempotency_key = idempotency_key(
+            connector,
+            graphql.idempotency_key.as_ref(),
+            (!graphql.document.is_query()).then_some(default_key),
+            input,
+            vars,
+        )?;
         let request = GraphqlRequest {
             path: graphql.path.clone(),
             document: graphql.document.clone(),
@@ -696,6 +691,29 @@ impl Executor {
         };
         self.store.record_step(&self.owner, &entry, state).await
     }
+}
+
+/// A call's idempotency key: the step's own expression, else `default`
+/// (given where a repeat could duplicate a side effect), and none when the
+/// connector sends no keys.
+fn idempotency_key(
+    connector: &Connector,
+    expr: Option<&Expr>,
+    default: Option<String>,
+    input: &Value,
+    vars: &Vars<'_>,
+) -> Result<Option<String>, CallFailure> {
+    if !connector.sends_idempotency_keys() {
+        return Ok(None);
+    }
+    Ok(match expr {
+        Some(expr) => Some(scalar_text(
+            &expr
+                .eval(input, vars)
+                .map_err(|e| format!("idempotency_key: {e}"))?,
+        )),
+        None => default,
+    })
 }
 
 /// `RUN_ID:STEP_ID[:ITEM]`: the same for every attempt, retry and replay
