@@ -205,7 +205,11 @@ async fn bulk_replay_from_the_start_repeats_no_side_effect() {
         })
         .await;
         let run = store.run(*id).await.unwrap().unwrap();
-        assert!(succeeded, "{:?} {:?} retries {}", run.status, run.error, run.retries);
+        assert!(
+            succeeded,
+            "{:?} {:?} retries {}",
+            run.status, run.error, run.retries
+        );
         // From the start: the charge was sent again, with the same key, and
         // the upstream recognised it.
         assert_eq!(up.payments.side_effects(&format!("{id}:charge")), 1);
