@@ -1,6 +1,7 @@
 //! The request a step hands to a connector and the response it gets back.
 
-use serde_json::Value;
+use reqwest::header::HeaderMap;
+use serde_json::{Map, Value};
 
 /// One outbound request, already rendered from the step's expressions.
 #[derive(Clone, Debug, Default)]
@@ -35,4 +36,24 @@ impl Response {
     pub fn into_value(self) -> Value {
         serde_json::json!({ "status": self.status, "headers": self.headers, "body": self.body })
     }
+}
+
+/// HTTP headers as a JSON object of lowercased names, the shape of a call's
+/// `headers` and of a webhook's `$headers`. Repeated headers are joined as
+/// HTTP allows (`a, b`), so no value is lost.
+pub fn headers_to_json(headers: &HeaderMap) -> Value {
+    let mut map = Map::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match map.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                map.insert(name.as_str().to_string(), Value::String(value));
+            }
+        }
+    }
+    Value::Object(map)
 }

@@ -25,7 +25,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use serde_json::{Map, Value};
 
 use crate::auth::Auth;
-use crate::call::{CallRequest, Response};
+use crate::call::{CallRequest, Response, headers_to_json};
 use crate::error::{BuildError, CallError};
 use crate::oauth::{Token, TokenError};
 use crate::retry::RetryPolicy;
@@ -509,24 +509,6 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn headers_to_json(headers: &HeaderMap) -> Value {
-    let mut map = Map::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match map.get_mut(name.as_str()) {
-            // Repeated headers are joined as HTTP allows (`a, b`).
-            Some(Value::String(existing)) => {
-                existing.push_str(", ");
-                existing.push_str(&value);
-            }
-            _ => {
-                map.insert(name.as_str().to_string(), Value::String(value));
-            }
-        }
-    }
-    Value::Object(map)
 }
 
 fn excerpt(bytes: &[u8]) -> String {

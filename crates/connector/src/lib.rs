@@ -28,7 +28,7 @@ mod token_store;
 
 pub use auth::Auth;
 pub use breaker::BreakerState;
-pub use call::{CallRequest, Response};
+pub use call::{CallRequest, Response, headers_to_json};
 pub use connector::{Connector, Connectors};
 pub use error::{BuildError, CallClass, CallError};
 pub use graphql::{

@@ -461,6 +461,7 @@ impl Executor {
                 let default_key = default_idempotency_key(run, step, item);
                 self.call(call, input, &vars, default_key, &mut request_summary)
                     .await
+                    .map_err(CallFailure::into_failure)
             }
             Action::Graphql(graphql) => {
                 let default_key = default_idempotency_key(run, step, item);
@@ -520,24 +521,8 @@ impl Executor {
         vars: &Vars<'_>,
         default_key: String,
         summary: &mut Option<Value>,
-    ) -> Result<Value, Failure> {
-        self.call_inner(call, input, vars, default_key, summary)
-            .await
-            .map_err(CallFailure::into_failure)
-    }
-
-    async fn call_inner(
-        &self,
-        call: &CallPlan,
-        input: &Value,
-        vars: &Vars<'_>,
-        default_key: String,
-        summary: &mut Option<Value>,
     ) -> Result<Value, CallFailure> {
-        let connector = self
-            .connectors
-            .get(&call.connector)
-            .ok_or_else(|| format!("connector `{}` is not configured", call.connector))?;
+        let connector = self.connector(&call.connector)?;
         let path = call
             .path
             .render_path(input, vars)
@@ -597,10 +582,7 @@ impl Executor {
         default_key: String,
         summary: &mut Option<Value>,
     ) -> Result<Value, CallFailure> {
-        let connector = self
-            .connectors
-            .get(&graphql.connector)
-            .ok_or_else(|| format!("connector `{}` is not configured", graphql.connector))?;
+        let connector = self.connector(&graphql.connector)?;
         let variables = match &graphql.variables {
             Some(expr) => patchbay_connector::variables(
                 expr.eval(input, vars)
@@ -641,6 +623,12 @@ impl Executor {
         };
         *summary = Some(exchange.summarize(shown));
         exchange.result
+    }
+
+    fn connector(&self, name: &str) -> Result<&Arc<Connector>, CallFailure> {
+        self.connectors
+            .get(name)
+            .ok_or_else(|| CallFailure::Request(format!("connector `{name}` is not configured")))
     }
 
     /// The call's rate-limit key, when its connector limits per key.

@@ -21,7 +21,7 @@ use patchbay_engine::{Event, SyncReply, VerifyPlan};
 use patchbay_expr::{EvalError, Expr, Vars};
 use patchbay_signature::Headers;
 use patchbay_store::{EnqueueOutcome, RunStatus};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::{error, info};
 
 use crate::AppState;
@@ -55,7 +55,7 @@ pub(crate) async fn receive(
             format!("the body is not valid JSON: {e}"),
         )
     })?;
-    let headers = headers_to_json(&parts.headers);
+    let headers = patchbay_connector::headers_to_json(&parts.headers);
     let dedupe_key = match &hook.dedupe {
         Some(expr) => dedupe_key(&flow.name, expr, &input, &headers)?,
         None => None,
@@ -265,22 +265,4 @@ fn sync_response(outcome: EnqueueOutcome, reply: Option<SyncReply>) -> Response 
         .with_details(json!({ "run_id": run_id }))
         .into_response(),
     }
-}
-
-fn headers_to_json(headers: &HeaderMap) -> Value {
-    let mut map = Map::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match map.get_mut(name.as_str()) {
-            // A repeated header keeps every value, joined as HTTP allows.
-            Some(Value::String(existing)) => {
-                existing.push_str(", ");
-                existing.push_str(&value);
-            }
-            _ => {
-                map.insert(name.as_str().to_string(), Value::String(value));
-            }
-        }
-    }
-    Value::Object(map)
 }
