@@ -30,6 +30,15 @@ pub enum StoreError {
     /// Stored data could not be decoded (a corrupted row).
     #[error("corrupt store data in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// The master key for secrets is missing or malformed.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// A stored secret could not be sealed or opened.
+    #[error("secret `{name}` cannot be opened: {reason}")]
+    Sealed { name: String, reason: &'static str },
+    /// A secret's name or value is not acceptable.
+    #[error("{0}")]
+    InvalidSecret(String),
     /// The store's write task has stopped (the store is shutting down).
     #[error("the store is closed")]
     Closed,
@@ -48,6 +57,9 @@ impl StoreError {
             | StoreError::LeaseLost { .. }
             | StoreError::NotFinal { .. }
             | StoreError::Corrupt { .. }
+            | StoreError::MasterKey(_)
+            | StoreError::Sealed { .. }
+            | StoreError::InvalidSecret(_)
             | StoreError::Closed => false,
         }
     }

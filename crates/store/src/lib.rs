@@ -8,26 +8,37 @@
 //! - a **run** is one execution of a flow for one event; it moves
 //!   `queued → running → succeeded | dead | skipped`, and a failed run
 //!   is rescheduled (`running → queued`, due later) until its retries are
-//!   spent, then `dead` (a dead letter, which can be replayed);
+//!   spent, then `dead` (a dead letter, which can be replayed); an operator
+//!   can cancel a queued or running run (`cancelled`);
 //! - a worker **claims** queued runs with a **lease** (owner + expiry); a run
 //!   whose lease expired (its node died) is claimable again;
 //! - the **journal** holds one entry per step attempt (and per item of a
 //!   `for_each`), so a resumed run reuses completed steps' outputs;
 //! - **credentials** issued by upstreams at run time (rotated refresh
 //!   tokens) are kept by name, so a restart does not lose them;
+//! - **secrets** set by operators are kept sealed with a master key
+//!   ([`Secrets`]);
 //! - **flow state** is a JSON document per flow, written by `set_state`
 //!   atomically with the journal entry of the step that wrote it.
 
+mod depth;
 mod error;
 mod model;
+mod secrets;
 mod sqlite;
+mod stats;
 
+pub use depth::QueueDepth;
 pub use error::StoreError;
 pub use model::{
-    EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, RunStatus,
-    StatusCount, StepStatus,
+    CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome,
+    RunStatus, StatusCount, StepStatus,
+};
+pub use secrets::{
+    MASTER_KEY_ENV, MAX_SECRET_BYTES, MasterKey, SecretInfo, Secrets, valid_secret_name,
 };
 pub use sqlite::{ConnectionSettings, SqliteOptions, SqliteStore};
+pub use stats::{ConnectorBucket, FlowBucket, Stats, StatsWindow};
 
 use std::time::Duration;
 
@@ -108,6 +119,12 @@ pub trait Store: Send + Sync + 'static {
         before: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> Result<u64, StoreError>;
+    /// Cancels a queued or running run: it becomes `cancelled`, finished
+    /// now, and loses its lease. Every lease-checked write of the worker
+    /// executing it ([`Store::record_step`], [`Store::finish`],
+    /// [`Store::reschedule`]) then fails with [`StoreError::LeaseLost`], so
+    /// the run stops at its next step boundary and is never claimed again.
+    async fn cancel(&self, run: RunId) -> Result<CancelOutcome, StoreError>;
     /// One run, if it exists.
     async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError>;
 
@@ -117,6 +134,14 @@ pub trait Store: Send + Sync + 'static {
     /// Number of runs per flow and status.
     async fn count_runs(&self) -> Result<Vec<StatusCount>, StoreError>;
 
+    /// How many runs are ready, delayed and running, and how long the
+    /// oldest ready run has waited (for the queue metrics).
+    async fn queue_depth(&self) -> Result<QueueDepth, StoreError>;
+
+    /// Activity per flow and per connector in the buckets of `window`
+    /// (see [`Stats`]).
+    async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError>;
+
     /// A stored credential (see [`Store::save_credential`]).
     async fn credential(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Stores a credential an upstream issued at run time, such as a rotated
@@ -124,4 +149,13 @@ pub trait Store: Send + Sync + 'static {
     async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError>;
     /// A flow's persistent state; `Value::Null` when it was never set.
     async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError>;
+
+    /// Stores a sealed secret (see [`Secrets`]), replacing one of that name.
+    async fn put_sealed_secret(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError>;
+    /// Deletes a secret; false when there was none of that name.
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError>;
+    /// Names of the stored secrets with their update times, by name.
+    async fn secret_names(&self) -> Result<Vec<SecretInfo>, StoreError>;
+    /// Every sealed secret, by name.
+    async fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }

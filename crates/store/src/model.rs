@@ -23,16 +23,21 @@ pub enum RunStatus {
     Dead,
     /// A `filter` step ended the run early.
     Skipped,
+    /// Stopped by an operator. A queued run never starts; a running one
+    /// stops at its next step boundary, since its worker's next journal
+    /// write is refused.
+    Cancelled,
 }
 
 impl RunStatus {
     /// Every status, in life-cycle order.
-    pub const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; 6] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Dead,
         RunStatus::Skipped,
+        RunStatus::Cancelled,
     ];
 
     /// The name stored in the database and shown to users.
@@ -43,6 +48,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Dead => "dead",
             RunStatus::Skipped => "skipped",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -55,7 +61,9 @@ impl RunStatus {
     pub fn is_final(self) -> bool {
         match self {
             RunStatus::Queued | RunStatus::Running => false,
-            RunStatus::Succeeded | RunStatus::Dead | RunStatus::Skipped => true,
+            RunStatus::Succeeded | RunStatus::Dead | RunStatus::Skipped | RunStatus::Cancelled => {
+                true
+            }
         }
     }
 }
@@ -194,8 +202,26 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// Only runs older than this one (for paging).
     pub before: Option<RunId>,
+    /// Only runs created at or after this time (to the millisecond).
+    pub since: Option<DateTime<Utc>>,
+    /// Only runs created before this time (to the millisecond).
+    pub until: Option<DateTime<Utc>>,
+    /// Only runs whose error contains this text (ASCII letters compared
+    /// without regard to case).
+    pub error_contains: Option<String>,
     /// At most this many; 0 means the default of 50.
     pub limit: u32,
+}
+
+/// The result of [`crate::Store::cancel`].
+#[derive(Clone, Debug)]
+pub enum CancelOutcome {
+    /// The run was queued or running and is now cancelled; as stored.
+    Cancelled(Box<Run>),
+    /// The run had already ended with this status; nothing changed.
+    Finished(RunStatus),
+    /// No run has this id.
+    NotFound,
 }
 
 /// Number of runs of one flow in one status.

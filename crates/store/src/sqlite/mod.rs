@@ -19,16 +19,20 @@
 //! order), times are unix milliseconds, JSON documents are text.
 //!
 //! The queries live in submodules by concern: [`queue`] (enqueue, claim,
-//! leases, reschedule, replay, finish, purge), [`journal`] (steps and flow state),
-//! [`credentials`], [`query`] (read-only views) and [`codec`] (column
-//! conversions and row decoding).
+//! leases, reschedule, replay, cancel, finish, purge), [`journal`] (steps and flow state),
+//! [`credentials`], [`query`] (read-only views), [`stats`] (bucketed
+//! activity for the dashboard) and [`codec`] (column conversions and row
+//! decoding).
 
 mod batch;
 mod codec;
 mod credentials;
+mod depth;
 mod journal;
 mod query;
 mod queue;
+mod secrets;
+mod stats;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,8 +42,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, StatusCount, Store,
-    StoreError,
+    CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, Stats,
+    StatsWindow, StatusCount, Store, StoreError,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -302,6 +306,14 @@ impl Store for SqliteStore {
         queue::purge_finished(&self.writer, before, limit).await
     }
 
+    async fn cancel(&self, run: RunId) -> Result<CancelOutcome, StoreError> {
+        let result = queue::cancel(&self.writer, run).await;
+        if let Err(StoreError::Query(_)) = &result {
+            renew_writer(&self.writer).await;
+        }
+        result
+    }
+
     async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError> {
         query::run(&self.reader, run).await
     }
@@ -314,12 +326,36 @@ impl Store for SqliteStore {
         query::count_runs(&self.reader).await
     }
 
+    async fn queue_depth(&self) -> Result<crate::QueueDepth, StoreError> {
+        depth::queue_depth(&self.reader).await
+    }
+
+    async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError> {
+        stats::stats(&self.reader, window).await
+    }
+
     async fn credential(&self, name: &str) -> Result<Option<String>, StoreError> {
         credentials::credential(&self.reader, name).await
     }
 
     async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError> {
         credentials::save_credential(&self.writer, name, value).await
+    }
+
+    async fn put_sealed_secret(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        secrets::put_sealed_secret(&self.writer, name, sealed).await
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
+        secrets::delete_secret(&self.writer, name).await
+    }
+
+    async fn secret_names(&self) -> Result<Vec<crate::SecretInfo>, StoreError> {
+        secrets::secret_names(&self.reader).await
+    }
+
+    async fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        secrets::sealed_secrets(&self.reader).await
     }
 
     async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError> {

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqlitePool;
 
@@ -57,6 +58,18 @@ pub(super) async fn list_runs(
     if filter.before.is_some() {
         conditions.push(next("id", "<"));
     }
+    // Ids are UUIDv7 text, led by their creation time in milliseconds: a
+    // time bound is an id bound, served by the primary key like the paging.
+    if filter.since.is_some() {
+        conditions.push(next("id", ">="));
+    }
+    if filter.until.is_some() {
+        conditions.push(next("id", "<"));
+    }
+    if filter.error_contains.is_some() {
+        param += 1;
+        conditions.push(format!("instr(lower(error), lower(${param})) > 0"));
+    }
     let limit_param = param + 1;
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
@@ -75,8 +88,26 @@ pub(super) async fn list_runs(
     if let Some(before) = filter.before {
         query = query.bind(id_text(before));
     }
+    if let Some(since) = filter.since {
+        query = query.bind(id_prefix(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.bind(id_prefix(until));
+    }
+    if let Some(text) = &filter.error_contains {
+        query = query.bind(text);
+    }
     let rows = query.bind(i64::from(limit)).fetch_all(reader).await?;
     rows.iter().map(run_from_row).collect()
+}
+
+/// The text every run id created in `time`'s millisecond starts with: the
+/// 48-bit millisecond timestamp of a UUIDv7 in hyphenated hex. Any id of a
+/// later millisecond sorts after it, any id of an earlier one before it, and
+/// ids of the same millisecond after it (they are longer).
+fn id_prefix(time: DateTime<Utc>) -> String {
+    let ms = time.timestamp_millis().clamp(0, (1 << 48) - 1);
+    format!("{:08x}-{:04x}-", ms >> 16, ms & 0xffff)
 }
 
 pub(super) async fn count_runs(reader: &SqlitePool) -> Result<Vec<StatusCount>, StoreError> {

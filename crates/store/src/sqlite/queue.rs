@@ -1,5 +1,5 @@
 //! The run queue: enqueue (group commit), claim with leases, lease renewal
-//! and release, and finishing a run.
+//! and release, finishing, replaying and cancelling a run.
 //!
 //! All of these run on the single writer connection, which prepares each
 //! statement once and keeps it in its statement cache.
@@ -26,9 +26,10 @@ use sqlx::sqlite::SqlitePool;
 use chrono::{DateTime, Utc};
 
 use super::codec::{
-    after, id_text, json_text, millis, now_millis, parse_id, run_columns, run_from_row,
+    after, id_text, json_text, millis, now_millis, parse_id, parse_status, run_columns,
+    run_from_row,
 };
-use crate::{EnqueueOutcome, NewRun, Run, RunId, StoreError};
+use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, StoreError};
 
 /// Rows per insert statement, largest first; see the module doc.
 const CHUNK_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
@@ -133,6 +134,19 @@ SET status = 'queued', next_attempt_at = $2, updated_at = $2, error = NULL, outp
     retries = 0, finished_at = NULL
 WHERE status = 'dead' AND id IN (SELECT value FROM json_each($1))
 RETURNING id";
+
+/// Only a run that has not ended can be cancelled. Clearing the lease makes
+/// every lease-checked write of the worker executing it match nothing.
+const CANCEL: &str = concat!(
+    "UPDATE runs
+SET status = 'cancelled', finished_at = $2, updated_at = $2, lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = $1 AND status IN ('queued', 'running')
+RETURNING ",
+    run_columns!()
+);
+
+const STATUS_OF: &str = "SELECT status FROM runs WHERE id = $1";
 
 const SUPERSEDE: &str = "\
 UPDATE journal SET superseded = 1 WHERE run_id IN (SELECT value FROM json_each($1))";
@@ -312,6 +326,28 @@ pub(super) async fn replay(
     }
     tx.commit().await?;
     Ok(replayed)
+}
+
+pub(super) async fn cancel(writer: &SqlitePool, run: RunId) -> Result<CancelOutcome, StoreError> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let row = sqlx::query(CANCEL)
+        .bind(id_text(run))
+        .bind(now_millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let outcome = match row {
+        Some(row) => CancelOutcome::Cancelled(Box::new(run_from_row(&row)?)),
+        None => match sqlx::query_scalar::<_, String>(STATUS_OF)
+            .bind(id_text(run))
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(status) => CancelOutcome::Finished(parse_status("runs.status", &status)?),
+            None => CancelOutcome::NotFound,
+        },
+    };
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 /// Run ids as a JSON array, for `json_each`: one bound parameter however

@@ -1,11 +1,16 @@
 //! Integration tests of the SQLite store, each on a real database file in a
 //! temporary folder.
 
+mod cancel;
+mod depth;
 mod journal;
 mod query;
 mod queue;
 mod replay;
+mod search;
+mod secrets;
 mod sqlite;
+mod stats;
 
 use std::future::Future;
 use std::time::Duration;

@@ -84,6 +84,7 @@ async fn list_is_newest_first_and_filters() {
         status: Some(RunStatus::Queued),
         before: Some(orders[3].id),
         limit: 1,
+        ..RunFilter::default()
     };
     assert_eq!(
         ids(&store.list_runs(&all_filters).await.unwrap()),

@@ -1,0 +1,55 @@
+//! Sealed secrets by name (see [`crate::secrets`] for the sealing).
+
+use sqlx::sqlite::SqlitePool;
+
+use super::codec::now_millis;
+use crate::{SecretInfo, StoreError};
+
+pub(super) async fn sealed_secrets(
+    reader: &SqlitePool,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT name, sealed FROM secrets ORDER BY name")
+            .fetch_all(reader)
+            .await?,
+    )
+}
+
+pub(super) async fn secret_names(reader: &SqlitePool) -> Result<Vec<SecretInfo>, StoreError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, updated_at FROM secrets ORDER BY name")
+            .fetch_all(reader)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, updated_at)| SecretInfo {
+            name,
+            updated_at: chrono::DateTime::from_timestamp_millis(updated_at).unwrap_or_default(),
+        })
+        .collect())
+}
+
+pub(super) async fn put_sealed_secret(
+    writer: &SqlitePool,
+    name: &str,
+    sealed: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO secrets (name, sealed, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(sealed)
+    .bind(now_millis())
+    .execute(writer)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_secret(writer: &SqlitePool, name: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM secrets WHERE name = $1")
+        .bind(name)
+        .execute(writer)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,0 +1,146 @@
+//! Bucketed activity per flow and per connector.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use patchbay_store::{RunOutcome, RunStatus, StatsWindow, StepStatus, Store};
+use serde_json::json;
+
+use crate::{LONG, entry, new_run, now_ms, open, succeeded};
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn stats_count_runs_and_calls_per_bucket() {
+    let (store, _dir) = open().await;
+    let orders: Vec<_> = (0..3).map(|_| new_run("orders", None)).collect();
+    let sync = new_run("sync", None);
+    let mut all = orders.clone();
+    all.push(sync.clone());
+    store.enqueue(&all).await.unwrap();
+    assert_eq!(store.claim("w1", 4, LONG).await.unwrap().len(), 4);
+
+    // Twenty calls to crm lasting 1..=20 ms, the last two failed; one call
+    // to chat; a transform step (no request) that is no call at all.
+    for ms in 1..=20u64 {
+        let mut call = entry(orders[0].id, 0, Some(ms as u32));
+        call.request = Some(json!({"connector": "crm", "method": "GET", "url": "http://crm/x"}));
+        call.duration_ms = ms;
+        if ms > 18 {
+            call.status = StepStatus::Failed;
+            call.error = Some("crm: 503".into());
+        }
+        store.record_step("w1", &call, None).await.unwrap();
+    }
+    let mut chat = entry(orders[1].id, 0, None);
+    chat.request = Some(json!({"connector": "chat", "method": "POST", "url": "http://chat/m"}));
+    store.record_step("w1", &chat, None).await.unwrap();
+    let mut transform = entry(orders[2].id, 0, None);
+    transform.request = None;
+    store.record_step("w1", &transform, None).await.unwrap();
+    // A call that started before the window is left out.
+    let mut old = entry(orders[2].id, 1, None);
+    old.request = Some(json!({"connector": "chat"}));
+    old.started_at = now_ms() - chrono::Duration::hours(2);
+    store.record_step("w1", &old, None).await.unwrap();
+
+    // Two orders end (one succeeded, one dead); the third is rescheduled,
+    // so its calls count while it waits in the queue; sync keeps running.
+    store
+        .finish("w1", orders[0].id, &succeeded(json!({})))
+        .await
+        .unwrap();
+    let dead = RunOutcome {
+        status: RunStatus::Dead,
+        output: None,
+        error: Some("chat: 400".into()),
+    };
+    store.finish("w1", orders[1].id, &dead).await.unwrap();
+    store
+        .reschedule(
+            "w1",
+            orders[2].id,
+            Utc::now() + chrono::Duration::hours(1),
+            "x",
+        )
+        .await
+        .unwrap();
+
+    let window = StatsWindow::ending_at(Utc::now(), HOUR, MINUTE);
+    assert_eq!(window.buckets().len(), 60);
+    let stats = store.stats(&window).await.unwrap();
+
+    let started: u64 = stats
+        .flows
+        .iter()
+        .filter(|b| b.flow == "orders")
+        .map(|b| b.started)
+        .sum();
+    assert_eq!(started, 3, "{stats:?}");
+    assert_eq!(
+        stats
+            .flows
+            .iter()
+            .filter(|b| b.flow == "sync")
+            .map(|b| (b.started, b.succeeded + b.dead))
+            .collect::<Vec<_>>(),
+        vec![(1, 0)],
+        "{stats:?}"
+    );
+    let ended: Vec<_> = stats
+        .flows
+        .iter()
+        .filter(|b| b.flow == "orders" && b.p95_ms.is_some())
+        .collect();
+    assert_eq!(ended.iter().map(|b| b.succeeded).sum::<u64>(), 1);
+    assert_eq!(ended.iter().map(|b| b.dead).sum::<u64>(), 1);
+    for bucket in &stats.flows {
+        assert!(window.buckets().contains(&bucket.start), "{bucket:?}");
+    }
+
+    // The runs may straddle a minute boundary; the calls were recorded with
+    // one `started_at` each, so sum over buckets, and check the percentile
+    // where all of crm's calls fell in one bucket.
+    let crm: Vec<_> = stats
+        .connectors
+        .iter()
+        .filter(|b| b.connector == "crm")
+        .collect();
+    assert_eq!(crm.iter().map(|b| b.calls).sum::<u64>(), 20, "{stats:?}");
+    assert_eq!(crm.iter().map(|b| b.errors).sum::<u64>(), 2);
+    if let [one] = crm.as_slice() {
+        // Nearest rank: the 19th of 20 sorted values.
+        assert_eq!(one.p95_ms, Some(19));
+    }
+    let chat: Vec<_> = stats
+        .connectors
+        .iter()
+        .filter(|b| b.connector == "chat")
+        .map(|b| (b.calls, b.errors))
+        .collect();
+    assert_eq!(chat, vec![(1, 0)], "{stats:?}");
+    assert_eq!(stats.connectors.len(), crm.len() + 1);
+
+    // A window that ended before any of this sees nothing.
+    let earlier = StatsWindow::ending_at(Utc::now() - chrono::Duration::hours(3), HOUR, MINUTE);
+    let stats = store.stats(&earlier).await.unwrap();
+    assert!(
+        stats.flows.is_empty() && stats.connectors.is_empty(),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn windows_are_aligned_and_end_with_the_current_bucket() {
+    let now = chrono::DateTime::from_timestamp_millis(1_760_000_123_456).unwrap();
+    let window = StatsWindow::ending_at(now, HOUR, MINUTE);
+    assert_eq!(window.since.timestamp_millis() % 60_000, 0);
+    assert_eq!(window.until.timestamp_millis() % 60_000, 0);
+    assert!(window.since < now && now < window.until);
+    assert_eq!(window.until - window.since, chrono::Duration::hours(1));
+    let buckets = window.buckets();
+    assert_eq!(buckets.len(), 60);
+    assert_eq!(buckets[0], window.since);
+    assert!(*buckets.last().unwrap() <= now);
+}
