@@ -1,4 +1,4 @@
-//! `${env:NAME}` interpolation in configuration values.
+//! `${env:NAME}` and `${secret:NAME}` interpolation in configuration values.
 //!
 //! Interpolation happens on typed values (connector URLs, headers, auth
 //! fields), not on the raw YAML text: a value containing quotes or newlines
@@ -7,9 +7,56 @@
 
 use std::collections::HashMap;
 
-/// Where `${env:NAME}` values come from.
+/// Where `${env:NAME}` and `${secret:NAME}` values come from.
 pub trait Env: Send + Sync {
     fn var(&self, name: &str) -> Option<String>;
+
+    /// A secret from the store; `None` when it is not set (or, for an
+    /// environment without a store, never).
+    fn secret(&self, _name: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Secrets (already opened) in front of another environment, which answers
+/// `${env:...}`.
+pub struct WithSecrets<E> {
+    secrets: HashMap<String, String>,
+    env: E,
+}
+
+impl<E: Env> WithSecrets<E> {
+    pub fn new(secrets: HashMap<String, String>, env: E) -> Self {
+        WithSecrets { secrets, env }
+    }
+
+    /// The secrets it resolves, by name.
+    pub fn secrets(&self) -> &HashMap<String, String> {
+        &self.secrets
+    }
+}
+
+impl<E: Env> Env for WithSecrets<E> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.env.var(name)
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets
+            .get(name)
+            .cloned()
+            .or_else(|| self.env.secret(name))
+    }
+}
+
+impl<E> std::fmt::Debug for WithSecrets<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.secrets.keys().collect();
+        names.sort();
+        f.debug_struct("WithSecrets")
+            .field("secrets", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The process environment.
@@ -53,9 +100,13 @@ impl Env for MapEnv {
             .cloned()
             .or_else(|| self.fallback.as_ref().and_then(|f| f.var(name)))
     }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.fallback.as_ref().and_then(|f| f.secret(name))
+    }
 }
 
-/// Replaces every `${env:NAME}` in `text`. The error is a sentence naming the
+/// Replaces every `${env:NAME}` and `${secret:NAME}` in `text`. The error is a sentence naming the
 /// first placeholder that cannot be resolved.
 pub fn interpolate(text: &str, env: &dyn Env) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -81,9 +132,17 @@ pub fn interpolate(text: &str, env: &dyn Env) -> Result<String, String> {
             Some(("env", name)) => {
                 return Err(format!("`{name}` is not a valid environment variable name"));
             }
+            Some(("secret", name)) if is_variable_name(name) => match env.secret(name) {
+                Some(value) => out.push_str(&value),
+                None => {
+                    return Err(format!(
+                        "secret `{name}` is not set: set it with `patchbay secrets set {name}` or `PUT /api/v1/secrets/{name}`"
+                    ));
+                }
+            },
             Some(("secret", name)) => {
                 return Err(format!(
-                    "`${{secret:{name}}}` needs the secret store, which this version does not have yet; use `${{env:...}}`"
+                    "`{name}` is not a valid secret name (ASCII letters, digits and `_`)"
                 ));
             }
             _ => {
@@ -142,6 +201,28 @@ mod tests {
             interpolate("${env:A-B}", &env())
                 .unwrap_err()
                 .contains("not a valid")
+        );
+    }
+
+    #[test]
+    fn secrets_resolve_from_the_store_only() {
+        let secrets = HashMap::from([("crm_token".to_string(), "t0k3n".to_string())]);
+        let env = WithSecrets::new(secrets, env());
+        assert_eq!(
+            interpolate("Bearer ${secret:crm_token} ${env:KEY}", &env).unwrap(),
+            "Bearer t0k3n s3cr3t"
+        );
+        // An environment variable of the same name is not a secret.
+        let err = interpolate("${secret:KEY}", &env).unwrap_err();
+        assert!(err.contains("secret `KEY` is not set"), "{err}");
+        assert!(err.contains("patchbay secrets set KEY"), "{err}");
+        let err = interpolate("${secret:a-b}", &env).unwrap_err();
+        assert!(err.contains("not a valid secret name"), "{err}");
+        // Through a map environment's fallback too (the demo's case).
+        let layered = MapEnv::new([]).with_fallback(env);
+        assert_eq!(
+            interpolate("${secret:crm_token}", &layered).unwrap(),
+            "t0k3n"
         );
     }
 

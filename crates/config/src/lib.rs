@@ -43,7 +43,7 @@ pub use flow::{
     StepKind, TriggerConfig, WebhookMode, WebhookTrigger,
 };
 pub use flow::{HmacAlgorithm, SecretList, SignatureEncoding, VerifyConfig};
-pub use interpolate::{Env, MapEnv, ProcessEnv, interpolate};
+pub use interpolate::{Env, MapEnv, ProcessEnv, WithSecrets, interpolate};
 pub use located::Located;
 pub use paginate::{
     ConnectionPaging, CursorPaging, DEFAULT_MAX_PAGES, GraphqlConfig, LinkPaging, MAX_MAX_PAGES,
@@ -52,4 +52,5 @@ pub use paginate::{
 pub use project::{Project, ProjectConfig, Source};
 pub use schema::{flow_schema, project_schema};
 pub use secret::Secret;
-pub use settings::{EngineConfig, ServerConfig, StoreConfig};
+pub use settings::TelemetryConfig;
+pub use settings::{ApiConfig, ApiScope, ApiTokenConfig, EngineConfig, ServerConfig, StoreConfig};

@@ -13,7 +13,7 @@ use crate::diagnostic::{Diagnostic, Report};
 use crate::flow::FlowConfig;
 use crate::interpolate::Env;
 use crate::located::Located;
-use crate::settings::{EngineConfig, ServerConfig, StoreConfig};
+use crate::settings::{ApiConfig, EngineConfig, ServerConfig, StoreConfig, TelemetryConfig};
 use crate::validate;
 
 /// The root file of a project.
@@ -33,10 +33,16 @@ pub struct ProjectConfig {
     pub flows: BTreeMap<String, Located<FlowConfig>>,
     #[serde(default)]
     pub server: ServerConfig,
+    /// Access to the management API (`/api/v1`).
+    #[serde(default)]
+    pub api: ApiConfig,
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]
     pub engine: EngineConfig,
+    /// Tracing (OpenTelemetry) and header redaction.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// A configuration file's path (as shown in messages) and text.

@@ -1,4 +1,4 @@
-//! Process-wide settings: HTTP server, store and engine.
+//! Process-wide settings: HTTP server, management API, store and engine.
 
 use std::time::Duration;
 
@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::duration::HumanDuration;
+use crate::located::Located;
 
 /// The HTTP server that receives webhooks and serves the API.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -27,6 +28,93 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(60).into(),
         }
+    }
+}
+
+/// Who may use the management API under `/api/v1`.
+///
+/// Each caller sends `Authorization: Bearer TOKEN`. Tokens are listed here
+/// by name with what they may do; `patchbay token new` makes one and prints
+/// its configuration. With no tokens the API is open to every caller, which
+/// is only allowed while `server.listen` is a loopback address.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// The tokens the API accepts. Empty (the default): no token is needed,
+    /// and every caller may do everything.
+    pub tokens: Vec<Located<ApiTokenConfig>>,
+    /// Serve the API without tokens even though `server.listen` is not a
+    /// loopback address: anyone who can reach the port can then replay,
+    /// cancel, read run payloads and change secrets. Only for a network
+    /// that is private by other means.
+    pub dangerous_allow_anonymous: bool,
+}
+
+impl ApiConfig {
+    /// Whether serving on `listen` is allowed: with tokens always, without
+    /// them only on a loopback address (or when explicitly allowed).
+    pub fn allows_listening_on(&self, listen: &std::net::SocketAddr) -> bool {
+        !self.tokens.is_empty() || self.dangerous_allow_anonymous || listen.ip().is_loopback()
+    }
+}
+
+/// One API token: its name, how it is recognised, and its scopes.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenConfig {
+    /// A name for the token, unique in the project. Logs name the token
+    /// that made a request by it; the token itself is never logged.
+    pub name: String,
+    /// The SHA-256 of the token, as 64 hex digits (`patchbay token new`
+    /// prints it). Preferred over `token`: the configuration then holds
+    /// nothing that opens the API.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The token itself, normally from the environment: `${env:NAME}`.
+    /// At least 16 characters. Give either this or `sha256`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// What the token may do. `read`: list and show flows, runs, dead
+    /// letters and connectors. `operate`: also start, cancel and replay
+    /// runs. `admin`: also read the configuration, reload it and manage
+    /// secrets. Each scope includes the ones before it.
+    pub scopes: Vec<ApiScope>,
+}
+
+/// A permission of an API token; each includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiScope {
+    /// Read flows, runs, dead letters, connectors and statistics.
+    Read,
+    /// Also start, cancel and replay runs.
+    Operate,
+    /// Also read and reload the configuration and manage secrets.
+    Admin,
+}
+
+impl ApiScope {
+    /// Every scope, lowest first.
+    pub const ALL: [ApiScope; 3] = [ApiScope::Read, ApiScope::Operate, ApiScope::Admin];
+
+    /// The name written in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiScope::Read => "read",
+            ApiScope::Operate => "operate",
+            ApiScope::Admin => "admin",
+        }
+    }
+
+    /// Parses a name produced by [`ApiScope::as_str`].
+    pub fn parse(name: &str) -> Option<ApiScope> {
+        ApiScope::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ApiScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -83,6 +171,40 @@ impl Default for EngineConfig {
             run_retries: [5, 30, 120, 600, 3600]
                 .map(|secs| Duration::from_secs(secs).into())
                 .to_vec(),
+        }
+    }
+}
+
+/// What Patchbay tells the outside about its work: traces sent over
+/// OpenTelemetry, and which headers it never records. Metrics need no
+/// setting: `GET /metrics` always serves them.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP (protobuf) collector receiving traces, e.g.
+    /// `http://127.0.0.1:4318`; spans are posted to `/v1/traces` under it.
+    /// Tracing is off when unset. The standard `OTEL_EXPORTER_OTLP_HEADERS`
+    /// and `OTEL_EXPORTER_OTLP_TIMEOUT` variables are honoured.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of exported spans.
+    pub service_name: String,
+    /// Share of runs traced, from 0.0 to 1.0. A run continuing a caller's
+    /// trace (an incoming `traceparent`) follows the caller's decision.
+    pub sample_ratio: f64,
+    /// Header names whose values are replaced by `****` wherever headers
+    /// are recorded (a webhook's `$headers`, a call's response headers), in
+    /// addition to `Authorization`, `Proxy-Authorization`, `Cookie`,
+    /// `Set-Cookie`, `X-Api-Key` and every connector's `api_key` header.
+    pub redact_headers: Vec<String>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "patchbay".into(),
+            sample_ratio: 1.0,
+            redact_headers: Vec::new(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub fn project(project: &Project, env: &dyn Env, connectors_known: bool) -> Repo
         check_connector(root, name, connector, env, &mut report);
     }
     check_settings(project, &mut report);
+    check_telemetry(project, &mut report);
+    check_api(project, env, &mut report);
 
     let mut webhook_paths: HashMap<&str, &str> = HashMap::new();
     for (name, flow) in &project.flows {
@@ -232,6 +234,104 @@ fn check_settings(project: &Project, report: &mut Report) {
             "engine.lease must be at least 100ms",
         ));
     }
+}
+
+fn check_telemetry(project: &Project, report: &mut Report) {
+    let file = project.root_file.as_path();
+    let telemetry = &project.config.telemetry;
+    if let Some(endpoint) = &telemetry.otlp_endpoint {
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"));
+        if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
+            report.push(Diagnostic::new(
+                file,
+                0,
+                0,
+                format!(
+                    "telemetry.otlp_endpoint `{endpoint}` must be an http:// or https:// URL, \
+                     like `http://127.0.0.1:4318`"
+                ),
+            ));
+        }
+    }
+    if !(0.0..=1.0).contains(&telemetry.sample_ratio) {
+        report.push(Diagnostic::new(
+            file,
+            0,
+            0,
+            format!(
+                "telemetry.sample_ratio must be between 0 and 1, not {}",
+                telemetry.sample_ratio
+            ),
+        ));
+    }
+    if let Some(name) = telemetry.redact_headers.iter().find(|n| !is_header_name(n)) {
+        report.push(Diagnostic::new(
+            file,
+            0,
+            0,
+            format!("telemetry.redact_headers: `{name}` is not a header name"),
+        ));
+    }
+}
+
+/// Shortest token accepted in `api.tokens[].token`: anything shorter could
+/// be guessed by trying.
+const MIN_API_TOKEN_CHARS: usize = 16;
+
+fn check_api(project: &Project, env: &dyn Env, report: &mut Report) {
+    let file = project.root_file.as_path();
+    let api = &project.config.api;
+    let mut names = HashMap::new();
+    for token in &api.tokens {
+        let at = |message: String| Diagnostic::new(file, token.line, token.column, message);
+        let name = &token.name;
+        if name.trim().is_empty() {
+            report.push(at("api.tokens: every token needs a `name`".into()));
+        } else if names.insert(name.as_str(), ()).is_some() {
+            report.push(at(format!("api.tokens: the name `{name}` is used twice")));
+        }
+        match (&token.sha256, &token.token) {
+            (Some(_), Some(_)) | (None, None) => report.push(at(format!(
+                "api token `{name}`: give exactly one of `sha256` or `token`"
+            ))),
+            (Some(hash), None) => {
+                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    report.push(at(format!(
+                        "api token `{name}`: sha256 must be 64 hex digits (`patchbay token new` prints it)"
+                    )));
+                }
+            }
+            (None, Some(value)) => match interpolate(value, env) {
+                Ok(value) if value.chars().count() < MIN_API_TOKEN_CHARS => report.push(at(format!(
+                    "api token `{name}`: the token must be at least {MIN_API_TOKEN_CHARS} characters"
+                ))),
+                Ok(_) => {}
+                Err(e) => report.push(at(format!("api token `{name}` token: {e}"))),
+            },
+        }
+        if token.scopes.is_empty() {
+            report.push(at(format!(
+                "api token `{name}`: give at least one of the scopes read, operate, admin"
+            )));
+        }
+    }
+    if let Ok(listen) = std::net::SocketAddr::from_str(&project.config.server.listen)
+        && !api.allows_listening_on(&listen)
+    {
+        report.push(Diagnostic::new(file, 0, 0, anonymous_api_refused(&listen)));
+    }
+}
+
+/// Why a node refuses to serve the API without tokens on `listen`.
+pub fn anonymous_api_refused(listen: &std::net::SocketAddr) -> String {
+    format!(
+        "the management API has no tokens (api.tokens) and would be open to anyone who can \
+         reach {listen}, which is not a loopback address: add a token (`patchbay token new` \
+         prints one) or listen on 127.0.0.1; `api.dangerous_allow_anonymous: true` serves it \
+         open anyway"
+    )
 }
 
 fn check_trigger<'a>(
