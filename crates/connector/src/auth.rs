@@ -137,6 +137,35 @@ impl Auth {
         }
     }
 
+    /// Every credential value this scheme sends or holds, for masking:
+    /// a whole `Authorization` value and its token part, keys, OAuth 2.0
+    /// client secrets.
+    pub(crate) fn secret_values(&self) -> Vec<String> {
+        match self {
+            Auth::None => Vec::new(),
+            Auth::HeaderKey { value, .. } | Auth::QueryKey { value, .. } => {
+                vec![value.expose().to_string()]
+            }
+            Auth::Authorization(value) => {
+                let whole = value.expose();
+                let mut values = vec![whole.to_string()];
+                if let Some((_, token)) = whole.split_once(' ') {
+                    values.push(token.to_string());
+                }
+                values
+            }
+            Auth::OAuth2(oauth) => oauth.secret_values(),
+        }
+    }
+
+    /// The header an `api_key` credential travels in.
+    pub(crate) fn key_header(&self) -> Option<&HeaderName> {
+        match self {
+            Auth::HeaderKey { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     /// The header this credential is sent in, if it is sent in one.
     fn header(&self) -> Result<Option<(HeaderName, HeaderValue)>, CredentialError> {
         Ok(match self {

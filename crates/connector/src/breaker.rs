@@ -25,6 +25,7 @@ use patchbay_config::CircuitBreakerConfig;
 use tokio::time::Instant;
 
 use crate::error::{CallClass, CallError};
+use crate::events::BreakerStateChanged;
 
 /// Time buckets in the sliding window; the window slides in steps of
 /// `window / BUCKETS`.
@@ -182,12 +183,22 @@ impl Breaker {
         connector: &str,
         config: &CircuitBreakerConfig,
     ) -> Result<Option<Breaker>, String> {
+        let built = |state| BreakerStateChanged {
+            connector,
+            from: None,
+            to: state,
+            failure_rate: 0.0,
+            calls: 0,
+            open_for: config.open_for.0,
+        };
         if !config.enabled {
+            built(BreakerState::Disabled).emit();
             return Ok(None);
         }
         if let Some(problem) = config.problems().into_iter().next() {
             return Err(problem);
         }
+        built(BreakerState::Closed).emit();
         Ok(Some(Breaker {
             connector: connector.to_string(),
             threshold: config.failure_rate,
@@ -311,27 +322,15 @@ impl Breaker {
             // A fresh start: the failures that opened it are history.
             inner.buckets = [Bucket::default(); BUCKETS as usize];
         }
-        let to = to.public();
-        let failure_rate = format!("{rate:.1}%");
-        match to {
-            BreakerState::Open => tracing::warn!(
-                connector = %self.connector,
-                from = %from,
-                to = %to,
-                failure_rate,
-                calls,
-                open_for_ms = self.open_for.as_millis() as u64,
-                "circuit breaker opened: calls fail fast"
-            ),
-            _ => tracing::info!(
-                connector = %self.connector,
-                from = %from,
-                to = %to,
-                failure_rate,
-                calls,
-                "circuit breaker changed state"
-            ),
+        BreakerStateChanged {
+            connector: &self.connector,
+            from: Some(from),
+            to: to.public(),
+            failure_rate: rate,
+            calls,
+            open_for: self.open_for,
         }
+        .emit();
     }
 
     /// Calls and failure percentage over the window ending at `now`.

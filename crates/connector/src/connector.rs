@@ -28,6 +28,7 @@ use crate::auth::Auth;
 use crate::call::{CallRequest, Response, headers_to_json};
 use crate::error::{BuildError, CallError};
 use crate::oauth::{Token, TokenError};
+use crate::redact::Masker;
 use crate::retry::RetryPolicy;
 use crate::signing::{Signed, Signer};
 use crate::token_store::TokenStore;
@@ -61,6 +62,14 @@ pub struct Connector {
     pub(crate) throttle: crate::ratelimit::Throttle,
     /// `None` when `circuit_breaker: off`.
     pub(crate) breaker: Option<crate::breaker::Breaker>,
+    /// The last hour of calls, for health and the dashboard.
+    pub(crate) recent: crate::recent::RecentCalls,
+    /// Every resolved credential of this connector, masked in the upstream
+    /// text that errors quote.
+    masker: Masker,
+    /// Headers carrying a credential (an `api_key` header, defaults set from
+    /// `${env:...}`), redacted where headers are recorded.
+    sensitive_headers: Vec<String>,
 }
 
 impl Connector {
@@ -95,6 +104,10 @@ impl Connector {
             )));
         }
         let base_url = base_url.trim_end_matches('/').to_string();
+        let mut secret_values: Vec<String> = Vec::new();
+        if let Some(password) = parsed.password() {
+            secret_values.push(password.to_string());
+        }
         let shown_url = if parsed.password().is_some() {
             let mut masked = parsed;
             // Cannot fail: the URL has a host, so it can carry a password.
@@ -104,21 +117,28 @@ impl Connector {
             base_url.clone()
         };
         let mut headers = HeaderMap::new();
+        let mut sensitive_headers: Vec<String> = Vec::new();
         for (key, value) in &config.headers {
             let resolved = interpolate(value, env)
                 .map_err(|e| config_error(format!("header `{key}`: {e}")))?;
             let header_name = HeaderName::try_from(key.as_str())
                 .map_err(|_| config_error(format!("`{key}` is not a valid header name")))?;
-            let mut header_value = HeaderValue::try_from(resolved)
+            let mut header_value = HeaderValue::try_from(resolved.as_str())
                 .map_err(|_| config_error(format!("header `{key}` has an invalid value")))?;
             // A value taken from the environment is treated as a secret: HTTP/2
             // never indexes it and header debug output hides it.
             if value.contains("${") {
                 header_value.set_sensitive(true);
+                secret_values.push(resolved.clone());
+                sensitive_headers.push(header_name.as_str().to_string());
             }
             headers.insert(header_name, header_value);
         }
         let auth = Auth::build(name, config.auth.as_ref().map(|a| &a.value), env)?;
+        secret_values.extend(auth.secret_values());
+        if let Some(header) = auth.key_header() {
+            sensitive_headers.push(header.as_str().to_string());
+        }
         let timeout = config.timeout.map(|t| t.0).unwrap_or(DEFAULT_TIMEOUT);
         let client = reqwest::Client::builder()
             .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
@@ -133,6 +153,14 @@ impl Connector {
             })?),
             None => Some(HeaderName::from_static("idempotency-key")),
         };
+        let signer = config
+            .sign
+            .as_ref()
+            .map(|sign| Signer::build(name, &sign.value, env))
+            .transpose()?;
+        if let Some(signer) = &signer {
+            secret_values.push(signer.secret_value().to_string());
+        }
         Ok(Connector {
             name: name.to_string(),
             base_url,
@@ -150,16 +178,31 @@ impl Connector {
                 .map(RetryPolicy::from)
                 .unwrap_or_default(),
             idempotency_header,
-            signer: config
-                .sign
-                .as_ref()
-                .map(|sign| Signer::build(name, &sign.value, env))
-                .transpose()?,
+            signer,
             throttle: crate::ratelimit::Throttle::build(name, config.rate_limit.as_ref())
                 .map_err(config_error)?,
             breaker: crate::breaker::Breaker::build(name, &config.circuit_breaker)
                 .map_err(config_error)?,
+            recent: crate::recent::RecentCalls::default(),
+            masker: Masker::new(secret_values),
+            sensitive_headers,
         })
+    }
+
+    /// Masks this connector's credentials in `text`.
+    pub fn mask(&self, text: &str) -> String {
+        self.masker.mask(text)
+    }
+
+    /// The masker of this connector's credentials.
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    /// Headers of this connector that carry a credential (its `api_key`
+    /// header, `${env:...}` defaults), lower case.
+    pub fn sensitive_headers(&self) -> &[String] {
+        &self.sensitive_headers
     }
 
     pub fn name(&self) -> &str {
@@ -222,7 +265,7 @@ impl Connector {
     /// Sends one request and reads its JSON response.
     pub async fn call(&self, request: &CallRequest) -> Result<Response, CallError> {
         let started = tokio::time::Instant::now();
-        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
+        let result = match tokio::time::timeout(self.timeout, self.exchange(request)).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout {
                 connector: self.name.clone(),
@@ -230,7 +273,9 @@ impl Connector {
                 path: request.path.clone(),
                 after: started.elapsed(),
             }),
-        }
+        };
+        self.recent.record(started.elapsed(), &result);
+        result
     }
 
     async fn exchange(&self, request: &CallRequest) -> Result<Response, CallError> {
@@ -333,6 +378,7 @@ impl Connector {
         if let Some(token) = token {
             headers.insert(AUTHORIZATION, token.header().clone());
         }
+        crate::trace_context::inject(&tracing::Span::current(), &mut headers);
         if let Some(signer) = &self.signer {
             let signed = Signed {
                 method: outgoing.method.as_str(),
@@ -381,7 +427,7 @@ impl Connector {
                 method: request.method.clone(),
                 path: request.path.clone(),
                 status,
-                body: excerpt(&bytes),
+                body: self.mask(&excerpt(&bytes)),
                 retry_after,
             });
         }
@@ -408,7 +454,7 @@ impl Connector {
                     .unwrap_or("none");
                 unusable(format!(
                     "the body is not JSON ({e}; content-type {content_type}): {}",
-                    excerpt(&bytes)
+                    self.mask(&excerpt(&bytes))
                 ))
             })?
         };
@@ -541,6 +587,8 @@ impl std::fmt::Debug for Connector {
 #[derive(Clone, Debug, Default)]
 pub struct Connectors {
     by_name: HashMap<String, Arc<Connector>>,
+    /// Every connector's credentials, for masking what is journalled.
+    masker: Masker,
 }
 
 impl Connectors {
@@ -549,14 +597,29 @@ impl Connectors {
         env: &dyn Env,
     ) -> Result<Connectors, BuildError> {
         let mut by_name = HashMap::new();
+        let mut masker = Masker::default();
         for (name, config) in configs {
-            by_name.insert(name.clone(), Arc::new(Connector::build(name, config, env)?));
+            let connector = Connector::build(name, config, env)?;
+            masker.merge(connector.masker());
+            by_name.insert(name.clone(), Arc::new(connector));
         }
-        Ok(Connectors { by_name })
+        Ok(Connectors { by_name, masker })
+    }
+
+    /// Masks the credentials of every connector (see [`crate::redact`]).
+    pub fn masker(&self) -> &Masker {
+        &self.masker
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Connector>> {
         self.by_name.get(name)
+    }
+
+    /// Every connector's name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
     }
 
     /// Attaches `store` to every connector (see [`Connector::set_token_store`]).

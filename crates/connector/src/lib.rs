@@ -11,6 +11,11 @@
 //! a rate limit with upstream-driven pauses, and a circuit breaker
 //! ([`Connector::health`] reports on the last two).
 //!
+//! Each attempt is an `upstream call` span whose ids travel to the upstream
+//! in `traceparent` ([`trace_context`]); notable events write their log line
+//! and metrics together ([`events`]); credentials are masked in whatever
+//! upstream text is kept ([`redact`]).
+//!
 //! This crate knows nothing of runs, flows or storage.
 
 mod auth;
@@ -18,13 +23,17 @@ mod breaker;
 mod call;
 mod connector;
 mod error;
+pub mod events;
 mod graphql;
 mod oauth;
 mod paginate;
 mod ratelimit;
+mod recent;
+pub mod redact;
 mod retry;
 mod signing;
 mod token_store;
+pub mod trace_context;
 
 pub use auth::Auth;
 pub use breaker::BreakerState;
@@ -38,5 +47,6 @@ pub use paginate::{
     Collected, FetchError, Link, Page, PageError, PaginateConfigError, Pagination, Paginator,
     next_link, parse_link_header,
 };
-pub use retry::{ConnectorHealth, Delivered, RetryPolicy, Undelivered};
+pub use recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota, WINDOW_MINUTES};
+pub use retry::{ConnectorHealth, Delivered, RateLimitHeadroom, RetryPolicy, Undelivered};
 pub use token_store::{MemoryTokenStore, TokenStore, TokenStoreError};

@@ -452,6 +452,15 @@ impl OAuth2 {
         }
     }
 
+    /// The configured client secret and refresh token, for masking.
+    pub(crate) fn secret_values(&self) -> Vec<String> {
+        [&self.client_secret, &self.configured_refresh_token]
+            .into_iter()
+            .flatten()
+            .map(|secret| secret.expose().to_string())
+            .collect()
+    }
+
     /// Quotes server text, shortened, with our own secrets masked should the
     /// server have echoed one.
     fn redact(&self, text: &str) -> String {

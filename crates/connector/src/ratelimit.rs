@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::call::Response;
 use crate::error::CallError;
+use crate::events::UpstreamPauseRequested;
 
 /// Longest pause an upstream can impose in one answer; a larger value is
 /// more likely a misread header than a real quota, and calls that arrive
@@ -140,6 +141,18 @@ impl Throttle {
         }
     }
 
+    /// The configured rate, in calls per second (per key when keyed).
+    pub(crate) fn per_second(&self) -> Option<f64> {
+        self.limit
+            .as_ref()
+            .map(|limit| 1.0 / limit.interval.as_secs_f64().max(f64::MIN_POSITIVE))
+    }
+
+    /// Whether a rate limit is configured (upstream pauses apply anyway).
+    pub(crate) fn is_limited(&self) -> bool {
+        self.limit.is_some()
+    }
+
     /// When the pause the upstream asked for ends, if one is in force.
     pub(crate) fn paused_until(&self) -> Option<Instant> {
         (*lock(&self.pause)).filter(|until| *until > Instant::now())
@@ -162,15 +175,14 @@ impl Throttle {
         // Many answers in a row repeat the same news; say it once per pause
         // or when it moves by a second or more.
         let news = current.is_none_or(|current| until - current >= Duration::from_secs(1));
-        if news {
-            tracing::warn!(
-                connector = %self.connector,
-                reason,
-                pause_ms = capped.as_millis() as u64,
-                asked_ms = wait.as_millis() as u64,
-                "upstream asked to slow down: calls paused"
-            );
+        UpstreamPauseRequested {
+            connector: &self.connector,
+            reason,
+            pause: capped,
+            asked: wait,
+            news,
         }
+        .emit();
     }
 
     /// Sleeps through the upstream's pause, or says how long it still has

@@ -22,11 +22,16 @@ use std::time::{Duration, SystemTime};
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use patchbay_config::RetryConfig;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tracing::Instrument as _;
 
 use crate::breaker::{BreakerState, Outcome};
+use serde::Serialize;
+
 use crate::call::{CallRequest, Response};
 use crate::connector::Connector;
 use crate::error::CallError;
+use crate::events::{CallRefused, CallRetried, RateLimitWaited, Refusal, UpstreamResponded};
+use crate::recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota};
 
 /// How a call is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +78,9 @@ pub struct Undelivered {
     pub waited: Duration,
 }
 
+/// Minutes of history behind [`ConnectorHealth::recent`].
+const HEALTH_WINDOW_MINUTES: usize = 5;
+
 /// How a connector's upstream is doing, for health checks and metrics.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConnectorHealth {
@@ -85,6 +93,25 @@ pub struct ConnectorHealth {
     pub breaker_retry_in: Option<Duration>,
     /// When the pause the upstream asked for ends, while one is in force.
     pub paused_until: Option<std::time::Instant>,
+    /// Calls of the last five minutes.
+    pub recent: RecentSummary,
+    pub last_error: Option<LastError>,
+    pub rate_limit: RateLimitHeadroom,
+}
+
+/// How much of its rate budget a connector has left.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RateLimitHeadroom {
+    /// The configured limit in calls per second (per key when keyed), if
+    /// one is set.
+    pub limit_per_second: Option<f64>,
+    /// Share of the configured limit left unused over the last minute, from
+    /// 0 (saturated) to 1 (idle); `None` without a configured limit. For a
+    /// keyed limit this is measured against one key's budget, so it is a
+    /// floor.
+    pub headroom: Option<f64>,
+    /// What the upstream last said of its own quota.
+    pub upstream: Option<UpstreamQuota>,
 }
 
 impl Connector {
@@ -138,12 +165,12 @@ impl Connector {
             })
         })
         .notify(|error, wait| {
-            tracing::info!(
-                connector = %self.name(),
-                error = %error,
-                wait_ms = wait.as_millis() as u64,
-                "call retried"
-            );
+            CallRetried {
+                connector: self.name(),
+                error,
+                wait,
+            }
+            .emit();
         })
         .await;
         let waited = Duration::from_nanos(waited.load(Ordering::Relaxed));
@@ -161,16 +188,56 @@ impl Connector {
         }
     }
 
-    /// One attempt: breaker, throttle, the call, and its outcome fed back.
+    /// One attempt in its own span (`upstream call`, a client span in
+    /// traces, whose ids travel to the upstream in `traceparent`).
     async fn attempt(
         &self,
         request: &CallRequest,
         waited: Arc<AtomicU64>,
     ) -> Result<Response, CallError> {
+        let span = tracing::info_span!(
+            "upstream call",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            connector = %self.name(),
+            http.request.method = %request.method,
+            url.path = %request.path,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let result = self
+            .attempt_in_span(request, waited)
+            .instrument(span.clone())
+            .await;
+        let status = match &result {
+            Ok(response) => Some(response.status),
+            Err(error) => error.status(),
+        };
+        if let Some(status) = status {
+            span.record("http.response.status_code", status);
+        }
+        if result.is_err() {
+            span.record("otel.status_code", "error");
+        }
+        result
+    }
+
+    /// One attempt: breaker, throttle, the call, and its outcome fed back.
+    async fn attempt_in_span(
+        &self,
+        request: &CallRequest,
+        waited: Arc<AtomicU64>,
+    ) -> Result<Response, CallError> {
         let permit = match &self.breaker {
-            Some(breaker) => Some(breaker.admit().map_err(|retry_in| CallError::CircuitOpen {
-                connector: self.name().to_string(),
-                retry_in,
+            Some(breaker) => Some(breaker.admit().map_err(|retry_in| {
+                CallRefused {
+                    connector: self.name(),
+                    reason: Refusal::CircuitOpen,
+                }
+                .emit();
+                CallError::CircuitOpen {
+                    connector: self.name().to_string(),
+                    retry_in,
+                }
             })?),
             None => None,
         };
@@ -183,7 +250,19 @@ impl Connector {
             u64::try_from(wait_time.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        if self.throttle.is_limited() || !wait_time.is_zero() {
+            RateLimitWaited {
+                connector: self.name(),
+                waited: wait_time,
+            }
+            .emit();
+        }
         if let Err(refused) = wait {
+            CallRefused {
+                connector: self.name(),
+                reason: Refusal::RateLimited,
+            }
+            .emit();
             return Err(CallError::RateLimited {
                 connector: self.name().to_string(),
                 method: request.method.clone(),
@@ -192,7 +271,17 @@ impl Connector {
                 retry_in: refused.retry_in,
             });
         }
+        let sent = tokio::time::Instant::now();
         let result = self.call(request).await;
+        let ok_status = result.as_ref().map_or(0, |response| response.status);
+        if let Some(status_class) = crate::events::status_class(&result, ok_status) {
+            UpstreamResponded {
+                connector: self.name(),
+                status_class,
+                duration: sent.elapsed(),
+            }
+            .emit();
+        }
         self.throttle.observe(&result);
         if let Some(permit) = permit {
             permit.record(Outcome::of(&result));
@@ -200,9 +289,12 @@ impl Connector {
         result
     }
 
-    /// The circuit breaker's state and any pause the upstream asked for.
+    /// The circuit breaker's state, any pause the upstream asked for, and
+    /// how calls went lately.
     pub fn health(&self) -> ConnectorHealth {
         let breaker = self.breaker.as_ref().map(|b| b.snapshot());
+        let limit_per_second = self.throttle.per_second();
+        let last_minute = self.recent.summary(1);
         ConnectorHealth {
             breaker: breaker.map_or(BreakerState::Disabled, |b| b.state),
             failure_rate: breaker.map_or(0.0, |b| b.failure_rate),
@@ -212,7 +304,23 @@ impl Connector {
                 .throttle
                 .paused_until()
                 .map(tokio::time::Instant::into_std),
+            recent: self.recent.summary(HEALTH_WINDOW_MINUTES),
+            last_error: self.recent.last_error(),
+            rate_limit: RateLimitHeadroom {
+                limit_per_second,
+                headroom: limit_per_second.map(|per_second| {
+                    (1.0 - last_minute.calls as f64 / (per_second * 60.0)).clamp(0.0, 1.0)
+                }),
+                upstream: self.recent.upstream_quota(),
+            },
         }
+    }
+
+    /// Calls per minute over the last `window` minutes (at most
+    /// [`WINDOW_MINUTES`](crate::WINDOW_MINUTES)), minutes without calls
+    /// left out.
+    pub fn recent_minutes(&self, window: usize) -> Vec<MinuteStats> {
+        self.recent.minutes(window)
     }
 }
 

@@ -65,6 +65,11 @@ pub(crate) struct Signed<'a> {
 }
 
 impl Signer {
+    /// The shared key, for masking.
+    pub(crate) fn secret_value(&self) -> &str {
+        self.secret.expose()
+    }
+
     /// Resolves the secret and checks the header names and the template.
     pub(crate) fn build(
         connector: &str,
