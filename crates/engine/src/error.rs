@@ -25,6 +25,12 @@ pub enum EngineError {
     /// A webhook's signature secrets could not be resolved at start.
     #[error(transparent)]
     WebhookSecret(#[from] crate::plan::WebhookSecretError),
+    /// A reload found the configuration invalid; the running one stays.
+    #[error("the configuration is invalid: {} problem(s)", .0.diagnostics.len())]
+    InvalidConfig(patchbay_config::Report),
+    /// This node was not started from a source it can load again.
+    #[error("this node cannot reload its configuration")]
+    ReloadUnsupported,
 }
 
 impl EngineError {
@@ -37,7 +43,9 @@ impl EngineError {
             EngineError::ShuttingDown => true,
             EngineError::Connector(_)
             | EngineError::UnknownFlow(_)
-            | EngineError::WebhookSecret(_) => false,
+            | EngineError::WebhookSecret(_)
+            | EngineError::InvalidConfig(_)
+            | EngineError::ReloadUnsupported => false,
         }
     }
 }

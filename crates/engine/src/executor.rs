@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
+use patchbay_connector::redact::SensitiveHeaders;
 use patchbay_connector::{
     CallRequest, Collected, Connector, Connectors, Delivered, FetchError, GraphqlRequest,
     GraphqlResult, PageError, Undelivered,
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::context::RunContext;
+use crate::events::{RunFinished, RunRescheduled, RunStarted, StepFinished, StepOutcome};
 use crate::plan::{Action, CallPlan, ErrorPolicy, GraphqlPlan, Plan, RespondPlan, StepPlan};
 use crate::responders::{Responders, SyncReply};
 
@@ -99,7 +101,16 @@ impl Executor {
             attempt = run.attempts,
             retry = run.retries
         );
+        // A webhook's caller may have sent a `traceparent`: the run's trace
+        // continues the caller's.
+        patchbay_connector::trace_context::set_remote_parent(&span, &run.headers);
         async {
+            let clock = Instant::now();
+            RunStarted {
+                flow: &run.flow,
+                attempt: run.attempts,
+            }
+            .emit();
             let outcome = match self.drive(&run).await {
                 Ok(Ending::Done(outcome)) => outcome,
                 Ok(Ending::Failed(failure)) => match self.retry_later(&run, &failure).await {
@@ -110,18 +121,31 @@ impl Executor {
                     debug!("run interrupted by shutdown; it will be resumed");
                     return;
                 }
+                Err(Halt::Store(StoreError::LeaseLost { .. })) => {
+                    // Cancelled, or taken over by another node after this
+                    // one stalled past its lease: either way not ours to
+                    // finish, and nothing will resume it here.
+                    info!("run no longer held by this node; stopped");
+                    return;
+                }
                 Err(Halt::Store(e)) => {
                     warn!(error = %e, "run halted by a store error; it will be resumed");
                     return;
                 }
             };
+            let mut outcome = outcome;
+            self.mask_json(outcome.output.as_mut());
+            outcome.error = outcome.error.map(|e| self.mask(&e));
             let status = outcome.status;
             let error = outcome.error.clone();
             match self.store.finish(&self.owner, run.id, &outcome).await {
-                Ok(()) => match &error {
-                    Some(error) => warn!(status = %status, error = %error, "run finished"),
-                    None => info!(status = %status, "run finished"),
-                },
+                Ok(()) => RunFinished {
+                    flow: &run.flow,
+                    status,
+                    error: error.as_deref(),
+                    duration: clock.elapsed(),
+                }
+                .emit(),
                 Err(e) => warn!(error = %e, "run result not recorded; it will be resumed"),
             }
             self.responders
@@ -159,26 +183,28 @@ impl Executor {
         // back at the same instant.
         let delay = delay.mul_f64(1.0 + fastrand::f64() * 0.1);
         let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        let message = self.mask(&failure.message);
         match self
             .store
-            .reschedule(&self.owner, run.id, due, &failure.message)
+            .reschedule(&self.owner, run.id, due, &message)
             .await
         {
             Ok(()) => {
-                info!(
-                    error = %failure.message,
-                    retry = run.retries + 1,
-                    of = schedule.len(),
-                    delay_ms = delay.as_millis() as u64,
-                    "run rescheduled"
-                );
+                RunRescheduled {
+                    flow: &run.flow,
+                    error: &message,
+                    retry: run.retries + 1,
+                    of: schedule.len(),
+                    delay,
+                }
+                .emit();
                 // A `sync` caller still waiting learns now that the run
                 // will finish later, rather than at its timeout.
                 self.responders.deliver(
                     run.id,
                     SyncReply::Ended {
                         status: RunStatus::Queued,
-                        error: Some(failure.message.clone()),
+                        error: Some(message),
                     },
                 );
             }
@@ -218,9 +244,28 @@ impl Executor {
                     if self.shutdown.is_cancelled() {
                         return Err(Halt::Interrupted);
                     }
-                    self.run_step(run, step, &context, &completed)
-                        .instrument(info_span!("step", step = %step.id, kind = step.action.kind()))
-                        .await?
+                    let span = info_span!("step", step = %step.id, kind = step.action.kind());
+                    let clock = Instant::now();
+                    let end = self
+                        .run_step(run, step, &context, &completed)
+                        .instrument(span.clone())
+                        .await?;
+                    let outcome = match &end {
+                        StepEnd::Continue(_) => StepOutcome::Succeeded,
+                        StepEnd::Skip => StepOutcome::Skipped,
+                        StepEnd::Failed(_) => StepOutcome::Failed,
+                    };
+                    span.in_scope(|| {
+                        StepFinished {
+                            flow: &run.flow,
+                            step: &step.id,
+                            kind: step.action.kind(),
+                            outcome,
+                            duration: clock.elapsed(),
+                        }
+                        .emit()
+                    });
+                    end
                 }
             };
             match end {
@@ -401,7 +446,7 @@ impl Executor {
             error: Some(note),
             current: true,
         };
-        self.store.record_step(&self.owner, &entry, None).await?;
+        self.record(entry, None).await?;
         Ok(StepEnd::Continue(output))
     }
 
@@ -562,7 +607,16 @@ impl Executor {
         let shown = connector.summarize(&request);
         let policy = call.retry.unwrap_or_else(|| connector.retry_policy());
         let exchange = match &call.pagination {
-            None => Exchange::of_send(connector.send(&request, policy).await),
+            None => {
+                let mut exchange = Exchange::of_send(connector.send(&request, policy).await);
+                if let Ok(output) = &mut exchange.result
+                    && let Some(headers) = output.get_mut("headers")
+                {
+                    self.plan.redaction.headers.redact(headers);
+                    SensitiveHeaders::redact_names(headers, connector.sensitive_headers());
+                }
+                exchange
+            }
             Some(pagination) => Exchange::of_pages(
                 connector
                     .paginate(request, policy, pagination, *vars)
@@ -677,7 +731,40 @@ impl Executor {
             error: result.err().map(str::to_string),
             current: true,
         };
-        self.store.record_step(&self.owner, &entry, state).await
+        self.record(entry, state).await
+    }
+
+    /// Journals `entry` with every known secret masked (see
+    /// [`crate::redaction`]).
+    async fn record(
+        &self,
+        mut entry: JournalEntry,
+        state: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        if self.connectors.masker().is_empty() && self.plan.redaction.masker.is_empty() {
+            return self.store.record_step(&self.owner, &entry, state).await;
+        }
+        self.mask_json(entry.request.as_mut());
+        self.mask_json(entry.output.as_mut());
+        entry.error = entry.error.map(|e| self.mask(&e));
+        let mut masked_state = state.cloned();
+        self.mask_json(masked_state.as_mut());
+        self.store
+            .record_step(&self.owner, &entry, masked_state.as_ref())
+            .await
+    }
+
+    /// `text` with every connector credential and webhook secret masked.
+    fn mask(&self, text: &str) -> String {
+        let masked = self.connectors.masker().mask(text);
+        self.plan.redaction.masker.mask(&masked)
+    }
+
+    fn mask_json(&self, value: Option<&mut Value>) {
+        if let Some(value) = value {
+            self.connectors.masker().mask_json(value);
+            self.plan.redaction.masker.mask_json(value);
+        }
     }
 }
 

@@ -8,12 +8,13 @@
 //! bounded channel turns overload into backpressure on the callers.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use patchbay_store::{EnqueueOutcome, NewRun, Store, StoreError};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tracing::warn;
 
 use crate::error::EngineError;
+use crate::events::{IntakeBatchCommitted, IntakeBatchFailed};
 
 struct Pending {
     run: NewRun,
@@ -63,16 +64,38 @@ async fn commit_loop(
         // is the intake hot path.
         let (runs, replies): (Vec<NewRun>, Vec<_>) =
             batch.drain(..).map(|p| (p.run, p.reply)).unzip();
+        let started = Instant::now();
         match store.enqueue(&runs).await {
             Ok(outcomes) => {
-                tracing::trace!(size = runs.len(), "intake batch committed");
+                let duration = started.elapsed();
+                let mut created = Vec::with_capacity(runs.len());
+                let mut duplicates = Vec::new();
+                for (run, outcome) in runs.iter().zip(&outcomes) {
+                    match outcome {
+                        EnqueueOutcome::Created(_) => {
+                            created.push((run.flow.as_str(), run.trigger.as_str()))
+                        }
+                        EnqueueOutcome::Duplicate(_) => duplicates.push(run.flow.as_str()),
+                    }
+                }
+                IntakeBatchCommitted {
+                    created: &created,
+                    duplicates: &duplicates,
+                    runs: runs.len(),
+                    duration,
+                }
+                .emit();
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
                 committed.notify_one();
             }
             Err(e) => {
-                warn!(error = %e, batch = runs.len(), "intake batch not committed");
+                IntakeBatchFailed {
+                    error: &e,
+                    runs: runs.len(),
+                }
+                .emit();
                 let e = Arc::new(e);
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));

@@ -13,28 +13,39 @@
 //! - [`executor`] runs a flow's steps, journalling each, resuming from the
 //!   journal after a crash;
 //! - [`scheduler`] fires `schedule` triggers;
-//! - [`retention`] deletes finished runs older than `store.retention`.
+//! - [`retention`] deletes finished runs older than `store.retention`;
+//! - [`operate`] cancels runs and replays dead letters for operators;
+//! - [`redaction`] keeps credentials out of the journal and run records;
+//! - `events` writes each notable event's log line and metrics, and
+//!   `sampler` samples the queue for the queue gauges.
 //!
 //! The engine knows nothing of HTTP servers or status codes: the server
 //! crate turns [`EngineError`]s into responses.
 
 mod context;
 mod error;
+mod events;
 mod executor;
 pub mod intake;
+mod live;
+mod operate;
 pub mod plan;
+pub mod redaction;
 mod responders;
 mod retention;
+mod sampler;
 mod scheduler;
 mod tokens;
 mod worker;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use patchbay_config::{EngineConfig, Env, Project};
 use patchbay_connector::Connectors;
-use patchbay_store::{EnqueueOutcome, NewRun, Run, RunId, Store};
+use patchbay_store::{EnqueueOutcome, NewRun, Run, RunId, Secrets, Store};
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -43,11 +54,14 @@ use tracing::{info, warn};
 
 pub use error::EngineError;
 pub use intake::Intake;
+pub use live::{LoadedProject, ProjectSource, Reloaded};
+pub use operate::ReplaySelection;
 pub use plan::{FlowPlan, Plan, TriggerPlan, WebhookPlan};
 pub use plan::{VerifyPlan, WebhookSecretError};
 pub use responders::SyncReply;
 
 use crate::executor::Executor;
+use crate::live::Live;
 use crate::responders::Responders;
 use crate::scheduler::Schedule;
 use crate::worker::WorkerPool;
@@ -89,11 +103,24 @@ pub struct Engine {
 }
 
 struct Inner {
-    plan: Arc<Plan>,
+    /// The configuration in force; swapped whole by [`Engine::reload`].
+    live: ArcSwap<Live>,
+    /// The executor workers hand new runs to, when this node runs workers;
+    /// swapped with `live`.
+    executor: Option<Arc<ArcSwap<Executor>>>,
     store: Arc<dyn Store>,
     intake: Intake,
     responders: Responders,
     shutdown: CancellationToken,
+    tracker: TaskTracker,
+    roles: Roles,
+    /// Cancels the schedule tasks of the configuration in force. A std
+    /// mutex: held only to swap the token, never across an `.await`.
+    schedules: Mutex<CancellationToken>,
+    /// Serialises reloads.
+    reloading: tokio::sync::Mutex<()>,
+    source: OnceLock<Arc<dyn ProjectSource>>,
+    secrets: OnceLock<Secrets>,
 }
 
 /// The engine's background tasks; [`EngineTasks::stopped`] drains them.
@@ -123,10 +150,7 @@ impl Engine {
         let mut plan = plan;
         plan.resolve_secrets(env)?;
         let plan = Arc::new(plan);
-        let connectors = Connectors::build(&project.config.connectors, env)?;
-        connectors.set_token_store(Arc::new(tokens::StoredTokens {
-            store: store.clone(),
-        }));
+        let connectors = build_connectors(project, env, &store)?;
         let settings: &EngineConfig = &project.config.engine;
         let owner = format!("node-{}", uuid::Uuid::now_v7());
         let wake = Arc::new(Notify::new());
@@ -135,15 +159,23 @@ impl Engine {
         let tracker = TaskTracker::new();
         let renewer = CancellationToken::new();
 
+        let live = Live {
+            plan: plan.clone(),
+            connectors: connectors.clone(),
+            secrets_digest: String::new(),
+            loaded_at: chrono::Utc::now(),
+        };
+        let mut swappable_executor = None;
         if roles.workers {
-            let executor = Arc::new(Executor {
+            let executor = Arc::new(ArcSwap::from_pointee(Executor {
                 plan: plan.clone(),
                 connectors,
                 store: store.clone(),
                 owner: owner.clone(),
                 responders: responders.clone(),
                 shutdown: shutdown.clone(),
-            });
+            }));
+            swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
             let pool = WorkerPool {
                 executor,
@@ -175,27 +207,33 @@ impl Engine {
             };
             tracker.spawn(janitor.run());
         }
-        if roles.scheduler {
-            for flow in plan.flows.values() {
-                if let TriggerPlan::Schedule { cron, timezone } = &flow.trigger {
-                    let schedule = Schedule {
-                        flow: flow.name.clone(),
-                        cron: (**cron).clone(),
-                        timezone: *timezone,
-                        config_version: plan.version.clone(),
-                    };
-                    tracker.spawn(schedule.run(intake.clone(), shutdown.clone()));
-                }
+        tracker.spawn(
+            sampler::QueueSampler {
+                store: store.clone(),
+                interval: sampler::SAMPLE_INTERVAL,
+                shutdown: shutdown.clone(),
             }
+            .run(),
+        );
+        let schedules = shutdown.child_token();
+        if roles.scheduler {
+            spawn_schedules(&plan, &intake, &tracker, &schedules);
         }
         info!(flows = plan.flows.len(), version = %plan.version, node = %owner, "engine started");
         let engine = Engine {
             inner: Arc::new(Inner {
-                plan,
+                live: ArcSwap::from_pointee(live),
+                executor: swappable_executor,
                 store: store.clone(),
                 intake,
                 responders,
                 shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+                roles,
+                schedules: Mutex::new(schedules),
+                reloading: tokio::sync::Mutex::new(()),
+                source: OnceLock::new(),
+                secrets: OnceLock::new(),
             }),
         };
         let tasks = EngineTasks {
@@ -209,17 +247,114 @@ impl Engine {
         Ok((engine, tasks))
     }
 
-    pub fn plan(&self) -> &Plan {
-        &self.inner.plan
+    /// The plan in force. A reload swaps it: hold the `Arc` for one
+    /// request, do not keep it.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.inner.live.load().plan.clone()
+    }
+
+    /// The connectors in force (see [`Engine::plan`]).
+    pub fn connectors(&self) -> Connectors {
+        self.inner.live.load().connectors.clone()
+    }
+
+    /// When the configuration in force was loaded.
+    pub fn loaded_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.live.load().loaded_at
+    }
+
+    /// Lets [`Engine::reload`] load the project again from `source`;
+    /// `secrets_digest` is what the source would report for the secrets the
+    /// running configuration was loaded with. Set once, before serving;
+    /// later calls are ignored.
+    pub fn attach_source(&self, source: Arc<dyn ProjectSource>, secrets_digest: String) {
+        if self.inner.source.set(source).is_ok() {
+            let current = self.inner.live.load_full();
+            self.inner.live.store(Arc::new(Live {
+                plan: current.plan.clone(),
+                connectors: current.connectors.clone(),
+                secrets_digest,
+                loaded_at: current.loaded_at,
+            }));
+        }
+    }
+
+    /// The store's secrets, for the management API. Set once; later calls
+    /// are ignored.
+    pub fn attach_secrets(&self, secrets: Secrets) {
+        let _ = self.inner.secrets.set(secrets);
+    }
+
+    /// The secrets store, when the node has one.
+    pub fn secrets(&self) -> Option<&Secrets> {
+        self.inner.secrets.get()
+    }
+
+    /// Loads the configuration again and, when it is valid and differs,
+    /// swaps it in. Runs in progress keep the configuration they started
+    /// with; new events and newly claimed runs get the new one.
+    pub async fn reload(&self) -> Result<Reloaded, EngineError> {
+        let source = self
+            .inner
+            .source
+            .get()
+            .ok_or(EngineError::ReloadUnsupported)?
+            .clone();
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let loaded = source.load().await.map_err(EngineError::InvalidConfig)?;
+        let current = self.inner.live.load_full();
+        let previous = current.plan.version.clone();
+        if loaded.plan.version == previous && loaded.secrets_digest == current.secrets_digest {
+            return Ok(Reloaded {
+                version: previous.clone(),
+                previous,
+                changed: false,
+            });
+        }
+        let mut plan = loaded.plan;
+        plan.resolve_secrets(loaded.env.as_ref())?;
+        let plan = Arc::new(plan);
+        let connectors = build_connectors(&loaded.project, loaded.env.as_ref(), &self.inner.store)?;
+        if let Some(executor) = &self.inner.executor {
+            let old = executor.load();
+            executor.store(Arc::new(Executor {
+                plan: plan.clone(),
+                connectors: connectors.clone(),
+                store: old.store.clone(),
+                owner: old.owner.clone(),
+                responders: old.responders.clone(),
+                shutdown: old.shutdown.clone(),
+            }));
+        }
+        self.inner.live.store(Arc::new(Live {
+            plan: plan.clone(),
+            connectors,
+            secrets_digest: loaded.secrets_digest,
+            loaded_at: chrono::Utc::now(),
+        }));
+        if self.inner.roles.scheduler {
+            let fresh = self.inner.shutdown.child_token();
+            let stale = std::mem::replace(
+                &mut *self
+                    .inner
+                    .schedules
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+                fresh.clone(),
+            );
+            stale.cancel();
+            spawn_schedules(&plan, &self.inner.intake, &self.inner.tracker, &fresh);
+        }
+        info!(version = %plan.version, previous = %previous, flows = plan.flows.len(), "configuration reloaded");
+        Ok(Reloaded {
+            version: plan.version.clone(),
+            previous,
+            changed: true,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
-    }
-
-    /// The flow and webhook settings for a path, if a flow listens there.
-    pub fn webhook(&self, path: &str) -> Option<(&FlowPlan, &WebhookPlan)> {
-        self.inner.plan.webhook(path)
     }
 
     /// Commits an event as a run; returns once it is durable.
@@ -280,16 +415,19 @@ impl Engine {
         if self.inner.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
-        if !self.inner.plan.flows.contains_key(&event.flow) {
+        let plan = self.plan();
+        if !plan.flows.contains_key(&event.flow) {
             return Err(EngineError::UnknownFlow(event.flow));
         }
+        let mut event = event;
+        plan.redaction.headers.redact(&mut event.headers);
         Ok(NewRun {
             id: uuid::Uuid::now_v7(),
             flow: event.flow,
             trigger: event.trigger.to_string(),
             input: event.input,
             headers: event.headers,
-            config_version: self.inner.plan.version.clone(),
+            config_version: plan.version.clone(),
             dedupe_key: event.dedupe_key,
         })
     }
@@ -316,6 +454,34 @@ impl EngineTasks {
             Ok(0) => {}
             Ok(released) => info!(released, "unfinished runs returned to the queue"),
             Err(e) => warn!(error = %e, "cannot release leases; runs resume when they expire"),
+        }
+    }
+}
+
+/// Builds a project's connectors, with rotated OAuth2 tokens kept in `store`.
+fn build_connectors(
+    project: &Project,
+    env: &dyn Env,
+    store: &Arc<dyn Store>,
+) -> Result<Connectors, EngineError> {
+    let connectors = Connectors::build(&project.config.connectors, env)?;
+    connectors.set_token_store(Arc::new(tokens::StoredTokens {
+        store: store.clone(),
+    }));
+    Ok(connectors)
+}
+
+/// Starts one task per `schedule` trigger of `plan`, until `stop`.
+fn spawn_schedules(plan: &Plan, intake: &Intake, tracker: &TaskTracker, stop: &CancellationToken) {
+    for flow in plan.flows.values() {
+        if let TriggerPlan::Schedule { cron, timezone } = &flow.trigger {
+            let schedule = Schedule {
+                flow: flow.name.clone(),
+                cron: (**cron).clone(),
+                timezone: *timezone,
+                config_version: plan.version.clone(),
+            };
+            tracker.spawn(schedule.run(intake.clone(), stop.clone()));
         }
     }
 }

@@ -13,9 +13,12 @@ use patchbay_config::{
     StepKind, TriggerConfig, WebhookMode,
 };
 use patchbay_config::{Env, HmacAlgorithm, SignatureEncoding, VerifyConfig, interpolate};
+use patchbay_connector::redact::Masker;
 use patchbay_connector::{Document, Pagination};
 use patchbay_expr::{Expr, Template};
 use patchbay_signature::{Algorithm, Encoding, HmacScheme, Scheme, TimestampCheck, Verifier};
+
+use crate::redaction::Redaction;
 
 const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_FOR_EACH_CONCURRENCY: usize = 4;
@@ -29,6 +32,9 @@ pub struct Plan {
     /// Each connector's compiled `rate_limit.key`, for those that have one.
     pub rate_keys: HashMap<String, Expr>,
     webhooks: HashMap<String, String>,
+    /// Headers never recorded, and webhook secrets (once resolved) never
+    /// journalled.
+    pub redaction: Redaction,
 }
 
 /// One compiled flow.
@@ -127,6 +133,11 @@ impl Plan {
             let verifier =
                 Verifier::new(verify.scheme.clone(), &secrets).map_err(|e| error(e.to_string()))?;
             verify.verifier = Some(verifier);
+            // `whsec_` secrets travel base64-encoded after the prefix.
+            let shown = secrets
+                .iter()
+                .flat_map(|s| [s.clone(), s.strip_prefix("whsec_").unwrap_or(s).to_string()]);
+            self.redaction.masker.merge(&Masker::new(shown));
         }
         Ok(())
     }
@@ -307,6 +318,7 @@ impl Plan {
             flows,
             rate_keys,
             webhooks,
+            redaction: Redaction::new(&project.config.telemetry.redact_headers),
         })
     }
 

@@ -48,7 +48,9 @@ impl ActiveRuns {
 }
 
 pub(crate) struct WorkerPool {
-    pub executor: Arc<Executor>,
+    /// The executor of the configuration in force; each run keeps the one
+    /// current when it was claimed.
+    pub executor: Arc<arc_swap::ArcSwap<Executor>>,
     pub store: Arc<dyn Store>,
     pub owner: String,
     pub slots: usize,
@@ -94,7 +96,7 @@ impl WorkerPool {
             };
             let claimed = runs.len();
             for (run, permit) in runs.into_iter().zip(permits.drain(..)) {
-                let executor = self.executor.clone();
+                let executor = self.executor.load_full();
                 let active = self.active.clone();
                 let id = run.id;
                 active.insert(id);

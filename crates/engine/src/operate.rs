@@ -1,0 +1,107 @@
+//! What an operator does to runs that already exist: cancel them and
+//! replay dead letters.
+//!
+//! Both are single store transactions; the engine adds the selection of dead
+//! letters by flow, and tells a `sync` webhook caller still waiting on a run
+//! that it was cancelled.
+
+use patchbay_store::{CancelOutcome, RunFilter, RunId, RunStatus};
+use tracing::info;
+
+use crate::{Engine, EngineError, SyncReply};
+
+/// Dead runs replayed per store transaction when replaying by flow, so a
+/// large dead-letter queue does not hold the writer for long.
+const REPLAY_BATCH: u32 = 500;
+
+/// Which dead runs [`Engine::replay`] queues again: those named in `runs`
+/// (or every one when `None`), of the flow `flow` (or of any flow). Runs
+/// that are not dead are left alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplaySelection {
+    pub runs: Option<Vec<RunId>>,
+    pub flow: Option<String>,
+}
+
+impl Engine {
+    /// Cancels a queued or running run. A running run stops at its next
+    /// step boundary: its worker's next journal write is refused.
+    pub async fn cancel(&self, run: RunId) -> Result<CancelOutcome, EngineError> {
+        let outcome = self.store().cancel(run).await?;
+        if let CancelOutcome::Cancelled(_) = &outcome {
+            info!(run_id = %run, "run cancelled");
+            self.inner.responders.deliver(
+                run,
+                SyncReply::Ended {
+                    status: RunStatus::Cancelled,
+                    error: None,
+                },
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Queues dead runs again, due now; returns those replayed. A replay
+    /// resumes at the failed step; `from_start` runs every step again.
+    pub async fn replay(
+        &self,
+        which: ReplaySelection,
+        from_start: bool,
+    ) -> Result<Vec<RunId>, EngineError> {
+        let ReplaySelection { runs, flow } = which;
+        if let Some(runs) = runs {
+            let runs = match &flow {
+                None => runs,
+                Some(flow) => {
+                    let mut of_flow = Vec::with_capacity(runs.len());
+                    for id in runs {
+                        if self
+                            .store()
+                            .run(id)
+                            .await?
+                            .is_some_and(|run| run.flow == *flow)
+                        {
+                            of_flow.push(id);
+                        }
+                    }
+                    of_flow
+                }
+            };
+            let replayed = self.store().replay(&runs, from_start).await?;
+            if !replayed.is_empty() {
+                info!(runs = replayed.len(), from_start, "dead runs replayed");
+            }
+            return Ok(replayed);
+        }
+        let mut replayed = Vec::new();
+        let mut before = None;
+        loop {
+            let dead = self
+                .store()
+                .list_runs(&RunFilter {
+                    flow: flow.clone(),
+                    status: Some(RunStatus::Dead),
+                    before,
+                    limit: REPLAY_BATCH,
+                    ..RunFilter::default()
+                })
+                .await?;
+            let Some(last) = dead.last() else { break };
+            before = Some(last.id);
+            let ids: Vec<RunId> = dead.iter().map(|run| run.id).collect();
+            replayed.extend(self.store().replay(&ids, from_start).await?);
+            if dead.len() < REPLAY_BATCH as usize {
+                break;
+            }
+        }
+        if !replayed.is_empty() {
+            info!(
+                runs = replayed.len(),
+                flow = flow.as_deref().unwrap_or("*"),
+                from_start,
+                "dead runs replayed"
+            );
+        }
+        Ok(replayed)
+    }
+}
