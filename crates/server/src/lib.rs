@@ -2,15 +2,20 @@
 //!
 //! - [`webhook`]: `POST` on a flow's path → a committed run (202), or the
 //!   flow's `respond` step for `sync` webhooks;
-//! - [`api`]: `/api/v1` (flows, runs, manual trigger);
+//! - [`api`]: the management API under `/api/v1` (bearer tokens with
+//!   scopes), its OpenAPI document at `/api/openapi.json` and reference page
+//!   at `/api/docs`;
 //! - `/healthz`.
 //!
 //! Engine errors become HTTP responses here and only here ([`error`]).
 
 mod api;
 mod error;
+pub mod metrics;
+mod ui;
 mod webhook;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
+pub use api::{AccessError, ApiAccess, NewToken, openapi_json};
 pub use error::ApiError;
 
 /// Settings of the HTTP server.
@@ -29,6 +35,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// Who may use the management API.
+    pub api: Arc<ApiAccess>,
 }
 
 #[derive(Clone)]
@@ -40,10 +48,13 @@ pub(crate) struct AppState {
 /// The full router: webhooks, API, health.
 pub fn router(engine: Engine, settings: ServerSettings) -> Router {
     let timeout = settings.request_timeout;
+    let api = api::routes(settings.api.clone());
     let state = AppState { engine, settings };
     Router::new()
         .route("/healthz", get(health))
-        .nest("/api/v1", api::routes())
+        .merge(api)
+        .merge(ui::routes())
+        .merge(metrics::routes())
         .fallback(webhook::receive)
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(

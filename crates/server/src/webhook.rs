@@ -32,7 +32,8 @@ pub(crate) async fn receive(
     request: Request,
 ) -> Result<Response, ApiError> {
     let path = request.uri().path().to_string();
-    let Some((flow, hook)) = state.engine.webhook(&path) else {
+    let plan = state.engine.plan();
+    let Some((flow, hook)) = plan.webhook(&path) else {
         return Err(ApiError::not_found(format!("no flow listens on `{path}`")));
     };
     if request.method() != Method::POST {
