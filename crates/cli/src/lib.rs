@@ -4,8 +4,12 @@
 //! [`Outcome`] that `main` turns into an exit code.
 
 mod commands;
+mod json_log;
 mod logging;
 mod node;
+mod remote;
+mod secrets;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -40,8 +44,25 @@ enum Command {
     /// Inspect runs recorded in a project's store.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
+    /// Flows of a running node: list, show, trigger a run (`--url`).
+    #[command(subcommand)]
+    Flows(commands::flows::FlowsCommand),
+    /// Dead runs of a running node: list and replay (`--url`).
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(commands::dead_letters::DeadLettersCommand),
+    /// Health of a running node's connectors (`--url`).
+    Connectors(commands::connectors::Args),
+    /// A running node's configuration: show it, reload it from disk (`--url`).
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+    /// Manage the secrets `${secret:NAME}` resolves to (sealed in the store).
+    #[command(subcommand)]
+    Secrets(commands::secrets::SecretsCommand),
     /// Print the JSON Schema of the configuration, for editor completion.
     Schema(commands::schema::Args),
+    /// Make management API tokens.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
     /// Run the built-in demo: mock upstream APIs, example flows and traffic.
     Demo(commands::demo::Args),
 }
@@ -65,9 +86,32 @@ pub fn main(cli: Cli) -> ExitCode {
         // The demo prints its own report; per-run log lines (its scripted
         // outages make warnings by the hundred) would drown it.
         Command::Demo(_) => "error",
-        Command::Check(_) | Command::Invoke(_) | Command::Runs(_) | Command::Schema(_) => "warn",
+        Command::Check(_)
+        | Command::Invoke(_)
+        | Command::Runs(_)
+        | Command::Secrets(_)
+        | Command::Flows(_)
+        | Command::DeadLetters(_)
+        | Command::Connectors(_)
+        | Command::Config(_)
+        | Command::Schema(_)
+        | Command::Token(_) => "warn",
     };
-    logging::init(&cli.log_format, default_level);
+    // Only `run` exports traces: it serves a project for real.
+    let tracing = match &cli.command {
+        Command::Run(args) => match telemetry::peek_config(&args.dir)
+            .map(|config| telemetry::Tracing::start(&config))
+            .transpose()
+        {
+            Ok(tracing) => tracing.flatten(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        _ => None,
+    };
+    let log_guard = logging::init(&cli.log_format, default_level, tracing);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,13 +126,21 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => commands::run::execute(args).await,
-            Command::Check(args) => commands::check::execute(args),
+            Command::Check(args) => commands::check::execute(args).await,
             Command::Invoke(args) => commands::invoke::execute(args).await,
             Command::Runs(command) => commands::runs::execute(command).await,
+            Command::Secrets(command) => commands::secrets::execute(command).await,
+            Command::Flows(command) => commands::flows::execute(command).await,
+            Command::DeadLetters(command) => commands::dead_letters::execute(command).await,
+            Command::Connectors(args) => commands::connectors::execute(args).await,
+            Command::Config(command) => commands::config::execute(command).await,
             Command::Schema(args) => commands::schema::execute(args),
+            Command::Token(command) => commands::token::execute(command),
             Command::Demo(args) => commands::demo::execute(args).await,
         }
     });
+    drop(runtime);
+    log_guard.finish();
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::from(1),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use patchbay_config::{Env, Project};
 use patchbay_engine::{Engine, EngineTasks, Plan, Roles};
-use patchbay_server::ServerSettings;
+use patchbay_server::{ApiAccess, ServerSettings};
 use patchbay_store::{SqliteOptions, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -38,10 +38,6 @@ impl Node {
         env: &dyn Env,
         options: NodeOptions,
     ) -> anyhow::Result<Node> {
-        let store = open_store(project).await?;
-        let shutdown = CancellationToken::new();
-        let (engine, tasks) =
-            Engine::start(project, plan, store, env, options.roles, shutdown.clone())?;
         let listen = match options.listen {
             Some(address) => address,
             None => project
@@ -51,6 +47,16 @@ impl Node {
                 .parse()
                 .with_context(|| format!("server.listen `{}`", project.config.server.listen))?,
         };
+        // Checked before anything starts: the API must not be open to the
+        // network by accident.
+        let api = ApiAccess::from_config(&project.config.api, env, listen)?;
+        // One recorder per process, behind `GET /metrics`; later nodes of
+        // the same process (tests, the demo) share it.
+        patchbay_server::metrics::install_recorder().map_err(anyhow::Error::msg)?;
+        let store = open_store(project).await?;
+        let shutdown = CancellationToken::new();
+        let (engine, tasks) =
+            Engine::start(project, plan, store, env, options.roles, shutdown.clone())?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -58,6 +64,7 @@ impl Node {
         let settings = ServerSettings {
             max_body_bytes: project.config.server.max_body_bytes,
             request_timeout: project.config.server.request_timeout.0,
+            api: Arc::new(api),
         };
         let server = tokio::spawn(patchbay_server::serve(
             engine.clone(),
@@ -89,8 +96,12 @@ impl Node {
 
 /// Opens the project's SQLite store, creating it on first use.
 pub async fn open_store(project: &Project) -> anyhow::Result<Arc<dyn Store>> {
-    let path = project.store_path();
-    let store = SqliteStore::open(SqliteOptions::new(&path))
+    open_store_at(&project.store_path()).await
+}
+
+/// Opens the SQLite store at `path`, creating it on first use.
+pub async fn open_store_at(path: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+    let store = SqliteStore::open(SqliteOptions::new(path))
         .await
         .with_context(|| format!("cannot open the store at {}", path.display()))?;
     Ok(Arc::new(store))

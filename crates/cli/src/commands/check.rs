@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use patchbay_config::ProcessEnv;
-
 use crate::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -13,8 +11,11 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
-pub fn execute(args: Args) -> anyhow::Result<Outcome> {
-    match super::load_checked(&args.dir, &ProcessEnv) {
+pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
+    // `${secret:...}` resolves from the project's store when it exists; a
+    // store that does not exist yet is not created by a check.
+    let env = crate::secrets::project_env(&args.dir).await?;
+    match super::load_checked(&args.dir, &env) {
         Ok((project, plan)) => {
             println!(
                 "ok: {} flow(s), {} connector(s), configuration version {}",

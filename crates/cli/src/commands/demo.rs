@@ -173,6 +173,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     };
     let base = format!("http://{}", node.address);
     println!("Patchbay demo");
+    println!("  dashboard    {base}/ui");
     println!("  API          {base}/api/v1/runs   (flows: {base}/api/v1/flows)");
     println!("  health       {base}/healthz");
     println!("  webhooks     POST {base}/hooks/shop/orders, POST {base}/hooks/quote (sync)");
@@ -560,6 +561,7 @@ impl OrderRuns {
                     status: None,
                     before,
                     limit: 1000,
+                    ..RunFilter::default()
                 })
                 .await?;
             let Some(last) = page.last() else { break };

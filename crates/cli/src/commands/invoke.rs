@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use patchbay_config::ProcessEnv;
 use patchbay_engine::{Engine, Event, Roles};
 use patchbay_store::RunStatus;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +28,7 @@ pub struct Args {
 
 pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     let input = read_input(args.input.as_deref())?;
-    let env = ProcessEnv;
+    let env = crate::secrets::project_env(&args.project).await?;
     let (project, plan) = match super::load_checked(&args.project, &env) {
         Ok(loaded) => loaded,
         Err(report) => {
@@ -74,7 +73,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     );
     Ok(match run.status {
         RunStatus::Succeeded | RunStatus::Skipped => Outcome::Success,
-        RunStatus::Dead => Outcome::Failure,
+        RunStatus::Dead | RunStatus::Cancelled => Outcome::Failure,
         RunStatus::Queued | RunStatus::Running => {
             eprintln!(
                 "run {run_id} is still {} after {:?}; it will resume on the next `patchbay run`",
@@ -85,7 +84,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-fn read_input(path: Option<&std::path::Path>) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn read_input(path: Option<&std::path::Path>) -> anyhow::Result<serde_json::Value> {
     let text = match path {
         None => return Ok(serde_json::json!({})),
         Some(p) if p.as_os_str() == "-" => {

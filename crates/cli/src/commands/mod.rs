@@ -1,11 +1,17 @@
 //! One module per command.
 
 pub mod check;
+pub mod config;
+pub mod connectors;
+pub mod dead_letters;
 pub mod demo;
+pub mod flows;
 pub mod invoke;
 pub mod run;
 pub mod runs;
 pub mod schema;
+pub mod secrets;
+pub mod token;
 
 use std::path::Path;
 

@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use patchbay_config::ProcessEnv;
+use std::sync::Arc;
+
 use patchbay_engine::Roles;
+use patchbay_store::Secrets;
 use tracing::info;
 
 use crate::Outcome;
@@ -27,7 +29,7 @@ pub struct Args {
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
-    let env = ProcessEnv;
+    let env = crate::secrets::project_env(&args.dir).await?;
     let (project, plan) = match super::load_checked(&args.dir, &env) {
         Ok(loaded) => loaded,
         Err(report) => {
@@ -53,6 +55,19 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         },
     )
     .await?;
+    let store_path = project.store_path();
+    let secrets = Secrets::new(
+        node.engine.store().clone(),
+        crate::secrets::master_key(&store_path, true)?,
+    );
+    node.engine.attach_secrets(secrets.clone());
+    node.engine.attach_source(
+        Arc::new(crate::secrets::FolderSource {
+            dir: args.dir.clone(),
+            secrets,
+        }),
+        crate::secrets::digest(env.secrets()),
+    );
     info!(address = %node.address, store = %project.store_path().display(), "listening");
     // Printed on stdout too, so scripts (and tests) can read the bound port.
     println!("patchbay listening on http://{}", node.address);

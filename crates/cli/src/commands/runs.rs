@@ -1,18 +1,22 @@
-//! `patchbay runs list|show|replay`: read runs and their journal from the
-//! store, and queue dead runs again.
+//! `patchbay runs list|show|replay|cancel`: read runs and their journal,
+//! queue dead runs again, cancel runs.
 //!
-//! These commands open the store file directly, so they work whether or not
-//! a node is running: SQLite's WAL lets them read beside a node, and a
-//! replayed run is picked up by the next claim of any node on the store.
+//! By default these commands open the store file directly, so they work
+//! whether or not a node is running: SQLite's WAL lets them read beside a
+//! node, and a replayed run is picked up by the next claim of any node on
+//! the store. With `--url` they go through a running node's management API
+//! instead (token in `PATCHBAY_TOKEN`), which also works for a node on
+//! another machine.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::Context;
 use patchbay_config::ProcessEnv;
-use patchbay_store::{RunFilter, RunId, RunStatus};
+use patchbay_store::{CancelOutcome, RunFilter, RunId, RunStatus};
 
 use crate::Outcome;
+use crate::remote::{Remote, RemoteArgs, print, query, segment};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RunsCommand {
@@ -21,10 +25,13 @@ pub enum RunsCommand {
         /// The project folder (holding patchbay.yaml).
         #[arg(long, short, default_value = ".")]
         project: PathBuf,
+        /// Ask a running node's API instead of opening the store file.
+        #[arg(long, conflicts_with = "project")]
+        url: Option<String>,
         /// Only runs of this flow.
         #[arg(long)]
         flow: Option<String>,
-        /// Only runs in this status: queued, running, succeeded, dead, skipped.
+        /// Only runs in this status: queued, running, succeeded, dead, skipped, cancelled.
         #[arg(long)]
         status: Option<String>,
         /// At most this many.
@@ -41,6 +48,9 @@ pub enum RunsCommand {
         /// The project folder (holding patchbay.yaml).
         #[arg(long, short, default_value = ".")]
         project: PathBuf,
+        /// Ask a running node's API instead of opening the store file.
+        #[arg(long, conflicts_with = "project")]
+        url: Option<String>,
     },
     /// Queue dead runs again: the given ones, or every dead run (of a flow).
     ///
@@ -63,7 +73,30 @@ pub enum RunsCommand {
         /// The project folder (holding patchbay.yaml).
         #[arg(long, short, default_value = ".")]
         project: PathBuf,
+        /// Ask a running node's API instead of opening the store file.
+        #[arg(long, conflicts_with = "project")]
+        url: Option<String>,
     },
+    /// Cancel queued or running runs. A running run stops at its next step
+    /// boundary; a run that already ended is left as it is.
+    Cancel {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// The project folder (holding patchbay.yaml).
+        #[arg(long, short, default_value = ".")]
+        project: PathBuf,
+        /// Ask a running node's API instead of opening the store file.
+        #[arg(long, conflicts_with = "project")]
+        url: Option<String>,
+    },
+}
+
+impl RunsCommand {
+    fn remote(url: &Option<String>) -> anyhow::Result<Option<Remote>> {
+        url.as_ref()
+            .map(|url| Remote::new(&RemoteArgs { url: url.clone() }))
+            .transpose()
+    }
 }
 
 /// How many runs one replay transaction takes.
@@ -71,12 +104,68 @@ const REPLAY_BATCH: u32 = 500;
 
 pub async fn execute(command: RunsCommand) -> anyhow::Result<Outcome> {
     match command {
+        RunsCommand::Cancel { ids, project, url } => cancel(ids, &project, &url).await,
+        RunsCommand::List {
+            url: Some(url),
+            flow,
+            status,
+            limit,
+            ..
+        } => {
+            let remote = RunsCommand::remote(&Some(url))?.expect("a url");
+            let path = format!(
+                "/api/v1/runs{}",
+                query(&[
+                    ("flow", flow),
+                    ("status", status),
+                    ("limit", Some(limit.to_string())),
+                ])
+            );
+            print(&remote.get(&path).await?);
+            Ok(Outcome::Success)
+        }
+        RunsCommand::Show {
+            id, url: Some(url), ..
+        } => {
+            let remote = RunsCommand::remote(&Some(url))?.expect("a url");
+            print(
+                &remote
+                    .get(&format!("/api/v1/runs/{}", segment(&id)))
+                    .await?,
+            );
+            Ok(Outcome::Success)
+        }
+        RunsCommand::Replay {
+            ids,
+            flow,
+            status,
+            from_start,
+            url: Some(url),
+            ..
+        } => {
+            let remote = RunsCommand::remote(&Some(url))?.expect("a url");
+            let mut body = serde_json::json!({ "from_start": from_start });
+            match status {
+                Some(name) if parse_status(&name)? != RunStatus::Dead => {
+                    anyhow::bail!("only dead runs can be replayed (`--status dead`)")
+                }
+                Some(_) => {
+                    if let Some(flow) = flow {
+                        body["flow"] = serde_json::json!(flow);
+                    }
+                }
+                None => body["ids"] = serde_json::json!(ids),
+            }
+            print(&remote.post("/api/v1/dead-letters/replay", &body).await?);
+            Ok(Outcome::Success)
+        }
         RunsCommand::List {
             project,
             flow,
             status,
             limit,
             json,
+            url: None,
         } => {
             let status = status.as_deref().map(parse_status).transpose()?;
             let store = open(&project).await?;
@@ -86,6 +175,7 @@ pub async fn execute(command: RunsCommand) -> anyhow::Result<Outcome> {
                     status,
                     before: None,
                     limit,
+                    ..RunFilter::default()
                 })
                 .await?;
             if json {
@@ -110,7 +200,11 @@ pub async fn execute(command: RunsCommand) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Success)
         }
-        RunsCommand::Show { id, project } => {
+        RunsCommand::Show {
+            id,
+            project,
+            url: None,
+        } => {
             let id = RunId::from_str(&id).with_context(|| format!("`{id}` is not a run id"))?;
             let store = open(&project).await?;
             let Some(run) = store.run(id).await? else {
@@ -132,6 +226,7 @@ pub async fn execute(command: RunsCommand) -> anyhow::Result<Outcome> {
             status,
             from_start,
             project,
+            url: None,
         } => {
             let store = open(&project).await?;
             let (asked, replayed) = match status {
@@ -193,6 +288,7 @@ async fn replay_all_dead(
                 status: Some(RunStatus::Dead),
                 before,
                 limit: REPLAY_BATCH,
+                ..RunFilter::default()
             })
             .await?;
         let Some(last) = batch.last() else {
@@ -209,7 +305,7 @@ async fn replay_all_dead(
 
 fn parse_status(name: &str) -> anyhow::Result<RunStatus> {
     RunStatus::parse(name).with_context(|| {
-        format!("unknown status `{name}` (queued, running, succeeded, dead, skipped)")
+        format!("unknown status `{name}` (queued, running, succeeded, dead, skipped, cancelled)")
     })
 }
 
@@ -231,4 +327,50 @@ async fn open(dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<dyn patchb
         Err(report) => anyhow::bail!("cannot load the project:\n{report}"),
     };
     crate::node::open_store(&project).await
+}
+
+async fn cancel(
+    ids: Vec<String>,
+    project: &std::path::Path,
+    url: &Option<String>,
+) -> anyhow::Result<Outcome> {
+    let mut all_cancelled = true;
+    if let Some(remote) = RunsCommand::remote(url)? {
+        for id in &ids {
+            match remote
+                .post(
+                    &format!("/api/v1/runs/{}/cancel", segment(id)),
+                    &serde_json::json!({}),
+                )
+                .await
+            {
+                Ok(_) => println!("{id}"),
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    all_cancelled = false;
+                }
+            }
+        }
+    } else {
+        let store = open(project).await?;
+        for text in &ids {
+            let id = RunId::from_str(text).with_context(|| format!("`{text}` is not a run id"))?;
+            match store.cancel(id).await? {
+                CancelOutcome::Cancelled(_) => println!("{id}"),
+                CancelOutcome::Finished(status) => {
+                    eprintln!("{id}: not cancelled, it already ended ({status})");
+                    all_cancelled = false;
+                }
+                CancelOutcome::NotFound => {
+                    eprintln!("{id}: no such run");
+                    all_cancelled = false;
+                }
+            }
+        }
+    }
+    Ok(if all_cancelled {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
 }

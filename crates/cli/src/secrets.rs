@@ -1,0 +1,124 @@
+//! Secrets for a project folder: the master key, `${secret:NAME}` resolution
+//! at load, and the [`ProjectSource`] a node reloads from.
+//!
+//! Loading takes two passes: the store's location comes from the
+//! configuration, and the configuration's `${secret:...}` values come from
+//! the store. The first pass reads the project leniently (only to find the
+//! store), the second loads it for real with the secrets opened.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use patchbay_config::{Diagnostic, Env, ProcessEnv, Project, Report, WithSecrets};
+use patchbay_engine::{LoadedProject, ProjectSource};
+use patchbay_store::{MASTER_KEY_ENV, MasterKey, Secrets, SqliteOptions, SqliteStore, Store};
+
+/// The master key of the store at `store_path`: from `PATCHBAY_MASTER_KEY`,
+/// else from the key file beside the store, created when `create` allows.
+pub fn master_key(store_path: &Path, create: bool) -> anyhow::Result<MasterKey> {
+    let from_env = std::env::var(MASTER_KEY_ENV).ok();
+    let file = MasterKey::default_file(store_path);
+    if from_env.is_none() && !create && !file.exists() {
+        anyhow::bail!(
+            "secrets are stored in {} but there is no master key: set {MASTER_KEY_ENV} or restore {}",
+            store_path.display(),
+            file.display()
+        );
+    }
+    Ok(MasterKey::load(from_env.as_deref(), &file)?)
+}
+
+/// Where a project keeps its store, read leniently: a project with other
+/// problems still names its store.
+pub fn store_path(dir: &Path) -> Result<PathBuf, Report> {
+    let (project, _) = Project::load_partial(dir, &ProcessEnv)?;
+    Ok(project.store_path())
+}
+
+/// Every secret of the store at `store_path`, opened. An absent store, or
+/// one without secrets, needs no master key and gives none.
+pub async fn resolve(store_path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    if !store_path.exists() {
+        return Ok(HashMap::new());
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(SqliteOptions::new(store_path))
+            .await
+            .with_context(|| format!("cannot open the store at {}", store_path.display()))?,
+    );
+    if store.secret_names().await?.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let secrets = Secrets::new(store, master_key(store_path, false)?);
+    Ok(secrets.resolve_all().await?)
+}
+
+/// The process environment with the project's secrets in front of it.
+pub async fn project_env(dir: &Path) -> anyhow::Result<WithSecrets<ProcessEnv>> {
+    let secrets = match store_path(dir) {
+        Ok(path) => resolve(&path).await?,
+        // The real load reports the problem, with the rest.
+        Err(_) => HashMap::new(),
+    };
+    Ok(WithSecrets::new(secrets, ProcessEnv))
+}
+
+/// A fingerprint of secret values, to tell whether a reload must rebuild
+/// connectors. In memory only; never shown.
+pub fn digest(secrets: &HashMap<String, String>) -> String {
+    let mut sorted: Vec<_> = secrets.iter().collect();
+    sorted.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    sorted.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// A project folder a node can load again, with its store's secrets.
+pub struct FolderSource {
+    pub dir: PathBuf,
+    pub secrets: Secrets,
+}
+
+#[async_trait::async_trait]
+impl ProjectSource for FolderSource {
+    async fn load(&self) -> Result<LoadedProject, Report> {
+        let values = self.secrets.resolve_all().await.map_err(|e| {
+            let mut report = Report::default();
+            report.push(Diagnostic::new(
+                &self.dir,
+                0,
+                0,
+                format!("cannot open the stored secrets: {e}"),
+            ));
+            report
+        })?;
+        let secrets_digest = digest(&values);
+        let env = WithSecrets::new(values, ProcessEnv);
+        let dir = self.dir.clone();
+        // Loading reads files and compiles every expression: off the
+        // runtime's worker threads.
+        let (project, plan, env) = tokio::task::spawn_blocking(move || {
+            crate::commands::load_checked(&dir, &env).map(|(project, plan)| (project, plan, env))
+        })
+        .await
+        .map_err(|e| {
+            let mut report = Report::default();
+            report.push(Diagnostic::new(
+                &self.dir,
+                0,
+                0,
+                format!("reload failed: {e}"),
+            ));
+            report
+        })??;
+        Ok(LoadedProject {
+            project,
+            plan,
+            env: Box::new(env) as Box<dyn Env>,
+            secrets_digest,
+        })
+    }
+}
