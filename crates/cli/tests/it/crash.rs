@@ -183,7 +183,7 @@ async fn sigterm_lets_the_running_step_finish_and_exits_zero() {
     // to the queue and completes on the next start without calling again.
     let mut node = start(&project, &env);
     let body: Value = get_json(&format!("{}/api/v1/runs", node.base)).await;
-    let id = body["runs"][0]["id"].as_str().unwrap().to_string();
+    let id = body["items"][0]["id"].as_str().unwrap().to_string();
     let done = eventually(Duration::from_secs(20), || {
         let client = client.clone();
         let base = node.base.clone();

@@ -53,6 +53,12 @@ fn demo_rides_out_its_outages_and_every_flow_succeeds() {
         stdout.contains("/api/v1/runs"),
         "the API address is printed:\n{stdout}"
     );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("dashboard") && l.contains("/ui")),
+        "the dashboard address is printed:\n{stdout}"
+    );
     let mut new_orders = 0;
     for flow in ["new-order", "quote", "sync-contacts"] {
         let row = stdout

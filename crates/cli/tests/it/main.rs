@@ -2,20 +2,27 @@
 //! the real binary where process behaviour matters, and testkit mock
 //! upstreams standing in for the outside world.
 
+mod api;
 mod bad_input;
 mod campaign_crash;
 mod campaign_fault;
 mod check;
+mod cli_remote;
 mod crash;
+mod dashboard;
 mod dead_letters;
 mod dedupe;
 mod demo;
 mod for_each;
 mod invoke;
+mod logs_redaction;
+mod metrics;
 mod paginate;
 mod retention;
 mod retry;
 mod schedule;
+mod secrets;
 mod signature;
 mod support;
+mod tracing;
 mod webhook;

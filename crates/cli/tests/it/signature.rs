@@ -89,7 +89,7 @@ pub(crate) async fn post_raw(url: &str, body: &str, headers: &[(&str, String)]) 
 /// The runs of `flow`, newest first, as the API lists them.
 pub(crate) async fn runs_of(address: std::net::SocketAddr, flow: &str) -> Vec<Value> {
     let listed = get_json(&format!("http://{address}/api/v1/runs?flow={flow}")).await;
-    listed["runs"].as_array().expect("runs array").clone()
+    listed["items"].as_array().expect("items array").clone()
 }
 
 const SECRET: &str = "whsec_c2lnbmluZy1zZWNyZXQtZm9yLXRoZS10ZXN0cw==";

@@ -298,7 +298,7 @@ pub async fn queue_is_drained(client: &reqwest::Client, base: &str) -> bool {
                 },
                 Err(_) => return false,
             };
-            if listed["runs"]
+            if listed["items"]
                 .as_array()
                 .is_none_or(|runs| !runs.is_empty())
             {
