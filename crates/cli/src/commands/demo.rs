@@ -12,10 +12,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use patchbay_config::{MapEnv, ProcessEnv, Project, Source};
+use patchbay_connector::BreakerState;
 use patchbay_engine::{Plan, Roles};
 use patchbay_store::{JournalEntry, Run, RunFilter, RunStatus, StepStatus, Store};
 use patchbay_testkit::Reply;
@@ -204,7 +205,12 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         stop_outages.cancel();
         drained.map(|()| quotes)
     };
-    let (quotes, seen) = tokio::join!(work, play_outages(&upstreams, clock, &stop_outages));
+    let watched: Vec<&str> = OUTAGES.iter().map(|o| o.target.connector()).collect();
+    let (quotes, seen, breakers) = tokio::join!(
+        work,
+        play_outages(&upstreams, clock, &stop_outages),
+        watch_breakers(&node.engine, &watched, clock, &stop_outages)
+    );
     let quotes = quotes?;
 
     let counts = store.count_runs().await?;
@@ -248,15 +254,14 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         upstreams.chat.message_count()
     );
 
-    let orders = OrderRuns::load(store.as_ref(), clock).await?;
+    let orders = OrderRuns::load(store.as_ref()).await?;
     let charges = ChargeCheck::of(&upstreams, &orders.runs);
-    let open_for = |connector: &str| {
+    let has_breaker = |connector: &str| {
         project
             .config
             .connectors
             .get(connector)
-            .filter(|c| c.circuit_breaker.enabled)
-            .map(|c| c.circuit_breaker.open_for.0)
+            .is_some_and(|c| c.circuit_breaker.enabled)
     };
     println!();
     println!("Outages, and how new-order rode them out:");
@@ -315,12 +320,12 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
                 );
             }
         }
-        let calls = match outage.target {
-            Target::Payments => &orders.charge,
-            Target::Chat => &orders.announce,
-        };
-        if let Some(open_for) = open_for(outage.target.connector()) {
-            print_breaker(&calls.breaker_timeline(open_for));
+        if has_breaker(outage.target.connector()) {
+            print_breaker(
+                breakers
+                    .get(outage.target.connector())
+                    .map_or(&[][..], Vec::as_slice),
+            );
         }
     }
     println!(
@@ -372,27 +377,18 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
 #[derive(Clone, Copy)]
 struct Clock {
     started: Instant,
-    /// The same moment in milliseconds since the Unix epoch, to place
-    /// journal timestamps.
-    epoch_ms: i64,
 }
 
 impl Clock {
     fn start() -> Clock {
-        let epoch_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         Clock {
             started: Instant::now(),
-            epoch_ms,
         }
     }
 
-    /// Milliseconds from the start of traffic to the end of a journal
-    /// entry's step, when its last call was answered (or refused).
-    fn at(&self, entry: &JournalEntry) -> i64 {
-        let duration = i64::try_from(entry.duration_ms).unwrap_or(i64::MAX);
-        entry.started_at.timestamp_millis() - self.epoch_ms + duration
+    /// Milliseconds since the start of traffic.
+    fn elapsed_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 }
 
@@ -445,7 +441,7 @@ async fn play_outages(
         .collect();
     changes.sort_by_key(|(at, _, _)| *at);
     let mut seen: Vec<Window> = Vec::new();
-    let elapsed_ms = || i64::try_from(clock.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let elapsed_ms = || clock.elapsed_ms();
     for (at, i, begins) in changes {
         let outage = &OUTAGES[i];
         tokio::select! {
@@ -501,7 +497,6 @@ async fn drain(store: &dyn Store, limit: Duration) -> anyhow::Result<()> {
 struct OrderRuns {
     runs: Vec<Run>,
     charge: StepCalls,
-    announce: StepCalls,
     retried: Retried,
     /// Runs whose charge (or its fallback) ran in more than one claim.
     charge_repeated: usize,
@@ -516,11 +511,6 @@ struct StepCalls {
     failed_upstream: usize,
     /// Failed because the breaker was open (the last attempt not sent).
     failed_fast: usize,
-    /// For each of those, when it happened and when the breaker said it
-    /// would let a probe through.
-    breaker_open: Vec<(i64, i64)>,
-    /// When the step's own call succeeded.
-    succeeded_at: Vec<i64>,
 }
 
 /// Runs rescheduled at least once, by how they ended.
@@ -551,7 +541,7 @@ impl Retried {
 }
 
 impl OrderRuns {
-    async fn load(store: &dyn Store, clock: Clock) -> anyhow::Result<OrderRuns> {
+    async fn load(store: &dyn Store) -> anyhow::Result<OrderRuns> {
         let mut runs = Vec::new();
         let mut before = None;
         loop {
@@ -570,7 +560,6 @@ impl OrderRuns {
         }
         runs.reverse();
         let mut charge = StepCalls::default();
-        let mut announce = StepCalls::default();
         let mut retried = Retried::default();
         let mut charge_repeated = 0;
         let mut sample = None;
@@ -579,21 +568,17 @@ impl OrderRuns {
             let mut charge_claims = BTreeSet::new();
             let mut fell_back = false;
             for entry in &journal {
-                let calls = match entry.step_id.as_str() {
-                    "charge" => &mut charge,
-                    "announce" => &mut announce,
-                    _ => {
-                        if entry.step_id == "charge-backup" {
-                            charge_claims.insert(entry.attempt);
-                            fell_back = true;
-                        }
-                        continue;
+                match entry.step_id.as_str() {
+                    "charge" => {
+                        charge_claims.insert(entry.attempt);
+                        charge.record(entry);
                     }
-                };
-                if entry.step_id == "charge" {
-                    charge_claims.insert(entry.attempt);
+                    "charge-backup" => {
+                        charge_claims.insert(entry.attempt);
+                        fell_back = true;
+                    }
+                    _ => {}
                 }
-                calls.record(entry, clock);
             }
             if charge_claims.len() > 1 {
                 charge_repeated += 1;
@@ -621,7 +606,6 @@ impl OrderRuns {
         Ok(OrderRuns {
             runs,
             charge,
-            announce,
             retried,
             charge_repeated,
             sample: sample.map(|(index, _)| index),
@@ -634,78 +618,91 @@ impl OrderRuns {
 }
 
 impl StepCalls {
-    fn record(&mut self, entry: &JournalEntry, clock: Clock) {
-        let at = clock.at(entry);
-        match (entry.status, entry.error.as_deref()) {
-            (StepStatus::Succeeded, None) => self.succeeded_at.push(at),
-            // The entry that stands for a step recovered by its fallback.
-            (StepStatus::Succeeded, Some(_)) => {}
-            (StepStatus::Failed, error) => match error.and_then(breaker_retry_in) {
-                Some(retry_in) => {
-                    self.failed_fast += 1;
-                    self.breaker_open.push((at, at + retry_in));
-                }
-                None => self.failed_upstream += 1,
-            },
+    fn record(&mut self, entry: &JournalEntry) {
+        if entry.status != StepStatus::Failed {
+            return;
         }
-    }
-
-    /// The breaker's changes of state, rebuilt from the calls it refused:
-    /// each refusal says when the breaker will let a probe through, so
-    /// refusals naming the same moment belong to one open spell, which
-    /// began `open_for` before it. A spell that begins as the previous one's
-    /// probe is due was opened again by a failed probe.
-    fn breaker_timeline(&self, open_for: Duration) -> Vec<(i64, String)> {
-        let open_for = i64::try_from(open_for.as_millis()).unwrap_or(i64::MAX);
-        let mut probes: Vec<i64> = self.breaker_open.iter().map(|(_, due)| *due).collect();
-        probes.sort_unstable();
-        let mut spells: Vec<i64> = Vec::new();
-        for due in probes {
-            // Millisecond timestamps make one spell's refusals differ by a
-            // few milliseconds at most.
-            if spells.last().is_none_or(|last| due - last > 250) {
-                spells.push(due);
-            }
+        if entry.error.as_deref().is_some_and(refused_by_breaker) {
+            self.failed_fast += 1;
+        } else {
+            self.failed_upstream += 1;
         }
-        let mut events = Vec::new();
-        let mut reopened = false;
-        for (i, probe) in spells.iter().enumerate() {
-            let opened = probe - open_for;
-            if i == 0 {
-                events.push((opened, "opened: calls fail fast, none reaches the upstream"));
-            } else if !reopened {
-                events.push((opened, "opened again"));
-            }
-            let next_opened = spells.get(i + 1).map(|next| next - open_for);
-            reopened = next_opened.is_some_and(|next| (next - probe).abs() < 1000);
-            if reopened {
-                events.push((*probe, "half-open: the probe failed, open again"));
-                continue;
-            }
-            let closed = self
-                .succeeded_at
-                .iter()
-                .copied()
-                .filter(|t| *t >= *probe && next_opened.is_none_or(|next| *t < next))
-                .min();
-            match closed {
-                Some(closed) => events.push((closed, "half-open: the probe succeeded, closed")),
-                None => events.push((*probe, "probe due, but the demo had stopped: still open")),
-            }
-        }
-        events
-            .into_iter()
-            .map(|(at, what)| (at, what.to_string()))
-            .collect()
     }
 }
 
-/// The `retry in Nms` of a call refused by an open circuit breaker.
-fn breaker_retry_in(error: &str) -> Option<i64> {
-    let rest = error.split_once("circuit breaker open")?.1;
-    let rest = rest.split_once("retry in ")?.1;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+/// Whether a step failed because an open circuit breaker refused its call.
+fn refused_by_breaker(error: &str) -> bool {
+    error.contains("circuit breaker open")
+}
+
+/// How often the breakers are looked at. Their changes come seconds apart.
+const BREAKER_SAMPLE: Duration = Duration::from_millis(10);
+
+/// Follows the circuit breakers of `connectors` while the demo runs and
+/// returns each one's changes of state, in milliseconds from `clock`'s
+/// start. Watching the breaker itself (rather than inferring its state from
+/// the calls it refused) keeps the story right however slow the machine:
+/// calls refused while a probe is out look like a fresh opening.
+async fn watch_breakers(
+    engine: &patchbay_engine::Engine,
+    connectors: &[&str],
+    clock: Clock,
+    stop: &CancellationToken,
+) -> BTreeMap<String, Vec<(i64, String)>> {
+    let live = engine.connectors();
+    let mut last: BTreeMap<String, (BreakerState, Option<Duration>)> = BTreeMap::new();
+    let mut events: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    let mut tick = tokio::time::interval(BREAKER_SAMPLE);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => break,
+        }
+        let at = clock.elapsed_ms();
+        for name in connectors {
+            let Some(connector) = live.get(name) else {
+                continue;
+            };
+            let health = connector.health();
+            let now = (health.breaker, health.breaker_retry_in);
+            let before = last.insert((*name).to_string(), now);
+            let what = match (before.map(|b| b.0), now.0) {
+                (None | Some(BreakerState::Closed), BreakerState::Open) => {
+                    Some("opened: calls fail fast, none reaches the upstream")
+                }
+                (Some(BreakerState::HalfOpen), BreakerState::Open) => {
+                    Some("half-open: the probe failed, open again")
+                }
+                // A probe that failed between two looks: the wait before
+                // the next one started over.
+                (Some(BreakerState::Open), BreakerState::Open)
+                    if now.1 > before.and_then(|b| b.1).map(|r| r + BREAKER_SAMPLE * 5) =>
+                {
+                    Some("half-open: the probe failed, open again")
+                }
+                (Some(BreakerState::Open | BreakerState::HalfOpen), BreakerState::Closed) => {
+                    Some("half-open: the probe succeeded, closed")
+                }
+                _ => None,
+            };
+            if let Some(what) = what {
+                events
+                    .entry((*name).to_string())
+                    .or_default()
+                    .push((at, what.to_string()));
+            }
+        }
+    }
+    let at = clock.elapsed_ms();
+    for (name, (state, _)) in &last {
+        if matches!(state, BreakerState::Open | BreakerState::HalfOpen) {
+            events.entry(name.clone()).or_default().push((
+                at,
+                "probe due, but the demo had stopped: still open".to_string(),
+            ));
+        }
+    }
+    events
 }
 
 fn print_breaker(events: &[(i64, String)]) {
