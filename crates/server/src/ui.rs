@@ -8,11 +8,19 @@
 //! token at all. Third-party code (uPlot, for the charts) is vendored from
 //! npm into `assets/vendor/` by `ui/vendor.sh`; see `docs/dashboard.md`.
 //!
+//! Each page is the shared `assets/layout.html` (head, navigation, notice
+//! and login slots) around the page's own `assets/pages/NAME.html`,
+//! assembled once on first use; [`PAGES`] says which title and scripts
+//! each one gets.
+//!
 //! Routes: `/ui` (overview), `/ui/runs`, `/ui/runs/{id}`,
 //! `/ui/dead-letters`, `/ui/connectors`, and `/ui/assets/...` for scripts,
 //! styles and vendored files. Every answer carries a strict
 //! Content-Security-Policy: scripts, styles and API calls only from this
 //! origin, no inline script, no framing.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::Path;
@@ -20,6 +28,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
+use sha2::Digest as _;
 
 use crate::AppState;
 
@@ -44,9 +53,88 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/{*rest}", get(not_found))
 }
 
-/// A page: one HTML file of `assets/pages/`.
+/// A dashboard page: its name (the file `assets/pages/NAME.html`, and the
+/// `data-page` its scripts read), title, and what it adds to the head.
+struct Page {
+    name: &'static str,
+    title: &'static str,
+    head: &'static str,
+}
+
+const PAGES: [Page; 6] = [
+    Page {
+        name: "overview",
+        title: "Overview",
+        head: "  <link rel=\"stylesheet\" href=\"/ui/assets/vendor/uPlot.min.css\">\n  \
+               <script src=\"/ui/assets/vendor/uPlot.iife.min.js\" defer></script>\n  \
+               <script type=\"module\" src=\"/ui/assets/js/overview.js\"></script>\n",
+    },
+    Page {
+        name: "runs",
+        title: "Runs",
+        head: "  <script type=\"module\" src=\"/ui/assets/js/runs.js\"></script>\n",
+    },
+    Page {
+        name: "run",
+        title: "Run",
+        head: "  <script type=\"module\" src=\"/ui/assets/js/run.js\"></script>\n",
+    },
+    Page {
+        name: "dead-letters",
+        title: "Dead letters",
+        head: "  <script type=\"module\" src=\"/ui/assets/js/dead-letters.js\"></script>\n",
+    },
+    Page {
+        name: "connectors",
+        title: "Connectors",
+        head: "  <script type=\"module\" src=\"/ui/assets/js/connectors.js\"></script>\n",
+    },
+    Page {
+        name: "not-found",
+        title: "Not found",
+        head: "",
+    },
+];
+
+/// Every page, assembled, by name.
+fn rendered() -> &'static HashMap<&'static str, Vec<u8>> {
+    static RENDERED: OnceLock<HashMap<&'static str, Vec<u8>>> = OnceLock::new();
+    RENDERED.get_or_init(|| {
+        let layout = embedded_text("layout.html");
+        PAGES
+            .iter()
+            .map(|page| {
+                let main = embedded_text(&format!("pages/{}.html", page.name));
+                let html = layout
+                    .replace("{{title}}", page.title)
+                    .replace("{{head}}", page.head)
+                    .replace("{{page}}", page.name)
+                    .replace("{{main}}", &main);
+                (page.name, html.into_bytes())
+            })
+            .collect()
+    })
+}
+
+fn embedded_text(path: &str) -> String {
+    // Both are compiled in, and a test renders every page: a miss is a
+    // build mistake, shown as an empty page rather than a crash.
+    Assets::get(path)
+        .map(|file| String::from_utf8_lossy(&file.data).into_owned())
+        .unwrap_or_default()
+}
+
+/// A page, assembled from the layout and its own content.
 async fn page(name: &str) -> Response {
-    serve(&format!("pages/{name}.html"), &HeaderMap::new())
+    let Some(html) = rendered().get(name) else {
+        return not_found().await;
+    };
+    respond(
+        html.clone(),
+        &sha2::Sha256::digest(html),
+        "text/html; charset=utf-8",
+        &HeaderMap::new(),
+    )
 }
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
@@ -54,7 +142,13 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
 }
 
 async fn not_found() -> Response {
-    let mut response = serve("pages/not-found.html", &HeaderMap::new());
+    let html = rendered().get("not-found").cloned().unwrap_or_default();
+    let mut response = respond(
+        html.clone(),
+        &sha2::Sha256::digest(&html),
+        "text/html; charset=utf-8",
+        &HeaderMap::new(),
+    );
     *response.status_mut() = StatusCode::NOT_FOUND;
     response
 }
@@ -72,7 +166,23 @@ fn serve(path: &str, request: &HeaderMap) -> Response {
         )
             .into_response();
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
+    respond(
+        file.data.into_owned(),
+        &file.metadata.sha256_hash(),
+        content_type(path),
+        request,
+    )
+}
+
+/// Answers with `body`, or 304 when the caller's copy (`If-None-Match`)
+/// has the same `sha256`, with the dashboard's security headers.
+fn respond(
+    body: Vec<u8>,
+    sha256: &[u8],
+    content_type: &'static str,
+    request: &HeaderMap,
+) -> Response {
+    let etag = format!("\"{}\"", hex(&sha256[..16]));
     let fresh = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -80,11 +190,7 @@ fn serve(path: &str, request: &HeaderMap) -> Response {
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            [(header::CONTENT_TYPE, content_type(path))],
-            file.data.into_owned(),
-        )
-            .into_response()
+        ([(header::CONTENT_TYPE, content_type)], body).into_response()
     };
     let headers = response.headers_mut();
     if let Ok(etag) = HeaderValue::from_str(&etag) {
@@ -137,17 +243,19 @@ mod tests {
 
     #[test]
     fn every_page_and_script_is_embedded() {
-        for page in [
-            "overview",
-            "runs",
-            "run",
-            "dead-letters",
-            "connectors",
-            "not-found",
-        ] {
-            let path = format!("pages/{page}.html");
-            let file = Assets::get(&path).unwrap_or_else(|| panic!("{path} is not embedded"));
-            let text = String::from_utf8(file.data.into_owned()).unwrap();
+        for page in &PAGES {
+            let path = format!("pages/{}.html", page.name);
+            assert!(Assets::get(&path).is_some(), "{path} is not embedded");
+            let text = String::from_utf8(rendered()[page.name].clone()).unwrap();
+            assert!(
+                !text.contains("{{"),
+                "{path}: a layout slot is left unfilled"
+            );
+            assert!(text.contains(&format!("<title>{} · Patchbay</title>", page.title)));
+            assert!(
+                text.contains("<main id=\"main\">\n    <h1"),
+                "{path}: no heading"
+            );
             // Every script and style a page names must be embedded too.
             for reference in text.split("\"/ui/assets/").skip(1) {
                 let asset = reference.split('"').next().unwrap();
