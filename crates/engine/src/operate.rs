@@ -5,14 +5,10 @@
 //! letters by flow, and tells a `sync` webhook caller still waiting on a run
 //! that it was cancelled.
 
-use patchbay_store::{CancelOutcome, RunFilter, RunId, RunStatus};
+use patchbay_store::{CancelOutcome, RunId, RunStatus};
 use tracing::info;
 
 use crate::{Engine, EngineError, SyncReply};
-
-/// Dead runs replayed per store transaction when replaying by flow, so a
-/// large dead-letter queue does not hold the writer for long.
-const REPLAY_BATCH: u32 = 500;
 
 /// Which dead runs [`Engine::replay`] queues again: those named in `runs`
 /// (or every one when `None`), of the flow `flow` (or of any flow). Runs
@@ -73,27 +69,10 @@ impl Engine {
             }
             return Ok(replayed);
         }
-        let mut replayed = Vec::new();
-        let mut before = None;
-        loop {
-            let dead = self
-                .store()
-                .list_runs(&RunFilter {
-                    flow: flow.clone(),
-                    status: Some(RunStatus::Dead),
-                    before,
-                    limit: REPLAY_BATCH,
-                    ..RunFilter::default()
-                })
-                .await?;
-            let Some(last) = dead.last() else { break };
-            before = Some(last.id);
-            let ids: Vec<RunId> = dead.iter().map(|run| run.id).collect();
-            replayed.extend(self.store().replay(&ids, from_start).await?);
-            if dead.len() < REPLAY_BATCH as usize {
-                break;
-            }
-        }
+        let replayed =
+            patchbay_store::replay_dead(self.store().as_ref(), flow.as_deref(), from_start)
+                .await?
+                .replayed;
         if !replayed.is_empty() {
             info!(
                 runs = replayed.len(),

@@ -24,6 +24,7 @@
 mod depth;
 mod error;
 mod model;
+mod replay;
 mod secrets;
 mod sqlite;
 mod stats;
@@ -34,6 +35,7 @@ pub use model::{
     CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome,
     RunStatus, StatusCount, StepStatus,
 };
+pub use replay::{DeadReplayed, REPLAY_BATCH, replay_dead};
 pub use secrets::{
     MASTER_KEY_ENV, MAX_SECRET_BYTES, MasterKey, SecretInfo, Secrets, valid_secret_name,
 };

@@ -9,6 +9,7 @@ pub type RunId = uuid::Uuid;
 
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Status))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Committed, waiting for a worker (or for `next_attempt_at`).
@@ -110,26 +111,42 @@ impl EnqueueOutcome {
     }
 }
 
-/// A stored run.
+/// One execution of a flow for one event.
+//
+// The management API shows a run as it is stored (its headers masked), so
+// the doc comments of the type and its fields are also the API's reference.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RunView))]
 pub struct Run {
+    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub id: RunId,
+    /// The flow it executes.
     pub flow: String,
     pub status: RunStatus,
+    /// What started it: `webhook`, `schedule` or `manual`.
     pub trigger: String,
+    /// The event (`.` in the flow's expressions).
     pub input: Value,
+    /// The webhook request's headers (lowercase names); credentials in them
+    /// (`authorization`, cookies, API keys, tokens) show as `****`.
+    // Stored whole, for `$headers`; they are masked where they are shown.
     pub headers: Value,
+    /// The last step's result, once succeeded.
     pub output: Option<Value>,
+    /// Why it failed (the last failure while it is retried).
     pub error: Option<String>,
-    /// How many times a worker claimed it.
+    /// How many times a worker took it up.
     pub attempts: u32,
-    /// How many times it was rescheduled after a failed step (reset by a
-    /// replay).
+    /// How many times it was rescheduled after a failed step.
+    // Reset by a replay.
     pub retries: u32,
+    /// The configuration version it executes with.
     pub config_version: String,
     pub dedupe_key: Option<String>,
+    /// The node executing it, while running.
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// When it is due (for a queued run).
     pub next_attempt_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

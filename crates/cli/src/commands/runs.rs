@@ -99,208 +99,182 @@ impl RunsCommand {
     }
 }
 
-/// How many runs one replay transaction takes.
-const REPLAY_BATCH: u32 = 500;
-
 pub async fn execute(command: RunsCommand) -> anyhow::Result<Outcome> {
     match command {
-        RunsCommand::Cancel { ids, project, url } => cancel(ids, &project, &url).await,
-        RunsCommand::List {
-            url: Some(url),
-            flow,
-            status,
-            limit,
-            ..
-        } => {
-            let remote = RunsCommand::remote(&Some(url))?.expect("a url");
-            let path = format!(
-                "/api/v1/runs{}",
-                query(&[
-                    ("flow", flow),
-                    ("status", status),
-                    ("limit", Some(limit.to_string())),
-                ])
-            );
-            print(&remote.get(&path).await?);
-            Ok(Outcome::Success)
-        }
-        RunsCommand::Show {
-            id, url: Some(url), ..
-        } => {
-            let remote = RunsCommand::remote(&Some(url))?.expect("a url");
-            print(
-                &remote
-                    .get(&format!("/api/v1/runs/{}", segment(&id)))
-                    .await?,
-            );
-            Ok(Outcome::Success)
-        }
-        RunsCommand::Replay {
-            ids,
-            flow,
-            status,
-            from_start,
-            url: Some(url),
-            ..
-        } => {
-            let remote = RunsCommand::remote(&Some(url))?.expect("a url");
-            let mut body = serde_json::json!({ "from_start": from_start });
-            match status {
-                Some(name) if parse_status(&name)? != RunStatus::Dead => {
-                    anyhow::bail!("only dead runs can be replayed (`--status dead`)")
-                }
-                Some(_) => {
-                    if let Some(flow) = flow {
-                        body["flow"] = serde_json::json!(flow);
-                    }
-                }
-                None => body["ids"] = serde_json::json!(ids),
-            }
-            print(&remote.post("/api/v1/dead-letters/replay", &body).await?);
-            Ok(Outcome::Success)
-        }
         RunsCommand::List {
             project,
+            url,
             flow,
             status,
             limit,
             json,
-            url: None,
-        } => {
-            let status = status.as_deref().map(parse_status).transpose()?;
-            let store = open(&project).await?;
-            let runs = store
-                .list_runs(&RunFilter {
-                    flow,
-                    status,
-                    before: None,
-                    limit,
-                    ..RunFilter::default()
-                })
-                .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&runs)?);
-            } else {
-                println!(
-                    "{:<36}  {:<20}  {:<9}  {:<8}  {:<7}  {:<23}  ERROR",
-                    "ID", "FLOW", "STATUS", "ATTEMPTS", "RETRIES", "CREATED"
-                );
-                for run in &runs {
-                    println!(
-                        "{:<36}  {:<20}  {:<9}  {:<8}  {:<7}  {:<23}  {}",
-                        run.id,
-                        run.flow,
-                        run.status,
-                        run.attempts,
-                        run.retries,
-                        run.created_at.format("%Y-%m-%d %H:%M:%S%.3f"),
-                        one_line(run.error.as_deref().unwrap_or(""), 80)
-                    );
-                }
-            }
-            Ok(Outcome::Success)
-        }
-        RunsCommand::Show {
-            id,
-            project,
-            url: None,
-        } => {
-            let id = RunId::from_str(&id).with_context(|| format!("`{id}` is not a run id"))?;
-            let store = open(&project).await?;
-            let Some(run) = store.run(id).await? else {
-                eprintln!("no run {id}");
-                return Ok(Outcome::Failure);
-            };
-            let journal = store.journal(id).await?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "run": run, "journal": journal })
-                )?
-            );
-            Ok(Outcome::Success)
-        }
+        } => list(&project, &url, flow, status, limit, json).await,
+        RunsCommand::Show { id, project, url } => show(&id, &project, &url).await,
         RunsCommand::Replay {
             ids,
             flow,
             status,
             from_start,
             project,
-            url: None,
+            url,
         } => {
-            let store = open(&project).await?;
-            let (asked, replayed) = match status {
-                Some(name) => {
-                    if parse_status(&name)? != RunStatus::Dead {
-                        anyhow::bail!("only dead runs can be replayed (`--status dead`)");
-                    }
-                    replay_all_dead(store.as_ref(), flow, from_start).await?
+            let selection = match status {
+                Some(name) if parse_status(&name)? != RunStatus::Dead => {
+                    anyhow::bail!("only dead runs can be replayed (`--status dead`)")
                 }
-                None => {
-                    let ids = ids
-                        .iter()
-                        .map(|id| {
-                            RunId::from_str(id).with_context(|| format!("`{id}` is not a run id"))
-                        })
-                        .collect::<anyhow::Result<Vec<RunId>>>()?;
-                    let replayed = store.replay(&ids, from_start).await?;
-                    for id in ids.iter().filter(|id| !replayed.contains(id)) {
-                        match store.run(*id).await? {
-                            Some(run) => eprintln!("{id}: not replayed, it is {}", run.status),
-                            None => eprintln!("{id}: no such run"),
-                        }
-                    }
-                    (ids.len(), replayed)
-                }
+                Some(_) => Replay::AllDead { flow },
+                None => Replay::Ids(ids),
             };
-            for id in &replayed {
-                println!("{id}");
-            }
-            eprintln!(
-                "replayed {} of {asked} run(s){}; a running node picks them up at once, \
-                 otherwise the next `patchbay run` does",
-                replayed.len(),
-                if from_start { " from the start" } else { "" }
-            );
-            Ok(if replayed.len() == asked {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            })
+            replay(selection, from_start, &project, &url).await
         }
+        RunsCommand::Cancel { ids, project, url } => cancel(ids, &project, &url).await,
     }
 }
 
-/// Replays every dead run (of one flow), a batch at a time. Replayed runs
-/// leave the dead status, so each batch lists from the newest again.
-async fn replay_all_dead(
-    store: &dyn patchbay_store::Store,
+async fn list(
+    project: &std::path::Path,
+    url: &Option<String>,
     flow: Option<String>,
-    from_start: bool,
-) -> anyhow::Result<(usize, Vec<RunId>)> {
-    let mut replayed = Vec::new();
-    let mut asked = 0;
-    let mut before = None;
-    loop {
-        let batch = store
-            .list_runs(&RunFilter {
-                flow: flow.clone(),
-                status: Some(RunStatus::Dead),
-                before,
-                limit: REPLAY_BATCH,
-                ..RunFilter::default()
-            })
-            .await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        // Paging by id also steps past a run that a concurrent replay took.
-        before = Some(last.id);
-        let ids: Vec<RunId> = batch.iter().map(|run| run.id).collect();
-        asked += ids.len();
-        replayed.extend(store.replay(&ids, from_start).await?);
+    status: Option<String>,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    if let Some(remote) = RunsCommand::remote(url)? {
+        let path = format!(
+            "/api/v1/runs{}",
+            query(&[
+                ("flow", flow),
+                ("status", status),
+                ("limit", Some(limit.to_string())),
+            ])
+        );
+        print(&remote.get(&path).await?);
+        return Ok(Outcome::Success);
     }
-    Ok((asked, replayed))
+    let status = status.as_deref().map(parse_status).transpose()?;
+    let store = open(project).await?;
+    let runs = store
+        .list_runs(&RunFilter {
+            flow,
+            status,
+            before: None,
+            limit,
+            ..RunFilter::default()
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else {
+        println!(
+            "{:<36}  {:<20}  {:<9}  {:<8}  {:<7}  {:<23}  ERROR",
+            "ID", "FLOW", "STATUS", "ATTEMPTS", "RETRIES", "CREATED"
+        );
+        for run in &runs {
+            println!(
+                "{:<36}  {:<20}  {:<9}  {:<8}  {:<7}  {:<23}  {}",
+                run.id,
+                run.flow,
+                run.status,
+                run.attempts,
+                run.retries,
+                run.created_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                one_line(run.error.as_deref().unwrap_or(""), 80)
+            );
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+async fn show(
+    id: &str,
+    project: &std::path::Path,
+    url: &Option<String>,
+) -> anyhow::Result<Outcome> {
+    if let Some(remote) = RunsCommand::remote(url)? {
+        print(&remote.get(&format!("/api/v1/runs/{}", segment(id))).await?);
+        return Ok(Outcome::Success);
+    }
+    let id = parse_id(id)?;
+    let store = open(project).await?;
+    let Some(run) = store.run(id).await? else {
+        eprintln!("no run {id}");
+        return Ok(Outcome::Failure);
+    };
+    let journal = store.journal(id).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "run": run, "journal": journal }))?
+    );
+    Ok(Outcome::Success)
+}
+
+/// Which runs `runs replay` queues again.
+enum Replay {
+    /// The runs named (as given on the command line).
+    Ids(Vec<String>),
+    /// Every dead run (`--status dead`), of one flow or of all.
+    AllDead { flow: Option<String> },
+}
+
+async fn replay(
+    selection: Replay,
+    from_start: bool,
+    project: &std::path::Path,
+    url: &Option<String>,
+) -> anyhow::Result<Outcome> {
+    if let Some(remote) = RunsCommand::remote(url)? {
+        let mut body = serde_json::json!({ "from_start": from_start });
+        match selection {
+            Replay::AllDead { flow } => {
+                if let Some(flow) = flow {
+                    body["flow"] = serde_json::json!(flow);
+                }
+            }
+            Replay::Ids(ids) => body["ids"] = serde_json::json!(ids),
+        }
+        print(&remote.post("/api/v1/dead-letters/replay", &body).await?);
+        return Ok(Outcome::Success);
+    }
+    let store = open(project).await?;
+    let (asked, replayed) = match selection {
+        Replay::AllDead { flow } => {
+            let done =
+                patchbay_store::replay_dead(store.as_ref(), flow.as_deref(), from_start).await?;
+            (done.found, done.replayed)
+        }
+        Replay::Ids(ids) => {
+            let ids = ids
+                .iter()
+                .map(|id| parse_id(id))
+                .collect::<anyhow::Result<Vec<RunId>>>()?;
+            let replayed = store.replay(&ids, from_start).await?;
+            for id in ids.iter().filter(|id| !replayed.contains(id)) {
+                match store.run(*id).await? {
+                    Some(run) => eprintln!("{id}: not replayed, it is {}", run.status),
+                    None => eprintln!("{id}: no such run"),
+                }
+            }
+            (ids.len(), replayed)
+        }
+    };
+    for id in &replayed {
+        println!("{id}");
+    }
+    eprintln!(
+        "replayed {} of {asked} run(s){}; a running node picks them up at once, \
+         otherwise the next `patchbay run` does",
+        replayed.len(),
+        if from_start { " from the start" } else { "" }
+    );
+    Ok(if replayed.len() == asked {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+fn parse_id(text: &str) -> anyhow::Result<RunId> {
+    RunId::from_str(text).with_context(|| format!("`{text}` is not a run id"))
 }
 
 fn parse_status(name: &str) -> anyhow::Result<RunStatus> {
@@ -354,7 +328,7 @@ async fn cancel(
     } else {
         let store = open(project).await?;
         for text in &ids {
-            let id = RunId::from_str(text).with_context(|| format!("`{text}` is not a run id"))?;
+            let id = parse_id(text)?;
             match store.cancel(id).await? {
                 CancelOutcome::Cancelled(_) => println!("{id}"),
                 CancelOutcome::Finished(status) => {

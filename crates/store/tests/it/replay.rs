@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use patchbay_store::{RunOutcome, RunStatus, Store, StoreError};
+use patchbay_store::{REPLAY_BATCH, RunId, RunOutcome, RunStatus, Store, StoreError, replay_dead};
 use serde_json::json;
 
 use crate::{LONG, entry, new_run, open};
@@ -120,6 +120,48 @@ async fn replay_requeues_only_dead_runs() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Enqueues `n` runs of `flow` and lets each die.
+async fn dead_runs(store: &dyn Store, flow: &str, n: usize) -> Vec<RunId> {
+    let runs: Vec<_> = (0..n).map(|_| new_run(flow, None)).collect();
+    store.enqueue(&runs).await.unwrap();
+    let claimed = store.claim("w1", n as u32, LONG).await.unwrap();
+    assert_eq!(claimed.len(), n);
+    for run in &runs {
+        store.finish("w1", run.id, &dead("boom")).await.unwrap();
+    }
+    runs.iter().map(|run| run.id).collect()
+}
+
+#[tokio::test]
+async fn replay_dead_takes_every_dead_run_of_a_flow_over_several_batches() {
+    let (store, _dir) = open().await;
+    let mut orders = dead_runs(&store, "orders", REPLAY_BATCH as usize + 1).await;
+    let refunds = dead_runs(&store, "refunds", 1).await;
+
+    let done = replay_dead(&store, Some("orders"), false).await.unwrap();
+    assert_eq!(done.found, orders.len());
+    let mut replayed = done.replayed;
+    replayed.sort();
+    orders.sort();
+    assert_eq!(replayed, orders, "each dead run of the flow once");
+    for id in [orders[0], orders[REPLAY_BATCH as usize]] {
+        let run = store.run(id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Queued);
+    }
+    let other = store.run(refunds[0]).await.unwrap().unwrap();
+    assert_eq!(
+        other.status,
+        RunStatus::Dead,
+        "another flow's run stays dead"
+    );
+
+    // Any flow: only the run still dead.
+    let done = replay_dead(&store, None, true).await.unwrap();
+    assert_eq!((done.found, done.replayed), (1, refunds));
+    let done = replay_dead(&store, None, false).await.unwrap();
+    assert_eq!((done.found, done.replayed.len()), (0, 0));
 }
 
 #[tokio::test]

@@ -1,0 +1,55 @@
+//! [`replay_dead`]: queue every dead run (of one flow) again, a batch at a
+//! time, for the engine and for the CLI working on a store file directly.
+//!
+//! Each batch is one [`Store::replay`] transaction, so a large dead-letter
+//! queue does not hold the writer for long. Batches page by run id, newest
+//! first, after the last run of the previous batch: the runs just replayed
+//! are no longer dead, and paging by id also steps past a run that a
+//! concurrent replay took.
+
+use crate::{RunFilter, RunId, RunStatus, Store, StoreError};
+
+/// Dead runs replayed per store transaction.
+pub const REPLAY_BATCH: u32 = 500;
+
+/// What [`replay_dead`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeadReplayed {
+    /// How many dead runs it found.
+    pub found: usize,
+    /// Those it queued again: all it found, unless another replay took some
+    /// of them first.
+    pub replayed: Vec<RunId>,
+}
+
+/// Queues every dead run of `flow` (or of any flow) again, due now, with
+/// its retries reset. A replay resumes at the failed step; `from_start`
+/// runs every step again.
+pub async fn replay_dead(
+    store: &dyn Store,
+    flow: Option<&str>,
+    from_start: bool,
+) -> Result<DeadReplayed, StoreError> {
+    let mut done = DeadReplayed::default();
+    let mut before = None;
+    loop {
+        let dead = store
+            .list_runs(&RunFilter {
+                flow: flow.map(str::to_owned),
+                status: Some(RunStatus::Dead),
+                before,
+                limit: REPLAY_BATCH,
+                ..RunFilter::default()
+            })
+            .await?;
+        let Some(last) = dead.last() else { break };
+        before = Some(last.id);
+        let ids: Vec<RunId> = dead.iter().map(|run| run.id).collect();
+        done.found += ids.len();
+        done.replayed.extend(store.replay(&ids, from_start).await?);
+        if dead.len() < REPLAY_BATCH as usize {
+            break;
+        }
+    }
+    Ok(done)
+}
