@@ -4,7 +4,6 @@
 //! committed OpenAPI document.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use patchbay_testkit::{MockUpstream, Reply};
@@ -12,11 +11,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{Patchbay, TestProject, binary, eventually, patchbay_run};
+use crate::support::{Patchbay, TestProject, eventually, get_text, patchbay, patchbay_run};
 
 const READ: &str = "read-token-0123456789abcdef";
 const OPERATE: &str = "operate-token-0123456789abcdef";
 const ADMIN: &str = "admin-token-0123456789abcdef";
+/// A run id no run has.
+const MISSING_RUN: &str = "01a2188b-bdbe-7459-a48a-df0958e9210e";
 
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
@@ -151,6 +152,26 @@ impl Node {
         if let Some(body) = body {
             request = request.json(body);
         }
+        Self::answer(path, request).await
+    }
+
+    /// Sends `body` as it is, with no content type of its own.
+    async fn send_text(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: &'static str,
+    ) -> Answer {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .body(body);
+        Self::answer(path, request).await
+    }
+
+    async fn answer(path: &str, request: reqwest::RequestBuilder) -> Answer {
         let response = request.send().await.expect("request sent");
         let status = response.status();
         let headers = response.headers().clone();
@@ -235,6 +256,18 @@ impl Node {
         answer.body["run_id"].as_str().unwrap().to_string()
     }
 
+    /// `POST /runs/{id}/{action}` on an id no run has answers 404.
+    async fn assert_no_run_to(&self, action: &str) {
+        let missing = self
+            .post(
+                &format!("/api/v1/runs/{MISSING_RUN}/{action}"),
+                OPERATE,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(missing.status, 404, "{action}: {}", missing.body);
+    }
+
     /// A webhook event for `charge`.
     async fn charge(&self, amount: u64) -> String {
         let response = self
@@ -277,6 +310,15 @@ async fn upstream() -> MockUpstream {
     );
     mock.route("POST", "/notify", Reply::json(200, json!({ "ok": true })));
     mock
+}
+
+/// A node serving [`project`], its connector pointing at [`upstream`];
+/// `extra` arguments for `patchbay run`.
+async fn started(extra: &[&str]) -> (MockUpstream, TestProject, Node) {
+    let up = upstream().await;
+    let project = project();
+    let node = Node::start(&project, &up.url(), extra);
+    (up, project, node)
 }
 
 /// Every operation, with a path that exists and the scope it needs.
@@ -339,9 +381,7 @@ fn operations(run: &str) -> Vec<(Method, String, &'static str, Option<Value>)> {
 
 #[tokio::test]
 async fn every_endpoint_refuses_missing_unknown_and_underscoped_tokens() {
-    let up = upstream().await;
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
+    let (_up, project, node) = started(&[]).await;
     let run = node.start_run("hello", json!({ "name": "a" })).await;
     node.wait_status(&run, "succeeded").await;
 
@@ -422,9 +462,7 @@ async fn every_endpoint_refuses_missing_unknown_and_underscoped_tokens() {
 
 #[tokio::test]
 async fn flows_are_listed_shown_and_started_by_hand() {
-    let up = upstream().await;
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
+    let (_up, _project, node) = started(&[]).await;
 
     let (flows, pages) = node.all_pages("/api/v1/flows", 1).await;
     assert_eq!(pages, 3);
@@ -488,29 +526,23 @@ async fn flows_are_listed_shown_and_started_by_hand() {
         .await;
     assert_eq!(empty.status, 202);
     let broken = node
-        .client
-        .post(format!("{}/api/v1/flows/hello/runs", node.base))
-        .bearer_auth(OPERATE)
-        .body("{nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(broken.status(), 400);
-    let body: Value = broken.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_json");
+        .send_text(Method::POST, "/api/v1/flows/hello/runs", OPERATE, "{nope")
+        .await;
+    assert_eq!(
+        (broken.status.as_u16(), broken.code()),
+        (400, "invalid_json")
+    );
     node.stop();
 }
 
 #[tokio::test]
 async fn runs_are_listed_filtered_searched_and_paged() {
-    let up = upstream().await;
+    let (up, _project, node) = started(&[]).await;
     up.route(
         "POST",
         "/charges",
         Reply::json(402, json!({ "error": "card declined" })),
     );
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
 
     let mut hello = Vec::new();
     for i in 0..7 {
@@ -590,9 +622,7 @@ async fn runs_are_listed_filtered_searched_and_paged() {
     let not_an_id = node.get("/api/v1/runs/123", READ).await;
     assert_eq!(not_an_id.status, 400);
     assert_eq!(not_an_id.body["error"]["details"]["parameter"], "id");
-    let unknown = node
-        .get("/api/v1/runs/01a2188b-bdbe-7459-a48a-df0958e9210e", READ)
-        .await;
+    let unknown = node.get(&format!("/api/v1/runs/{MISSING_RUN}"), READ).await;
     assert_eq!(
         (unknown.status.as_u16(), unknown.code()),
         (404, "not_found")
@@ -602,14 +632,12 @@ async fn runs_are_listed_filtered_searched_and_paged() {
 
 #[tokio::test]
 async fn dead_letters_are_listed_and_replayed() {
-    let up = upstream().await;
+    let (up, _project, node) = started(&[]).await;
     up.route(
         "POST",
         "/charges",
         Reply::json(422, json!({ "error": "invalid" })),
     );
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
 
     let mut dead = Vec::new();
     for amount in 0..5 {
@@ -732,22 +760,13 @@ async fn dead_letters_are_listed_and_replayed() {
         )
         .await;
     assert_eq!(unknown_field.status, 400);
-    let missing = node
-        .post(
-            "/api/v1/runs/01a2188b-bdbe-7459-a48a-df0958e9210e/replay",
-            OPERATE,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(missing.status, 404);
+    node.assert_no_run_to("replay").await;
     node.stop();
 }
 
 #[tokio::test]
 async fn a_running_run_is_cancelled_at_its_next_step() {
-    let up = upstream().await;
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
+    let (up, _project, node) = started(&[]).await;
 
     up.hold();
     let run = node.charge(7).await;
@@ -789,23 +808,14 @@ async fn a_running_run_is_cancelled_at_its_next_step() {
     assert_eq!(replay.status, 409, "a cancelled run is not a dead letter");
     let (cancelled_runs, _) = node.all_pages("/api/v1/runs?status=cancelled", 10).await;
     assert_eq!(cancelled_runs.len(), 1);
-    let missing = node
-        .post(
-            "/api/v1/runs/01a2188b-bdbe-7459-a48a-df0958e9210e/cancel",
-            OPERATE,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(missing.status, 404);
+    node.assert_no_run_to("cancel").await;
     node.stop();
 }
 
 #[tokio::test]
 async fn a_queued_run_is_cancelled_before_it_starts() {
-    let up = upstream().await;
-    let project = project();
     // A node that accepts runs but executes none.
-    let node = Node::start(&project, &up.url(), &["--no-workers"]);
+    let (up, project, node) = started(&["--no-workers"]).await;
     let run = node.charge(9).await;
     assert_eq!(node.run_status(&run).await, "queued");
     let cancelled = node
@@ -825,9 +835,7 @@ async fn a_queued_run_is_cancelled_before_it_starts() {
 
 #[tokio::test]
 async fn connectors_report_their_health() {
-    let up = upstream().await;
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
+    let (_up, _project, node) = started(&[]).await;
     let run = node.charge(1).await;
     node.wait_status(&run, "succeeded").await;
 
@@ -862,9 +870,7 @@ async fn connectors_report_their_health() {
 
 #[tokio::test]
 async fn config_is_shown_and_reloaded_and_secrets_never_read_back() {
-    let up = upstream().await;
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
+    let (_up, project, node) = started(&[]).await;
 
     let config = node.get("/api/v1/config", ADMIN).await;
     assert_eq!(config.status, 200, "{}", config.body);
@@ -985,16 +991,12 @@ async fn config_is_shown_and_reloaded_and_secrets_never_read_back() {
         (400, "invalid_request")
     );
     let text = node
-        .client
-        .put(format!("{}/api/v1/secrets/X", node.base))
-        .bearer_auth(ADMIN)
-        .body("x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(text.status(), 415);
-    let body: Value = text.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unsupported_media_type");
+        .send_text(Method::PUT, "/api/v1/secrets/X", ADMIN, "x")
+        .await;
+    assert_eq!(
+        (text.status.as_u16(), text.code()),
+        (415, "unsupported_media_type")
+    );
     node.stop();
     let log = std::fs::read_to_string(project.path().join("patchbay.log")).unwrap();
     assert!(!log.contains("s3cr3t"), "a secret leaked into the log");
@@ -1002,9 +1004,7 @@ async fn config_is_shown_and_reloaded_and_secrets_never_read_back() {
 
 #[tokio::test]
 async fn errors_are_json_and_the_reference_is_served() {
-    let up = upstream().await;
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
+    let (_up, _project, node) = started(&[]).await;
 
     for path in ["/api/v1/nope", "/api/v2/runs", "/api", "/api/v1/runs/x/y/z"] {
         let answer = node.get(path, READ).await;
@@ -1068,25 +1068,13 @@ async fn errors_are_json_and_the_reference_is_served() {
     node.stop();
 }
 
-fn patchbay(args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("patchbay runs")
-}
-
 #[tokio::test]
 async fn an_api_without_tokens_is_open_on_loopback_only() {
     let up = upstream().await;
     let open = TestProject::new("engine: { poll_interval: 50ms }\n", &[("hello", HELLO)]);
     let dir = open.path().to_str().unwrap();
 
-    let refused = Command::new(binary())
-        .args(["run", "--listen", "0.0.0.0:0", dir])
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let refused = patchbay(&["run", "--listen", "0.0.0.0:0", dir]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -1184,18 +1172,8 @@ fn committed_document() -> PathBuf {
 
 #[tokio::test]
 async fn the_served_openapi_document_is_the_committed_one() {
-    let up = upstream().await;
-    let project = project();
-    let node = Node::start(&project, &up.url(), &[]);
-    let served = node
-        .client
-        .get(format!("{}/api/openapi.json", node.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_up, _project, node) = started(&[]).await;
+    let served = get_text(&node.client, &format!("{}/api/openapi.json", node.base)).await;
     node.stop();
     let path = committed_document();
     if std::env::var_os("PATCHBAY_UPDATE_OPENAPI").is_some_and(|v| v == "1") {

@@ -2,13 +2,15 @@
 //! every management action has a command, and each one really acts on the
 //! node — checked through the API afterwards, not just by exit codes.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{Patchbay, TestProject, binary, eventually, patchbay_run};
+use crate::support::{
+    CONTACTS_FLOW, Patchbay, TestProject, binary, eventually, output_with_stdin, patchbay_run,
+};
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 const READ_TOKEN: &str = "read-token-0123456789abcdef";
@@ -34,36 +36,17 @@ engine:
     )
 }
 
-const FLOW: &str = "\
-trigger:
-  webhook:
-    path: /hooks/contacts
-steps:
-  - id: push
-    call: crm POST /contacts
-    body: '.'
-";
-
 /// Runs `patchbay ARGS --url BASE` with `token` in the environment.
 fn cli(base: &str, token: Option<&str>, args: &[&str], stdin: &str) -> Output {
     let mut command = Command::new(binary());
     command
         .args(args)
         .args(["--url", base])
-        .env_remove("PATCHBAY_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("PATCHBAY_TOKEN");
     if let Some(token) = token {
         command.env("PATCHBAY_TOKEN", token);
     }
-    let mut child = command.spawn().expect("run patchbay");
-    {
-        use std::io::Write;
-        let mut input = child.stdin.take().expect("stdin");
-        input.write_all(stdin.as_bytes()).expect("stdin");
-    }
-    child.wait_with_output().expect("patchbay exits")
+    output_with_stdin(command, stdin)
 }
 
 fn json_out(output: &Output) -> Value {
@@ -108,7 +91,7 @@ async fn every_api_action_has_a_command() {
         "/contacts",
         Reply::json(400, json!({"error": "bad"})),
     );
-    let project = TestProject::new(&root(), &[("contacts", FLOW)]);
+    let project = TestProject::new(&root(), &[("contacts", CONTACTS_FLOW)]);
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(
         patchbay_run(project.path(), &[("CRM_URL", crm.url())]),

@@ -17,35 +17,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
-use crate::support::{Patchbay, TestProject, patchbay_run};
+use crate::support::{ORDER_FLOW, Patchbay, SHOP_CONNECTORS, TestProject, patchbay_run};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The dashboard signs in with an `operate` token: enough to replay.
-const ROOT: &str = "\
+/// The shop's connectors; the dashboard signs in with an `operate` token:
+/// enough to replay.
+fn root_config() -> String {
+    format!(
+        "{SHOP_CONNECTORS}\
 api:
   tokens:
-    - { name: dashboard, token: \"${env:PB_UI_TOKEN}\", scopes: [operate] }
-connectors:
-  payments:
-    url: \"${env:PAY_URL}\"
-    retry: { attempts: 2, backoff: { min: 10ms, max: 20ms } }
-  chat:
-    url: \"${env:CHAT_URL}\"
-    retry: { attempts: 2, backoff: { min: 10ms, max: 20ms } }
-";
-
-/// A `400` from chat is permanent: the run goes dead at once.
-const ORDER_FLOW: &str = "\
-trigger: { webhook: { path: /hooks/order } }
-steps:
-  - id: charge
-    call: payments POST /charges
-    body: '{amount}'
-  - id: notify
-    call: chat POST /messages
-    body: '{text: \"charged \\($steps.charge.body.id)\"}'
-";
+    - {{ name: dashboard, token: \"${{env:PB_UI_TOKEN}}\", scopes: [operate] }}
+"
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
@@ -82,7 +68,8 @@ async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
     let token: String = std::iter::repeat_with(fastrand::alphanumeric)
         .take(32)
         .collect();
-    let project = TestProject::new(ROOT, &[("order", ORDER_FLOW)]);
+    // A `400` from chat is permanent: the run goes dead at once.
+    let project = TestProject::new(&root_config(), &[("order", ORDER_FLOW)]);
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(
         patchbay_run(

@@ -1,40 +1,27 @@
 //! Run-level retries, dead letters and replay, and step error policies
 //! (`on_error`), end to end: a node, mock upstreams, the `patchbay` binary.
 
-use std::process::Output;
 use std::time::Duration;
 
 use patchbay_store::{RunId, RunStatus, StepStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{TestProject, binary, env, eventually, post_json};
+use crate::support::{
+    ORDER_FLOW, SHOP_CONNECTORS, TestProject, env, eventually, patchbay, post_json,
+};
 
-const ROOT: &str = "\
-connectors:
-  payments:
-    url: \"${env:PAY_URL}\"
-    retry: { attempts: 2, backoff: { min: 10ms, max: 20ms } }
-  chat:
-    url: \"${env:CHAT_URL}\"
-    retry: { attempts: 2, backoff: { min: 10ms, max: 20ms } }
-    # These tests are about run retries and replay; the breaker, which would
-    # open on chat's outage and outlast it, has tests of its own below.
-    circuit_breaker: off
-";
+/// The shop's connectors, `chat`'s breaker off: these tests are about run
+/// retries and replay; the breaker, which would open on chat's outage and
+/// outlast it, has tests of its own below.
+fn root() -> String {
+    format!("{SHOP_CONNECTORS}    circuit_breaker: off\n")
+}
 
-/// Charges (a side effect the upstream deduplicates), then notifies.
-const ORDER_FLOW: &str = "\
-trigger: { webhook: { path: /hooks/order } }
-run_retries: [100ms, 100ms]
-steps:
-  - id: charge
-    call: payments POST /charges
-    body: '{amount}'
-  - id: notify
-    call: chat POST /messages
-    body: '{text: \"charged \\($steps.charge.body.id)\"}'
-";
+/// The shop's order flow, retried twice at run level.
+fn order_flow() -> String {
+    format!("{ORDER_FLOW}run_retries: [100ms, 100ms]\n")
+}
 
 struct Upstreams {
     payments: MockUpstream,
@@ -74,18 +61,10 @@ async fn order(address: std::net::SocketAddr, amount: u64) -> RunId {
     body["run_id"].as_str().unwrap().parse().unwrap()
 }
 
-fn patchbay(args: &[&str]) -> Output {
-    std::process::Command::new(binary())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("patchbay runs")
-}
-
 #[tokio::test]
 async fn exhausted_retries_leave_a_dead_run_that_replay_completes_once() {
     let up = upstreams().await;
-    let project = TestProject::new(ROOT, &[("order", ORDER_FLOW)]);
+    let project = TestProject::new(&root(), &[("order", &order_flow())]);
     let node = project.start(&up.env()).await;
     let store = node.engine.store();
 
@@ -162,7 +141,7 @@ async fn exhausted_retries_leave_a_dead_run_that_replay_completes_once() {
 #[tokio::test]
 async fn bulk_replay_from_the_start_repeats_no_side_effect() {
     let up = upstreams().await;
-    let project = TestProject::new(ROOT, &[("order", ORDER_FLOW)]);
+    let project = TestProject::new(&root(), &[("order", &order_flow())]);
     let node = project.start(&up.env()).await;
     let store = node.engine.store();
     let mut ids = Vec::new();
@@ -245,7 +224,7 @@ async fn a_permanent_error_is_dead_at_once_and_on_error_fail_skips_retries() {
             "trigger: { manual: {} }\nrun_retries: [5s]\nsteps:\n  - call: chat POST /messages\n    on_error: fail\n",
         ),
     ];
-    let project = TestProject::new(ROOT, &flows);
+    let project = TestProject::new(&root(), &flows);
     let node = project.start(&up.env()).await;
     for flow in ["refused", "failfast"] {
         let run = crate::support::run_manually(&node, flow, json!({})).await;
@@ -267,7 +246,7 @@ steps:
     on_error: continue
   - transform: '{notified: ($steps.notify.error == null), why: $steps.notify.error}'
 ";
-    let project = TestProject::new(ROOT, &[("tolerant", flow)]);
+    let project = TestProject::new(&root(), &[("tolerant", flow)]);
     let node = project.start(&up.env()).await;
     let run = crate::support::run_manually(&node, "tolerant", json!({})).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);

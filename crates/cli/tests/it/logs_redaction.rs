@@ -12,7 +12,7 @@ use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
 use crate::signature::standard_webhooks_headers;
-use crate::support::{Patchbay, TestProject, patchbay_run, store_file};
+use crate::support::{Patchbay, TestProject, get_text, patchbay_run, store_file};
 
 const CRM_TOKEN: &str = "crm-token-7f3a9c1e5b";
 const PARTNER_KEY: &str = "partner-key-2d8e4f6a0c";
@@ -143,14 +143,7 @@ async fn secrets_appear_in_no_log_journal_answer_or_store() {
     let run_url = format!("{base}/api/v1/runs/{run_id}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let detail = loop {
-        let text = client
-            .get(&run_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(&client, &run_url).await;
         let detail: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if detail["run"]["status"] == "succeeded" {
             break text;

@@ -5,14 +5,15 @@
 //! restart, while an invalid edit is refused and leaves the running
 //! configuration alone.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
-use crate::support::{Patchbay, TestProject, binary, patchbay_run, store_file};
+use crate::support::{
+    CONTACTS_FLOW, Patchbay, TestProject, binary, output_with_stdin, patchbay_run, store_file,
+};
 
 const ROOT: &str = "\
 connectors:
@@ -22,33 +23,13 @@ connectors:
       Authorization: Bearer ${secret:crm_token}
 ";
 
-const FLOW: &str = "\
-trigger:
-  webhook:
-    path: /hooks/contacts
-steps:
-  - id: push
-    call: crm POST /contacts
-    body: '.'
-";
-
 fn patchbay(args: &[&str], stdin: Option<&str>, env: &[(&str, String)]) -> Output {
     let mut command = Command::new(binary());
-    command
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(args);
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command.spawn().expect("run patchbay");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    child.wait_with_output().expect("patchbay exits")
+    output_with_stdin(command, stdin.unwrap_or(""))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -83,7 +64,7 @@ async fn post(url: &str, body: &Value) -> (u16, Value) {
 async fn secrets_resolve_from_the_store_and_rotate_on_reload() {
     let crm = MockUpstream::start().await;
     crm.route("POST", "/contacts", Reply::json(201, json!({"id": 1})));
-    let project = TestProject::new(ROOT, &[("contacts", FLOW)]);
+    let project = TestProject::new(ROOT, &[("contacts", CONTACTS_FLOW)]);
     let dir = project.path().to_str().expect("utf-8 path").to_string();
     let env = vec![("CRM_URL", crm.url())];
 
@@ -170,7 +151,10 @@ async fn secrets_resolve_from_the_store_and_rotate_on_reload() {
 
     // An invalid edit is refused with its problems; the old flow still runs.
     let flow_file = project.path().join("flows/contacts.yaml");
-    std::fs::write(&flow_file, FLOW.replace("body: '.'", "body: '.[' ")).unwrap();
+    let edit_flow = |from: &str, to: &str| {
+        std::fs::write(&flow_file, CONTACTS_FLOW.replace(from, to)).expect("flow written")
+    };
+    edit_flow("body: '.'", "body: '.[' ");
     let (status, refused) = post(&reload, &json!({})).await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["code"], "invalid_config");
@@ -181,7 +165,7 @@ async fn secrets_resolve_from_the_store_and_rotate_on_reload() {
     assert!(crm.wait_for_requests(3, Duration::from_secs(10)).await);
 
     // A valid edit: a new webhook path serves at once, the old one is gone.
-    std::fs::write(&flow_file, FLOW.replace("/hooks/contacts", "/hooks/people")).unwrap();
+    edit_flow("/hooks/contacts", "/hooks/people");
     let (status, reloaded) = post(&reload, &json!({})).await;
     assert_eq!(status, 200, "{reloaded}");
     assert_eq!(reloaded["changed"], true);
@@ -208,7 +192,7 @@ async fn secrets_resolve_from_the_store_and_rotate_on_reload() {
 
 #[tokio::test]
 async fn a_secret_needs_its_master_key() {
-    let project = TestProject::new(ROOT, &[("contacts", FLOW)]);
+    let project = TestProject::new(ROOT, &[("contacts", CONTACTS_FLOW)]);
     let dir = project.path().to_str().expect("utf-8 path").to_string();
     let env = vec![("CRM_URL", "http://127.0.0.1:9".to_string())];
     let set = patchbay(

@@ -58,6 +58,43 @@ pub fn env(vars: &[(&str, String)]) -> MapEnv {
     MapEnv::new(vars.iter().map(|(k, v)| (k.to_string(), v.clone())))
 }
 
+/// Connectors `payments` (`PAY_URL`) and `chat` (`CHAT_URL`), each trying a
+/// call twice with a short backoff. `chat` comes last, so a test can add to
+/// its settings by appending lines indented by four spaces.
+pub const SHOP_CONNECTORS: &str = "\
+connectors:
+  payments:
+    url: \"${env:PAY_URL}\"
+    retry: { attempts: 2, backoff: { min: 10ms, max: 20ms } }
+  chat:
+    url: \"${env:CHAT_URL}\"
+    retry: { attempts: 2, backoff: { min: 10ms, max: 20ms } }
+";
+
+/// A webhook at `/hooks/order` charges the amount through `payments` (a
+/// side effect), then tells `chat`.
+pub const ORDER_FLOW: &str = "\
+trigger: { webhook: { path: /hooks/order } }
+steps:
+  - id: charge
+    call: payments POST /charges
+    body: '{amount}'
+  - id: notify
+    call: chat POST /messages
+    body: '{text: \"charged \\($steps.charge.body.id)\"}'
+";
+
+/// A webhook at `/hooks/contacts` pushes the event to the `crm` connector.
+pub const CONTACTS_FLOW: &str = "\
+trigger:
+  webhook:
+    path: /hooks/contacts
+steps:
+  - id: push
+    call: crm POST /contacts
+    body: '.'
+";
+
 /// Polls `check` every 20 ms until it returns true or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
@@ -79,6 +116,32 @@ where
 /// The path of the `patchbay` binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_patchbay")
+}
+
+/// Runs `patchbay ARGS` to the end, without the caller's `RUST_LOG`.
+pub fn patchbay(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("patchbay runs")
+}
+
+/// Runs `command` to the end with `stdin` as its standard input, capturing
+/// its output.
+pub fn output_with_stdin(mut command: std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run patchbay");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    // Closed, so the child sees the end of its input.
+    drop(input);
+    child.wait_with_output().expect("patchbay exits")
 }
 
 /// POSTs `body` as JSON.
@@ -113,6 +176,18 @@ pub async fn run_manually(
         .await
         .expect("store readable")
         .expect("run exists")
+}
+
+/// GETs `url` and reads its body as text.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("request sent")
+        .text()
+        .await
+        .expect("body read")
 }
 
 /// GETs `url` and reads its JSON body.
