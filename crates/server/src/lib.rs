@@ -54,7 +54,12 @@ pub fn router(engine: Engine, settings: ServerSettings) -> Router {
         .route("/healthz", get(health))
         .merge(api)
         .merge(ui::routes())
-        .merge(metrics::routes())
+        .merge(
+            metrics::routes().layer(axum::middleware::from_fn_with_state(
+                state.settings.api.clone(),
+                api::require_read,
+            )),
+        )
         .fallback(webhook::receive)
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(

@@ -269,3 +269,39 @@ where
     }
     out
 }
+
+/// With API tokens configured, `/metrics` asks for one like the API does:
+/// flow and connector names and error rates are what `read` shows.
+#[tokio::test]
+async fn metrics_need_a_token_when_the_api_has_tokens() {
+    let token = "metrics-reader-0123456789";
+    let root = format!(
+        "api:\n  tokens:\n    - name: prometheus\n      token: {token}\n      scopes: [read]\n"
+    );
+    let project = TestProject::new(&root, &[]);
+    let log = project.path().join("patchbay.log");
+    let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
+    let url = format!("{}/metrics", node.base);
+    let client = reqwest::Client::new();
+
+    let anonymous = client.get(&url).send().await.expect("scrape");
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let wrong = client
+        .get(&url)
+        .bearer_auth("nope-0123456789abcdef")
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(wrong.status(), 401);
+    let scraped = client
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.expect("text");
+    assert!(text.contains("patchbay_"), "{text}");
+    assert!(node.terminate().success());
+}

@@ -325,6 +325,21 @@ pub(crate) async fn authorize(
     next.run(request).await
 }
 
+/// Middleware for routes outside `/api/v1` that show what the API's `read`
+/// scope shows (`/metrics`: flow and connector names, error rates): the
+/// same tokens, at least `read`.
+pub(crate) async fn require_read(
+    State(access): State<Arc<ApiAccess>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match access.identify(request.headers()) {
+        // Every scope includes `read`.
+        Ok(_) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
 /// A new random API token: 32 bytes from the system's secure generator,
 /// base64url, prefixed `pbt_` so it is recognisable in a secret scanner.
 #[derive(Clone)]

@@ -38,6 +38,7 @@ use serde_json::Value;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+pub(crate) use auth::require_read;
 pub use auth::{AccessError, ApiAccess, NewToken};
 
 use crate::AppState;
