@@ -261,6 +261,26 @@ telemetry:
         .to_string();
     assert!(sent.starts_with(&format!("00-{}-", own.trace_id)), "{sent}");
 
+    // A run started by hand through the API continues its caller's trace too.
+    let manual_trace = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let manual_span = "a2fb4a1d1a96d312";
+    let started: Value = client
+        .post(format!("{}/api/v1/flows/traced/runs", node.base))
+        .header("traceparent", format!("00-{manual_trace}-{manual_span}-01"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let manual = collector.trace(manual_trace, &["run"]).await;
+    let manual_run = one(&manual, "run", manual_span);
+    assert_eq!(
+        manual_run.attributes["run_id"],
+        started["run_id"].as_str().unwrap()
+    );
+
     // JSON log lines of a traced run carry its trace id.
     node.terminate();
     let log_text = std::fs::read_to_string(&log).unwrap();

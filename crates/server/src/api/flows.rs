@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use patchbay_config::WebhookMode;
 use patchbay_engine::plan::{Action, ErrorPolicy, StepPlan};
 use patchbay_engine::{Event, FlowPlan, TriggerPlan};
@@ -298,6 +298,7 @@ pub(crate) struct RunAccepted {
 async fn start_run(
     State(state): State<AppState>,
     Path(flow): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     if body.len() > state.settings.max_body_bytes {
@@ -331,7 +332,7 @@ async fn start_run(
             flow,
             trigger: "manual",
             input,
-            headers: json!({}),
+            headers: trace_context(&headers),
             dedupe_key: None,
         })
         .await?;
@@ -342,4 +343,18 @@ async fn start_run(
             status: "accepted".into(),
         }),
     ))
+}
+
+/// The W3C trace context a caller sent, so a run started by hand continues
+/// the caller's trace as a webhook's does. Only these headers: a manual
+/// run's `$headers` is otherwise empty.
+fn trace_context(headers: &HeaderMap) -> serde_json::Value {
+    let kept: serde_json::Map<String, serde_json::Value> = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = headers.get(name)?.to_str().ok()?;
+            Some((name.to_string(), json!(value)))
+        })
+        .collect();
+    serde_json::Value::Object(kept)
 }
