@@ -156,6 +156,21 @@ fn one<'a>(spans: &'a [ExportedSpan], name: &str, parent: &str) -> &'a ExportedS
     found[0]
 }
 
+/// POSTs `{}` to `url` as a call within the caller's span `span` of
+/// `trace`, and returns the JSON answer.
+async fn post_traced(client: &reqwest::Client, url: &str, trace: &str, span: &str) -> Value {
+    client
+        .post(url)
+        .header("traceparent", format!("00-{trace}-{span}-01"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 #[tokio::test]
 async fn a_run_is_one_trace_continuing_its_caller_and_reaching_the_upstream() {
     let collector = Collector::start().await;
@@ -187,16 +202,13 @@ telemetry:
     let client = reqwest::Client::new();
 
     // Continuing the caller's trace.
-    let accepted: Value = client
-        .post(format!("{}/hooks/traced", node.base))
-        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted = post_traced(
+        &client,
+        &format!("{}/hooks/traced", node.base),
+        CALLER_TRACE,
+        CALLER_SPAN,
+    )
+    .await;
     let run_id = accepted["run_id"].as_str().expect("run id").to_string();
     let trace = collector
         .trace(CALLER_TRACE, &["run", "step", "upstream call"])
@@ -264,16 +276,13 @@ telemetry:
     // A run started by hand through the API continues its caller's trace too.
     let manual_trace = "5bf92f3577b34da6a3ce929d0e0e4736";
     let manual_span = "a2fb4a1d1a96d312";
-    let started: Value = client
-        .post(format!("{}/api/v1/flows/traced/runs", node.base))
-        .header("traceparent", format!("00-{manual_trace}-{manual_span}-01"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = post_traced(
+        &client,
+        &format!("{}/api/v1/flows/traced/runs", node.base),
+        manual_trace,
+        manual_span,
+    )
+    .await;
     let manual = collector.trace(manual_trace, &["run"]).await;
     let manual_run = one(&manual, "run", manual_span);
     assert_eq!(
