@@ -164,6 +164,7 @@ pub struct RunOutcome {
 
 /// Result of one step attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Succeeded,
@@ -188,27 +189,34 @@ impl StepStatus {
 }
 
 /// One step attempt, or one item's attempt inside a `for_each` step.
+// The management API shows entries as stored, like runs: these doc
+// comments are the API's reference too.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JournalEntryView))]
 pub struct JournalEntry {
+    /// The run it belongs to.
+    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub run_id: RunId,
     /// Position of the step in the flow, from 0.
     pub step_index: u32,
     /// The step's id (its configured `id`, or `step-N`).
     pub step_id: String,
-    /// Index of the item inside a `for_each`; `None` for a plain step and for
-    /// the entry that collects a `for_each` step's results.
+    /// Index of the item inside a `for_each`; `null` for a plain step and
+    /// for the entry that collects a `for_each` step's results.
     pub item: Option<u32>,
-    /// 1 for the first attempt.
+    /// The run attempt it belongs to, from 1.
     pub attempt: u32,
     pub status: StepStatus,
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
-    /// A summary of the outbound request (method, URL, ...), if the step made one.
+    /// The outbound request (method, URL, attempts, status), credentials
+    /// masked, when the step made one.
     pub request: Option<Value>,
     pub output: Option<Value>,
     pub error: Option<String>,
     /// False once a replay from the start set the entry aside: it stays in
-    /// the record, but its output is not reused. Ignored when recording.
+    /// the record, but its output is not reused.
+    // Ignored when recording: a new entry is always current.
     pub current: bool,
 }
 

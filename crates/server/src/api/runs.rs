@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use patchbay_engine::ReplaySelection;
-use patchbay_store::{CancelOutcome, JournalEntry, Run, RunFilter, RunId, RunStatus, StepStatus};
+use patchbay_store::{CancelOutcome, JournalEntry, Run, RunFilter, RunId, RunStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -71,52 +71,6 @@ fn shown(mut run: Run) -> Run {
     run
 }
 
-/// One step attempt, or one item's attempt in a `for_each` step.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct JournalEntryView {
-    /// Position of the step in the flow, from 0.
-    pub step_index: u32,
-    pub step_id: String,
-    /// The item's index in a `for_each`; `null` for a plain step and for
-    /// the entry collecting a `for_each` step's results.
-    pub item: Option<u32>,
-    /// The run attempt it belongs to, from 1.
-    pub attempt: u32,
-    /// `succeeded` or `failed`.
-    pub status: String,
-    pub started_at: DateTime<Utc>,
-    pub duration_ms: u64,
-    /// The outbound request (method, URL, attempts, status), credentials
-    /// masked, when the step made one.
-    pub request: Option<Value>,
-    pub output: Option<Value>,
-    pub error: Option<String>,
-    /// False once a replay from the start set the entry aside.
-    pub current: bool,
-}
-
-impl From<JournalEntry> for JournalEntryView {
-    fn from(entry: JournalEntry) -> Self {
-        JournalEntryView {
-            step_index: entry.step_index,
-            step_id: entry.step_id,
-            item: entry.item,
-            attempt: entry.attempt,
-            status: match entry.status {
-                StepStatus::Succeeded => "succeeded",
-                StepStatus::Failed => "failed",
-            }
-            .into(),
-            started_at: entry.started_at,
-            duration_ms: entry.duration_ms,
-            request: entry.request,
-            output: entry.output,
-            error: entry.error,
-            current: entry.current,
-        }
-    }
-}
-
 page_type!(
     /// A page of runs, newest first.
     RunList of Run
@@ -126,7 +80,7 @@ page_type!(
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RunDetail {
     pub run: Run,
-    pub journal: Vec<JournalEntryView>,
+    pub journal: Vec<JournalEntry>,
 }
 
 /// What became of a run after a cancel or replay.
@@ -268,7 +222,7 @@ async fn show_run(
         .map_err(patchbay_engine::EngineError::from)?;
     Ok(Json(RunDetail {
         run: shown(run),
-        journal: journal.into_iter().map(JournalEntryView::from).collect(),
+        journal,
     }))
 }
 
