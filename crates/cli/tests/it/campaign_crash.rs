@@ -21,9 +21,8 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::support::{
-    Patchbay, TestProject, campaign_seed, campaign_setting, eventually, integrity_check,
-    panics_in_log, patchbay_run, queue_is_drained, sign_standard_webhook, store_file, stored_runs,
-    unix_seconds,
+    Patchbay, TestProject, campaign_seed, campaign_setting, drains_within, integrity_check,
+    panics_in_log, patchbay_run, sign_standard_webhook, store_file, stored_runs, unix_seconds,
 };
 
 const SECRET: &str = "whsec_Y3Jhc2gtY2FtcGFpZ24tc2lnbmluZy1rZXk=";
@@ -259,11 +258,7 @@ async fn campaign_crash_every_acknowledged_webhook_runs_once_with_each_effect_on
 
     // The node restarted after the last kill drains the queue: runs cut off
     // by a kill resume once their lease has expired.
-    let client = reqwest::Client::new();
-    let drained = eventually(Duration::from_secs(120), || {
-        queue_is_drained(&client, &node.base)
-    })
-    .await;
+    let drained = drains_within(&node.base, Duration::from_secs(120)).await;
     let drained_after = began.elapsed();
     let status = node.terminate();
     assert!(

@@ -25,8 +25,8 @@ use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
 use crate::support::{
-    Patchbay, TestProject, campaign_seed, campaign_setting, eventually, integrity_check,
-    memory_kib, panics_in_log, patchbay_run, queue_is_drained, store_file, stored_runs,
+    Patchbay, TestProject, campaign_seed, campaign_setting, drains_within, integrity_check,
+    memory_kib, panics_in_log, patchbay_run, store_file, stored_runs,
 };
 
 /// Largest response body the connector accepts.
@@ -281,11 +281,7 @@ async fn campaign_fault_every_run_ends_with_a_named_reason_in_bounded_memory() {
     assert_eq!(acknowledged.len(), webhooks);
     let sent_for = began.elapsed();
 
-    let client = reqwest::Client::new();
-    let drained = eventually(Duration::from_secs(120), || {
-        queue_is_drained(&client, &node.base)
-    })
-    .await;
+    let drained = drains_within(&node.base, Duration::from_secs(120)).await;
     let drained_after = began.elapsed();
     stop_sampling.cancel();
     let peak_sampled = sampler.await.expect("sampler");
@@ -448,10 +444,7 @@ async fn campaign_fault_store_that_cannot_write_answers_503_then_loses_nothing()
     assert_eq!(during.len(), 40);
     let after = deliver_all(url.clone(), 60..80, 4, Duration::from_secs(10)).await;
     assert_eq!(after.len(), 20);
-    let drained = eventually(Duration::from_secs(30), || {
-        queue_is_drained(&client, &node.base)
-    })
-    .await;
+    let drained = drains_within(&node.base, Duration::from_secs(30)).await;
     let status = node.terminate();
     assert!(
         drained,

@@ -357,6 +357,13 @@ pub fn unix_seconds() -> u64 {
         .as_secs()
 }
 
+/// Polls the node at `base` until its queue is drained (see
+/// [`queue_is_drained`]); false if it is not within `timeout`.
+pub async fn drains_within(base: &str, timeout: Duration) -> bool {
+    let client = reqwest::Client::new();
+    eventually(timeout, || queue_is_drained(&client, base)).await
+}
+
 /// Whether the node at `base` has no run queued or running, seen twice in a
 /// row (a run can move between the two statuses between two queries).
 pub async fn queue_is_drained(client: &reqwest::Client, base: &str) -> bool {
