@@ -52,6 +52,31 @@ pub struct ConnectorConfig {
     /// HMAC signature added to every request (see [`SignConfig`]).
     #[serde(default)]
     pub sign: Option<Located<SignConfig>>,
+    /// Inward addresses this connector may reach. By default every call
+    /// to a loopback, private, link-local, cloud-metadata, multicast or
+    /// unspecified address is refused before a packet is sent, whatever
+    /// name resolved to it. `true` allows all of them (an upstream on this
+    /// machine or the private network); a list of CIDRs (`[10.1.0.0/16]`)
+    /// allows just those.
+    #[serde(default)]
+    pub dangerous_allow_private: AllowPrivate,
+}
+
+/// Which inward addresses a connector may reach (see
+/// [`ConnectorConfig::dangerous_allow_private`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AllowPrivate {
+    /// `true`: every address; `false` (the default): none.
+    All(bool),
+    /// Only addresses inside these CIDR blocks (`127.0.0.1/32`, `fd00::/8`).
+    Cidrs(Vec<String>),
+}
+
+impl Default for AllowPrivate {
+    fn default() -> Self {
+        AllowPrivate::All(false)
+    }
 }
 
 /// Retries of one call. Transient failures (connect errors, timeouts, 5xx,

@@ -35,7 +35,7 @@ pub use connector::{
     AuthConfig, BackoffConfig, ConnectorConfig, OAuth2ClientAuth, OAuth2Config, OAuth2Grant,
     RetryConfig, SignAlgorithm, SignConfig, SignEncoding,
 };
-pub use connector::{CircuitBreakerConfig, RateLimitConfig, default_max_wait};
+pub use connector::{AllowPrivate, CircuitBreakerConfig, RateLimitConfig, default_max_wait};
 pub use diagnostic::{Diagnostic, Report};
 pub use duration::HumanDuration;
 pub use flow::{
