@@ -58,6 +58,9 @@ pub enum EvalError {
         /// The rejected value.
         value: String,
     },
+    /// The evaluation was stopped: it would have spent more than its budget allows.
+    #[error("the expression was stopped: it exceeded its {0}")]
+    Exceeded(crate::Limit),
     /// The program's output is nested deeper than Patchbay accepts.
     #[error("the expression's output is nested deeper than {limit} levels")]
     TooDeep {

@@ -15,17 +15,17 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use jaq_core::data::JustLut;
 use jaq_core::load::parse::Def;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Exn};
 use jaq_json::Val;
 use serde_json::Value;
 
+use crate::budget::{self, Meter, Metered, MeteredLut};
 use crate::value::{to_val, to_value};
-use crate::{CompileError, EvalError, VARIABLES, Vars, diagnostics, nesting};
+use crate::{CompileError, EvalError, Limit, VARIABLES, Vars, diagnostics, nesting};
 
-type Filter = jaq_core::Filter<JustLut<Val>>;
+type Filter = jaq_core::Filter<Metered>;
 
 /// Longest runtime error message kept, in characters: jaq quotes the offending value, which
 /// may be an entire payload.
@@ -71,8 +71,8 @@ impl Expr {
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
             .chain(jaq_json::funs())
-            .filter(|(name, _, _)| *name != "env" && *name != "fromjson")
-            .chain(std::iter::once(fromjson()));
+            .filter(|(name, _, _)| !matches!(*name, "env" | "fromjson" | "range"))
+            .chain([fromjson(), budget::range()]);
         let filter = Compiler::default()
             .with_funs(funs)
             .with_global_vars(GLOBALS)
@@ -93,51 +93,97 @@ impl Expr {
         &self.inner.source
     }
 
-    /// The first output of the program for this input (`.`) and these variables.
+    /// The first output of the program for this input (`.`) and these variables, within
+    /// `vars.budget`.
     ///
     /// Later outputs are never computed.
     pub fn eval(&self, input: &Value, vars: &Vars) -> Result<Value, EvalError> {
-        to_value(&self.first_val(input, vars)?)
+        self.with_outputs(input, vars, |outputs, meter| {
+            let first = outputs.next().unwrap_or(Err(EvalError::NoOutput))?;
+            to_value(&first, meter.output_limit())
+        })
     }
 
     /// All outputs of the program, in order; the first runtime error fails the whole call.
+    /// `vars.budget` bounds the whole call, all outputs together.
     pub fn eval_all(&self, input: &Value, vars: &Vars) -> Result<Vec<Value>, EvalError> {
-        self.outputs(input, vars)
-            .map(|output| output.and_then(|val| to_value(&val)))
-            .collect()
+        self.with_outputs(input, vars, |outputs, meter| {
+            let limit = meter.output_limit();
+            let mut room = limit;
+            let mut values = Vec::new();
+            for output in outputs {
+                let value = to_value(&output?, room).map_err(|e| match e {
+                    EvalError::Exceeded(Limit::Output(_)) => {
+                        EvalError::Exceeded(Limit::Output(limit))
+                    }
+                    other => other,
+                })?;
+                room = room.saturating_sub(crate::value::json_size(&value));
+                values.push(value);
+            }
+            Ok(values)
+        })
     }
 
     /// jq truthiness of the first output: `false` and `null` are false, everything else
     /// (including `0`, `""` and `[]`) is true.
     pub fn eval_bool(&self, input: &Value, vars: &Vars) -> Result<bool, EvalError> {
-        let val = self.first_val(input, vars)?;
-        Ok(!matches!(val, Val::Null | Val::Bool(false)))
+        self.with_outputs(input, vars, |outputs, _| {
+            let first = outputs.next().unwrap_or(Err(EvalError::NoOutput))?;
+            Ok(!matches!(first, Val::Null | Val::Bool(false)))
+        })
     }
 
-    /// First output as a jaq value, for callers inside the crate that render it themselves.
-    pub(crate) fn first_val(&self, input: &Value, vars: &Vars) -> Result<Val, EvalError> {
-        self.outputs(input, vars)
-            .next()
-            .unwrap_or(Err(EvalError::NoOutput))
-    }
-
-    /// Runs the program lazily: each output is computed when the iterator is advanced.
-    fn outputs<'a>(
-        &'a self,
+    /// First output converted by `convert`, for callers inside the crate that render it
+    /// themselves.
+    pub(crate) fn first_with<T>(
+        &self,
         input: &Value,
         vars: &Vars,
-    ) -> impl Iterator<Item = Result<Val, EvalError>> + 'a {
-        let values = [vars.event, vars.steps, vars.state, vars.headers];
-        let bound = values
-            .into_iter()
-            .zip(self.inner.uses)
-            .map(|(value, used)| if used { to_val(value) } else { Val::Null });
-        let filter = &self.inner.filter;
-        let ctx = Ctx::<JustLut<Val>>::new(&filter.lut, jaq_core::Vars::new(bound));
-        filter
-            .id
-            .run((ctx, to_val(input)))
-            .map(|output| output.map_err(runtime_error))
+        convert: impl FnOnce(&Val, usize) -> Result<T, EvalError>,
+    ) -> Result<T, EvalError> {
+        self.with_outputs(input, vars, |outputs, meter| {
+            let first = outputs.next().unwrap_or(Err(EvalError::NoOutput))?;
+            convert(&first, meter.output_limit())
+        })
+    }
+
+    /// Runs the program lazily under a meter for `vars.budget` and hands its outputs to
+    /// `consume`; each output is computed when the iterator is advanced. Whatever
+    /// `consume` returns is checked against the memory budget once more, since a single
+    /// operation may allocate after the last step was charged.
+    fn with_outputs<T>(
+        &self,
+        input: &Value,
+        vars: &Vars,
+        consume: impl FnOnce(
+            &mut dyn Iterator<Item = Result<Val, EvalError>>,
+            &Meter,
+        ) -> Result<T, EvalError>,
+    ) -> Result<T, EvalError> {
+        let meter = Meter::start(vars.budget);
+        let outcome = budget::metered(|| {
+            let values = [vars.event, vars.steps, vars.state, vars.headers];
+            let bound = values
+                .into_iter()
+                .zip(self.inner.uses)
+                .map(|(value, used)| if used { to_val(value) } else { Val::Null });
+            let filter = &self.inner.filter;
+            let data = MeteredLut {
+                lut: &filter.lut,
+                meter: &meter,
+            };
+            let ctx = Ctx::<Metered>::new(data, jaq_core::Vars::new(bound));
+            let mut outputs = filter
+                .id
+                .run((ctx, to_val(input)))
+                .map(|output| output.map_err(runtime_error));
+            let result = consume(&mut outputs, &meter);
+            drop(outputs);
+            meter.check_memory().map_err(EvalError::Exceeded)?;
+            result
+        });
+        outcome.unwrap_or_else(|limit| Err(EvalError::Exceeded(limit)))
     }
 }
 
@@ -146,7 +192,7 @@ impl Expr {
 /// (`.payload | fromjson`) would overflow the stack and abort the process.
 /// serde_json refuses documents nested deeper than 128 levels, the same
 /// limit the HTTP edge applies to request bodies.
-fn fromjson() -> jaq_core::native::Fun<JustLut<Val>> {
+fn fromjson() -> jaq_core::native::Fun<Metered> {
     jaq_core::native::run(("fromjson", jaq_core::native::v(0), |cv| {
         jaq_core::native::bome(parse_json_text(&cv.1))
     }))

@@ -15,6 +15,7 @@
 //! operator-written text that may be wrong in any way, so every input path returns an error
 //! rather than panicking, and inputs that would recurse deeply are refused up front.
 
+mod budget;
 mod diagnostics;
 mod error;
 mod expr;
@@ -24,6 +25,7 @@ mod value;
 
 use serde_json::Value;
 
+pub use budget::{Budget, Limit, MemoryProbe, memory_is_metered, set_memory_probe};
 pub use error::{CompileError, EvalError};
 pub use expr::Expr;
 pub use nesting::MAX_NESTING;
@@ -39,7 +41,7 @@ pub use value::MAX_OUTPUT_DEPTH;
 /// - `headers`: headers of the request that delivered the event.
 pub const VARIABLES: [&str; 4] = ["event", "steps", "state", "headers"];
 
-/// Values of the [`VARIABLES`] for one evaluation.
+/// Values of the [`VARIABLES`] for one evaluation, and the [`Budget`] it runs under.
 #[derive(Debug, Clone, Copy)]
 pub struct Vars<'a> {
     /// `$event`
@@ -50,6 +52,8 @@ pub struct Vars<'a> {
     pub state: &'a Value,
     /// `$headers`
     pub headers: &'a Value,
+    /// Limits of every evaluation made with these variables.
+    pub budget: Budget,
 }
 
 static NULL: Value = Value::Null;
@@ -62,6 +66,7 @@ impl Default for Vars<'_> {
             steps: &NULL,
             state: &NULL,
             headers: &NULL,
+            budget: Budget::UNLIMITED,
         }
     }
 }

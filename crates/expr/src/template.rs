@@ -178,7 +178,7 @@ impl Segment {
 }
 
 fn scalar_text(expr: &Expr, input: &Value, vars: &Vars) -> Result<String, EvalError> {
-    match to_value(&expr.first_val(input, vars)?)? {
+    match expr.first_with(input, vars, to_value)? {
         Value::String(s) => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),

@@ -15,6 +15,7 @@ use jaq_json::{Num, Val};
 use serde_json::{Map, Number, Value};
 
 use crate::EvalError;
+use crate::budget::Limit;
 
 /// Deepest nesting of arrays and objects accepted in a program's output.
 ///
@@ -57,42 +58,91 @@ fn number_to_num(n: &Number) -> Num {
     }
 }
 
-/// Converts a jaq value back into a JSON value.
-pub(crate) fn to_value(val: &Val) -> Result<Value, EvalError> {
-    to_value_at(val, 0)
+/// Converts a jaq value back into a JSON value of at most `limit` bytes (as JSON text,
+/// approximately: numbers count 8 bytes).
+pub(crate) fn to_value(val: &Val, limit: usize) -> Result<Value, EvalError> {
+    let mut room = limit;
+    to_value_at(val, 0, &mut room).map_err(|error| match error {
+        Refused::TooDeep => EvalError::TooDeep {
+            limit: MAX_OUTPUT_DEPTH,
+        },
+        Refused::TooLarge => EvalError::Exceeded(Limit::Output(limit)),
+    })
 }
 
-fn to_value_at(val: &Val, depth: usize) -> Result<Value, EvalError> {
+/// Approximate size of a value as JSON text, counted as [`to_value`] counts it.
+pub(crate) fn json_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => SCALAR_SIZE,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|item| json_size(item) + 1).sum::<usize>(),
+        Value::Object(fields) => {
+            2 + fields
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// What a scalar counts against the output budget.
+const SCALAR_SIZE: usize = 8;
+
+enum Refused {
+    TooDeep,
+    TooLarge,
+}
+
+fn spend(room: &mut usize, bytes: usize) -> Result<(), Refused> {
+    *room = room.checked_sub(bytes).ok_or(Refused::TooLarge)?;
+    Ok(())
+}
+
+fn to_value_at(val: &Val, depth: usize, room: &mut usize) -> Result<Value, Refused> {
     Ok(match val {
-        Val::Null => Value::Null,
-        Val::Bool(b) => Value::Bool(*b),
-        Val::Num(n) => num_to_value(n),
-        Val::BStr(b) | Val::TStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        Val::Null => {
+            spend(room, SCALAR_SIZE)?;
+            Value::Null
+        }
+        Val::Bool(b) => {
+            spend(room, SCALAR_SIZE)?;
+            Value::Bool(*b)
+        }
+        Val::Num(n) => {
+            spend(room, SCALAR_SIZE)?;
+            num_to_value(n)
+        }
+        Val::BStr(b) | Val::TStr(b) => {
+            spend(room, b.len() + 2)?;
+            Value::String(String::from_utf8_lossy(b).into_owned())
+        }
         Val::Arr(items) => {
             let depth = deeper(depth)?;
-            Value::Array(
-                items
-                    .iter()
-                    .map(|item| to_value_at(item, depth))
-                    .collect::<Result<_, _>>()?,
-            )
+            spend(room, 2)?;
+            let mut values = Vec::with_capacity(items.len().min(*room));
+            for item in items.iter() {
+                spend(room, 1)?;
+                values.push(to_value_at(item, depth, room)?);
+            }
+            Value::Array(values)
         }
         Val::Obj(fields) => {
             let depth = deeper(depth)?;
+            spend(room, 2)?;
             let mut map = Map::new();
             for (k, v) in fields.iter() {
-                map.insert(key_string(k), to_value_at(v, depth)?);
+                let key = key_string(k);
+                spend(room, key.len() + 4)?;
+                map.insert(key, to_value_at(v, depth, room)?);
             }
             Value::Object(map)
         }
     })
 }
 
-fn deeper(depth: usize) -> Result<usize, EvalError> {
+fn deeper(depth: usize) -> Result<usize, Refused> {
     if depth >= MAX_OUTPUT_DEPTH {
-        Err(EvalError::TooDeep {
-            limit: MAX_OUTPUT_DEPTH,
-        })
+        Err(Refused::TooDeep)
     } else {
         Ok(depth + 1)
     }
@@ -150,7 +200,7 @@ mod tests {
     use serde_json::json;
 
     fn round_trip(v: Value) -> Value {
-        to_value(&to_val(&v)).unwrap()
+        to_value(&to_val(&v), usize::MAX).unwrap()
     }
 
     #[test]
@@ -171,21 +221,30 @@ mod tests {
     #[test]
     fn big_integers_become_floats_without_panicking() {
         let big = Val::Num(Num::from_str_radix("123456789012345678901234567890", 10).unwrap());
-        let v = to_value(&big).unwrap();
+        let v = to_value(&big, usize::MAX).unwrap();
         assert!(v.is_f64());
         assert!((v.as_f64().unwrap() - 1.2345678901234568e29).abs() < 1e15);
         let huge = Val::Num(Num::from_str_radix(&"9".repeat(400), 10).unwrap());
-        assert_eq!(to_value(&huge).unwrap(), Value::Null);
+        assert_eq!(to_value(&huge, usize::MAX).unwrap(), Value::Null);
         let negative = Val::Num(Num::from_str_radix("-18446744073709551616", 10).unwrap());
-        assert_eq!(to_value(&negative).unwrap(), json!(-18446744073709551616.0));
+        assert_eq!(
+            to_value(&negative, usize::MAX).unwrap(),
+            json!(-18446744073709551616.0)
+        );
     }
 
     #[test]
     fn non_finite_floats_become_null() {
-        assert_eq!(to_value(&Val::from(f64::NAN)).unwrap(), Value::Null);
-        assert_eq!(to_value(&Val::from(f64::INFINITY)).unwrap(), Value::Null);
         assert_eq!(
-            to_value(&Val::from(f64::NEG_INFINITY)).unwrap(),
+            to_value(&Val::from(f64::NAN), usize::MAX).unwrap(),
+            Value::Null
+        );
+        assert_eq!(
+            to_value(&Val::from(f64::INFINITY), usize::MAX).unwrap(),
+            Value::Null
+        );
+        assert_eq!(
+            to_value(&Val::from(f64::NEG_INFINITY), usize::MAX).unwrap(),
             Value::Null
         );
     }
@@ -193,7 +252,7 @@ mod tests {
     #[test]
     fn byte_strings_become_text_lossily() {
         let bytes = Val::byte_str(vec![b'o', b'k', 0xff]);
-        assert_eq!(to_value(&bytes).unwrap(), json!("ok\u{fffd}"));
+        assert_eq!(to_value(&bytes, usize::MAX).unwrap(), json!("ok\u{fffd}"));
     }
 
     #[test]
@@ -202,7 +261,7 @@ mod tests {
         map.insert(Val::from(1isize), Val::Bool(true));
         map.insert(Val::Null, Val::Null);
         map.insert([Val::from(2isize)].into_iter().collect::<Val>(), Val::Null);
-        let v = to_value(&Val::obj(map)).unwrap();
+        let v = to_value(&Val::obj(map), usize::MAX).unwrap();
         assert_eq!(v, json!({"1": true, "null": null, "[2]": null}));
     }
 
@@ -212,7 +271,7 @@ mod tests {
         for _ in 0..MAX_OUTPUT_DEPTH {
             val = [val].into_iter().collect();
         }
-        let deepest = to_value(&val).unwrap();
+        let deepest = to_value(&val, usize::MAX).unwrap();
         // The limit is exactly what serde_json reads back.
         let text = serde_json::to_string(&deepest).unwrap();
         assert!(serde_json::from_str::<Value>(&text).is_ok());
@@ -220,7 +279,7 @@ mod tests {
 
         val = [val].into_iter().collect();
         assert_eq!(
-            to_value(&val),
+            to_value(&val, usize::MAX),
             Err(EvalError::TooDeep {
                 limit: MAX_OUTPUT_DEPTH
             })

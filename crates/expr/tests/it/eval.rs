@@ -1,6 +1,6 @@
 //! Evaluation: input, variables, outputs, truthiness and runtime errors.
 
-use patchbay_expr::{EvalError, Expr, VARIABLES, Vars};
+use patchbay_expr::{Budget, EvalError, Expr, VARIABLES, Vars};
 use serde_json::{Value, json};
 
 use crate::eval;
@@ -38,6 +38,7 @@ fn each_variable_is_bound_to_its_own_value() {
         steps: &steps,
         state: &state,
         headers: &headers,
+        budget: Budget::UNLIMITED,
     };
     let run = |source: &str| {
         Expr::compile(source)

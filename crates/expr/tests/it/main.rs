@@ -1,6 +1,7 @@
 //! Integration tests of the expression crate's public API: compiling and evaluating jq
 //! programs, path templates, value conversion, compile diagnostics and hostile input.
 
+mod budget;
 mod diagnostics;
 mod eval;
 mod hostile;
