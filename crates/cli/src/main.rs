@@ -5,7 +5,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod memory;
+
+/// jemalloc: its per-thread counters bound the memory of jq evaluations, and
+/// it hands memory back to the system after a burst.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
+    memory::install_probe();
     let cli = patchbay::Cli::parse();
     patchbay::main(cli)
 }

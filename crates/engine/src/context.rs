@@ -1,7 +1,7 @@
 //! The values a run's expressions see: `.`, `$event`, `$steps`, `$state`,
 //! `$headers`.
 
-use patchbay_expr::Vars;
+use patchbay_expr::{Budget, Vars};
 use serde_json::{Map, Value};
 
 /// What a run has accumulated so far.
@@ -27,12 +27,14 @@ impl RunContext {
         }
     }
 
-    pub fn vars(&self) -> Vars<'_> {
+    /// The variables, for evaluations under `budget`.
+    pub fn vars(&self, budget: Budget) -> Vars<'_> {
         Vars {
             event: &self.event,
             steps: &self.steps,
             state: &self.state,
             headers: &self.headers,
+            budget,
         }
     }
 

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use patchbay_config::WebhookMode;
 use patchbay_engine::{Event, SyncReply, VerifyPlan};
-use patchbay_expr::{EvalError, Expr, Vars};
+use patchbay_expr::{Budget, EvalError, Expr, Vars};
 use patchbay_signature::Headers;
 use patchbay_store::{EnqueueOutcome, RunStatus};
 use serde_json::{Value, json};
@@ -58,7 +58,13 @@ pub(crate) async fn receive(
     })?;
     let headers = patchbay_connector::headers_to_json(&parts.headers);
     let dedupe_key = match &hook.dedupe {
-        Some(expr) => dedupe_key(&flow.name, expr, &input, &headers)?,
+        Some(expr) => dedupe_key(
+            &flow.name,
+            expr,
+            &input,
+            &headers,
+            plan.expression_limits.inline_budget,
+        )?,
         None => None,
     };
     let event = Event {
@@ -128,10 +134,14 @@ fn dedupe_key(
     expr: &Expr,
     input: &Value,
     headers: &Value,
+    // Inline only: the event is not committed yet, so nothing may wait here for
+    // the evaluation pool.
+    budget: Budget,
 ) -> Result<Option<String>, ApiError> {
     let vars = Vars {
         event: input,
         headers,
+        budget,
         ..Vars::default()
     };
     let value = match expr.eval(input, &vars) {
