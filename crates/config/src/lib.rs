@@ -31,11 +31,11 @@ mod settings;
 mod suggest;
 pub mod validate;
 
+pub use connector::{AllowPrivate, CircuitBreakerConfig, RateLimitConfig, default_max_wait};
 pub use connector::{
     AuthConfig, BackoffConfig, ConnectorConfig, OAuth2ClientAuth, OAuth2Config, OAuth2Grant,
     RetryConfig, SignAlgorithm, SignConfig, SignEncoding,
 };
-pub use connector::{AllowPrivate, CircuitBreakerConfig, RateLimitConfig, default_max_wait};
 pub use diagnostic::{Diagnostic, Report};
 pub use duration::HumanDuration;
 pub use flow::{
@@ -53,4 +53,6 @@ pub use project::{Project, ProjectConfig, Source};
 pub use schema::{flow_schema, project_schema};
 pub use secret::Secret;
 pub use settings::TelemetryConfig;
-pub use settings::{ApiConfig, ApiScope, ApiTokenConfig, EngineConfig, ServerConfig, StoreConfig};
+pub use settings::{
+    ApiConfig, ApiScope, ApiTokenConfig, EngineConfig, ExpressionConfig, ServerConfig, StoreConfig,
+};

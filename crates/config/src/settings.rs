@@ -158,6 +158,51 @@ pub struct EngineConfig {
     /// transiently is rescheduled after the first delay, then the second, ...;
     /// after the last it is dead. A flow's `run_retries` replaces this.
     pub run_retries: Vec<HumanDuration>,
+    /// Budgets of every jq evaluation (see [`ExpressionConfig`]).
+    pub expressions: ExpressionConfig,
+    /// How many times a run may be claimed without reaching the end of a
+    /// step before it is declared dead: a run whose execution stops the node
+    /// (a crash, an out-of-memory kill) would otherwise be resumed, and stop
+    /// it again, after every restart. Default 3.
+    pub max_claims_without_progress: u32,
+    /// Largest journal entry (a step's request summary, output and error,
+    /// as JSON) in bytes; a step whose entry would be larger fails with an
+    /// error saying so. Default 12 MiB, room for the largest response a
+    /// connector accepts by default (10 MiB) and its summary.
+    pub max_journal_entry_bytes: usize,
+    /// Largest output of a run, and largest flow state, in bytes; a run
+    /// whose output or `set_state` would be larger fails. Default 12 MiB.
+    pub max_run_output_bytes: usize,
+}
+
+/// Budgets of one jq evaluation. Flows run jq over what strangers send
+/// (webhook bodies, upstream answers), so every evaluation is bounded: past
+/// any of these it stops, and its step fails permanently with an error naming
+/// the budget. Cheap evaluations run inline; the rest move to a small pool of
+/// evaluation threads with large stacks.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpressionConfig {
+    /// Longest one evaluation may run (default `1s`).
+    pub time: HumanDuration,
+    /// Most memory one evaluation may hold, in bytes (default 64 MiB).
+    pub max_memory_bytes: u64,
+    /// Largest output of one evaluation, as JSON, in bytes (default 8 MiB).
+    pub max_output_bytes: usize,
+    /// Threads evaluating expressions too costly to run inline (default:
+    /// half the cores, at least one).
+    pub threads: Option<usize>,
+}
+
+impl Default for ExpressionConfig {
+    fn default() -> Self {
+        ExpressionConfig {
+            time: Duration::from_secs(1).into(),
+            max_memory_bytes: 64 << 20,
+            max_output_bytes: 8 << 20,
+            threads: None,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -171,6 +216,10 @@ impl Default for EngineConfig {
             run_retries: [5, 30, 120, 600, 3600]
                 .map(|secs| Duration::from_secs(secs).into())
                 .to_vec(),
+            expressions: ExpressionConfig::default(),
+            max_claims_without_progress: 3,
+            max_journal_entry_bytes: 12 << 20,
+            max_run_output_bytes: 12 << 20,
         }
     }
 }

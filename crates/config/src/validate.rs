@@ -234,6 +234,41 @@ fn check_settings(project: &Project, report: &mut Report) {
             "engine.lease must be at least 100ms",
         ));
     }
+    let engine = &config.engine;
+    let expressions = &engine.expressions;
+    for (name, zero) in [
+        (
+            "engine.max_claims_without_progress",
+            engine.max_claims_without_progress == 0,
+        ),
+        (
+            "engine.max_journal_entry_bytes",
+            engine.max_journal_entry_bytes == 0,
+        ),
+        (
+            "engine.max_run_output_bytes",
+            engine.max_run_output_bytes == 0,
+        ),
+        ("engine.expressions.threads", expressions.threads == Some(0)),
+        (
+            "engine.expressions.max_memory_bytes",
+            expressions.max_memory_bytes == 0,
+        ),
+        (
+            "engine.expressions.max_output_bytes",
+            expressions.max_output_bytes == 0,
+        ),
+        ("engine.expressions.time", expressions.time.0.is_zero()),
+    ] {
+        if zero {
+            report.push(Diagnostic::new(
+                file,
+                0,
+                0,
+                format!("{name} must be more than 0"),
+            ));
+        }
+    }
 }
 
 fn check_telemetry(project: &Project, report: &mut Report) {

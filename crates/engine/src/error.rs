@@ -31,6 +31,9 @@ pub enum EngineError {
     /// This node was not started from a source it can load again.
     #[error("this node cannot reload its configuration")]
     ReloadUnsupported,
+    /// The threads evaluating costly expressions could not be started.
+    #[error("cannot start the expression evaluation threads: {0}")]
+    EvaluatorStart(std::io::Error),
 }
 
 impl EngineError {
@@ -45,7 +48,8 @@ impl EngineError {
             | EngineError::UnknownFlow(_)
             | EngineError::WebhookSecret(_)
             | EngineError::InvalidConfig(_)
-            | EngineError::ReloadUnsupported => false,
+            | EngineError::ReloadUnsupported
+            | EngineError::EvaluatorStart(_) => false,
         }
     }
 }

@@ -21,6 +21,8 @@ pub const RUNS_STARTED_TOTAL: &str = "patchbay_runs_started_total";
 pub const RUNS_FINISHED_TOTAL: &str = "patchbay_runs_finished_total";
 /// Runs put back in the queue after a transient failure, by flow.
 pub const RUNS_RESCHEDULED_TOTAL: &str = "patchbay_runs_rescheduled_total";
+/// Runs declared dead because their claims kept stopping the node, by flow.
+pub const POISON_RUNS_TOTAL: &str = "patchbay_poison_runs_total";
 /// Execution time of a run's final attempt, by flow and status.
 pub const RUN_DURATION_SECONDS: &str = "patchbay_run_duration_seconds";
 /// Execution time of a step (all its items and fallbacks), by flow, step,
@@ -132,6 +134,23 @@ impl RunRescheduled<'_> {
             "run rescheduled"
         );
         counter!(RUNS_RESCHEDULED_TOTAL, "flow" => self.flow.to_string()).increment(1);
+    }
+}
+
+/// A run that kept stopping the node was declared dead instead of resumed.
+pub(crate) struct PoisonRunStopped<'a> {
+    pub flow: &'a str,
+    /// Claims that ended without reaching the end of a step.
+    pub claims: u32,
+}
+
+impl PoisonRunStopped<'_> {
+    pub(crate) fn emit(&self) {
+        tracing::error!(
+            claims = self.claims,
+            "run stopped the node repeatedly; declared dead instead of resumed"
+        );
+        counter!(POISON_RUNS_TOTAL, "flow" => self.flow.to_string()).increment(1);
     }
 }
 

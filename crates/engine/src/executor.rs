@@ -17,14 +17,17 @@ use patchbay_connector::{
     CallRequest, Collected, Connector, Connectors, Delivered, FetchError, GraphqlRequest,
     GraphqlResult, PageError, Undelivered,
 };
-use patchbay_expr::{EvalError, Expr, Vars};
+use patchbay_expr::{Budget, EvalError, Expr, Vars};
 use patchbay_store::{JournalEntry, Run, RunOutcome, RunStatus, StepStatus, Store, StoreError};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::context::RunContext;
-use crate::events::{RunFinished, RunRescheduled, RunStarted, StepFinished, StepOutcome};
+use crate::evaluate::Evaluator;
+use crate::events::{
+    PoisonRunStopped, RunFinished, RunRescheduled, RunStarted, StepFinished, StepOutcome,
+};
 use crate::plan::{Action, CallPlan, ErrorPolicy, GraphqlPlan, Plan, RespondPlan, StepPlan};
 use crate::responders::{Responders, SyncReply};
 
@@ -89,6 +92,8 @@ pub(crate) struct Executor {
     pub owner: String,
     pub responders: Responders,
     pub shutdown: CancellationToken,
+    /// Runs the plan's expressions under its budgets.
+    pub evaluator: Evaluator,
 }
 
 impl Executor {
@@ -214,6 +219,22 @@ impl Executor {
     }
 
     async fn drive(&self, run: &Run) -> Result<Ending, Halt> {
+        // Earlier claims that never reached the end of a step most likely ended
+        // with the node itself (a crash, an out-of-memory kill): resuming the run
+        // again would take the node down again, at every restart.
+        let limit = self.plan.caps.claims_without_progress;
+        if run.stalled_claims > limit {
+            PoisonRunStopped {
+                flow: &run.flow,
+                claims: run.stalled_claims - 1,
+            }
+            .emit();
+            return Ok(Ending::Failed(Failure::permanent(format!(
+                "the run stopped the node {} times before reaching the end of a step; \
+                 it is not resumed again (engine.max_claims_without_progress: {limit})",
+                run.stalled_claims - 1
+            ))));
+        }
         let Some(flow) = self.plan.flows.get(&run.flow) else {
             return Ok(Ending::Failed(Failure::permanent(format!(
                 "flow `{}` no longer exists in the configuration",
@@ -297,6 +318,9 @@ impl Executor {
                 }
             }
         }
+        if let Err(message) = self.plan.caps.check_output("run's output", &last_output) {
+            return Ok(Ending::Failed(Failure::permanent(message)));
+        }
         Ok(Ending::Done(RunOutcome {
             status: RunStatus::Succeeded,
             output: Some(last_output),
@@ -318,7 +342,8 @@ impl Executor {
         };
         let started = Utc::now();
         let clock = Instant::now();
-        let items = match items_expr.eval(&context.event, &context.vars()) {
+        let vars = context.vars(self.inline_budget());
+        let items = match self.eval(items_expr, &context.event, &vars).await {
             Ok(Value::Array(items)) => Ok(items),
             Ok(other) => Err(format!(
                 "`for_each` must produce an array, got {}",
@@ -498,7 +523,7 @@ impl Executor {
     ) -> Result<StepEnd, Halt> {
         let started = Utc::now();
         let clock = Instant::now();
-        let vars = context.vars();
+        let vars = context.vars(self.inline_budget());
         let mut request_summary = None;
         let mut reply = None;
         let result = match &step.action {
@@ -514,19 +539,44 @@ impl Executor {
                     .await
                     .map_err(CallFailure::into_failure)
             }
-            Action::Transform(expr) => eval(expr, input, &vars).map_err(Failure::permanent),
-            Action::Filter(expr) => expr
-                .eval_bool(input, &vars)
-                .map(Value::Bool)
+            Action::Transform(expr) => self
+                .eval(expr, input, &vars)
+                .await
                 .map_err(|e| Failure::permanent(e.to_string())),
-            Action::SetState(expr) => eval(expr, input, &vars).map_err(Failure::permanent),
-            Action::Respond(respond) => respond_reply(respond, input, &vars)
+            Action::Filter(expr) => {
+                let expr = expr.clone();
+                self.evaluator
+                    .run(input, &vars, move |input, vars| expr.eval_bool(input, vars))
+                    .await
+                    .map(Value::Bool)
+                    .map_err(|e| Failure::permanent(e.to_string()))
+            }
+            Action::SetState(expr) => self
+                .eval(expr, input, &vars)
+                .await
+                .map_err(|e| Failure::permanent(e.to_string())),
+            Action::Respond(respond) => self
+                .respond_reply(respond, input, &vars)
+                .await
                 .map(|(output, answer)| {
                     reply = Some(answer);
                     output
                 })
                 .map_err(Failure::permanent),
         };
+        let result = result.and_then(|output| {
+            let caps = &self.plan.caps;
+            caps.check_entry(&output, request_summary.as_ref())
+                .and_then(|()| match step.action {
+                    Action::SetState(_) => caps.check_output("flow state", &output),
+                    _ => Ok(()),
+                })
+                .map_err(Failure::permanent)?;
+            Ok(output)
+        });
+        if result.is_err() {
+            reply = None;
+        }
         let state = match (&step.action, &result) {
             (Action::SetState(_), Ok(value)) => Some(value),
             _ => None,
@@ -568,33 +618,44 @@ impl Executor {
         summary: &mut Option<Value>,
     ) -> Result<Value, CallFailure> {
         let connector = self.connector(&call.connector)?;
-        let path = call
-            .path
-            .render_path(input, vars)
-            .map_err(|e| format!("path: {e}"))?;
+        let path = {
+            let template = call.path.clone();
+            self.evaluator
+                .run(input, vars, move |input, vars| {
+                    template.render_path(input, vars)
+                })
+                .await
+                .map_err(|e| format!("path: {e}"))?
+        };
         let query = match &call.query {
-            Some(expr) => pairs("query", expr.eval(input, vars))?,
+            Some(expr) => pairs("query", self.eval(expr, input, vars).await)?,
             None => Vec::new(),
         };
         let headers = match &call.headers {
-            Some(expr) => pairs("headers", expr.eval(input, vars))?,
+            Some(expr) => pairs("headers", self.eval(expr, input, vars).await)?,
             None => Vec::new(),
         };
         let body = match &call.body {
-            Some(expr) => Some(expr.eval(input, vars).map_err(|e| format!("body: {e}"))?),
+            Some(expr) => Some(
+                self.eval(expr, input, vars)
+                    .await
+                    .map_err(|e| format!("body: {e}"))?,
+            ),
             None => None,
         };
         // Stable across retries and resumed runs, so the upstream can tell a
         // repeat from a new request. Sent by default only where a repeat
         // could duplicate a side effect (POST, PATCH).
         let has_side_effects = matches!(call.method.as_str(), "POST" | "PATCH");
-        let idempotency_key = idempotency_key(
-            connector,
-            call.idempotency_key.as_ref(),
-            has_side_effects.then_some(default_key),
-            input,
-            vars,
-        )?;
+        let idempotency_key = self
+            .idempotency_key(
+                connector,
+                call.idempotency_key.as_ref(),
+                has_side_effects.then_some(default_key),
+                input,
+                vars,
+            )
+            .await?;
         let request = CallRequest {
             method: call.method.clone(),
             path,
@@ -602,7 +663,7 @@ impl Executor {
             headers,
             body,
             idempotency_key,
-            rate_key: self.rate_key(&call.connector, input, vars)?,
+            rate_key: self.rate_key(&call.connector, input, vars).await?,
         };
         let shown = connector.summarize(&request);
         let policy = call.retry.unwrap_or_else(|| connector.retry_policy());
@@ -639,24 +700,27 @@ impl Executor {
         let connector = self.connector(&graphql.connector)?;
         let variables = match &graphql.variables {
             Some(expr) => patchbay_connector::variables(
-                expr.eval(input, vars)
+                self.eval(expr, input, vars)
+                    .await
                     .map_err(|e| format!("variables: {e}"))?,
             )?,
             None => serde_json::Map::new(),
         };
         let headers = match &graphql.headers {
-            Some(expr) => pairs("headers", expr.eval(input, vars))?,
+            Some(expr) => pairs("headers", self.eval(expr, input, vars).await)?,
             None => Vec::new(),
         };
         // A query may be repeated freely; a mutation carries a key as any
         // `POST` does, so its retries and resumed runs apply it once.
-        let idempotency_key = idempotency_key(
-            connector,
-            graphql.idempotency_key.as_ref(),
-            (!graphql.document.is_query()).then_some(default_key),
-            input,
-            vars,
-        )?;
+        let idempotency_key = self
+            .idempotency_key(
+                connector,
+                graphql.idempotency_key.as_ref(),
+                (!graphql.document.is_query()).then_some(default_key),
+                input,
+                vars,
+            )
+            .await?;
         let request = GraphqlRequest {
             path: graphql.path.clone(),
             document: graphql.document.clone(),
@@ -679,6 +743,79 @@ impl Executor {
         exchange.result
     }
 
+    /// Evaluates `expr` under the plan's budgets (see [`Evaluator::run`]).
+    async fn eval(&self, expr: &Expr, input: &Value, vars: &Vars<'_>) -> Result<Value, EvalError> {
+        let expr = expr.clone();
+        self.evaluator
+            .run(input, vars, move |input, vars| expr.eval(input, vars))
+            .await
+    }
+
+    /// The budget of evaluations made directly with a run's variables (by the connector,
+    /// for pagination); the executor's own go through [`Executor::eval`].
+    fn inline_budget(&self) -> Budget {
+        self.evaluator.limits().inline_budget
+    }
+
+    /// A call's idempotency key: the step's own expression, else `default`
+    /// (given where a repeat could duplicate a side effect), and none when the
+    /// connector sends no keys.
+    async fn idempotency_key(
+        &self,
+        connector: &Connector,
+        expr: Option<&Expr>,
+        default: Option<String>,
+        input: &Value,
+        vars: &Vars<'_>,
+    ) -> Result<Option<String>, CallFailure> {
+        if !connector.sends_idempotency_keys() {
+            return Ok(None);
+        }
+        Ok(match expr {
+            Some(expr) => Some(scalar_text(
+                &self
+                    .eval(expr, input, vars)
+                    .await
+                    .map_err(|e| format!("idempotency_key: {e}"))?,
+            )),
+            None => default,
+        })
+    }
+
+    /// A `respond` step's answer, and the same as the step's journalled output.
+    async fn respond_reply(
+        &self,
+        respond: &RespondPlan,
+        input: &Value,
+        vars: &Vars<'_>,
+    ) -> Result<(Value, SyncReply), String> {
+        let headers = match &respond.headers {
+            Some(expr) => pairs("headers", self.eval(expr, input, vars).await)?,
+            None => Vec::new(),
+        };
+        let body = match &respond.body {
+            Some(expr) => self
+                .eval(expr, input, vars)
+                .await
+                .map_err(|e| format!("body: {e}"))?,
+            None => Value::Null,
+        };
+        let output = serde_json::json!({
+            "status": respond.status,
+            "headers": headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect::<serde_json::Map<_, _>>(),
+            "body": body,
+        });
+        let reply = SyncReply::Respond {
+            status: respond.status,
+            headers,
+            body,
+        };
+        Ok((output, reply))
+    }
+
     fn connector(&self, name: &str) -> Result<&Arc<Connector>, CallFailure> {
         self.connectors
             .get(name)
@@ -686,7 +823,7 @@ impl Executor {
     }
 
     /// The call's rate-limit key, when its connector limits per key.
-    fn rate_key(
+    async fn rate_key(
         &self,
         connector: &str,
         input: &Value,
@@ -695,8 +832,9 @@ impl Executor {
         let Some(expr) = self.plan.rate_keys.get(connector) else {
             return Ok(None);
         };
-        let key = expr
-            .eval(input, vars)
+        let key = self
+            .eval(expr, input, vars)
+            .await
             .map_err(|e| format!("connector `{connector}` rate_limit.key: {e}"))?;
         Ok(Some(scalar_text(&key)))
     }
@@ -768,29 +906,6 @@ impl Executor {
     }
 }
 
-/// A call's idempotency key: the step's own expression, else `default`
-/// (given where a repeat could duplicate a side effect), and none when the
-/// connector sends no keys.
-fn idempotency_key(
-    connector: &Connector,
-    expr: Option<&Expr>,
-    default: Option<String>,
-    input: &Value,
-    vars: &Vars<'_>,
-) -> Result<Option<String>, CallFailure> {
-    if !connector.sends_idempotency_keys() {
-        return Ok(None);
-    }
-    Ok(match expr {
-        Some(expr) => Some(scalar_text(
-            &expr
-                .eval(input, vars)
-                .map_err(|e| format!("idempotency_key: {e}"))?,
-        )),
-        None => default,
-    })
-}
-
 /// `RUN_ID:STEP_ID[:ITEM]`: the same for every attempt, retry and replay
 /// of one call, and different for every other call.
 fn default_idempotency_key(run: &Run, step: &StepPlan, item: Option<u32>) -> String {
@@ -806,10 +921,6 @@ fn replayed(step: &StepPlan, output: Value) -> StepEnd {
         (Action::Filter(_), Value::Bool(false)) => StepEnd::Skip,
         _ => StepEnd::Continue(output),
     }
-}
-
-fn eval(expr: &Expr, input: &Value, vars: &Vars<'_>) -> Result<Value, String> {
-    expr.eval(input, vars).map_err(|e| e.to_string())
 }
 
 /// Turns a jq object into name/value pairs: strings as they are, other
@@ -842,36 +953,6 @@ fn scalar_text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// A `respond` step's answer, and the same as the step's journalled output.
-fn respond_reply(
-    respond: &RespondPlan,
-    input: &Value,
-    vars: &Vars<'_>,
-) -> Result<(Value, SyncReply), String> {
-    let headers = match &respond.headers {
-        Some(expr) => pairs("headers", expr.eval(input, vars))?,
-        None => Vec::new(),
-    };
-    let body = match &respond.body {
-        Some(expr) => expr.eval(input, vars).map_err(|e| format!("body: {e}"))?,
-        None => Value::Null,
-    };
-    let output = serde_json::json!({
-        "status": respond.status,
-        "headers": headers
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect::<serde_json::Map<_, _>>(),
-        "body": body,
-    });
-    let reply = SyncReply::Respond {
-        status: respond.status,
-        headers,
-        body,
-    };
-    Ok((output, reply))
 }
 
 /// What one call (or paginated series of calls) produced, with what the

@@ -22,8 +22,10 @@
 //! The engine knows nothing of HTTP servers or status codes: the server
 //! crate turns [`EngineError`]s into responses.
 
+pub mod caps;
 mod context;
 mod error;
+pub mod evaluate;
 mod events;
 mod executor;
 pub mod intake;
@@ -53,6 +55,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use error::EngineError;
+pub use evaluate::{Evaluator, Limits};
 pub use intake::Intake;
 pub use live::{LoadedProject, ProjectSource, Reloaded};
 pub use operate::ReplaySelection;
@@ -167,6 +170,8 @@ impl Engine {
         };
         let mut swappable_executor = None;
         if roles.workers {
+            let evaluator =
+                Evaluator::start(plan.expression_limits).map_err(EngineError::EvaluatorStart)?;
             let executor = Arc::new(ArcSwap::from_pointee(Executor {
                 plan: plan.clone(),
                 connectors,
@@ -174,6 +179,7 @@ impl Engine {
                 owner: owner.clone(),
                 responders: responders.clone(),
                 shutdown: shutdown.clone(),
+                evaluator,
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
@@ -317,6 +323,12 @@ impl Engine {
         let connectors = build_connectors(&loaded.project, loaded.env.as_ref(), &self.inner.store)?;
         if let Some(executor) = &self.inner.executor {
             let old = executor.load();
+            // The pool's threads are kept unless the budgets changed.
+            let evaluator = if old.evaluator.limits() == &plan.expression_limits {
+                old.evaluator.clone()
+            } else {
+                Evaluator::start(plan.expression_limits).map_err(EngineError::EvaluatorStart)?
+            };
             executor.store(Arc::new(Executor {
                 plan: plan.clone(),
                 connectors: connectors.clone(),
@@ -324,6 +336,7 @@ impl Engine {
                 owner: old.owner.clone(),
                 responders: old.responders.clone(),
                 shutdown: old.shutdown.clone(),
+                evaluator,
             }));
         }
         self.inner.live.store(Arc::new(Live {

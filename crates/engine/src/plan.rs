@@ -18,6 +18,8 @@ use patchbay_connector::{Document, Pagination};
 use patchbay_expr::{Expr, Template};
 use patchbay_signature::{Algorithm, Encoding, HmacScheme, Scheme, TimestampCheck, Verifier};
 
+use crate::caps::Caps;
+use crate::evaluate::Limits;
 use crate::redaction::Redaction;
 
 const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,6 +37,10 @@ pub struct Plan {
     /// Headers never recorded, and webhook secrets (once resolved) never
     /// journalled.
     pub redaction: Redaction,
+    /// Budgets of the project's jq evaluations.
+    pub expression_limits: Limits,
+    /// Size caps and the poison-run limit of `engine:`.
+    pub caps: Caps,
 }
 
 /// One compiled flow.
@@ -319,6 +325,8 @@ impl Plan {
             rate_keys,
             webhooks,
             redaction: Redaction::new(&project.config.telemetry.redact_headers),
+            expression_limits: Limits::new(&project.config.engine.expressions),
+            caps: Caps::new(&project.config.engine),
         })
     }
 

@@ -151,6 +151,10 @@ pub struct Run {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Claims since the run last reached the end of a step, this one
+    /// included: a run whose execution stops the node counts one more at
+    /// every restart.
+    pub stalled_claims: u32,
 }
 
 /// How a run ended, given to [`crate::Store::finish`].

@@ -14,6 +14,7 @@ mod dead_letters;
 mod dedupe;
 mod demo;
 mod for_each;
+mod hostile_flows;
 mod invoke;
 mod logs_redaction;
 mod metrics;

@@ -75,6 +75,9 @@ fn insert_sql(size: usize) -> Arc<str> {
 
 const FIND_DEDUPE: &str = "SELECT id FROM runs WHERE dedupe_key = $1";
 
+/// `stalled_claims` restarts at 1 when the run journalled anything since its
+/// previous claim (see migration 0006).
+///
 /// Each branch is limited before the union so the outer sort handles at most
 /// 2 × limit rows however deep the backlog is: the queued branch walks the
 /// `runs_claim` index in order, the expired branch takes the leases that ran
@@ -85,7 +88,11 @@ const FIND_DEDUPE: &str = "SELECT id FROM runs WHERE dedupe_key = $1";
 const CLAIM: &str = concat!(
     "UPDATE runs
 SET status = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1,
-    updated_at = $3
+    updated_at = $3,
+    stalled_claims = CASE
+        WHEN coalesce((SELECT max(seq) FROM journal WHERE run_id = runs.id), 0) > journal_mark
+        THEN 1 ELSE stalled_claims + 1 END,
+    journal_mark = coalesce((SELECT max(seq) FROM journal WHERE run_id = runs.id), 0)
 WHERE id IN (
     SELECT id FROM (
         SELECT id, next_attempt_at FROM (
@@ -111,7 +118,7 @@ WHERE status = 'running' AND lease_owner = $1
 const RELEASE: &str = "\
 UPDATE runs
 SET status = 'queued', next_attempt_at = $2, updated_at = $2, lease_owner = NULL,
-    lease_expires_at = NULL
+    lease_expires_at = NULL, stalled_claims = 0
 WHERE status = 'running' AND lease_owner = $1";
 
 pub(super) const FINISH: &str = "\
@@ -131,7 +138,7 @@ WHERE id = $1 AND status = 'running' AND lease_owner = $2";
 const REPLAY: &str = "\
 UPDATE runs
 SET status = 'queued', next_attempt_at = $2, updated_at = $2, error = NULL, output = NULL,
-    retries = 0, finished_at = NULL
+    retries = 0, finished_at = NULL, stalled_claims = 0
 WHERE status = 'dead' AND id IN (SELECT value FROM json_each($1))
 RETURNING id";
 

@@ -413,3 +413,65 @@ async fn queued(store: &impl Store) -> Vec<Run> {
     };
     store.list_runs(&filter).await.unwrap()
 }
+
+/// Claims `run` again once the previous claim's short lease has expired.
+async fn reclaim(store: &impl Store, owner: &str) -> Run {
+    poll(Duration::from_secs(5), || async {
+        let mut runs = store
+            .claim(owner, 1, Duration::from_millis(1))
+            .await
+            .unwrap();
+        runs.pop()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn claims_without_a_journal_entry_are_counted_as_stalled() {
+    let (store, _dir) = open().await;
+    let new = new_run("orders", None);
+    store.enqueue(std::slice::from_ref(&new)).await.unwrap();
+
+    // Every claim that ends without journalling anything (a node that died mid-step)
+    // adds one.
+    assert_eq!(reclaim(&store, "n1").await.stalled_claims, 1);
+    assert_eq!(reclaim(&store, "n2").await.stalled_claims, 2);
+    let third = reclaim(&store, "n3").await;
+    assert_eq!(third.stalled_claims, 3);
+
+    // A step journalled during a claim counts as progress: the next claim starts at 1.
+    store
+        .record_step("n3", &entry(new.id, 0, None), None)
+        .await
+        .unwrap();
+    assert_eq!(reclaim(&store, "n4").await.stalled_claims, 1);
+    assert_eq!(reclaim(&store, "n5").await.stalled_claims, 2);
+
+    // A graceful release is not a crash.
+    let released = store.claim("n6", 1, LONG).await.unwrap();
+    assert!(released.is_empty(), "the run is still leased to n5");
+    let held = reclaim(&store, "n6").await;
+    assert_eq!(held.stalled_claims, 3);
+    store.release("n6").await.unwrap();
+    let after_release = store.claim("n7", 1, LONG).await.unwrap();
+    assert_eq!(after_release[0].stalled_claims, 1);
+
+    // Dead, then replayed: the count starts again.
+    store
+        .finish(
+            "n7",
+            new.id,
+            &RunOutcome {
+                status: RunStatus::Dead,
+                output: None,
+                error: Some("stopped the node".into()),
+            },
+        )
+        .await
+        .unwrap();
+    store.replay(&[new.id], false).await.unwrap();
+    assert_eq!(
+        store.claim("n8", 1, LONG).await.unwrap()[0].stalled_claims,
+        1
+    );
+}
