@@ -6,13 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use patchbay_config::{Env, Project};
+use patchbay_config::{Env, Project, TlsConfig};
 use patchbay_engine::{Engine, EngineTasks, Plan, Roles};
-use patchbay_server::{ApiAccess, ServerSettings};
+use patchbay_server::tls::{CertResolver, TlsError};
+use patchbay_server::{ApiAccess, BrowserPolicy, ServerSettings};
 use patchbay_store::{SqliteOptions, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 /// How to start a node.
 pub struct NodeOptions {
@@ -50,6 +52,30 @@ impl Node {
         // Checked before anything starts: the API must not be open to the
         // network by accident.
         let api = ApiAccess::from_config(&project.config.api, env, listen)?;
+        if project.config.api.dangerous_allow_anonymous {
+            // Said at every start, so an open API is never forgotten.
+            warn!(
+                listen = %listen,
+                tokens = project.config.api.tokens.len(),
+                "api.dangerous_allow_anonymous is set: without tokens, anyone who can reach \
+                 the port may use the management API"
+            );
+        }
+        let tls = match &project.config.server.tls {
+            Some(files) => Some(Arc::new(load_tls(project, files)?)),
+            None => None,
+        };
+        let browser = BrowserPolicy {
+            https: tls.is_some(),
+            open_api: api.is_open(),
+            allowed_hosts: project
+                .config
+                .api
+                .allowed_hosts
+                .iter()
+                .map(|host| host.to_ascii_lowercase())
+                .collect(),
+        };
         // One recorder per process, behind `GET /metrics`; later nodes of
         // the same process (tests, the demo) share it.
         patchbay_server::metrics::install_recorder().map_err(anyhow::Error::msg)?;
@@ -65,6 +91,12 @@ impl Node {
             max_body_bytes: project.config.server.max_body_bytes,
             request_timeout: project.config.server.request_timeout.0,
             api: Arc::new(api),
+            browser: Arc::new(browser),
+            header_timeout: project.config.server.header_timeout.0,
+            body_timeout: project.config.server.body_timeout.0,
+            max_connections: project.config.server.max_connections,
+            max_inflight_per_webhook: project.config.server.max_inflight_per_webhook,
+            tls,
         };
         let server = tokio::spawn(patchbay_server::serve(
             engine.clone(),
@@ -92,6 +124,15 @@ impl Node {
             .context("server")?;
         Ok(())
     }
+}
+
+/// The server's certificate and key (`server.tls`), paths resolved against
+/// the project folder. `check` and `run` both load them here.
+pub fn load_tls(project: &Project, files: &TlsConfig) -> Result<CertResolver, TlsError> {
+    CertResolver::load(
+        &project.dir.join(&files.cert),
+        &project.dir.join(&files.key),
+    )
 }
 
 /// Opens the project's SQLite store, creating it on first use.

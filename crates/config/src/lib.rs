@@ -55,4 +55,5 @@ pub use secret::Secret;
 pub use settings::TelemetryConfig;
 pub use settings::{
     ApiConfig, ApiScope, ApiTokenConfig, EngineConfig, ExpressionConfig, ServerConfig, StoreConfig,
+    TlsConfig,
 };

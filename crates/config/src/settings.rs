@@ -19,6 +19,25 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Longest time a request may take before it is answered 408.
     pub request_timeout: HumanDuration,
+    /// Longest time a client may take to send a request's headers, counted
+    /// from its first byte (or, on a kept-alive connection, from the end of
+    /// the previous answer). A connection that is slower is closed without
+    /// an answer, so idle or trickling connections cannot pile up.
+    pub header_timeout: HumanDuration,
+    /// Longest time a client may take to send a request's body once its
+    /// headers are in; after that the request is answered 408 and the
+    /// connection closed.
+    pub body_timeout: HumanDuration,
+    /// Most connections open at once. Past it, new connections wait in the
+    /// operating system's accept queue until one closes. Keep it below the
+    /// process's file descriptor limit (`ulimit -n`).
+    pub max_connections: usize,
+    /// Most requests being handled at once on one webhook path. Past it,
+    /// the path answers 503 with `Retry-After`, so one busy or slow sender
+    /// cannot take every connection and worker from the others.
+    pub max_inflight_per_webhook: usize,
+    /// Serve HTTPS instead of HTTP, with this certificate and key.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -27,8 +46,28 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(60).into(),
+            header_timeout: Duration::from_secs(10).into(),
+            body_timeout: Duration::from_secs(30).into(),
+            max_connections: 512,
+            max_inflight_per_webhook: 256,
+            tls: None,
         }
     }
+}
+
+/// The certificate and key the server presents for HTTPS. Both files are
+/// PEM, relative to the project folder. They are read at start and read
+/// again within a few seconds of changing, so a renewed certificate needs
+/// no restart; a renewal that cannot be read keeps the previous one (and
+/// logs why).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM: the server's certificate first, then
+    /// any intermediates.
+    pub cert: String,
+    /// The private key of the certificate, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 /// Who may use the management API under `/api/v1`.
@@ -48,6 +87,12 @@ pub struct ApiConfig {
     /// cancel, read run payloads and change secrets. Only for a network
     /// that is private by other means.
     pub dangerous_allow_anonymous: bool,
+    /// Host names (as in the URL, without port) that an API without tokens
+    /// answers besides `localhost`, `127.0.0.1` and `[::1]`. An open API
+    /// refuses every other `Host` (421), so a web page cannot reach it
+    /// through a name of its own that resolves to this node (DNS
+    /// rebinding). List only names you control. Ignored with tokens.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ApiConfig {

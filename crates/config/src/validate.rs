@@ -210,6 +210,35 @@ fn check_settings(project: &Project, report: &mut Report) {
             ),
         ));
     }
+    for (name, value) in [
+        ("server.max_connections", config.server.max_connections),
+        (
+            "server.max_inflight_per_webhook",
+            config.server.max_inflight_per_webhook,
+        ),
+    ] {
+        if value == 0 {
+            report.push(Diagnostic::new(
+                file,
+                0,
+                0,
+                format!("{name} must be at least 1"),
+            ));
+        }
+    }
+    for (name, value) in [
+        ("server.header_timeout", config.server.header_timeout.0),
+        ("server.body_timeout", config.server.body_timeout.0),
+    ] {
+        if value.is_zero() {
+            report.push(Diagnostic::new(
+                file,
+                0,
+                0,
+                format!("{name} must be longer than 0s"),
+            ));
+        }
+    }
     if config.engine.workers == 0 {
         report.push(Diagnostic::new(
             file,

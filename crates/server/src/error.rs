@@ -9,6 +9,9 @@
 //! | `invalid_request`       | 400    | a parameter or body field is malformed; `details.parameter` names it |
 //! | `unauthorized`          | 401    | no API token, or an unknown one (`WWW-Authenticate: Bearer`) |
 //! | `forbidden`             | 403    | the token lacks the scope; `details.required` names it |
+//! | `origin_not_allowed`    | 403    | the request came from a web page of another origin |
+//! | `host_not_allowed`      | 421    | an API without tokens was asked for a non-loopback host name |
+//! | `body_timeout`          | 408    | the body did not arrive within `server.body_timeout` |
 //! | `invalid_signature`     | 401    | a webhook's signature is missing or wrong      |
 //! | `conflict`              | 409    | the run is not in a state that allows it (cancel a finished run, replay a live one) |
 //! | `payload_too_large`     | 413    | the body exceeds the limit                     |
@@ -16,6 +19,7 @@
 //! | `invalid_config`        | 422    | a reload found the configuration invalid       |
 //! | `reload_unsupported`    | 409    | the node cannot load its configuration again   |
 //! | `unavailable`           | 503    | store failing or shutting down; retry          |
+//! | `busy`                  | 503    | the webhook path has too many requests in flight; retry (`Retry-After`) |
 //! | `not_implemented`       | 501    | this node lacks what the endpoint needs        |
 //! | `run_failed`            | 502    | a sync webhook's run failed                    |
 //! | `respond_timeout`       | 504    | a sync webhook's run did not respond in time   |

@@ -5,13 +5,21 @@
 //! - [`api`]: the management API under `/api/v1` (bearer tokens with
 //!   scopes), its OpenAPI document at `/api/openapi.json` and reference page
 //!   at `/api/docs`;
-//! - `/healthz`.
+//! - `/healthz`;
+//! - [`listener`]: connections: header and body timeouts, the connection
+//!   cap, TLS ([`tls`]), graceful shutdown;
+//! - [`browser`]: what keeps a web page in the operator's browser from
+//!   using the API, the dashboard and `/metrics`.
 //!
 //! Engine errors become HTTP responses here and only here ([`error`]).
 
 mod api;
+mod browser;
 mod error;
+mod inflight;
+mod listener;
 pub mod metrics;
+pub mod tls;
 mod ui;
 mod webhook;
 
@@ -26,7 +34,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
 pub use api::{AccessError, ApiAccess, NewToken, openapi_json};
+pub use browser::BrowserPolicy;
 pub use error::ApiError;
+pub use listener::BodyTimedOut;
 
 /// Settings of the HTTP server.
 #[derive(Clone, Debug)]
@@ -37,21 +47,38 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Who may use the management API.
     pub api: Arc<ApiAccess>,
+    /// What a browser may send to the API, dashboard and metrics.
+    pub browser: Arc<BrowserPolicy>,
+    /// Longest a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most requests in flight on one webhook path.
+    pub max_inflight_per_webhook: usize,
+    /// Serve HTTPS with this certificate; HTTP when `None`.
+    pub tls: Option<Arc<tls::CertResolver>>,
 }
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub engine: Engine,
     pub settings: ServerSettings,
+    pub inflight: Arc<inflight::InFlight>,
 }
 
 /// The full router: webhooks, API, health.
 pub fn router(engine: Engine, settings: ServerSettings) -> Router {
     let timeout = settings.request_timeout;
     let api = api::routes(settings.api.clone());
-    let state = AppState { engine, settings };
-    Router::new()
-        .route("/healthz", get(health))
+    let inflight = Arc::new(inflight::InFlight::new(settings.max_inflight_per_webhook));
+    let state = AppState {
+        engine,
+        settings,
+        inflight,
+    };
+    let management = Router::new()
         .merge(api)
         .merge(ui::routes())
         .merge(
@@ -60,6 +87,13 @@ pub fn router(engine: Engine, settings: ServerSettings) -> Router {
                 api::require_read,
             )),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.settings.browser.clone(),
+            browser::guard,
+        ));
+    Router::new()
+        .route("/healthz", get(health))
+        .merge(management)
         .fallback(webhook::receive)
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
@@ -76,10 +110,14 @@ pub async fn serve(
     settings: ServerSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let limits = listener::Limits {
+        header_timeout: settings.header_timeout,
+        body_timeout: settings.body_timeout,
+        max_connections: settings.max_connections,
+    };
+    let tls = settings.tls.clone();
     let app = router(engine, settings);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    listener::serve(app, listener, limits, tls, shutdown).await
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

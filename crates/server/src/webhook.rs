@@ -43,6 +43,14 @@ pub(crate) async fn receive(
             format!("`{path}` accepts POST only"),
         ));
     }
+    // Held until the answer is ready, body read and run committed included.
+    let Some(_slot) = state.inflight.enter(&path) else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("`{path}` has too many requests in flight; retry later"),
+        ));
+    };
     let limit = hook.max_body_bytes.unwrap_or(state.settings.max_body_bytes);
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, limit).await?;
@@ -183,11 +191,19 @@ async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
         // not its wording.
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         let mut too_large = false;
+        let mut too_slow = false;
         while let Some(current) = cause {
             too_large |= current.is::<http_body_util::LengthLimitError>();
+            too_slow |= current.is::<crate::BodyTimedOut>();
             cause = current.source();
         }
-        if too_large {
+        if too_slow {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the body was not received within the server's body timeout",
+            )
+        } else if too_large {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

@@ -171,6 +171,23 @@ impl Node {
         Self::answer(path, request).await
     }
 
+    /// Sends `body` as it is, labelled `Content-Type: application/json`.
+    async fn send_as_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: &'static str,
+    ) -> Answer {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
+        Self::answer(path, request).await
+    }
+
     async fn answer(path: &str, request: reqwest::RequestBuilder) -> Answer {
         let response = request.send().await.expect("request sent");
         let status = response.status();
@@ -526,11 +543,18 @@ async fn flows_are_listed_shown_and_started_by_hand() {
         .await;
     assert_eq!(empty.status, 202);
     let broken = node
-        .send_text(Method::POST, "/api/v1/flows/hello/runs", OPERATE, "{nope")
+        .send_as_json(Method::POST, "/api/v1/flows/hello/runs", OPERATE, "{nope")
         .await;
     assert_eq!(
         (broken.status.as_u16(), broken.code()),
         (400, "invalid_json")
+    );
+    let unlabelled = node
+        .send_text(Method::POST, "/api/v1/flows/hello/runs", OPERATE, "{}")
+        .await;
+    assert_eq!(
+        (unlabelled.status.as_u16(), unlabelled.code()),
+        (415, "unsupported_media_type")
     );
     node.stop();
 }

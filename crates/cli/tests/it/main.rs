@@ -13,6 +13,7 @@ mod dashboard;
 mod dead_letters;
 mod dedupe;
 mod demo;
+mod edge;
 mod for_each;
 mod hostile_flows;
 mod invoke;

@@ -381,6 +381,7 @@ mod tests {
         ApiConfig {
             tokens: tokens.into_iter().map(Located::unlocated).collect(),
             dangerous_allow_anonymous: false,
+            allowed_hosts: Vec::new(),
         }
     }
 

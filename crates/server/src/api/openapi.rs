@@ -39,7 +39,13 @@ Every request under `/api/v1` carries `Authorization: Bearer TOKEN`. Tokens \
 are configured in `api.tokens` with scopes: `read` (look), `operate` (also \
 start, cancel and replay runs) and `admin` (also configuration and secrets); \
 each includes the ones before it. A project without tokens serves the API \
-open, on a loopback address only.
+open, on a loopback address only, and then answers only loopback host names \
+(`localhost`, `127.0.0.1`, `[::1]`).
+
+A request sent by a web page of another origin (its `Origin` header is not \
+this node's) is refused, and a `POST`, `PUT`, `PATCH` or `DELETE` with a \
+body must be `Content-Type: application/json`. Answers carry \
+`Cache-Control: no-store`.
 
 Lists take `limit` (1 to 500, default 50) and `cursor`, and answer \
 `{\"items\": [...], \"next_cursor\": ...}`: pass `next_cursor` as `cursor` \
@@ -47,7 +53,8 @@ for the next page; it is `null` on the last one.
 
 Errors answer `{\"error\": {\"code\", \"message\", \"details\"?}}`. Codes: \
 `invalid_request` and `invalid_json` (400), `unauthorized` (401), \
-`forbidden` (403), `not_found` (404), `method_not_allowed` (405), \
+`forbidden` and `origin_not_allowed` (403), `not_found` (404), \
+`method_not_allowed` (405), `host_not_allowed` (421), \
 `conflict` and `reload_unsupported` (409), `payload_too_large` (413), \
 `unsupported_media_type` (415), `invalid_config` (422), `internal` (500), \
 `not_implemented` (501), `unavailable` (503, retry later).";
