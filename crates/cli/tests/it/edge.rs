@@ -419,7 +419,7 @@ async fn pipelined_requests_are_answered_in_order() {
         )
     };
     let request = format!(
-        "{}GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n{}GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n{}",
+        "{}GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n{}POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 7\r\n\r\n{{\"n\":0}}{}",
         webhook(1),
         webhook(2),
         post(
