@@ -582,3 +582,30 @@ fn unusable_tls_files_are_reported_by_check() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn silent_and_idle_kept_alive_connections_are_closed_after_the_header_timeout() {
+    let (_project, node) = node_with("{ header_timeout: 1s }").await;
+    let started = Instant::now();
+    let silent = TcpStream::connect(node.address).await.expect("connect");
+    let mut kept = TcpStream::connect(node.address).await.expect("connect");
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 4096];
+    assert!(kept.read(&mut answer).await.expect("answer") > 0);
+    for mut stream in [silent, kept] {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+            .await
+            .expect("closed within 5 s")
+            .expect("read");
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    node.stop().await.expect("node stops");
+}
