@@ -14,6 +14,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     memory::install_probe();
+    memory::return_freed_memory();
     let cli = patchbay::Cli::parse();
     patchbay::main(cli)
 }
