@@ -448,8 +448,6 @@ async fn claims_without_a_journal_entry_are_counted_as_stalled() {
     assert_eq!(reclaim(&store, "n5").await.stalled_claims, 2);
 
     // A graceful release is not a crash.
-    let released = store.claim("n6", 1, LONG).await.unwrap();
-    assert!(released.is_empty(), "the run is still leased to n5");
     let held = reclaim(&store, "n6").await;
     assert_eq!(held.stalled_claims, 3);
     store.release("n6").await.unwrap();
