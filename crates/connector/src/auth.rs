@@ -11,6 +11,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::BuildError;
 use crate::oauth::OAuth2;
+use crate::redact::Masker;
 use crate::token_store::TokenStore;
 
 /// How a connector authenticates. Credentials are [`Secret`]s: formatting an
@@ -35,11 +36,13 @@ pub enum Auth {
 }
 
 impl Auth {
-    /// Resolves `${env:...}` references and prepares the credential.
+    /// Resolves `${env:...}` references and prepares the credential. OAuth
+    /// 2.0 tokens are added to `masker` as they are issued.
     pub fn build(
         connector: &str,
         config: Option<&AuthConfig>,
         env: &dyn Env,
+        masker: &Masker,
     ) -> Result<Auth, BuildError> {
         let resolve = |value: &str| {
             interpolate(value, env)
@@ -76,9 +79,12 @@ impl Auth {
                     reason: "api_key needs `header` or `query`".into(),
                 });
             }
-            Some(AuthConfig::OAuth2(config)) => {
-                Auth::OAuth2(Arc::new(OAuth2::build(connector, config, env)?))
-            }
+            Some(AuthConfig::OAuth2(config)) => Auth::OAuth2(Arc::new(OAuth2::build(
+                connector,
+                config,
+                env,
+                masker.clone(),
+            )?)),
             Some(AuthConfig::Bearer { token }) => {
                 Auth::Authorization(Secret::new(format!("Bearer {}", resolve(token)?.expose())))
             }
@@ -138,8 +144,9 @@ impl Auth {
     }
 
     /// Every credential value this scheme sends or holds, for masking:
-    /// a whole `Authorization` value and its token part, keys, OAuth 2.0
-    /// client secrets.
+    /// a whole `Authorization` value and its token part (for basic auth,
+    /// the `user:pass` pair too, whose halves the masker adds), keys, OAuth
+    /// 2.0 client secrets.
     pub(crate) fn secret_values(&self) -> Vec<String> {
         match self {
             Auth::None => Vec::new(),
@@ -149,8 +156,13 @@ impl Auth {
             Auth::Authorization(value) => {
                 let whole = value.expose();
                 let mut values = vec![whole.to_string()];
-                if let Some((_, token)) = whole.split_once(' ') {
+                if let Some((scheme, token)) = whole.split_once(' ') {
                     values.push(token.to_string());
+                    if scheme == "Basic"
+                        && let Ok(pair) = base64::engine::general_purpose::STANDARD.decode(token)
+                    {
+                        values.push(String::from_utf8_lossy(&pair).into_owned());
+                    }
                 }
                 values
             }

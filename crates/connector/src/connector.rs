@@ -64,8 +64,9 @@ pub struct Connector {
     pub(crate) breaker: Option<crate::breaker::Breaker>,
     /// The last hour of calls, for health and the dashboard.
     pub(crate) recent: crate::recent::RecentCalls,
-    /// Every resolved credential of this connector, masked in the upstream
-    /// text that errors quote.
+    /// Every resolved credential of this connector (and, when built with
+    /// [`Connectors::build`], of its siblings), with the OAuth 2.0 tokens
+    /// issued to it: masked in the upstream text that errors quote.
     masker: Masker,
     /// Headers carrying a credential (an `api_key` header, defaults set from
     /// `${env:...}`), redacted where headers are recorded.
@@ -78,6 +79,17 @@ impl Connector {
         name: &str,
         config: &ConnectorConfig,
         env: &dyn Env,
+    ) -> Result<Connector, BuildError> {
+        Connector::build_masked_by(name, config, env, Masker::default())
+    }
+
+    /// Builds a connector whose credentials, configured and issued, are
+    /// added to `masker` (shared by every connector of a project).
+    fn build_masked_by(
+        name: &str,
+        config: &ConnectorConfig,
+        env: &dyn Env,
+        masker: Masker,
     ) -> Result<Connector, BuildError> {
         let config_error = |reason: String| BuildError::Config {
             connector: name.to_string(),
@@ -134,7 +146,7 @@ impl Connector {
             }
             headers.insert(header_name, header_value);
         }
-        let auth = Auth::build(name, config.auth.as_ref().map(|a| &a.value), env)?;
+        let auth = Auth::build(name, config.auth.as_ref().map(|a| &a.value), env, &masker)?;
         secret_values.extend(auth.secret_values());
         if let Some(header) = auth.key_header() {
             sensitive_headers.push(header.as_str().to_string());
@@ -161,6 +173,7 @@ impl Connector {
         if let Some(signer) = &signer {
             secret_values.push(signer.secret_value().to_string());
         }
+        masker.add(secret_values);
         Ok(Connector {
             name: name.to_string(),
             base_url,
@@ -184,7 +197,7 @@ impl Connector {
             breaker: crate::breaker::Breaker::build(name, &config.circuit_breaker)
                 .map_err(config_error)?,
             recent: crate::recent::RecentCalls::default(),
-            masker: Masker::new(secret_values),
+            masker,
             sensitive_headers,
         })
     }
@@ -402,6 +415,12 @@ impl Connector {
             .await
     }
 
+    /// The start of an upstream's text, masked as a whole before it is cut
+    /// (see [`crate::redact`]).
+    fn masked_excerpt(&self, bytes: &[u8]) -> String {
+        excerpt(&self.mask(&String::from_utf8_lossy(bytes)))
+    }
+
     fn auth_error(&self, request: &CallRequest, error: TokenError) -> CallError {
         CallError::Auth {
             connector: self.name.clone(),
@@ -421,13 +440,16 @@ impl Connector {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let retry_after = crate::retry::parse_retry_after(response.headers());
-            let bytes = read_error_body(response).await;
+            // Past the excerpt's bytes, as far as a secret starting inside
+            // it can reach: the masker must see the whole of it.
+            let limit = ERROR_BODY_BYTES + self.masker.longest();
+            let bytes = read_error_body(response, limit).await;
             return Err(CallError::Status {
                 connector: self.name.clone(),
                 method: request.method.clone(),
                 path: request.path.clone(),
                 status,
-                body: self.mask(&excerpt(&bytes)),
+                body: self.masked_excerpt(&bytes),
                 retry_after,
             });
         }
@@ -454,7 +476,7 @@ impl Connector {
                     .unwrap_or("none");
                 unusable(format!(
                     "the body is not JSON ({e}; content-type {content_type}): {}",
-                    self.mask(&excerpt(&bytes))
+                    self.masked_excerpt(&bytes)
                 ))
             })?
         };
@@ -521,11 +543,12 @@ impl Connector {
     }
 }
 
-/// The start of a non-2xx body, for the error excerpt. A body that breaks off
-/// keeps what arrived: the status is the news, not the transport.
-async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+/// The start of a non-2xx body (about `limit` bytes), for the error excerpt.
+/// A body that breaks off keeps what arrived: the status is the news, not
+/// the transport.
+async fn read_error_body(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     let mut body = Vec::new();
-    while body.len() < ERROR_BODY_BYTES {
+    while body.len() < limit {
         match response.chunk().await {
             Ok(Some(chunk)) => body.extend_from_slice(&chunk),
             Ok(None) | Err(_) => break,
@@ -557,8 +580,7 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+fn excerpt(text: &str) -> String {
     let mut chars = text.chars();
     let mut out: String = chars.by_ref().take(ERROR_EXCERPT_CHARS).collect();
     if chars.next().is_some() {
@@ -597,10 +619,11 @@ impl Connectors {
         env: &dyn Env,
     ) -> Result<Connectors, BuildError> {
         let mut by_name = HashMap::new();
-        let mut masker = Masker::default();
+        // One masker for all: a step's journal entry is masked of every
+        // connector's credentials, tokens issued later included.
+        let masker = Masker::default();
         for (name, config) in configs {
-            let connector = Connector::build(name, config, env)?;
-            masker.merge(connector.masker());
+            let connector = Connector::build_masked_by(name, config, env, masker.clone())?;
             by_name.insert(name.clone(), Arc::new(connector));
         }
         Ok(Connectors { by_name, masker })

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::call::{CallRequest, Response};
 use crate::connector::Connector;
 use crate::paginate::FetchError;
+use crate::redact::Masker;
 use crate::retry::RetryPolicy;
 
 /// How many errors of one response are kept.
@@ -258,7 +259,7 @@ impl Connector {
                 attempts: failed.attempts,
             })?;
         let response = delivered.response;
-        check_response(self.name(), &request.path, &response.body)?;
+        check_response(self, &request.path, &response.body)?;
         let data = response.body.get("data").cloned().unwrap_or(Value::Null);
         Ok(GraphqlResult {
             data,
@@ -269,7 +270,14 @@ impl Connector {
 }
 
 /// Fails on a body that is not a GraphQL response or that lists errors.
-pub(crate) fn check_response(connector: &str, path: &str, body: &Value) -> Result<(), FetchError> {
+/// Error messages are the upstream's text: masked before they are cut.
+pub(crate) fn check_response(
+    connector: &Connector,
+    path: &str,
+    body: &Value,
+) -> Result<(), FetchError> {
+    let masker = connector.masker();
+    let connector = connector.name();
     let unusable = |reason: &str| FetchError::Unusable {
         connector: connector.to_string(),
         method: "POST".into(),
@@ -288,7 +296,7 @@ pub(crate) fn check_response(connector: &str, path: &str, body: &Value) -> Resul
             errors: errors
                 .iter()
                 .take(MAX_ERRORS_KEPT)
-                .map(read_error)
+                .map(|error| read_error(error, masker))
                 .collect(),
             more: errors.len().saturating_sub(MAX_ERRORS_KEPT),
         }),
@@ -296,7 +304,7 @@ pub(crate) fn check_response(connector: &str, path: &str, body: &Value) -> Resul
     }
 }
 
-fn read_error(error: &Value) -> GraphqlError {
+fn read_error(error: &Value, masker: &Masker) -> GraphqlError {
     let message = match error.get("message") {
         Some(Value::String(message)) => message.clone(),
         Some(other) => other.to_string(),
@@ -313,8 +321,10 @@ fn read_error(error: &Value) -> GraphqlError {
             .join(".")
     });
     GraphqlError {
-        message: cut(message),
-        path: path.filter(|p| !p.is_empty()).map(cut),
+        message: cut(masker.mask(&message)),
+        path: path
+            .filter(|p| !p.is_empty())
+            .map(|path| cut(masker.mask(&path))),
     }
 }
 
@@ -389,10 +399,13 @@ mod tests {
 
     #[test]
     fn errors_read_message_and_path() {
-        let error = read_error(&serde_json::json!({
-            "message": "Could not resolve",
-            "path": ["repository", "issues", 3],
-        }));
+        let error = read_error(
+            &serde_json::json!({
+                "message": "Could not resolve",
+                "path": ["repository", "issues", 3],
+            }),
+            &Masker::default(),
+        );
         assert_eq!(
             error.to_string(),
             "Could not resolve (at repository.issues.3)"

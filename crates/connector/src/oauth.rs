@@ -39,6 +39,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::error::BuildError;
+use crate::redact::Masker;
 use crate::token_store::TokenStore;
 
 const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
@@ -62,6 +63,9 @@ pub struct OAuth2 {
     audience: Option<String>,
     /// Kept to keep them out of messages an endpoint might echo them into.
     client_secret: Option<Secret>,
+    /// The connector's masker: every token issued is added to it the moment
+    /// it arrives, before any call can carry it (see [`crate::redact`]).
+    masker: Masker,
     configured_refresh_token: Option<Secret>,
     margin: Duration,
     /// The token URL with any password masked.
@@ -146,6 +150,7 @@ impl OAuth2 {
         connector: &str,
         config: &OAuth2Config,
         env: &dyn Env,
+        masker: Masker,
     ) -> Result<OAuth2, BuildError> {
         let config_error = |reason: String| BuildError::Config {
             connector: connector.to_string(),
@@ -212,6 +217,7 @@ impl OAuth2 {
             scopes,
             audience,
             client_secret,
+            masker,
             configured_refresh_token,
             margin: config
                 .refresh_margin
@@ -309,6 +315,11 @@ impl OAuth2 {
             }
         };
         let response = response.map_err(|e| self.token_error(e))?;
+        // Masked from here on, whatever becomes of them.
+        self.masker.add_issued(
+            std::iter::once(response.access_token().secret().as_str())
+                .chain(response.refresh_token().map(|r| r.secret().as_str())),
+        );
         if !matches!(response.token_type(), BasicTokenType::Bearer) {
             return Err(TokenError::new(
                 format!(
@@ -359,7 +370,10 @@ impl OAuth2 {
         };
         if let Some(store) = unread {
             match store.load(&self.connector).await {
-                Ok(Some(saved)) => state.refresh_token = Some(Secret::new(saved)),
+                Ok(Some(saved)) => {
+                    self.masker.add_issued([saved.as_str()]);
+                    state.refresh_token = Some(Secret::new(saved));
+                }
                 Ok(None) => {}
                 Err(error) => {
                     lock(&self.store).unread = true;
@@ -454,27 +468,32 @@ impl OAuth2 {
 
     /// The configured client secret and refresh token, for masking.
     pub(crate) fn secret_values(&self) -> Vec<String> {
-        [&self.client_secret, &self.configured_refresh_token]
+        let mut values: Vec<String> = [&self.client_secret, &self.configured_refresh_token]
             .into_iter()
             .flatten()
             .map(|secret| secret.expose().to_string())
-            .collect()
+            .collect();
+        if let Some(secret) = &self.client_secret {
+            // What HTTP Basic client authentication sends, base64-encoded:
+            // the pair as is and URL-encoded (RFC 6749 §2.3.1).
+            let id = self.client.client_id().as_str();
+            let encode = |text: &str| -> String {
+                form_urlencoded::byte_serialize(text.as_bytes()).collect()
+            };
+            let (encoded_id, encoded_secret) = (encode(id), encode(secret.expose()));
+            values.push(format!("{id}:{}", secret.expose()));
+            values.push(format!("{encoded_id}:{encoded_secret}"));
+        }
+        values
     }
 
-    /// Quotes server text, shortened, with our own secrets masked should the
-    /// server have echoed one.
+    /// Quotes server text, shortened, with every credential masked should
+    /// the server have echoed one; masked whole before it is cut.
     fn redact(&self, text: &str) -> String {
-        let mut out: String = text.chars().take(DESCRIPTION_CHARS).collect();
-        if text.chars().nth(DESCRIPTION_CHARS).is_some() {
+        let masked = self.masker.mask(text);
+        let mut out: String = masked.chars().take(DESCRIPTION_CHARS).collect();
+        if masked.chars().nth(DESCRIPTION_CHARS).is_some() {
             out.push('…');
-        }
-        for secret in [&self.client_secret, &self.configured_refresh_token]
-            .into_iter()
-            .flatten()
-        {
-            if !secret.expose().is_empty() {
-                out = out.replace(secret.expose(), "****");
-            }
         }
         out
     }

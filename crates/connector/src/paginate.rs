@@ -492,7 +492,7 @@ impl<'a> Paginator<'a> {
         let view = match self.mode {
             Mode::Rest => response.clone().into_value(),
             Mode::Graphql { .. } => {
-                graphql::check_response(self.connector.name(), &request.path, &response.body)?;
+                graphql::check_response(self.connector, &request.path, &response.body)?;
                 response.body.clone()
             }
         };

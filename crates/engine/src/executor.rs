@@ -435,7 +435,7 @@ impl Executor {
                 format!("continued after: {}", failure.message),
             ),
             ErrorPolicy::Fallback(alternatives) => {
-                warn!(error = %failure.message, "step failed; running its fallback");
+                warn!(error = %self.mask(&failure.message), "step failed; running its fallback");
                 let output = match self
                     .fallback(run, alternatives, item, input, context, completed)
                     .await?
@@ -585,7 +585,10 @@ impl Executor {
         // journalled: the answer depends only on the run's recorded inputs,
         // and a run resumed after a crash finds no one waiting anyway. This
         // takes a disk write off the webhook's latency.
-        if let Some(reply) = reply {
+        if let Some(mut reply) = reply {
+            // The caller is outside, like a log reader: an upstream's echo of
+            // a credential that a flow copied into its answer is masked.
+            self.mask_reply(&mut reply);
             self.responders.deliver(run.id, reply);
         }
         self.journal(
@@ -896,6 +899,21 @@ impl Executor {
     fn mask(&self, text: &str) -> String {
         let masked = self.connectors.masker().mask(text);
         self.plan.redaction.masker.mask(&masked)
+    }
+
+    /// A `sync` webhook's answer with every known secret masked.
+    fn mask_reply(&self, reply: &mut SyncReply) {
+        match reply {
+            SyncReply::Respond { headers, body, .. } => {
+                for (_, value) in headers.iter_mut() {
+                    *value = self.mask(value);
+                }
+                self.mask_json(Some(body));
+            }
+            SyncReply::Ended { error, .. } => {
+                *error = error.as_deref().map(|e| self.mask(e));
+            }
+        }
     }
 
     fn mask_json(&self, value: Option<&mut Value>) {
