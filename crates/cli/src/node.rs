@@ -10,7 +10,7 @@ use patchbay_config::{Env, Project, TlsConfig};
 use patchbay_engine::{Engine, EngineTasks, Plan, Roles};
 use patchbay_server::tls::{CertResolver, TlsError};
 use patchbay_server::{ApiAccess, BrowserPolicy, ServerSettings};
-use patchbay_store::{SqliteOptions, SqliteStore, Store};
+use patchbay_store::{MasterKey, Secrets, SqliteOptions, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,10 @@ pub struct NodeOptions {
     /// Listen address; overrides `server.listen` when given.
     pub listen: Option<SocketAddr>,
     pub roles: Roles,
+    /// The store's master key: it opens secrets for the management API and
+    /// seals rotated refresh tokens. Without one, rotated tokens are kept
+    /// in memory only.
+    pub master_key: Option<MasterKey>,
 }
 
 /// A started node.
@@ -81,8 +85,17 @@ impl Node {
         patchbay_server::metrics::install_recorder().map_err(anyhow::Error::msg)?;
         let store = open_store(project).await?;
         let shutdown = CancellationToken::new();
-        let (engine, tasks) =
-            Engine::start(project, plan, store, env, options.roles, shutdown.clone())?;
+        let (engine, tasks) = Engine::start(
+            project,
+            plan,
+            store.clone(),
+            env,
+            options.roles,
+            shutdown.clone(),
+        )?;
+        if let Some(key) = options.master_key {
+            engine.attach_secrets(Secrets::new(store, key));
+        }
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

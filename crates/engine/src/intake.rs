@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use patchbay_store::{EnqueueOutcome, NewRun, Store, StoreError};
+use patchbay_store::{EnqueueOutcome, NewRun, Store, StoreError, StoreFault};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::EngineError;
@@ -25,6 +25,8 @@ struct Pending {
 #[derive(Clone)]
 pub struct Intake {
     sender: mpsc::Sender<Pending>,
+    /// Asked before each event: a store whose file is gone cannot keep it.
+    store: Arc<dyn Store>,
 }
 
 impl Intake {
@@ -32,12 +34,16 @@ impl Intake {
     /// idle workers claim the new runs at once.
     pub fn start(store: Arc<dyn Store>, max_batch: usize, committed: Arc<Notify>) -> Intake {
         let (sender, receiver) = mpsc::channel(max_batch * 4);
-        tokio::spawn(commit_loop(store, receiver, max_batch, committed));
-        Intake { sender }
+        tokio::spawn(commit_loop(store.clone(), receiver, max_batch, committed));
+        Intake { sender, store }
     }
 
     /// Commits one run; returns once it is durable (or was a duplicate).
     pub async fn submit(&self, run: NewRun) -> Result<EnqueueOutcome, EngineError> {
+        // One atomic load; acknowledging into a deleted file would be a lie.
+        if let Some(fault) = self.store.fault().filter(StoreFault::refuses_events) {
+            return Err(EngineError::Store(StoreError::Unavailable(fault)));
+        }
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Pending { run, reply })

@@ -123,7 +123,9 @@ struct Inner {
     /// Serialises reloads.
     reloading: tokio::sync::Mutex<()>,
     source: OnceLock<Arc<dyn ProjectSource>>,
-    secrets: OnceLock<Secrets>,
+    /// Shared with the token stores of the connectors, which seal rotated
+    /// refresh tokens with its master key.
+    secrets: Arc<OnceLock<Secrets>>,
 }
 
 /// The engine's background tasks; [`EngineTasks::stopped`] drains them.
@@ -153,7 +155,8 @@ impl Engine {
         let mut plan = plan;
         plan.resolve_secrets(env)?;
         let plan = Arc::new(plan);
-        let connectors = build_connectors(project, env, &store)?;
+        let secrets = Arc::new(OnceLock::new());
+        let connectors = build_connectors(project, env, &store, &secrets)?;
         let settings: &EngineConfig = &project.config.engine;
         let owner = format!("node-{}", uuid::Uuid::now_v7());
         let wake = Arc::new(Notify::new());
@@ -239,7 +242,7 @@ impl Engine {
                 schedules: Mutex::new(schedules),
                 reloading: tokio::sync::Mutex::new(()),
                 source: OnceLock::new(),
-                secrets: OnceLock::new(),
+                secrets,
             }),
         };
         let tasks = EngineTasks {
@@ -285,8 +288,8 @@ impl Engine {
         }
     }
 
-    /// The store's secrets, for the management API. Set once; later calls
-    /// are ignored.
+    /// The store's secrets, for the management API and to seal rotated
+    /// refresh tokens. Set once, before serving; later calls are ignored.
     pub fn attach_secrets(&self, secrets: Secrets) {
         let _ = self.inner.secrets.set(secrets);
     }
@@ -294,6 +297,12 @@ impl Engine {
     /// The secrets store, when the node has one.
     pub fn secrets(&self) -> Option<&Secrets> {
         self.inner.secrets.get()
+    }
+
+    /// Why the store cannot be trusted with new work, if it cannot: for
+    /// `/healthz` (see [`patchbay_store::StoreFault`]).
+    pub fn store_fault(&self) -> Option<patchbay_store::StoreFault> {
+        self.inner.store.fault()
     }
 
     /// Loads the configuration again and, when it is valid and differs,
@@ -320,7 +329,12 @@ impl Engine {
         let mut plan = loaded.plan;
         plan.resolve_secrets(loaded.env.as_ref())?;
         let plan = Arc::new(plan);
-        let connectors = build_connectors(&loaded.project, loaded.env.as_ref(), &self.inner.store)?;
+        let connectors = build_connectors(
+            &loaded.project,
+            loaded.env.as_ref(),
+            &self.inner.store,
+            &self.inner.secrets,
+        )?;
         if let Some(executor) = &self.inner.executor {
             let old = executor.load();
             // The pool's threads are kept unless the budgets changed.
@@ -476,10 +490,12 @@ fn build_connectors(
     project: &Project,
     env: &dyn Env,
     store: &Arc<dyn Store>,
+    secrets: &Arc<OnceLock<Secrets>>,
 ) -> Result<Connectors, EngineError> {
     let connectors = Connectors::build(&project.config.connectors, env)?;
     connectors.set_token_store(Arc::new(tokens::StoredTokens {
         store: store.clone(),
+        secrets: secrets.clone(),
     }));
     Ok(connectors)
 }

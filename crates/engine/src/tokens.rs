@@ -1,15 +1,23 @@
 //! Keeps the refresh tokens that OAuth2 servers rotate in the store, so a
 //! restart resumes with the latest one instead of a token the server has
 //! already revoked.
+//!
+//! A refresh token is a credential as good as a password for as long as it
+//! lives, so it is sealed with the node's master key like a secret
+//! ([`Secrets::save_credential`]). Without a master key (a node not given
+//! one) nothing is written: the rotated token is kept in memory only.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use patchbay_connector::{TokenStore, TokenStoreError};
-use patchbay_store::Store;
+use patchbay_store::{Secrets, Store};
 
-/// [`TokenStore`] over the engine's [`Store`], one credential per connector.
+/// [`TokenStore`] over the engine's [`Store`], one credential per connector,
+/// sealed with the secrets' master key once it is attached.
 pub(crate) struct StoredTokens {
     pub store: Arc<dyn Store>,
+    /// The engine's secrets, set once by [`crate::Engine::attach_secrets`].
+    pub secrets: Arc<OnceLock<Secrets>>,
 }
 
 fn name(connector: &str) -> String {
@@ -19,14 +27,33 @@ fn name(connector: &str) -> String {
 #[async_trait::async_trait]
 impl TokenStore for StoredTokens {
     async fn load(&self, connector: &str) -> Result<Option<String>, TokenStoreError> {
-        self.store
-            .credential(&name(connector))
-            .await
-            .map_err(|e| TokenStoreError::with_source("cannot read the refresh token", e))
+        let name = name(connector);
+        match self.secrets.get() {
+            Some(secrets) => secrets
+                .credential(&name)
+                .await
+                .map_err(|e| TokenStoreError::with_source("cannot read the refresh token", e)),
+            // Nothing sealed can be opened, and nothing plain is trusted.
+            None => match self.store.credential(&name).await {
+                Ok(None) => Ok(None),
+                Ok(Some(_)) => Err(TokenStoreError::new(
+                    "a refresh token is stored but this node has no master key to open it",
+                )),
+                Err(e) => Err(TokenStoreError::with_source(
+                    "cannot read the refresh token",
+                    e,
+                )),
+            },
+        }
     }
 
     async fn save(&self, connector: &str, refresh_token: &str) -> Result<(), TokenStoreError> {
-        self.store
+        let Some(secrets) = self.secrets.get() else {
+            return Err(TokenStoreError::new(
+                "this node has no master key to seal it with; it is kept in memory only",
+            ));
+        };
+        secrets
             .save_credential(&name(connector), refresh_token)
             .await
             .map_err(|e| TokenStoreError::with_source("cannot save the refresh token", e))

@@ -5,7 +5,7 @@
 //! - [`api`]: the management API under `/api/v1` (bearer tokens with
 //!   scopes), its OpenAPI document at `/api/openapi.json` and reference page
 //!   at `/api/docs`;
-//! - `/healthz`;
+//! - [`health`]: `/healthz`, failing when the store cannot keep new work;
 //! - [`listener`]: connections: header and body timeouts, the connection
 //!   cap, TLS ([`tls`]), graceful shutdown;
 //! - [`browser`]: what keeps a web page in the operator's browser from
@@ -16,6 +16,7 @@
 mod api;
 mod browser;
 mod error;
+mod health;
 mod inflight;
 mod listener;
 pub mod metrics;
@@ -92,7 +93,7 @@ pub fn router(engine: Engine, settings: ServerSettings) -> Router {
             browser::guard,
         ));
     Router::new()
-        .route("/healthz", get(health))
+        .route("/healthz", get(health::health))
         .merge(management)
         .fallback(webhook::receive)
         .with_state(state)
@@ -118,8 +119,4 @@ pub async fn serve(
     let tls = settings.tls.clone();
     let app = router(engine, settings);
     listener::serve(app, listener, limits, tls, shutdown).await
-}
-
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
 }

@@ -42,6 +42,9 @@ pub enum StoreError {
     /// The store's write task has stopped (the store is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// The store cannot be trusted with new work (see [`crate::StoreFault`]).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(crate::StoreFault),
 }
 
 impl StoreError {
@@ -52,6 +55,9 @@ impl StoreError {
                 e,
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Database(_)
             ),
+            // Another node, or this one restarted on a store in place, may
+            // take the event.
+            StoreError::Unavailable(_) => true,
             StoreError::Open { .. }
             | StoreError::Migrate(_)
             | StoreError::LeaseLost { .. }

@@ -15,7 +15,8 @@
 //! - the **journal** holds one entry per step attempt (and per item of a
 //!   `for_each`), so a resumed run reuses completed steps' outputs;
 //! - **credentials** issued by upstreams at run time (rotated refresh
-//!   tokens) are kept by name, so a restart does not lose them;
+//!   tokens) are kept by name, sealed like secrets ([`Secrets::credential`]),
+//!   so a restart does not lose them;
 //! - **secrets** set by operators are kept sealed with a master key
 //!   ([`Secrets`]);
 //! - **flow state** is a JSON document per flow, written by `set_state`
@@ -23,6 +24,7 @@
 
 mod depth;
 mod error;
+mod health;
 mod model;
 mod replay;
 mod secrets;
@@ -31,6 +33,7 @@ mod stats;
 
 pub use depth::QueueDepth;
 pub use error::StoreError;
+pub use health::StoreFault;
 pub use model::{
     CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome,
     RunStatus, StatusCount, StepStatus,
@@ -144,10 +147,12 @@ pub trait Store: Send + Sync + 'static {
     /// (see [`Stats`]).
     async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError>;
 
-    /// A stored credential (see [`Store::save_credential`]).
+    /// A stored credential as stored (see [`Store::save_credential`]);
+    /// [`Secrets::credential`] opens it.
     async fn credential(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Stores a credential an upstream issued at run time, such as a rotated
     /// OAuth2 refresh token, replacing the previous value of that name.
+    /// Callers store it sealed ([`Secrets::save_credential`]).
     async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError>;
     /// A flow's persistent state; `Value::Null` when it was never set.
     async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError>;
@@ -160,4 +165,14 @@ pub trait Store: Send + Sync + 'static {
     async fn secret_names(&self) -> Result<Vec<SecretInfo>, StoreError>;
     /// Every sealed secret, by name.
     async fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// How many credentials are stored (sealed with the master key, like
+    /// secrets).
+    async fn count_credentials(&self) -> Result<u64, StoreError>;
+    /// Deletes every secret and credential, for a store whose master key
+    /// is lost: what they hold can no longer be opened. Returns how many.
+    async fn delete_sealed(&self) -> Result<u64, StoreError>;
+
+    /// Why the store cannot be trusted with new work, if it cannot (see
+    /// [`StoreFault`]). One atomic load: cheap enough for every request.
+    fn fault(&self) -> Option<StoreFault>;
 }

@@ -89,7 +89,10 @@ impl MasterKey {
         let in_file =
             |e: StoreError| StoreError::MasterKey(format!("key file {}: {e}", key_file.display()));
         match std::fs::read_to_string(key_file) {
-            Ok(text) => MasterKey::from_base64(&text).map_err(in_file),
+            Ok(text) => {
+                refuse_shared_key_file(key_file)?;
+                MasterKey::from_base64(&text).map_err(in_file)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = MasterKey::generate_base64();
                 write_new_key_file(key_file, &text)
@@ -109,16 +112,19 @@ impl MasterKey {
     }
 
     fn seal(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.seal_as(name, &associated_data(name), value)
+    }
+
+    fn open(&self, name: &str, sealed: &[u8]) -> Result<String, StoreError> {
+        self.open_as(name, &associated_data(name), sealed)
+    }
+
+    /// Seals `value` bound to `aad` (a secret's or a credential's name).
+    fn seal_as(&self, name: &str, aad: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
         let nonce: Nonce<aes_gcm::aead::consts::U12> = Generate::generate();
         let ciphertext = self
             .0
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: value,
-                    aad: &associated_data(name),
-                },
-            )
+            .encrypt(&nonce, Payload { msg: value, aad })
             .map_err(|_| StoreError::Sealed {
                 name: name.to_string(),
                 reason: "encryption failed",
@@ -130,7 +136,7 @@ impl MasterKey {
         Ok(sealed)
     }
 
-    fn open(&self, name: &str, sealed: &[u8]) -> Result<String, StoreError> {
+    fn open_as(&self, name: &str, aad: &[u8], sealed: &[u8]) -> Result<String, StoreError> {
         let failed = |reason| StoreError::Sealed {
             name: name.to_string(),
             reason,
@@ -150,7 +156,7 @@ impl MasterKey {
                 &nonce,
                 Payload {
                     msg: ciphertext,
-                    aad: &associated_data(name),
+                    aad,
                 },
             )
             .map_err(|_| failed("wrong master key, or the value was altered"))?;
@@ -160,6 +166,41 @@ impl MasterKey {
 
 fn associated_data(name: &str) -> Vec<u8> {
     format!("patchbay-secret:{name}").into_bytes()
+}
+
+/// A credential's associated data: apart from secrets', so a sealed secret
+/// copied into the credentials table opens as nothing.
+fn credential_data(name: &str) -> Vec<u8> {
+    format!("patchbay-credential:{name}").into_bytes()
+}
+
+/// How a sealed credential starts in the `credentials` table; the rest is
+/// the base64 of the sealed bytes.
+const SEALED_CREDENTIAL: &str = "sealed:";
+
+/// Refuses a key file that others than its owner may read: whoever reads
+/// it opens every secret in the store.
+fn refuse_shared_key_file(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| StoreError::MasterKey(format!("key file {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(StoreError::MasterKey(format!(
+                "key file {} is readable by group or others (mode {:o}); \
+                 restrict it with `chmod 600 {}` (or set {MASTER_KEY_ENV} instead)",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn write_new_key_file(path: &Path, text: &str) -> std::io::Result<()> {
@@ -245,6 +286,42 @@ impl Secrets {
     }
 }
 
+impl Secrets {
+    /// A credential issued at run time (a rotated refresh token), opened.
+    /// One stored in the clear by an earlier version is sealed on the spot.
+    pub async fn credential(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let Some(stored) = self.store.credential(name).await? else {
+            return Ok(None);
+        };
+        match stored.strip_prefix(SEALED_CREDENTIAL) {
+            Some(encoded) => {
+                let sealed = BASE64.decode(encoded).map_err(|_| StoreError::Sealed {
+                    name: name.to_string(),
+                    reason: "not valid base64",
+                })?;
+                self.key
+                    .open_as(name, &credential_data(name), &sealed)
+                    .map(Some)
+            }
+            None => {
+                self.save_credential(name, &stored).await?;
+                tracing::info!(credential = %name, "a stored credential was sealed with the master key");
+                Ok(Some(stored))
+            }
+        }
+    }
+
+    /// Seals and stores a credential issued at run time, replacing the
+    /// previous value of that name.
+    pub async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let sealed = self
+            .key
+            .seal_as(name, &credential_data(name), value.as_bytes())?;
+        let text = format!("{SEALED_CREDENTIAL}{}", BASE64.encode(sealed));
+        self.store.save_credential(name, &text).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +383,20 @@ mod tests {
         assert!(from_env.open("a", &sealed).is_err());
         let bad_env = MasterKey::load(Some("nope"), &path).unwrap_err();
         assert!(bad_env.to_string().contains(MASTER_KEY_ENV), "{bad_env}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = MasterKey::default_file(&dir.path().join("patchbay.db"));
+        MasterKey::load(None, &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = MasterKey::load(None, &path).unwrap_err().to_string();
+        assert!(refused.contains(&path.display().to_string()), "{refused}");
+        assert!(refused.contains("chmod 600"), "{refused}");
+        assert!(refused.contains("644"), "{refused}");
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     )
     .with_fallback(ProcessEnv);
     let (project, plan) = embedded_project(&dir, &env)?;
+    let master_key = crate::secrets::node_key(&project.store_path(), false).await?;
 
     let node = match Node::start(
         &project,
@@ -149,6 +150,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         NodeOptions {
             listen: Some(args.listen),
             roles: Roles::default(),
+            master_key: Some(master_key.clone()),
         },
     )
     .await
@@ -166,6 +168,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
                 NodeOptions {
                     listen: Some(any),
                     roles: Roles::default(),
+                    master_key: Some(master_key),
                 },
             )
             .await?

@@ -50,6 +50,11 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         roles,
         shutdown.clone(),
     )?;
+    // Rotated refresh tokens are sealed with the store's key; `invoke`
+    // creates none (that is `run`'s job), so without one they stay in memory.
+    if let Ok(key) = crate::secrets::master_key(&project.store_path(), false) {
+        engine.attach_secrets(patchbay_store::Secrets::new(Arc::clone(&store), key));
+    }
     let outcome = engine
         .trigger(Event {
             flow: args.flow.clone(),

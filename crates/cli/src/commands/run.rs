@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use patchbay_engine::Roles;
-use patchbay_store::Secrets;
 use tracing::info;
 
 use crate::Outcome;
@@ -26,9 +26,23 @@ pub struct Args {
     /// Do not fire schedules on this node.
     #[arg(long)]
     pub no_scheduler: bool,
+    /// When the store's master key is lost: create a new one and delete the
+    /// secrets and stored credentials sealed with the old one (they cannot
+    /// be opened again). Without this flag the node refuses to start.
+    #[arg(long)]
+    pub dangerous_new_master_key: bool,
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
+    // First: resolving `${secret:...}` needs the key, and a key minted here
+    // must not land beside data sealed with another one.
+    let master_key = match crate::secrets::store_path(&args.dir) {
+        Ok(store_path) => {
+            Some(crate::secrets::node_key(&store_path, args.dangerous_new_master_key).await?)
+        }
+        // The load below reports what is wrong with the project.
+        Err(_) => None,
+    };
     let env = crate::secrets::project_env(&args.dir).await?;
     let (project, plan) = match super::load_checked(&args.dir, &env) {
         Ok(loaded) => loaded,
@@ -52,15 +66,18 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         NodeOptions {
             listen: args.listen,
             roles,
+            master_key: Some(match master_key {
+                Some(key) => key,
+                None => crate::secrets::node_key(&project.store_path(), false).await?,
+            }),
         },
     )
     .await?;
-    let store_path = project.store_path();
-    let secrets = Secrets::new(
-        node.engine.store().clone(),
-        crate::secrets::master_key(&store_path, true)?,
-    );
-    node.engine.attach_secrets(secrets.clone());
+    let secrets = node
+        .engine
+        .secrets()
+        .cloned()
+        .context("the node was started with a master key")?;
     node.engine.attach_source(
         Arc::new(crate::secrets::FolderSource {
             dir: args.dir.clone(),

@@ -127,7 +127,9 @@ async fn secrets(dir: &Path, create_key: bool) -> anyhow::Result<Secrets> {
         // Nothing stored: any key opens nothing, and none is created.
         MasterKey::from_base64(&MasterKey::generate_base64())?
     } else {
-        crate::secrets::master_key(&store_path, create_key && empty)?
+        // Stored credentials are sealed with the key too.
+        let nothing_sealed = empty && store.count_credentials().await? == 0;
+        crate::secrets::master_key(&store_path, create_key && nothing_sealed)?
     };
     Ok(Secrets::new(store, key))
 }

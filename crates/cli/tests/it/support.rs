@@ -47,6 +47,7 @@ impl TestProject {
             NodeOptions {
                 listen: Some("127.0.0.1:0".parse().expect("address")),
                 roles: Roles::default(),
+                master_key: None,
             },
         )
         .await

@@ -1,5 +1,6 @@
 //! Credentials issued at run time that must survive a restart (a rotated
-//! OAuth2 refresh token), by name.
+//! OAuth2 refresh token), by name. Values arrive sealed
+//! ([`crate::Secrets::save_credential`]); this module only stores them.
 
 use sqlx::sqlite::SqlitePool;
 
@@ -34,4 +35,11 @@ pub(super) async fn save_credential(
         .execute(writer)
         .await?;
     Ok(())
+}
+
+pub(super) async fn count_credentials(reader: &SqlitePool) -> Result<u64, StoreError> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credentials")
+        .fetch_one(reader)
+        .await?;
+    Ok(u64::try_from(count).unwrap_or_default())
 }

@@ -18,6 +18,13 @@
 //! ids are UUIDv7 in their lowercase hyphenated text form (text order is time
 //! order), times are unix milliseconds, JSON documents are text.
 //!
+//! Files: the database, its WAL and shared-memory files hold credentials
+//! (sealed) and whatever events carry, so they are created readable by
+//! their owner only (0600; SQLite gives the WAL and SHM files the database
+//! file's mode), and an existing database with wider access is narrowed at
+//! open. [`watch`] notices the file being deleted or replaced under the
+//! running node.
+//!
 //! The queries live in submodules by concern: [`queue`] (enqueue, claim,
 //! leases, reschedule, replay, cancel, finish, purge), [`journal`] (steps and flow state),
 //! [`credentials`], [`query`] (read-only views), [`stats`] (bucketed
@@ -33,8 +40,10 @@ mod query;
 mod queue;
 mod secrets;
 mod stats;
+mod watch;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -43,7 +52,7 @@ use sqlx::sqlite::{
 
 use crate::{
     CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, Stats,
-    StatsWindow, StatusCount, Store, StoreError,
+    StatsWindow, StatusCount, Store, StoreError, StoreFault,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -102,6 +111,9 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Journal entries and run endings, committed in groups on `writer`.
     batcher: batch::Batcher,
+    /// The file's identity and the writer's health, watched in the
+    /// background.
+    health: Arc<watch::Health>,
 }
 
 impl SqliteStore {
@@ -118,6 +130,7 @@ impl SqliteStore {
                 .await
                 .map_err(|e| open_error(sqlx::Error::Io(e)))?;
         }
+        owner_only(&opts.path).map_err(|e| open_error(sqlx::Error::Io(e)))?;
 
         let base = SqliteConnectOptions::new()
             .filename(&opts.path)
@@ -156,12 +169,16 @@ impl SqliteStore {
             .await
             .map_err(open_error)?;
 
+        let health = watch::start(&opts.path)
+            .await
+            .map_err(|e| open_error(sqlx::Error::Io(e)))?;
         tracing::debug!(path = %opts.path.display(), readers = opts.readers.max(1), "store opened");
         let batcher = batch::Batcher::start(writer.clone());
         Ok(SqliteStore {
             writer,
             reader,
             batcher,
+            health,
         })
     }
 
@@ -177,6 +194,44 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Creates the database file readable by its owner only, or narrows the
+/// access of an existing one and of its WAL and SHM files.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // Created here, before SQLite, which would create it 0644 (less the
+        // umask); SQLite then gives the WAL and SHM files this file's mode.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            match std::fs::metadata(&file) {
+                Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                    tracing::warn!(path = %file.display(), "the store file was readable by others; its mode is now 0600");
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Reads the settings of one connection of `pool`.
@@ -230,8 +285,13 @@ pub(super) async fn renew_writer(writer: &SqlitePool) {
 impl Store for SqliteStore {
     async fn enqueue(&self, runs: &[NewRun]) -> Result<Vec<EnqueueOutcome>, StoreError> {
         let result = queue::enqueue(&self.writer, runs).await;
-        if let Err(StoreError::Query(_)) = &result {
-            renew_writer(&self.writer).await;
+        match &result {
+            Ok(_) => self.health.record_write(true),
+            Err(StoreError::Query(_)) => {
+                self.health.record_write(false);
+                renew_writer(&self.writer).await;
+            }
+            Err(_) => {}
         }
         result
     }
@@ -242,6 +302,10 @@ impl Store for SqliteStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<Run>, StoreError> {
+        if self.health.is_replaced() {
+            // Work done now would be written to a file no restart finds.
+            return Ok(Vec::new());
+        }
         queue::claim(&self.writer, owner, limit, lease).await
     }
 
@@ -360,6 +424,18 @@ impl Store for SqliteStore {
 
     async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError> {
         journal::flow_state(&self.reader, flow).await
+    }
+
+    async fn delete_sealed(&self) -> Result<u64, StoreError> {
+        secrets::delete_sealed(&self.writer).await
+    }
+
+    async fn count_credentials(&self) -> Result<u64, StoreError> {
+        credentials::count_credentials(&self.reader).await
+    }
+
+    fn fault(&self) -> Option<StoreFault> {
+        self.health.fault()
     }
 }
 

@@ -53,3 +53,14 @@ pub(super) async fn delete_secret(writer: &SqlitePool, name: &str) -> Result<boo
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Deletes every secret and stored credential in one transaction.
+pub(super) async fn delete_sealed(writer: &SqlitePool) -> Result<u64, StoreError> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let secrets = sqlx::query("DELETE FROM secrets").execute(&mut *tx).await?;
+    let credentials = sqlx::query("DELETE FROM credentials")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(secrets.rows_affected() + credentials.rows_affected())
+}

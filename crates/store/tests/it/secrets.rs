@@ -58,3 +58,49 @@ async fn set_list_replace_delete() {
         .unwrap_err();
     assert!(huge.to_string().contains("limit"), "{huge}");
 }
+
+#[tokio::test]
+async fn credentials_are_sealed_at_rest() {
+    let (store, dir) = open().await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let key = key();
+    let secrets = Secrets::new(store.clone(), key.clone());
+    let name = "oauth2:crm:refresh_token";
+
+    secrets
+        .save_credential(name, "rotated-refresh-token-1")
+        .await
+        .unwrap();
+    let stored = store.credential(name).await.unwrap().unwrap();
+    assert!(!stored.contains("rotated-refresh"), "{stored}");
+    assert_eq!(
+        secrets.credential(name).await.unwrap().as_deref(),
+        Some("rotated-refresh-token-1")
+    );
+    assert_eq!(store.count_credentials().await.unwrap(), 1);
+
+    // Another key opens nothing, and a credential is not a secret.
+    let stranger = Secrets::new(store.clone(), self::key());
+    assert!(stranger.credential(name).await.is_err());
+
+    // One stored in the clear (by an earlier version) is sealed when read.
+    store
+        .save_credential("oauth2:erp:refresh_token", "plain-refresh-token")
+        .await
+        .unwrap();
+    assert_eq!(
+        secrets
+            .credential("oauth2:erp:refresh_token")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("plain-refresh-token")
+    );
+    let resealed = store
+        .credential("oauth2:erp:refresh_token")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!resealed.contains("plain-refresh"), "{resealed}");
+    drop(dir);
+}

@@ -240,3 +240,51 @@ async fn corrupt_rows_are_errors_not_panics() {
     // Healthy rows remain readable.
     assert!(store.run(bad_step.id).await.unwrap().is_some());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patchbay.db");
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    store.enqueue(&[new_run("f", None)]).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("patchbay.db{suffix}"));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    store.close().await;
+
+    // A database made readable by others is narrowed when opened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_database_file_removed_under_the_store_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("store");
+    let store = SqliteStore::open(SqliteOptions::new(folder.join("patchbay.db")))
+        .await
+        .unwrap();
+    assert_eq!(store.fault(), None);
+    store.enqueue(&[new_run("f", None)]).await.unwrap();
+    std::fs::remove_dir_all(&folder).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.fault().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removal went unnoticed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let fault = store.fault().unwrap();
+    assert!(fault.refuses_events(), "{fault}");
+    assert!(fault.to_string().contains("patchbay.db"), "{fault}");
+    // Nothing is claimed into a file no restart will find.
+    assert!(store.claim("w", 10, LONG).await.unwrap().is_empty());
+}
