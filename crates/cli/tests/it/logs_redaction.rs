@@ -276,3 +276,345 @@ async fn secrets_appear_in_no_log_journal_answer_or_store() {
         "{of_run:#?}"
     );
 }
+
+// Every kind of credential, echoed back in every form an upstream might use.
+
+const BASIC_USER: &str = "basic-user-4c2e9a";
+/// A space, a slash and a plus: its URL-encoded forms differ from it.
+const BASIC_PASSWORD: &str = "basic pass/7e+1d";
+/// 34 characters, like the token of the original report.
+const BEARER_TOKEN: &str = "bearer-0d6b3f9a2c5e8b1d4f7a0c3e6b9";
+const QUERY_KEY: &str = "query key/9f1b+3d";
+const HEADER_KEY: &str = "header-key-6a2d8f0b4c";
+const OAUTH_ID: &str = "patchbay-it";
+const OAUTH_SECRET: &str = "oauth-client-secret-8a1f";
+const FIRST_REFRESH: &str = "refresh-token-initial-5b7d";
+
+const ECHO_ROOT: &str = "\
+connectors:
+  basic:
+    url: \"${env:ECHO_URL}\"
+    dangerous_allow_private: true
+    retry: { attempts: 1 }
+    auth: { basic: { username: \"${env:BASIC_USER}\", password: \"${env:BASIC_PASSWORD}\" } }
+  bearer:
+    url: \"${env:ECHO_URL}\"
+    dangerous_allow_private: true
+    retry: { attempts: 1 }
+    auth: { bearer: { token: \"${env:BEARER_TOKEN}\" } }
+  query_key:
+    url: \"${env:ECHO_URL}\"
+    dangerous_allow_private: true
+    retry: { attempts: 1 }
+    auth: { api_key: { query: api_key, value: \"${env:QUERY_KEY}\" } }
+  header_key:
+    url: \"${env:ECHO_URL}\"
+    dangerous_allow_private: true
+    retry: { attempts: 1 }
+    auth: { api_key: { header: X-Api-Key, value: \"${env:HEADER_KEY}\" } }
+  client_credentials:
+    url: \"${env:ECHO_URL}\"
+    dangerous_allow_private: true
+    retry: { attempts: 1 }
+    auth:
+      oauth2:
+        token_url: \"${env:TOKEN_URL}\"
+        client_id: patchbay-it
+        client_secret: \"${env:OAUTH_SECRET}\"
+  refresh_token:
+    url: \"${env:ECHO_URL}\"
+    dangerous_allow_private: true
+    retry: { attempts: 1 }
+    auth:
+      oauth2:
+        token_url: \"${env:TOKEN_URL}\"
+        grant: refresh_token
+        client_id: patchbay-it
+        client_secret: \"${env:OAUTH_SECRET}\"
+        refresh_token: \"${env:FIRST_REFRESH}\"
+";
+
+const CONNECTORS: [&str; 6] = [
+    "basic",
+    "bearer",
+    "query_key",
+    "header_key",
+    "client_credentials",
+    "refresh_token",
+];
+
+/// A sync webhook calling every connector three times: a 401 quoting the
+/// credential at once, a 401 quoting it from character 281 (across the
+/// excerpt's end), and a 200 quoting it after character 300; the answer
+/// returns the 200s' bodies.
+fn echo_flow() -> String {
+    let mut flow = String::from(
+        "trigger: { webhook: { path: /hooks/echo, mode: sync, timeout: 20s } }\nsteps:\n",
+    );
+    for name in CONNECTORS {
+        flow.push_str(&format!(
+            "  - id: {name}_short\n    call: {name} GET /fail/0\n    on_error: continue\n\
+             \x20 - id: {name}_long\n    call: {name} GET /fail/280\n    on_error: continue\n\
+             \x20 - id: {name}_ok\n    call: {name} GET /ok/310\n"
+        ));
+    }
+    let fields: Vec<String> = CONNECTORS
+        .iter()
+        .map(|name| format!("{name}: $steps.{name}_ok.body.echo"))
+        .collect();
+    flow.push_str(&format!(
+        "  - respond: {{ body: '{{{}}}' }}\n",
+        fields.join(", ")
+    ));
+    flow
+}
+
+fn url_encoded(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// Every credential a request carried, in every form an upstream might
+/// write it back in: raw, base64, URL-encoded, and a basic pair's halves.
+fn echo_of(request: &patchbay_testkit::RecordedRequest) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(auth) = request.header("authorization") {
+        parts.push(auth.to_string());
+        if let Some((scheme, credential)) = auth.split_once(' ') {
+            parts.push(credential.to_string());
+            if scheme == "Basic" {
+                use base64::Engine as _;
+                let pair = base64::engine::general_purpose::STANDARD
+                    .decode(credential)
+                    .unwrap();
+                let pair = String::from_utf8(pair).unwrap();
+                let (user, password) = pair.split_once(':').unwrap();
+                parts.extend([
+                    pair.clone(),
+                    url_encoded(&pair),
+                    user.to_string(),
+                    password.to_string(),
+                    url_encoded(password),
+                    base64(password),
+                ]);
+            } else {
+                parts.push(base64(credential));
+            }
+        }
+    }
+    if let Some(key) = request.header("x-api-key") {
+        parts.extend([key.to_string(), base64(key), url_encoded(key)]);
+    }
+    if !request.query.is_empty() {
+        // As sent: the key URL-encoded; and decoded.
+        parts.push(request.query.clone());
+        for (_, value) in &request.query_pairs {
+            parts.extend([value.clone(), base64(value)]);
+        }
+    }
+    parts.join(" | ")
+}
+
+fn echo_reply(request: &patchbay_testkit::RecordedRequest, status: u16) -> Reply {
+    let pad: usize = request
+        .param("pad")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let text = format!("{}{}", "x".repeat(pad), echo_of(request));
+    if status == 200 {
+        Reply::json(200, json!({ "echo": text }))
+    } else {
+        Reply::text(status, "text/plain", format!("denied: {text}"))
+    }
+}
+
+/// Every form of `value` the checks look for.
+fn forms_of(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_string(), base64(value), url_encoded(value)];
+    if let Some((user, password)) = value.split_once(':') {
+        forms.extend([
+            user.to_string(),
+            password.to_string(),
+            url_encoded(password),
+        ]);
+    }
+    forms
+}
+
+fn assert_hidden(what: &str, text: &str, credentials: &[String]) {
+    for credential in credentials {
+        for form in forms_of(credential) {
+            // The start of a cut-off echo counts too.
+            let probe: String = form.chars().take(12).collect();
+            assert!(
+                !text.contains(&probe),
+                "{what} contains {probe:?} (of a credential):\n{}",
+                text.lines()
+                    .filter(|line| line.contains(&probe))
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn every_form_of_every_credential_stays_hidden() {
+    let echo = MockUpstream::start().await;
+    echo.route_fn("GET", "/fail/{pad}", |request| echo_reply(request, 401));
+    echo.route_fn("GET", "/ok/{pad}", |request| echo_reply(request, 200));
+    let oauth = patchbay_testkit::oauth::start(OAUTH_ID, OAUTH_SECRET)
+        .await
+        .unwrap();
+    oauth.add_refresh_token(FIRST_REFRESH);
+    oauth.set_rotation(true);
+
+    let flow = echo_flow();
+    let project = TestProject::new(ECHO_ROOT, &[("echo", flow.as_str())]);
+    let log = project.path().join("patchbay.log");
+    let env = [
+        ("ECHO_URL", echo.url()),
+        ("TOKEN_URL", oauth.token_url()),
+        ("BASIC_USER", BASIC_USER.to_string()),
+        ("BASIC_PASSWORD", BASIC_PASSWORD.to_string()),
+        ("BEARER_TOKEN", BEARER_TOKEN.to_string()),
+        ("QUERY_KEY", QUERY_KEY.to_string()),
+        ("HEADER_KEY", HEADER_KEY.to_string()),
+        ("OAUTH_SECRET", OAUTH_SECRET.to_string()),
+        ("FIRST_REFRESH", FIRST_REFRESH.to_string()),
+        ("PATCHBAY_LOG", "debug".to_string()),
+    ];
+    let mut command = patchbay_run(project.path(), &env);
+    command.args(["--log-format", "json"]);
+    let node = Patchbay::spawn(command, &log);
+    let base = node.base.clone();
+    let client = reqwest::Client::new();
+
+    let answer = client
+        .post(format!("{base}/hooks/echo"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("webhook sent");
+    assert_eq!(answer.status(), 200);
+    let run_id = answer.headers()["patchbay-run-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer = answer.text().await.unwrap();
+
+    // Every credential, as configured and as issued.
+    let mut credentials: Vec<String> = [
+        format!("{BASIC_USER}:{BASIC_PASSWORD}"),
+        BASIC_USER.to_string(),
+        BASIC_PASSWORD.to_string(),
+        BEARER_TOKEN.to_string(),
+        QUERY_KEY.to_string(),
+        HEADER_KEY.to_string(),
+        OAUTH_SECRET.to_string(),
+        FIRST_REFRESH.to_string(),
+    ]
+    .into();
+    let mut issued = 0;
+    for request in echo.requests() {
+        if let Some(token) = request
+            .header("authorization")
+            .and_then(|auth| auth.strip_prefix("Bearer "))
+            .filter(|token| *token != BEARER_TOKEN)
+        {
+            credentials.push(token.to_string());
+            issued += 1;
+        }
+    }
+    assert!(issued >= 6, "OAuth tokens were sent: {issued}");
+    let rotated = oauth.refresh_tokens();
+    assert!(!rotated.is_empty() && !rotated.contains(&FIRST_REFRESH.to_string()));
+    credentials.extend(rotated);
+
+    // The answer has the echoes, masked.
+    assert!(answer.contains("****"), "{answer}");
+    assert_hidden("the sync answer", &answer, &credentials);
+
+    let detail = get_text(&client, &format!("{base}/api/v1/runs/{run_id}")).await;
+    assert!(detail.contains("denied: "), "{detail}");
+    assert_hidden("the run's detail", &detail, &credentials);
+    for path in [
+        "/api/v1/runs",
+        "/api/v1/flows",
+        "/api/v1/flows/echo",
+        "/api/v1/connectors",
+        "/api/v1/connectors/basic",
+        "/api/v1/connectors/bearer",
+        "/api/v1/connectors/query_key",
+        "/api/v1/connectors/header_key",
+        "/api/v1/connectors/client_credentials",
+        "/api/v1/connectors/refresh_token",
+        "/api/v1/config",
+        "/api/v1/dead-letters",
+        "/api/v1/stats",
+        "/metrics",
+    ] {
+        let text = get_text(&client, &format!("{base}{path}")).await;
+        assert_hidden(path, &text, &credentials);
+    }
+
+    // The store's files, readable by their owner only and holding nothing.
+    let db = store_file(&project);
+    let files = [
+        db.clone(),
+        db.with_extension("db-wal"),
+        db.with_extension("db-shm"),
+        db.with_extension("db.key"),
+    ];
+    #[cfg(unix)]
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    for file in &files[..2] {
+        let bytes = std::fs::read(file).unwrap();
+        assert_hidden(
+            &file.display().to_string(),
+            &String::from_utf8_lossy(&bytes),
+            &credentials,
+        );
+    }
+
+    node.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_hidden("the log", &text, &credentials);
+    if let Ok(bytes) = std::fs::read(&db) {
+        assert_hidden("the store", &String::from_utf8_lossy(&bytes), &credentials);
+    }
+
+    // The sealed refresh token opens after a restart: the server accepts
+    // only the newest, and the call succeeds with it.
+    let restarted = Patchbay::spawn(patchbay_run(project.path(), &env), &log);
+    let again = client
+        .post(format!("{}/hooks/echo", restarted.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let refreshes: Vec<_> = oauth
+        .token_log()
+        .into_iter()
+        .filter(|r| r.grant_type == "refresh_token")
+        .collect();
+    assert!(
+        refreshes.iter().all(|r| r.status == 200),
+        "a superseded refresh token was presented: {refreshes:?}"
+    );
+    restarted.terminate();
+}

@@ -25,6 +25,7 @@ mod retry;
 mod schedule;
 mod secrets;
 mod signature;
+mod store_vanishes;
 mod support;
 mod tracing;
 mod webhook;
