@@ -31,42 +31,57 @@ pub fn master_key(store_path: &Path, create: bool) -> anyhow::Result<MasterKey> 
     Ok(MasterKey::load(from_env.as_deref(), &file)?)
 }
 
-/// The master key of a node serving the store at `store_path`: from
-/// `PATCHBAY_MASTER_KEY`, else the key file beside the store, else a new
-/// key file — but never a new key beside sealed data (secrets or stored
-/// credentials), which a new key could not open. `danger_new_master_key`
-/// mints one anyway and deletes that data, which is lost with the old key.
-pub async fn node_key(store_path: &Path, danger_new_master_key: bool) -> anyhow::Result<MasterKey> {
+/// The master key of a node serving the store at `store_path`, if it has
+/// one: from `PATCHBAY_MASTER_KEY`, else the key file beside the store.
+/// Without one, a store holding sealed data (secrets or stored credentials)
+/// is refused, since a new key could not open them; with
+/// `danger_new_master_key` that data is deleted instead, so that
+/// [`node_key`] may create a key. Creates nothing else.
+pub async fn existing_node_key(
+    store_path: &Path,
+    danger_new_master_key: bool,
+) -> anyhow::Result<Option<MasterKey>> {
     let from_env = std::env::var(MASTER_KEY_ENV).ok();
     let file = MasterKey::default_file(store_path);
     if from_env.is_some() || file.exists() {
-        return Ok(MasterKey::load(from_env.as_deref(), &file)?);
+        return Ok(Some(MasterKey::load(from_env.as_deref(), &file)?));
     }
-    if store_path.exists() {
-        let store = crate::node::open_store_at(store_path).await?;
-        let secrets = store.secret_names().await?.len();
-        let credentials = store.count_credentials().await?;
-        if secrets > 0 || credentials > 0 {
-            if !danger_new_master_key {
-                anyhow::bail!(
-                    "the store at {} holds {secrets} sealed secret(s) and {credentials} sealed \
-                     credential(s), but its master key is missing: restore {} or set \
-                     {MASTER_KEY_ENV}. To start over with a new key, which deletes what the old one \
-                     sealed, pass --dangerous-new-master-key",
-                    store_path.display(),
-                    file.display()
-                );
-            }
-            let deleted = store.delete_sealed().await?;
-            tracing::warn!(
-                store = %store_path.display(),
-                deleted,
-                "--dangerous-new-master-key: the master key was missing; deleted the secrets and \
-                 credentials it sealed and created a new key"
-            );
-        }
+    if !store_path.exists() {
+        return Ok(None);
     }
-    Ok(MasterKey::load(None, &file)?)
+    let store = crate::node::open_store_at(store_path).await?;
+    let secrets = store.secret_names().await?.len();
+    let credentials = store.count_credentials().await?;
+    if secrets == 0 && credentials == 0 {
+        return Ok(None);
+    }
+    if !danger_new_master_key {
+        anyhow::bail!(
+            "the store at {} holds {secrets} sealed secret(s) and {credentials} sealed \
+             credential(s), but its master key is missing: restore {} or set \
+             {MASTER_KEY_ENV}. To start over with a new key, which deletes what the old one \
+             sealed, pass --dangerous-new-master-key",
+            store_path.display(),
+            file.display()
+        );
+    }
+    let deleted = store.delete_sealed().await?;
+    tracing::warn!(
+        store = %store_path.display(),
+        deleted,
+        "--dangerous-new-master-key: the master key was missing; deleted the secrets and \
+         credentials it sealed"
+    );
+    Ok(None)
+}
+
+/// The master key of a node serving the store at `store_path`, created
+/// (mode 0600) when there is none and nothing sealed needs the old one.
+pub async fn node_key(store_path: &Path) -> anyhow::Result<MasterKey> {
+    if let Some(key) = existing_node_key(store_path, false).await? {
+        return Ok(key);
+    }
+    Ok(MasterKey::load(None, &MasterKey::default_file(store_path))?)
 }
 
 /// Where a project keeps its store, read leniently: a project with other

@@ -141,7 +141,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     )
     .with_fallback(ProcessEnv);
     let (project, plan) = embedded_project(&dir, &env)?;
-    let master_key = crate::secrets::node_key(&project.store_path(), false).await?;
+    let master_key = crate::secrets::node_key(&project.store_path()).await?;
 
     let node = match Node::start(
         &project,

@@ -34,11 +34,12 @@ pub struct Args {
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
-    // First: resolving `${secret:...}` needs the key, and a key minted here
-    // must not land beside data sealed with another one.
+    // First, before secrets are resolved: a missing key beside sealed data
+    // stops the node here (or, with the flag, that data is deleted). A new
+    // key is created only once the project is known to be valid.
     let master_key = match crate::secrets::store_path(&args.dir) {
         Ok(store_path) => {
-            Some(crate::secrets::node_key(&store_path, args.dangerous_new_master_key).await?)
+            crate::secrets::existing_node_key(&store_path, args.dangerous_new_master_key).await?
         }
         // The load below reports what is wrong with the project.
         Err(_) => None,
@@ -68,7 +69,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             roles,
             master_key: Some(match master_key {
                 Some(key) => key,
-                None => crate::secrets::node_key(&project.store_path(), false).await?,
+                None => crate::secrets::node_key(&project.store_path()).await?,
             }),
         },
     )
