@@ -24,7 +24,7 @@ const HOSTILE_FLOWS: &[(&str, &str)] = &[
     (
         "huge",
         "trigger: { webhook: { path: /hooks/huge } }\n\
-         steps:\n  - transform: '[range(.n)]'\n",
+         steps:\n  - transform: '[range(.n) | {value: .}]'\n",
     ),
     (
         "control",
@@ -90,7 +90,7 @@ async fn healthy(client: &reqwest::Client, base: &str) -> bool {
 #[tokio::test]
 async fn hostile_programs_end_as_dead_runs_and_the_node_keeps_serving() {
     // A memory budget small enough to be reached well within the time budget by a
-    // debug build.
+    // debug build on a loaded machine: each item of `huge` holds an object.
     let project = TestProject::new(
         "engine: { expressions: { max_memory_bytes: 8388608 } }\n",
         HOSTILE_FLOWS,
