@@ -5,6 +5,8 @@
 //!
 //! The binaries live in `src/bin`; this library holds what they share.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod net;
 pub mod stats;

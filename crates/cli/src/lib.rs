@@ -3,6 +3,8 @@
 //! This is the only crate that uses `anyhow`; every command returns an
 //! [`Outcome`] that `main` turns into an exit code.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod json_log;
 mod logging;

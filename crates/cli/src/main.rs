@@ -1,6 +1,8 @@
 //! The `patchbay` command: parses arguments, sets up logging, and hands over
 //! to the library. Exit codes: 0 success, 1 validation or run failure, 2 usage.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -17,6 +17,8 @@
 //! located strings here and compiled by the engine, which reports their errors
 //! with the same locations.
 
+#![forbid(unsafe_code)]
+
 mod connector;
 mod diagnostic;
 mod duration;

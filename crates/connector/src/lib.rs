@@ -18,6 +18,8 @@
 //!
 //! This crate knows nothing of runs, flows or storage.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod breaker;
 mod call;

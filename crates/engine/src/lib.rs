@@ -22,6 +22,8 @@
 //! The engine knows nothing of HTTP servers or status codes: the server
 //! crate turns [`EngineError`]s into responses.
 
+#![forbid(unsafe_code)]
+
 pub mod caps;
 mod context;
 mod error;

@@ -15,6 +15,8 @@
 //! operator-written text that may be wrong in any way, so every input path returns an error
 //! rather than panicking, and inputs that would recurse deeply are refused up front.
 
+#![forbid(unsafe_code)]
+
 mod budget;
 mod diagnostics;
 mod error;

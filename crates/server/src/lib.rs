@@ -13,6 +13,8 @@
 //!
 //! Engine errors become HTTP responses here and only here ([`error`]).
 
+#![forbid(unsafe_code)]
+
 mod api;
 mod browser;
 mod error;

@@ -23,6 +23,8 @@
 //! without refusing events signed with the previous one: an event passes
 //! when any signature it carries matches any secret.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod headers;
 mod key;

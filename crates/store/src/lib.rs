@@ -22,6 +22,8 @@
 //! - **flow state** is a JSON document per flow, written by `set_state`
 //!   atomically with the journal entry of the step that wrote it.
 
+#![forbid(unsafe_code)]
+
 mod depth;
 mod error;
 mod health;

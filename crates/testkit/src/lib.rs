@@ -19,6 +19,8 @@
 //! This crate depends on no other Patchbay crate, so it can never hide a bug by
 //! sharing code with the system it tests.
 
+#![forbid(unsafe_code)]
+
 pub mod demo;
 mod error;
 pub mod mock;

@@ -4,6 +4,8 @@
 //! `202 {"run_id": ..., "status": "accepted"}`, with no store behind it.
 //! Prints `http://BOUND_ADDR` on the first line of standard output.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;

@@ -3,6 +3,8 @@
 //! body) to `UPSTREAM` over a pooled keep-alive client and returns its
 //! answer. Prints `http://BOUND_ADDR` on the first line of standard output.
 
+#![forbid(unsafe_code)]
+
 use std::convert::Infallible;
 
 use bytes::Bytes;

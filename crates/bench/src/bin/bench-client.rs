@@ -13,6 +13,8 @@
 //! An answer whose status is not `--expect` counts as an error; the run goes
 //! on and the count is reported.
 
+#![forbid(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -5,6 +5,8 @@
 //! `http://BOUND_ADDR` on the first line of standard output, then serves
 //! until killed.
 
+#![forbid(unsafe_code)]
+
 use std::convert::Infallible;
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 //!
 //! Usage: `patchbay-upstream [ADDR]` (default `127.0.0.1:0`).
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 
 use patchbay_testkit::{MockUpstream, Reply};
