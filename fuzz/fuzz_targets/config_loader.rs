@@ -3,6 +3,7 @@
 //! Loading must never panic; a report full of errors is a fine outcome.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

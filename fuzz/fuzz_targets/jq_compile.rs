@@ -13,6 +13,7 @@
 //! out-of-memory reports are ignored (see `fuzz/run`).
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::sync::LazyLock;
 

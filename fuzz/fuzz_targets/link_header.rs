@@ -3,6 +3,7 @@
 //! parser found.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use patchbay_connector::{next_link, parse_link_header};

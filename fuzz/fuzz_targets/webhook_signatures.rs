@@ -11,6 +11,7 @@
 //! must fail.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
