@@ -20,10 +20,13 @@
 //! - **secrets** set by operators are kept sealed with a master key
 //!   ([`Secrets`]);
 //! - **flow state** is a JSON document per flow, written by `set_state`
-//!   atomically with the journal entry of the step that wrote it.
+//!   atomically with the journal entry of the step that wrote it;
+//! - the **audit log** records the management API's mutating requests and
+//!   refused tokens ([`AuditEntry`]).
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod depth;
 mod error;
 mod health;
@@ -33,6 +36,9 @@ mod secrets;
 mod sqlite;
 mod stats;
 
+pub use audit::{
+    ANONYMOUS, AuditEntry, AuditFilter, AuditId, MAX_AUDIT_TARGET_CHARS, audit_target,
+};
 pub use depth::QueueDepth;
 pub use error::StoreError;
 pub use health::StoreFault;
@@ -177,4 +183,18 @@ pub trait Store: Send + Sync + 'static {
     /// Why the store cannot be trusted with new work, if it cannot (see
     /// [`StoreFault`]). One atomic load: cheap enough for every request.
     fn fault(&self) -> Option<StoreFault>;
+
+    /// Records audit entries in one transaction, durably before it returns.
+    /// An entry whose id is already stored is completed: only its `status`
+    /// is replaced.
+    async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;
+    /// Audit entries, newest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Deletes up to `limit` audit entries recorded before `before`, oldest
+    /// first; returns how many.
+    async fn purge_audit(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
 }

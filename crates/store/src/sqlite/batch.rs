@@ -1,4 +1,5 @@
-//! Group commit for the executor's writes: journal entries and run endings.
+//! Group commit for the executor's writes (journal entries and run
+//! endings) and for audit entries.
 //!
 //! With `synchronous = FULL`, every commit waits for the disk, and one
 //! writer connection commits one transaction at a time: written one by
@@ -13,16 +14,22 @@
 //! as a whole (an SQL error), it is rolled back and every write is applied
 //! again in a transaction of its own, so a faulty write cannot fail its
 //! neighbours.
+//!
+//! Audit entries come here so that the management API's write-ahead entry
+//! (see [`crate::AuditEntry`]) shares a commit with whatever else is
+//! waiting, instead of taking the single writer for a transaction of its
+//! own; the API still waits for the commit before it acts.
 
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit::{Encoded, UPSERT};
 use super::codec::{id_text, int, json_text, millis, now_millis};
 use super::journal::{INSERT_ENTRY, UPSERT_STATE};
 use super::queue::FINISH;
 use super::renew_writer;
-use crate::{JournalEntry, RunId, RunOutcome, StoreError};
+use crate::{AuditEntry, JournalEntry, RunId, RunOutcome, StoreError};
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 256;
@@ -54,14 +61,11 @@ enum Write {
         output: Option<String>,
         error: Option<String>,
     },
+    /// Audit entries, inserted or completed.
+    Audit(Vec<Encoded>),
 }
 
 impl Write {
-    fn run(&self) -> RunId {
-        match self {
-            Write::Step { run, .. } | Write::Finish { run, .. } => *run,
-        }
-    }
 
     /// Applies the write inside `tx`. `Ok(Err(LeaseLost))` when the lease
     /// check matched nothing; `Err` only for an SQL failure.
@@ -69,7 +73,7 @@ impl Write {
         &self,
         tx: &mut Transaction<'static, Sqlite>,
     ) -> Result<Result<(), StoreError>, sqlx::Error> {
-        let lease_lost = || Ok(Err(StoreError::LeaseLost { run: self.run() }));
+        let lease_lost = |run: &RunId| Ok(Err(StoreError::LeaseLost { run: *run }));
         match self {
             Write::Step {
                 run,
@@ -86,9 +90,9 @@ impl Write {
                 error,
                 state,
             } => {
-                let run = id_text(*run);
+                let run_text = id_text(*run);
                 let inserted = sqlx::query(INSERT_ENTRY)
-                    .bind(&run)
+                    .bind(&run_text)
                     .bind(step_index)
                     .bind(step_id)
                     .bind(item)
@@ -104,11 +108,11 @@ impl Write {
                     .await?
                     .rows_affected();
                 if inserted == 0 {
-                    return lease_lost();
+                    return lease_lost(run);
                 }
                 if let Some(state) = state {
                     sqlx::query(UPSERT_STATE)
-                        .bind(&run)
+                        .bind(&run_text)
                         .bind(state)
                         .bind(now_millis())
                         .execute(&mut **tx)
@@ -134,7 +138,23 @@ impl Write {
                     .await?
                     .rows_affected();
                 if updated == 0 {
-                    return lease_lost();
+                    return lease_lost(run);
+                }
+                Ok(Ok(()))
+            }
+            Write::Audit(entries) => {
+                for entry in entries {
+                    sqlx::query(UPSERT)
+                        .bind(&entry.id)
+                        .bind(entry.at)
+                        .bind(&entry.actor)
+                        .bind(&entry.method)
+                        .bind(&entry.route)
+                        .bind(&entry.target)
+                        .bind(entry.status)
+                        .bind(&entry.peer)
+                        .execute(&mut **tx)
+                        .await?;
                 }
                 Ok(Ok(()))
             }
@@ -201,6 +221,14 @@ impl Batcher {
             error: outcome.error.clone(),
         })
         .await
+    }
+
+    pub async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.submit(Write::Audit(entries.iter().map(Encoded::encode).collect()))
+            .await
     }
 
     async fn submit(&self, write: Write) -> Result<(), StoreError> {

@@ -28,9 +28,10 @@
 //! The queries live in submodules by concern: [`queue`] (enqueue, claim,
 //! leases, reschedule, replay, cancel, finish, purge), [`journal`] (steps and flow state),
 //! [`credentials`], [`query`] (read-only views), [`stats`] (bucketed
-//! activity for the dashboard) and [`codec`] (column conversions and row
-//! decoding).
+//! activity for the dashboard), [`audit`] (the audit log) and [`codec`]
+//! (column conversions and row decoding).
 
+mod audit;
 mod batch;
 mod codec;
 mod credentials;
@@ -51,8 +52,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, Stats,
-    StatsWindow, StatusCount, Store, StoreError, StoreFault,
+    AuditEntry, AuditFilter, CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter,
+    RunId, RunOutcome, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -436,6 +437,22 @@ impl Store for SqliteStore {
 
     fn fault(&self) -> Option<StoreFault> {
         self.health.fault()
+    }
+
+    async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        self.batcher.record_audit(entries).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        audit::list_audit(&self.reader, filter).await
+    }
+
+    async fn purge_audit(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        audit::purge_audit(&self.writer, before, limit).await
     }
 }
 

@@ -105,7 +105,7 @@ pub(super) async fn list_runs(
 /// 48-bit millisecond timestamp of a UUIDv7 in hyphenated hex. Any id of a
 /// later millisecond sorts after it, any id of an earlier one before it, and
 /// ids of the same millisecond after it (they are longer).
-fn id_prefix(time: DateTime<Utc>) -> String {
+pub(super) fn id_prefix(time: DateTime<Utc>) -> String {
     let ms = time.timestamp_millis().clamp(0, (1 << 48) - 1);
     format!("{:08x}-{:04x}-", ms >> 16, ms & 0xffff)
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the SQLite store, each on a real database file in a
 //! temporary folder.
 
+mod audit;
 mod cancel;
 mod depth;
 mod journal;

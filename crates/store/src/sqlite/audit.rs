@@ -1,0 +1,118 @@
+//! The audit log: entries written through the group commit (see
+//! [`super::batch`]), listed newest first, purged by age.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+
+use super::codec::{get, id_text, millis, parse_id, parse_time};
+use super::query::{DEFAULT_LIMIT, MAX_LIMIT, id_prefix};
+use crate::{AuditEntry, AuditFilter, StoreError};
+
+/// Inserts an entry, or completes one written ahead of its action: only
+/// the status changes on a second write, so who, what and when stay as
+/// first recorded.
+pub(super) const UPSERT: &str = "\
+INSERT INTO audit (id, at, actor, method, route, target, status, peer) \
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+ON CONFLICT (id) DO UPDATE SET status = excluded.status";
+
+const FIRST_PAGE: &str = "\
+SELECT id, at, actor, method, route, target, status, peer FROM audit \
+ORDER BY id DESC LIMIT $1";
+
+const NEXT_PAGE: &str = "\
+SELECT id, at, actor, method, route, target, status, peer FROM audit \
+WHERE id < $1 ORDER BY id DESC LIMIT $2";
+
+const PURGE: &str = "\
+DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < $1 ORDER BY id LIMIT $2)";
+
+/// An entry encoded for binding.
+pub(super) struct Encoded {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub method: String,
+    pub route: String,
+    pub target: Option<String>,
+    pub status: Option<i64>,
+    pub peer: Option<String>,
+}
+
+impl Encoded {
+    pub fn encode(entry: &AuditEntry) -> Encoded {
+        Encoded {
+            id: id_text(entry.id),
+            at: millis(entry.at),
+            actor: entry.actor.clone(),
+            method: entry.method.clone(),
+            route: entry.route.clone(),
+            target: entry.target.clone(),
+            status: entry.status.map(i64::from),
+            peer: entry.peer.clone(),
+        }
+    }
+}
+
+pub(super) async fn list_audit(
+    reader: &SqlitePool,
+    filter: &AuditFilter,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let limit = match filter.limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    let rows = match filter.before {
+        Some(before) => {
+            sqlx::query(NEXT_PAGE)
+                .bind(id_text(before))
+                .bind(i64::from(limit))
+                .fetch_all(reader)
+                .await?
+        }
+        None => {
+            sqlx::query(FIRST_PAGE)
+                .bind(i64::from(limit))
+                .fetch_all(reader)
+                .await?
+        }
+    };
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// Deletes up to `limit` entries recorded before `before`, oldest first.
+pub(super) async fn purge_audit(
+    writer: &SqlitePool,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    // Ids are UUIDv7 text led by their time: the primary key serves this.
+    let done = sqlx::query(PURGE)
+        .bind(id_prefix(before))
+        .bind(i64::from(limit))
+        .execute(writer)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+fn entry_from_row(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    let status: Option<i64> = get(row, "audit.status")?;
+    let status = status
+        .map(|s| {
+            u16::try_from(s).map_err(|_| StoreError::Corrupt {
+                what: "audit.status",
+                detail: format!("{s} is not an HTTP status"),
+            })
+        })
+        .transpose()?;
+    Ok(AuditEntry {
+        id: parse_id("audit.id", get(row, "audit.id")?)?,
+        at: parse_time("audit.at", get(row, "audit.at")?)?,
+        actor: get(row, "audit.actor")?,
+        method: get(row, "audit.method")?,
+        route: get(row, "audit.route")?,
+        target: get(row, "audit.target")?,
+        status,
+        peer: get(row, "audit.peer")?,
+    })
+}
