@@ -173,6 +173,10 @@ pub struct StoreConfig {
     /// are kept after they finish (default `30d`); `0s` keeps them forever.
     /// A webhook's dedupe key is remembered as long as its run is.
     pub retention: HumanDuration,
+    /// How long entries of the audit log (management API actions and
+    /// refused tokens; see `GET /api/v1/audit`) are kept (default `365d`);
+    /// `0s` keeps them forever.
+    pub audit_retention: HumanDuration,
 }
 
 impl Default for StoreConfig {
@@ -180,6 +184,7 @@ impl Default for StoreConfig {
         StoreConfig {
             path: ".patchbay/patchbay.db".into(),
             retention: Duration::from_secs(30 * 24 * 3600).into(),
+            audit_retention: Duration::from_secs(365 * 24 * 3600).into(),
         }
     }
 }

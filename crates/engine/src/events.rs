@@ -237,3 +237,37 @@ impl QueueSampleFailed<'_> {
         tracing::warn!(error = %self.error, "cannot sample the queue");
     }
 }
+
+/// Audit entries of refused requests dropped because their queue was full
+/// (a flood of bad tokens).
+pub const AUDIT_ENTRIES_DROPPED_TOTAL: &str = "patchbay_audit_entries_dropped_total";
+/// Audit entries the store refused to write.
+pub const AUDIT_WRITE_FAILURES_TOTAL: &str = "patchbay_audit_write_failures_total";
+
+/// Entries of refused requests were dropped since the last report.
+pub(crate) struct AuditEntriesDropped {
+    pub count: u64,
+}
+
+impl AuditEntriesDropped {
+    pub(crate) fn emit(&self) {
+        tracing::warn!(
+            dropped = self.count,
+            "audit entries of refused requests dropped: their queue was full"
+        );
+        counter!(AUDIT_ENTRIES_DROPPED_TOTAL).increment(self.count);
+    }
+}
+
+/// Audit entries could not be written.
+pub(crate) struct AuditWriteFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+    pub entries: usize,
+}
+
+impl AuditWriteFailed<'_> {
+    pub(crate) fn emit(&self) {
+        tracing::error!(error = %self.error, entries = self.entries, "cannot write to the audit log");
+        counter!(AUDIT_WRITE_FAILURES_TOTAL).increment(self.entries as u64);
+    }
+}

@@ -13,7 +13,9 @@
 //! - [`executor`] runs a flow's steps, journalling each, resuming from the
 //!   journal after a crash;
 //! - [`scheduler`] fires `schedule` triggers;
-//! - [`retention`] deletes finished runs older than `store.retention`;
+//! - [`retention`] deletes finished runs older than `store.retention`, and
+//!   audit entries older than `store.audit_retention`;
+//! - [`audit`] writes the management API's audit entries;
 //! - [`operate`] cancels runs and replays dead letters for operators;
 //! - [`redaction`] keeps credentials out of the journal and run records;
 //! - `events` writes each notable event's log line and metrics, and
@@ -24,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 pub mod caps;
 mod context;
 mod error;
@@ -56,6 +59,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+pub use audit::AuditLog;
 pub use error::EngineError;
 pub use evaluate::{Evaluator, Limits};
 pub use intake::Intake;
@@ -128,6 +132,7 @@ struct Inner {
     /// Shared with the token stores of the connectors, which seal rotated
     /// refresh tokens with its master key.
     secrets: Arc<OnceLock<Secrets>>,
+    audit: AuditLog,
 }
 
 /// The engine's background tasks; [`EngineTasks::stopped`] drains them.
@@ -210,14 +215,18 @@ impl Engine {
             ));
         }
         let retention = project.config.store.retention.0;
-        if roles.workers && !retention.is_zero() {
+        let audit_retention = project.config.store.audit_retention.0;
+        if roles.workers && !(retention.is_zero() && audit_retention.is_zero()) {
             let janitor = retention::Janitor {
                 store: store.clone(),
                 retention,
+                audit_retention,
                 shutdown: shutdown.clone(),
             };
             tracker.spawn(janitor.run());
         }
+        let (audit, audit_writer) = AuditLog::start(store.clone(), shutdown.clone());
+        tracker.spawn(audit_writer);
         tracker.spawn(
             sampler::QueueSampler {
                 store: store.clone(),
@@ -245,6 +254,7 @@ impl Engine {
                 reloading: tokio::sync::Mutex::new(()),
                 source: OnceLock::new(),
                 secrets,
+                audit,
             }),
         };
         let tasks = EngineTasks {
@@ -262,6 +272,11 @@ impl Engine {
     /// request, do not keep it.
     pub fn plan(&self) -> Arc<Plan> {
         self.inner.live.load().plan.clone()
+    }
+
+    /// Where the management API records its audit entries.
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
     }
 
     /// The connectors in force (see [`Engine::plan`]).
