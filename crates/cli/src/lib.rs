@@ -62,6 +62,9 @@ enum Command {
     Secrets(commands::secrets::SecretsCommand),
     /// Print the JSON Schema of the configuration, for editor completion.
     Schema(commands::schema::Args),
+    /// The audit log: management API actions and refused tokens, newest
+    /// first (store file, or a running node with `--url`).
+    Audit(commands::audit::Args),
     /// Make management API tokens.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
@@ -97,6 +100,7 @@ pub fn main(cli: Cli) -> ExitCode {
         | Command::Connectors(_)
         | Command::Config(_)
         | Command::Schema(_)
+        | Command::Audit(_)
         | Command::Token(_) => "warn",
     };
     // Only `run` exports traces: it serves a project for real.
@@ -137,6 +141,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Connectors(args) => commands::connectors::execute(args).await,
             Command::Config(command) => commands::config::execute(command).await,
             Command::Schema(args) => commands::schema::execute(args),
+            Command::Audit(args) => commands::audit::execute(args).await,
             Command::Token(command) => commands::token::execute(command),
             Command::Demo(args) => commands::demo::execute(args).await,
         }

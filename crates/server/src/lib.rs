@@ -74,7 +74,7 @@ pub(crate) struct AppState {
 /// The full router: webhooks, API, health.
 pub fn router(engine: Engine, settings: ServerSettings) -> Router {
     let timeout = settings.request_timeout;
-    let api = api::routes(settings.api.clone());
+    let api = api::routes(settings.api.clone(), engine.audit().clone());
     let inflight = Arc::new(inflight::InFlight::new(settings.max_inflight_per_webhook));
     let state = AppState {
         engine,

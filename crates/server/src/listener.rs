@@ -26,6 +26,7 @@
 //! the request it is serving and closes (hyper's graceful shutdown).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -80,10 +82,10 @@ pub(crate) async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     if !is_connection_error(&e) {
                         // Out of file descriptors, typically: wait rather than spin.
@@ -95,7 +97,7 @@ pub(crate) async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = service(app.clone(), limits.body_timeout);
+        let service = service(app.clone(), limits.body_timeout, peer);
         let http = http.clone();
         let watcher = graceful.watcher();
         match &acceptor {
@@ -142,10 +144,13 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// The router as a hyper service, with a deadline on every request body.
+/// The router as a hyper service, with a deadline on every request body;
+/// each request carries the connection's peer address (`ConnectInfo`), for
+/// the audit log.
 fn service(
     app: Router,
     body_timeout: Duration,
+    peer: SocketAddr,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
@@ -154,7 +159,8 @@ fn service(
 > + Clone {
     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let deadline = Instant::now() + body_timeout;
-        let request = request.map(|body| Body::new(DeadlineBody::new(body, deadline)));
+        let mut request = request.map(|body| Body::new(DeadlineBody::new(body, deadline)));
+        request.extensions_mut().insert(ConnectInfo(peer));
         app.clone().oneshot(request)
     })
 }

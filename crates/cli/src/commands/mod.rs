@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod audit;
 pub mod check;
 pub mod config;
 pub mod connectors;

@@ -209,5 +209,13 @@ async fn every_api_action_has_a_command() {
     let secrets = json_out(&cli(&base, admin, &["secrets", "list"], ""));
     assert!(!secrets.to_string().contains("crm_token"), "{secrets}");
 
+    // The audit log records the actions above, never a secret's value.
+    let audit = json_out(&cli(&base, admin, &["audit"], ""));
+    let audit = audit.to_string();
+    for route in ["/api/v1/config/reload", "/api/v1/secrets/{name}"] {
+        assert!(audit.contains(route), "{route} not in {audit}");
+    }
+    assert!(!audit.contains("t0ken-value"), "{audit}");
+
     assert!(node.terminate().success());
 }

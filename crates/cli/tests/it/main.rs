@@ -3,6 +3,7 @@
 //! upstreams standing in for the outside world.
 
 mod api;
+mod audit;
 mod bad_input;
 mod campaign_crash;
 mod campaign_fault;

@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::debug;
 
+use super::audit::Audit;
 use crate::error::ApiError;
 
 /// The name of the security scheme in the OpenAPI document.
@@ -292,13 +294,16 @@ impl ScopeTable {
 pub(crate) struct Guard {
     pub access: Arc<ApiAccess>,
     pub scopes: Arc<ScopeTable>,
+    pub audit: patchbay_engine::AuditLog,
 }
 
 /// Middleware on every `/api/v1` route: identifies the caller and checks
-/// the route's scope before the handler runs.
+/// the route's scope before the handler runs; records refusals and actions
+/// in the audit log (see [`super::audit`]).
 pub(crate) async fn authorize(
     State(guard): State<Guard>,
     route: Option<MatchedPath>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -313,16 +318,36 @@ pub(crate) async fn authorize(
             return ApiError::method_not_allowed(allow).into_response();
         }
     };
+    let audit = Audit::of(
+        &guard.audit,
+        &request,
+        route.as_ref().map(MatchedPath::as_str),
+        params.as_ref().ok(),
+    );
     let caller = match guard.access.identify(request.headers()) {
         Ok(caller) => caller,
-        Err(error) => return error.into_response(),
+        Err(error) => {
+            audit.refused(None, error.status);
+            return error.into_response();
+        }
     };
+    let actor = caller.token.clone();
     if caller.scope < needed {
         debug!(token = caller.token.as_deref().unwrap_or("-"), needed = %needed, "API request refused: scope too low");
-        return forbidden(needed, caller.scope).into_response();
+        let error = forbidden(needed, caller.scope);
+        audit.refused(actor.as_deref(), error.status);
+        return error.into_response();
     }
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    if !audit.is_action() {
+        return next.run(request).await;
+    }
+    if let Err(error) = audit.ahead(actor.as_deref()).await {
+        return error.into_response();
+    }
+    let response = next.run(request).await;
+    audit.answered(actor.as_deref(), response.status()).await;
+    response
 }
 
 /// Middleware for routes outside `/api/v1` that show what the API's `read`

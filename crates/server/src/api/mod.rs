@@ -2,7 +2,8 @@
 //! `/api/openapi.json` and its reference page at `/api/docs`.
 //!
 //! One file per resource: [`flows`], [`runs`], [`dead_letters`],
-//! [`connectors`], [`config`], [`secrets`], `stats`. Each declares its routes
+//! [`connectors`], [`config`], [`secrets`], `stats`, [`audit`] (which also
+//! records the audit log). Each declares its routes
 //! with `#[utoipa::path]`, which both registers the handler and describes
 //! it, including the scope it needs (`security(("bearer" = ["operate"]))`):
 //! [`auth`] enforces exactly what the document declares. [`page`] holds the
@@ -14,6 +15,7 @@
 //! method, a malformed query or body, an unknown path) is rewritten into the
 //! same shape here, so a client never has to parse plain text.
 
+mod audit;
 mod auth;
 mod config;
 mod connectors;
@@ -34,6 +36,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use patchbay_engine::AuditLog;
 use serde_json::Value;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -58,6 +61,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(stats::routes())
         .merge(config::routes())
         .merge(secrets::routes())
+        .merge(audit::routes())
 }
 
 /// The `/api/v1` routes and the complete OpenAPI document describing them.
@@ -74,11 +78,12 @@ pub fn openapi_json() -> String {
 }
 
 /// Everything under `/api`.
-pub(crate) fn routes(access: Arc<ApiAccess>) -> Router<AppState> {
+pub(crate) fn routes(access: Arc<ApiAccess>, audit: AuditLog) -> Router<AppState> {
     let (v1, document) = build();
     let guard = auth::Guard {
         access,
         scopes: Arc::new(auth::ScopeTable::from_document(&document)),
+        audit,
     };
     let json: Arc<str> = openapi::to_text(&document).into();
     let (html, csp) = docs::render(&document);

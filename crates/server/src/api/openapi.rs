@@ -33,14 +33,14 @@ pub(crate) struct ErrorDetail {
 
 const DESCRIPTION: &str = "\
 Manage a Patchbay node: its flows, runs, dead letters, connectors, \
-configuration and secrets.
+configuration and secrets, and read its audit log.
 
 Every request under `/api/v1` carries `Authorization: Bearer TOKEN`. Tokens \
 are configured in `api.tokens` with scopes: `read` (look), `operate` (also \
-start, cancel and replay runs) and `admin` (also configuration and secrets); \
-each includes the ones before it. A project without tokens serves the API \
-open, on a loopback address only, and then answers only loopback host names \
-(`localhost`, `127.0.0.1`, `[::1]`).
+start, cancel and replay runs) and `admin` (also configuration, secrets and \
+the audit log); each includes the ones before it. A project without tokens \
+serves the API open, on a loopback address only, and then answers only \
+loopback host names (`localhost`, `127.0.0.1`, `[::1]`).
 
 A request sent by a web page of another origin (its `Origin` header is not \
 this node's) is refused, and a `POST`, `PUT`, `PATCH` or `DELETE` with a \
@@ -74,6 +74,7 @@ Errors answer `{\"error\": {\"code\", \"message\", \"details\"?}}`. Codes: \
         (name = "stats", description = "Activity over time, for charts"),
         (name = "config", description = "The configuration in force; reloading it"),
         (name = "secrets", description = "Values for `${secret:NAME}`, write-only"),
+        (name = "audit", description = "Who changed what on this node, and refused tokens"),
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]

@@ -49,7 +49,8 @@ pub(crate) struct NamePage {
     cursor: Option<String>,
 }
 
-/// `limit` and `cursor` of a list of runs, newest first.
+/// `limit` and `cursor` of a list keyed by UUIDv7 ids, newest first (runs,
+/// audit entries).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct RunPage {
