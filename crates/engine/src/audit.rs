@@ -179,7 +179,10 @@ mod tests {
         let mut before = None;
         loop {
             let page = store
-                .list_audit(&AuditFilter { before, limit: 1000 })
+                .list_audit(&AuditFilter {
+                    before,
+                    limit: 1000,
+                })
                 .await
                 .unwrap();
             stored += page.len();
@@ -188,6 +191,9 @@ mod tests {
                 None => break,
             }
         }
-        assert_eq!(stored, REFUSAL_QUEUE, "queued refusals are written on shutdown");
+        assert_eq!(
+            stored, REFUSAL_QUEUE,
+            "queued refusals are written on shutdown"
+        );
     }
 }

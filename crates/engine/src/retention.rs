@@ -89,8 +89,12 @@ impl Janitor {
                 }
                 Err(e) => {
                     match kind {
-                        Kind::Runs => warn!(error = %e, "cannot delete expired runs; will try again"),
-                        Kind::AuditEntries => warn!(error = %e, "cannot delete expired audit entries; will try again"),
+                        Kind::Runs => {
+                            warn!(error = %e, "cannot delete expired runs; will try again")
+                        }
+                        Kind::AuditEntries => {
+                            warn!(error = %e, "cannot delete expired audit entries; will try again")
+                        }
                     }
                     break;
                 }

@@ -57,7 +57,14 @@ async fn call(base: &str, method: &str, path: &str, token: &str, body: Value) ->
 
 /// Every entry of the audit log, newest first, through the API.
 async fn audit_log(base: &str) -> Vec<Value> {
-    let (status, page) = call(base, "GET", "/api/v1/audit?limit=500", ADMIN_TOKEN, json!(null)).await;
+    let (status, page) = call(
+        base,
+        "GET",
+        "/api/v1/audit?limit=500",
+        ADMIN_TOKEN,
+        json!(null),
+    )
+    .await;
     assert_eq!(status, 200, "{page}");
     page["items"].as_array().expect("items").clone()
 }
@@ -102,7 +109,11 @@ fn assert_entry(entry: &Value, actor: &str, target: Option<&str>, status: u16) {
 async fn management_actions_and_refused_tokens_are_audited() {
     let crm = MockUpstream::start().await;
     // A permanent refusal: the run dies at once, a dead letter to replay.
-    crm.route("POST", "/contacts", Reply::json(400, json!({"error": "bad"})));
+    crm.route(
+        "POST",
+        "/contacts",
+        Reply::json(400, json!({"error": "bad"})),
+    );
     let project = TestProject::new(&root(), &[("contacts", CONTACTS_FLOW)]);
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(
@@ -112,9 +123,23 @@ async fn management_actions_and_refused_tokens_are_audited() {
     let base = node.base.clone();
 
     // Refused: an unknown token, and a known one without the scope.
-    let (status, _) = call(&base, "GET", "/api/v1/runs", "not-a-known-token-at-all", json!(null)).await;
+    let (status, _) = call(
+        &base,
+        "GET",
+        "/api/v1/runs",
+        "not-a-known-token-at-all",
+        json!(null),
+    )
+    .await;
     assert_eq!(status, 401);
-    let (status, _) = call(&base, "POST", "/api/v1/config/reload", READ_TOKEN, json!({})).await;
+    let (status, _) = call(
+        &base,
+        "POST",
+        "/api/v1/config/reload",
+        READ_TOKEN,
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 403);
 
     // A reload, through the CLI.
@@ -122,18 +147,39 @@ async fn management_actions_and_refused_tokens_are_audited() {
     assert!(reloaded.status.success(), "{}", text(&reloaded.stderr));
 
     // A run that dies, then its replay.
-    let (status, started) = call(&base, "POST", "/api/v1/flows/contacts/runs", ADMIN_TOKEN, json!({"n": 1})).await;
+    let (status, started) = call(
+        &base,
+        "POST",
+        "/api/v1/flows/contacts/runs",
+        ADMIN_TOKEN,
+        json!({"n": 1}),
+    )
+    .await;
     assert_eq!(status, 202, "{started}");
     let id = started["run_id"].as_str().expect("run id").to_string();
     assert!(
         eventually(Duration::from_secs(10), || async {
-            let (_, run) = call(&base, "GET", &format!("/api/v1/runs/{id}"), ADMIN_TOKEN, json!(null)).await;
+            let (_, run) = call(
+                &base,
+                "GET",
+                &format!("/api/v1/runs/{id}"),
+                ADMIN_TOKEN,
+                json!(null),
+            )
+            .await;
             run["run"]["status"] == "dead"
         })
         .await,
         "the run did not die"
     );
-    let (status, replayed) = call(&base, "POST", &format!("/api/v1/runs/{id}/replay"), ADMIN_TOKEN, json!({})).await;
+    let (status, replayed) = call(
+        &base,
+        "POST",
+        &format!("/api/v1/runs/{id}/replay"),
+        ADMIN_TOKEN,
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200, "{replayed}");
 
     // A secret, set through the CLI from standard input.
@@ -160,15 +206,47 @@ async fn management_actions_and_refused_tokens_are_audited() {
             .unwrap_or_else(|| panic!("no entry for {actor} {method} {route} in {entries:#?}"))
             .clone()
     };
-    assert_entry(&entry("anonymous", "GET", "/api/v1/runs"), "anonymous", None, 401);
-    assert_entry(&entry("reader", "POST", "/api/v1/config/reload"), "reader", None, 403);
-    assert_entry(&entry("admin", "POST", "/api/v1/config/reload"), "admin", None, 200);
-    assert_entry(&entry("admin", "POST", "/api/v1/flows/{flow}/runs"), "admin", Some("contacts"), 202);
-    assert_entry(&entry("admin", "POST", "/api/v1/runs/{id}/replay"), "admin", Some(&id), 200);
-    assert_entry(&entry("admin", "PUT", "/api/v1/secrets/{name}"), "admin", Some("crm_token"), 204);
+    assert_entry(
+        &entry("anonymous", "GET", "/api/v1/runs"),
+        "anonymous",
+        None,
+        401,
+    );
+    assert_entry(
+        &entry("reader", "POST", "/api/v1/config/reload"),
+        "reader",
+        None,
+        403,
+    );
+    assert_entry(
+        &entry("admin", "POST", "/api/v1/config/reload"),
+        "admin",
+        None,
+        200,
+    );
+    assert_entry(
+        &entry("admin", "POST", "/api/v1/flows/{flow}/runs"),
+        "admin",
+        Some("contacts"),
+        202,
+    );
+    assert_entry(
+        &entry("admin", "POST", "/api/v1/runs/{id}/replay"),
+        "admin",
+        Some(&id),
+        200,
+    );
+    assert_entry(
+        &entry("admin", "PUT", "/api/v1/secrets/{name}"),
+        "admin",
+        Some("crm_token"),
+        204,
+    );
     // Reads by an allowed caller are not actions: none recorded.
     assert!(
-        !entries.iter().any(|e| e["method"] == "GET" && e["actor"] == "admin"),
+        !entries
+            .iter()
+            .any(|e| e["method"] == "GET" && e["actor"] == "admin"),
         "{entries:#?}"
     );
     // Newest first.
@@ -181,10 +259,21 @@ async fn management_actions_and_refused_tokens_are_audited() {
     let remote = cli(&["audit", "--url", &base], Some(ADMIN_TOKEN), "");
     assert!(remote.status.success(), "{}", text(&remote.stderr));
     let remote: Value = serde_json::from_slice(&remote.stdout).expect("JSON");
-    assert_eq!(remote["items"].as_array().map(Vec::len), Some(entries.len()), "{remote}");
+    assert_eq!(
+        remote["items"].as_array().map(Vec::len),
+        Some(entries.len()),
+        "{remote}"
+    );
     let refused = cli(&["audit", "--url", &base], Some(READ_TOKEN), "");
-    assert!(!refused.status.success(), "the audit log needs the admin scope");
-    assert!(text(&refused.stderr).contains("forbidden"), "{}", text(&refused.stderr));
+    assert!(
+        !refused.status.success(),
+        "the audit log needs the admin scope"
+    );
+    assert!(
+        text(&refused.stderr).contains("forbidden"),
+        "{}",
+        text(&refused.stderr)
+    );
     let dir = project.path().to_str().expect("utf-8 path");
     let local = cli(&["audit", "-p", dir], None, "");
     assert!(local.status.success(), "{}", text(&local.stderr));
@@ -195,7 +284,10 @@ async fn management_actions_and_refused_tokens_are_audited() {
         .find(|line| line.contains("/api/v1/runs/{id}/replay"))
         .unwrap_or_else(|| panic!("no replay in {table}"));
     assert!(
-        row.contains("admin") && row.contains(&id) && row.contains(" 200 ") && row.contains("127.0.0.1:"),
+        row.contains("admin")
+            && row.contains(&id)
+            && row.contains(" 200 ")
+            && row.contains("127.0.0.1:"),
         "{row}"
     );
     let local_json = cli(&["audit", "-p", dir, "--json", "--limit", "2"], None, "");
@@ -203,14 +295,11 @@ async fn management_actions_and_refused_tokens_are_audited() {
     assert_eq!(local_json.as_array().map(Vec::len), Some(2), "{local_json}");
 
     // The secret's value is nowhere in the audit log, however it is read.
-    let everything = format!(
-        "{}\n{}\n{}\n{}",
-        json!(entries),
-        remote,
-        table,
-        local_json
+    let everything = format!("{}\n{}\n{}\n{}", json!(entries), remote, table, local_json);
+    assert!(
+        !everything.contains(SECRET_VALUE),
+        "the audit log shows a secret"
     );
-    assert!(!everything.contains(SECRET_VALUE), "the audit log shows a secret");
     assert!(!everything.contains(ADMIN_TOKEN) && !everything.contains(READ_TOKEN));
 
     assert!(node.terminate().success());
@@ -221,7 +310,10 @@ async fn an_action_whose_audit_entry_cannot_be_written_is_not_done() {
     let project = TestProject::new(&root(), &[("contacts", CONTACTS_FLOW)]);
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(
-        patchbay_run(project.path(), &[("CRM_URL", "http://127.0.0.1:9".to_string())]),
+        patchbay_run(
+            project.path(),
+            &[("CRM_URL", "http://127.0.0.1:9".to_string())],
+        ),
         &log,
     );
     let base = node.base.clone();
@@ -253,7 +345,11 @@ async fn an_action_whose_audit_entry_cannot_be_written_is_not_done() {
     assert_eq!(refused["error"]["code"], "unavailable", "{refused}");
     let (status, secrets) = call(&base, "GET", "/api/v1/secrets", ADMIN_TOKEN, json!(null)).await;
     assert_eq!(status, 200, "{secrets}");
-    assert_eq!(secrets["items"], json!([]), "the refused action was done: {secrets}");
+    assert_eq!(
+        secrets["items"],
+        json!([]),
+        "the refused action was done: {secrets}"
+    );
     // Reads go on.
     let (status, _) = call(&base, "GET", "/api/v1/flows", READ_TOKEN, json!(null)).await;
     assert_eq!(status, 200);

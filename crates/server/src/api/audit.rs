@@ -107,10 +107,10 @@ impl Audit {
         }
     }
 
-    /// Whether the request may change something, and so is recorded
-    /// before it is served.
-    pub fn is_action(&self) -> bool {
-        !matches!(self.method, Method::GET | Method::HEAD)
+    /// Whether a request with this method may change something, and so is
+    /// recorded before it is served.
+    pub fn is_action(method: &Method) -> bool {
+        !matches!(*method, Method::GET | Method::HEAD)
     }
 
     fn entry(&self, actor: Option<&str>, status: Option<StatusCode>) -> AuditEntry {
@@ -135,13 +135,16 @@ impl Audit {
     /// Records the action ahead of serving it; an error means it must not
     /// be served.
     pub async fn ahead(&self, actor: Option<&str>) -> Result<(), ApiError> {
-        self.log.record(&self.entry(actor, None)).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the audit log cannot be written; nothing was changed, retry later",
-            )
-        })
+        self.log
+            .record(&self.entry(actor, None))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the audit log cannot be written; nothing was changed, retry later",
+                )
+            })
     }
 
     /// Completes the action's entry with the status answered. A failure is

@@ -66,7 +66,6 @@ enum Write {
 }
 
 impl Write {
-
     /// Applies the write inside `tx`. `Ok(Err(LeaseLost))` when the lease
     /// check matched nothing; `Err` only for an SQL failure.
     async fn apply(
