@@ -1,6 +1,7 @@
 //! Connector configuration: how to reach one upstream API.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -53,13 +54,24 @@ pub struct ConnectorConfig {
     #[serde(default)]
     pub sign: Option<Located<SignConfig>>,
     /// Inward addresses this connector may reach. By default every call
-    /// to a loopback, private, link-local, cloud-metadata, multicast or
-    /// unspecified address is refused before a packet is sent, whatever
-    /// name resolved to it. `true` allows all of them (an upstream on this
-    /// machine or the private network); a list of CIDRs (`[10.1.0.0/16]`)
-    /// allows just those.
+    /// to a loopback, private, link-local, cloud-metadata, carrier-grade
+    /// NAT, multicast, unspecified, broadcast, documentation or
+    /// benchmarking address (and their IPv4-mapped IPv6 forms) is refused
+    /// before a packet is sent, whatever name resolved to it, on every
+    /// redirect hop and for the OAuth 2.0 token endpoint too. `true` allows
+    /// all of them (an upstream on this machine or the private network); a
+    /// list of CIDR blocks (`[10.1.0.0/16, 127.0.0.1/32]`) allows just those.
     #[serde(default)]
-    pub dangerous_allow_private: AllowPrivate,
+    pub dangerous_allow_private: Located<AllowPrivate>,
+    /// Redirects this connector follows. Default: none; a 3xx answer with a
+    /// `Location` fails the step, naming where it pointed.
+    #[serde(default)]
+    pub redirects: Option<Located<RedirectConfig>>,
+    /// TLS to an `https://` upstream: a private certificate authority and a
+    /// client certificate (mutual TLS). Applies to the OAuth 2.0 token
+    /// endpoint too.
+    #[serde(default)]
+    pub tls: Option<Located<TlsConfig>>,
 }
 
 /// Which inward addresses a connector may reach (see
@@ -69,13 +81,85 @@ pub struct ConnectorConfig {
 pub enum AllowPrivate {
     /// `true`: every address; `false` (the default): none.
     All(bool),
-    /// Only addresses inside these CIDR blocks (`127.0.0.1/32`, `fd00::/8`).
+    /// Only addresses inside these CIDR blocks (`127.0.0.1/32`, `fd00::/8`);
+    /// a bare address is one host.
     Cidrs(Vec<String>),
 }
 
 impl Default for AllowPrivate {
     fn default() -> Self {
         AllowPrivate::All(false)
+    }
+}
+
+impl AllowPrivate {
+    /// Reads one entry of the CIDR list: a block (`10.1.0.0/16`) or a bare
+    /// address (`10.1.2.3`, one host).
+    pub fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+        let text = text.trim();
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                format!(
+                    "`{text}` is not a CIDR block such as `10.1.0.0/16`, `127.0.0.1/32` or `fd00::/8`"
+                )
+            })
+    }
+}
+
+/// Redirects a connector follows (see [`ConnectorConfig::redirects`]). Every
+/// hop passes the same inward-address check as the first request; no
+/// `Referer` is ever sent.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// Most redirects followed for one request, 1 to 20 (default 5).
+    #[serde(default = "default_max_redirects")]
+    pub max: u32,
+    /// Other hosts a redirect may lead to (`api2.example.com`, or
+    /// `api2.example.com:8443` for one port only). Without any, a redirect
+    /// must stay on the connector's own origin (scheme, host and port).
+    /// Credentials (the `auth` header or query key, signatures, headers
+    /// set from `${env:...}` or `${secret:...}`) are never sent to another
+    /// origin, and an `https://` connector is never redirected to `http://`.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+}
+
+fn default_max_redirects() -> u32 {
+    5
+}
+
+/// Most redirects `redirects.max` may allow.
+pub const MAX_REDIRECTS: u32 = 20;
+
+/// TLS settings of a connector. Paths are relative to the project folder;
+/// each file is read and checked when the configuration loads.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM bundle of the certificate authorities trusted for this upstream,
+    /// in place of the system's (a private CA).
+    #[serde(default)]
+    pub ca: Option<Located<PathBuf>>,
+    /// PEM certificate chain presented to the upstream (mutual TLS); needs
+    /// `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<Located<PathBuf>>,
+    /// PEM private key of `client_cert` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub client_key: Option<Located<PathBuf>>,
+}
+
+impl TlsConfig {
+    /// Resolves relative paths against the project folder.
+    pub(crate) fn resolve_paths(&mut self, dir: &Path) {
+        for path in [&mut self.ca, &mut self.client_cert, &mut self.client_key]
+            .into_iter()
+            .flatten()
+        {
+            path.value = dir.join(&path.value);
+        }
     }
 }
 

@@ -29,6 +29,13 @@ impl<T> Located<T> {
     }
 }
 
+impl<T: Default> Default for Located<T> {
+    /// The default value, not read from a file.
+    fn default() -> Self {
+        Located::unlocated(T::default())
+    }
+}
+
 impl<T> Deref for Located<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -201,6 +201,12 @@ impl Project {
             );
         }
 
+        // TLS files are named relative to the project folder, like the store.
+        for connector in config.connectors.values_mut() {
+            if let Some(tls) = &mut connector.value.tls {
+                tls.value.resolve_paths(dir);
+            }
+        }
         let project = Project {
             dir: dir.to_path_buf(),
             root_file: root.path,

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::connector::{AuthConfig, ConnectorConfig, OAuth2Grant, RetryConfig};
+use crate::connector::{
+    AllowPrivate, AuthConfig, ConnectorConfig, MAX_REDIRECTS, OAuth2Grant, RetryConfig,
+};
 use crate::diagnostic::{Diagnostic, Report};
 use crate::flow::VerifyConfig;
 use crate::flow::{
@@ -181,6 +183,168 @@ fn check_connector(
             connector.column,
             format!("connector `{name}`: timeout must be greater than zero"),
         ));
+    }
+    check_network(file, name, connector, report);
+}
+
+/// `dangerous_allow_private`, `redirects` and `tls`: CIDR blocks that parse,
+/// redirect limits in range, and TLS files that exist and hold what they
+/// should, so a broken certificate fails `check` rather than the first call.
+fn check_network(file: &Path, name: &str, connector: &ConnectorConfig, report: &mut Report) {
+    let allow = &connector.dangerous_allow_private;
+    if let AllowPrivate::Cidrs(cidrs) = &allow.value {
+        for cidr in cidrs {
+            if let Err(e) = AllowPrivate::parse_cidr(cidr) {
+                report.push(Diagnostic::new(
+                    file,
+                    allow.line,
+                    allow.column,
+                    format!("connector `{name}`: dangerous_allow_private: {e}"),
+                ));
+            }
+        }
+    }
+    if let Some(redirects) = &connector.redirects {
+        let mut problem = |message: String| {
+            report.push(Diagnostic::new(
+                file,
+                redirects.line,
+                redirects.column,
+                format!("connector `{name}`: redirects: {message}"),
+            ))
+        };
+        if redirects.max == 0 || redirects.max > MAX_REDIRECTS {
+            problem(format!(
+                "`max` must be between 1 and {MAX_REDIRECTS} (leave `redirects` out to follow none)"
+            ));
+        }
+        for host in &redirects.allow_hosts {
+            if !is_host_entry(host) {
+                problem(format!(
+                    "allow_hosts: `{host}` is not a host name or `host:port` \
+                     (write `api2.example.com`, without scheme or path)"
+                ));
+            }
+        }
+    }
+    if let Some(tls) = &connector.tls {
+        if tls.client_cert.is_some() != tls.client_key.is_some() {
+            report.push(Diagnostic::new(
+                file,
+                tls.line,
+                tls.column,
+                format!("connector `{name}`: tls: `client_cert` and `client_key` go together"),
+            ));
+        }
+        let files = [
+            ("ca", &tls.ca, PemKind::Certificates),
+            ("client_cert", &tls.client_cert, PemKind::Certificates),
+            ("client_key", &tls.client_key, PemKind::PrivateKey),
+        ];
+        for (key, path, kind) in files {
+            let Some(path) = path else { continue };
+            if let Err(e) = check_pem(&path.value, kind) {
+                report.push(Diagnostic::new(
+                    file,
+                    path.line,
+                    path.column,
+                    format!(
+                        "connector `{name}`: tls.{key} `{}`: {e}",
+                        path.value.display()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// An `allow_hosts` entry: a host name or address, optionally `:port`.
+fn is_host_entry(entry: &str) -> bool {
+    !entry.is_empty()
+        && !entry.contains(['/', '\\', '@', '?', '#', ' '])
+        && url::Url::parse(&format!("http://{entry}")).is_ok_and(|url| url.host().is_some())
+}
+
+#[derive(Clone, Copy)]
+enum PemKind {
+    Certificates,
+    PrivateKey,
+}
+
+/// Reads a PEM file and checks it holds at least one certificate, or a
+/// private key.
+fn check_pem(path: &Path, kind: PemKind) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    match kind {
+        PemKind::Certificates => {
+            let mut count = 0;
+            for cert in CertificateDer::pem_slice_iter(&bytes) {
+                cert.map_err(|e| format!("not a PEM certificate file: {e}"))?;
+                count += 1;
+            }
+            if count == 0 {
+                return Err("holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into());
+            }
+        }
+        PemKind::PrivateKey => {
+            PrivateKeyDer::from_pem_slice(&bytes)
+                .map_err(|e| format!("holds no PEM private key: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Things that work but deserve a second look, for `patchbay check` to print
+/// (and `run` to log) without failing: plain `http://` to an upstream that is
+/// not on this machine, where credentials and data travel unencrypted.
+pub fn warnings(project: &Project, env: &dyn Env) -> Vec<Diagnostic> {
+    let file = project.root_file.as_path();
+    let mut warnings = Vec::new();
+    for (name, connector) in &project.config.connectors {
+        let mut urls = vec![("url", &connector.url.value, connector.url.line, connector.url.column)];
+        if let Some(auth) = &connector.auth
+            && let AuthConfig::OAuth2(oauth) = &auth.value
+        {
+            urls.push(("auth.oauth2.token_url", &oauth.token_url, auth.line, auth.column));
+        }
+        for (key, written, line, column) in urls {
+            let Ok(resolved) = interpolate(written, env) else {
+                continue;
+            };
+            let Ok(url) = url::Url::parse(&resolved) else {
+                continue;
+            };
+            if url.scheme() == "http" && !is_loopback_host(&url) {
+                warnings.push(Diagnostic::new(
+                    file,
+                    line,
+                    column,
+                    format!(
+                        "warning: connector `{name}`: {key} `{written}` is plain http:// to a host \
+                         that is not this machine; credentials and data travel unencrypted \
+                         (use https://)"
+                    ),
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Some(url::Host::Domain(host)) => {
+            let host = host.trim_end_matches('.');
+            host.eq_ignore_ascii_case("localhost")
+                || host.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => false,
     }
 }
 

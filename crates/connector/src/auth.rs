@@ -9,6 +9,7 @@ use base64::Engine as _;
 use patchbay_config::{AuthConfig, Env, Secret, interpolate};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
+use crate::connector::Outbound;
 use crate::error::BuildError;
 use crate::oauth::OAuth2;
 use crate::redact::Masker;
@@ -38,11 +39,12 @@ pub enum Auth {
 impl Auth {
     /// Resolves `${env:...}` references and prepares the credential. OAuth
     /// 2.0 tokens are added to `masker` as they are issued.
-    pub fn build(
+    pub(crate) fn build(
         connector: &str,
         config: Option<&AuthConfig>,
         env: &dyn Env,
         masker: &Masker,
+        outbound: &Outbound<'_>,
     ) -> Result<Auth, BuildError> {
         let resolve = |value: &str| {
             interpolate(value, env)
@@ -84,6 +86,7 @@ impl Auth {
                 config,
                 env,
                 masker.clone(),
+                outbound,
             )?)),
             Some(AuthConfig::Bearer { token }) => {
                 Auth::Authorization(Secret::new(format!("Bearer {}", resolve(token)?.expose())))

@@ -85,8 +85,12 @@ impl Outcome {
             CallClass::InvalidRequest
             | CallClass::RateLimited
             | CallClass::CircuitOpen
-            | CallClass::Auth => Outcome::Ignored,
-            CallClass::Success | CallClass::ClientError | CallClass::InvalidResponse => {
+            | CallClass::Auth
+            | CallClass::AddressRefused => Outcome::Ignored,
+            CallClass::Success
+            | CallClass::ClientError
+            | CallClass::InvalidResponse
+            | CallClass::RedirectRefused => {
                 Outcome::Success
             }
         }

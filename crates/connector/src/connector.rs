@@ -14,6 +14,10 @@
 //! Secrets may hide in the base URL (userinfo), default headers and auth, so
 //! `Debug`, [`Connector::summarize`] and every [`CallError`] are built from
 //! redacted parts only.
+//!
+//! Every request, and every redirect hop, passes the connector's address
+//! filter before it is sent ([`crate::address_filter`]); redirects are
+//! followed here, hop by hop, and only as configured ([`crate::redirect`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,14 +25,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use patchbay_config::{ConnectorConfig, Env, Located, interpolate};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHORIZATION,
+};
 use serde_json::{Map, Value};
 
+use crate::address_filter::{AddressFilter, AddressRefusal};
 use crate::auth::Auth;
 use crate::call::{CallRequest, Response, headers_to_json};
 use crate::error::{BuildError, CallError};
 use crate::oauth::{Token, TokenError};
 use crate::redact::Masker;
+use crate::redirect::RedirectPolicy;
 use crate::retry::RetryPolicy;
 use crate::signing::{Signed, Signer};
 use crate::token_store::TokenStore;
@@ -49,7 +57,12 @@ pub struct Connector {
     base_url: String,
     /// `base_url` with any userinfo password masked, for summaries and `Debug`.
     shown_url: String,
+    /// `base_url` parsed: its origin is where credentials may go.
+    base: reqwest::Url,
     client: reqwest::Client,
+    /// Which inward addresses calls may reach; checked on every hop.
+    filter: AddressFilter,
+    redirects: RedirectPolicy,
     headers: HeaderMap,
     auth: Auth,
     timeout: Duration,
@@ -115,6 +128,7 @@ impl Connector {
                  put query parameters on the step (or use `auth: {{api_key: {{query: ...}}}}`)"
             )));
         }
+        let base = parsed.clone();
         let base_url = base_url.trim_end_matches('/').to_string();
         let mut secret_values: Vec<String> = Vec::new();
         if let Some(password) = parsed.password() {
@@ -146,14 +160,27 @@ impl Connector {
             }
             headers.insert(header_name, header_value);
         }
-        let auth = Auth::build(name, config.auth.as_ref().map(|a| &a.value), env, &masker)?;
+        let filter = AddressFilter::build(&config.dangerous_allow_private).map_err(config_error)?;
+        let tls = config.tls.as_ref().map(|tls| &tls.value);
+        let outbound = Outbound {
+            filter: &filter,
+            tls,
+        };
+        let auth = Auth::build(
+            name,
+            config.auth.as_ref().map(|a| &a.value),
+            env,
+            &masker,
+            &outbound,
+        )?;
         secret_values.extend(auth.secret_values());
         if let Some(header) = auth.key_header() {
             sensitive_headers.push(header.as_str().to_string());
         }
         let timeout = config.timeout.map(|t| t.0).unwrap_or(DEFAULT_TIMEOUT);
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+        let client = outbound
+            .client_builder()
+            .map_err(config_error)?
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -174,11 +201,16 @@ impl Connector {
             secret_values.push(signer.secret_value().to_string());
         }
         masker.add(secret_values);
+        let redirects = RedirectPolicy::build(name, config.redirects.as_ref().map(|r| &r.value))
+            .map_err(config_error)?;
         Ok(Connector {
             name: name.to_string(),
             base_url,
             shown_url,
+            base,
             client,
+            filter,
+            redirects,
             headers,
             auth,
             timeout,
@@ -380,13 +412,81 @@ impl Connector {
         }
     }
 
-    /// One attempt: adds the token and signature, sends, reads the answer.
+    /// One attempt: adds the token and signature, sends, reads the answer,
+    /// following the redirects the connector allows.
     async fn send_once(
         &self,
         request: &CallRequest,
         outgoing: &Outgoing,
         token: Option<&Token>,
     ) -> Result<Response, CallError> {
+        let mut method = outgoing.method.clone();
+        let mut url = outgoing.url.clone();
+        let mut body = outgoing.body.clone();
+        // Whether the hop is on the connector's own origin, the only one
+        // its credentials go to.
+        let mut on_origin = true;
+        let mut hops = 0;
+        loop {
+            self.filter
+                .check_url(&url)
+                .map_err(|refusal| self.address_refused(request, refusal))?;
+            let headers = if on_origin {
+                self.credentialed(outgoing, &method, &url, body.as_deref(), token)
+            } else {
+                self.uncredentialed(outgoing, body.is_some())
+            };
+            let mut builder = self.client.request(method.clone(), url.clone()).headers(headers);
+            if let Some(body) = &body {
+                builder = builder.body(body.clone());
+            }
+            let response = builder
+                .send()
+                .await
+                .map_err(|e| self.transport_error(request, e))?;
+            let status = response.status();
+            if !crate::redirect::is_redirect(status) {
+                return self.read_response(response, request, method).await;
+            }
+            let hop = self
+                .redirects
+                .next(
+                    &self.base,
+                    &url,
+                    &method,
+                    status,
+                    crate::redirect::location(&response),
+                    hops,
+                )
+                .map_err(|refused| CallError::RedirectRefused {
+                    connector: self.name.clone(),
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    status: status.as_u16(),
+                    origin: refused.origin,
+                    reason: refused.reason,
+                })?;
+            hops += 1;
+            url = hop.url;
+            method = hop.method;
+            if !hop.keeps_body {
+                body = None;
+            }
+            on_origin = url.origin() == self.base.origin();
+            self.credential_in_query(&mut url, on_origin);
+        }
+    }
+
+    /// The headers of a hop on the connector's origin: everything, with the
+    /// token and a signature over this hop's method, URL and body.
+    fn credentialed(
+        &self,
+        outgoing: &Outgoing,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        body: Option<&[u8]>,
+        token: Option<&Token>,
+    ) -> HeaderMap {
         let mut headers = outgoing.headers.clone();
         if let Some(token) = token {
             headers.insert(AUTHORIZATION, token.header().clone());
@@ -394,25 +494,62 @@ impl Connector {
         crate::trace_context::inject(&tracing::Span::current(), &mut headers);
         if let Some(signer) = &self.signer {
             let signed = Signed {
-                method: outgoing.method.as_str(),
-                url: &outgoing.url,
-                body: outgoing.body.as_deref().unwrap_or_default(),
+                method: method.as_str(),
+                url,
+                body: body.unwrap_or_default(),
             };
             signer.sign(&signed, &mut headers);
         }
-        let mut builder = self
-            .client
-            .request(outgoing.method.clone(), outgoing.url.clone())
-            .headers(headers);
-        if let Some(body) = &outgoing.body {
-            builder = builder.body(body.clone());
+        headers
+    }
+
+    /// The headers of a hop to another origin: the request's own and the
+    /// connector's plain defaults, without any credential.
+    fn uncredentialed(&self, outgoing: &Outgoing, has_body: bool) -> HeaderMap {
+        let mut headers = outgoing.headers.clone();
+        for name in [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE] {
+            headers.remove(name);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| self.transport_error(request, e))?;
-        self.read_response(response, request, outgoing.method.clone())
-            .await
+        for name in &self.sensitive_headers {
+            headers.remove(name.as_str());
+        }
+        if !has_body {
+            headers.remove(CONTENT_TYPE);
+        }
+        crate::trace_context::inject(&tracing::Span::current(), &mut headers);
+        headers
+    }
+
+    /// A query-string credential goes with hops on the connector's origin
+    /// (put back if the `Location` dropped it) and never elsewhere (taken
+    /// out if the `Location` echoed it).
+    fn credential_in_query(&self, url: &mut reqwest::Url, on_origin: bool) {
+        let Some(param) = self.credential_query_param() else {
+            return;
+        };
+        let present = url.query_pairs().any(|(key, _)| key == param);
+        if on_origin && !present {
+            self.auth.apply_to_url(url);
+        } else if !on_origin && present {
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(key, _)| key != param)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            url.set_query(None);
+            if !kept.is_empty() {
+                url.query_pairs_mut().extend_pairs(kept);
+            }
+        }
+    }
+
+    fn address_refused(&self, request: &CallRequest, refusal: AddressRefusal) -> CallError {
+        CallError::AddressRefused {
+            connector: self.name.clone(),
+            method: request.method.clone(),
+            path: request.path.clone(),
+            refusal,
+        }
     }
 
     /// The start of an upstream's text, masked as a whole before it is cut
@@ -422,6 +559,9 @@ impl Connector {
     }
 
     fn auth_error(&self, request: &CallRequest, error: TokenError) -> CallError {
+        if let Some(refusal) = error.refused {
+            return self.address_refused(request, refusal);
+        }
         CallError::Auth {
             connector: self.name.clone(),
             method: request.method.clone(),
@@ -526,6 +666,9 @@ impl Connector {
     fn transport_error(&self, request: &CallRequest, error: reqwest::Error) -> CallError {
         // `without_url`: the URL may carry a query-string credential.
         let error = error.without_url();
+        if let Some(refusal) = crate::address_filter::find_refusal(&error) {
+            return self.address_refused(request, refusal.clone());
+        }
         if error.is_timeout() {
             return CallError::Timeout {
                 connector: self.name.clone(),
@@ -555,6 +698,28 @@ async fn read_error_body(mut response: reqwest::Response, limit: usize) -> Vec<u
         }
     }
     body
+}
+
+/// What every HTTP client of a connector shares: its address filter and TLS.
+pub(crate) struct Outbound<'a> {
+    pub filter: &'a AddressFilter,
+    pub tls: Option<&'a patchbay_config::TlsConfig>,
+}
+
+impl Outbound<'_> {
+    /// A client builder that follows no redirects (the connector does, see
+    /// [`crate::redirect`]), never sends `Referer`, resolves names through
+    /// the address filter and uses the connector's TLS settings.
+    pub(crate) fn client_builder(&self) -> Result<reqwest::ClientBuilder, String> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false);
+        if let Some(resolver) = self.filter.resolver() {
+            builder = builder.dns_resolver(resolver);
+        }
+        crate::tls::configure(builder, self.tls)
+    }
 }
 
 /// A request ready to send but for its per-attempt token and signature.

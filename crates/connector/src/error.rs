@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::address_filter::AddressRefusal;
+
 /// What kind of outcome a call had. Retry policies and error handling decide
 /// on this, never on error text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,6 +31,11 @@ pub enum CallClass {
     /// Not sent: no credential could be obtained (an OAuth 2.0 token
     /// endpoint refused or could not be reached).
     Auth,
+    /// Not sent: the upstream (or its token endpoint, or a redirect target)
+    /// is an inward address the connector does not allow.
+    AddressRefused,
+    /// The upstream answered with a redirect the connector does not follow.
+    RedirectRefused,
 }
 
 impl CallClass {
@@ -45,6 +52,8 @@ impl CallClass {
             CallClass::RateLimited => "rate_limited",
             CallClass::CircuitOpen => "circuit_open",
             CallClass::Auth => "auth",
+            CallClass::AddressRefused => "address_refused",
+            CallClass::RedirectRefused => "redirect_refused",
         }
     }
 }
@@ -130,6 +139,49 @@ pub enum CallError {
         /// Whether the token endpoint may answer later (unreachable, 5xx).
         transient: bool,
     },
+    /// Never sent: the host resolves to (or is) an inward address — loopback,
+    /// private, link-local, metadata... — and the connector does not opt in
+    /// with `dangerous_allow_private`. Refused before any packet reaches it.
+    #[error(
+        "{connector}: {method} {path} not sent: {refusal}; to allow it, set \
+         `dangerous_allow_private: [{}]` (or `true`) on connector `{connector}`",
+        .refusal.allowing_cidr()
+    )]
+    AddressRefused {
+        connector: String,
+        method: String,
+        path: String,
+        refusal: AddressRefusal,
+    },
+    /// The upstream answered with a redirect that was not followed. Only the
+    /// target's origin is named: its path and query may hold anything.
+    #[error("{connector}: {method} {path} answered {status}, a redirect to {origin}: {reason}")]
+    RedirectRefused {
+        connector: String,
+        method: String,
+        path: String,
+        status: u16,
+        /// `scheme://host:port` of the `Location`, or what was wrong with it.
+        origin: String,
+        reason: RedirectRefusal,
+    },
+}
+
+/// Why a redirect was not followed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectRefusal {
+    #[error("connector `{connector}` follows no redirects (allow them with `redirects`)")]
+    Off { connector: String },
+    #[error(
+        "another origin, and its host is not in `redirects.allow_hosts` of connector `{connector}`"
+    )]
+    OtherOrigin { connector: String },
+    #[error("a connector on https:// is never redirected to http://")]
+    Downgrade,
+    #[error("more than {max} redirects (`redirects.max` of connector `{connector}`)")]
+    TooMany { connector: String, max: u32 },
+    #[error("the `Location` header is missing or not a usable http(s) URL")]
+    BadLocation,
 }
 
 fn retry_in_suffix(retry_in: &Option<Duration>) -> String {
@@ -160,6 +212,8 @@ impl CallError {
             CallError::RateLimited { .. } => CallClass::RateLimited,
             CallError::CircuitOpen { .. } => CallClass::CircuitOpen,
             CallError::Auth { .. } => CallClass::Auth,
+            CallError::AddressRefused { .. } => CallClass::AddressRefused,
+            CallError::RedirectRefused { .. } => CallClass::RedirectRefused,
         }
     }
 
@@ -173,22 +227,25 @@ impl CallError {
             | CallError::Connect { .. }
             | CallError::InvalidResponse { .. }
             | CallError::InvalidRequest { .. }
-            | CallError::Auth { .. } => None,
+            | CallError::Auth { .. }
+            | CallError::AddressRefused { .. }
+            | CallError::RedirectRefused { .. } => None,
         }
     }
 
     /// The HTTP status, when the upstream answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            CallError::Status { status, .. } | CallError::InvalidResponse { status, .. } => {
-                Some(*status)
-            }
+            CallError::Status { status, .. }
+            | CallError::InvalidResponse { status, .. }
+            | CallError::RedirectRefused { status, .. } => Some(*status),
             CallError::Timeout { .. }
             | CallError::Connect { .. }
             | CallError::InvalidRequest { .. }
             | CallError::RateLimited { .. }
             | CallError::CircuitOpen { .. }
-            | CallError::Auth { .. } => None,
+            | CallError::Auth { .. }
+            | CallError::AddressRefused { .. } => None,
         }
     }
 
@@ -202,7 +259,12 @@ impl CallError {
             | CallError::Connect { .. }
             | CallError::RateLimited { .. }
             | CallError::CircuitOpen { .. } => true,
-            CallError::InvalidResponse { .. } | CallError::InvalidRequest { .. } => false,
+            // Refusals are decided by configuration: the same call is
+            // refused again until the configuration changes.
+            CallError::InvalidResponse { .. }
+            | CallError::InvalidRequest { .. }
+            | CallError::AddressRefused { .. }
+            | CallError::RedirectRefused { .. } => false,
             CallError::Auth { transient, .. } => *transient,
         }
     }

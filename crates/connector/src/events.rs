@@ -47,12 +47,15 @@ pub(crate) fn status_class<T>(
     let status = match result {
         Ok(_) => ok_status,
         Err(error) => match error {
-            CallError::Status { status, .. } | CallError::InvalidResponse { status, .. } => *status,
+            CallError::Status { status, .. }
+            | CallError::InvalidResponse { status, .. }
+            | CallError::RedirectRefused { status, .. } => *status,
             CallError::Timeout { .. } | CallError::Connect { .. } => return Some("error"),
             CallError::InvalidRequest { .. }
             | CallError::RateLimited { .. }
             | CallError::CircuitOpen { .. }
-            | CallError::Auth { .. } => return None,
+            | CallError::Auth { .. }
+            | CallError::AddressRefused { .. } => return None,
         },
     };
     Some(match status {

@@ -16,10 +16,16 @@
 //! and metrics together ([`events`]); credentials are masked in whatever
 //! upstream text is kept ([`redact`]).
 //!
+//! Calls reach only the addresses the connector allows ([`address_filter`]:
+//! no loopback, private or metadata address unless it opts in), follow only
+//! the redirects it allows, without credentials across origins
+//! (`redirect`), and use its TLS settings (`tls`).
+//!
 //! This crate knows nothing of runs, flows or storage.
 
 #![forbid(unsafe_code)]
 
+pub mod address_filter;
 mod auth;
 mod breaker;
 mod call;
@@ -32,8 +38,10 @@ mod paginate;
 mod ratelimit;
 mod recent;
 pub mod redact;
+mod redirect;
 mod retry;
 mod signing;
+mod tls;
 mod token_store;
 pub mod trace_context;
 
@@ -41,7 +49,8 @@ pub use auth::Auth;
 pub use breaker::BreakerState;
 pub use call::{CallRequest, Response, headers_to_json};
 pub use connector::{Connector, Connectors};
-pub use error::{BuildError, CallClass, CallError};
+pub use address_filter::{AddressKind, AddressRefusal};
+pub use error::{BuildError, CallClass, CallError, RedirectRefusal};
 pub use graphql::{
     Document, GraphqlError, GraphqlRequest, GraphqlResult, MAX_ERRORS_KEPT, variables,
 };

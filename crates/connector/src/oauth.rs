@@ -8,7 +8,9 @@
 //! through an async closure and we send it with a `reqwest` client of our own,
 //! so there is one HTTP stack in the process and token responses are size
 //! capped like any other. That client never follows redirects, which keeps a
-//! token endpoint from bouncing the client secret elsewhere.
+//! token endpoint from bouncing the client secret elsewhere, and it shares
+//! the connector's address filter (a token endpoint on an inward address is
+//! refused like the API itself) and TLS settings.
 //!
 //! Tokens are cached per connector and replaced `refresh_margin` before they
 //! expire (a token living less than twice the margin at half its life, so a
@@ -38,6 +40,8 @@ use reqwest::header::HeaderValue;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::address_filter::{AddressFilter, AddressRefusal};
+use crate::connector::Outbound;
 use crate::error::BuildError;
 use crate::redact::Masker;
 use crate::token_store::TokenStore;
@@ -58,6 +62,8 @@ pub struct OAuth2 {
     connector: String,
     client: Client,
     http: reqwest::Client,
+    /// The connector's address filter, for a token URL with a literal address.
+    filter: AddressFilter,
     grant: OAuth2Grant,
     scopes: Vec<String>,
     audience: Option<String>,
@@ -120,6 +126,9 @@ pub(crate) struct TokenError {
     pub reason: String,
     /// Whether the token endpoint may well answer later (unreachable, 5xx).
     pub transient: bool,
+    /// Set when the token endpoint's address is refused: the call fails as
+    /// [`crate::CallError::AddressRefused`].
+    pub refused: Option<AddressRefusal>,
 }
 
 impl TokenError {
@@ -127,6 +136,7 @@ impl TokenError {
         TokenError {
             reason: reason.into(),
             transient,
+            refused: None,
         }
     }
 }
@@ -142,6 +152,8 @@ enum TokenHttpError {
     TooLarge,
     #[error("cannot build the token request")]
     Request,
+    #[error("the token endpoint is not allowed: {0}")]
+    Refused(AddressRefusal),
 }
 
 impl OAuth2 {
@@ -151,6 +163,7 @@ impl OAuth2 {
         config: &OAuth2Config,
         env: &dyn Env,
         masker: Masker,
+        outbound: &Outbound<'_>,
     ) -> Result<OAuth2, BuildError> {
         let config_error = |reason: String| BuildError::Config {
             connector: connector.to_string(),
@@ -203,9 +216,9 @@ impl OAuth2 {
         if let Some(secret) = &client_secret {
             client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
+        let http = outbound
+            .client_builder()
+            .map_err(&config_error)?
             .connect_timeout(Duration::from_secs(10))
             .timeout(TOKEN_TIMEOUT)
             .build()?;
@@ -213,6 +226,7 @@ impl OAuth2 {
             connector: connector.to_string(),
             client,
             http,
+            filter: outbound.filter.clone(),
             grant: config.grant,
             scopes,
             audience,
@@ -291,7 +305,8 @@ impl OAuth2 {
         // nothing: a borrowing one cannot be proven `Send` for the
         // higher-ranked lifetime of the `oauth2` client trait.
         let http = self.http.clone();
-        let send = move |request| post(http.clone(), request);
+        let filter = self.filter.clone();
+        let send = move |request| post(http.clone(), filter.clone(), request);
         let scopes = self.scopes.iter().map(|s| Scope::new(s.clone()));
         let (response, used_refresh_token) = match self.grant {
             OAuth2Grant::ClientCredentials => {
@@ -438,9 +453,15 @@ impl OAuth2 {
                     TokenHttpError::Status(status) => {
                         *status >= 500 || *status == 408 || *status == 429
                     }
-                    TokenHttpError::TooLarge | TokenHttpError::Request => false,
+                    TokenHttpError::TooLarge
+                    | TokenHttpError::Request
+                    | TokenHttpError::Refused(_) => false,
                 };
-                TokenError::new(self.redact(&error.to_string()), transient)
+                let mut token_error = TokenError::new(self.redact(&error.to_string()), transient);
+                if let TokenHttpError::Refused(refusal) = error {
+                    token_error.refused = Some(refusal);
+                }
+                token_error
             }
             RequestTokenError::Parse(error, _body) => {
                 // The body may hold a token and serde's message may quote a
@@ -519,11 +540,19 @@ fn usable_for(life: Duration, margin: Duration) -> Duration {
 /// Sends one token request with our own client.
 async fn post(
     http: reqwest::Client,
+    filter: AddressFilter,
     request: ::oauth2::HttpRequest,
 ) -> Result<::oauth2::HttpResponse, TokenHttpError> {
     let request = reqwest::Request::try_from(request).map_err(|_| TokenHttpError::Request)?;
+    filter
+        .check_url(request.url())
+        .map_err(TokenHttpError::Refused)?;
     let transport = |e: reqwest::Error| {
-        TokenHttpError::Transport(crate::connector::error_chain(&e.without_url()))
+        let e = e.without_url();
+        match crate::address_filter::find_refusal(&e) {
+            Some(refusal) => TokenHttpError::Refused(refusal.clone()),
+            None => TokenHttpError::Transport(crate::connector::error_chain(&e)),
+        }
     };
     let mut response = http.execute(request).await.map_err(transport)?;
     let status = response.status();

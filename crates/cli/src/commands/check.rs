@@ -17,6 +17,10 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     let env = crate::secrets::project_env(&args.dir).await?;
     match super::load_checked(&args.dir, &env) {
         Ok((project, plan)) => {
+            // Warnings do not fail the check: the project works as written.
+            for warning in patchbay_config::validate::warnings(&project, &env) {
+                eprintln!("{warning}");
+            }
             println!(
                 "ok: {} flow(s), {} connector(s), configuration version {}",
                 plan.flows.len(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use patchbay_engine::Roles;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::Outcome;
 use crate::node::{Node, NodeOptions};
@@ -56,6 +56,9 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Failure);
         }
     };
+    for warning in patchbay_config::validate::warnings(&project, &env) {
+        warn!(warning = %warning, "configuration warning");
+    }
     let roles = Roles {
         workers: !args.no_workers,
         scheduler: !args.no_scheduler,

@@ -42,6 +42,7 @@ engine:
 connectors:
   upstream:
     url: \"${{env:UP_URL}}\"
+    dangerous_allow_private: true
     retry: {{ attempts: 1 }}
     circuit_breaker: off
 ",

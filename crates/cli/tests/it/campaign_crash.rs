@@ -31,12 +31,15 @@ const ROOT: &str = "\
 connectors:
   payments:
     url: \"${env:PAYMENTS_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 3, backoff: { min: 10ms, max: 100ms } }
   bookings:
     url: \"${env:BOOKINGS_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 3, backoff: { min: 10ms, max: 100ms } }
   chat:
     url: \"${env:CHAT_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 3, backoff: { min: 10ms, max: 100ms } }
 engine: { lease: 2s, poll_interval: 200ms, run_retries: [200ms, 500ms, 1s, 2s, 5s] }
 ";

@@ -36,6 +36,7 @@ const ROOT: &str = "\
 connectors:
   flaky:
     url: \"${env:FLAKY_URL}\"
+    dangerous_allow_private: true
     timeout: 300ms
     max_response_bytes: 65536
     retry: { attempts: 2, backoff: { min: 10ms, max: 50ms } }
@@ -149,6 +150,7 @@ fn named_fault(error: &str) -> Option<Fault> {
 /// `Retry-After` (or 50 ms). Returns the acknowledged `n`s.
 async fn deliver_all(
     url: String,
+    dangerous_allow_private: true
     range: std::ops::Range<usize>,
     senders: usize,
     patience: Duration,
@@ -382,7 +384,7 @@ async fn campaign_fault_store_that_cannot_write_answers_503_then_loses_nothing()
     sink.route("POST", "/events", Reply::json(200, json!({ "ok": true })));
     sink.idempotent("POST", "/events");
     let project = TestProject::new(
-        "connectors:\n  sink: { url: \"${env:SINK_URL}\" }\nengine: { lease: 1s, poll_interval: 100ms }\n",
+        "connectors:\n  sink: { url: \"${env:SINK_URL}\", dangerous_allow_private: true }\nengine: { lease: 1s, poll_interval: 100ms }\n",
         &[(
             "intake",
             "trigger: { webhook: { path: /hooks/in, dedupe: '.n' } }\n\

@@ -21,6 +21,7 @@ fn root() -> String {
 connectors:
   crm:
     url: ${{env:CRM_URL}}
+    dangerous_allow_private: true
     circuit_breaker: off
 api:
   tokens:

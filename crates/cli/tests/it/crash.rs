@@ -73,8 +73,8 @@ async fn killed_mid_flow_every_acknowledged_run_completes_without_repeating_step
     let project = TestProject::new(
         "\
 connectors:
-  a: { url: \"${env:A_URL}\" }
-  b: { url: \"${env:B_URL}\" }
+  a: { url: \"${env:A_URL}\", dangerous_allow_private: true }
+  b: { url: \"${env:B_URL}\", dangerous_allow_private: true }
 engine: { lease: 1s, poll_interval: 100ms }
 ",
         &[(
@@ -164,7 +164,7 @@ async fn sigterm_lets_the_running_step_finish_and_exits_zero() {
         Reply::json(200, json!({ "ok": true })).with_delay(Duration::from_millis(700)),
     );
     let project = TestProject::new(
-        "connectors:\n  s: { url: \"${env:S_URL}\" }\nengine: { shutdown_grace: 5s }\n",
+        "connectors:\n  s: { url: \"${env:S_URL}\", dangerous_allow_private: true }\nengine: { shutdown_grace: 5s }\n",
         &[(
             "slow",
             "trigger: { webhook: { path: /hooks/slow } }\nsteps:\n  - call: s POST /slow\n  - transform: '\"next\"'\n",

@@ -278,10 +278,12 @@ async fn an_open_breaker_hands_over_to_the_fallback_at_once() {
 connectors:
   payments:
     url: \"${env:PAY_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 1 }
     circuit_breaker: { min_calls: 3, failure_rate: 50%, window: 60s, open_for: 60s }
   backup:
     url: \"${env:BACKUP_URL}\"
+    dangerous_allow_private: true
 ";
     let flow = "\
 trigger: { manual: {} }
@@ -325,6 +327,7 @@ async fn runs_wait_out_an_outage_behind_the_breaker_and_all_succeed() {
 connectors:
   payments:
     url: \"${env:PAY_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 1 }
     circuit_breaker: { min_calls: 4, failure_rate: 50%, window: 60s, open_for: 300ms }
 ";

@@ -18,7 +18,7 @@ async fn for_each_makes_one_call_per_item_with_bounded_concurrency_in_order() {
             .with_delay(Duration::from_millis(5 + (n * 7) % 20))
     });
     let project = TestProject::new(
-        "connectors:\n  erp: { url: \"${env:ERP_URL}\" }\n",
+        "connectors:\n  erp: { url: \"${env:ERP_URL}\", dangerous_allow_private: true }\n",
         &[(
             "fan",
             "\

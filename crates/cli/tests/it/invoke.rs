@@ -16,7 +16,7 @@ async fn invoke_runs_a_flow_and_runs_commands_show_it() {
         Reply::json(200, json!({ "got": req.json.clone() }))
     });
     let project = TestProject::new(
-        "connectors:\n  api: { url: \"${env:API_URL}\" }\n",
+        "connectors:\n  api: { url: \"${env:API_URL}\", dangerous_allow_private: true }\n",
         &[
             (
                 "echo",

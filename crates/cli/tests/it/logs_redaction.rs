@@ -27,10 +27,12 @@ const ROOT: &str = "\
 connectors:
   crm:
     url: \"${env:CRM_URL}\"
+    dangerous_allow_private: true
     auth: { bearer: { token: \"${env:CRM_TOKEN}\" } }
     retry: { attempts: 1 }
   partner:
     url: \"${env:PARTNER_URL}\"
+    dangerous_allow_private: true
     auth: { api_key: { header: X-Partner-Key, value: \"${env:PARTNER_KEY}\" } }
 telemetry:
   redact_headers: [X-Customer-Ref]

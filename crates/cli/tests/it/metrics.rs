@@ -13,9 +13,11 @@ const ROOT: &str = "\
 connectors:
   good:
     url: \"${env:GOOD_URL}\"
+    dangerous_allow_private: true
     rate_limit: { requests: 1000, per: 1s, burst: 100 }
   bad:
     url: \"${env:BAD_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 2, backoff: { min: 1ms, max: 5ms } }
     circuit_breaker: { min_calls: 4, failure_rate: 50, open_for: 10m }
 ";

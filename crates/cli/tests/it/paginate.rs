@@ -12,6 +12,7 @@ const ROOT: &str = "\
 connectors:
   crm:
     url: \"${env:CRM_URL}\"
+    dangerous_allow_private: true
 ";
 
 /// A contact list of 10 pages of 3, chained by `next` cursors.
@@ -128,6 +129,7 @@ async fn rate_limit_keys_give_each_tenant_its_own_limit() {
 connectors:
   crm:
     url: \"${env:CRM_URL}\"
+    dangerous_allow_private: true
     rate_limit: { requests: 1, per: 1s, key: '.tenant' }
 ";
     let flow = "\

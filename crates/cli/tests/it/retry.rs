@@ -23,6 +23,7 @@ async fn a_flaky_upstream_is_retried_with_one_idempotency_key() {
 connectors:
   payments:
     url: \"${env:PAY_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 3, backoff: { min: 20ms, max: 1s } }
 ",
         &[(

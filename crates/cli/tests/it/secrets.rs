@@ -19,6 +19,7 @@ const ROOT: &str = "\
 connectors:
   crm:
     url: ${env:CRM_URL}
+    dangerous_allow_private: true
     headers:
       Authorization: Bearer ${secret:crm_token}
 ";

@@ -66,9 +66,11 @@ pub const SHOP_CONNECTORS: &str = "\
 connectors:
   payments:
     url: \"${env:PAY_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 2, backoff: { min: 10ms, max: 20ms } }
   chat:
     url: \"${env:CHAT_URL}\"
+    dangerous_allow_private: true
     retry: { attempts: 2, backoff: { min: 10ms, max: 20ms } }
 ";
 

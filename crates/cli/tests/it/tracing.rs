@@ -47,6 +47,7 @@ struct ExportedSpan {
 /// An OTLP/HTTP (protobuf) trace collector on 127.0.0.1:0.
 struct Collector {
     url: String,
+    dangerous_allow_private: true
     spans: Arc<Mutex<Vec<ExportedSpan>>>,
 }
 
@@ -181,6 +182,7 @@ async fn a_run_is_one_trace_continuing_its_caller_and_reaching_the_upstream() {
 connectors:
   up:
     url: \"${{env:UP_URL}}\"
+    dangerous_allow_private: true
 telemetry:
   otlp_endpoint: {}
   service_name: patchbay-test

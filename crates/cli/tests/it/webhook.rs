@@ -12,6 +12,7 @@ const ROOT: &str = "\
 connectors:
   erp:
     url: \"${env:ERP_URL}/api\"
+    dangerous_allow_private: true
     headers: { X-Tenant: acme }
     auth: { api_key: { header: X-Api-Key, value: \"${env:ERP_KEY}\" } }
 ";

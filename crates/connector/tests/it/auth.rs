@@ -26,7 +26,7 @@ async fn api_key_in_a_header() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/contacts", Reply::json(200, json!({})));
     let connector = build(&format!(
-        "url: {}\nauth: {{ api_key: {{ header: X-Api-Key, value: k-123 }} }}\n",
+        "dangerous_allow_private: true\nurl: {}\nauth: {{ api_key: {{ header: X-Api-Key, value: k-123 }} }}\n",
         mock.url()
     ));
 
@@ -41,7 +41,7 @@ async fn api_key_in_a_header() {
 fn query_key_connector(url: &str) -> Connector {
     build_with(
         &format!(
-            "url: {url}/api\ntimeout: 200ms\n\
+            "dangerous_allow_private: true\nurl: {url}/api\ntimeout: 200ms\n\
              auth: {{ api_key: {{ query: api_key, value: \"${{env:CRM_KEY}}\" }} }}\n"
         ),
         &env(&[("CRM_KEY", QUERY_KEY)]),
@@ -125,7 +125,7 @@ async fn bearer_token() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/me", Reply::json(200, json!({})));
     let connector = build(&format!(
-        "url: {}\nauth: {{ bearer: {{ token: tok-abc.def }} }}\n",
+        "dangerous_allow_private: true\nurl: {}\nauth: {{ bearer: {{ token: tok-abc.def }} }}\n",
         mock.url()
     ));
 
@@ -142,7 +142,7 @@ async fn basic_auth_is_base64_of_user_colon_password() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/me", Reply::json(200, json!({})));
     let connector = build(&format!(
-        "url: {}\nauth: {{ basic: {{ username: Aladdin, password: open sesame }} }}\n",
+        "dangerous_allow_private: true\nurl: {}\nauth: {{ basic: {{ username: Aladdin, password: open sesame }} }}\n",
         mock.url()
     ));
 
@@ -160,7 +160,7 @@ async fn env_references_resolve_in_url_headers_and_auth() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/api/contacts", Reply::json(200, json!({})));
     let connector = build_with(
-        "url: \"${env:CRM_BASE}/api\"\n\
+        "dangerous_allow_private: true\nurl: \"${env:CRM_BASE}/api\"\n\
          headers:\n  X-Tenant: \"tenant-${env:TENANT}\"\n\
          auth: { bearer: { token: \"${env:CRM_TOKEN}\" } }\n",
         &env(&[
@@ -181,17 +181,17 @@ async fn env_references_resolve_in_url_headers_and_auth() {
 #[test]
 fn a_missing_variable_is_a_build_error_naming_it() {
     let cases = [
-        ("url: \"${env:NO_URL_VAR}/api\"\n", "NO_URL_VAR"),
+        ("dangerous_allow_private: true\nurl: \"${env:NO_URL_VAR}/api\"\n", "NO_URL_VAR"),
         (
-            "url: http://127.0.0.1:1\nheaders:\n  X-Tenant: \"${env:NO_HEADER_VAR}\"\n",
+            "dangerous_allow_private: true\nurl: http://127.0.0.1:1\nheaders:\n  X-Tenant: \"${env:NO_HEADER_VAR}\"\n",
             "NO_HEADER_VAR",
         ),
         (
-            "url: http://127.0.0.1:1\nauth: { bearer: { token: \"${env:NO_TOKEN_VAR}\" } }\n",
+            "dangerous_allow_private: true\nurl: http://127.0.0.1:1\nauth: { bearer: { token: \"${env:NO_TOKEN_VAR}\" } }\n",
             "NO_TOKEN_VAR",
         ),
         (
-            "url: http://127.0.0.1:1\nauth: { basic: { username: u, password: \"${env:NO_PW_VAR}\" } }\n",
+            "dangerous_allow_private: true\nurl: http://127.0.0.1:1\nauth: { basic: { username: u, password: \"${env:NO_PW_VAR}\" } }\n",
             "NO_PW_VAR",
         ),
     ];
@@ -214,15 +214,15 @@ fn bad_urls_and_credentials_are_build_errors_without_the_secret() {
         ("HOST", "SECRET-host name"),
     ]);
     let cases = [
-        ("url: ftp://127.0.0.1/files\n", "http://"),
-        ("url: http://127.0.0.1:1/api?key=1\n", "query string"),
-        ("url: \"http://${env:HOST}/api\"\n", "${env:HOST}"),
+        ("dangerous_allow_private: true\nurl: ftp://127.0.0.1/files\n", "http://"),
+        ("dangerous_allow_private: true\nurl: http://127.0.0.1:1/api?key=1\n", "query string"),
+        ("dangerous_allow_private: true\nurl: \"http://${env:HOST}/api\"\n", "${env:HOST}"),
         (
-            "url: http://127.0.0.1:1\nauth: { bearer: { token: \"${env:BROKEN_KEY}\" } }\n",
+            "dangerous_allow_private: true\nurl: http://127.0.0.1:1\nauth: { bearer: { token: \"${env:BROKEN_KEY}\" } }\n",
             "cannot be sent in an HTTP header",
         ),
         (
-            "url: http://127.0.0.1:1\nauth: { api_key: { header: X-Key, value: \"${env:BROKEN_KEY}\" } }\n",
+            "dangerous_allow_private: true\nurl: http://127.0.0.1:1\nauth: { api_key: { header: X-Key, value: \"${env:BROKEN_KEY}\" } }\n",
             "cannot be sent in an HTTP header",
         ),
     ];
@@ -239,16 +239,16 @@ async fn debug_output_shows_no_secret() {
     let mock = MockUpstream::start().await;
     let vars = env(&[("HEADER_SECRET", "hdr-SECRET-1"), ("KEY", "key-SECRET-2")]);
     let header_key = format!(
-        "url: {}\nheaders:\n  X-Signature: \"${{env:HEADER_SECRET}}\"\n\
+        "dangerous_allow_private: true\nurl: {}\nheaders:\n  X-Signature: \"${{env:HEADER_SECRET}}\"\n\
          auth: {{ api_key: {{ header: X-Api-Key, value: \"${{env:KEY}}\" }} }}\n",
         mock.url()
     );
     let basic = format!(
-        "url: {}\nauth: {{ basic: {{ username: svc, password: pw-SECRET-3 }} }}\n",
+        "dangerous_allow_private: true\nurl: {}\nauth: {{ basic: {{ username: svc, password: pw-SECRET-3 }} }}\n",
         mock.url()
     );
     let bearer = format!(
-        "url: {}\nauth: {{ bearer: {{ token: tok-SECRET-4 }} }}\n",
+        "dangerous_allow_private: true\nurl: {}\nauth: {{ bearer: {{ token: tok-SECRET-4 }} }}\n",
         mock.url()
     );
     for yaml in [&header_key, &basic, &bearer] {
@@ -280,7 +280,7 @@ async fn a_password_in_the_url_is_sent_as_basic_auth_but_masked() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/api/me", Reply::json(200, json!({})));
     let url = format!("http://svc:hunter2-pw@{}/api", mock.addr());
-    let connector = build(&format!("url: {url}\n"));
+    let connector = build(&format!("dangerous_allow_private: true\nurl: {url}\n"));
     let call = request("GET", "/me");
 
     connector.call(&call).await.unwrap();

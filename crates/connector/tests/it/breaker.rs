@@ -24,7 +24,7 @@ fn policy(attempts: u32) -> RetryPolicy {
 /// after 300ms.
 fn fragile(url: &str) -> Connector {
     build(&format!(
-        "url: {url}\ncircuit_breaker: {{ failure_rate: 50%, min_calls: 4, window: 10s, open_for: 300ms }}\n"
+        "dangerous_allow_private: true\nurl: {url}\ncircuit_breaker: {{ failure_rate: 50%, min_calls: 4, window: 10s, open_for: 300ms }}\n"
     ))
 }
 
@@ -175,7 +175,7 @@ async fn retries_stop_as_soon_as_it_opens() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::status(502));
     let connector = build(&format!(
-        "url: {}\ncircuit_breaker: {{ min_calls: 2, open_for: 10s }}\n",
+        "dangerous_allow_private: true\nurl: {}\ncircuit_breaker: {{ min_calls: 2, open_for: 10s }}\n",
         mock.url()
     ));
     let failed = connector
@@ -196,7 +196,7 @@ async fn switched_off_it_never_opens() {
     mock.route("GET", "/items", Reply::status(503));
     for setting in ["off", "false", "{ enabled: false, min_calls: 1 }"] {
         let connector = build(&format!(
-            "url: {}\ncircuit_breaker: {setting}\n",
+            "dangerous_allow_private: true\nurl: {}\ncircuit_breaker: {setting}\n",
             mock.url()
         ));
         for _ in 0..25 {
@@ -213,7 +213,7 @@ async fn switched_off_it_never_opens() {
 
 #[test]
 fn defaults_and_written_forms() {
-    let plain = config("url: http://api.test\n");
+    let plain = config("dangerous_allow_private: true\nurl: http://api.test\n");
     let breaker = &plain.circuit_breaker;
     assert!(breaker.enabled);
     assert_eq!(breaker.failure_rate, 50.0);
@@ -224,7 +224,7 @@ fn defaults_and_written_forms() {
     assert!(plain.rate_limit.is_none());
 
     let written = config(
-        "url: http://api.test\n\
+        "dangerous_allow_private: true\nurl: http://api.test\n\
          circuit_breaker: { failure_rate: 25%, min_calls: 5 }\n\
          rate_limit: { requests: 50, key: '.tenant' }\n",
     );
@@ -238,23 +238,23 @@ fn defaults_and_written_forms() {
     assert_eq!(limit.max_wait.0, Duration::from_secs(30));
     assert_eq!(limit.key.as_ref().map(|k| k.as_str()), Some(".tenant"));
     assert!(
-        config("url: http://api.test\ncircuit_breaker: { failure_rate: 75 }\n")
+        config("dangerous_allow_private: true\nurl: http://api.test\ncircuit_breaker: { failure_rate: 75 }\n")
             .circuit_breaker
             .failure_rate
             == 75.0
     );
     assert!(
-        !config("url: http://api.test\ncircuit_breaker: off\n")
+        !config("dangerous_allow_private: true\nurl: http://api.test\ncircuit_breaker: off\n")
             .circuit_breaker
             .enabled
     );
 
     for bad in [
-        "url: http://api.test\ncircuit_breaker: sometimes\n",
-        "url: http://api.test\ncircuit_breaker: { failure_rate: lots }\n",
-        "url: http://api.test\ncircuit_breaker: { open_after: 3 }\n",
-        "url: http://api.test\nrate_limit: { per: 1s }\n",
-        "url: http://api.test\nrate_limit: { requests: 5, burst_size: 2 }\n",
+        "dangerous_allow_private: true\nurl: http://api.test\ncircuit_breaker: sometimes\n",
+        "dangerous_allow_private: true\nurl: http://api.test\ncircuit_breaker: { failure_rate: lots }\n",
+        "dangerous_allow_private: true\nurl: http://api.test\ncircuit_breaker: { open_after: 3 }\n",
+        "dangerous_allow_private: true\nurl: http://api.test\nrate_limit: { per: 1s }\n",
+        "dangerous_allow_private: true\nurl: http://api.test\nrate_limit: { requests: 5, burst_size: 2 }\n",
     ] {
         let parsed: Result<patchbay_config::ConnectorConfig, _> = serde_saphyr::from_str(bad);
         assert!(parsed.is_err(), "accepted {bad:?}");
@@ -272,7 +272,7 @@ fn impossible_settings_do_not_build() {
         "circuit_breaker: { min_calls: 0 }",
         "circuit_breaker: { half_open_calls: 0 }",
     ] {
-        let yaml = format!("url: http://api.test\n{bad}\n");
+        let yaml = format!("dangerous_allow_private: true\nurl: http://api.test\n{bad}\n");
         let error = Connector::build("crm", &config(&yaml), &MapEnv::default())
             .expect_err(bad)
             .to_string();

@@ -44,7 +44,7 @@ async fn setup() -> (OAuthServer, MockUpstream) {
 fn connector(api: &MockUpstream, token_url: &str, extra: &str) -> Connector {
     build_with(
         &format!(
-            "url: {}\nretry: {{ attempts: 1 }}\nauth:\n  oauth2:\n    token_url: \"{token_url}\"\n    \
+            "dangerous_allow_private: true\nurl: {}\nretry: {{ attempts: 1 }}\nauth:\n  oauth2:\n    token_url: \"{token_url}\"\n    \
              client_id: {CLIENT_ID}\n    client_secret: \"${{env:CRM_SECRET}}\"\n{extra}",
             api.url()
         ),
@@ -336,7 +336,7 @@ async fn token_endpoint_failures_are_auth_errors() {
     // Wrong secret: the server's error code and description, never the secret.
     let wrong = build_with(
         &format!(
-            "url: {}\nauth: {{ oauth2: {{ token_url: \"{}\", client_id: {CLIENT_ID}, \
+            "dangerous_allow_private: true\nurl: {}\nauth: {{ oauth2: {{ token_url: \"{}\", client_id: {CLIENT_ID}, \
              client_secret: wrong-SECRET-1 }} }}\n",
             api.url(),
             server.token_url()
@@ -461,7 +461,7 @@ fn bad_oauth2_configurations_are_build_errors() {
             "password",
         ),
     ] {
-        let yaml = format!("url: http://127.0.0.1:1\nauth: {auth}\n");
+        let yaml = format!("dangerous_allow_private: true\nurl: http://127.0.0.1:1\nauth: {auth}\n");
         let result = serde_saphyr::from_str::<patchbay_config::ConnectorConfig>(&yaml)
             .map_err(|e| e.to_string())
             .and_then(|config| {

@@ -41,7 +41,7 @@ async fn a_thousand_calls_keep_to_fifty_per_second() {
     mock.enforce_rate_limit_with_burst(50, Duration::from_secs(1), 3);
     mock.set_recording(false);
     let connector = Arc::new(build(&format!(
-        "url: {}\nrate_limit: {{ requests: 50, per: 1s, burst: 2, max_wait: 60s }}\n",
+        "dangerous_allow_private: true\nurl: {}\nrate_limit: {{ requests: 50, per: 1s, burst: 2, max_wait: 60s }}\n",
         mock.url()
     )));
 
@@ -96,7 +96,7 @@ async fn each_key_gets_its_own_budget() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({})));
     let connector = Arc::new(build(&format!(
-        "url: {}\nrate_limit: {{ requests: 10, per: 1s, key: '.tenant' }}\n",
+        "dangerous_allow_private: true\nurl: {}\nrate_limit: {{ requests: 10, per: 1s, key: '.tenant' }}\n",
         mock.url()
     )));
     let started = Instant::now();
@@ -153,7 +153,7 @@ async fn a_429_with_retry_after_pauses_every_caller() {
         [Reply::too_many_requests(Duration::from_secs(1))],
     );
     // No configured rate limit: the upstream's word is enough.
-    let connector = Arc::new(build(&format!("url: {}\n", mock.url())));
+    let connector = Arc::new(build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url())));
     let first = {
         let connector = Arc::clone(&connector);
         tokio::spawn(async move {
@@ -241,7 +241,7 @@ async fn exhausted_quota_headers_pause_every_caller() {
                 last_call = last_call.with_header(header, value);
             }
             mock.script("GET", "/items", [last_call]);
-            let connector = Arc::new(build(&format!("url: {}\n", mock.url())));
+            let connector = Arc::new(build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url())));
             let first = connector
                 .send(&request("GET", "/items"), once())
                 .await
@@ -288,7 +288,7 @@ async fn a_pause_beyond_max_wait_fails_fast_without_a_request() {
         [Reply::too_many_requests(Duration::from_secs(30))],
     );
     let connector = build(&format!(
-        "url: {}\nrate_limit: {{ requests: 100, max_wait: 500ms }}\n",
+        "dangerous_allow_private: true\nurl: {}\nrate_limit: {{ requests: 100, max_wait: 500ms }}\n",
         mock.url()
     ));
     let limited = connector
@@ -329,7 +329,7 @@ async fn a_slot_beyond_max_wait_fails_as_rate_limited() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({})));
     let connector = build(&format!(
-        "url: {}\nrate_limit: {{ requests: 1, per: 10s, max_wait: 200ms }}\n",
+        "dangerous_allow_private: true\nurl: {}\nrate_limit: {{ requests: 1, per: 10s, max_wait: 200ms }}\n",
         mock.url()
     ));
     let first = connector
@@ -357,7 +357,7 @@ async fn waiting_calls_go_in_arrival_order_and_report_their_wait() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items/{n}", Reply::json(200, json!({})));
     let connector = Arc::new(build(&format!(
-        "url: {}\nrate_limit: {{ requests: 20, per: 1s }}\n",
+        "dangerous_allow_private: true\nurl: {}\nrate_limit: {{ requests: 20, per: 1s }}\n",
         mock.url()
     )));
     let mut tasks = Vec::new();

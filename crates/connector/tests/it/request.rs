@@ -20,7 +20,7 @@ async fn get_keeps_the_base_path_encodes_the_query_and_sends_headers() {
     );
     // A trailing slash on the base URL must not double the separator.
     let connector = build(&format!(
-        "url: {}/api/\nheaders:\n  X-Client: patchbay-tests\n",
+        "dangerous_allow_private: true\nurl: {}/api/\nheaders:\n  X-Client: patchbay-tests\n",
         mock.url()
     ));
     let query = vec![
@@ -93,7 +93,7 @@ async fn post_sends_a_json_body_with_its_content_type() {
         Reply::json(201, json!({"id": "c_9"})),
     );
     let connector = build(&format!(
-        "url: {}/api\nheaders:\n  X-Client: patchbay-tests\n",
+        "dangerous_allow_private: true\nurl: {}/api\nheaders:\n  X-Client: patchbay-tests\n",
         mock.url()
     ));
     let body = json!({"name": "Ada Lovelace", "tags": ["math"], "score": 1.5, "vip": true});
@@ -126,7 +126,7 @@ async fn request_headers_replace_defaults_and_the_credential_replaces_both() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/api/contacts", Reply::json(200, json!([])));
     let connector = build(&format!(
-        "url: {}/api\nheaders:\n  X-Client: default\n  Accept: application/json\n\
+        "dangerous_allow_private: true\nurl: {}/api\nheaders:\n  X-Client: default\n  Accept: application/json\n\
          auth: {{ bearer: {{ token: configured }} }}\n",
         mock.url()
     ));
@@ -160,7 +160,7 @@ async fn request_headers_replace_defaults_and_the_credential_replaces_both() {
 async fn a_path_without_leading_slash_is_refused_before_sending() {
     let mock = MockUpstream::start().await;
     // No base path: `.evil.example/x` would otherwise extend the host name.
-    let connector = build(&format!("url: {}\n", mock.url()));
+    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
 
     for path in [".evil.example/x", "contacts", "@evil.example/x"] {
         let error = call_err(&connector, &request("GET", path)).await;

@@ -38,7 +38,7 @@ async fn the_body_sent_is_the_body_signed() {
     mock.route("*", "/charges", Reply::json(200, json!({})));
     let connector = build_with(
         &format!(
-            "url: {}\nsign: {{ secret: \"${{env:SIGN_SECRET}}\", prefix: \"sha256=\" }}\n",
+            "dangerous_allow_private: true\nurl: {}\nsign: {{ secret: \"${{env:SIGN_SECRET}}\", prefix: \"sha256=\" }}\n",
             mock.url()
         ),
         &env(&[("SIGN_SECRET", SECRET)]),
@@ -99,7 +99,7 @@ async fn a_timestamped_signature_verifies_upstream() {
     mock.route_fn("POST", "/orders", verify_timestamped);
     let yaml = |secret: &str| {
         format!(
-            "url: {}\nsign:\n  secret: {secret}\n  algorithm: sha512\n  header: X-Sig\n  \
+            "dangerous_allow_private: true\nurl: {}\nsign:\n  secret: {secret}\n  algorithm: sha512\n  header: X-Sig\n  \
              encoding: base64\n  timestamp_header: X-Timestamp\n",
             mock.url()
         )
@@ -145,7 +145,7 @@ async fn a_custom_payload_covers_method_path_and_query() {
     });
     let connector = build_with(
         &format!(
-            "url: {}/api\n\
+            "dangerous_allow_private: true\nurl: {}/api\n\
              auth: {{ api_key: {{ query: key, value: k-1 }} }}\n\
              sign:\n  secret: {SECRET}\n  timestamp_header: X-Ts\n  \
              payload: \"{{method}}\\n{{path}}\\n{{query}}\\n{{timestamp}}\\n{{body}}\"\n",
