@@ -1,6 +1,7 @@
 //! Integration tests of the connector over real loopback sockets: what reaches
 //! the upstream, authentication, failure classification, unusable bodies,
-//! connection reuse, rate limits and the circuit breaker. Upstreams are
+//! connection reuse, rate limits, the circuit breaker, and outbound network
+//! safety (inward addresses, redirects, TLS). Upstreams are
 //! `patchbay_testkit::MockUpstream`s, plus two small raw servers in
 //! [`support`] for what the mock cannot do (a chunked body, counting TCP
 //! connections).
@@ -10,6 +11,7 @@ mod bodies;
 mod breaker;
 mod classify;
 mod graphql;
+mod network;
 mod oauth;
 mod paginate;
 mod pool;
