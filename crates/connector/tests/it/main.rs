@@ -20,3 +20,4 @@ mod request;
 mod retry;
 mod signing;
 mod support;
+mod tls;
