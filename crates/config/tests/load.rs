@@ -150,3 +150,74 @@ fn schema_describes_the_configuration() {
     let flow = patchbay_config::flow_schema().to_string();
     assert!(flow.contains("for_each") && flow.contains("webhook"));
 }
+
+#[test]
+fn network_settings_are_checked_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "certs/ca.pem", "not a certificate\n");
+    write(
+        dir.path(),
+        "patchbay.yaml",
+        "\
+connectors:
+  crm:
+    url: https://crm.example.com
+    dangerous_allow_private: [10.1.0.0/16, 10.0.0.0/33, not-an-address]
+    redirects: { max: 0, allow_hosts: [\"https://api2.example.com/x\"] }
+    tls:
+      ca: certs/ca.pem
+      client_cert: certs/missing.pem
+",
+    );
+    let report = load(dir.path()).unwrap_err().to_string();
+    let root = dir.path().join("patchbay.yaml");
+    let at = |line: u32| format!("{}:{line}:", root.display());
+    for (line, message) in [
+        (4, "dangerous_allow_private: `10.0.0.0/33` is not a CIDR block"),
+        (4, "dangerous_allow_private: `not-an-address` is not a CIDR block"),
+        (5, "redirects: `max` must be between 1 and 20"),
+        (5, "allow_hosts: `https://api2.example.com/x` is not a host name"),
+        (7, "tls: `client_cert` and `client_key` go together"),
+        (7, "holds no PEM certificate"),
+        (8, "certs/missing.pem`: cannot read"),
+    ] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(&at(line)) && l.contains(message)),
+            "missing `{}` … {message} in:\n{report}",
+            at(line)
+        );
+    }
+    assert!(
+        !report.contains("10.1.0.0/16"),
+        "a good block is not reported:\n{report}"
+    );
+}
+
+#[test]
+fn plain_http_to_another_host_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "patchbay.yaml",
+        "\
+connectors:
+  local: { url: http://127.0.0.1:9102 }
+  named: { url: http://localhost:9102 }
+  secure: { url: https://api.example.com }
+  remote:
+    url: http://api.example.com
+    auth: { oauth2: { token_url: http://auth.example.com/token, client_id: c } }
+",
+    );
+    let project = load(dir.path()).unwrap();
+    let warnings: Vec<String> = patchbay_config::validate::warnings(&project, &env())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(warnings[0].contains(":6:") && warnings[0].contains("url `http://api.example.com`"));
+    assert!(warnings[1].contains("token_url `http://auth.example.com/token`"));
+    assert!(warnings.iter().all(|w| w.contains("warning: connector `remote`")));
+}
