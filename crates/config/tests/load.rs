@@ -162,7 +162,7 @@ fn network_settings_are_checked_with_their_location() {
 connectors:
   crm:
     url: https://crm.example.com
-    dangerous_allow_private: [10.1.0.0/16, 10.0.0.0/33, not-an-address]
+    dangerous_allow_private: [10.9.0.0/16, 10.0.0.0/33, not-an-address]
     redirects: { max: 0, allow_hosts: [\"https://api2.example.com/x\"] }
     tls:
       ca: certs/ca.pem
@@ -190,7 +190,7 @@ connectors:
         );
     }
     assert!(
-        !report.contains("10.1.0.0/16"),
+        !report.contains("10.9.0.0/16"),
         "a good block is not reported:\n{report}"
     );
 }
