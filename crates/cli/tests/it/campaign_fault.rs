@@ -150,7 +150,6 @@ fn named_fault(error: &str) -> Option<Fault> {
 /// `Retry-After` (or 50 ms). Returns the acknowledged `n`s.
 async fn deliver_all(
     url: String,
-    dangerous_allow_private: true
     range: std::ops::Range<usize>,
     senders: usize,
     patience: Duration,

@@ -20,6 +20,7 @@ mod hostile_flows;
 mod invoke;
 mod logs_redaction;
 mod metrics;
+mod outbound;
 mod paginate;
 mod retention;
 mod retry;

@@ -47,7 +47,6 @@ struct ExportedSpan {
 /// An OTLP/HTTP (protobuf) trace collector on 127.0.0.1:0.
 struct Collector {
     url: String,
-    dangerous_allow_private: true
     spans: Arc<Mutex<Vec<ExportedSpan>>>,
 }
 
