@@ -303,11 +303,21 @@ pub fn warnings(project: &Project, env: &dyn Env) -> Vec<Diagnostic> {
     let file = project.root_file.as_path();
     let mut warnings = Vec::new();
     for (name, connector) in &project.config.connectors {
-        let mut urls = vec![("url", &connector.url.value, connector.url.line, connector.url.column)];
+        let mut urls = vec![(
+            "url",
+            &connector.url.value,
+            connector.url.line,
+            connector.url.column,
+        )];
         if let Some(auth) = &connector.auth
             && let AuthConfig::OAuth2(oauth) = &auth.value
         {
-            urls.push(("auth.oauth2.token_url", &oauth.token_url, auth.line, auth.column));
+            urls.push((
+                "auth.oauth2.token_url",
+                &oauth.token_url,
+                auth.line,
+                auth.column,
+            ));
         }
         for (key, written, line, column) in urls {
             let Ok(resolved) = interpolate(written, env) else {

@@ -173,10 +173,19 @@ connectors:
     let root = dir.path().join("patchbay.yaml");
     let at = |line: u32| format!("{}:{line}:", root.display());
     for (line, message) in [
-        (4, "dangerous_allow_private: `10.0.0.0/33` is not a CIDR block"),
-        (4, "dangerous_allow_private: `not-an-address` is not a CIDR block"),
+        (
+            4,
+            "dangerous_allow_private: `10.0.0.0/33` is not a CIDR block",
+        ),
+        (
+            4,
+            "dangerous_allow_private: `not-an-address` is not a CIDR block",
+        ),
         (5, "redirects: `max` must be between 1 and 20"),
-        (5, "allow_hosts: `https://api2.example.com/x` is not a host name"),
+        (
+            5,
+            "allow_hosts: `https://api2.example.com/x` is not a host name",
+        ),
         (7, "tls: `client_cert` and `client_key` go together"),
         (7, "holds no PEM certificate"),
         (8, "certs/missing.pem`: cannot read"),
@@ -219,5 +228,9 @@ connectors:
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert!(warnings[0].contains(":6:") && warnings[0].contains("url `http://api.example.com`"));
     assert!(warnings[1].contains("token_url `http://auth.example.com/token`"));
-    assert!(warnings.iter().all(|w| w.contains("warning: connector `remote`")));
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.contains("warning: connector `remote`"))
+    );
 }

@@ -138,12 +138,7 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressKind> {
 /// `::1`), NAT64 (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::/48`).
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let low = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
         [0, 0, 0, 0, 0, 0xffff, ..] => Some(low),
         [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
@@ -405,7 +400,10 @@ mod tests {
         ]));
         let allowed = |text: &str| cidrs.check("h", text.parse().unwrap()).is_ok();
         assert!(allowed("127.0.0.1"));
-        assert!(allowed("::ffff:127.0.0.1"), "the mapped form of an allowed address");
+        assert!(
+            allowed("::ffff:127.0.0.1"),
+            "the mapped form of an allowed address"
+        );
         assert!(!allowed("127.0.0.2"));
         assert!(allowed("10.1.255.255"));
         assert!(!allowed("10.2.0.0"));
@@ -424,8 +422,8 @@ mod tests {
 
     #[test]
     fn bad_cidrs_are_refused_at_build() {
-        let error = AddressFilter::build(&AllowPrivate::Cidrs(vec!["10.0.0.0/33".into()]))
-            .unwrap_err();
+        let error =
+            AddressFilter::build(&AllowPrivate::Cidrs(vec!["10.0.0.0/33".into()])).unwrap_err();
         assert!(error.contains("`10.0.0.0/33`"), "{error}");
     }
 
@@ -445,7 +443,10 @@ mod tests {
             assert!(none.check_url(&url).is_err(), "{url}");
         }
         let named = reqwest::Url::parse("http://localhost/").unwrap();
-        assert!(none.check_url(&named).is_ok(), "names are judged after resolution");
+        assert!(
+            none.check_url(&named).is_ok(),
+            "names are judged after resolution"
+        );
     }
 
     #[test]

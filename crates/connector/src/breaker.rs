@@ -90,9 +90,7 @@ impl Outcome {
             CallClass::Success
             | CallClass::ClientError
             | CallClass::InvalidResponse
-            | CallClass::RedirectRefused => {
-                Outcome::Success
-            }
+            | CallClass::RedirectRefused => Outcome::Success,
         }
     }
 }

@@ -19,6 +19,7 @@
 //! filter before it is sent ([`crate::address_filter`]); redirects are
 //! followed here, hop by hop, and only as configured ([`crate::redirect`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -420,9 +421,11 @@ impl Connector {
         outgoing: &Outgoing,
         token: Option<&Token>,
     ) -> Result<Response, CallError> {
-        let mut method = outgoing.method.clone();
-        let mut url = outgoing.url.clone();
-        let mut body = outgoing.body.clone();
+        // Borrowed until a redirect is followed: the first hop costs what a
+        // call without redirect support did.
+        let mut method = Cow::Borrowed(&outgoing.method);
+        let mut url = Cow::Borrowed(&outgoing.url);
+        let mut body = outgoing.body.as_ref();
         // Whether the hop is on the connector's own origin, the only one
         // its credentials go to.
         let mut on_origin = true;
@@ -432,12 +435,15 @@ impl Connector {
                 .check_url(&url)
                 .map_err(|refusal| self.address_refused(request, refusal))?;
             let headers = if on_origin {
-                self.credentialed(outgoing, &method, &url, body.as_deref(), token)
+                self.credentialed(outgoing, &method, &url, body.map(|b| &b[..]), token)
             } else {
                 self.uncredentialed(outgoing, body.is_some())
             };
-            let mut builder = self.client.request(method.clone(), url.clone()).headers(headers);
-            if let Some(body) = &body {
+            let mut builder = self
+                .client
+                .request((*method).clone(), (*url).clone())
+                .headers(headers);
+            if let Some(body) = body {
                 builder = builder.body(body.clone());
             }
             let response = builder
@@ -446,7 +452,9 @@ impl Connector {
                 .map_err(|e| self.transport_error(request, e))?;
             let status = response.status();
             if !crate::redirect::is_redirect(status) {
-                return self.read_response(response, request, method).await;
+                return self
+                    .read_response(response, request, method.into_owned())
+                    .await;
             }
             let hop = self
                 .redirects
@@ -467,13 +475,14 @@ impl Connector {
                     reason: refused.reason,
                 })?;
             hops += 1;
-            url = hop.url;
-            method = hop.method;
+            let mut next = hop.url;
+            on_origin = next.origin() == self.base.origin();
+            self.credential_in_query(&mut next, on_origin);
+            url = Cow::Owned(next);
+            method = Cow::Owned(hop.method);
             if !hop.keeps_body {
                 body = None;
             }
-            on_origin = url.origin() == self.base.origin();
-            self.credential_in_query(&mut url, on_origin);
         }
     }
 

@@ -45,11 +45,11 @@ mod tls;
 mod token_store;
 pub mod trace_context;
 
+pub use address_filter::{AddressKind, AddressRefusal};
 pub use auth::Auth;
 pub use breaker::BreakerState;
 pub use call::{CallRequest, Response, headers_to_json};
 pub use connector::{Connector, Connectors};
-pub use address_filter::{AddressKind, AddressRefusal};
 pub use error::{BuildError, CallClass, CallError, RedirectRefusal};
 pub use graphql::{
     Document, GraphqlError, GraphqlRequest, GraphqlResult, MAX_ERRORS_KEPT, variables,

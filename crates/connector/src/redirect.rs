@@ -239,7 +239,15 @@ mod tests {
         let listed = policy(5, &["api2.example.com", "files.example.com:8443"]);
         assert!(decide(&listed, "https://api2.example.com/x", 302, Method::GET).is_ok());
         assert!(decide(&listed, "https://api2.example.com:9/x", 302, Method::GET).is_ok());
-        assert!(decide(&listed, "https://files.example.com:8443/x", 302, Method::GET).is_ok());
+        assert!(
+            decide(
+                &listed,
+                "https://files.example.com:8443/x",
+                302,
+                Method::GET
+            )
+            .is_ok()
+        );
         assert!(decide(&listed, "https://files.example.com/x", 302, Method::GET).is_err());
         let downgrade = decide(&listed, "http://api2.example.com/x", 302, Method::GET);
         assert!(matches!(
@@ -286,7 +294,10 @@ mod tests {
         ));
         for bad in ["ftp://api.example.com/x", "javascript:alert(1)"] {
             let refused = decide(&two, bad, 302, Method::GET).err().unwrap();
-            assert!(matches!(refused.reason, RedirectRefusal::BadLocation), "{bad}");
+            assert!(
+                matches!(refused.reason, RedirectRefusal::BadLocation),
+                "{bad}"
+            );
         }
     }
 }

@@ -81,7 +81,11 @@ async fn run_through(base: &str, connector: &str) -> Value {
 async fn redirects_and_inward_addresses_through_the_binary() {
     let target = MockUpstream::start().await;
     target.route("GET", "/landing", Reply::json(200, json!({"landed": true})));
-    target.route("POST", "/landing", Reply::json(200, json!({"landed": true})));
+    target.route(
+        "POST",
+        "/landing",
+        Reply::json(200, json!({"landed": true})),
+    );
     let start = MockUpstream::start().await;
     for method in ["GET", "POST"] {
         start.route(
@@ -159,7 +163,9 @@ fn check_warns_of_plain_http_to_another_host() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("patchbay.yaml:2:")
-            && stderr.contains("warning: connector `remote`: url `http://api.example.com` is plain http://"),
+            && stderr.contains(
+                "warning: connector `remote`: url `http://api.example.com` is plain http://"
+            ),
         "{stderr}"
     );
     assert!(!stderr.contains("`local`"), "{stderr}");

@@ -181,7 +181,10 @@ async fn env_references_resolve_in_url_headers_and_auth() {
 #[test]
 fn a_missing_variable_is_a_build_error_naming_it() {
     let cases = [
-        ("dangerous_allow_private: true\nurl: \"${env:NO_URL_VAR}/api\"\n", "NO_URL_VAR"),
+        (
+            "dangerous_allow_private: true\nurl: \"${env:NO_URL_VAR}/api\"\n",
+            "NO_URL_VAR",
+        ),
         (
             "dangerous_allow_private: true\nurl: http://127.0.0.1:1\nheaders:\n  X-Tenant: \"${env:NO_HEADER_VAR}\"\n",
             "NO_HEADER_VAR",
@@ -214,9 +217,18 @@ fn bad_urls_and_credentials_are_build_errors_without_the_secret() {
         ("HOST", "SECRET-host name"),
     ]);
     let cases = [
-        ("dangerous_allow_private: true\nurl: ftp://127.0.0.1/files\n", "http://"),
-        ("dangerous_allow_private: true\nurl: http://127.0.0.1:1/api?key=1\n", "query string"),
-        ("dangerous_allow_private: true\nurl: \"http://${env:HOST}/api\"\n", "${env:HOST}"),
+        (
+            "dangerous_allow_private: true\nurl: ftp://127.0.0.1/files\n",
+            "http://",
+        ),
+        (
+            "dangerous_allow_private: true\nurl: http://127.0.0.1:1/api?key=1\n",
+            "query string",
+        ),
+        (
+            "dangerous_allow_private: true\nurl: \"http://${env:HOST}/api\"\n",
+            "${env:HOST}",
+        ),
         (
             "dangerous_allow_private: true\nurl: http://127.0.0.1:1\nauth: { bearer: { token: \"${env:BROKEN_KEY}\" } }\n",
             "cannot be sent in an HTTP header",

@@ -33,7 +33,10 @@ async fn html_is_not_json() {
             "<html><body>Login</body></html>",
         ),
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     let error = call_err(&connector, &request("GET", "/page")).await;
 
@@ -48,7 +51,10 @@ async fn an_empty_200_is_refused_but_a_204_is_null() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/empty", Reply::status(200));
     mock.route("DELETE", "/contacts/1", Reply::status(204));
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     let error = call_err(&connector, &request("GET", "/empty")).await;
     assert_invalid_response(&error, "empty");
@@ -117,7 +123,9 @@ async fn a_streamed_body_over_the_limit_is_refused() {
     // Chunked, so no Content-Length announces the size up front.
     let big = raw_upstream(chunked_json_response(&json_of_len(10 * 1024))).await;
     let small = raw_upstream(chunked_json_response(&json_of_len(LIMIT))).await;
-    let yaml = |addr| format!("dangerous_allow_private: true\nurl: http://{addr}\nmax_response_bytes: {LIMIT}\n");
+    let yaml = |addr| {
+        format!("dangerous_allow_private: true\nurl: http://{addr}\nmax_response_bytes: {LIMIT}\n")
+    };
 
     let error = call_err(&build(&yaml(big)), &request("GET", "/export")).await;
     assert_invalid_response(&error, "limit of 1024 bytes");

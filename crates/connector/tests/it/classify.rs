@@ -27,7 +27,10 @@ async fn statuses_are_classified_by_family_with_408_and_429_transient() {
             Reply::json(status, json!({"error": format!("e{status}")})),
         );
     }
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     for (status, class, transient) in cases {
         let error = call_err(&connector, &request("GET", &format!("/s{status}"))).await;
@@ -47,7 +50,10 @@ async fn a_503_message_carries_the_body_excerpt() {
         "/orders",
         Reply::json(503, json!({"error": "maintenance window until 02:00"})),
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     let error = call_err(&connector, &request("POST", "/orders")).await;
 
@@ -68,7 +74,10 @@ async fn a_large_error_page_stays_a_transient_server_error() {
     let page = format!("<html>{}</html>", "overloaded ".repeat(1000));
     mock.route("GET", "/busy", Reply::text(503, "text/html", page));
     // The page is ten times the response limit; the status must still win.
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\nmax_response_bytes: 1024\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\nmax_response_bytes: 1024\n",
+        mock.url()
+    ));
 
     let error = call_err(&connector, &request("GET", "/busy")).await;
 
@@ -88,7 +97,10 @@ async fn a_reply_slower_than_the_timeout_is_a_timeout() {
         "/slow",
         Reply::json(200, json!({})).with_delay(Duration::from_secs(10)),
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\ntimeout: 200ms\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\ntimeout: 200ms\n",
+        mock.url()
+    ));
     let started = Instant::now();
 
     let error = call_err(&connector, &request("GET", "/slow")).await;
@@ -126,7 +138,10 @@ async fn a_closed_port_is_a_connect_error() {
 async fn an_unsendable_request_is_invalid_and_never_sent() {
     let mock = MockUpstream::start().await;
     mock.route("*", "/contacts", Reply::json(200, json!({})));
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let with_header = |name: &str, value: &str| CallRequest {
         headers: vec![(name.into(), value.into())],
         ..request("GET", "/contacts")

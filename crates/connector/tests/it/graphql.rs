@@ -47,7 +47,10 @@ async fn data_is_the_result() {
         "/api/graphql",
         Reply::json(200, json!({ "data": { "viewer": { "login": "octo" } } })),
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}/api\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}/api\n",
+        mock.url()
+    ));
     let mut request = GraphqlRequest::new("/graphql", Document::new("{ viewer { login } }"));
     request.variables = variables(json!({ "n": 1 })).unwrap();
     request.headers.push(("x-trace".into(), "t1".into()));
@@ -90,7 +93,10 @@ async fn errors_fail_with_their_messages_and_paths() {
             }),
         ),
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let request = GraphqlRequest::new("/graphql", Document::new("query { repository { id } }"));
     let error = connector.graphql(&request, fast(3)).await.unwrap_err();
     let FetchError::Graphql { errors, more, .. } = &error else {
@@ -130,7 +136,10 @@ async fn errors_fail_with_their_messages_and_paths() {
 async fn queries_are_retried_and_mutations_only_with_a_key() {
     let mock = MockUpstream::start().await;
     mock.route("POST", "/graphql", Reply::json(200, json!({ "data": {} })));
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     mock.script("POST", "/graphql", [Reply::status(503)]);
     let query = GraphqlRequest::new("/graphql", Document::new("  # list\n{ items { id } }"));
@@ -213,7 +222,10 @@ fn serve_issues(mock: &MockUpstream) {
 async fn connections_paginate_through_page_info() {
     let mock = MockUpstream::start().await;
     serve_issues(&mock);
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = connection("connection: {from: .data.repository.issues}\n");
     let mut request = GraphqlRequest::new("/graphql", Document::new(ISSUES));
     request.variables = variables(json!({ "owner": "acme" })).unwrap();
@@ -244,7 +256,10 @@ async fn connections_paginate_through_page_info() {
     // `edges[].node`, a custom variable name, and the page cap.
     let mock = MockUpstream::start().await;
     serve_issues(&mock);
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let document = ISSUES
         .replace("nodes { number }", "edges { node { number } }")
         .replace("$after", "$cursor");
@@ -283,7 +298,10 @@ async fn graphql_errors_on_a_later_page_name_the_page() {
             } } }),
         )],
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = connection("connection: {from: .data.list}\n");
     let request = GraphqlRequest::new("/graphql", Document::new("query { list { id } }"));
     let error = connector
@@ -303,7 +321,10 @@ async fn a_connection_without_page_info_is_an_error() {
         "/graphql",
         Reply::json(200, json!({ "data": { "list": { "nodes": [1] } } })),
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = connection("connection: {from: .data.list}\n");
     let request = GraphqlRequest::new("/graphql", Document::new("{ list { nodes } }"));
     let error = connector

@@ -77,10 +77,18 @@ async fn a_name_resolving_to_loopback_is_refused() {
 #[tokio::test]
 async fn the_ipv4_mapped_form_of_loopback_is_refused() {
     let (addr, accepted) = counting_listener("127.0.0.1").await;
-    for host in ["[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "0.0.0.0", "2130706433"] {
+    for host in [
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "0.0.0.0",
+        "2130706433",
+    ] {
         let connector = build(&format!("url: http://{host}:{}\n", addr.port()));
         let message = refused(&connector).await.to_string();
-        assert!(message.contains("dangerous_allow_private"), "{host}: {message}");
+        assert!(
+            message.contains("dangerous_allow_private"),
+            "{host}: {message}"
+        );
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 0, "a connection was made");
 }
@@ -96,7 +104,9 @@ async fn metadata_and_private_addresses_are_refused_without_a_packet() {
         ("http://100.64.0.1/", "carrier-grade NAT"),
     ] {
         let connector = build(&format!("url: {url}\ntimeout: 200ms\n"));
-        let message = call_err(&connector, &request("GET", "/x")).await.to_string();
+        let message = call_err(&connector, &request("GET", "/x"))
+            .await
+            .to_string();
         assert!(message.contains(kind), "{url}: {message}");
     }
 }
@@ -106,7 +116,8 @@ async fn cidr_opt_in_allows_exactly_its_range() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({"ok": true})));
     let (other, accepted) = counting_listener("127.0.0.2").await;
-    let yaml = |addr: String| format!("dangerous_allow_private: [127.0.0.1/32]\nurl: http://{addr}\n");
+    let yaml =
+        |addr: String| format!("dangerous_allow_private: [127.0.0.1/32]\nurl: http://{addr}\n");
     let allowed = build(&yaml(mock.addr().to_string()));
     let response = allowed.call(&request("GET", "/items")).await.unwrap();
     assert_eq!(response.body, json!({"ok": true}));
@@ -138,7 +149,11 @@ async fn a_refused_token_endpoint_is_never_contacted() {
     );
     let message = refused(&connector).await.to_string();
     assert!(message.contains("127.0.0.2"), "{message}");
-    assert_eq!(accepted.load(Ordering::SeqCst), 0, "the token endpoint was contacted");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "the token endpoint was contacted"
+    );
     assert_eq!(api.request_count(), 0);
 }
 
@@ -175,7 +190,10 @@ async fn redirects_are_not_followed_by_default() {
             "{status}: the Location's origin is named: {message}"
         );
         assert!(message.contains("follows no redirects"), "{message}");
-        assert!(!message.contains("k=1"), "only the origin is named: {message}");
+        assert!(
+            !message.contains("k=1"),
+            "only the origin is named: {message}"
+        );
     }
     assert_eq!(target.request_count(), 0, "the redirect target was reached");
 }
@@ -202,7 +220,11 @@ fn credentialed(start: &MockUpstream, redirects: &str) -> Connector {
 #[tokio::test]
 async fn a_cross_origin_redirect_carries_no_credential() {
     let target = MockUpstream::start().await;
-    target.route("POST", "/landing", Reply::json(200, json!({"landed": true})));
+    target.route(
+        "POST",
+        "/landing",
+        Reply::json(200, json!({"landed": true})),
+    );
     let start = redirecting(307, &format!("{}/landing", target.url())).await;
     // Another port on the same host is another origin.
     let connector = credentialed(&start, "redirects: { allow_hosts: [127.0.0.1] }");
@@ -213,7 +235,10 @@ async fn a_cross_origin_redirect_carries_no_credential() {
 
     let first = &start.requests()[0];
     for header in ["x-api-key", "x-tenant-secret", "x-signature"] {
-        assert!(first.header(header).is_some(), "{header} missing at the origin");
+        assert!(
+            first.header(header).is_some(),
+            "{header} missing at the origin"
+        );
     }
     let hops = target.requests();
     assert_eq!(hops.len(), 1);
@@ -257,7 +282,10 @@ async fn a_query_key_never_follows_a_redirect_to_another_origin() {
         &env(&[("KEY", "key-SECRET-4")]),
     );
     connector.call(&request("GET", "/start")).await.unwrap();
-    assert_eq!(start.requests()[0].query_param("api_key"), Some("key-SECRET-4"));
+    assert_eq!(
+        start.requests()[0].query_param("api_key"),
+        Some("key-SECRET-4")
+    );
     let hop = &target.requests()[0];
     assert_eq!(hop.query_param("api_key"), None, "query: {}", hop.query);
     assert_eq!(hop.query_param("page"), Some("2"));
@@ -300,20 +328,34 @@ async fn redirects_to_unlisted_hosts_or_past_max_are_refused() {
         .await
         .to_string();
     assert!(
-        message.contains(&format!("a redirect to http://localhost:{}", target.addr().port())),
+        message.contains(&format!(
+            "a redirect to http://localhost:{}",
+            target.addr().port()
+        )),
         "{message}"
     );
     assert!(message.contains("allow_hosts"), "{message}");
 
     let looping = MockUpstream::start().await;
-    looping.route("GET", "/loop", Reply::status(302).with_header("location", "/loop"));
+    looping.route(
+        "GET",
+        "/loop",
+        Reply::status(302).with_header("location", "/loop"),
+    );
     let connector = build(&format!(
         "dangerous_allow_private: true\nurl: {}\nredirects: {{ max: 3 }}\n",
         looping.url()
     ));
     let error = call_err(&connector, &request("GET", "/loop")).await;
-    assert!(error.to_string().contains("more than 3 redirects"), "{error}");
-    assert_eq!(looping.request_count(), 4, "the first request and three hops");
+    assert!(
+        error.to_string().contains("more than 3 redirects"),
+        "{error}"
+    );
+    assert_eq!(
+        looping.request_count(),
+        4,
+        "the first request and three hops"
+    );
     assert_eq!(target.request_count(), 0);
 }
 

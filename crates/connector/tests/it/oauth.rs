@@ -461,7 +461,8 @@ fn bad_oauth2_configurations_are_build_errors() {
             "password",
         ),
     ] {
-        let yaml = format!("dangerous_allow_private: true\nurl: http://127.0.0.1:1\nauth: {auth}\n");
+        let yaml =
+            format!("dangerous_allow_private: true\nurl: http://127.0.0.1:1\nauth: {auth}\n");
         let result = serde_saphyr::from_str::<patchbay_config::ConnectorConfig>(&yaml)
             .map_err(|e| e.to_string())
             .and_then(|config| {

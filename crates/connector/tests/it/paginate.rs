@@ -70,7 +70,10 @@ fn serve_cursor_pages(mock: &MockUpstream, pages: u64) {
 async fn cursor_pages_deliver_every_item_once_in_order() {
     let mock = MockUpstream::start().await;
     serve_cursor_pages(&mock, PAGES);
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = pagination("cursor: {param: cursor, from: .body.next_cursor}\nitems: .body.data\n");
     let mut first = request("GET", "/items");
     first.query.push(("tag".into(), "a".into()));
@@ -109,7 +112,10 @@ async fn numbered_pages_stop_on_a_short_page_or_an_empty_one() {
         let from = ((page - 1) * size).min(48);
         Reply::json(200, json!(items(from, (from + size).min(48))))
     });
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     let sized = pagination("page: {param: page, start: 1, size_param: per_page, size: 5}\n");
     let collected = connector
@@ -147,7 +153,10 @@ async fn offsets_advance_by_the_items_received() {
         let to = (offset + limit).min(38);
         Reply::json(200, json!({ "results": items(offset.min(38), to) }))
     });
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = pagination("offset: {limit: 4}\nitems: .body.results\n");
     let collected = connector
         .paginate(request("GET", "/items"), fast(), &spec, Vars::default())
@@ -183,7 +192,10 @@ async fn link_headers_are_followed_relative_and_absolute() {
         }
         reply
     });
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}/api/v1\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}/api/v1\n",
+        mock.url()
+    ));
     let spec = pagination("link: {}\n");
     let collected = connector
         .paginate(request("GET", "/items"), fast(), &spec, Vars::default())
@@ -232,7 +244,10 @@ async fn links_off_the_connector_are_refused() {
             Reply::json(200, json!([1])).with_header("Link", link),
         );
         let before = mock.request_count();
-        let connector = build(&format!("dangerous_allow_private: true\nurl: {}/api\n", mock.url()));
+        let connector = build(&format!(
+            "dangerous_allow_private: true\nurl: {}/api\n",
+            mock.url()
+        ));
         let spec = pagination("link: {}\n");
         let error = connector
             .paginate(request("GET", "/items"), fast(), &spec, Vars::default())
@@ -259,7 +274,10 @@ async fn links_off_the_connector_are_refused() {
 async fn the_page_cap_truncates_with_a_warning() {
     let mock = MockUpstream::start().await;
     serve_cursor_pages(&mock, u64::MAX);
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = pagination("cursor: {from: .body.next_cursor}\nitems: .body.data\nmax_pages: 4\n");
     let collected = connector
         .paginate(request("GET", "/items"), fast(), &spec, Vars::default())
@@ -279,7 +297,10 @@ async fn the_page_cap_truncates_with_a_warning() {
     // A cap equal to the number of pages is no truncation.
     let mock = MockUpstream::start().await;
     serve_cursor_pages(&mock, 4);
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let collected = connector
         .paginate(request("GET", "/items"), fast(), &spec, Vars::default())
         .collect()
@@ -293,7 +314,10 @@ async fn the_page_cap_truncates_with_a_warning() {
 async fn pages_are_fetched_only_when_asked_for() {
     let mock = MockUpstream::start().await;
     serve_cursor_pages(&mock, PAGES);
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = pagination("cursor: {from: .body.next_cursor}\nitems: .body.data\n");
     let stream = connector
         .paginate(request("GET", "/items"), fast(), &spec, Vars::default())
@@ -333,7 +357,10 @@ async fn retries_apply_to_each_page() {
         let to = if page < 5 { page * 2 } else { page * 2 - 1 };
         Reply::json(200, json!(items((page - 1) * 2, to)))
     });
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = pagination("page: {size: 2}\n");
     let mut pages = connector.paginate(request("GET", "/items"), fast(), &spec, Vars::default());
     let mut attempts = Vec::new();
@@ -369,7 +396,10 @@ async fn later_pages_get_their_own_idempotency_keys() {
         let next = (cursor != "2").then(|| (cursor.parse::<u32>().unwrap() + 1).to_string());
         Reply::json(200, json!({ "hits": [cursor], "next": next }))
     });
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = pagination("cursor: {from: .body.next}\nitems: .body.hits\n");
     let first = CallRequest {
         body: Some(json!({ "q": "x" })),
@@ -412,7 +442,10 @@ async fn unusable_pages_are_errors() {
         "/odd-cursor",
         Reply::json(200, json!({ "data": [1], "next": { "c": 1 } })),
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     let spec = pagination("page: {}\n");
     let error = connector
@@ -449,7 +482,10 @@ async fn unusable_pages_are_errors() {
 async fn run_variables_reach_pagination_expressions() {
     let mock = MockUpstream::start().await;
     serve_cursor_pages(&mock, 3);
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let spec = pagination(
         "cursor: {from: .body.next_cursor}\nitems: '[.body.data[] | .n + $state.add]'\n",
     );

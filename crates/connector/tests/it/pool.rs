@@ -17,7 +17,9 @@ async fn sequential_calls_reuse_one_connection() {
     );
     // The proxy sees every TCP connection the connector opens.
     let (proxy, connections) = counting_proxy(mock.addr()).await;
-    let connector = build(&format!("dangerous_allow_private: true\nurl: http://{proxy}\n"));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: http://{proxy}\n"
+    ));
 
     for i in 0..50 {
         let response = connector

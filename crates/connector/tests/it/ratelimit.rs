@@ -153,7 +153,10 @@ async fn a_429_with_retry_after_pauses_every_caller() {
         [Reply::too_many_requests(Duration::from_secs(1))],
     );
     // No configured rate limit: the upstream's word is enough.
-    let connector = Arc::new(build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url())));
+    let connector = Arc::new(build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    )));
     let first = {
         let connector = Arc::clone(&connector);
         tokio::spawn(async move {
@@ -241,7 +244,10 @@ async fn exhausted_quota_headers_pause_every_caller() {
                 last_call = last_call.with_header(header, value);
             }
             mock.script("GET", "/items", [last_call]);
-            let connector = Arc::new(build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url())));
+            let connector = Arc::new(build(&format!(
+                "dangerous_allow_private: true\nurl: {}\n",
+                mock.url()
+            )));
             let first = connector
                 .send(&request("GET", "/items"), once())
                 .await

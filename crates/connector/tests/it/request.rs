@@ -160,7 +160,10 @@ async fn request_headers_replace_defaults_and_the_credential_replaces_both() {
 async fn a_path_without_leading_slash_is_refused_before_sending() {
     let mock = MockUpstream::start().await;
     // No base path: `.evil.example/x` would otherwise extend the host name.
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     for path in [".evil.example/x", "contacts", "@evil.example/x"] {
         let error = call_err(&connector, &request("GET", path)).await;

@@ -22,7 +22,10 @@ async fn transient_failures_are_retried_until_success() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({ "ok": true })));
     mock.script("GET", "/items", [Reply::status(503), Reply::status(503)]);
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let done = connector
         .send(&request("GET", "/items"), fast(3))
         .await
@@ -41,7 +44,10 @@ async fn retry_after_is_waited_for() {
         "/items",
         [Reply::status(429).with_header("Retry-After", "2")],
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let started = Instant::now();
     let done = connector
         .send(&request("GET", "/items"), fast(3))
@@ -68,7 +74,10 @@ async fn retry_after_is_capped_by_the_backoff_maximum() {
         "/items",
         [Reply::status(503).with_header("Retry-After", "3600")],
     );
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let policy = RetryPolicy {
         max: Duration::from_millis(100),
         ..fast(2)
@@ -85,7 +94,10 @@ async fn retry_after_is_capped_by_the_backoff_maximum() {
 async fn exhausted_attempts_return_the_last_error() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::status(502));
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let failed = connector
         .send(&request("GET", "/items"), fast(4))
         .await
@@ -99,7 +111,10 @@ async fn exhausted_attempts_return_the_last_error() {
 async fn client_errors_are_not_retried() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::status(404));
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
     let failed = connector
         .send(&request("GET", "/items"), fast(5))
         .await
@@ -112,7 +127,10 @@ async fn client_errors_are_not_retried() {
 async fn post_is_retried_only_with_an_idempotency_key_and_keeps_it() {
     let mock = MockUpstream::start().await;
     mock.route("POST", "/charges", Reply::status(503));
-    let connector = build(&format!("dangerous_allow_private: true\nurl: {}\n", mock.url()));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n",
+        mock.url()
+    ));
 
     let without_key = connector
         .send(&request("POST", "/charges"), fast(3))
@@ -151,7 +169,10 @@ async fn the_idempotency_header_is_configurable_or_off() {
         mock.url()
     ));
     custom.send(&keyed, fast(1)).await.unwrap();
-    let off = build(&format!("dangerous_allow_private: true\nurl: {}\nidempotency_header: \"\"\n", mock.url()));
+    let off = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\nidempotency_header: \"\"\n",
+        mock.url()
+    ));
     off.send(&keyed, fast(1)).await.unwrap();
     let requests = mock.requests();
     assert_eq!(requests[0].header("x-request-id"), Some("k1"));

@@ -39,7 +39,11 @@ impl Pki {
 
     /// A certificate for `names` signed by the CA, written as
     /// `NAME.pem` and `NAME.key`; returned in DER for a server.
-    fn issue(&self, name: &str, names: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    fn issue(
+        &self,
+        name: &str,
+        names: &[&str],
+    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
         let key = KeyPair::generate().unwrap();
         let params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
