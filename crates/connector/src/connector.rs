@@ -202,7 +202,7 @@ impl Connector {
             secret_values.push(signer.secret_value().to_string());
         }
         masker.add(secret_values);
-        let redirects = RedirectPolicy::build(name, config.redirects.as_ref().map(|r| &r.value))
+        let redirects = RedirectPolicy::build(config.redirects.as_ref().map(|r| &r.value))
             .map_err(config_error)?;
         Ok(Connector {
             name: name.to_string(),
@@ -557,7 +557,7 @@ impl Connector {
             connector: self.name.clone(),
             method: request.method.clone(),
             path: request.path.clone(),
-            refusal,
+            refusal: Box::new(refusal),
         }
     }
 

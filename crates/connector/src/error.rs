@@ -151,7 +151,9 @@ pub enum CallError {
         connector: String,
         method: String,
         path: String,
-        refusal: AddressRefusal,
+        /// Boxed: it is rare, and every `Result` carrying a `CallError` pays
+        /// for the largest variant.
+        refusal: Box<AddressRefusal>,
     },
     /// The upstream answered with a redirect that was not followed. Only the
     /// target's origin is named: its path and query may hold anything.
@@ -167,19 +169,18 @@ pub enum CallError {
     },
 }
 
-/// Why a redirect was not followed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a redirect was not followed. Small and `Copy`: the error around it
+/// names the connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RedirectRefusal {
-    #[error("connector `{connector}` follows no redirects (allow them with `redirects`)")]
-    Off { connector: String },
-    #[error(
-        "another origin, and its host is not in `redirects.allow_hosts` of connector `{connector}`"
-    )]
-    OtherOrigin { connector: String },
+    #[error("the connector follows no redirects (allow them with `redirects`)")]
+    Off,
+    #[error("another origin, and its host is not in the connector's `redirects.allow_hosts`")]
+    OtherOrigin,
     #[error("a connector on https:// is never redirected to http://")]
     Downgrade,
-    #[error("more than {max} redirects (`redirects.max` of connector `{connector}`)")]
-    TooMany { connector: String, max: u32 },
+    #[error("more than {max} redirects (the connector's `redirects.max`)")]
+    TooMany { max: u32 },
     #[error("the `Location` header is missing or not a usable http(s) URL")]
     BadLocation,
 }

@@ -33,7 +33,6 @@ use crate::error::RedirectRefusal;
 /// The redirects one connector follows.
 #[derive(Clone, Debug)]
 pub(crate) struct RedirectPolicy {
-    connector: String,
     /// `None` when `redirects` is not configured: none are followed.
     allowed: Option<Allowed>,
 }
@@ -66,10 +65,7 @@ pub(crate) fn is_redirect(status: StatusCode) -> bool {
 }
 
 impl RedirectPolicy {
-    pub(crate) fn build(
-        connector: &str,
-        config: Option<&RedirectConfig>,
-    ) -> Result<RedirectPolicy, String> {
+    pub(crate) fn build(config: Option<&RedirectConfig>) -> Result<RedirectPolicy, String> {
         let allowed = match config {
             None => None,
             Some(config) => {
@@ -84,10 +80,7 @@ impl RedirectPolicy {
                 })
             }
         };
-        Ok(RedirectPolicy {
-            connector: connector.to_string(),
-            allowed,
-        })
+        Ok(RedirectPolicy { allowed })
     }
 
     /// Decides on a redirect answer to a request for `current` (hop number
@@ -117,15 +110,10 @@ impl RedirectPolicy {
             reason,
         };
         let Some(allowed) = &self.allowed else {
-            return Err(refuse(RedirectRefusal::Off {
-                connector: self.connector.clone(),
-            }));
+            return Err(refuse(RedirectRefusal::Off));
         };
         if hops >= allowed.max {
-            return Err(refuse(RedirectRefusal::TooMany {
-                connector: self.connector.clone(),
-                max: allowed.max,
-            }));
+            return Err(refuse(RedirectRefusal::TooMany { max: allowed.max }));
         }
         if base.scheme() == "https" && target.scheme() == "http" {
             return Err(refuse(RedirectRefusal::Downgrade));
@@ -139,9 +127,7 @@ impl RedirectPolicy {
                 .any(|(h, p)| h == host && p.is_none_or(|p| Some(p) == port))
         };
         if target.origin() != base.origin() && !listed() {
-            return Err(refuse(RedirectRefusal::OtherOrigin {
-                connector: self.connector.clone(),
-            }));
+            return Err(refuse(RedirectRefusal::OtherOrigin));
         }
         let becomes_get = match status.as_u16() {
             303 => *method != Method::HEAD,
@@ -187,13 +173,10 @@ mod tests {
     }
 
     fn policy(max: u32, hosts: &[&str]) -> RedirectPolicy {
-        RedirectPolicy::build(
-            "crm",
-            Some(&RedirectConfig {
-                max,
-                allow_hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            }),
-        )
+        RedirectPolicy::build(Some(&RedirectConfig {
+            max,
+            allow_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        }))
         .unwrap()
     }
 
@@ -216,12 +199,12 @@ mod tests {
 
     #[test]
     fn off_by_default_naming_only_the_origin() {
-        let off = RedirectPolicy::build("crm", None).unwrap();
+        let off = RedirectPolicy::build(None).unwrap();
         let refused = decide(&off, "https://evil.test:8443/x?key=1", 302, Method::GET)
             .err()
             .unwrap();
         assert_eq!(refused.origin, "https://evil.test:8443");
-        assert!(matches!(refused.reason, RedirectRefusal::Off { .. }));
+        assert!(matches!(refused.reason, RedirectRefusal::Off));
     }
 
     #[test]
@@ -290,7 +273,7 @@ mod tests {
         assert!(at(1).is_ok());
         assert!(matches!(
             at(2).err().unwrap().reason,
-            RedirectRefusal::TooMany { max: 2, .. }
+            RedirectRefusal::TooMany { max: 2 }
         ));
         for bad in ["ftp://api.example.com/x", "javascript:alert(1)"] {
             let refused = decide(&two, bad, 302, Method::GET).err().unwrap();
