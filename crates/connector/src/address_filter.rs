@@ -211,6 +211,7 @@ impl AddressFilter {
     /// Whether `address`, reached through `host`, may be connected to.
     pub(crate) fn check(&self, host: &str, address: IpAddr) -> Result<(), AddressRefusal> {
         let AddressFilter::Refuse { allowed } = self else {
+            // DangerAllowAll: the connector opted out of the check.
             return Ok(());
         };
         let Some(kind) = classify(address) else {
@@ -236,6 +237,7 @@ impl AddressFilter {
     /// judged by [`GuardedResolver`].
     pub(crate) fn check_url(&self, url: &reqwest::Url) -> Result<(), AddressRefusal> {
         if matches!(self, AddressFilter::DangerAllowAll) {
+            // Opted out: not even the host is looked at.
             return Ok(());
         }
         let address = match url.host() {
@@ -250,6 +252,7 @@ impl AddressFilter {
     /// address is allowed and the default resolver will do.
     pub(crate) fn resolver(&self) -> Option<Arc<GuardedResolver>> {
         match self {
+            // Opted out: the client's default resolver, nothing added.
             AddressFilter::DangerAllowAll => None,
             AddressFilter::Refuse { .. } => Some(Arc::new(GuardedResolver {
                 filter: self.clone(),
