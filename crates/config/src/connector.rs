@@ -71,7 +71,7 @@ pub struct ConnectorConfig {
     /// client certificate (mutual TLS). Applies to the OAuth 2.0 token
     /// endpoint too.
     #[serde(default)]
-    pub tls: Option<Located<TlsConfig>>,
+    pub tls: Option<Located<ConnectorTlsConfig>>,
 }
 
 /// Which inward addresses a connector may reach (see
@@ -137,7 +137,7 @@ pub const MAX_REDIRECTS: u32 = 20;
 /// each file is read and checked when the configuration loads.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TlsConfig {
+pub struct ConnectorTlsConfig {
     /// PEM bundle of the certificate authorities trusted for this upstream,
     /// in place of the system's (a private CA).
     #[serde(default)]
@@ -151,7 +151,7 @@ pub struct TlsConfig {
     pub client_key: Option<Located<PathBuf>>,
 }
 
-impl TlsConfig {
+impl ConnectorTlsConfig {
     /// Resolves relative paths against the project folder.
     pub(crate) fn resolve_paths(&mut self, dir: &Path) {
         for path in [&mut self.ca, &mut self.client_cert, &mut self.client_key]

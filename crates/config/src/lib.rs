@@ -38,7 +38,7 @@ pub use connector::{
     AuthConfig, BackoffConfig, ConnectorConfig, OAuth2ClientAuth, OAuth2Config, OAuth2Grant,
     RetryConfig, SignAlgorithm, SignConfig, SignEncoding,
 };
-pub use connector::{MAX_REDIRECTS, RedirectConfig, TlsConfig};
+pub use connector::{ConnectorTlsConfig, MAX_REDIRECTS, RedirectConfig};
 pub use diagnostic::{Diagnostic, Report};
 pub use duration::HumanDuration;
 pub use flow::{

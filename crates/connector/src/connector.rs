@@ -712,7 +712,7 @@ async fn read_error_body(mut response: reqwest::Response, limit: usize) -> Vec<u
 /// What every HTTP client of a connector shares: its address filter and TLS.
 pub(crate) struct Outbound<'a> {
     pub filter: &'a AddressFilter,
-    pub tls: Option<&'a patchbay_config::TlsConfig>,
+    pub tls: Option<&'a patchbay_config::ConnectorTlsConfig>,
 }
 
 impl Outbound<'_> {

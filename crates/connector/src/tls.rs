@@ -12,13 +12,13 @@
 
 use std::path::Path;
 
-use patchbay_config::TlsConfig;
+use patchbay_config::ConnectorTlsConfig;
 use reqwest::{Certificate, ClientBuilder, Identity};
 
 /// Adds the connector's TLS settings to an HTTP client under construction.
 pub(crate) fn configure(
     builder: ClientBuilder,
-    tls: Option<&TlsConfig>,
+    tls: Option<&ConnectorTlsConfig>,
 ) -> Result<ClientBuilder, String> {
     let Some(tls) = tls else {
         return Ok(builder);
