@@ -22,6 +22,8 @@ use patchbay_expr::{Budget, EvalError, Limit, Vars};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::context::RunContext;
+
 /// Steps an evaluation may take inline. Measured on this project's demo and benchmark
 /// flows, their expressions take from 5 to 400 steps; a `map` over a hundred items about
 /// 2,000. At roughly 50 ns a step, 20,000 steps hold a worker for about a millisecond at
@@ -186,31 +188,24 @@ impl Evaluator {
 /// Copies of an evaluation's input and variables, for the pool thread.
 struct OwnedVars {
     input: Value,
-    event: Value,
-    steps: Value,
-    state: Value,
-    headers: Value,
+    context: RunContext,
 }
 
 impl OwnedVars {
     fn of(input: &Value, vars: &Vars<'_>) -> OwnedVars {
         OwnedVars {
             input: input.clone(),
-            event: vars.event.clone(),
-            steps: vars.steps.clone(),
-            state: vars.state.clone(),
-            headers: vars.headers.clone(),
+            context: RunContext {
+                event: vars.event.clone(),
+                headers: vars.headers.clone(),
+                steps: vars.steps.clone(),
+                state: vars.state.clone(),
+            },
         }
     }
 
     fn vars(&self, budget: Budget) -> Vars<'_> {
-        Vars {
-            event: &self.event,
-            steps: &self.steps,
-            state: &self.state,
-            headers: &self.headers,
-            budget,
-        }
+        self.context.vars(budget)
     }
 }
 
