@@ -7,39 +7,14 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
 use crate::support::{
-    CONTACTS_FLOW, Patchbay, TestProject, binary, eventually, output_with_stdin, patchbay_run,
-    store_file,
+    ADMIN_TOKEN, CONTACTS_FLOW, Patchbay, READ_TOKEN, TestProject, binary, eventually,
+    output_with_stdin, patchbay_run, store_file, tokened_contacts_node, tokened_root,
 };
 
-const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
-const READ_TOKEN: &str = "read-token-0123456789abcdef";
 const SECRET_VALUE: &str = "audit-s3cret-value-never-shown";
-
-fn root() -> String {
-    format!(
-        "\
-connectors:
-  crm:
-    url: ${{env:CRM_URL}}
-    circuit_breaker: off
-    dangerous_allow_private: true
-api:
-  tokens:
-    - name: admin
-      token: {ADMIN_TOKEN}
-      scopes: [admin]
-    - name: reader
-      token: {READ_TOKEN}
-      scopes: [read]
-engine:
-  run_retries: []
-"
-    )
-}
 
 /// `method` on `path` with `token`; the status and the JSON answer.
 async fn call(base: &str, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -107,19 +82,7 @@ fn assert_entry(entry: &Value, actor: &str, target: Option<&str>, status: u16) {
 
 #[tokio::test]
 async fn management_actions_and_refused_tokens_are_audited() {
-    let crm = MockUpstream::start().await;
-    // A permanent refusal: the run dies at once, a dead letter to replay.
-    crm.route(
-        "POST",
-        "/contacts",
-        Reply::json(400, json!({"error": "bad"})),
-    );
-    let project = TestProject::new(&root(), &[("contacts", CONTACTS_FLOW)]);
-    let log = project.path().join("patchbay.log");
-    let node = Patchbay::spawn(
-        patchbay_run(project.path(), &[("CRM_URL", crm.url())]),
-        &log,
-    );
+    let (_crm, project, node) = tokened_contacts_node().await;
     let base = node.base.clone();
 
     // Refused: an unknown token, and a known one without the scope.
@@ -307,7 +270,7 @@ async fn management_actions_and_refused_tokens_are_audited() {
 
 #[tokio::test]
 async fn an_action_whose_audit_entry_cannot_be_written_is_not_done() {
-    let project = TestProject::new(&root(), &[("contacts", CONTACTS_FLOW)]);
+    let project = TestProject::new(&tokened_root(), &[("contacts", CONTACTS_FLOW)]);
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(
         patchbay_run(

@@ -5,37 +5,12 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use patchbay_testkit::{MockUpstream, Reply};
+use patchbay_testkit::Reply;
 use serde_json::{Value, json};
 
 use crate::support::{
-    CONTACTS_FLOW, Patchbay, TestProject, binary, eventually, output_with_stdin, patchbay_run,
+    ADMIN_TOKEN, READ_TOKEN, binary, eventually, output_with_stdin, tokened_contacts_node,
 };
-
-const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
-const READ_TOKEN: &str = "read-token-0123456789abcdef";
-
-fn root() -> String {
-    format!(
-        "\
-connectors:
-  crm:
-    url: ${{env:CRM_URL}}
-    dangerous_allow_private: true
-    circuit_breaker: off
-api:
-  tokens:
-    - name: admin
-      token: {ADMIN_TOKEN}
-      scopes: [admin]
-    - name: reader
-      token: {READ_TOKEN}
-      scopes: [read]
-engine:
-  run_retries: []
-"
-    )
-}
 
 /// Runs `patchbay ARGS --url BASE` with `token` in the environment.
 fn cli(base: &str, token: Option<&str>, args: &[&str], stdin: &str) -> Output {
@@ -85,19 +60,7 @@ async fn run_status(base: &str, id: &str) -> String {
 
 #[tokio::test]
 async fn every_api_action_has_a_command() {
-    let crm = MockUpstream::start().await;
-    // A permanent refusal: the run dies at once, a dead letter to replay.
-    crm.route(
-        "POST",
-        "/contacts",
-        Reply::json(400, json!({"error": "bad"})),
-    );
-    let project = TestProject::new(&root(), &[("contacts", CONTACTS_FLOW)]);
-    let log = project.path().join("patchbay.log");
-    let node = Patchbay::spawn(
-        patchbay_run(project.path(), &[("CRM_URL", crm.url())]),
-        &log,
-    );
+    let (crm, _project, node) = tokened_contacts_node().await;
     let base = node.base.clone();
     let admin = Some(ADMIN_TOKEN);
 

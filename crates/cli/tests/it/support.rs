@@ -467,3 +467,52 @@ pub fn panics_in_log(log: &Path) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The admin token of [`tokened_root`].
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
+/// The read-only token of [`tokened_root`].
+pub const READ_TOKEN: &str = "read-token-0123456789abcdef";
+
+/// `patchbay.yaml` with a `crm` connector at `${env:CRM_URL}` (no breaker,
+/// no run-level retries) and an API guarded by [`ADMIN_TOKEN`] and
+/// [`READ_TOKEN`].
+pub fn tokened_root() -> String {
+    format!(
+        "\
+connectors:
+  crm:
+    url: ${{env:CRM_URL}}
+    dangerous_allow_private: true
+    circuit_breaker: off
+api:
+  tokens:
+    - name: admin
+      token: {ADMIN_TOKEN}
+      scopes: [admin]
+    - name: reader
+      token: {READ_TOKEN}
+      scopes: [read]
+engine:
+  run_retries: []
+"
+    )
+}
+
+/// The real binary serving [`CONTACTS_FLOW`] under [`tokened_root`], its
+/// `crm` upstream refusing every contact with 400: a permanent refusal, so a
+/// triggered run is dead at once, a dead letter to replay.
+pub async fn tokened_contacts_node() -> (patchbay_testkit::MockUpstream, TestProject, Patchbay) {
+    let crm = patchbay_testkit::MockUpstream::start().await;
+    crm.route(
+        "POST",
+        "/contacts",
+        patchbay_testkit::Reply::json(400, serde_json::json!({"error": "bad"})),
+    );
+    let project = TestProject::new(&tokened_root(), &[("contacts", CONTACTS_FLOW)]);
+    let log = project.path().join("patchbay.log");
+    let node = Patchbay::spawn(
+        patchbay_run(project.path(), &[("CRM_URL", crm.url())]),
+        &log,
+    );
+    (crm, project, node)
+}
