@@ -23,10 +23,12 @@
 
 pub mod demo;
 mod error;
+mod listener;
 pub mod mock;
 pub mod oauth;
 mod sync;
 
 pub use error::TestkitError;
+pub use listener::counting_listener;
 pub use mock::{MockUpstream, RecordedRequest, Reply, ReplyBody};
 pub use oauth::{OAuthServer, TokenValidator};

@@ -3,14 +3,11 @@
 //! without credentials; an inward address is refused before any connection;
 //! plain http to another host is a `check` warning.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use patchbay_testkit::{MockUpstream, Reply};
+use patchbay_testkit::{MockUpstream, Reply, counting_listener};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 use crate::support::{
     Patchbay, TestProject, eventually, get_json, patchbay, patchbay_run, post_json,
@@ -43,21 +40,6 @@ fn flow(connector: &str, method: &str) -> String {
         "trigger: {{ webhook: {{ path: /hooks/{connector} }} }}\nsteps:\n  \
          - call: {connector} {method} /start\n    body: '.'\n"
     )
-}
-
-/// Counts the connections made to it and drops them.
-async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            drop(socket);
-        }
-    });
-    (addr, accepted)
 }
 
 /// Posts `body` to the webhook of `connector` and waits for the run to end.
@@ -94,7 +76,7 @@ async fn redirects_and_inward_addresses_through_the_binary() {
             Reply::status(307).with_header("location", &format!("{}/landing", target.url())),
         );
     }
-    let (inward, accepted) = counting_listener().await;
+    let (inward, accepted) = counting_listener("127.0.0.1").await.unwrap();
     let project = TestProject::new(
         ROOT,
         &[

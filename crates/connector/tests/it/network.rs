@@ -3,32 +3,14 @@
 //! endpoint), `dangerous_allow_private` CIDRs, and redirects: off by
 //! default, never carrying a credential to another origin.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use patchbay_config::MapEnv;
 use patchbay_connector::{CallClass, CallError, Connector, RetryPolicy};
-use patchbay_testkit::{MockUpstream, Reply};
+use patchbay_testkit::{MockUpstream, Reply, counting_listener};
 use serde_json::json;
-use tokio::net::TcpListener;
 
 use crate::support::{build, build_with, call_err, config, env, request};
-
-/// A listener that counts the connections it accepts and drops them.
-async fn counting_listener(ip: &str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            drop(socket);
-        }
-    });
-    (addr, accepted)
-}
 
 /// Calls `connector` with its retries and insists on an address refusal.
 async fn refused(connector: &Connector) -> CallError {
@@ -50,7 +32,7 @@ async fn refused(connector: &Connector) -> CallError {
 
 #[tokio::test]
 async fn literal_loopback_is_refused_before_connecting() {
-    let (addr, accepted) = counting_listener("127.0.0.1").await;
+    let (addr, accepted) = counting_listener("127.0.0.1").await.unwrap();
     let connector = build(&format!("url: http://{addr}\n"));
     let error = refused(&connector).await;
     let message = error.to_string();
@@ -66,7 +48,7 @@ async fn literal_loopback_is_refused_before_connecting() {
 
 #[tokio::test]
 async fn a_name_resolving_to_loopback_is_refused() {
-    let (addr, accepted) = counting_listener("127.0.0.1").await;
+    let (addr, accepted) = counting_listener("127.0.0.1").await.unwrap();
     let connector = build(&format!("url: http://localhost:{}\n", addr.port()));
     let message = refused(&connector).await.to_string();
     assert!(message.contains("`localhost` is "), "{message}");
@@ -76,7 +58,7 @@ async fn a_name_resolving_to_loopback_is_refused() {
 
 #[tokio::test]
 async fn the_ipv4_mapped_form_of_loopback_is_refused() {
-    let (addr, accepted) = counting_listener("127.0.0.1").await;
+    let (addr, accepted) = counting_listener("127.0.0.1").await.unwrap();
     for host in [
         "[::ffff:127.0.0.1]",
         "[::ffff:7f00:1]",
@@ -115,7 +97,7 @@ async fn metadata_and_private_addresses_are_refused_without_a_packet() {
 async fn cidr_opt_in_allows_exactly_its_range() {
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({"ok": true})));
-    let (other, accepted) = counting_listener("127.0.0.2").await;
+    let (other, accepted) = counting_listener("127.0.0.2").await.unwrap();
     let yaml =
         |addr: String| format!("dangerous_allow_private: [127.0.0.1/32]\nurl: http://{addr}\n");
     let allowed = build(&yaml(mock.addr().to_string()));
@@ -137,7 +119,7 @@ async fn cidr_opt_in_allows_exactly_its_range() {
 #[tokio::test]
 async fn a_refused_token_endpoint_is_never_contacted() {
     let api = MockUpstream::start().await;
-    let (token, accepted) = counting_listener("127.0.0.2").await;
+    let (token, accepted) = counting_listener("127.0.0.2").await.unwrap();
     let connector = build_with(
         &format!(
             "dangerous_allow_private: [127.0.0.1/32]\nurl: {}\n\
@@ -361,7 +343,7 @@ async fn redirects_to_unlisted_hosts_or_past_max_are_refused() {
 
 #[tokio::test]
 async fn every_redirect_hop_passes_the_address_filter() {
-    let (inward, accepted) = counting_listener("127.0.0.2").await;
+    let (inward, accepted) = counting_listener("127.0.0.2").await.unwrap();
     let start = redirecting(302, &format!("http://{inward}/x")).await;
     let connector = build(&format!(
         "dangerous_allow_private: [127.0.0.1/32]\nurl: {}\n\
