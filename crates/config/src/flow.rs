@@ -1,10 +1,13 @@
 //! Flow configuration: a trigger and the steps it runs.
 //!
 //! A step is one YAML mapping with exactly one kind key (`call`, `transform`,
-//! `filter`, `set_state`, `respond`) plus modifiers (`id`, `for_each`,
-//! `concurrency`, `on_error`, and for `call`: `query`, `headers`, `body`). Keeping steps
-//! flat, rather than nesting each kind, keeps flows short to read and write;
-//! [`crate::validate`] enforces the one-kind rule with a located error.
+//! `switch`, ...) and the keys that go with it (for `call`: `query`,
+//! `headers`, `body`...), plus modifiers every step shares (`id`, `when`,
+//! `for_each`, `concurrency`, `on_error`). Keeping steps flat, rather than
+//! nesting each kind, keeps flows short to read and write. The kinds are the
+//! engine's: this crate keeps a step's kind keys as located [`Node`]s, and
+//! the engine's kind reads them, reporting the one-kind rule and every
+//! kind-specific problem with its location.
 //!
 //! Every expression is a jq program kept as a located string; the engine
 //! compiles them when the project loads.
@@ -14,6 +17,7 @@ use serde::Deserialize;
 
 use crate::duration::HumanDuration;
 use crate::located::Located;
+use crate::node::Node;
 
 /// One flow: what starts it and what it does.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -227,65 +231,131 @@ impl ScheduleTrigger {
 #[serde(deny_unknown_fields)]
 pub struct ManualTrigger {}
 
-/// One step of a flow. Exactly one of `call`, `graphql`, `transform`,
-/// `filter`, `set_state`, `respond` must be given.
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// One step of a flow: the modifiers every step shares, and the keys of its
+/// kind (`call` with `query`, `body`...; `transform`; `switch`...), which the
+/// engine's step kinds read from [`StepConfig::fields`]. This crate does not
+/// know the kinds: each lives in a file of its own in the engine.
+#[derive(Clone, Debug, Default)]
 pub struct StepConfig {
     /// Name of the step's result in `$steps` (default `step-N`, from 1).
-    #[serde(default)]
     pub id: Option<Located<String>>,
-    /// An HTTP call: `CONNECTOR METHOD /path`, where `{jq}` in the path is
-    /// replaced by the expression's value, e.g. `erp PUT /customers/{.id}`.
-    /// Its result is `{status, headers, body}`.
-    #[serde(default)]
-    pub call: Option<Located<String>>,
-    /// jq producing an object of query parameters for `call`.
-    #[serde(default)]
-    pub query: Option<Located<String>>,
-    /// jq producing an object of extra request headers for `call`.
-    #[serde(default)]
-    pub headers: Option<Located<String>>,
-    /// jq producing the JSON request body for `call`.
-    #[serde(default)]
-    pub body: Option<Located<String>>,
-    /// jq producing the idempotency key of a `call` (default for `POST` and
-    /// `PATCH`: derived from the run id, the step and the item). Retries and
-    /// resumed runs send the same key, so the upstream applies the call once.
-    #[serde(default)]
-    pub idempotency_key: Option<Located<String>>,
-    /// Retries of a `call`, replacing its connector's `retry`.
-    #[serde(default)]
-    pub retry: Option<Located<crate::connector::RetryConfig>>,
-    /// jq whose value becomes the step's result.
-    #[serde(default)]
-    pub transform: Option<Located<String>>,
-    /// jq condition; when false or null the run ends, marked `skipped`.
-    #[serde(default)]
-    pub filter: Option<Located<String>>,
-    /// jq producing the flow's new persistent state (`$state` in later runs).
-    #[serde(default)]
-    pub set_state: Option<Located<String>>,
-    /// The answer to a `sync` webhook.
-    #[serde(default)]
-    pub respond: Option<Located<RespondConfig>>,
+    /// jq condition: when false or null the step is skipped (its result is
+    /// `null`) and the run goes on.
+    pub when: Option<Located<String>>,
     /// jq producing an array: the step runs once per item, with the item as
     /// `.`; its result is the array of per-item results, in order.
-    #[serde(default)]
     pub for_each: Option<Located<String>>,
     /// With `for_each`, how many items run at once (default 4).
-    #[serde(default)]
     pub concurrency: Option<Located<usize>>,
     /// What happens when the step fails (default `retry`).
-    #[serde(default)]
     pub on_error: Option<Located<OnError>>,
-    /// Fetch the results of a `call` or `graphql` step page by page.
-    #[serde(default)]
-    pub paginate: Option<Located<crate::paginate::PaginateConfig>>,
-    /// A GraphQL operation sent to a connector; its result is the response's
-    /// `data`.
-    #[serde(default)]
-    pub graphql: Option<Located<crate::paginate::GraphqlConfig>>,
+    /// Every other key, in file order: the kind's own.
+    pub fields: Vec<(Located<String>, Node)>,
+}
+
+impl StepConfig {
+    /// The keys every step may carry, whatever its kind.
+    pub const MODIFIERS: [&'static str; 5] = ["id", "when", "for_each", "concurrency", "on_error"];
+
+    /// The step's name in `$steps`: its `id`, or `step-N` for the step at
+    /// position `index` (from 0).
+    pub fn name(&self, index: usize) -> String {
+        match &self.id {
+            Some(id) => id.value.clone(),
+            None => format!("step-{}", index + 1),
+        }
+    }
+
+    /// The value of the kind key `key`, when the step has it.
+    pub fn field(&self, key: &str) -> Option<&Node> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k.value == key)
+            .map(|(_, node)| node)
+    }
+}
+
+impl<'de> Deserialize<'de> for StepConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(StepVisitor)
+    }
+}
+
+struct StepVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StepVisitor {
+    type Value = StepConfig;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a step: a mapping with one kind key, e.g. `transform: .`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StepConfig, A::Error> {
+        use serde::de::Error;
+        let mut step = StepConfig::default();
+        while let Some(key) = map.next_key::<Located<String>>()? {
+            let duplicate = || A::Error::custom(format!("duplicate key `{}`", key.value));
+            match key.value.as_str() {
+                "id" if step.id.is_none() => step.id = Some(map.next_value()?),
+                "when" if step.when.is_none() => step.when = Some(map.next_value()?),
+                "for_each" if step.for_each.is_none() => step.for_each = Some(map.next_value()?),
+                "concurrency" if step.concurrency.is_none() => {
+                    step.concurrency = Some(map.next_value()?)
+                }
+                "on_error" if step.on_error.is_none() => step.on_error = Some(map.next_value()?),
+                modifier if Self::is_modifier(modifier) => return Err(duplicate()),
+                _ if step.fields.iter().any(|(k, _)| k.value == key.value) => {
+                    return Err(duplicate());
+                }
+                _ => {
+                    let value = map.next_value::<Node>()?;
+                    step.fields.push((key, value));
+                }
+            }
+        }
+        Ok(step)
+    }
+}
+
+impl StepVisitor {
+    fn is_modifier(key: &str) -> bool {
+        StepConfig::MODIFIERS.contains(&key)
+    }
+}
+
+/// The modifiers of a step, for its JSON Schema; the engine adds each kind's
+/// keys to it (see `patchbay schema`).
+#[derive(JsonSchema)]
+#[allow(dead_code)] // Only its schema is used.
+struct StepModifiers {
+    /// Name of the step's result in `$steps` (default `step-N`, from 1).
+    id: Option<String>,
+    /// jq condition: when false or null the step is skipped (its result is
+    /// `null`) and the run goes on.
+    when: Option<String>,
+    /// jq producing an array: the step runs once per item, with the item as
+    /// `.`; its result is the array of per-item results, in order.
+    for_each: Option<String>,
+    /// With `for_each`, how many items run at once (default 4).
+    concurrency: Option<usize>,
+    /// What happens when the step fails (default `retry`).
+    on_error: Option<OnError>,
+}
+
+impl JsonSchema for StepConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StepConfig".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = StepModifiers::json_schema(generator);
+        schema.insert(
+            "description".into(),
+            "One step: the modifiers every step shares, and exactly one kind key with the \
+             keys that go with it."
+                .into(),
+        );
+        schema
+    }
 }
 
 /// A step's error policy: what a failure of the step does to the run.
@@ -308,153 +378,4 @@ pub enum OnError {
     Continue,
     /// The run is dead at once, without run-level retries.
     Fail,
-}
-
-/// The response of a `sync` webhook.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RespondConfig {
-    /// HTTP status (default 200).
-    #[serde(default = "default_status")]
-    pub status: u16,
-    /// jq producing an object of response headers.
-    #[serde(default)]
-    pub headers: Option<Located<String>>,
-    /// jq producing the JSON response body (default: `null`, no body).
-    #[serde(default)]
-    pub body: Option<Located<String>>,
-}
-
-fn default_status() -> u16 {
-    200
-}
-
-/// The kind of a step, with its main expression.
-#[derive(Clone, Copy, Debug)]
-pub enum StepKind<'a> {
-    Call(&'a Located<String>),
-    Transform(&'a Located<String>),
-    Filter(&'a Located<String>),
-    SetState(&'a Located<String>),
-    Respond(&'a Located<RespondConfig>),
-    Graphql(&'a Located<crate::paginate::GraphqlConfig>),
-}
-
-impl StepKind<'_> {
-    pub fn name(&self) -> &'static str {
-        match self {
-            StepKind::Call(_) => "call",
-            StepKind::Transform(_) => "transform",
-            StepKind::Filter(_) => "filter",
-            StepKind::SetState(_) => "set_state",
-            StepKind::Respond(_) => "respond",
-            StepKind::Graphql(_) => "graphql",
-        }
-    }
-}
-
-impl StepConfig {
-    /// Every kind key present; a valid step has exactly one.
-    pub fn kinds(&self) -> Vec<StepKind<'_>> {
-        let mut kinds = Vec::with_capacity(1);
-        if let Some(v) = &self.call {
-            kinds.push(StepKind::Call(v));
-        }
-        if let Some(v) = &self.transform {
-            kinds.push(StepKind::Transform(v));
-        }
-        if let Some(v) = &self.filter {
-            kinds.push(StepKind::Filter(v));
-        }
-        if let Some(v) = &self.set_state {
-            kinds.push(StepKind::SetState(v));
-        }
-        if let Some(v) = &self.respond {
-            kinds.push(StepKind::Respond(v));
-        }
-        if let Some(v) = &self.graphql {
-            kinds.push(StepKind::Graphql(v));
-        }
-        kinds
-    }
-
-    /// The step's name in `$steps`: its `id`, or `step-N` for the step at
-    /// position `index` (from 0).
-    pub fn name(&self, index: usize) -> String {
-        match &self.id {
-            Some(id) => id.value.clone(),
-            None => format!("step-{}", index + 1),
-        }
-    }
-}
-
-/// A parsed `call:` line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallSpec {
-    pub connector: String,
-    pub method: String,
-    /// The path template, `{jq}` holes included.
-    pub path: String,
-}
-
-impl CallSpec {
-    const METHODS: [&'static str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-
-    /// Parses `CONNECTOR METHOD /path`. The path may contain spaces inside
-    /// `{jq}` holes, so everything after the method is the path.
-    pub fn parse(text: &str) -> Result<CallSpec, String> {
-        let text = text.trim();
-        let mut parts = text.splitn(3, char::is_whitespace);
-        let (Some(connector), Some(method), Some(path)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(format!(
-                "`call: {text}` should be `CONNECTOR METHOD /path`, e.g. `crm GET /contacts`"
-            ));
-        };
-        let method = method.to_ascii_uppercase();
-        if !Self::METHODS.contains(&method.as_str()) {
-            return Err(format!(
-                "unknown HTTP method `{method}` in `call: {text}` (use one of {})",
-                Self::METHODS.join(", ")
-            ));
-        }
-        let path = path.trim();
-        if !path.starts_with('/') {
-            return Err(format!("the path in `call: {text}` must start with `/`"));
-        }
-        Ok(CallSpec {
-            connector: connector.to_string(),
-            method,
-            path: path.to_string(),
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_call_lines() {
-        let spec = CallSpec::parse("erp put /customers/{ .id }").unwrap();
-        assert_eq!(spec.connector, "erp");
-        assert_eq!(spec.method, "PUT");
-        assert_eq!(spec.path, "/customers/{ .id }");
-        assert!(
-            CallSpec::parse("erp")
-                .unwrap_err()
-                .contains("CONNECTOR METHOD /path")
-        );
-        assert!(
-            CallSpec::parse("erp FETCH /x")
-                .unwrap_err()
-                .contains("unknown HTTP method")
-        );
-        assert!(
-            CallSpec::parse("erp GET x")
-                .unwrap_err()
-                .contains("must start with `/`")
-        );
-    }
 }

@@ -25,6 +25,7 @@ mod duration;
 mod flow;
 mod interpolate;
 mod located;
+mod node;
 mod paginate;
 mod project;
 mod schema;
@@ -42,12 +43,13 @@ pub use connector::{ConnectorTlsConfig, MAX_REDIRECTS, RedirectConfig};
 pub use diagnostic::{Diagnostic, Report};
 pub use duration::HumanDuration;
 pub use flow::{
-    CallSpec, FlowConfig, ManualTrigger, OnError, RespondConfig, ScheduleTrigger, StepConfig,
-    StepKind, TriggerConfig, WebhookMode, WebhookTrigger,
+    FlowConfig, ManualTrigger, OnError, ScheduleTrigger, StepConfig, TriggerConfig, WebhookMode,
+    WebhookTrigger,
 };
 pub use flow::{HmacAlgorithm, SecretList, SignatureEncoding, VerifyConfig};
 pub use interpolate::{Env, MapEnv, ProcessEnv, WithSecrets, interpolate};
 pub use located::Located;
+pub use node::{Node, NodeError, NodeValue};
 pub use paginate::{
     ConnectionPaging, CursorPaging, DEFAULT_MAX_PAGES, GraphqlConfig, LinkPaging, MAX_MAX_PAGES,
     OffsetPaging, PagePaging, PaginateConfig, PagingStyle,
@@ -60,3 +62,4 @@ pub use settings::{
     ApiConfig, ApiScope, ApiTokenConfig, EngineConfig, ExpressionConfig, ServerConfig, StoreConfig,
     TlsConfig,
 };
+pub use suggest::closest as suggest_closest;

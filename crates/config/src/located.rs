@@ -7,6 +7,9 @@
 use std::ops::Deref;
 
 use schemars::JsonSchema;
+use std::marker::PhantomData;
+
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 /// A value with the 1-based line and column of the YAML node it came from.
@@ -43,13 +46,56 @@ impl<T> Deref for Located<T> {
     }
 }
 
+/// The newtype name `Located<T>` deserializes through. serde-saphyr does not
+/// know it and hands over its own deserializer, from which `Spanned` takes
+/// the location; [`crate::node`]'s reader knows it and answers with a map of
+/// `line`, `column` and `value` taken from its tree.
+pub(crate) const LOCATED_NEWTYPE: &str = "patchbay::Located";
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        deserializer.deserialize_newtype_struct(LOCATED_NEWTYPE, LocatedVisitor(PhantomData))
+    }
+}
+
+struct LocatedVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for LocatedVisitor<T> {
+    type Value = Located<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a located value")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Located<T>, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(d)?;
         Ok(Located {
             value: spanned.value,
             line: spanned.referenced.line(),
             column: spanned.referenced.column(),
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Located<T>, A::Error> {
+        let (mut line, mut column, mut value) = (0, 0, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "line" => line = map.next_value()?,
+                "column" => column = map.next_value()?,
+                "value" => value = Some(map.next_value()?),
+                other => {
+                    return Err(de::Error::unknown_field(
+                        other,
+                        &["line", "column", "value"],
+                    ));
+                }
+            }
+        }
+        let value = value.ok_or_else(|| de::Error::missing_field("value"))?;
+        Ok(Located {
+            value,
+            line,
+            column,
         })
     }
 }

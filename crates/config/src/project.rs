@@ -72,6 +72,10 @@ pub struct Project {
     pub flows: BTreeMap<String, LoadedFlow>,
     /// Identifies this exact configuration: a hash of every source file.
     pub version: String,
+    /// Whether `patchbay.yaml` could be read. Without it every connector
+    /// reference would look unknown: those checks are skipped rather than
+    /// bury the parse error in noise.
+    pub root_parsed: bool,
 }
 
 impl Project {
@@ -213,10 +217,9 @@ impl Project {
             config,
             flows,
             version: format!("{:016x}", hasher.finish()),
+            root_parsed,
         };
-        // Without the root file every connector reference would look unknown:
-        // skip those checks rather than bury the parse error in noise.
-        report.extend(validate::project(&project, env, root_parsed));
+        report.extend(validate::project(&project, env));
         (project, report)
     }
 
@@ -283,7 +286,7 @@ fn strip_position_suffix(text: &str) -> String {
 
 /// Rewrites serde's `unknown field `retires`, expected one of `url`, `retry``
 /// into `unknown key `retires` — did you mean `retry`?`.
-fn suggest_key(message: &str) -> Option<String> {
+pub(crate) fn suggest_key(message: &str) -> Option<String> {
     let (what, rest) = if let Some(rest) = message.strip_prefix("unknown field `") {
         ("key", rest)
     } else if let Some(rest) = message.strip_prefix("unknown variant `") {

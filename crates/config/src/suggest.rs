@@ -3,10 +3,7 @@
 /// The candidate nearest to `name`, if it is plausibly a typo of it: a small
 /// edit distance, or a high Jaro-Winkler similarity (which forgives the
 /// extra letters of `retires` for `retry`).
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| {

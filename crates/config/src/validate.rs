@@ -5,7 +5,7 @@
 //! Every check adds to one [`Report`] rather than stopping at the first
 //! problem, so `patchbay check` shows everything to fix in one pass.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -14,21 +14,17 @@ use crate::connector::{
 };
 use crate::diagnostic::{Diagnostic, Report};
 use crate::flow::VerifyConfig;
-use crate::flow::{
-    CallSpec, FlowConfig, OnError, StepConfig, StepKind, TriggerConfig, WebhookMode,
-};
+use crate::flow::{FlowConfig, TriggerConfig};
 use crate::interpolate::{Env, interpolate};
 use crate::located::Located;
 use crate::project::Project;
 
 /// Paths the server keeps for itself.
 const RESERVED_PREFIXES: [&str; 4] = ["/api", "/healthz", "/metrics", "/ui"];
-const MAX_CONCURRENCY: usize = 1024;
 
-/// Checks a deserialized project; an empty report means it is valid.
-/// When `connectors_known` is false (the root file did not parse), references
-/// to connectors are not checked.
-pub fn project(project: &Project, env: &dyn Env, connectors_known: bool) -> Report {
+/// Checks a deserialized project's settings, connectors and triggers; its
+/// steps are checked by the engine's step kinds as it compiles them.
+pub fn project(project: &Project, env: &dyn Env) -> Report {
     let mut report = Report::default();
     let root = project.root_file.as_path();
 
@@ -52,8 +48,7 @@ pub fn project(project: &Project, env: &dyn Env, connectors_known: bool) -> Repo
         }
         check_trigger(file, name, &flow.config, &mut webhook_paths, &mut report);
         check_webhook_verify_and_dedupe(file, name, &flow.config, env, &mut report);
-        let connectors = connectors_known.then_some(&project.config.connectors);
-        check_steps(file, name, &flow.config, connectors, &mut report);
+        check_steps(file, name, &flow.config, &mut report);
     }
     report
 }
@@ -358,7 +353,7 @@ fn is_loopback_host(url: &url::Url) -> bool {
     }
 }
 
-fn check_retry(retry: &RetryConfig, report: &mut dyn FnMut(String)) {
+pub fn check_retry(retry: &RetryConfig, report: &mut dyn FnMut(String)) {
     if retry.attempts == 0 {
         report("retry.attempts must be at least 1 (1 disables retries)".into());
     }
@@ -581,7 +576,6 @@ fn check_trigger<'a>(
 ) {
     let trigger = &flow.trigger;
     let at = |message: String| Diagnostic::new(file, trigger.line, trigger.column, message);
-    let has_respond = flow.steps.iter().any(|s| s.respond.is_some());
     match &trigger.value {
         TriggerConfig::Webhook(hook) => {
             if !hook.path.starts_with('/') {
@@ -605,15 +599,9 @@ fn check_trigger<'a>(
                     hook.path
                 )));
             }
-            match hook.mode {
-                WebhookMode::Sync if !has_respond => report.push(at(format!(
-                    "flow `{flow_name}`: a `sync` webhook needs a `respond` step"
-                ))),
-                WebhookMode::Async if has_respond => report.push(at(format!(
-                    "flow `{flow_name}`: `respond` needs the webhook to be `mode: sync`"
-                ))),
-                _ => {}
-            }
+            // Whether a step answers (`respond` with `mode: sync`) is the
+            // engine's to check: steps are its kinds, and a `respond` may
+            // sit in a branch.
         }
         TriggerConfig::Schedule(schedule) => {
             if let Err(e) = croner::Cron::from_str(schedule.cron()) {
@@ -629,19 +617,8 @@ fn check_trigger<'a>(
                     "flow `{flow_name}`: unknown time zone `{zone}` (use an IANA name such as `Europe/Paris`)"
                 )));
             }
-            if has_respond {
-                report.push(at(format!(
-                    "flow `{flow_name}`: `respond` needs a `sync` webhook trigger"
-                )));
-            }
         }
-        TriggerConfig::Manual(_) => {
-            if has_respond {
-                report.push(at(format!(
-                    "flow `{flow_name}`: `respond` needs a `sync` webhook trigger"
-                )));
-            }
-        }
+        TriggerConfig::Manual(_) => {}
     }
 }
 
@@ -743,13 +720,9 @@ fn is_header_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn check_steps(
-    file: &Path,
-    flow_name: &str,
-    flow: &FlowConfig,
-    connectors: Option<&BTreeMap<String, Located<ConnectorConfig>>>,
-    report: &mut Report,
-) {
+/// Only what needs no knowledge of step kinds: the steps themselves are
+/// checked by the engine's step kinds as it compiles them.
+fn check_steps(file: &Path, flow_name: &str, flow: &FlowConfig, report: &mut Report) {
     if flow.steps.is_empty() {
         report.push(Diagnostic::new(
             file,
@@ -758,259 +731,9 @@ fn check_steps(
             format!("flow `{flow_name}` has no steps"),
         ));
     }
-    let mut ids: HashMap<String, String> = HashMap::new();
-    for (index, step) in flow.steps.iter().enumerate() {
-        let label = format!("step {}", index + 1);
-        check_step(file, flow_name, &label, step, connectors, &mut ids, report);
-        let Some(on_error) = &step.on_error else {
-            continue;
-        };
-        let OnError::Fallback(fallback) = &on_error.value else {
-            continue;
-        };
-        if fallback.is_empty() {
-            report.push(Diagnostic::new(
-                file,
-                on_error.line,
-                on_error.column,
-                format!("flow `{flow_name}` {label}: `fallback` needs at least one step"),
-            ));
-        }
-        if matches!(step.kinds().first(), Some(StepKind::Respond(_))) {
-            report.push(Diagnostic::new(
-                file,
-                on_error.line,
-                on_error.column,
-                format!("flow `{flow_name}` {label}: a `respond` step cannot have a `fallback`"),
-            ));
-        }
-        for (k, alternative) in fallback.iter().enumerate() {
-            let label = format!("{label} fallback {}", k + 1);
-            check_step(
-                file,
-                flow_name,
-                &label,
-                alternative,
-                connectors,
-                &mut ids,
-                report,
-            );
-            // A fallback runs in the place of one step (or one item of it):
-            // it cannot fan out, end the run, answer the caller or nest
-            // further fallbacks.
-            let refused = [
-                (alternative.for_each.is_some(), "`for_each`"),
-                (alternative.filter.is_some(), "`filter`"),
-                (alternative.respond.is_some(), "`respond`"),
-                (alternative.set_state.is_some(), "`set_state`"),
-                (
-                    alternative
-                        .on_error
-                        .as_ref()
-                        .is_some_and(|o| matches!(o.value, OnError::Fallback(_))),
-                    "a nested `fallback`",
-                ),
-            ];
-            for (present, what) in refused {
-                if present {
-                    report.push(Diagnostic::new(
-                        file,
-                        alternative.line,
-                        alternative.column,
-                        format!("flow `{flow_name}` {label}: a fallback step cannot use {what}"),
-                    ));
-                }
-            }
-        }
-    }
 }
 
-/// Checks one step; `label` names it in messages (`step 2`, `step 2 fallback 1`).
-fn check_step(
-    file: &Path,
-    flow_name: &str,
-    label: &str,
-    step: &Located<StepConfig>,
-    connectors: Option<&BTreeMap<String, Located<ConnectorConfig>>>,
-    ids: &mut HashMap<String, String>,
-    report: &mut Report,
-) {
-    let at = |line: u64, column: u64, message: String| {
-        Diagnostic::new(
-            file,
-            line,
-            column,
-            format!("flow `{flow_name}` {label}: {message}"),
-        )
-    };
-    let kinds = step.kinds();
-    match kinds.as_slice() {
-        [] => report.push(at(
-            step.line,
-            step.column,
-            "a step needs one of `call`, `graphql`, `transform`, `filter`, `set_state`, `respond`"
-                .into(),
-        )),
-        [_] => {}
-        many => report.push(at(
-            step.line,
-            step.column,
-            format!(
-                "a step has exactly one kind, found {}; split it into several steps",
-                many.iter()
-                    .map(|k| format!("`{}`", k.name()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
-    }
-    if let Some(id) = &step.id {
-        if !is_identifier(id) {
-            report.push(at(
-                id.line,
-                id.column,
-                format!(
-                    "step id `{}` may only use letters, digits, `-` and `_`",
-                    id.value
-                ),
-            ));
-        }
-        if let Some(first) = ids.insert(id.value.clone(), label.to_string()) {
-            report.push(at(
-                id.line,
-                id.column,
-                format!("step id `{}` is already used by {first}", id.value),
-            ));
-        }
-    }
-    let is_call = step.call.is_some();
-    let is_graphql = step.graphql.is_some();
-    for (key, value) in [
-        ("query", &step.query),
-        ("headers", &step.headers),
-        ("body", &step.body),
-    ] {
-        if let Some(value) = value
-            && !is_call
-        {
-            report.push(at(
-                value.line,
-                value.column,
-                format!("`{key}` only applies to a `call` step"),
-            ));
-        }
-    }
-    if let Some(key) = &step.idempotency_key
-        && !is_call
-        && !is_graphql
-    {
-        report.push(at(
-            key.line,
-            key.column,
-            "`idempotency_key` only applies to `call` and `graphql` steps".into(),
-        ));
-    }
-    if let Some(paginate) = &step.paginate {
-        if !is_call && !is_graphql {
-            report.push(at(
-                paginate.line,
-                paginate.column,
-                "`paginate` only applies to `call` and `graphql` steps".into(),
-            ));
-        }
-        for problem in paginate.check(is_graphql) {
-            report.push(at(paginate.line, paginate.column, problem));
-        }
-    }
-    if let Some(graphql) = &step.graphql {
-        for problem in graphql.check() {
-            report.push(at(graphql.line, graphql.column, problem));
-        }
-        let connector = &graphql.connector;
-        if connectors.is_some_and(|c| !c.contains_key(connector.as_str())) {
-            let known = connectors
-                .into_iter()
-                .flat_map(|c| c.keys().map(String::as_str));
-            let hint = crate::suggest::closest(connector, known)
-                .map(|c| format!(" — did you mean `{c}`?"))
-                .unwrap_or_default();
-            report.push(at(
-                connector.line,
-                connector.column,
-                format!("unknown connector `{}`{hint}", connector.value),
-            ));
-        }
-    }
-    if let Some(for_each) = &step.for_each
-        && matches!(
-            kinds.first(),
-            Some(StepKind::SetState(_) | StepKind::Respond(_) | StepKind::Filter(_))
-        )
-    {
-        report.push(at(
-            for_each.line,
-            for_each.column,
-            "`for_each` applies to `call` and `transform` steps".into(),
-        ));
-    }
-    if let Some(concurrency) = &step.concurrency {
-        if step.for_each.is_none() {
-            report.push(at(
-                concurrency.line,
-                concurrency.column,
-                "`concurrency` needs `for_each`".into(),
-            ));
-        } else if concurrency.value == 0 || concurrency.value > MAX_CONCURRENCY {
-            report.push(at(
-                concurrency.line,
-                concurrency.column,
-                format!("`concurrency` must be between 1 and {MAX_CONCURRENCY}"),
-            ));
-        }
-    }
-    if let Some(call) = &step.call {
-        match CallSpec::parse(call) {
-            Err(e) => report.push(at(call.line, call.column, e)),
-            Ok(spec) if connectors.is_some_and(|c| !c.contains_key(&spec.connector)) => {
-                let known = connectors
-                    .into_iter()
-                    .flat_map(|c| c.keys().map(String::as_str));
-                let hint = crate::suggest::closest(&spec.connector, known)
-                    .map(|c| format!(" — did you mean `{c}`?"))
-                    .unwrap_or_default();
-                report.push(at(
-                    call.line,
-                    call.column,
-                    format!("unknown connector `{}`{hint}", spec.connector),
-                ));
-            }
-            Ok(_) => {}
-        }
-    }
-    if let Some(retry) = &step.retry {
-        if !is_call && !is_graphql {
-            report.push(at(
-                retry.line,
-                retry.column,
-                "`retry` only applies to `call` and `graphql` steps".into(),
-            ));
-        }
-        check_retry(&retry.value, &mut |message| {
-            report.push(at(retry.line, retry.column, message))
-        });
-    }
-    if let Some(respond) = &step.respond
-        && !(100..=599).contains(&respond.status)
-    {
-        report.push(at(
-            respond.line,
-            respond.column,
-            format!("respond status {} is not an HTTP status", respond.status),
-        ));
-    }
-}
-
-fn is_identifier(name: &str) -> bool {
+pub fn is_identifier(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()

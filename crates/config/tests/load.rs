@@ -47,7 +47,7 @@ fn loads_a_valid_project() {
     assert_eq!(project.flows.len(), 2);
     assert_eq!(project.config.engine.workers, 8);
     let step = &project.flows["new-order"].config.steps[0];
-    assert_eq!((step.line, step.call.as_ref().unwrap().line), (3, 4));
+    assert_eq!((step.line, step.field("call").unwrap().line), (3, 4));
     assert_eq!(project.version.len(), 16);
 }
 
@@ -86,19 +86,10 @@ steps:
         text.contains("invalid cron expression `61 * * * *`"),
         "{text}"
     );
-    assert!(
-        text.contains(&format!(
-            "{sync}:4:11: flow `sync` step 2: unknown connector `crm`"
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains("step 3: a step has exactly one kind"),
-        "{text}"
-    );
-    assert!(text.contains(&format!("{typo}:4:")), "{text}");
-    assert!(text.contains("unknown key `retires`"), "{text}");
-    assert_eq!(report.len(), 4, "{text}");
+    // Steps are checked by the engine's step kinds as it compiles them
+    // (see the engine's `compile` tests); loading reports the rest.
+    assert!(!text.contains(&typo), "{text}");
+    assert_eq!(report.len(), 1, "{text}");
 }
 
 #[test]

@@ -3,21 +3,24 @@
 //! Each step's result is journalled before the next step starts. A run that
 //! was interrupted (crash, shutdown) is resumed from its journal: completed
 //! steps, and completed items of a `for_each`, are not executed again; their
-//! recorded outputs are reused. A step is the unit of progress, so at most
-//! the one step in flight when a node died is repeated.
+//! recorded outputs are reused, and steer the run as they did the first time
+//! (a `switch` enters the branch it chose, a `wait` waits for the instant it
+//! recorded). A step is the unit of progress, so at most the one step in
+//! flight when a node died is repeated.
+//!
+//! What a step does is its kind's business ([`crate::step`]); everything
+//! around it is here and the same for every kind: `when`, `for_each`, the
+//! error policies, size caps, journalling and masking.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use futures::{StreamExt, TryStreamExt};
-use patchbay_connector::redact::SensitiveHeaders;
-use patchbay_connector::{
-    CallRequest, Collected, Connector, Connectors, Delivered, FetchError, GraphqlRequest,
-    GraphqlResult, PageError, Undelivered,
-};
-use patchbay_expr::{Budget, EvalError, Expr, Vars};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use patchbay_connector::Connectors;
+use patchbay_expr::{EvalError, Expr, Vars};
 use patchbay_store::{JournalEntry, Run, RunOutcome, RunStatus, StepStatus, Store, StoreError};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -28,13 +31,23 @@ use crate::evaluate::Evaluator;
 use crate::events::{
     PoisonRunStopped, RunFinished, RunRescheduled, RunStarted, StepFinished, StepOutcome,
 };
-use crate::plan::{Action, CallPlan, ErrorPolicy, GraphqlPlan, Plan, RespondPlan, StepPlan};
+use crate::failure::{StepError, type_name};
+use crate::plan::{ErrorPolicy, Plan, StepPlan};
 use crate::responders::{Responders, SyncReply};
+use crate::step::{Performed, Steer, StepContext};
 
-/// Outputs of completed journal entries, by (step index, step id, item).
-/// The id tells a step from its fallback steps, which share its position,
-/// and from another step found at a journalled position after an edit.
-type Completed = HashMap<(u32, String, Option<u32>), Value>;
+/// Journal entries of completed steps, by (step index, step id, item). The
+/// id tells a step from its fallback and branch steps, which share its
+/// position.
+type Completed = HashMap<(u32, String, Option<u32>), Done>;
+
+/// A journalled step that need not run again.
+#[derive(Clone, Debug)]
+enum Done {
+    Succeeded(Value),
+    /// Its `when` was false.
+    Skipped,
+}
 
 /// Why execution stopped without finishing the run.
 #[derive(Debug)]
@@ -52,29 +65,61 @@ impl From<StoreError> for Halt {
     }
 }
 
-/// How a step ended.
+/// How a step (or a sequence of steps) ended.
 enum StepEnd {
     Continue(Value),
     /// A filter was false: the run ends as skipped.
-    Skip,
-    Failed(Failure),
+    EndRun,
+    /// The run waits until then, holding no worker.
+    Suspend(chrono::DateTime<Utc>),
+    Failed(StepError),
+    /// A step inside it (in a branch) failed the run.
+    Aborted(RunFailure),
 }
 
-/// A failed step (or item, or call).
-#[derive(Clone, Debug)]
-struct Failure {
-    message: String,
-    /// Whether the same step may succeed later (upstream down, 5xx, 429,
-    /// timeout, open breaker): only such failures reschedule the run.
-    transient: bool,
+/// Why a run failed.
+#[derive(Debug)]
+enum RunFailure {
+    Step {
+        step: String,
+        kind: &'static str,
+        error: StepError,
+        /// `on_error: fail` asks for no run-level retries.
+        retry: bool,
+    },
+    /// Earlier claims never reached the end of a step.
+    Poison {
+        stops: u32,
+        limit: u32,
+    },
+    FlowGone(String),
+    /// The run's output exceeds its cap.
+    OutputTooLarge(String),
 }
 
-impl Failure {
-    /// A failure that retrying cannot cure (an expression error, a 4xx).
-    fn permanent(message: String) -> Failure {
-        Failure {
-            message,
-            transient: false,
+impl RunFailure {
+    fn message(&self) -> String {
+        match self {
+            RunFailure::Step {
+                step, kind, error, ..
+            } => format!("step `{step}` ({kind}): {error}"),
+            RunFailure::Poison { stops, limit } => format!(
+                "the run stopped the node {stops} times before reaching the end of a step; \
+                 it is not resumed again (engine.max_claims_without_progress: {limit})"
+            ),
+            RunFailure::FlowGone(flow) => {
+                format!("flow `{flow}` no longer exists in the configuration")
+            }
+            RunFailure::OutputTooLarge(message) => message.clone(),
+        }
+    }
+
+    fn is_transient(&self) -> bool {
+        match self {
+            RunFailure::Step { error, retry, .. } => *retry && error.is_transient(),
+            RunFailure::Poison { .. } | RunFailure::FlowGone(_) | RunFailure::OutputTooLarge(_) => {
+                false
+            }
         }
     }
 }
@@ -82,7 +127,9 @@ impl Failure {
 /// How a run's execution ended, short of a halt.
 enum Ending {
     Done(RunOutcome),
-    Failed(Failure),
+    Failed(RunFailure),
+    /// The run waits (a `wait` step) and is due again then.
+    Suspended(chrono::DateTime<Utc>),
 }
 
 pub(crate) struct Executor {
@@ -122,6 +169,13 @@ impl Executor {
                     Some(outcome) => outcome,
                     None => return,
                 },
+                Ok(Ending::Suspended(until)) => {
+                    match self.store.suspend(&self.owner, run.id, until).await {
+                        Ok(()) => debug!(until = %until, "run waits"),
+                        Err(e) => warn!(error = %e, "run not suspended; it will be resumed"),
+                    }
+                    return;
+                }
                 Err(Halt::Interrupted) => {
                     debug!("run interrupted by shutdown; it will be resumed");
                     return;
@@ -163,7 +217,7 @@ impl Executor {
     /// Reschedules a failed run when its failure is transient and its flow's
     /// retry schedule is not spent, returning `None`; otherwise returns the
     /// dead outcome to record.
-    async fn retry_later(&self, run: &Run, failure: &Failure) -> Option<RunOutcome> {
+    async fn retry_later(&self, run: &Run, failure: &RunFailure) -> Option<RunOutcome> {
         let schedule = self
             .plan
             .flows
@@ -172,11 +226,11 @@ impl Executor {
             .unwrap_or_default();
         let delay = schedule
             .get(run.retries as usize)
-            .filter(|_| failure.transient);
+            .filter(|_| failure.is_transient());
         let Some(delay) = delay else {
             let error = match run.retries {
-                0 => failure.message.clone(),
-                n => format!("{} (the run was retried {n} times)", failure.message),
+                0 => failure.message(),
+                n => format!("{} (the run was retried {n} times)", failure.message()),
             };
             return Some(RunOutcome {
                 status: RunStatus::Dead,
@@ -188,7 +242,7 @@ impl Executor {
         // back at the same instant.
         let delay = delay.mul_f64(1.0 + fastrand::f64() * 0.1);
         let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-        let message = self.mask(&failure.message);
+        let message = self.mask(&failure.message());
         match self
             .store
             .reschedule(&self.owner, run.id, due, &message)
@@ -229,20 +283,17 @@ impl Executor {
                 claims: run.stalled_claims - 1,
             }
             .emit();
-            return Ok(Ending::Failed(Failure::permanent(format!(
-                "the run stopped the node {} times before reaching the end of a step; \
-                 it is not resumed again (engine.max_claims_without_progress: {limit})",
-                run.stalled_claims - 1
-            ))));
+            return Ok(Ending::Failed(RunFailure::Poison {
+                stops: run.stalled_claims - 1,
+                limit,
+            }));
         }
         let Some(flow) = self.plan.flows.get(&run.flow) else {
-            return Ok(Ending::Failed(Failure::permanent(format!(
-                "flow `{}` no longer exists in the configuration",
-                run.flow
-            ))));
+            return Ok(Ending::Failed(RunFailure::FlowGone(run.flow.clone())));
         };
         // A first claim cannot have a journal yet: skip the read on the
-        // common path. Later claims (after a crash or a shutdown) resume.
+        // common path. Later claims (after a crash, a shutdown, a wait)
+        // resume.
         let journal = if run.attempts > 1 {
             self.store.journal(run.id).await?
         } else {
@@ -250,76 +301,35 @@ impl Executor {
         };
         let completed: Completed = journal
             .into_iter()
-            .filter(|e| e.current && e.status == StepStatus::Succeeded)
-            .filter_map(|e| Some(((e.step_index, e.step_id, e.item), e.output?)))
+            .filter(|e| e.current)
+            .filter_map(|e| {
+                let done = match e.status {
+                    StepStatus::Succeeded => Done::Succeeded(e.output?),
+                    StepStatus::Skipped => Done::Skipped,
+                    StepStatus::Failed => return None,
+                };
+                Some(((e.step_index, e.step_id, e.item), done))
+            })
             .collect();
         let state = self.store.flow_state(&run.flow).await?;
-        let mut context = RunContext::new(run.input.clone(), run.headers.clone(), state);
-        let mut last_output = Value::Null;
-
-        for step in &flow.steps {
-            let index = step.index as u32;
-            let end = match completed.get(&(index, step.id.clone(), None)) {
-                Some(output) => replayed(step, output.clone()),
-                None => {
-                    if self.shutdown.is_cancelled() {
-                        return Err(Halt::Interrupted);
-                    }
-                    let span = info_span!("step", step = %step.id, kind = step.action.kind());
-                    let clock = Instant::now();
-                    let end = self
-                        .run_step(run, step, &context, &completed)
-                        .instrument(span.clone())
-                        .await?;
-                    let outcome = match &end {
-                        StepEnd::Continue(_) => StepOutcome::Succeeded,
-                        StepEnd::Skip => StepOutcome::Skipped,
-                        StepEnd::Failed(_) => StepOutcome::Failed,
-                    };
-                    span.in_scope(|| {
-                        StepFinished {
-                            flow: &run.flow,
-                            step: &step.id,
-                            kind: step.action.kind(),
-                            outcome,
-                            duration: clock.elapsed(),
-                        }
-                        .emit()
-                    });
-                    end
-                }
-            };
-            match end {
-                StepEnd::Continue(output) => {
-                    if let Action::SetState(_) = step.action {
-                        context.state = output.clone();
-                    }
-                    context.record(&step.id, output.clone());
-                    last_output = output;
-                }
-                StepEnd::Skip => {
-                    return Ok(Ending::Done(RunOutcome {
-                        status: RunStatus::Skipped,
-                        output: None,
-                        error: None,
-                    }));
-                }
-                StepEnd::Failed(failure) => {
-                    return Ok(Ending::Failed(Failure {
-                        message: format!(
-                            "step `{}` ({}): {}",
-                            step.id,
-                            step.action.kind(),
-                            failure.message
-                        ),
-                        // `on_error: fail` asks for no run-level retries.
-                        transient: failure.transient && !matches!(step.on_error, ErrorPolicy::Fail),
-                    }));
-                }
+        let mut scope = RunContext::new(run.input.clone(), run.headers.clone(), state);
+        let last_output = match self
+            .sequence(run, &flow.steps, &mut scope, &completed)
+            .await?
+        {
+            Sequence::Done(output) => output,
+            Sequence::EndRun => {
+                return Ok(Ending::Done(RunOutcome {
+                    status: RunStatus::Skipped,
+                    output: None,
+                    error: None,
+                }));
             }
-        }
+            Sequence::Suspend(until) => return Ok(Ending::Suspended(until)),
+            Sequence::Failed(failure) => return Ok(Ending::Failed(failure)),
+        };
         if let Err(message) = self.plan.caps.check_output("run's output", &last_output) {
-            return Ok(Ending::Failed(Failure::permanent(message)));
+            return Ok(Ending::Failed(RunFailure::OutputTooLarge(message)));
         }
         Ok(Ending::Done(RunOutcome {
             status: RunStatus::Succeeded,
@@ -328,41 +338,181 @@ impl Executor {
         }))
     }
 
+    /// Runs steps in order: a flow's, or a branch's. Each step's result is
+    /// recorded in `scope` for the steps after it.
+    fn sequence<'a>(
+        &'a self,
+        run: &'a Run,
+        steps: &'a [StepPlan],
+        scope: &'a mut RunContext,
+        completed: &'a Completed,
+    ) -> BoxFuture<'a, Result<Sequence, Halt>> {
+        async move {
+            let mut last_output = Value::Null;
+            for step in steps {
+                match self.step(run, step, scope, completed).await? {
+                    StepEnd::Continue(output) => {
+                        if step.action.sets_state() {
+                            scope.state = output.clone();
+                        }
+                        scope.record(&step.id, output.clone());
+                        last_output = output;
+                    }
+                    StepEnd::EndRun => return Ok(Sequence::EndRun),
+                    StepEnd::Suspend(until) => return Ok(Sequence::Suspend(until)),
+                    StepEnd::Aborted(failure) => return Ok(Sequence::Failed(failure)),
+                    StepEnd::Failed(error) => {
+                        return Ok(Sequence::Failed(RunFailure::Step {
+                            step: step.id.clone(),
+                            kind: step.kind,
+                            error,
+                            retry: !matches!(step.on_error, ErrorPolicy::Fail),
+                        }));
+                    }
+                }
+            }
+            Ok(Sequence::Done(last_output))
+        }
+        .boxed()
+    }
+
+    /// One step: replayed from the journal when it completed before, else
+    /// performed; then its result steers the run.
+    async fn step(
+        &self,
+        run: &Run,
+        step: &StepPlan,
+        scope: &mut RunContext,
+        completed: &Completed,
+    ) -> Result<StepEnd, Halt> {
+        let output = match completed.get(&(step.index as u32, step.id.clone(), None)) {
+            Some(Done::Skipped) => return Ok(StepEnd::Continue(Value::Null)),
+            Some(Done::Succeeded(output)) => output.clone(),
+            None => {
+                if self.shutdown.is_cancelled() {
+                    return Err(Halt::Interrupted);
+                }
+                let span = info_span!("step", step = %step.id, kind = step.kind);
+                let clock = Instant::now();
+                let end = self
+                    .run_step(run, step, scope, completed)
+                    .instrument(span.clone())
+                    .await?;
+                let outcome = match &end {
+                    Ran::Output(_) => StepOutcome::Succeeded,
+                    Ran::Skipped => StepOutcome::Skipped,
+                    Ran::Failed(_) => StepOutcome::Failed,
+                };
+                span.in_scope(|| {
+                    StepFinished {
+                        flow: &run.flow,
+                        step: &step.id,
+                        kind: step.kind,
+                        outcome,
+                        duration: clock.elapsed(),
+                    }
+                    .emit()
+                });
+                match end {
+                    Ran::Output(output) => output,
+                    Ran::Skipped => return Ok(StepEnd::Continue(Value::Null)),
+                    Ran::Failed(error) => return Ok(StepEnd::Failed(error)),
+                }
+            }
+        };
+        if step.for_each.is_some() {
+            return Ok(StepEnd::Continue(output));
+        }
+        Ok(match step.action.steer(&output) {
+            Steer::Next => StepEnd::Continue(output),
+            Steer::EndRun => StepEnd::EndRun,
+            Steer::WaitUntil(until) if until > Utc::now() => StepEnd::Suspend(until),
+            Steer::WaitUntil(_) => StepEnd::Continue(output),
+            Steer::Enter(steps) => {
+                let span = info_span!("branch", step = %step.id);
+                match self
+                    .sequence(run, steps, scope, completed)
+                    .instrument(span)
+                    .await?
+                {
+                    Sequence::Done(last) => StepEnd::Continue(last),
+                    Sequence::EndRun => StepEnd::EndRun,
+                    Sequence::Suspend(until) => StepEnd::Suspend(until),
+                    // The failing step inside the branch is the one to name.
+                    Sequence::Failed(failure) => StepEnd::Aborted(failure),
+                }
+            }
+        })
+    }
+
+    /// Runs a step not yet journalled: its `when`, then the step itself or
+    /// each item of its `for_each`.
     async fn run_step(
         &self,
         run: &Run,
         step: &StepPlan,
-        context: &RunContext,
+        scope: &RunContext,
         completed: &Completed,
-    ) -> Result<StepEnd, Halt> {
-        let Some((items_expr, concurrency)) = &step.for_each else {
-            return self
-                .perform(run, step, None, &context.event, context, completed)
-                .await;
-        };
+    ) -> Result<Ran, Halt> {
         let started = Utc::now();
         let clock = Instant::now();
-        let vars = context.vars(self.inline_budget());
-        let items = match self.eval(items_expr, &context.event, &vars).await {
+        if let Some(when) = &step.when {
+            let vars = scope.vars(self.inline_budget());
+            let expr = when.clone();
+            let pass = self
+                .evaluator
+                .run(&scope.event, &vars, move |input, vars| {
+                    expr.eval_bool(input, vars)
+                })
+                .await;
+            match pass {
+                Ok(true) => {}
+                Ok(false) => {
+                    let entry = self.entry(run, step, None, started, clock, StepStatus::Skipped);
+                    self.record(entry, None).await?;
+                    return Ok(Ran::Skipped);
+                }
+                Err(e) => {
+                    let error = StepError::expression("when", e);
+                    self.journal(run, step, None, started, clock, None, Err(&error), None)
+                        .await?;
+                    return Ok(Ran::Failed(error));
+                }
+            }
+        }
+        let Some((items_expr, concurrency)) = &step.for_each else {
+            return Ok(
+                match self
+                    .perform(run, step, None, &scope.event, scope, completed)
+                    .await?
+                {
+                    Ok(output) => Ran::Output(output),
+                    Err(error) => Ran::Failed(error),
+                },
+            );
+        };
+        let vars = scope.vars(self.inline_budget());
+        let items = match self.eval(items_expr, &scope.event, &vars).await {
             Ok(Value::Array(items)) => Ok(items),
-            Ok(other) => Err(format!(
-                "`for_each` must produce an array, got {}",
-                type_name(&other)
-            )),
-            Err(e) => Err(format!("`for_each`: {e}")),
+            Ok(other) => Err(StepError::InvalidValue {
+                place: "`for_each`".into(),
+                expected: "an array",
+                found: type_name(&other),
+            }),
+            Err(e) => Err(StepError::expression("`for_each`", e)),
         };
         let items = match items {
             Ok(items) => items,
             Err(error) => {
                 self.journal(run, step, None, started, clock, None, Err(&error), None)
                     .await?;
-                return Ok(StepEnd::Failed(Failure::permanent(error)));
+                return Ok(Ran::Failed(error));
             }
         };
         let collected: Result<Vec<Value>, ItemHalt> = futures::stream::iter(0..items.len())
             // The closure takes an index, not `&Value`: a reference argument
             // would make the future's type higher-ranked and not provably `Send`.
-            .map(|i| self.run_item(run, step, i as u32, &items[i], context, completed))
+            .map(|i| self.run_item(run, step, i as u32, &items[i], scope, completed))
             // `buffered` keeps results in item order while running up to
             // `concurrency` items at once; the first failure stops the rest.
             .buffered((*concurrency).max(1))
@@ -370,40 +520,40 @@ impl Executor {
             .await;
         let output = match collected {
             Ok(results) => Value::Array(results),
-            Err(ItemHalt::Failed(failure)) => return Ok(StepEnd::Failed(failure)),
+            Err(ItemHalt::Failed(error)) => return Ok(Ran::Failed(error)),
             Err(ItemHalt::Halt(halt)) => return Err(halt),
         };
         self.journal(run, step, None, started, clock, None, Ok(&output), None)
             .await?;
-        Ok(StepEnd::Continue(output))
+        Ok(Ran::Output(output))
     }
 
     /// One item of a `for_each` step, reused from the journal when completed.
-    #[allow(clippy::too_many_arguments)]
     async fn run_item(
         &self,
         run: &Run,
         step: &StepPlan,
         i: u32,
         item: &Value,
-        context: &RunContext,
+        scope: &RunContext,
         completed: &Completed,
     ) -> Result<Value, ItemHalt> {
-        if let Some(output) = completed.get(&(step.index as u32, step.id.clone(), Some(i))) {
-            return Ok(output.clone());
+        match completed.get(&(step.index as u32, step.id.clone(), Some(i))) {
+            Some(Done::Succeeded(output)) => return Ok(output.clone()),
+            Some(Done::Skipped) => return Ok(Value::Null),
+            None => {}
         }
         if self.shutdown.is_cancelled() {
             return Err(ItemHalt::Halt(Halt::Interrupted));
         }
         match self
-            .perform(run, step, Some(i), item, context, completed)
+            .perform(run, step, Some(i), item, scope, completed)
             .await
         {
-            Ok(StepEnd::Continue(output)) => Ok(output),
-            Ok(StepEnd::Skip) => Ok(Value::Bool(false)),
-            Ok(StepEnd::Failed(failure)) => Err(ItemHalt::Failed(Failure {
-                message: format!("item {i}: {}", failure.message),
-                ..failure
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(error)) => Err(ItemHalt::Failed(StepError::Item {
+                index: i,
+                error: Box::new(error),
             })),
             Err(halt) => Err(ItemHalt::Halt(halt)),
         }
@@ -419,60 +569,45 @@ impl Executor {
         step: &StepPlan,
         item: Option<u32>,
         input: &Value,
-        context: &RunContext,
+        scope: &RunContext,
         completed: &Completed,
-    ) -> Result<StepEnd, Halt> {
+    ) -> Result<Result<Value, StepError>, Halt> {
         let started = Utc::now();
         let clock = Instant::now();
-        let end = self.attempt(run, step, item, input, context).await?;
-        let StepEnd::Failed(failure) = end else {
-            return Ok(end);
+        let error = match self.attempt(run, step, item, input, scope).await? {
+            Ok(output) => return Ok(Ok(output)),
+            Err(error) => error,
         };
         let (output, note) = match &step.on_error {
-            ErrorPolicy::Retry | ErrorPolicy::Fail => return Ok(StepEnd::Failed(failure)),
+            ErrorPolicy::Retry | ErrorPolicy::Fail => return Ok(Err(error)),
             ErrorPolicy::Continue => (
-                serde_json::json!({ "error": failure.message }),
-                format!("continued after: {}", failure.message),
+                serde_json::json!({ "error": error.to_string(), "class": error.class().as_str() }),
+                format!("continued after: {error}"),
             ),
             ErrorPolicy::Fallback(alternatives) => {
-                warn!(error = %self.mask(&failure.message), "step failed; running its fallback");
+                warn!(error = %self.mask(&error.to_string()), "step failed; running its fallback");
                 let output = match self
-                    .fallback(run, alternatives, item, input, context, completed)
+                    .fallback(run, alternatives, item, input, scope, completed)
                     .await?
                 {
                     Ok(output) => output,
                     Err((alternative, second)) => {
-                        return Ok(StepEnd::Failed(Failure {
-                            message: format!(
-                                "{}; fallback `{alternative}` failed too: {}",
-                                failure.message, second.message
-                            ),
-                            transient: second.transient,
+                        return Ok(Err(StepError::Fallback {
+                            original: Box::new(error),
+                            step: alternative,
+                            error: Box::new(second),
                         }));
                     }
                 };
-                (
-                    output,
-                    format!("recovered by fallback: {}", failure.message),
-                )
+                (output, format!("recovered by fallback: {error}"))
             }
         };
-        let entry = JournalEntry {
-            run_id: run.id,
-            step_index: step.index as u32,
-            step_id: step.id.clone(),
-            item,
-            attempt: run.attempts,
-            status: StepStatus::Succeeded,
-            started_at: started,
-            duration_ms: clock.elapsed().as_millis() as u64,
-            request: None,
-            output: Some(output.clone()),
-            error: Some(note),
-            current: true,
-        };
+        let mut entry = self.entry(run, step, item, started, clock, StepStatus::Succeeded);
+        entry.output = Some(output.clone());
+        entry.error = Some(note);
+        entry.error_class = Some(error.class().as_str().into());
         self.record(entry, None).await?;
-        Ok(StepEnd::Continue(output))
+        Ok(Ok(output))
     }
 
     /// Runs fallback steps in order; the last one's result is returned, or
@@ -483,30 +618,30 @@ impl Executor {
         alternatives: &[StepPlan],
         item: Option<u32>,
         input: &Value,
-        context: &RunContext,
+        scope: &RunContext,
         completed: &Completed,
-    ) -> Result<Result<Value, (String, Failure)>, Halt> {
+    ) -> Result<Result<Value, (String, StepError)>, Halt> {
         // Fallback steps see the steps before them, their own predecessors
         // included, as `$steps`.
-        let mut scope = context.clone();
+        let mut scope = scope.clone();
         let mut output = Value::Null;
         for alternative in alternatives {
             let key = (alternative.index as u32, alternative.id.clone(), item);
-            let end = match completed.get(&key) {
-                Some(done) => StepEnd::Continue(done.clone()),
+            let result = match completed.get(&key) {
+                Some(Done::Succeeded(done)) => Ok(done.clone()),
+                Some(Done::Skipped) => Ok(Value::Null),
                 None => {
                     self.attempt(run, alternative, item, input, &scope)
                         .instrument(info_span!("fallback", step = %alternative.id))
                         .await?
                 }
             };
-            match end {
-                StepEnd::Continue(value) => {
+            match result {
+                Ok(value) => {
                     scope.record(&alternative.id, value.clone());
                     output = value;
                 }
-                StepEnd::Skip => output = Value::Bool(false),
-                StepEnd::Failed(failure) => return Ok(Err((alternative.id.clone(), failure))),
+                Err(error) => return Ok(Err((alternative.id.clone(), error))),
             }
         }
         Ok(Ok(output))
@@ -519,67 +654,29 @@ impl Executor {
         step: &StepPlan,
         item: Option<u32>,
         input: &Value,
-        context: &RunContext,
-    ) -> Result<StepEnd, Halt> {
+        scope: &RunContext,
+    ) -> Result<Result<Value, StepError>, Halt> {
         let started = Utc::now();
         let clock = Instant::now();
-        let vars = context.vars(self.inline_budget());
-        let mut request_summary = None;
-        let mut reply = None;
-        let result = match &step.action {
-            Action::Call(call) => {
-                let default_key = default_idempotency_key(run, step, item);
-                self.call(call, input, &vars, default_key, &mut request_summary)
-                    .await
-                    .map_err(CallFailure::into_failure)
-            }
-            Action::Graphql(graphql) => {
-                let default_key = default_idempotency_key(run, step, item);
-                self.graphql(graphql, input, &vars, default_key, &mut request_summary)
-                    .await
-                    .map_err(CallFailure::into_failure)
-            }
-            Action::Transform(expr) => self
-                .eval(expr, input, &vars)
-                .await
-                .map_err(|e| Failure::permanent(e.to_string())),
-            Action::Filter(expr) => {
-                let expr = expr.clone();
-                self.evaluator
-                    .run(input, &vars, move |input, vars| expr.eval_bool(input, vars))
-                    .await
-                    .map(Value::Bool)
-                    .map_err(|e| Failure::permanent(e.to_string()))
-            }
-            Action::SetState(expr) => self
-                .eval(expr, input, &vars)
-                .await
-                .map_err(|e| Failure::permanent(e.to_string())),
-            Action::Respond(respond) => self
-                .respond_reply(respond, input, &vars)
-                .await
-                .map(|(output, answer)| {
-                    reply = Some(answer);
-                    output
-                })
-                .map_err(Failure::permanent),
+        let cx = StepContext {
+            executor: self,
+            run,
+            step,
+            item,
+            input,
+            scope,
         };
-        let result = result.and_then(|output| {
-            let caps = &self.plan.caps;
-            caps.check_entry(&output, request_summary.as_ref())
-                .and_then(|()| match step.action {
-                    Action::SetState(_) => caps.check_output("flow state", &output),
-                    _ => Ok(()),
-                })
-                .map_err(Failure::permanent)?;
-            Ok(output)
-        });
-        if result.is_err() {
-            reply = None;
-        }
-        let state = match (&step.action, &result) {
-            (Action::SetState(_), Ok(value)) => Some(value),
-            _ => None,
+        let performed = step.action.perform(&cx).await;
+        let (result, request, reply) = match performed {
+            Ok(Performed {
+                output,
+                request,
+                reply,
+            }) => match self.plan.caps.check_entry(&output, request.as_ref()) {
+                Ok(()) => (Ok(output), request, reply),
+                Err(message) => (Err(StepError::TooLarge(message)), request, None),
+            },
+            Err(error) => (Err(error), None, None),
         };
         // The caller of a `sync` webhook is answered before the step is
         // journalled: the answer depends only on the run's recorded inputs,
@@ -591,255 +688,70 @@ impl Executor {
             self.mask_reply(&mut reply);
             self.responders.deliver(run.id, reply);
         }
+        let state = match &result {
+            Ok(value) if step.action.sets_state() => Some(value),
+            _ => None,
+        };
         self.journal(
             run,
             step,
             item,
             started,
             clock,
-            request_summary,
-            result.as_ref().map_err(|f| f.message.as_str()),
+            request,
+            result.as_ref(),
             state,
         )
         .await?;
-        Ok(match result {
-            Err(failure) => StepEnd::Failed(failure),
-            Ok(Value::Bool(false)) if matches!(step.action, Action::Filter(_)) => StepEnd::Skip,
-            Ok(output) => {
-                debug!("step completed");
-                StepEnd::Continue(output)
-            }
-        })
-    }
-
-    async fn call(
-        &self,
-        call: &CallPlan,
-        input: &Value,
-        vars: &Vars<'_>,
-        default_key: String,
-        summary: &mut Option<Value>,
-    ) -> Result<Value, CallFailure> {
-        let connector = self.connector(&call.connector)?;
-        let path = {
-            let template = call.path.clone();
-            self.evaluator
-                .run(input, vars, move |input, vars| {
-                    template.render_path(input, vars)
-                })
-                .await
-                .map_err(|e| format!("path: {e}"))?
-        };
-        let query = match &call.query {
-            Some(expr) => pairs("query", self.eval(expr, input, vars).await)?,
-            None => Vec::new(),
-        };
-        let headers = match &call.headers {
-            Some(expr) => pairs("headers", self.eval(expr, input, vars).await)?,
-            None => Vec::new(),
-        };
-        let body = match &call.body {
-            Some(expr) => Some(
-                self.eval(expr, input, vars)
-                    .await
-                    .map_err(|e| format!("body: {e}"))?,
-            ),
-            None => None,
-        };
-        // Stable across retries and resumed runs, so the upstream can tell a
-        // repeat from a new request. Sent by default only where a repeat
-        // could duplicate a side effect (POST, PATCH).
-        let has_side_effects = matches!(call.method.as_str(), "POST" | "PATCH");
-        let idempotency_key = self
-            .idempotency_key(
-                connector,
-                call.idempotency_key.as_ref(),
-                has_side_effects.then_some(default_key),
-                input,
-                vars,
-            )
-            .await?;
-        let request = CallRequest {
-            method: call.method.clone(),
-            path,
-            query,
-            headers,
-            body,
-            idempotency_key,
-            rate_key: self.rate_key(&call.connector, input, vars).await?,
-        };
-        let shown = connector.summarize(&request);
-        let policy = call.retry.unwrap_or_else(|| connector.retry_policy());
-        let exchange = match &call.pagination {
-            None => {
-                let mut exchange = Exchange::of_send(connector.send(&request, policy).await);
-                if let Ok(output) = &mut exchange.result
-                    && let Some(headers) = output.get_mut("headers")
-                {
-                    self.plan.redaction.headers.redact(headers);
-                    SensitiveHeaders::redact_names(headers, connector.sensitive_headers());
-                }
-                exchange
-            }
-            Some(pagination) => Exchange::of_pages(
-                connector
-                    .paginate(request, policy, pagination, *vars)
-                    .collect()
-                    .await,
-            ),
-        };
-        *summary = Some(exchange.summarize(shown));
-        exchange.result
-    }
-
-    async fn graphql(
-        &self,
-        graphql: &GraphqlPlan,
-        input: &Value,
-        vars: &Vars<'_>,
-        default_key: String,
-        summary: &mut Option<Value>,
-    ) -> Result<Value, CallFailure> {
-        let connector = self.connector(&graphql.connector)?;
-        let variables = match &graphql.variables {
-            Some(expr) => patchbay_connector::variables(
-                self.eval(expr, input, vars)
-                    .await
-                    .map_err(|e| format!("variables: {e}"))?,
-            )?,
-            None => serde_json::Map::new(),
-        };
-        let headers = match &graphql.headers {
-            Some(expr) => pairs("headers", self.eval(expr, input, vars).await)?,
-            None => Vec::new(),
-        };
-        // A query may be repeated freely; a mutation carries a key as any
-        // `POST` does, so its retries and resumed runs apply it once.
-        let idempotency_key = self
-            .idempotency_key(
-                connector,
-                graphql.idempotency_key.as_ref(),
-                (!graphql.document.is_query()).then_some(default_key),
-                input,
-                vars,
-            )
-            .await?;
-        let request = GraphqlRequest {
-            path: graphql.path.clone(),
-            document: graphql.document.clone(),
-            variables,
-            headers,
-            idempotency_key,
-        };
-        let shown = connector.summarize(&request.to_call());
-        let policy = graphql.retry.unwrap_or_else(|| connector.retry_policy());
-        let exchange = match &graphql.pagination {
-            None => Exchange::of_graphql(connector.graphql(&request, policy).await),
-            Some(pagination) => Exchange::of_pages(
-                connector
-                    .paginate_graphql(&request, policy, pagination, *vars)
-                    .collect()
-                    .await,
-            ),
-        };
-        *summary = Some(exchange.summarize(shown));
-        exchange.result
+        if result.is_ok() {
+            debug!("step completed");
+        }
+        Ok(result)
     }
 
     /// Evaluates `expr` under the plan's budgets (see [`Evaluator::run`]).
-    async fn eval(&self, expr: &Expr, input: &Value, vars: &Vars<'_>) -> Result<Value, EvalError> {
+    pub(crate) async fn eval(
+        &self,
+        expr: &Expr,
+        input: &Value,
+        vars: &Vars<'_>,
+    ) -> Result<Value, EvalError> {
         let expr = expr.clone();
         self.evaluator
             .run(input, vars, move |input, vars| expr.eval(input, vars))
             .await
     }
 
-    /// The budget of evaluations made directly with a run's variables (by the connector,
-    /// for pagination); the executor's own go through [`Executor::eval`].
-    fn inline_budget(&self) -> Budget {
+    /// The budget of evaluations made directly with a run's variables.
+    fn inline_budget(&self) -> patchbay_expr::Budget {
         self.evaluator.limits().inline_budget
     }
 
-    /// A call's idempotency key: the step's own expression, else `default`
-    /// (given where a repeat could duplicate a side effect), and none when the
-    /// connector sends no keys.
-    async fn idempotency_key(
+    /// A journal entry of `step`, without output or error yet.
+    fn entry(
         &self,
-        connector: &Connector,
-        expr: Option<&Expr>,
-        default: Option<String>,
-        input: &Value,
-        vars: &Vars<'_>,
-    ) -> Result<Option<String>, CallFailure> {
-        if !connector.sends_idempotency_keys() {
-            return Ok(None);
+        run: &Run,
+        step: &StepPlan,
+        item: Option<u32>,
+        started: chrono::DateTime<Utc>,
+        clock: Instant,
+        status: StepStatus,
+    ) -> JournalEntry {
+        JournalEntry {
+            run_id: run.id,
+            step_index: step.index as u32,
+            step_id: step.id.clone(),
+            item,
+            attempt: run.attempts,
+            status,
+            started_at: started,
+            duration_ms: clock.elapsed().as_millis() as u64,
+            request: None,
+            output: None,
+            error: None,
+            error_class: None,
+            current: true,
         }
-        Ok(match expr {
-            Some(expr) => Some(scalar_text(
-                &self
-                    .eval(expr, input, vars)
-                    .await
-                    .map_err(|e| format!("idempotency_key: {e}"))?,
-            )),
-            None => default,
-        })
-    }
-
-    /// A `respond` step's answer, and the same as the step's journalled output.
-    async fn respond_reply(
-        &self,
-        respond: &RespondPlan,
-        input: &Value,
-        vars: &Vars<'_>,
-    ) -> Result<(Value, SyncReply), String> {
-        let headers = match &respond.headers {
-            Some(expr) => pairs("headers", self.eval(expr, input, vars).await)?,
-            None => Vec::new(),
-        };
-        let body = match &respond.body {
-            Some(expr) => self
-                .eval(expr, input, vars)
-                .await
-                .map_err(|e| format!("body: {e}"))?,
-            None => Value::Null,
-        };
-        let output = serde_json::json!({
-            "status": respond.status,
-            "headers": headers
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect::<serde_json::Map<_, _>>(),
-            "body": body,
-        });
-        let reply = SyncReply::Respond {
-            status: respond.status,
-            headers,
-            body,
-        };
-        Ok((output, reply))
-    }
-
-    fn connector(&self, name: &str) -> Result<&Arc<Connector>, CallFailure> {
-        self.connectors
-            .get(name)
-            .ok_or_else(|| CallFailure::Request(format!("connector `{name}` is not configured")))
-    }
-
-    /// The call's rate-limit key, when its connector limits per key.
-    async fn rate_key(
-        &self,
-        connector: &str,
-        input: &Value,
-        vars: &Vars<'_>,
-    ) -> Result<Option<String>, CallFailure> {
-        let Some(expr) = self.plan.rate_keys.get(connector) else {
-            return Ok(None);
-        };
-        let key = self
-            .eval(expr, input, vars)
-            .await
-            .map_err(|e| format!("connector `{connector}` rate_limit.key: {e}"))?;
-        Ok(Some(scalar_text(&key)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -851,27 +763,22 @@ impl Executor {
         started: chrono::DateTime<Utc>,
         clock: Instant,
         request: Option<Value>,
-        result: Result<&Value, &str>,
+        result: Result<&Value, &StepError>,
         state: Option<&Value>,
     ) -> Result<(), StoreError> {
-        let entry = JournalEntry {
-            run_id: run.id,
-            step_index: step.index as u32,
-            step_id: step.id.clone(),
-            item,
-            attempt: run.attempts,
-            status: if result.is_ok() {
-                StepStatus::Succeeded
-            } else {
-                StepStatus::Failed
-            },
-            started_at: started,
-            duration_ms: clock.elapsed().as_millis() as u64,
-            request,
-            output: result.ok().cloned(),
-            error: result.err().map(str::to_string),
-            current: true,
+        let status = match result {
+            Ok(_) => StepStatus::Succeeded,
+            Err(_) => StepStatus::Failed,
         };
+        let mut entry = self.entry(run, step, item, started, clock, status);
+        entry.request = request;
+        match result {
+            Ok(output) => entry.output = Some(output.clone()),
+            Err(error) => {
+                entry.error = Some(error.to_string());
+                entry.error_class = Some(error.class().as_str().into());
+            }
+        }
         self.record(entry, state).await
     }
 
@@ -924,187 +831,24 @@ impl Executor {
     }
 }
 
-/// `RUN_ID:STEP_ID[:ITEM]`: the same for every attempt, retry and replay
-/// of one call, and different for every other call.
-fn default_idempotency_key(run: &Run, step: &StepPlan, item: Option<u32>) -> String {
-    match item {
-        Some(item) => format!("{}:{}:{item}", run.id, step.id),
-        None => format!("{}:{}", run.id, step.id),
-    }
+/// How a sequence of steps ended.
+enum Sequence {
+    /// The last step's result.
+    Done(Value),
+    EndRun,
+    Suspend(chrono::DateTime<Utc>),
+    Failed(RunFailure),
 }
 
-/// The result of a step already in the journal.
-fn replayed(step: &StepPlan, output: Value) -> StepEnd {
-    match (&step.action, &output) {
-        (Action::Filter(_), Value::Bool(false)) => StepEnd::Skip,
-        _ => StepEnd::Continue(output),
-    }
-}
-
-/// Turns a jq object into name/value pairs: strings as they are, other
-/// scalars as JSON text, arrays as repeated names, null values left out.
-fn pairs(what: &str, value: Result<Value, EvalError>) -> Result<Vec<(String, String)>, String> {
-    let value = value.map_err(|e| format!("{what}: {e}"))?;
-    let Value::Object(map) = value else {
-        return Err(format!(
-            "{what} must be an object, got {}",
-            type_name(&value)
-        ));
-    };
-    let mut out = Vec::with_capacity(map.len());
-    for (key, value) in map {
-        match value {
-            Value::Null => {}
-            Value::Array(values) => {
-                for v in values {
-                    out.push((key.clone(), scalar_text(&v)));
-                }
-            }
-            other => out.push((key, scalar_text(&other))),
-        }
-    }
-    Ok(out)
-}
-
-fn scalar_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// What one call (or paginated series of calls) produced, with what the
-/// journal's request summary records of it.
-struct Exchange {
-    result: Result<Value, CallFailure>,
-    attempts: u32,
-    status: Option<u16>,
-    pages: Option<u32>,
-}
-
-impl Exchange {
-    fn failed(message: String, transient: bool, attempts: u32, status: Option<u16>) -> Exchange {
-        let message = match attempts {
-            0 | 1 => message,
-            n => format!("{message} (after {n} attempts)"),
-        };
-        Exchange {
-            result: Err(CallFailure::Upstream(Failure { message, transient })),
-            attempts,
-            status,
-            pages: None,
-        }
-    }
-
-    fn of_send(result: Result<Delivered, Undelivered>) -> Exchange {
-        match result {
-            Ok(done) => Exchange {
-                attempts: done.attempts,
-                status: Some(done.response.status),
-                result: Ok(done.response.into_value()),
-                pages: None,
-            },
-            Err(failed) => Exchange::failed(
-                failed.error.to_string(),
-                failed.error.is_transient(),
-                failed.attempts,
-                failed.error.status(),
-            ),
-        }
-    }
-
-    fn of_graphql(result: Result<GraphqlResult, FetchError>) -> Exchange {
-        match result {
-            Ok(done) => Exchange {
-                attempts: done.attempts,
-                status: Some(done.response.status),
-                result: Ok(done.data),
-                pages: None,
-            },
-            Err(failed) => Exchange::of_fetch_error(&failed, failed.to_string()),
-        }
-    }
-
-    fn of_pages(result: Result<Collected, PageError>) -> Exchange {
-        match result {
-            Ok(collected) => {
-                if let Some(warning) = &collected.warning {
-                    warn!(pages = collected.pages, "{warning}");
-                }
-                Exchange {
-                    attempts: collected.attempts,
-                    status: None,
-                    pages: Some(collected.pages),
-                    result: Ok(collected.into_value()),
-                }
-            }
-            Err(failed) => {
-                let mut exchange = Exchange::of_fetch_error(&failed.error, failed.to_string());
-                exchange.pages = Some(failed.page);
-                exchange
-            }
-        }
-    }
-
-    fn of_fetch_error(error: &FetchError, message: String) -> Exchange {
-        let transient = match error {
-            FetchError::Call { error, .. } => error.is_transient(),
-            // An unusable page or GraphQL `errors`: the same request would
-            // get the same answer.
-            _ => false,
-        };
-        Exchange::failed(message, transient, error.attempts(), error.status())
-    }
-
-    /// The request summary with the attempts, status and pages added.
-    fn summarize(&self, mut shown: Value) -> Value {
-        if let Value::Object(map) = &mut shown {
-            map.insert("attempts".into(), self.attempts.into());
-            if let Some(status) = self.status {
-                map.insert("status".into(), status.into());
-            }
-            if let Some(pages) = self.pages {
-                map.insert("pages".into(), pages.into());
-            }
-        }
-        shown
-    }
+/// How a step not yet journalled ran.
+enum Ran {
+    Output(Value),
+    /// Its `when` was false.
+    Skipped,
+    Failed(StepError),
 }
 
 enum ItemHalt {
-    Failed(Failure),
+    Failed(StepError),
     Halt(Halt),
-}
-
-/// Why a call produced no response: the request could not be made from the
-/// step's expressions (permanent), or the upstream failed.
-enum CallFailure {
-    Request(String),
-    Upstream(Failure),
-}
-
-impl CallFailure {
-    fn into_failure(self) -> Failure {
-        match self {
-            CallFailure::Request(message) => Failure::permanent(message),
-            CallFailure::Upstream(failure) => failure,
-        }
-    }
-}
-
-impl From<String> for CallFailure {
-    fn from(message: String) -> Self {
-        CallFailure::Request(message)
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

@@ -12,6 +12,8 @@
 //! - [`worker`] claims due runs with a lease and renews it;
 //! - [`executor`] runs a flow's steps, journalling each, resuming from the
 //!   journal after a crash;
+//! - [`step`] holds the step kinds, one file each; [`failure`] types why a
+//!   step failed;
 //! - [`scheduler`] fires `schedule` triggers;
 //! - [`retention`] deletes finished runs older than `store.retention`, and
 //!   audit entries older than `store.audit_retention`;
@@ -33,6 +35,7 @@ mod error;
 pub mod evaluate;
 mod events;
 mod executor;
+pub mod failure;
 pub mod intake;
 mod live;
 mod operate;
@@ -42,6 +45,7 @@ mod responders;
 mod retention;
 mod sampler;
 mod scheduler;
+pub mod step;
 mod tokens;
 mod worker;
 

@@ -9,21 +9,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use patchbay_config::{
-    CallSpec, Diagnostic, FlowConfig, Located, OnError, Project, Report, RespondConfig, StepConfig,
-    StepKind, TriggerConfig, WebhookMode,
+    Diagnostic, FlowConfig, Located, Project, Report, TriggerConfig, WebhookMode,
 };
 use patchbay_config::{Env, HmacAlgorithm, SignatureEncoding, VerifyConfig, interpolate};
 use patchbay_connector::redact::Masker;
-use patchbay_connector::{Document, Pagination};
-use patchbay_expr::{Expr, Template};
+use patchbay_expr::Expr;
 use patchbay_signature::{Algorithm, Encoding, HmacScheme, Scheme, TimestampCheck, Verifier};
 
 use crate::caps::Caps;
 use crate::evaluate::Limits;
 use crate::redaction::Redaction;
+pub use crate::step::{Description, ErrorPolicy, StepPlan};
 
 const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_FOR_EACH_CONCURRENCY: usize = 4;
 
 /// Every flow of a project, compiled.
 #[derive(Clone, Debug)]
@@ -190,96 +188,6 @@ fn scheme(config: &VerifyConfig) -> Scheme {
     }
 }
 
-/// One compiled step.
-#[derive(Clone, Debug)]
-pub struct StepPlan {
-    /// Position in the flow, from 0.
-    pub index: usize,
-    /// Name in `$steps`.
-    pub id: String,
-    pub action: Action,
-    /// With `for_each`: the array expression and how many items run at once.
-    pub for_each: Option<(Expr, usize)>,
-    /// What a failure of the step (or of one of its items) does.
-    pub on_error: ErrorPolicy,
-}
-
-/// A step's compiled `on_error`.
-#[derive(Clone, Debug, Default)]
-pub enum ErrorPolicy {
-    /// Reschedule the run when the failure is transient, else the run is dead.
-    #[default]
-    Retry,
-    /// Run these steps instead; the last one's result is the step's.
-    Fallback(Vec<StepPlan>),
-    /// Record the error and go on with `{error}` as the step's result.
-    Continue,
-    /// The run is dead at once.
-    Fail,
-}
-
-/// What a step does.
-#[derive(Clone, Debug)]
-pub enum Action {
-    Call(CallPlan),
-    Graphql(GraphqlPlan),
-    Transform(Expr),
-    Filter(Expr),
-    SetState(Expr),
-    Respond(RespondPlan),
-}
-
-impl Action {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::Call(_) => "call",
-            Action::Graphql(_) => "graphql",
-            Action::Transform(_) => "transform",
-            Action::Filter(_) => "filter",
-            Action::SetState(_) => "set_state",
-            Action::Respond(_) => "respond",
-        }
-    }
-}
-
-/// An HTTP call through a connector.
-#[derive(Clone, Debug)]
-pub struct CallPlan {
-    pub connector: String,
-    pub method: String,
-    pub path: Template,
-    pub query: Option<Expr>,
-    pub headers: Option<Expr>,
-    pub body: Option<Expr>,
-    /// The step's own idempotency key; `None` means the default key.
-    pub idempotency_key: Option<Expr>,
-    /// The step's retry policy; `None` means the connector's.
-    pub retry: Option<patchbay_connector::RetryPolicy>,
-    /// With `paginate`: how the next pages are requested and read.
-    pub pagination: Option<Pagination>,
-}
-
-/// A GraphQL operation sent through a connector.
-#[derive(Clone, Debug)]
-pub struct GraphqlPlan {
-    pub connector: String,
-    pub path: String,
-    pub document: Document,
-    pub variables: Option<Expr>,
-    pub headers: Option<Expr>,
-    pub idempotency_key: Option<Expr>,
-    pub retry: Option<patchbay_connector::RetryPolicy>,
-    pub pagination: Option<Pagination>,
-}
-
-/// The answer to a `sync` webhook.
-#[derive(Clone, Debug)]
-pub struct RespondPlan {
-    pub status: u16,
-    pub headers: Option<Expr>,
-    pub body: Option<Expr>,
-}
-
 impl Plan {
     /// Compiles every flow of a validated project; all expression errors are
     /// reported together.
@@ -289,6 +197,7 @@ impl Plan {
         let mut webhooks = HashMap::new();
         for (name, loaded) in &project.flows {
             let mut compiler = Compiler {
+                project,
                 file: &loaded.file,
                 flow: name,
                 report: &mut report,
@@ -340,14 +249,8 @@ impl Plan {
     }
 }
 
-/// A step's own retry policy; `None` means its connector's.
-fn retry_policy(step: &StepConfig) -> Option<patchbay_connector::RetryPolicy> {
-    step.retry
-        .as_ref()
-        .map(|r| patchbay_connector::RetryPolicy::from(&r.value))
-}
-
 struct Compiler<'a> {
+    project: &'a Project,
     file: &'a Path,
     flow: &'a str,
     report: &'a mut Report,
@@ -357,14 +260,22 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn flow(&mut self, config: &FlowConfig) -> Option<FlowPlan> {
-        let trigger = self.trigger(&config.trigger)?;
-        let before = self.report.len();
-        let steps: Vec<StepPlan> = config
-            .steps
-            .iter()
-            .enumerate()
-            .filter_map(|(index, step)| self.step(index, step))
-            .collect();
+        let trigger = self.trigger(&config.trigger);
+        let steps = crate::step::Compiler::new(self.project, self.file, self.flow, self.report)
+            .flow_steps(&config.steps);
+        let steps = steps?;
+        if let Some(TriggerPlan::Webhook(hook)) = &trigger
+            && hook.mode == WebhookMode::Sync
+            && !steps.iter().any(answers)
+        {
+            let flow = self.flow;
+            self.error(
+                config.trigger.line,
+                config.trigger.column,
+                format!("flow `{flow}`: a `sync` webhook needs a `respond` step"),
+            );
+            return None;
+        }
         let run_retries = config
             .run_retries
             .as_deref()
@@ -372,9 +283,9 @@ impl Compiler<'_> {
             .iter()
             .map(|delay| delay.0)
             .collect();
-        (self.report.len() == before).then(|| FlowPlan {
+        Some(FlowPlan {
             name: self.flow.to_string(),
-            trigger,
+            trigger: trigger?,
             steps,
             run_retries,
         })
@@ -431,182 +342,19 @@ impl Compiler<'_> {
         })
     }
 
-    fn step(&mut self, index: usize, step: &Located<StepConfig>) -> Option<StepPlan> {
-        let number = index + 1;
-        let kind = *step.kinds().first()?;
-        let action = match kind {
-            StepKind::Call(call) => {
-                let spec = match CallSpec::parse(call) {
-                    Ok(spec) => spec,
-                    Err(e) => {
-                        self.step_error(number, call, e);
-                        return None;
-                    }
-                };
-                let path = match Template::parse(&spec.path) {
-                    Ok(path) => path,
-                    Err(e) => {
-                        self.step_error(
-                            number,
-                            call,
-                            format!("invalid jq in the path `{}`: {e}", spec.path),
-                        );
-                        return None;
-                    }
-                };
-                Action::Call(CallPlan {
-                    connector: spec.connector,
-                    method: spec.method,
-                    path,
-                    query: self.optional(number, "query", step.query.as_ref())?,
-                    headers: self.optional(number, "headers", step.headers.as_ref())?,
-                    body: self.optional(number, "body", step.body.as_ref())?,
-                    idempotency_key: self.optional(
-                        number,
-                        "idempotency_key",
-                        step.idempotency_key.as_ref(),
-                    )?,
-                    retry: retry_policy(step),
-                    pagination: self.pagination(number, step, false)?,
-                })
-            }
-            StepKind::Transform(e) => Action::Transform(self.expr(number, "transform", e)?),
-            StepKind::Filter(e) => Action::Filter(self.expr(number, "filter", e)?),
-            StepKind::SetState(e) => Action::SetState(self.expr(number, "set_state", e)?),
-            StepKind::Respond(respond) => Action::Respond(self.respond(number, respond)?),
-            StepKind::Graphql(graphql) => Action::Graphql(GraphqlPlan {
-                connector: graphql.connector.value.clone(),
-                path: graphql.path().to_string(),
-                document: Document::new(&graphql.document),
-                variables: self.optional(
-                    number,
-                    "graphql.variables",
-                    graphql.variables.as_ref(),
-                )?,
-                headers: self.optional(number, "graphql.headers", graphql.headers.as_ref())?,
-                idempotency_key: self.optional(
-                    number,
-                    "idempotency_key",
-                    step.idempotency_key.as_ref(),
-                )?,
-                retry: retry_policy(step),
-                pagination: self.pagination(number, step, true)?,
-            }),
-        };
-        let for_each = match &step.for_each {
-            Some(source) => {
-                let expr = self.expr(number, "for_each", source)?;
-                let concurrency = step
-                    .concurrency
-                    .as_ref()
-                    .map(|c| c.value)
-                    .unwrap_or(DEFAULT_FOR_EACH_CONCURRENCY);
-                Some((expr, concurrency))
-            }
-            None => None,
-        };
-        let id = step.name(index);
-        let on_error = match step.on_error.as_ref().map(|o| &o.value) {
-            None | Some(OnError::Retry) => ErrorPolicy::Retry,
-            Some(OnError::Continue) => ErrorPolicy::Continue,
-            Some(OnError::Fail) => ErrorPolicy::Fail,
-            Some(OnError::Fallback(alternatives)) => {
-                let mut steps = Vec::with_capacity(alternatives.len());
-                for (k, alternative) in alternatives.iter().enumerate() {
-                    // Fallback steps share their step's journal position;
-                    // their ids keep their entries apart.
-                    let mut compiled = self.step(index, alternative)?;
-                    if alternative.id.is_none() {
-                        compiled.id = format!("{id}-fallback-{}", k + 1);
-                    }
-                    steps.push(compiled);
-                }
-                ErrorPolicy::Fallback(steps)
-            }
-        };
-        Some(StepPlan {
-            index,
-            id,
-            action,
-            for_each,
-            on_error,
-        })
-    }
-
-    /// `Some(None)` without `paginate`, `None` after reporting its problems.
-    fn pagination(
-        &mut self,
-        number: usize,
-        step: &StepConfig,
-        graphql: bool,
-    ) -> Option<Option<Pagination>> {
-        let Some(config) = &step.paginate else {
-            return Some(None);
-        };
-        let compiled = if graphql {
-            Pagination::for_graphql(config)
-        } else {
-            Pagination::for_call(config)
-        };
-        match compiled {
-            Ok(pagination) => Some(Some(pagination)),
-            Err(problems) => {
-                let flow = self.flow;
-                for problem in problems {
-                    self.error(
-                        problem.line,
-                        problem.column,
-                        format!("flow `{flow}` step {number}: paginate: {}", problem.message),
-                    );
-                }
-                None
-            }
-        }
-    }
-
-    fn respond(&mut self, number: usize, respond: &Located<RespondConfig>) -> Option<RespondPlan> {
-        Some(RespondPlan {
-            status: respond.status,
-            headers: self.optional(number, "respond.headers", respond.headers.as_ref())?,
-            body: self.optional(number, "respond.body", respond.body.as_ref())?,
-        })
-    }
-
-    /// `Some(None)` when absent, `Some(Some(expr))` when it compiles, `None`
-    /// (after reporting) when it does not.
-    fn optional(
-        &mut self,
-        number: usize,
-        key: &str,
-        source: Option<&Located<String>>,
-    ) -> Option<Option<Expr>> {
-        match source {
-            None => Some(None),
-            Some(source) => self.expr(number, key, source).map(Some),
-        }
-    }
-
-    fn expr(&mut self, number: usize, key: &str, source: &Located<String>) -> Option<Expr> {
-        match Expr::compile(source) {
-            Ok(expr) => Some(expr),
-            Err(e) => {
-                self.step_error(number, source, format!("invalid jq in `{key}`: {e}"));
-                None
-            }
-        }
-    }
-
-    fn step_error<T>(&mut self, number: usize, at: &Located<T>, message: String) {
-        let flow = self.flow;
-        self.error(
-            at.line,
-            at.column,
-            format!("flow `{flow}` step {number}: {message}"),
-        );
-    }
-
     fn error(&mut self, line: u64, column: u64, message: String) {
         self.report
             .push(Diagnostic::new(self.file, line, column, message));
     }
+}
+
+/// Whether a step, or a step of one of its branches, answers a `sync`
+/// webhook's caller.
+fn answers(step: &StepPlan) -> bool {
+    step.kind == "respond"
+        || step
+            .describe()
+            .branches
+            .iter()
+            .any(|(_, steps)| steps.iter().any(answers))
 }

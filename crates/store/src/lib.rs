@@ -119,6 +119,21 @@ pub trait Store: Send + Sync + 'static {
         at: chrono::DateTime<chrono::Utc>,
         error: &str,
     ) -> Result<(), StoreError>;
+    /// Puts a run held by `owner` back in the queue, due at `until`, without
+    /// counting a retry or recording an error: the run gives its worker back
+    /// while it waits (a `wait` step, a child run), and the next claim
+    /// resumes it from its journal. A waiting run costs its row, no task.
+    async fn suspend(
+        &self,
+        owner: &str,
+        run: RunId,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Makes a queued run due now, if it is due later (a parent waiting for
+    /// its child); returns whether it was.
+    async fn wake(&self, run: RunId) -> Result<bool, StoreError>;
+
     /// Queues dead runs again, due now, with their retries reset; returns
     /// those that were dead (others are left alone). A replay resumes at the
     /// failed step; `from_start` sets the journal aside so every step runs

@@ -173,6 +173,8 @@ pub struct RunOutcome {
 pub enum StepStatus {
     Succeeded,
     Failed,
+    /// Its `when` was false: it did not run, and its result is `null`.
+    Skipped,
 }
 
 impl StepStatus {
@@ -180,6 +182,7 @@ impl StepStatus {
         match self {
             StepStatus::Succeeded => "succeeded",
             StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
         }
     }
 
@@ -187,6 +190,7 @@ impl StepStatus {
         match name {
             "succeeded" => Some(StepStatus::Succeeded),
             "failed" => Some(StepStatus::Failed),
+            "skipped" => Some(StepStatus::Skipped),
             _ => None,
         }
     }
@@ -218,6 +222,10 @@ pub struct JournalEntry {
     pub request: Option<Value>,
     pub output: Option<Value>,
     pub error: Option<String>,
+    /// What kind of failure `error` is (`expression`, `budget`,
+    /// `server_error`, `timeout`...): operators, the dashboard and tests
+    /// branch on it, never on the error's wording.
+    pub error_class: Option<String>,
     /// False once a replay from the start set the entry aside: it stays in
     /// the record, but its output is not reused.
     // Ignored when recording: a new entry is always current.

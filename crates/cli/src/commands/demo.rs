@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use patchbay_config::{MapEnv, ProcessEnv, Project, Source};
-use patchbay_connector::BreakerState;
+use patchbay_connector::{BreakerState, CallClass};
 use patchbay_engine::{Plan, Roles};
 use patchbay_store::{JournalEntry, Run, RunFilter, RunStatus, StepStatus, Store};
 use patchbay_testkit::Reply;
@@ -625,17 +625,12 @@ impl StepCalls {
         if entry.status != StepStatus::Failed {
             return;
         }
-        if entry.error.as_deref().is_some_and(refused_by_breaker) {
+        if entry.error_class.as_deref() == Some(CallClass::CircuitOpen.as_str()) {
             self.failed_fast += 1;
         } else {
             self.failed_upstream += 1;
         }
     }
-}
-
-/// Whether a step failed because an open circuit breaker refused its call.
-fn refused_by_breaker(error: &str) -> bool {
-    error.contains("circuit breaker open")
 }
 
 /// How often the breakers are looked at. Their changes come seconds apart.

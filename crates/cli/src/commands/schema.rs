@@ -12,11 +12,13 @@ pub struct Args {
 }
 
 pub fn execute(args: Args) -> anyhow::Result<Outcome> {
-    let schema = if args.flow {
+    // The configuration crate describes a step's shared modifiers; the
+    // engine adds the keys of its step kinds.
+    let schema = patchbay_engine::step::complete_schema(if args.flow {
         patchbay_config::flow_schema()
     } else {
         patchbay_config::project_schema()
-    };
+    });
     let text = serde_json::to_string_pretty(&schema)?;
     // Written by hand rather than with `println!`, which panics when the
     // reader goes away (`patchbay schema | head`); a closed pipe is no error.

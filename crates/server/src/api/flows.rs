@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use patchbay_config::WebhookMode;
-use patchbay_engine::plan::{Action, ErrorPolicy, StepPlan};
+use patchbay_engine::plan::{ErrorPolicy, StepPlan};
 use patchbay_engine::{Event, FlowPlan, TriggerPlan};
 use serde::Serialize;
 use serde_json::json;
@@ -72,7 +72,8 @@ impl Trigger {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StepSummary {
     pub id: String,
-    /// `call`, `graphql`, `transform`, `filter`, `set_state` or `respond`.
+    /// The step's kind: `call`, `graphql`, `transform`, `filter`,
+    /// `set_state`, `respond`, `switch` or `wait`.
     pub kind: String,
 }
 
@@ -97,8 +98,11 @@ pub(crate) struct StepDetail {
     /// Position in the flow, from 0 (a fallback step shares its step's).
     pub index: usize,
     pub id: String,
-    /// `call`, `graphql`, `transform`, `filter`, `set_state` or `respond`.
+    /// The step's kind: `call`, `graphql`, `transform`, `filter`,
+    /// `set_state`, `respond`, `switch` or `wait`.
     pub kind: String,
+    /// The jq condition of its `when`, if any: the step runs only when true.
+    pub when: Option<String>,
     /// The connector a `call` or `graphql` step uses.
     pub connector: Option<String>,
     /// The HTTP method of a `call`.
@@ -121,6 +125,17 @@ pub(crate) struct StepDetail {
     /// With `on_error: fallback`, the steps run instead.
     #[schema(no_recursion)]
     pub fallback: Vec<StepDetail>,
+    /// A `switch`'s branches, in the order they are tried (`default` last).
+    pub branches: Vec<BranchDetail>,
+}
+
+/// One branch of a `switch` step.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BranchDetail {
+    /// The case's name, or `default`.
+    pub name: String,
+    #[schema(no_recursion)]
+    pub steps: Vec<StepDetail>,
 }
 
 /// A step's `for_each`.
@@ -132,16 +147,18 @@ pub(crate) struct ForEach {
 
 impl StepDetail {
     fn of(step: &StepPlan) -> StepDetail {
-        let mut detail = StepDetail {
+        let described = step.describe();
+        StepDetail {
             index: step.index,
             id: step.id.clone(),
-            kind: step.action.kind().into(),
-            connector: None,
-            method: None,
-            path: None,
-            expression: None,
-            status: None,
-            paginated: false,
+            kind: step.kind.into(),
+            when: step.when.as_ref().map(|when| when.source().into()),
+            connector: described.connector,
+            method: described.method,
+            path: described.path,
+            expression: described.expression,
+            status: described.status,
+            paginated: described.paginated,
             for_each: step.for_each.as_ref().map(|(items, concurrency)| ForEach {
                 items: items.source().into(),
                 concurrency: *concurrency,
@@ -155,32 +172,17 @@ impl StepDetail {
             .into(),
             fallback: match &step.on_error {
                 ErrorPolicy::Fallback(steps) => steps.iter().map(StepDetail::of).collect(),
-                _ => Vec::new(),
+                ErrorPolicy::Retry | ErrorPolicy::Continue | ErrorPolicy::Fail => Vec::new(),
             },
-        };
-        match &step.action {
-            Action::Call(call) => {
-                detail.connector = Some(call.connector.clone());
-                detail.method = Some(call.method.clone());
-                detail.path = Some(call.path.source().into());
-                detail.expression = call.body.as_ref().map(|body| body.source().into());
-                detail.paginated = call.pagination.is_some();
-            }
-            Action::Graphql(graphql) => {
-                detail.connector = Some(graphql.connector.clone());
-                detail.path = Some(graphql.path.clone());
-                detail.expression = Some(graphql.document.text().into());
-                detail.paginated = graphql.pagination.is_some();
-            }
-            Action::Transform(expr) | Action::Filter(expr) | Action::SetState(expr) => {
-                detail.expression = Some(expr.source().into());
-            }
-            Action::Respond(respond) => {
-                detail.status = Some(respond.status);
-                detail.expression = respond.body.as_ref().map(|body| body.source().into());
-            }
+            branches: described
+                .branches
+                .iter()
+                .map(|(name, steps)| BranchDetail {
+                    name: name.clone(),
+                    steps: steps.iter().map(StepDetail::of).collect(),
+                })
+                .collect(),
         }
-        detail
     }
 }
 
@@ -204,7 +206,7 @@ fn summary(flow: &FlowPlan, version: &str) -> FlowSummary {
             .iter()
             .map(|step| StepSummary {
                 id: step.id.clone(),
-                kind: step.action.kind().into(),
+                kind: step.kind.into(),
             })
             .collect(),
         config_version: version.into(),

@@ -52,6 +52,7 @@ enum Write {
         request: Option<String>,
         output: Option<String>,
         error: Option<String>,
+        error_class: Option<String>,
         state: Option<String>,
     },
     Finish {
@@ -87,6 +88,7 @@ impl Write {
                 request,
                 output,
                 error,
+                error_class,
                 state,
             } => {
                 let run_text = id_text(*run);
@@ -103,6 +105,7 @@ impl Write {
                     .bind(output)
                     .bind(error)
                     .bind(owner)
+                    .bind(error_class)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
@@ -195,6 +198,7 @@ impl Batcher {
             request: entry.request.as_ref().map(json_text),
             output: entry.output.as_ref().map(json_text),
             error: entry.error.clone(),
+            error_class: entry.error_class.clone(),
             state: state.map(json_text),
         })
         .await

@@ -155,6 +155,7 @@ pub(super) fn entry_from_row(row: &SqliteRow) -> Result<JournalEntry, StoreError
         request: parse_opt_json("journal.request", get(row, "journal.request")?)?,
         output: parse_opt_json("journal.output", get(row, "journal.output")?)?,
         error: get(row, "journal.error")?,
+        error_class: get(row, "journal.error_class")?,
         current: get::<i64>(row, "journal.superseded")? == 0,
     })
 }

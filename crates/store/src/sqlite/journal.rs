@@ -16,8 +16,8 @@ use crate::{JournalEntry, RunId, StoreError};
 
 pub(super) const INSERT_ENTRY: &str = "\
 INSERT INTO journal (run_id, step_index, step_id, item, attempt, status, started_at, duration_ms,
-                     request, output, error)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+                     request, output, error, error_class)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13
 WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running' AND lease_owner = $12)";
 
 /// The state belongs to the run's flow, looked up from the run itself so a
@@ -30,7 +30,7 @@ ON CONFLICT (flow) DO UPDATE SET state = excluded.state, updated_at = excluded.u
 
 const SELECT_JOURNAL: &str = "\
 SELECT run_id, step_index, step_id, item, attempt, status, started_at, duration_ms, request,
-       output, error, superseded
+       output, error, error_class, superseded
 FROM journal WHERE run_id = $1 ORDER BY seq";
 
 const SELECT_STATE: &str = "SELECT state FROM flow_state WHERE flow = $1";

@@ -355,6 +355,19 @@ impl Store for SqliteStore {
         queue::reschedule(&self.writer, owner, run, at, error).await
     }
 
+    async fn suspend(
+        &self,
+        owner: &str,
+        run: RunId,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        queue::suspend(&self.writer, owner, run, until).await
+    }
+
+    async fn wake(&self, run: RunId) -> Result<bool, StoreError> {
+        queue::wake(&self.writer, run).await
+    }
+
     async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError> {
         let result = queue::replay(&self.writer, runs, from_start).await;
         if let Err(StoreError::Query(_)) = &result {

@@ -133,6 +133,16 @@ SET status = 'queued', next_attempt_at = $3, error = $4, retries = retries + 1, 
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id = $1 AND status = 'running' AND lease_owner = $2";
 
+const SUSPEND: &str = "\
+UPDATE runs
+SET status = 'queued', next_attempt_at = $3, error = NULL, updated_at = $4,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+
+const WAKE: &str = "\
+UPDATE runs SET next_attempt_at = $2, updated_at = $2
+WHERE id = $1 AND status = 'queued' AND next_attempt_at > $2";
+
 /// Only dead runs are replayed: a run still queued or running needs no
 /// replay, and one that succeeded must not run its side effects again.
 const REPLAY: &str = "\
@@ -305,6 +315,34 @@ pub(super) async fn reschedule(
         return Err(StoreError::LeaseLost { run });
     }
     Ok(())
+}
+
+pub(super) async fn suspend(
+    writer: &SqlitePool,
+    owner: &str,
+    run: RunId,
+    until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(SUSPEND)
+        .bind(id_text(run))
+        .bind(owner)
+        .bind(millis(until))
+        .bind(now_millis())
+        .execute(writer)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost { run });
+    }
+    Ok(())
+}
+
+pub(super) async fn wake(writer: &SqlitePool, run: RunId) -> Result<bool, StoreError> {
+    let done = sqlx::query(WAKE)
+        .bind(id_text(run))
+        .bind(now_millis())
+        .execute(writer)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 pub(super) async fn replay(

@@ -68,6 +68,7 @@ pub fn entry(run: RunId, step_index: u32, item: Option<u32>) -> JournalEntry {
         request: Some(json!({"method": "POST", "url": "http://127.0.0.1:1/x"})),
         output: Some(json!({"step": step_index, "item": item})),
         error: None,
+        error_class: None,
         current: true,
     }
 }

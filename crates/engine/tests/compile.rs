@@ -1,0 +1,180 @@
+//! Compiling flows: every step problem is reported, with its file, line and
+//! the step's place in the flow, and a valid flow compiles to the plan the
+//! executor runs.
+
+use std::path::Path;
+
+use patchbay_config::{MapEnv, Project, Report};
+use patchbay_engine::Plan;
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+const ROOT: &str = "\
+connectors:
+  erp:
+    url: http://127.0.0.1:9102
+    dangerous_allow_private: true
+";
+
+/// What `check` reports: loading's problems and compiling's, together,
+/// with the temporary folder's path taken out.
+fn check(flows: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "patchbay.yaml", ROOT);
+    for (name, text) in flows {
+        write(dir.path(), &format!("flows/{name}.yaml"), text);
+    }
+    let env = MapEnv::new([]);
+    let (project, mut report) = Project::load_partial(dir.path(), &env).unwrap();
+    if let Err(more) = Plan::compile(&project) {
+        report.extend(more);
+    }
+    render(report, dir.path())
+}
+
+fn render(report: Report, dir: &Path) -> String {
+    report
+        .sorted()
+        .to_string()
+        .replace(&format!("{}/", dir.display()), "")
+}
+
+fn compile(flow: &str) -> Plan {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "patchbay.yaml", ROOT);
+    write(dir.path(), "flows/f.yaml", flow);
+    let project = Project::load(dir.path(), &MapEnv::new([])).unwrap_or_else(|r| panic!("{r}"));
+    Plan::compile(&project).unwrap_or_else(|r| panic!("{}", render(r, dir.path())))
+}
+
+#[test]
+fn every_step_problem_is_reported_with_its_place() {
+    let report = check(&[
+        (
+            "sync",
+            "\
+trigger: { schedule: \"61 * * * *\" }
+steps:
+  - call: erp GET /a
+  - call: crm GET /contacts
+  - transform: '.'
+    filter: '.ok'
+  - transfrom: '.'
+  - id: bad id
+    transform: '.'
+",
+        ),
+        (
+            "typo",
+            "trigger: { webhook: { path: /hooks/t } }\nsteps:\n  - call: erp GET /a\n    retires: 3\n",
+        ),
+        (
+            "branches",
+            "\
+trigger: { manual: {} }
+steps:
+  - id: route
+    switch:
+      cases:
+        - name: refund
+          when: '.type == \"refund\"'
+          steps:
+            - transform: '.amount +'
+        - when: '.type == \"order\"'
+          steps:
+            - respond: { status: 200 }
+      default:
+        - wait: {until: '.at'}
+          for_each: '.items'
+  - filter: true
+    on_error:
+      fallback:
+        - transform: '.'
+",
+        ),
+    ]);
+    insta::assert_snapshot!(report);
+}
+
+#[test]
+fn a_switch_compiles_with_its_branches() {
+    let plan = compile(
+        "\
+trigger: { manual: {} }
+steps:
+  - id: route
+    switch:
+      cases:
+        - name: refund
+          when: '.type == \"refund\"'
+          steps:
+            - transform: '{refund: .amount}'
+            - id: inner
+              switch:
+                cases:
+                  - when: '.amount > 100'
+                    steps: [{transform: '\"big\"'}]
+      default:
+        - transform: '\"other\"'
+  - when: '$steps.route != null'
+    wait: 10m
+",
+    );
+    let steps = &plan.flows["f"].steps;
+    assert_eq!(steps.len(), 2);
+    let described = steps[0].describe();
+    let branches: Vec<(&str, Vec<&str>)> = described
+        .branches
+        .iter()
+        .map(|(name, steps)| (name.as_str(), steps.iter().map(|s| s.id.as_str()).collect()))
+        .collect();
+    assert_eq!(
+        branches,
+        vec![
+            ("refund", vec!["route-refund-1", "inner"]),
+            ("default", vec!["route-default-1"]),
+        ]
+    );
+    assert_eq!(steps[1].kind, "wait");
+    assert_eq!(
+        steps[1].when.as_ref().map(|w| w.source()),
+        Some("$steps.route != null")
+    );
+}
+
+#[test]
+fn branches_nest_only_so_deep() {
+    let mut flow = String::from("trigger: { manual: {} }\nsteps:\n");
+    let mut indent = String::from("  ");
+    for _ in 0..10 {
+        flow.push_str(&format!(
+            "{indent}- switch:\n{indent}    cases:\n{indent}      - when: 'true'\n{indent}        steps:\n"
+        ));
+        indent.push_str("          ");
+    }
+    flow.push_str(&format!("{indent}- transform: '.'\n"));
+    let report = check(&[("deep", &flow)]);
+    assert!(
+        report.contains("branches nest deeper than 8 levels"),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_schema_lists_every_kind_and_modifier() {
+    let schema = patchbay_engine::step::complete_schema(patchbay_config::flow_schema());
+    let step = &schema["$defs"]["StepConfig"];
+    let mut keys: Vec<&str> = step["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    insta::assert_snapshot!(keys.join(" "));
+    assert_eq!(step["additionalProperties"], false);
+}
