@@ -5,6 +5,7 @@
 mod api;
 mod audit;
 mod bad_input;
+mod branching;
 mod campaign_crash;
 mod campaign_fault;
 mod check;

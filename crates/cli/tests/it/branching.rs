@@ -1,0 +1,196 @@
+//! Branching and durable waits through the real binary: a `switch` sends
+//! each event shape down its branch, and a node killed inside a branch
+//! resumes in the same branch without repeating its completed calls; a run
+//! waiting on a `wait` step survives a kill and goes on at its due time.
+
+use std::time::{Duration, Instant};
+
+use patchbay_store::{RunStatus, StepStatus};
+use patchbay_testkit::{MockUpstream, Reply};
+use serde_json::json;
+
+use crate::support::{Patchbay, TestProject, eventually, patchbay_run, store_file};
+
+fn root(upstream: &MockUpstream) -> String {
+    format!(
+        "connectors:\n  up:\n    url: {}\n    dangerous_allow_private: true\n    idempotency_header: Idempotency-Key\nengine:\n  lease: 2s\n  poll_interval: 200ms\n",
+        upstream.url()
+    )
+}
+
+const ROUTE_FLOW: &str = "\
+trigger: { webhook: { path: /hooks/route } }
+steps:
+  - id: route
+    switch:
+      cases:
+        - name: refund
+          when: '.type == \"refund\"'
+          steps:
+            - call: up POST /refunds
+              body: '{id: .id}'
+            - call: up POST /notify
+              body: '{id: .id}'
+        - name: order
+          when: '.type == \"order\"'
+          steps:
+            - call: up POST /orders
+              body: '{id: .id}'
+      default:
+        - call: up POST /other
+          body: '{id: .id}'
+";
+
+async fn post(base: &str, path: &str, body: serde_json::Value) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("webhook sent");
+    assert_eq!(response.status().as_u16(), 202);
+    let answer: serde_json::Value = response.json().await.expect("JSON answer");
+    answer["run_id"].as_str().expect("a run id").to_string()
+}
+
+async fn store(project: &TestProject) -> patchbay_store::SqliteStore {
+    patchbay_store::SqliteStore::open(patchbay_store::SqliteOptions::new(store_file(project)))
+        .await
+        .expect("open the store")
+}
+
+async fn run_status(project: &TestProject, id: &str) -> Option<RunStatus> {
+    use patchbay_store::Store;
+    let store = store(project).await;
+    let run = store.run(id.parse().ok()?).await.ok().flatten();
+    store.close().await;
+    run.map(|r| r.status)
+}
+
+#[tokio::test]
+async fn a_switch_takes_each_branch_and_a_killed_node_resumes_in_the_same_one() {
+    let upstream = MockUpstream::start().await;
+    for path in ["/refunds", "/orders", "/other"] {
+        upstream.route("POST", path, Reply::json(200, json!({"ok": true})));
+    }
+    // Slow enough for the node to be killed while the call is out.
+    upstream.route(
+        "POST",
+        "/notify",
+        Reply::json(200, json!({"ok": true})).with_delay(Duration::from_secs(2)),
+    );
+    upstream.idempotent("POST", "/notify");
+    let project = TestProject::new(&root(&upstream), &[("route", ROUTE_FLOW)]);
+    let log = project.path().join("patchbay.log");
+    let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
+
+    let order = post(
+        &node.base,
+        "/hooks/route",
+        json!({"type": "order", "id": 1}),
+    )
+    .await;
+    let other = post(&node.base, "/hooks/route", json!({"type": "gift", "id": 2})).await;
+    let refund = post(
+        &node.base,
+        "/hooks/route",
+        json!({"type": "refund", "id": 3}),
+    )
+    .await;
+    let notified = eventually(Duration::from_secs(20), || async {
+        !upstream.requests_to("POST", "/notify").is_empty()
+    })
+    .await;
+    assert!(notified, "the refund branch reached its second call");
+    node.kill();
+
+    let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
+    let done = eventually(Duration::from_secs(30), || async {
+        let mut all = true;
+        for id in [&order, &other, &refund] {
+            all &= run_status(&project, id).await == Some(RunStatus::Succeeded);
+        }
+        all
+    })
+    .await;
+    node.terminate();
+    assert!(done, "every run succeeded after the restart");
+
+    // Each branch's calls went to their own endpoint, once; the call cut
+    // by the kill was sent again with the same key and applied once.
+    assert_eq!(upstream.requests_to("POST", "/orders").len(), 1);
+    assert_eq!(upstream.requests_to("POST", "/other").len(), 1);
+    assert_eq!(upstream.requests_to("POST", "/refunds").len(), 1);
+    let notify = upstream.requests_to("POST", "/notify");
+    let keys: std::collections::BTreeSet<_> = notify
+        .iter()
+        .filter_map(|r| r.header("idempotency-key").map(str::to_string))
+        .collect();
+    assert_eq!(keys.len(), 1, "one key for the repeated call: {keys:?}");
+    assert_eq!(upstream.side_effects(keys.iter().next().unwrap()), 1);
+
+    use patchbay_store::Store;
+    let store = store(&project).await;
+    let journal = store.journal(refund.parse().unwrap()).await.unwrap();
+    store.close().await;
+    let decisions: Vec<_> = journal.iter().filter(|e| e.step_id == "route").collect();
+    assert_eq!(
+        decisions.len(),
+        1,
+        "the branch was chosen once: {journal:?}"
+    );
+    assert_eq!(decisions[0].output, Some(json!({"branch": "refund"})));
+    let refunds: Vec<_> = journal
+        .iter()
+        .filter(|e| e.step_id == "route-refund-1")
+        .collect();
+    assert_eq!(refunds.len(), 1, "the completed call was not repeated");
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.step_id == "route-refund-2" && e.status == StepStatus::Succeeded)
+    );
+}
+
+const WAIT_FLOW: &str = "\
+trigger: { webhook: { path: /hooks/remind } }
+steps:
+  - wait: 5s
+  - call: up POST /remind
+    body: '{id: .id}'
+";
+
+#[tokio::test]
+async fn a_waiting_run_survives_a_kill_and_goes_on_at_its_due_time() {
+    let upstream = MockUpstream::start().await;
+    upstream.route("POST", "/remind", Reply::json(200, json!({"ok": true})));
+    let project = TestProject::new(&root(&upstream), &[("remind", WAIT_FLOW)]);
+    let log = project.path().join("patchbay.log");
+    let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
+    let posted = Instant::now();
+    let run = post(&node.base, "/hooks/remind", json!({"id": 7})).await;
+    // The wait is journalled and the run gives its worker back: queued.
+    let waiting = eventually(Duration::from_secs(4), || async {
+        run_status(&project, &run).await == Some(RunStatus::Queued)
+    })
+    .await;
+    assert!(waiting, "the run waits queued");
+    node.kill();
+    let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
+    let called = eventually(Duration::from_secs(15), || async {
+        !upstream.requests_to("POST", "/remind").is_empty()
+    })
+    .await;
+    let elapsed = posted.elapsed();
+    let done = eventually(Duration::from_secs(5), || async {
+        run_status(&project, &run).await == Some(RunStatus::Succeeded)
+    })
+    .await;
+    node.terminate();
+    assert!(called && done, "the run went on after the restart");
+    assert!(
+        elapsed >= Duration::from_secs(5) && elapsed < Duration::from_secs(7),
+        "the call came {elapsed:?} after the event, for a 5 s wait"
+    );
+    assert_eq!(upstream.requests_to("POST", "/remind").len(), 1);
+}
