@@ -33,6 +33,7 @@ mod connector;
 mod error;
 pub mod events;
 mod graphql;
+mod health;
 mod oauth;
 mod paginate;
 mod ratelimit;
@@ -54,10 +55,11 @@ pub use error::{BuildError, CallClass, CallError, RedirectRefusal};
 pub use graphql::{
     Document, GraphqlError, GraphqlRequest, GraphqlResult, MAX_ERRORS_KEPT, variables,
 };
+pub use health::{ConnectorHealth, RateLimitHeadroom};
 pub use paginate::{
     Collected, FetchError, Link, Page, PageError, PaginateConfigError, Pagination, Paginator,
     next_link, parse_link_header,
 };
 pub use recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota, WINDOW_MINUTES};
-pub use retry::{ConnectorHealth, Delivered, RateLimitHeadroom, RetryPolicy, Undelivered};
+pub use retry::{Delivered, RetryPolicy, Undelivered};
 pub use token_store::{MemoryTokenStore, TokenStore, TokenStoreError};

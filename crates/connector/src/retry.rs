@@ -24,14 +24,12 @@ use patchbay_config::RetryConfig;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tracing::Instrument as _;
 
-use crate::breaker::{BreakerState, Outcome};
-use serde::Serialize;
+use crate::breaker::Outcome;
 
 use crate::call::{CallRequest, Response};
 use crate::connector::Connector;
 use crate::error::CallError;
 use crate::events::{CallRefused, CallRetried, RateLimitWaited, Refusal, UpstreamResponded};
-use crate::recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota};
 
 /// How a call is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,42 +74,6 @@ pub struct Undelivered {
     /// Time spent waiting for rate-limit slots and upstream pauses, over
     /// all attempts (backoff between attempts not included).
     pub waited: Duration,
-}
-
-/// Minutes of history behind [`ConnectorHealth::recent`].
-const HEALTH_WINDOW_MINUTES: usize = 5;
-
-/// How a connector's upstream is doing, for health checks and metrics.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConnectorHealth {
-    pub breaker: BreakerState,
-    /// Percentage of failed calls in the breaker's window (0 without one).
-    pub failure_rate: f64,
-    /// Calls counted in the breaker's window.
-    pub calls_in_window: u32,
-    /// While the breaker is open: how long until it lets a probe through.
-    pub breaker_retry_in: Option<Duration>,
-    /// When the pause the upstream asked for ends, while one is in force.
-    pub paused_until: Option<std::time::Instant>,
-    /// Calls of the last five minutes.
-    pub recent: RecentSummary,
-    pub last_error: Option<LastError>,
-    pub rate_limit: RateLimitHeadroom,
-}
-
-/// How much of its rate budget a connector has left.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RateLimitHeadroom {
-    /// The configured limit in calls per second (per key when keyed), if
-    /// one is set.
-    pub limit_per_second: Option<f64>,
-    /// Share of the configured limit left unused over the last minute, from
-    /// 0 (saturated) to 1 (idle); `None` without a configured limit. For a
-    /// keyed limit this is measured against one key's budget, so it is a
-    /// floor.
-    pub headroom: Option<f64>,
-    /// What the upstream last said of its own quota.
-    pub upstream: Option<UpstreamQuota>,
 }
 
 impl Connector {
@@ -287,40 +249,6 @@ impl Connector {
             permit.record(Outcome::of(&result));
         }
         result
-    }
-
-    /// The circuit breaker's state, any pause the upstream asked for, and
-    /// how calls went lately.
-    pub fn health(&self) -> ConnectorHealth {
-        let breaker = self.breaker.as_ref().map(|b| b.snapshot());
-        let limit_per_second = self.throttle.per_second();
-        let last_minute = self.recent.summary(1);
-        ConnectorHealth {
-            breaker: breaker.map_or(BreakerState::Disabled, |b| b.state),
-            failure_rate: breaker.map_or(0.0, |b| b.failure_rate),
-            calls_in_window: breaker.map_or(0, |b| b.calls),
-            breaker_retry_in: breaker.and_then(|b| b.retry_in),
-            paused_until: self
-                .throttle
-                .paused_until()
-                .map(tokio::time::Instant::into_std),
-            recent: self.recent.summary(HEALTH_WINDOW_MINUTES),
-            last_error: self.recent.last_error(),
-            rate_limit: RateLimitHeadroom {
-                limit_per_second,
-                headroom: limit_per_second.map(|per_second| {
-                    (1.0 - last_minute.calls as f64 / (per_second * 60.0)).clamp(0.0, 1.0)
-                }),
-                upstream: self.recent.upstream_quota(),
-            },
-        }
-    }
-
-    /// Calls per minute over the last `window` minutes (at most
-    /// [`WINDOW_MINUTES`](crate::WINDOW_MINUTES)), minutes without calls
-    /// left out.
-    pub fn recent_minutes(&self, window: usize) -> Vec<MinuteStats> {
-        self.recent.minutes(window)
     }
 }
 
