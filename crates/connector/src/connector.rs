@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 use crate::address_filter::{AddressFilter, AddressRefusal};
 use crate::auth::Auth;
 use crate::call::{CallRequest, Response, headers_to_json};
-use crate::error::{BuildError, CallError};
+use crate::error::{BuildError, CallError, error_chain};
 use crate::oauth::{Token, TokenError};
 use crate::redact::Masker;
 use crate::redirect::RedirectPolicy;
@@ -737,21 +737,6 @@ struct Outgoing {
     url: reqwest::Url,
     headers: HeaderMap,
     body: Option<Bytes>,
-}
-
-/// The error and its causes in one line ("error sending request: connection refused").
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn excerpt(text: &str) -> String {

@@ -1,8 +1,27 @@
-//! Connector errors and their classification.
+//! The connector's errors, and the classification every decision about a
+//! failure is taken on.
+//!
+//! - [`CallError`]: one call that produced no usable response. Its
+//!   [`CallClass`] is what retries, the circuit breaker, the throttle, the
+//!   metrics and the executor decide on, never the message text; the
+//!   classifiers below (`class`, `is_transient`, `retry_after`, `status`)
+//!   are exhaustive matches, so a new variant must be placed in each.
+//! - [`FetchError`]: a page or a GraphQL operation without a usable result:
+//!   the [`CallError`] left after retries, or an answer that cannot be used.
+//!   [`PageError`] adds which page it was.
+//! - [`BuildError`] and [`PaginateConfigError`]: configuration that cannot
+//!   be used, found when a connector is built or a step compiled.
+//!
+//! Messages are built from parts already redacted (the URL as written, the
+//! masked excerpt of a body), so `Display` and `Debug` may be logged and
+//! journalled as they are. Reasons that belong to another part stay with
+//! it: [`AddressRefusal`] with the address filter, `TokenStoreError` with the
+//! [`TokenStore`](crate::TokenStore) trait its implementers return it from.
 
 use std::time::Duration;
 
 use crate::address_filter::AddressRefusal;
+use crate::graphql::{self, GraphqlError};
 
 /// What kind of outcome a call had. Retry policies and error handling decide
 /// on this, never on error text.
@@ -283,6 +302,81 @@ impl CallError {
     }
 }
 
+/// Why a page, or a GraphQL operation, has no usable result.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The request failed, after the retries its policy allowed.
+    #[error("{error}{}", after_attempts(*.attempts))]
+    Call { error: CallError, attempts: u32 },
+    /// The upstream answered, but the answer cannot be used: items that are
+    /// not an array, a cursor that is not text, a link leaving the connector.
+    #[error("{connector}: {method} {path}: {reason}")]
+    Unusable {
+        connector: String,
+        method: String,
+        path: String,
+        reason: String,
+    },
+    /// A GraphQL response carrying `errors`.
+    #[error(
+        "{connector}: POST {path} answered with GraphQL errors: {}",
+        graphql::describe(.errors, .more)
+    )]
+    Graphql {
+        connector: String,
+        path: String,
+        /// The first errors (at most [`graphql::MAX_ERRORS_KEPT`]).
+        errors: Vec<GraphqlError>,
+        /// How many more errors the response held.
+        more: usize,
+    },
+}
+
+fn after_attempts(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl FetchError {
+    /// The outcome class, as for a single call: a GraphQL error or an
+    /// unusable page is an `invalid_response`.
+    pub fn class(&self) -> CallClass {
+        match self {
+            FetchError::Call { error, .. } => error.class(),
+            FetchError::Unusable { .. } | FetchError::Graphql { .. } => CallClass::InvalidResponse,
+        }
+    }
+
+    /// Attempts of the failing request: exact for [`FetchError::Call`], 1
+    /// for an answer that could not be used.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            FetchError::Call { attempts, .. } => *attempts,
+            FetchError::Unusable { .. } | FetchError::Graphql { .. } => 1,
+        }
+    }
+
+    /// The HTTP status, when the upstream answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Call { error, .. } => error.status(),
+            FetchError::Unusable { .. } | FetchError::Graphql { .. } => None,
+        }
+    }
+}
+
+/// A page that could not be fetched or used.
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (page {page})")]
+pub struct PageError {
+    /// Which page, from 1.
+    pub page: u32,
+    pub error: FetchError,
+}
+
 /// A connector that cannot be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -290,4 +384,29 @@ pub enum BuildError {
     Config { connector: String, reason: String },
     #[error("cannot create the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+}
+
+/// A `paginate` configuration that cannot be used, with the line and column
+/// of the offending value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PaginateConfigError {
+    pub message: String,
+    pub line: u64,
+    pub column: u64,
+}
+
+/// The error and its causes in one line ("error sending request: connection refused").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

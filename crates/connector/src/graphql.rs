@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::call::{CallRequest, Response};
 use crate::connector::Connector;
-use crate::paginate::FetchError;
+use crate::error::FetchError;
 use crate::redact::Masker;
 use crate::retry::RetryPolicy;
 

@@ -51,15 +51,14 @@ pub use auth::Auth;
 pub use breaker::BreakerState;
 pub use call::{CallRequest, Response, headers_to_json};
 pub use connector::{Connector, Connectors};
-pub use error::{BuildError, CallClass, CallError, RedirectRefusal};
+pub use error::{
+    BuildError, CallClass, CallError, FetchError, PageError, PaginateConfigError, RedirectRefusal,
+};
 pub use graphql::{
     Document, GraphqlError, GraphqlRequest, GraphqlResult, MAX_ERRORS_KEPT, variables,
 };
 pub use health::{ConnectorHealth, RateLimitHeadroom};
-pub use paginate::{
-    Collected, FetchError, Link, Page, PageError, PaginateConfigError, Pagination, Paginator,
-    next_link, parse_link_header,
-};
+pub use paginate::{Collected, Link, Page, Pagination, Paginator, next_link, parse_link_header};
 pub use recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota, WINDOW_MINUTES};
 pub use retry::{Delivered, RetryPolicy, Undelivered};
 pub use token_store::{MemoryTokenStore, TokenStore, TokenStoreError};

@@ -551,7 +551,7 @@ async fn post(
         let e = e.without_url();
         match crate::address_filter::find_refusal(&e) {
             Some(refusal) => TokenHttpError::Refused(refusal.clone()),
-            None => TokenHttpError::Transport(crate::connector::error_chain(&e)),
+            None => TokenHttpError::Transport(crate::error::error_chain(&e)),
         }
     };
     let mut response = http.execute(request).await.map_err(transport)?;

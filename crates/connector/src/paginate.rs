@@ -39,8 +39,8 @@ use serde_json::{Map, Value};
 
 use crate::call::{CallRequest, Response};
 use crate::connector::Connector;
-use crate::error::{CallClass, CallError};
-use crate::graphql::{self, GraphqlError, GraphqlRequest};
+use crate::error::{FetchError, PageError, PaginateConfigError};
+use crate::graphql::{self, GraphqlRequest};
 use crate::retry::RetryPolicy;
 
 /// A step's `paginate` configuration, compiled.
@@ -85,16 +85,6 @@ impl Style {
             Style::Connection { .. } => "connection",
         }
     }
-}
-
-/// A `paginate` configuration that cannot be used, with the line and column
-/// of the offending value.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct PaginateConfigError {
-    pub message: String,
-    pub line: u64,
-    pub column: u64,
 }
 
 impl Pagination {
@@ -186,81 +176,6 @@ impl Pagination {
     pub fn is_graphql(&self) -> bool {
         matches!(self.style, Style::Connection { .. })
     }
-}
-
-/// Why a page, or a GraphQL operation, has no usable result.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    /// The request failed, after the retries its policy allowed.
-    #[error("{error}{}", after_attempts(*.attempts))]
-    Call { error: CallError, attempts: u32 },
-    /// The upstream answered, but the answer cannot be used: items that are
-    /// not an array, a cursor that is not text, a link leaving the connector.
-    #[error("{connector}: {method} {path}: {reason}")]
-    Unusable {
-        connector: String,
-        method: String,
-        path: String,
-        reason: String,
-    },
-    /// A GraphQL response carrying `errors`.
-    #[error(
-        "{connector}: POST {path} answered with GraphQL errors: {}",
-        graphql::describe(.errors, .more)
-    )]
-    Graphql {
-        connector: String,
-        path: String,
-        /// The first errors (at most [`graphql::MAX_ERRORS_KEPT`]).
-        errors: Vec<GraphqlError>,
-        /// How many more errors the response held.
-        more: usize,
-    },
-}
-
-fn after_attempts(attempts: u32) -> String {
-    if attempts > 1 {
-        format!(" (after {attempts} attempts)")
-    } else {
-        String::new()
-    }
-}
-
-impl FetchError {
-    /// The outcome class, as for a single call: a GraphQL error or an
-    /// unusable page is an `invalid_response`.
-    pub fn class(&self) -> CallClass {
-        match self {
-            FetchError::Call { error, .. } => error.class(),
-            FetchError::Unusable { .. } | FetchError::Graphql { .. } => CallClass::InvalidResponse,
-        }
-    }
-
-    /// Attempts of the failing request: exact for [`FetchError::Call`], 1
-    /// for an answer that could not be used.
-    pub fn attempts(&self) -> u32 {
-        match self {
-            FetchError::Call { attempts, .. } => *attempts,
-            FetchError::Unusable { .. } | FetchError::Graphql { .. } => 1,
-        }
-    }
-
-    /// The HTTP status, when the upstream answered.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            FetchError::Call { error, .. } => error.status(),
-            FetchError::Unusable { .. } | FetchError::Graphql { .. } => None,
-        }
-    }
-}
-
-/// A page that could not be fetched or used.
-#[derive(Debug, thiserror::Error)]
-#[error("{error} (page {page})")]
-pub struct PageError {
-    /// Which page, from 1.
-    pub page: u32,
-    pub error: FetchError,
 }
 
 /// One fetched page.
