@@ -2,7 +2,7 @@
 //! checks, the dashboard and metrics.
 //!
 //! Health keeps no state of its own: a report is read, when asked for, from
-//! the parts of the send pipeline that remember: the
+//! the parts of the send pipeline ([`crate::send`]) that remember: the
 //! circuit breaker (state, failure rate, when it next lets a probe through),
 //! the throttle (the configured rate, any pause the upstream asked for) and
 //! the last hour of calls ([`crate::recent`]: counts, latencies, the last

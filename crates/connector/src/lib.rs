@@ -41,6 +41,7 @@ mod recent;
 pub mod redact;
 mod redirect;
 mod retry;
+mod send;
 mod signing;
 mod tls;
 mod token_store;
@@ -60,5 +61,6 @@ pub use graphql::{
 pub use health::{ConnectorHealth, RateLimitHeadroom};
 pub use paginate::{Collected, Link, Page, Pagination, Paginator, next_link, parse_link_header};
 pub use recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota, WINDOW_MINUTES};
-pub use retry::{Delivered, RetryPolicy, Undelivered};
+pub use retry::RetryPolicy;
+pub use send::{Delivered, Undelivered};
 pub use token_store::{MemoryTokenStore, TokenStore, TokenStoreError};

@@ -275,6 +275,9 @@ impl Connector {
         result
     }
 
+    /// Builds the request as the upstream will see it (URL, headers,
+    /// credential, body), then sends it, with an OAuth 2.0 token when the
+    /// connector has one.
     async fn exchange(&self, request: &CallRequest) -> Result<Response, CallError> {
         let invalid = |reason: String| CallError::InvalidRequest {
             connector: self.name.clone(),
