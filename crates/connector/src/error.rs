@@ -294,11 +294,19 @@ impl CallError {
     /// them out inside the call would hold a worker for nothing, while the
     /// run can be rescheduled after [`CallError::retry_after`].
     pub fn is_retried_in_call(&self) -> bool {
-        self.is_transient()
-            && !matches!(
-                self.class(),
-                CallClass::RateLimited | CallClass::CircuitOpen
-            )
+        match self.class() {
+            CallClass::RateLimited | CallClass::CircuitOpen => false,
+            CallClass::Success
+            | CallClass::ClientError
+            | CallClass::ServerError
+            | CallClass::Timeout
+            | CallClass::Connect
+            | CallClass::InvalidResponse
+            | CallClass::InvalidRequest
+            | CallClass::Auth
+            | CallClass::AddressRefused
+            | CallClass::RedirectRefused => self.is_transient(),
+        }
     }
 }
 

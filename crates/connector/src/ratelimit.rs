@@ -137,7 +137,19 @@ impl Throttle {
                     "403 with a retry hint"
                 },
             ),
-            Err(_) => {}
+            // Every other failure leaves the pause as it is.
+            Err(
+                CallError::Status { .. }
+                | CallError::Timeout { .. }
+                | CallError::Connect { .. }
+                | CallError::InvalidResponse { .. }
+                | CallError::InvalidRequest { .. }
+                | CallError::RateLimited { .. }
+                | CallError::CircuitOpen { .. }
+                | CallError::Auth { .. }
+                | CallError::AddressRefused { .. }
+                | CallError::RedirectRefused { .. },
+            ) => {}
         }
     }
 
