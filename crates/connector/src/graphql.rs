@@ -6,6 +6,11 @@
 //! partial `data`, since a step working on half an answer would do so
 //! silently. Otherwise the result is `data`.
 //!
+//! An operation goes through the same send pipeline as any call
+//! ([`crate::send`]); the check of its response is shared with paginated
+//! `graphql` steps ([`crate::paginate`]), which page through a GraphQL
+//! connection.
+//!
 //! `POST` is not retried without an idempotency key ([`Connector::send`]),
 //! but a query has no side effects, so a document whose operations are all
 //! queries is retried like a `GET`. The check is syntactic and errs towards

@@ -21,6 +21,36 @@
 //! the redirects it allows, without credentials across origins
 //! (`redirect`), and use its TLS settings (`tls`).
 //!
+//! ## Layout
+//!
+//! One concern per file, so that a reader follows one call in one place:
+//!
+//! - `connector.rs`: the [`Connector`] type and its build from configuration;
+//!   [`Connectors`], every connector of a project.
+//! - `send.rs`: the send pipeline, top to bottom in the order it runs: retry,
+//!   span, circuit breaker, rate limit, timeout, request and credential,
+//!   HTTP (hop by hop through redirects), response.
+//! - `retry.rs`: the retry policy (attempts, backoff with full jitter,
+//!   `Retry-After`, which methods may be repeated).
+//! - `breaker.rs`, `ratelimit.rs`: the circuit breaker and the throttle
+//!   (rate limit and upstream pauses) that `send.rs` passes every attempt
+//!   through.
+//! - `health.rs`: [`Connector::health`], read from the breaker, the throttle
+//!   and `recent.rs` (the last hour of calls).
+//! - `error.rs`: every error a call, a page or a build reports, and the
+//!   classification decisions are taken on.
+//! - `call.rs`: the request a step hands over and the response it gets.
+//! - `auth.rs`, `oauth.rs`, `token_store.rs`, `signing.rs`: credentials,
+//!   OAuth 2.0 tokens and where rotated refresh tokens are kept, request
+//!   signing.
+//! - `address_filter.rs`, `redirect.rs`, `tls.rs`: where calls may go.
+//! - `graphql.rs`: GraphQL operations over the pipeline.
+//! - `paginate/`: the [`Paginator`] and [`Pagination`] in `mod.rs`, one file
+//!   per style (`cursor`, `page`, `offset`, `link`, `connection`), and the
+//!   RFC 8288 `Link` header parser in `link_header.rs`.
+//! - `events.rs`, `trace_context.rs`, `redact.rs`: logs and metrics, trace
+//!   propagation, masking.
+//!
 //! This crate knows nothing of runs, flows or storage.
 
 #![forbid(unsafe_code)]
