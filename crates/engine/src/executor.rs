@@ -171,7 +171,18 @@ impl Executor {
                 },
                 Ok(Ending::Suspended(until)) => {
                     match self.store.suspend(&self.owner, run.id, until).await {
-                        Ok(()) => debug!(until = %until, "run waits"),
+                        Ok(()) => {
+                            debug!(until = %until, "run waits");
+                            // A `sync` caller still waiting learns now that
+                            // the run will finish later.
+                            self.responders.deliver(
+                                run.id,
+                                SyncReply::Ended {
+                                    status: RunStatus::Queued,
+                                    error: None,
+                                },
+                            );
+                        }
                         Err(e) => warn!(error = %e, "run not suspended; it will be resumed"),
                     }
                     return;

@@ -342,6 +342,9 @@ impl<'a> Compiler<'a> {
         if let Some(for_each) = &alternative.for_each {
             self.error(for_each, "a fallback step cannot use `for_each`".into());
         }
+        if let Some(when) = &alternative.when {
+            self.error(when, "a fallback step cannot use `when`".into());
+        }
         if let Some(on_error) = &alternative.on_error
             && matches!(on_error.value, OnError::Fallback(_))
         {
