@@ -21,7 +21,9 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use patchbay_connector::Connectors;
 use patchbay_expr::{EvalError, Expr, Vars};
-use patchbay_store::{JournalEntry, Run, RunOutcome, RunStatus, StepStatus, Store, StoreError};
+use patchbay_store::{
+    JournalEntry, Run, RunId, RunOutcome, RunStatus, StepStatus, Store, StoreError,
+};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -72,6 +74,8 @@ enum StepEnd {
     EndRun,
     /// The run waits until then, holding no worker.
     Suspend(chrono::DateTime<Utc>),
+    /// The run waits for this child run to end.
+    Await(RunId),
     Failed(StepError),
     /// A step inside it (in a branch) failed the run.
     Aborted(RunFailure),
@@ -130,6 +134,8 @@ enum Ending {
     Failed(RunFailure),
     /// The run waits (a `wait` step) and is due again then.
     Suspended(chrono::DateTime<Utc>),
+    /// The run waits for a child run, which wakes it when it ends.
+    Awaiting(RunId),
 }
 
 pub(crate) struct Executor {
@@ -141,6 +147,8 @@ pub(crate) struct Executor {
     pub shutdown: CancellationToken,
     /// Runs the plan's expressions under its budgets.
     pub evaluator: Evaluator,
+    /// Wakes the dispatcher: a child run was queued, or a parent is due.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Executor {
@@ -169,6 +177,10 @@ impl Executor {
                     Some(outcome) => outcome,
                     None => return,
                 },
+                Ok(Ending::Awaiting(child)) => {
+                    self.await_child(&run, child).await;
+                    return;
+                }
                 Ok(Ending::Suspended(until)) => {
                     match self.store.suspend(&self.owner, run.id, until).await {
                         Ok(()) => {
@@ -220,6 +232,9 @@ impl Executor {
             }
             self.responders
                 .deliver(run.id, SyncReply::Ended { status, error });
+            if let Some(parent) = run.parent {
+                self.wake_parent(parent).await;
+            }
         }
         .instrument(span)
         .await
@@ -337,6 +352,7 @@ impl Executor {
                 }));
             }
             Sequence::Suspend(until) => return Ok(Ending::Suspended(until)),
+            Sequence::Await(child) => return Ok(Ending::Awaiting(child)),
             Sequence::Failed(failure) => return Ok(Ending::Failed(failure)),
         };
         if let Err(message) = self.plan.caps.check_output("run's output", &last_output) {
@@ -371,6 +387,7 @@ impl Executor {
                     }
                     StepEnd::EndRun => return Ok(Sequence::EndRun),
                     StepEnd::Suspend(until) => return Ok(Sequence::Suspend(until)),
+                    StepEnd::Await(child) => return Ok(Sequence::Await(child)),
                     StepEnd::Aborted(failure) => return Ok(Sequence::Failed(failure)),
                     StepEnd::Failed(error) => {
                         return Ok(Sequence::Failed(RunFailure::Step {
@@ -439,6 +456,7 @@ impl Executor {
             Steer::EndRun => StepEnd::EndRun,
             Steer::WaitUntil(until) if until > Utc::now() => StepEnd::Suspend(until),
             Steer::WaitUntil(_) => StepEnd::Continue(output),
+            Steer::AwaitRun(child) => self.child_result(child).await?,
             Steer::Enter(steps) => {
                 let span = info_span!("branch", step = %step.id);
                 match self
@@ -449,6 +467,7 @@ impl Executor {
                     Sequence::Done(last) => StepEnd::Continue(last),
                     Sequence::EndRun => StepEnd::EndRun,
                     Sequence::Suspend(until) => StepEnd::Suspend(until),
+                    Sequence::Await(child) => StepEnd::Await(child),
                     // The failing step inside the branch is the one to name.
                     Sequence::Failed(failure) => StepEnd::Aborted(failure),
                 }
@@ -720,6 +739,64 @@ impl Executor {
         Ok(result)
     }
 
+    /// What a `run_flow` step waiting for `child` becomes: its result once
+    /// the child succeeded, a failure once it ended otherwise, else a wait.
+    async fn child_result(&self, child: RunId) -> Result<StepEnd, Halt> {
+        let Some(found) = self.store.run(child).await? else {
+            return Ok(StepEnd::Failed(StepError::ChildRun {
+                flow: String::new(),
+                run: child.to_string(),
+                status: "missing",
+                error: Some("the child run is no longer in the store".into()),
+            }));
+        };
+        Ok(match found.status {
+            RunStatus::Succeeded => StepEnd::Continue(found.output.unwrap_or(Value::Null)),
+            RunStatus::Skipped => StepEnd::Continue(Value::Null),
+            RunStatus::Dead | RunStatus::Cancelled => StepEnd::Failed(StepError::ChildRun {
+                flow: found.flow,
+                run: child.to_string(),
+                status: found.status.as_str(),
+                error: found.error,
+            }),
+            RunStatus::Queued | RunStatus::Running => StepEnd::Await(child),
+        })
+    }
+
+    /// Gives the worker back while `child` runs. The child wakes the parent
+    /// when it ends; should it have ended between the look and the
+    /// suspension, the parent wakes itself. A late safety net makes the run
+    /// due again anyway.
+    async fn await_child(&self, run: &Run, child: RunId) {
+        let safety_net = Utc::now() + chrono::Duration::minutes(10);
+        if let Err(e) = self.store.suspend(&self.owner, run.id, safety_net).await {
+            warn!(error = %e, "run not suspended; it will be resumed");
+            return;
+        }
+        debug!(child = %child, "run waits for its child");
+        self.responders.deliver(
+            run.id,
+            SyncReply::Ended {
+                status: RunStatus::Queued,
+                error: None,
+            },
+        );
+        let ended =
+            matches!(self.store.run(child).await, Ok(Some(found)) if found.status.is_final());
+        if ended {
+            self.wake_parent(run.id).await;
+        }
+    }
+
+    /// Makes a waiting parent due now.
+    async fn wake_parent(&self, parent: RunId) {
+        match self.store.wake(parent).await {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "parent run not woken; it is due later anyway"),
+        }
+    }
+
     /// Evaluates `expr` under the plan's budgets (see [`Evaluator::run`]).
     pub(crate) async fn eval(
         &self,
@@ -848,6 +925,7 @@ enum Sequence {
     Done(Value),
     EndRun,
     Suspend(chrono::DateTime<Utc>),
+    Await(RunId),
     Failed(RunFailure),
 }
 

@@ -29,6 +29,8 @@ pub enum FailureClass {
     TooLarge,
     /// A child run (`run_flow`) ended without success.
     ChildRun,
+    /// The store failed while the step wrote to it (starting a child run).
+    Store,
 }
 
 impl FailureClass {
@@ -40,6 +42,7 @@ impl FailureClass {
             FailureClass::Upstream(class) => class.as_str(),
             FailureClass::TooLarge => "too_large",
             FailureClass::ChildRun => "child_run",
+            FailureClass::Store => "store",
         }
     }
 }
@@ -77,6 +80,9 @@ pub enum StepError {
         status: &'static str,
         error: Option<String>,
     },
+    /// The store failed while the step wrote to it.
+    #[error("the store failed: {0}")]
+    Store(patchbay_store::StoreError),
     /// One item of a `for_each` step failed.
     #[error("item {index}: {error}")]
     Item { index: u32, error: Box<StepError> },
@@ -120,6 +126,7 @@ impl StepError {
             StepError::Upstream { error } => FailureClass::Upstream(error.class()),
             StepError::TooLarge(_) => FailureClass::TooLarge,
             StepError::ChildRun { .. } => FailureClass::ChildRun,
+            StepError::Store(_) => FailureClass::Store,
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => error.class(),
         }
     }
@@ -140,6 +147,7 @@ impl StepError {
             | StepError::InvalidValue { .. }
             | StepError::TooLarge(_)
             | StepError::ChildRun { .. } => false,
+            StepError::Store(e) => e.is_transient(),
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => {
                 error.is_transient()
             }

@@ -194,6 +194,7 @@ impl Engine {
                 responders: responders.clone(),
                 shutdown: shutdown.clone(),
                 evaluator,
+                wake: wake.clone(),
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
@@ -372,6 +373,7 @@ impl Engine {
                 responders: old.responders.clone(),
                 shutdown: old.shutdown.clone(),
                 evaluator,
+                wake: old.wake.clone(),
             }));
         }
         self.inner.live.store(Arc::new(Live {
@@ -477,6 +479,7 @@ impl Engine {
             headers: event.headers,
             config_version: plan.version.clone(),
             dedupe_key: event.dedupe_key,
+            parent: None,
         })
     }
 }

@@ -227,6 +227,7 @@ impl Plan {
                 )),
             }
         }
+        check_child_cycles(&flows, project, &mut report);
         report.into_result()?;
         Ok(Plan {
             version: project.version.clone(),
@@ -357,4 +358,68 @@ fn answers(step: &StepPlan) -> bool {
             .branches
             .iter()
             .any(|(_, steps)| steps.iter().any(answers))
+}
+
+/// The flows each step (branches and fallbacks included) starts with
+/// `run_flow`.
+fn children(steps: &[StepPlan], found: &mut Vec<String>) {
+    for step in steps {
+        let described = step.describe();
+        found.extend(described.runs_flow);
+        for (_, branch) in &described.branches {
+            children(branch, found);
+        }
+        if let ErrorPolicy::Fallback(alternatives) = &step.on_error {
+            children(alternatives, found);
+        }
+    }
+}
+
+/// Refuses flows that start themselves through `run_flow`, directly or not:
+/// every run would start another, forever.
+fn check_child_cycles(flows: &BTreeMap<String, FlowPlan>, project: &Project, report: &mut Report) {
+    let edges: BTreeMap<&str, Vec<String>> = flows
+        .iter()
+        .map(|(name, flow)| {
+            let mut found = Vec::new();
+            children(&flow.steps, &mut found);
+            (name.as_str(), found)
+        })
+        .collect();
+    for start in edges.keys() {
+        // Depth-first from each flow, keeping the path to name the cycle.
+        let mut stack: Vec<(String, Vec<String>)> =
+            vec![(start.to_string(), vec![start.to_string()])];
+        let mut seen = std::collections::HashSet::new();
+        while let Some((flow, path)) = stack.pop() {
+            for child in edges.get(flow.as_str()).into_iter().flatten() {
+                if child == start {
+                    let file = project
+                        .flows
+                        .get(*start)
+                        .map(|f| f.file.clone())
+                        .unwrap_or_default();
+                    let cycle = path
+                        .iter()
+                        .chain(std::iter::once(child))
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(" → ");
+                    report.push(Diagnostic::new(
+                        file,
+                        0,
+                        0,
+                        format!("flow `{start}` starts itself through `run_flow`: {cycle}"),
+                    ));
+                    stack.clear();
+                    break;
+                }
+                if seen.insert(child.clone()) {
+                    let mut next = path.clone();
+                    next.push(child.clone());
+                    stack.push((child.clone(), next));
+                }
+            }
+        }
+    }
 }

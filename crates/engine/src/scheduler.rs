@@ -47,6 +47,7 @@ impl Schedule {
                     self.flow,
                     scheduled_at.timestamp_millis()
                 )),
+                parent: None,
             };
             match intake.submit(run).await {
                 Ok(outcome) => {

@@ -178,3 +178,22 @@ fn the_schema_lists_every_kind_and_modifier() {
     insta::assert_snapshot!(keys.join(" "));
     assert_eq!(step["additionalProperties"], false);
 }
+
+#[test]
+fn run_flow_refuses_unknown_flows_and_cycles() {
+    let report = check(&[
+        ("a", "trigger: { manual: {} }\nsteps:\n  - run_flow: b\n"),
+        (
+            "b",
+            "trigger: { manual: {} }\nsteps:\n  - switch:\n      cases:\n        - when: 'true'\n          steps: [{run_flow: a}]\n",
+        ),
+        (
+            "c",
+            "trigger: { manual: {} }\nsteps:\n  - run_flow: b\n    async: true\n",
+        ),
+    ]);
+    assert!(report.contains("starts itself"), "{report}");
+    let unknown = check(&[("d", "trigger: { manual: {} }\nsteps:\n  - run_flow: nope\n")]);
+    assert!(unknown.contains("step 1: unknown flow `nope`"), "{unknown}");
+    insta::assert_snapshot!(report);
+}

@@ -91,6 +91,8 @@ pub struct NewRun {
     pub config_version: String,
     /// Runs sharing a dedupe key are the same event: only the first is kept.
     pub dedupe_key: Option<String>,
+    /// The run that started this one with a `run_flow` step, and waits for it.
+    pub parent: Option<RunId>,
 }
 
 /// The result of enqueuing one [`NewRun`].
@@ -155,6 +157,10 @@ pub struct Run {
     /// included: a run whose execution stops the node counts one more at
     /// every restart.
     pub stalled_claims: u32,
+    /// The run that started this one with a `run_flow` step, and waits for
+    /// it (`null` for a run started by a trigger).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<uuid::Uuid>))]
+    pub parent: Option<RunId>,
 }
 
 /// How a run ended, given to [`crate::Store::finish`].

@@ -3,7 +3,7 @@
 //! resumes in the same branch without repeating its completed calls; a run
 //! waiting on a `wait` step survives a kill and goes on at its due time.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use patchbay_store::{RunStatus, StepStatus};
 use patchbay_testkit::{MockUpstream, Reply};
@@ -160,6 +160,22 @@ steps:
     body: '{id: .id}'
 ";
 
+/// The instant a run's `wait` step journalled, once it has.
+async fn waiting_until(project: &TestProject, id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use patchbay_store::Store;
+    let store = store(project).await;
+    let journal = store.journal(id.parse().ok()?).await.ok()?;
+    store.close().await;
+    let until = journal
+        .iter()
+        .find(|e| e.step_id == "step-1")?
+        .output
+        .clone()?;
+    chrono::DateTime::parse_from_rfc3339(until["until"].as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 #[tokio::test]
 async fn a_waiting_run_survives_a_kill_and_goes_on_at_its_due_time() {
     let upstream = MockUpstream::start().await;
@@ -167,21 +183,24 @@ async fn a_waiting_run_survives_a_kill_and_goes_on_at_its_due_time() {
     let project = TestProject::new(&root(&upstream), &[("remind", WAIT_FLOW)]);
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
-    let posted = Instant::now();
     let run = post(&node.base, "/hooks/remind", json!({"id": 7})).await;
-    // The wait is journalled and the run gives its worker back: queued.
+    // The wait is journalled, then the run gives its worker back: queued.
     let waiting = eventually(Duration::from_secs(4), || async {
-        run_status(&project, &run).await == Some(RunStatus::Queued)
+        waiting_until(&project, &run).await.is_some()
+            && run_status(&project, &run).await == Some(RunStatus::Queued)
     })
     .await;
-    assert!(waiting, "the run waits queued");
+    assert!(waiting, "the run waits, queued");
+    let due = waiting_until(&project, &run)
+        .await
+        .expect("the wait's instant");
     node.kill();
     let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
     let called = eventually(Duration::from_secs(15), || async {
         !upstream.requests_to("POST", "/remind").is_empty()
     })
     .await;
-    let elapsed = posted.elapsed();
+    let lag = chrono::Utc::now() - due;
     let done = eventually(Duration::from_secs(5), || async {
         run_status(&project, &run).await == Some(RunStatus::Succeeded)
     })
@@ -189,8 +208,69 @@ async fn a_waiting_run_survives_a_kill_and_goes_on_at_its_due_time() {
     node.terminate();
     assert!(called && done, "the run went on after the restart");
     assert!(
-        elapsed >= Duration::from_secs(5) && elapsed < Duration::from_secs(7),
-        "the call came {elapsed:?} after the event, for a 5 s wait"
+        lag >= chrono::Duration::zero() && lag < chrono::Duration::milliseconds(1000),
+        "the call came {lag:?} after the wait's due time"
     );
     assert_eq!(upstream.requests_to("POST", "/remind").len(), 1);
+}
+
+const PARENT_FLOW: &str = "\
+trigger: { webhook: { path: /hooks/parent } }
+steps:
+  - id: child
+    run_flow: enrich
+    input: '{id: .id}'
+  - transform: '{parent: .id, child: $steps.child}'
+";
+
+const CHILD_FLOW: &str = "\
+trigger: { manual: {} }
+steps:
+  - call: up POST /enrich
+    body: '{id: .id}'
+  - transform: '{enriched: .id}'
+";
+
+#[tokio::test]
+async fn a_parent_waits_for_its_child_across_a_kill_and_one_child_exists() {
+    let upstream = MockUpstream::start().await;
+    upstream.route(
+        "POST",
+        "/enrich",
+        Reply::json(200, json!({"ok": true})).with_delay(Duration::from_secs(2)),
+    );
+    let project = TestProject::new(
+        &root(&upstream),
+        &[("parent", PARENT_FLOW), ("enrich", CHILD_FLOW)],
+    );
+    let log = project.path().join("patchbay.log");
+    let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
+    let parent = post(&node.base, "/hooks/parent", json!({"id": 5})).await;
+    let calling = eventually(Duration::from_secs(20), || async {
+        !upstream.requests_to("POST", "/enrich").is_empty()
+    })
+    .await;
+    assert!(calling, "the child run reached its call");
+    node.kill();
+
+    let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
+    let done = eventually(Duration::from_secs(30), || async {
+        run_status(&project, &parent).await == Some(RunStatus::Succeeded)
+    })
+    .await;
+    node.terminate();
+    assert!(done, "the parent finished after the restart");
+
+    let runs = crate::support::stored_runs(&project).await;
+    let children: Vec<_> = runs.iter().filter(|r| r.flow == "enrich").collect();
+    assert_eq!(children.len(), 1, "exactly one child run: {children:?}");
+    assert_eq!(
+        children[0].parent.map(|p| p.to_string()),
+        Some(parent.clone())
+    );
+    let parent_run = runs.iter().find(|r| r.id.to_string() == parent).unwrap();
+    assert_eq!(
+        parent_run.output,
+        Some(json!({"parent": 5, "child": {"enriched": 5}}))
+    );
 }

@@ -33,6 +33,7 @@ mod exchange;
 mod filter;
 mod graphql;
 mod respond;
+mod run_flow;
 mod set_state;
 mod switch;
 mod transform;
@@ -66,6 +67,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<respond::Respond>(),
     kind_entry::<switch::Switch>(),
     kind_entry::<wait::Wait>(),
+    kind_entry::<run_flow::RunFlow>(),
 ];
 
 /// A step kind's compile side: the YAML it reads and the step it builds.
@@ -118,6 +120,9 @@ pub(crate) enum Steer<'a> {
     Enter(&'a [StepPlan]),
     /// The run is due again at this instant; it holds no worker meanwhile.
     WaitUntil(DateTime<Utc>),
+    /// The step's result is this child run's, once it ends; the run holds
+    /// no worker meanwhile.
+    AwaitRun(patchbay_store::RunId),
 }
 
 /// A compiled step: what the executor runs.
@@ -154,6 +159,8 @@ pub struct Description {
     pub paginated: bool,
     /// A `switch`'s branches, by name, in order (`default` last).
     pub branches: Vec<(String, Vec<StepPlan>)>,
+    /// The flow a `run_flow` step starts.
+    pub runs_flow: Option<String>,
 }
 
 /// One registered kind, type-erased.

@@ -17,7 +17,7 @@ macro_rules! run_columns {
     () => {
         "id, flow, status, trigger, input, headers, output, error, attempts, retries, \
          config_version, dedupe_key, lease_owner, lease_expires_at, next_attempt_at, created_at, updated_at, \
-         finished_at, stalled_claims"
+         finished_at, stalled_claims, parent_run_id"
     };
 }
 pub(super) use run_columns;
@@ -135,6 +135,9 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
         updated_at: parse_time("runs.updated_at", get(row, "runs.updated_at")?)?,
         finished_at: parse_opt_time("runs.finished_at", get(row, "runs.finished_at")?)?,
         stalled_claims: parse_u32("runs.stalled_claims", get(row, "runs.stalled_claims")?)?,
+        parent: get::<Option<String>>(row, "runs.parent_run_id")?
+            .map(|id| parse_id("runs.parent_run_id", &id))
+            .transpose()?,
     })
 }
 

@@ -34,7 +34,7 @@ use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, StoreError};
 /// Rows per insert statement, largest first; see the module doc.
 const CHUNK_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 /// Bound parameters per row of [`insert_sql`].
-const PARAMS_PER_ROW: usize = 7;
+const PARAMS_PER_ROW: usize = 8;
 
 /// The insert for `CHUNK_SIZES[size]` rows, built once per size. Conflicts on
 /// `id` or `dedupe_key` skip the row instead of failing, so one duplicate does
@@ -50,20 +50,22 @@ fn insert_sql(size: usize) -> Arc<str> {
                     .map(|r| {
                         let p = r * PARAMS_PER_ROW;
                         format!(
-                            "(${}, ${}, 'queued', ${}, ${}, ${}, 0, ${}, ${}, ${now}, ${now}, ${now})",
+                            "(${}, ${}, 'queued', ${}, ${}, ${}, 0, ${}, ${}, ${now}, ${now}, ${now}, ${})",
                             p + 1,
                             p + 2,
                             p + 3,
                             p + 4,
                             p + 5,
                             p + 6,
-                            p + 7
+                            p + 7,
+                            p + 8
                         )
                     })
                     .collect();
                 Arc::from(format!(
                     "INSERT INTO runs (id, flow, status, trigger, input, headers, attempts, \
-                     config_version, dedupe_key, next_attempt_at, created_at, updated_at) \
+                     config_version, dedupe_key, next_attempt_at, created_at, updated_at, \
+                     parent_run_id) \
                      VALUES {} ON CONFLICT DO NOTHING RETURNING id",
                     values.join(", ")
                 ))
@@ -205,7 +207,8 @@ pub(super) async fn enqueue(
                 .bind(json_text(&run.input))
                 .bind(json_text(&run.headers))
                 .bind(&run.config_version)
-                .bind(run.dedupe_key.as_deref());
+                .bind(run.dedupe_key.as_deref())
+                .bind(run.parent.map(id_text));
         }
         let stored = insert
             .bind(now)

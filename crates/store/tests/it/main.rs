@@ -46,6 +46,7 @@ pub fn new_run(flow: &str, dedupe_key: Option<&str>) -> NewRun {
         headers: json!({"webhook-id": dedupe_key}),
         config_version: "v1".to_owned(),
         dedupe_key: dedupe_key.map(str::to_owned),
+        parent: None,
     }
 }
 
