@@ -76,6 +76,9 @@ pub struct Project {
     /// reference would look unknown: those checks are skipped rather than
     /// bury the parse error in noise.
     pub root_parsed: bool,
+    /// The files it was read from, `patchbay.yaml` first: what a node keeps
+    /// in its store so runs created on this version can finish on it.
+    pub sources: Vec<Source>,
 }
 
 impl Project {
@@ -211,8 +214,12 @@ impl Project {
                 tls.value.resolve_paths(dir);
             }
         }
+        let sources = std::iter::once(root.clone())
+            .chain(flow_sources.iter().cloned())
+            .collect();
         let project = Project {
             dir: dir.to_path_buf(),
+            sources,
             root_file: root.path,
             config,
             flows,

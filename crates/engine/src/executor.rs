@@ -99,6 +99,8 @@ enum RunFailure {
     FlowGone(String),
     /// The run's output exceeds its cap.
     OutputTooLarge(String),
+    /// The version the run was created on cannot be executed.
+    Version(crate::versions::VersionError),
 }
 
 impl RunFailure {
@@ -115,15 +117,23 @@ impl RunFailure {
                 format!("flow `{flow}` no longer exists in the configuration")
             }
             RunFailure::OutputTooLarge(message) => message.clone(),
+            RunFailure::Version(e) => e.to_string(),
         }
     }
 
     fn is_transient(&self) -> bool {
         match self {
             RunFailure::Step { error, retry, .. } => *retry && error.is_transient(),
-            RunFailure::Poison { .. } | RunFailure::FlowGone(_) | RunFailure::OutputTooLarge(_) => {
-                false
+            RunFailure::Version(crate::versions::VersionError::Store { source, .. }) => {
+                source.is_transient()
             }
+            RunFailure::Poison { .. }
+            | RunFailure::FlowGone(_)
+            | RunFailure::OutputTooLarge(_)
+            | RunFailure::Version(
+                crate::versions::VersionError::Gone(_)
+                | crate::versions::VersionError::Unloadable { .. },
+            ) => false,
         }
     }
 }
@@ -149,6 +159,8 @@ pub(crate) struct Executor {
     pub evaluator: Evaluator,
     /// Wakes the dispatcher: a child run was queued, or a parent is due.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Plans of the configuration versions runs were created on.
+    pub versions: Arc<crate::versions::Versions>,
 }
 
 impl Executor {
@@ -244,8 +256,13 @@ impl Executor {
     /// retry schedule is not spent, returning `None`; otherwise returns the
     /// dead outcome to record.
     async fn retry_later(&self, run: &Run, failure: &RunFailure) -> Option<RunOutcome> {
-        let schedule = self
-            .plan
+        // The retry schedule of the version the run executes on.
+        let plan = self
+            .versions
+            .plan(self.store.as_ref(), &run.config_version)
+            .await
+            .unwrap_or_else(|_| self.plan.clone());
+        let schedule = plan
             .flows
             .get(&run.flow)
             .map(|flow| flow.run_retries.as_slice())
@@ -314,7 +331,16 @@ impl Executor {
                 limit,
             }));
         }
-        let Some(flow) = self.plan.flows.get(&run.flow) else {
+        // The run executes on the version it was created on.
+        let plan = match self
+            .versions
+            .plan(self.store.as_ref(), &run.config_version)
+            .await
+        {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Ending::Failed(RunFailure::Version(e))),
+        };
+        let Some(flow) = plan.flows.get(&run.flow) else {
             return Ok(Ending::Failed(RunFailure::FlowGone(run.flow.clone())));
         };
         // A first claim cannot have a journal yet: skip the read on the

@@ -47,6 +47,7 @@ mod sampler;
 mod scheduler;
 pub mod step;
 mod tokens;
+mod versions;
 mod worker;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -72,6 +73,7 @@ pub use operate::ReplaySelection;
 pub use plan::{FlowPlan, Plan, TriggerPlan, WebhookPlan};
 pub use plan::{VerifyPlan, WebhookSecretError};
 pub use responders::SyncReply;
+pub use versions::VersionError;
 
 use crate::executor::Executor;
 use crate::live::Live;
@@ -182,6 +184,8 @@ impl Engine {
             secrets_digest: String::new(),
             loaded_at: chrono::Utc::now(),
         };
+        let versions = Arc::new(versions::Versions::new(&project.dir, plan.clone()));
+        save_version(store.clone(), project);
         let mut swappable_executor = None;
         if roles.workers {
             let evaluator =
@@ -195,6 +199,7 @@ impl Engine {
                 shutdown: shutdown.clone(),
                 evaluator,
                 wake: wake.clone(),
+                versions,
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
@@ -351,6 +356,12 @@ impl Engine {
         let mut plan = loaded.plan;
         plan.resolve_secrets(loaded.env.as_ref())?;
         let plan = Arc::new(plan);
+        // Kept before any run can be created on it, so that the run can
+        // finish on it after the next reload or restart.
+        self.inner
+            .store
+            .save_config_version(&plan.version, &versions::Versions::sources(&loaded.project))
+            .await?;
         let connectors = build_connectors(
             &loaded.project,
             loaded.env.as_ref(),
@@ -374,6 +385,10 @@ impl Engine {
                 shutdown: old.shutdown.clone(),
                 evaluator,
                 wake: old.wake.clone(),
+                versions: {
+                    old.versions.insert(plan.clone());
+                    old.versions.clone()
+                },
             }));
         }
         self.inner.live.store(Arc::new(Live {
@@ -537,4 +552,17 @@ fn spawn_schedules(plan: &Plan, intake: &Intake, tracker: &TaskTracker, stop: &C
             tracker.spawn(schedule.run(intake.clone(), stop.clone()));
         }
     }
+}
+
+/// Keeps the version a node starts with in the store, in the background:
+/// starting is not async, and runs of this version only need it after the
+/// next reload or restart.
+fn save_version(store: Arc<dyn Store>, project: &Project) {
+    let version = project.version.clone();
+    let sources = versions::Versions::sources(project);
+    tokio::spawn(async move {
+        if let Err(e) = store.save_config_version(&version, &sources).await {
+            warn!(error = %e, version, "configuration version not kept in the store");
+        }
+    });
 }

@@ -177,6 +177,18 @@ pub trait Store: Send + Sync + 'static {
     /// OAuth2 refresh token, replacing the previous value of that name.
     /// Callers store it sealed ([`Secrets::save_credential`]).
     async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError>;
+    /// Keeps the source files of configuration `version` (a JSON document
+    /// of the caller's making), so runs created on it can finish on it after
+    /// a reload or a restart; prunes versions no longer needed.
+    async fn save_config_version(
+        &self,
+        version: &str,
+        sources: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    /// The sources saved for `version`, if it is still kept.
+    async fn config_version(&self, version: &str) -> Result<Option<serde_json::Value>, StoreError>;
+
     /// A flow's persistent state; `Value::Null` when it was never set.
     async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError>;
 

@@ -31,4 +31,5 @@ mod signature;
 mod store_vanishes;
 mod support;
 mod tracing;
+mod versions;
 mod webhook;

@@ -41,6 +41,7 @@ mod query;
 mod queue;
 mod secrets;
 mod stats;
+mod versions;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -414,6 +415,18 @@ impl Store for SqliteStore {
 
     async fn credential(&self, name: &str) -> Result<Option<String>, StoreError> {
         credentials::credential(&self.reader, name).await
+    }
+
+    async fn save_config_version(
+        &self,
+        version: &str,
+        sources: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        versions::save(&self.writer, version, sources).await
+    }
+
+    async fn config_version(&self, version: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        versions::load(&self.reader, version).await
     }
 
     async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError> {

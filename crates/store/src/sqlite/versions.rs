@@ -1,0 +1,54 @@
+//! Recent configuration versions: the source files each was loaded from.
+//!
+//! Saved when a node starts or reloads; read when a run created on another
+//! version is resumed. The newest versions are kept, and any version an
+//! unfinished run still needs; older ones are deleted as a new one is saved.
+
+use serde_json::Value;
+use sqlx::sqlite::SqlitePool;
+
+use super::codec::{now_millis, parse_json};
+use crate::StoreError;
+
+/// How many versions are kept beyond those unfinished runs need.
+const KEPT_VERSIONS: i64 = 20;
+
+const SAVE: &str = "\
+INSERT INTO config_versions (version, sources, created_at) VALUES ($1, $2, $3)
+ON CONFLICT (version) DO UPDATE SET created_at = excluded.created_at";
+
+const PRUNE: &str = "\
+DELETE FROM config_versions
+WHERE version NOT IN (SELECT version FROM config_versions ORDER BY created_at DESC LIMIT $1)
+  AND version NOT IN (SELECT DISTINCT config_version FROM runs WHERE status IN ('queued', 'running'))";
+
+const SELECT: &str = "SELECT sources FROM config_versions WHERE version = $1";
+
+pub(super) async fn save(
+    writer: &SqlitePool,
+    version: &str,
+    sources: &Value,
+) -> Result<(), StoreError> {
+    let mut tx = writer.begin().await?;
+    sqlx::query(SAVE)
+        .bind(version)
+        .bind(sources.to_string())
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(PRUNE)
+        .bind(KEPT_VERSIONS)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn load(reader: &SqlitePool, version: &str) -> Result<Option<Value>, StoreError> {
+    let text: Option<String> = sqlx::query_scalar(SELECT)
+        .bind(version)
+        .fetch_optional(reader)
+        .await?;
+    text.map(|text| parse_json("config_versions.sources", &text))
+        .transpose()
+}
