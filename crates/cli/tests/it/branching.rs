@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use patchbay_store::{RunStatus, StepStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
@@ -272,5 +273,94 @@ async fn a_parent_waits_for_its_child_across_a_kill_and_one_child_exists() {
     assert_eq!(
         parent_run.output,
         Some(json!({"parent": 5, "child": {"enriched": 5}}))
+    );
+}
+
+const LONG_WAIT_FLOW: &str = "\
+trigger: { webhook: { path: /hooks/later } }
+steps:
+  - wait: 1h
+  - transform: '.'
+";
+
+const NOW_FLOW: &str = "\
+trigger: { webhook: { path: /hooks/now } }
+steps:
+  - transform: '{done: true}'
+";
+
+/// Waiting runs cost a row each, no worker and no task: 10,000 of them
+/// leave every worker free and add little memory.
+#[tokio::test]
+async fn ten_thousand_waiting_runs_hold_no_worker_and_little_memory() {
+    const RUNS: usize = 10_000;
+    let upstream = MockUpstream::start().await;
+    let project = TestProject::new(
+        &root(&upstream),
+        &[("later", LONG_WAIT_FLOW), ("now", NOW_FLOW)],
+    );
+    let log = project.path().join("patchbay.log");
+    let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
+    let client = reqwest::Client::new();
+    // Warm up the paths a run takes, so the baseline includes them.
+    post(&node.base, "/hooks/now", json!({})).await;
+    let (before, _) = crate::support::memory_kib(node.pid()).expect("/proc is readable");
+
+    let base = node.base.clone();
+    futures::stream::iter(0..RUNS)
+        .map(|n| {
+            let client = client.clone();
+            let url = format!("{base}/hooks/later");
+            async move {
+                let status = client
+                    .post(url)
+                    .json(&json!({ "n": n }))
+                    .send()
+                    .await
+                    .expect("webhook sent")
+                    .status();
+                assert_eq!(status.as_u16(), 202);
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    // Every run reached its wait and gave its worker back.
+    let metrics = || async {
+        reqwest::get(format!("{}/metrics", node.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    };
+    let suspended = eventually(Duration::from_secs(120), || async {
+        use patchbay_store::Store;
+        let store = store(&project).await;
+        let depth = store.queue_depth().await.expect("queue depth");
+        store.close().await;
+        depth.running == 0 && depth.ready == 0 && depth.delayed as usize == RUNS
+    })
+    .await;
+    assert!(
+        suspended,
+        "all {RUNS} runs wait, queued for later:\n{}",
+        metrics().await
+    );
+    let (after, _) = crate::support::memory_kib(node.pid()).expect("/proc is readable");
+
+    // Every worker is free: a new event runs at once.
+    let quick = post(&node.base, "/hooks/now", json!({})).await;
+    let ran = eventually(Duration::from_secs(5), || async {
+        run_status(&project, &quick).await == Some(RunStatus::Succeeded)
+    })
+    .await;
+    node.terminate();
+    assert!(ran, "a new run was not held up by the waiting ones");
+    let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!("{RUNS} waiting runs: RSS {before} KiB before, {after} KiB after (+{grown_mib} MiB)");
+    assert!(
+        grown_mib < 50,
+        "{RUNS} waiting runs grew the node by {grown_mib} MiB"
     );
 }
