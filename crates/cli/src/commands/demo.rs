@@ -28,7 +28,7 @@ use crate::Outcome;
 use crate::node::{Node, NodeOptions};
 
 /// The example project, compiled into the binary so the demo needs no files.
-const PROJECT_FILES: [(&str, &str); 4] = [
+const PROJECT_FILES: [(&str, &str); 5] = [
     (
         "patchbay.yaml",
         include_str!("../../../../examples/demo/patchbay.yaml"),
@@ -44,6 +44,10 @@ const PROJECT_FILES: [(&str, &str); 4] = [
     (
         "flows/quote.yaml",
         include_str!("../../../../examples/demo/flows/quote.yaml"),
+    ),
+    (
+        "flows/follow-up.yaml",
+        include_str!("../../../../examples/demo/flows/follow-up.yaml"),
     ),
 ];
 
@@ -180,7 +184,9 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     println!("  dashboard    {base}/ui");
     println!("  API          {base}/api/v1/runs   (flows: {base}/api/v1/flows)");
     println!("  health       {base}/healthz");
-    println!("  webhooks     POST {base}/hooks/shop/orders, POST {base}/hooks/quote (sync)");
+    println!(
+        "  webhooks     POST {base}/hooks/shop/orders, POST {base}/hooks/shop/events, POST {base}/hooks/quote (sync)"
+    );
     println!("  store        {}", project.store_path().display());
     println!(
         "  upstreams    payments {}  payments_backup {}",
@@ -255,6 +261,12 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         upstreams.payments_backup.charges_created(),
         upstreams.erp.customer_count(),
         upstreams.chat.message_count()
+    );
+
+    let follow_ups = FollowUps::load(store.as_ref()).await?;
+    println!(
+        "Follow-ups: {} refund requests announced, {} reminders sent after their 3 s wait, {} still waiting (each branch chosen once and journalled)",
+        follow_ups.refunds, follow_ups.reminders, follow_ups.waiting
     );
 
     let orders = OrderRuns::load(store.as_ref()).await?;
@@ -543,6 +555,50 @@ impl Retried {
     }
 }
 
+/// What the `follow-up` flow's branches did, read from the journal.
+#[derive(Default)]
+struct FollowUps {
+    refunds: usize,
+    reminders: usize,
+    /// Runs still in their wait when the demo stopped.
+    waiting: usize,
+}
+
+impl FollowUps {
+    async fn load(store: &dyn Store) -> anyhow::Result<FollowUps> {
+        let mut found = FollowUps::default();
+        let mut before = None;
+        loop {
+            let page = store
+                .list_runs(&RunFilter {
+                    flow: Some("follow-up".into()),
+                    before,
+                    limit: 1000,
+                    ..RunFilter::default()
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            for run in &page {
+                if !run.status.is_final() {
+                    found.waiting += 1;
+                }
+                for entry in store.journal(run.id).await? {
+                    if entry.status != StepStatus::Succeeded || !entry.current {
+                        continue;
+                    }
+                    match entry.step_id.as_str() {
+                        "refund-note" => found.refunds += 1,
+                        "reminder" => found.reminders += 1,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
 impl OrderRuns {
     async fn load(store: &dyn Store) -> anyhow::Result<OrderRuns> {
         let mut runs = Vec::new();
@@ -802,6 +858,7 @@ async fn drive_traffic(base: &str, orders_per_second: u32, duration: Option<Dura
     let client = reqwest::Client::new();
     let orders_url = format!("{base}/hooks/shop/orders");
     let quote_url = format!("{base}/hooks/quote");
+    let events_url = format!("{base}/hooks/shop/events");
     let period = Duration::from_secs(1) / orders_per_second.max(1);
     let mut ticker = tokio::time::interval(period);
     let stop = async {
@@ -822,6 +879,19 @@ async fn drive_traffic(base: &str, orders_per_second: u32, duration: Option<Dura
                 let order = demo::shop::order(sent);
                 let request = client.post(&orders_url).header("webhook-id", format!("msg_ord_{sent}")).json(&order);
                 in_flight.spawn(async move { request.send().await.map(|_| false) });
+                // Every fifth order ships (a reminder follows after a wait);
+                // every seventh asks for a refund.
+                let follow_up = if sent.is_multiple_of(7) {
+                    Some(json!({"type": "refund", "order_id": order["order_id"], "reason": "arrived late"}))
+                } else if sent.is_multiple_of(5) {
+                    Some(json!({"type": "shipped", "order_id": order["order_id"]}))
+                } else {
+                    None
+                };
+                if let Some(event) = follow_up {
+                    let request = client.post(&events_url).json(&event);
+                    in_flight.spawn(async move { request.send().await.map(|_| false) });
+                }
                 if sent.is_multiple_of(orders_per_second.max(1) as usize) {
                     let items = order["items"].clone();
                     let request = client.post(&quote_url).json(&json!({ "country": "DE", "items": items }));
