@@ -12,6 +12,12 @@
 //! would wake at each free slot and race for it: busy, and unfair enough that
 //! an early caller could lose to later ones until its `max_wait` ran out.
 //!
+//! The limiter reads tokio's clock ([`TokioClock`]), like the rest of the
+//! throttle: its deadlines are tokio instants and its waits tokio sleeps, so
+//! the slot the limiter names and the sleep that waits for it are measured
+//! on one clock. Outside tests tokio's clock is the monotonic clock; a test
+//! that pauses tokio's time drives the limiter with it.
+//!
 //! Upstream pauses apply to the whole connector, configured limit or not: a
 //! `429` with `Retry-After`, or a response saying the quota is used up
 //! (`X-RateLimit-Remaining: 0` with `X-RateLimit-Reset`, or the IETF
@@ -25,7 +31,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use governor::clock::Clock;
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use patchbay_config::{RateLimitConfig, default_max_wait};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -60,7 +67,7 @@ pub(crate) struct Throttle {
 }
 
 struct Limit {
-    limiter: DefaultKeyedRateLimiter<String>,
+    limiter: RateLimiter<String, DefaultKeyedStateStore<String>, TokioClock>,
     /// One queue per key; an entry lives while someone waits on it.
     queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Time between two slots, the hint when the queue is too long.
@@ -240,7 +247,7 @@ impl Limit {
             })?
             .allow_burst(burst);
         Ok(Limit {
-            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            limiter: RateLimiter::new(quota, DefaultKeyedStateStore::default(), TokioClock),
             queues: Mutex::new(HashMap::new()),
             interval,
             admitted: AtomicU64::new(0),
@@ -255,6 +262,18 @@ impl Limit {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }
+    }
+}
+
+/// `governor`'s clock on tokio's time (see the module doc).
+#[derive(Clone, Copy, Debug, Default)]
+struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
     }
 }
 
