@@ -49,7 +49,7 @@ mod routes;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State};
@@ -365,7 +365,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let _in_flight = InFlight(&shared.in_flight);
 
-    let arrived = Instant::now();
+    // Tokio's clock: the wall clock, unless a test paused time, when arrival
+    // times and the mock's own rate limit follow the paused clock.
+    let arrived = tokio::time::Instant::now().into_std();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();

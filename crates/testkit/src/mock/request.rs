@@ -31,7 +31,8 @@ pub struct RecordedRequest {
     pub route: Option<String>,
     /// Path parameters captured by the route pattern, percent-decoded.
     pub params: BTreeMap<String, String>,
-    /// When the request was recorded.
+    /// When the request was recorded, on tokio's clock (paused in a test
+    /// that pauses time).
     pub received_at: Instant,
 }
 
