@@ -1,16 +1,19 @@
 //! The circuit breaker: a failing upstream stops receiving calls, a probe
 //! tests it after `open_for`, and recovery closes the breaker again. Also
 //! how `circuit_breaker` and `rate_limit` are written in YAML.
+//!
+//! Tests that wait for the breaker run on paused time ([`step_paused_time`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use patchbay_config::MapEnv;
 use patchbay_connector::{BreakerState, CallClass, Connector, RetryPolicy};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
+use tokio::time::Instant;
 
-use crate::support::{build, closed_port, config, request};
+use crate::support::{build, closed_port, config, request, step_paused_time};
 
 fn policy(attempts: u32) -> RetryPolicy {
     RetryPolicy {
@@ -51,8 +54,9 @@ async fn sit_out(connector: &Connector) {
     tokio::time::sleep(retry_in).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_down_upstream_opens_the_breaker_until_a_probe_succeeds() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::status(503));
     let connector = fragile(&mock.url());
@@ -94,8 +98,9 @@ async fn a_down_upstream_opens_the_breaker_until_a_probe_succeeds() {
     assert_eq!(health.failure_rate, 0.0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn half_open_lets_only_the_probes_through() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::status(500));
     let connector = Arc::new(fragile(&mock.url()));
@@ -170,8 +175,9 @@ async fn client_errors_and_rate_limits_do_not_open_it() {
     assert_eq!((health.calls_in_window, health.failure_rate), (10, 0.0));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_stop_as_soon_as_it_opens() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::status(502));
     let connector = build(&format!(

@@ -2,6 +2,11 @@
 //! token caching, single-flight refresh under concurrency, one refresh and
 //! one retry on 401, the expiry margin, refresh-token rotation through the
 //! token store, token endpoint errors, and secrets kept out of every message.
+//!
+//! Tests that wait (for a slow token endpoint, or for a token to age) run on
+//! paused time ([`step_paused_time`]). The token server's own expiry reads
+//! the wall clock, which barely moves there: these tests check what the
+//! connector does, and the server never rejects a token for its age.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +20,7 @@ use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::support::{build_with, call_err, closed_port, env, request};
+use crate::support::{build_with, call_err, closed_port, env, request, step_paused_time};
 
 const CLIENT_ID: &str = "crm-client";
 const CLIENT_SECRET: &str = "cs-SECRET-9f2c";
@@ -111,8 +116,9 @@ async fn client_credentials_can_travel_in_the_form_body() {
     assert_eq!(server.mock().requests()[0].header("authorization"), None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hundred_concurrent_calls_share_one_token_request() {
+    step_paused_time();
     let (server, api) = setup().await;
     // A slow token endpoint, so every caller arrives while the first
     // request is still in flight.
@@ -166,8 +172,9 @@ async fn a_revoked_token_gets_one_refresh_and_the_call_succeeds() {
     assert_eq!(server.token_requests(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn concurrent_401s_lead_to_a_single_refresh() {
+    step_paused_time();
     let (server, api) = setup().await;
     let connector = Arc::new(connector(&api, &server.token_url(), ""));
     connector.call(&request("GET", "/contacts")).await.unwrap();
@@ -217,8 +224,9 @@ async fn a_second_401_is_returned_as_the_error() {
     assert_eq!(server.token_requests(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_token_about_to_expire_is_replaced_before_use() {
+    step_paused_time();
     let (server, api) = setup().await;
     server.set_ttl(Duration::from_secs(2));
     let with_margin = connector(&api, &server.token_url(), "    refresh_margin: 1s\n");
@@ -234,7 +242,6 @@ async fn a_token_about_to_expire_is_replaced_before_use() {
     assert_eq!(server.token_requests(), 2);
 
     // Past the margin, short of the expiry: only the first connector renews.
-    // Waiting for the clock is what this test is about.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     with_margin
         .call(&request("GET", "/contacts"))

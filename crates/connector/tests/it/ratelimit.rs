@@ -1,15 +1,20 @@
 //! Rate limits: calls wait for their slot instead of tripping the upstream's
 //! limit, keys get separate budgets, and the upstream's own signals (429 with
 //! `Retry-After`, exhausted-quota headers) pause every caller.
+//!
+//! Every test runs on paused time ([`step_paused_time`]): slots and pauses
+//! pass at once and are measured exactly, by the connector, and by the mock
+//! upstream, whose arrival times and own limit read the same clock.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use patchbay_connector::{CallClass, CallRequest, Connector, RetryPolicy};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
+use tokio::time::Instant;
 
-use crate::support::{build, request};
+use crate::support::{build, request, step_paused_time};
 
 fn once() -> RetryPolicy {
     RetryPolicy {
@@ -28,16 +33,15 @@ async fn until_paused(connector: &Connector) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_thousand_calls_keep_to_fifty_per_second() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({ "ok": true })));
-    // The burst is accounted for on both sides. The connector's burst of 2
-    // lets a call whose timer fired a little late be followed at once by
-    // the next, so late wake-ups do not add up (with burst 1 every slot
-    // inherits its predecessor's lateness). The upstream enforces the same
-    // 50/s and tolerates one more request of earliness than that burst,
-    // for loopback jitter between the grant and the arrival.
+    // The burst is accounted for on both sides: the connector may send two
+    // calls at once, and the upstream, enforcing the same 50/s, tolerates
+    // one request more than that, for the few virtual milliseconds an
+    // exchange takes between the grant and the arrival.
     mock.enforce_rate_limit_with_burst(50, Duration::from_secs(1), 3);
     mock.set_recording(false);
     let connector = Arc::new(build(&format!(
@@ -91,8 +95,9 @@ async fn a_thousand_calls_keep_to_fifty_per_second() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn each_key_gets_its_own_budget() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({})));
     let connector = Arc::new(build(&format!(
@@ -125,7 +130,7 @@ async fn each_key_gets_its_own_budget() {
         "keys shared a budget: {elapsed:?}"
     );
     for tenant in ["a", "b"] {
-        let arrivals: Vec<Instant> = mock
+        let arrivals: Vec<std::time::Instant> = mock
             .requests()
             .iter()
             .filter(|r| r.query_param("tenant") == Some(tenant))
@@ -143,8 +148,9 @@ async fn each_key_gets_its_own_budget() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_429_with_retry_after_pauses_every_caller() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({})));
     mock.script(
@@ -197,9 +203,15 @@ async fn a_429_with_retry_after_pauses_every_caller() {
     assert!(connector.health().paused_until.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exhausted_quota_headers_pause_every_caller() {
-    let epoch_reset = (SystemTime::now() + Duration::from_secs(2))
+    step_paused_time();
+    // A reset in whole seconds of the wall clock (the connector reads it
+    // against the wall clock too), 3 seconds on: the pause is then 2 to 3
+    // seconds less the setup, whatever the fraction of a second the test
+    // starts at, and so above the 1 second asserted below. (2 seconds on
+    // could leave less than 1.) Paused time makes the longer wait free.
+    let epoch_reset = (SystemTime::now() + Duration::from_secs(3))
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
@@ -284,8 +296,9 @@ async fn exhausted_quota_headers_pause_every_caller() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_pause_beyond_max_wait_fails_fast_without_a_request() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({})));
     mock.script(
@@ -330,8 +343,9 @@ async fn a_pause_beyond_max_wait_fails_fast_without_a_request() {
     assert_eq!(mock.request_count(), 1, "nothing was sent during the pause");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slot_beyond_max_wait_fails_as_rate_limited() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({})));
     let connector = build(&format!(
@@ -358,8 +372,9 @@ async fn a_slot_beyond_max_wait_fails_as_rate_limited() {
     assert_eq!(mock.request_count(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn waiting_calls_go_in_arrival_order_and_report_their_wait() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items/{n}", Reply::json(200, json!({})));
     let connector = Arc::new(build(&format!(

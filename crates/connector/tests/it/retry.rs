@@ -1,13 +1,17 @@
 //! Retries: transient failures are retried with backoff, `Retry-After` is
 //! honoured, and non-idempotent calls are repeated only with a key.
+//!
+//! Tests that wait run on paused time ([`step_paused_time`]): a backoff or a
+//! `Retry-After` passes at once, and is measured exactly.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use patchbay_connector::{CallClass, CallRequest, RetryPolicy};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
+use tokio::time::Instant;
 
-use crate::support::{build, request};
+use crate::support::{build, request, step_paused_time};
 
 fn fast(attempts: u32) -> RetryPolicy {
     RetryPolicy {
@@ -17,8 +21,9 @@ fn fast(attempts: u32) -> RetryPolicy {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn transient_failures_are_retried_until_success() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({ "ok": true })));
     mock.script("GET", "/items", [Reply::status(503), Reply::status(503)]);
@@ -35,8 +40,9 @@ async fn transient_failures_are_retried_until_success() {
     assert_eq!(mock.request_count(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retry_after_is_waited_for() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({})));
     mock.script(
@@ -65,8 +71,9 @@ async fn retry_after_is_waited_for() {
     assert!(gap >= Duration::from_secs(2), "{gap:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retry_after_is_capped_by_the_backoff_maximum() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::json(200, json!({})));
     mock.script(
@@ -90,8 +97,9 @@ async fn retry_after_is_capped_by_the_backoff_maximum() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exhausted_attempts_return_the_last_error() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("GET", "/items", Reply::status(502));
     let connector = build(&format!(
@@ -123,8 +131,9 @@ async fn client_errors_are_not_retried() {
     assert_eq!(mock.request_count(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn post_is_retried_only_with_an_idempotency_key_and_keeps_it() {
+    step_paused_time();
     let mock = MockUpstream::start().await;
     mock.route("POST", "/charges", Reply::status(503));
     let connector = build(&format!(

@@ -1,9 +1,11 @@
-//! Shared helpers: connectors built from YAML, requests, and two raw TCP
-//! servers (a canned-response upstream and a connection-counting proxy).
+//! Shared helpers: connectors built from YAML, requests, two raw TCP
+//! servers (a canned-response upstream and a connection-counting proxy), and
+//! paused time for tests that talk to loopback sockets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use patchbay_config::{ConnectorConfig, MapEnv};
 use patchbay_connector::{CallError, CallRequest, Connector};
@@ -114,4 +116,28 @@ pub async fn counting_proxy(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>
         }
     });
     (addr, accepted)
+}
+
+/// Makes paused time safe for a test that talks to loopback sockets; call it
+/// first in a `#[tokio::test(start_paused = true)]`.
+///
+/// Paused, tokio moves its clock to the next timer whenever the runtime is
+/// idle: no task to run, and nothing new from the I/O driver. An exchange
+/// with a mock in the same runtime normally never leaves it idle (the kernel
+/// has queued the bytes for the peer by the time the writer yields, and a
+/// task woken by I/O holds the clock still), but were the kernel late in
+/// delivering them (it may defer loopback delivery under load), the next
+/// timer could be a call's 30s timeout, firing in the middle of a healthy
+/// exchange. This task keeps a timer 1ms ahead at all times, so an idle turn
+/// moves the clock by at most 1ms: a timeout could fire early only if an
+/// exchange made no progress for (timeout / 1ms) idle turns in a row. A wait
+/// with nothing in flight (backoff, `Retry-After`, an open breaker, a
+/// rate-limit slot) passes in 1ms steps, in a moment of real time. The
+/// runtime ends the task with the test.
+pub fn step_paused_time() {
+    tokio::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
 }
