@@ -31,5 +31,6 @@ mod signature;
 mod store_vanishes;
 mod support;
 mod tracing;
+mod tutorial;
 mod versions;
 mod webhook;
