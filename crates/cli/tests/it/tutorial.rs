@@ -2,7 +2,7 @@
 //! routes a return down its branch (looking the product up in the catalog
 //! and adding the refund to the flow's state) and leaves other events alone.
 
-use patchbay_store::{RunStatus, Store};
+use patchbay_store::RunStatus;
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
