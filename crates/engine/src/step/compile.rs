@@ -303,7 +303,7 @@ impl<'a> Compiler<'a> {
                     self.error(on_error, "`fallback` needs at least one step".into());
                     return None;
                 }
-                if !kind.in_fallback {
+                if !kind.takes_fallback {
                     self.error(
                         on_error,
                         format!("a `{}` step cannot have a `fallback`", kind.key),

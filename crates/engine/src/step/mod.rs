@@ -80,6 +80,10 @@ pub(crate) trait Kind: Step + Sized + 'static {
     /// item of it): `false` for kinds that end the run, answer the caller,
     /// set state or steer the run.
     const IN_FALLBACK: bool = true;
+    /// Whether the step may have a `fallback`: not for kinds whose outcome
+    /// is decided after they perform (a branch, a wait, a child run) or that
+    /// answer the caller.
+    const TAKES_FALLBACK: bool = true;
     /// The kind's keys, its own key included, as one YAML mapping; serde
     /// reports a misspelt or misplaced key at its line.
     type Config: DeserializeOwned + schemars::JsonSchema;
@@ -168,6 +172,7 @@ pub(crate) struct KindEntry {
     pub key: &'static str,
     pub fans_out: bool,
     pub in_fallback: bool,
+    pub takes_fallback: bool,
     compile: fn(&Node, &mut Compiler<'_>) -> Option<Box<dyn Step>>,
     schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
 }
@@ -177,6 +182,7 @@ pub(crate) const fn kind_entry<K: Kind>() -> KindEntry {
         key: K::KEY,
         fans_out: K::FANS_OUT,
         in_fallback: K::IN_FALLBACK,
+        takes_fallback: K::TAKES_FALLBACK,
         compile: compile_kind::<K>,
         schema: |generator| <K::Config as schemars::JsonSchema>::json_schema(generator),
     }

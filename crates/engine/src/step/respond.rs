@@ -48,6 +48,7 @@ pub(crate) struct Respond {
 impl Kind for Respond {
     const KEY: &'static str = "respond";
     const IN_FALLBACK: bool = false;
+    const TAKES_FALLBACK: bool = false;
     type Config = Config;
 
     fn compile(config: Config, compiler: &mut Compiler<'_>) -> Option<Self> {

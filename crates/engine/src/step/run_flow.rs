@@ -43,6 +43,7 @@ pub(crate) struct RunFlow {
 impl Kind for RunFlow {
     const KEY: &'static str = "run_flow";
     const IN_FALLBACK: bool = false;
+    const TAKES_FALLBACK: bool = false;
     type Config = Config;
 
     fn compile(config: Config, compiler: &mut Compiler<'_>) -> Option<Self> {

@@ -63,6 +63,7 @@ pub(crate) struct Switch {
 impl Kind for Switch {
     const KEY: &'static str = "switch";
     const IN_FALLBACK: bool = false;
+    const TAKES_FALLBACK: bool = false;
     type Config = Config;
 
     fn compile(config: Config, compiler: &mut Compiler<'_>) -> Option<Self> {

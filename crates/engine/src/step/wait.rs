@@ -41,6 +41,7 @@ pub(crate) enum Wait {
 impl Kind for Wait {
     const KEY: &'static str = "wait";
     const IN_FALLBACK: bool = false;
+    const TAKES_FALLBACK: bool = false;
     type Config = Config;
 
     fn compile(config: Config, compiler: &mut Compiler<'_>) -> Option<Self> {
