@@ -6,6 +6,7 @@
 //   PATCHBAY_URL           the node, e.g. http://127.0.0.1:41234
 //   PATCHBAY_TOKEN         an API token (empty when the API is open)
 //   PATCHBAY_WEBHOOK       the URL of the `order` flow's webhook
+//   PATCHBAY_REMIND        the URL of the `remind` flow's webhook (it waits an hour)
 //   PATCHBAY_MOCK_CONTROL  POST {this}/fail makes the chat upstream answer 400,
 //                          POST {this}/fix makes it answer 200 again
 //   PATCHBAY_SCREENSHOTS   folder for a screenshot of every page
@@ -24,6 +25,7 @@ const BASE = required("PATCHBAY_URL");
 const TOKEN = process.env.PATCHBAY_TOKEN || "";
 const WEBHOOK = required("PATCHBAY_WEBHOOK");
 const CONTROL = required("PATCHBAY_MOCK_CONTROL");
+const REMIND = required("PATCHBAY_REMIND");
 const SHOTS = process.env.PATCHBAY_SCREENSHOTS || path.resolve("..", "target", "ui-screenshots");
 // Pages refresh every few seconds; a condition gets several refreshes.
 const WAIT = { timeout: 30_000 };
@@ -76,8 +78,8 @@ async function shot(name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-async function sendOrder(amount) {
-  const response = await fetch(WEBHOOK, {
+async function sendOrder(amount, url = WEBHOOK) {
+  const response = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ amount }),
@@ -146,9 +148,21 @@ test("the dashboard follows a run, a dead letter and its replay", async (t) => {
 
     await page.goto(`${BASE}/ui/runs/${dead}`);
     await page.locator('body[data-status="dead"]').waitFor(WAIT);
-    await page.locator('#timeline details[data-step="notify"][data-status="failed"]').waitFor(WAIT);
+    const failed = page.locator('#timeline details[data-step="notify"][data-status="failed"]');
+    await failed.waitFor(WAIT);
     assert.match(await page.locator("#run-error").innerText(), /400/);
+    // The failed attempt names its class, beside the error's wording.
+    await failed.locator("summary").click();
+    await failed.getByText("(client_error)").waitFor(WAIT);
     await shot("05-dead-run");
+  });
+
+  await t.test("a run parked by a wait step says until when", async () => {
+    const waiting = await sendOrder(1, REMIND);
+    await page.goto(`${BASE}/ui/runs/${waiting}`);
+    await page.locator('body[data-status="queued"]').waitFor(WAIT);
+    await page.locator("#facts dt", { hasText: "Waiting until" }).waitFor(WAIT);
+    await shot("05b-waiting-run");
   });
 
   await t.test("once the upstream is fixed, replaying from the dashboard makes it succeed", async () => {

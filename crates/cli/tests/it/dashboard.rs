@@ -33,6 +33,14 @@ api:
     )
 }
 
+/// A flow whose runs wait an hour: the run page says until when.
+const REMIND_FLOW: &str = "\
+trigger: { webhook: { path: /hooks/remind } }
+steps:
+  - wait: 1h
+  - transform: '.'
+";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
     let root = workspace_root();
@@ -69,7 +77,10 @@ async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
         .take(32)
         .collect();
     // A `400` from chat is permanent: the run goes dead at once.
-    let project = TestProject::new(&root_config(), &[("order", ORDER_FLOW)]);
+    let project = TestProject::new(
+        &root_config(),
+        &[("order", ORDER_FLOW), ("remind", REMIND_FLOW)],
+    );
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(
         patchbay_run(
@@ -98,6 +109,7 @@ async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
         .env("PATCHBAY_URL", &node.base)
         .env("PATCHBAY_TOKEN", &token)
         .env("PATCHBAY_WEBHOOK", format!("{}/hooks/order", node.base))
+        .env("PATCHBAY_REMIND", format!("{}/hooks/remind", node.base))
         .env("PATCHBAY_MOCK_CONTROL", format!("{}/control", chat.url()))
         .env("PATCHBAY_SCREENSHOTS", &screenshots)
         .env("CHROMIUM", CHROMIUM);

@@ -77,7 +77,19 @@ function renderFacts(run, journal) {
     ["Steps journalled", journal.length],
     ["Config version", h("span", { class: "mono" }, run.config_version)],
   ];
-  if (run.status === "queued" && run.next_attempt_at) facts.push(["Next attempt", time(run.next_attempt_at)]);
+  // A run parked by a `wait` step (its latest entry holds the instant) or
+  // by a `run_flow` step waiting for its child says so.
+  const last = journal.filter((e) => e.current).at(-1);
+  const until = last && last.output && typeof last.output.until === "string" ? last.output.until : null;
+  const child = last && last.output && typeof last.output.run_id === "string" ? last.output.run_id : null;
+  if (run.status === "queued" && until && Date.parse(until) > Date.now()) {
+    facts.push(["Waiting until", time(until)]);
+  } else if (run.status === "queued" && child && run.retries === 0) {
+    facts.push(["Waiting for", h("a", { href: `/ui/runs/${child}`, class: "mono" }, `child run ${child}`)]);
+  } else if (run.status === "queued" && run.next_attempt_at) {
+    facts.push(["Next attempt", time(run.next_attempt_at)]);
+  }
+  if (run.parent) facts.push(["Parent run", h("a", { href: `/ui/runs/${run.parent}`, class: "mono" }, run.parent)]);
   if (run.error) facts.push(["Error", h("span", { class: "error-text", id: "run-error" }, run.error)]);
   document
     .getElementById("facts")
@@ -150,7 +162,17 @@ function renderTimeline(run, journal) {
               json(request),
             ]
           : null,
-        entry.error ? [h("p", {}, h("strong", {}, "Error")), h("div", { class: "error-text" }, entry.error)] : null,
+        entry.error
+          ? [
+              h(
+                "p",
+                {},
+                h("strong", {}, "Error"),
+                entry.error_class ? h("span", { class: "muted mono" }, ` (${entry.error_class})`) : "",
+              ),
+              h("div", { class: "error-text" }, entry.error),
+            ]
+          : null,
         entry.output !== null && entry.output !== undefined ? [h("p", {}, h("strong", {}, "Output")), json(entry.output)] : null,
       ),
     );
