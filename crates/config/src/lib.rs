@@ -9,9 +9,11 @@
 //! ```
 //!
 //! [`Project::load`] reads every file, deserializes each on its own (so one
-//! broken file does not hide the errors of the others), then runs the
-//! cross-field checks in [`validate`]. Every problem is a [`Diagnostic`] with
-//! file, line and column; all of them come back together in a [`Report`].
+//! broken file does not hide the errors of the others; `patchbay.yaml` even
+//! a section and a connector at a time when it does not read whole), then
+//! runs the cross-field checks in [`validate`]. Every problem is a
+//! [`Diagnostic`] with file, line and column; all of them come back together
+//! in a [`Report`].
 //!
 //! This crate knows nothing of jq, HTTP or SQL: expressions are kept as
 //! located strings here and compiled by the engine, which reports their errors
@@ -30,6 +32,7 @@ mod paginate;
 mod project;
 mod schema;
 mod secret;
+mod sections;
 mod settings;
 mod suggest;
 pub mod validate;

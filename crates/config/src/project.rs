@@ -1,5 +1,7 @@
 //! Loading an integration project: reading its files, deserializing each, and
-//! turning YAML errors into located [`Diagnostic`]s.
+//! turning YAML errors into located [`Diagnostic`]s. `patchbay.yaml` is read
+//! a section at a time when it fails as a whole (see `crate::sections`), so
+//! every broken connector and section is reported.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,8 +74,9 @@ pub struct Project {
     pub flows: BTreeMap<String, LoadedFlow>,
     /// Identifies this exact configuration: a hash of every source file.
     pub version: String,
-    /// Whether `patchbay.yaml` could be read. Without it every connector
-    /// reference would look unknown: those checks are skipped rather than
+    /// Whether `patchbay.yaml` could be read, as far as its connectors go
+    /// (see `crate::sections`). Without every connector, a reference to a
+    /// missing one would look unknown: those checks are skipped rather than
     /// bury the parse error in noise.
     pub root_parsed: bool,
     /// The files it was read from, `patchbay.yaml` first: what a node keeps
@@ -152,15 +155,12 @@ impl Project {
         let mut hasher = Fnv64::default();
         hasher.write(root.text.as_bytes());
 
-        let mut root_parsed = true;
-        let mut config: ProjectConfig = if root.text.trim().is_empty() {
-            ProjectConfig::default()
+        let (mut config, connectors_known) = if root.text.trim().is_empty() {
+            (ProjectConfig::default(), true)
         } else {
-            parse_yaml(&root).unwrap_or_else(|d| {
-                report.push(d);
-                root_parsed = false;
-                ProjectConfig::default()
-            })
+            let read = crate::sections::read_root(&root);
+            report.extend(read.report);
+            (read.config, read.connectors_known)
         };
         let mut flows = BTreeMap::new();
         for (name, flow) in std::mem::take(&mut config.flows) {
@@ -224,7 +224,7 @@ impl Project {
             config,
             flows,
             version: format!("{:016x}", hasher.finish()),
-            root_parsed,
+            root_parsed: connectors_known,
         };
         report.extend(validate::project(&project, env));
         (project, report)

@@ -126,6 +126,50 @@ fn misspelt_keys_get_a_suggestion() {
 }
 
 #[test]
+fn every_broken_connector_and_section_of_the_root_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "patchbay.yaml",
+        "\
+connectors:
+  crm:
+    url: http://x
+    timeuot: 5s
+  erp:
+    url: http://127.0.0.1:9102
+  chat:
+    url: [http://y]
+store:
+  pth: x.db
+engine:
+  workers: 3
+",
+    );
+    write(
+        dir.path(),
+        "flows/sync.yaml",
+        "trigger: { manual: {} }\nsteps:\n  - call: erp GET /a\n  - transform: '.a |'\n",
+    );
+    let report = load(dir.path()).unwrap_err();
+    let text = report.to_string();
+    let root = dir.path().join("patchbay.yaml").display().to_string();
+    for (line, message) in [
+        (4, "unknown key `timeuot` — did you mean `timeout`?"),
+        (8, "expected string scalar"),
+        (10, "unknown key `pth` — did you mean `path`?"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{root}:{line}:")) && l.contains(message)),
+            "missing `{root}:{line}: … {message}` in:\n{text}"
+        );
+    }
+    // The connectors are not all known: no "unknown connector" noise.
+    assert_eq!(report.len(), 3, "{text}");
+}
+
+#[test]
 fn missing_project_file_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let text = load(dir.path()).unwrap_err().to_string();
