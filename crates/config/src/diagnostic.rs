@@ -11,6 +11,10 @@ pub struct Diagnostic {
     pub line: u64,
     pub column: u64,
     pub message: String,
+    /// The connector the problem is in, when it is in one. The engine does
+    /// not build a connector whose configuration was refused already, so
+    /// its problems are told once.
+    pub connector: Option<String>,
 }
 
 impl Diagnostic {
@@ -25,7 +29,14 @@ impl Diagnostic {
             line,
             column,
             message: message.into(),
+            connector: None,
         }
+    }
+
+    /// The same problem, marked as one of connector `name`.
+    pub fn in_connector(mut self, name: &str) -> Self {
+        self.connector = Some(name.to_string());
+        self
     }
 }
 

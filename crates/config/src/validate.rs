@@ -29,7 +29,14 @@ pub fn project(project: &Project, env: &dyn Env) -> Report {
     let root = project.root_file.as_path();
 
     for (name, connector) in &project.config.connectors {
-        check_connector(root, name, connector, env, &mut report);
+        let mut problems = Report::default();
+        check_connector(root, name, connector, env, &mut problems);
+        report.diagnostics.extend(
+            problems
+                .diagnostics
+                .into_iter()
+                .map(|d| d.in_connector(name)),
+        );
     }
     check_settings(project, &mut report);
     check_telemetry(project, &mut report);
@@ -84,12 +91,29 @@ fn check_connector(
         )),
     }
     for (header, value) in &connector.headers {
-        if let Err(e) = interpolate(value, env) {
+        if !is_header_name(header) {
             report.push(at(
                 value.line,
                 value.column,
-                format!("connector `{name}` header `{header}`: {e}"),
+                format!("connector `{name}`: `{header}` is not a valid header name"),
             ));
+        }
+        match interpolate(value, env) {
+            // The value may be a credential: it is never quoted.
+            Ok(resolved) if !is_header_value(&resolved) => report.push(at(
+                value.line,
+                value.column,
+                format!(
+                    "connector `{name}` header `{header}`: the value holds a line break or \
+                     another character that cannot be sent in an HTTP header"
+                ),
+            )),
+            Ok(_) => {}
+            Err(e) => report.push(at(
+                value.line,
+                value.column,
+                format!("connector `{name}` header `{header}`: {e}"),
+            )),
         }
     }
     if let Some(auth) = &connector.auth {
@@ -251,6 +275,14 @@ fn check_network(file: &Path, name: &str, connector: &ConnectorConfig, report: &
             }
         }
     }
+}
+
+/// An HTTP header value as connectors send it: visible ASCII, spaces and
+/// tabs.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 /// An `allow_hosts` entry: a host name or address, optionally `:port`.

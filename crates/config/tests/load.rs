@@ -170,6 +170,44 @@ engine:
 }
 
 #[test]
+fn connector_headers_are_checked_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "patchbay.yaml",
+        "\
+connectors:
+  crm:
+    url: https://crm.example.com
+    headers:
+      X Trace: '1'
+      X-Token: \"${env:TWO_LINES}\"
+",
+    );
+    let env = MapEnv::new([("TWO_LINES".to_string(), "first\nsecond".to_string())]);
+    let report = Project::load(dir.path(), &env).unwrap_err();
+    let text = report.to_string();
+    assert!(
+        text.contains("patchbay.yaml:5:16: connector `crm`: `X Trace` is not a valid header name"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "patchbay.yaml:6:16: connector `crm` header `X-Token`: the value holds a line break"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("second"), "a credential leaked:\n{text}");
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .all(|d| d.connector.as_deref() == Some("crm")),
+        "{report:?}"
+    );
+}
+
+#[test]
 fn missing_project_file_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let text = load(dir.path()).unwrap_err().to_string();
