@@ -2,6 +2,10 @@
 //! connectors, one kind per step, cron syntax, unique webhook paths, and
 //! `${env:...}` references that must resolve.
 //!
+//! What needs the engine is checked there, with the same locations, when
+//! the project is built: jq expressions, webhook secrets (resolved into
+//! their verifiers) and connectors (built with their credentials).
+//!
 //! Every check adds to one [`Report`] rather than stopping at the first
 //! problem, so `patchbay check` shows everything to fix in one pass.
 
@@ -54,7 +58,7 @@ pub fn project(project: &Project, env: &dyn Env) -> Report {
             ));
         }
         check_trigger(file, name, &flow.config, &mut webhook_paths, &mut report);
-        check_webhook_verify_and_dedupe(file, name, &flow.config, env, &mut report);
+        check_webhook_verify_and_dedupe(file, name, &flow.config, &mut report);
         check_steps(file, name, &flow.config, &mut report);
     }
     report
@@ -654,14 +658,13 @@ fn check_trigger<'a>(
     }
 }
 
-/// A webhook's `verify` and `dedupe`: secrets that resolve and fit their
-/// scheme, usable header names and tolerances. The `dedupe` jq is compiled
-/// with the flow's other expressions.
+/// A webhook's `verify` and `dedupe`: usable header names and tolerances.
+/// The secrets are resolved into their verifier, and the `dedupe` jq
+/// compiled, with the flow's plan (in the engine).
 fn check_webhook_verify_and_dedupe(
     file: &Path,
     flow_name: &str,
     flow: &FlowConfig,
-    env: &dyn Env,
     report: &mut Report,
 ) {
     let TriggerConfig::Webhook(hook) = &flow.trigger.value else {
@@ -689,31 +692,6 @@ fn check_webhook_verify_and_dedupe(
             format!("flow `{flow_name}`: verify.{scheme}: {message}"),
         ))
     };
-    let secrets = verify.secrets();
-    if secrets.is_empty() {
-        problem("`secret` needs at least one secret".into());
-    }
-    for (index, secret) in secrets.iter().enumerate() {
-        // Messages name the position, never the value.
-        let which = if secrets.len() == 1 {
-            "`secret`".to_string()
-        } else {
-            format!("secret {}", index + 1)
-        };
-        match interpolate(secret, env) {
-            Err(e) => problem(format!("{which}: {e}")),
-            Ok(value) if value.is_empty() => problem(format!("{which} is empty")),
-            Ok(value) => {
-                if matches!(verify.value, VerifyConfig::StandardWebhooks { .. })
-                    && patchbay_signature::Key::standard_webhooks(&value).is_err()
-                {
-                    problem(format!(
-                        "{which} is not a Standard Webhooks secret (`whsec_` followed by base64)"
-                    ));
-                }
-            }
-        }
-    }
     let tolerance = match &verify.value {
         VerifyConfig::StandardWebhooks { tolerance, .. }
         | VerifyConfig::Stripe { tolerance, .. } => *tolerance,

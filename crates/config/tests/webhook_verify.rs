@@ -1,5 +1,6 @@
 //! A webhook's `verify` and `dedupe` keys: what loads, and what `check`
-//! reports (without ever printing a secret).
+//! reports (without ever printing a secret). The secrets themselves are
+//! resolved with the plan: see the engine's `webhook_plan` tests.
 
 use std::path::Path;
 
@@ -118,30 +119,6 @@ fn every_scheme_loads() {
             ..
         }
     ));
-}
-
-#[test]
-fn unresolvable_and_malformed_secrets_are_reported_by_position() {
-    let text = errors(
-        "    path: /hooks/a\n    verify: { standard_webhooks: { secret: [\"${env:HOOK_SECRET}\", \"${env:MISSING}\"] } }\n",
-    );
-    assert!(
-        text.contains("flow `hook`: verify.standard_webhooks: secret 2: environment variable `MISSING` is not set"),
-        "{text}"
-    );
-    assert!(text.contains("hook.yaml:4:"), "{text}");
-
-    let text = errors(
-        "    path: /hooks/a\n    verify: { standard_webhooks: { secret: \"${env:NOT_BASE64}\" } }\n",
-    );
-    assert!(
-        text.contains("`secret` is not a Standard Webhooks secret"),
-        "{text}"
-    );
-    let text = errors("    path: /hooks/a\n    verify: { github: { secret: [] } }\n");
-    assert!(text.contains("needs at least one secret"), "{text}");
-    let text = errors("    path: /hooks/a\n    verify: { stripe: { secret: '' } }\n");
-    assert!(text.contains("`secret` is empty"), "{text}");
 }
 
 #[test]

@@ -22,9 +22,6 @@ pub enum EngineError {
     /// The engine is stopping and accepts no new events.
     #[error("the engine is shutting down")]
     ShuttingDown,
-    /// A webhook's signature secrets could not be resolved at start.
-    #[error(transparent)]
-    WebhookSecret(#[from] crate::plan::WebhookSecretError),
     /// A reload found the configuration invalid; the running one stays.
     #[error("the configuration is invalid: {} problem(s)", .0.diagnostics.len())]
     InvalidConfig(patchbay_config::Report),
@@ -46,7 +43,6 @@ impl EngineError {
             EngineError::ShuttingDown => true,
             EngineError::Connector(_)
             | EngineError::UnknownFlow(_)
-            | EngineError::WebhookSecret(_)
             | EngineError::InvalidConfig(_)
             | EngineError::ReloadUnsupported
             | EngineError::EvaluatorStart(_) => false,

@@ -7,7 +7,8 @@
 //!  invoke)                          lease)
 //! ```
 //!
-//! - [`plan`] compiles a project's flows (every jq expression, once);
+//! - [`plan`] compiles a project's flows (every jq expression, once, and
+//!   each webhook's verifier);
 //! - [`intake`] commits accepted events as runs, batching concurrent ones;
 //! - [`worker`] claims due runs with a lease and renews it;
 //! - [`executor`] runs a flow's steps, journalling each, resuming from the
@@ -47,6 +48,7 @@ mod sampler;
 mod scheduler;
 pub mod step;
 mod tokens;
+mod verify;
 mod versions;
 mod worker;
 
@@ -71,8 +73,8 @@ pub use intake::Intake;
 pub use live::{LoadedProject, ProjectSource, Reloaded};
 pub use operate::ReplaySelection;
 pub use plan::{FlowPlan, Plan, TriggerPlan, WebhookPlan};
-pub use plan::{VerifyPlan, WebhookSecretError};
 pub use responders::SyncReply;
+pub use verify::VerifyPlan;
 pub use versions::VersionError;
 
 use crate::executor::Executor;
@@ -165,8 +167,6 @@ impl Engine {
         roles: Roles,
         shutdown: CancellationToken,
     ) -> Result<(Engine, EngineTasks), EngineError> {
-        let mut plan = plan;
-        plan.resolve_secrets(env)?;
         let plan = Arc::new(plan);
         let secrets = Arc::new(OnceLock::new());
         let connectors = build_connectors(project, env, &store, &secrets)?;
@@ -353,9 +353,7 @@ impl Engine {
                 changed: false,
             });
         }
-        let mut plan = loaded.plan;
-        plan.resolve_secrets(loaded.env.as_ref())?;
-        let plan = Arc::new(plan);
+        let plan = Arc::new(loaded.plan);
         // Kept before any run can be created on it, so that the run can
         // finish on it after the next reload or restart.
         self.inner

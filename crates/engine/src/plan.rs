@@ -8,18 +8,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
+use patchbay_config::Env;
 use patchbay_config::{
     Diagnostic, FlowConfig, Located, Project, Report, TriggerConfig, WebhookMode,
 };
-use patchbay_config::{Env, HmacAlgorithm, SignatureEncoding, VerifyConfig, interpolate};
 use patchbay_connector::redact::Masker;
 use patchbay_expr::Expr;
-use patchbay_signature::{Algorithm, Encoding, HmacScheme, Scheme, TimestampCheck, Verifier};
 
 use crate::caps::Caps;
 use crate::evaluate::Limits;
 use crate::redaction::Redaction;
 pub use crate::step::{Description, ErrorPolicy, StepPlan};
+use crate::verify::VerifyPlan;
 
 const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -78,123 +78,27 @@ pub struct WebhookPlan {
     pub dedupe: Option<Expr>,
 }
 
-/// A webhook's signature check. Its secrets are `${env:...}` templates until
-/// [`Plan::resolve_secrets`] turns them into a [`Verifier`]; before that no
-/// request can pass.
-#[derive(Clone, Debug)]
-pub struct VerifyPlan {
-    pub scheme: Scheme,
-    /// As written, references unresolved; never the secret values.
-    secrets: Vec<String>,
-    verifier: Option<Verifier>,
-}
-
-impl VerifyPlan {
-    /// The verifier with resolved secrets; `None` until the engine has
-    /// resolved them.
-    pub fn verifier(&self) -> Option<&Verifier> {
-        self.verifier.as_ref()
-    }
-}
-
-/// A webhook secret that cannot be used. The message names the flow, the
-/// scheme and the secret's position or variable, never its value.
-#[derive(Debug, thiserror::Error)]
-#[error("flow `{flow}`: verify.{scheme}: {reason}")]
-pub struct WebhookSecretError {
-    pub flow: String,
-    pub scheme: &'static str,
-    pub reason: String,
-}
-
-impl Plan {
-    /// Resolves the `${env:...}` references of every webhook's secrets and
-    /// builds its verifier. The engine calls it once at start, with the
-    /// environment the project was loaded with.
-    pub fn resolve_secrets(&mut self, env: &dyn Env) -> Result<(), WebhookSecretError> {
-        for flow in self.flows.values_mut() {
-            let TriggerPlan::Webhook(WebhookPlan {
-                verify: Some(verify),
-                ..
-            }) = &mut flow.trigger
-            else {
-                continue;
-            };
-            let error = |reason: String| WebhookSecretError {
-                flow: flow.name.clone(),
-                scheme: verify.scheme.name(),
-                reason,
-            };
-            let secrets = verify
-                .secrets
-                .iter()
-                .enumerate()
-                .map(|(index, secret)| {
-                    interpolate(secret, env)
-                        .map_err(|e| error(format!("secret {}: {e}", index + 1)))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let verifier =
-                Verifier::new(verify.scheme.clone(), &secrets).map_err(|e| error(e.to_string()))?;
-            verify.verifier = Some(verifier);
-            // `whsec_` secrets travel base64-encoded after the prefix.
-            let shown = secrets
-                .iter()
-                .flat_map(|s| [s.clone(), s.strip_prefix("whsec_").unwrap_or(s).to_string()]);
-            self.redaction.masker.merge(&Masker::new(shown));
-        }
-        Ok(())
-    }
-}
-
-/// The signature scheme a `verify:` block describes.
-fn scheme(config: &VerifyConfig) -> Scheme {
-    let tolerance = |t: &Option<patchbay_config::HumanDuration>| {
-        t.map(|t| t.0)
-            .unwrap_or(patchbay_signature::DEFAULT_TOLERANCE)
-    };
-    match config {
-        VerifyConfig::StandardWebhooks { tolerance: t, .. } => Scheme::StandardWebhooks {
-            tolerance: tolerance(t),
-        },
-        VerifyConfig::GitHub { .. } => Scheme::GitHub,
-        VerifyConfig::Stripe { tolerance: t, .. } => Scheme::Stripe {
-            tolerance: tolerance(t),
-        },
-        VerifyConfig::Hmac {
-            header,
-            algorithm,
-            encoding,
-            prefix,
-            timestamp_header,
-            tolerance: t,
-            ..
-        } => Scheme::Hmac(HmacScheme {
-            header: header.clone(),
-            algorithm: match algorithm {
-                HmacAlgorithm::Sha256 => Algorithm::Sha256,
-                HmacAlgorithm::Sha512 => Algorithm::Sha512,
-            },
-            encoding: match encoding {
-                SignatureEncoding::Hex => Encoding::Hex,
-                SignatureEncoding::Base64 => Encoding::Base64,
-            },
-            prefix: prefix.clone().filter(|p| !p.is_empty()),
-            timestamp: timestamp_header.as_ref().map(|header| TimestampCheck {
-                header: header.clone(),
-                tolerance: tolerance(t),
-            }),
-        }),
-    }
-}
-
 impl Plan {
     /// Compiles every flow of a validated project; all expression errors are
-    /// reported together.
-    pub fn compile(project: &Project) -> Result<Plan, Report> {
+    /// reported together. Webhook secrets are resolved from `env` (the
+    /// environment the project was loaded with) into their verifiers, so the
+    /// plan is complete.
+    pub fn compile(project: &Project, env: &dyn Env) -> Result<Plan, Report> {
+        Plan::compile_with(project, Some(env))
+    }
+
+    /// Compiles the flows of a version kept only so that its runs can
+    /// finish (see `crate::versions`). Its webhooks are never served: their
+    /// secrets are not resolved, and their verifiers refuse every request.
+    pub(crate) fn compile_for_stored_runs(project: &Project) -> Result<Plan, Report> {
+        Plan::compile_with(project, None)
+    }
+
+    fn compile_with(project: &Project, env: Option<&dyn Env>) -> Result<Plan, Report> {
         let mut report = Report::default();
         let mut flows = BTreeMap::new();
         let mut webhooks = HashMap::new();
+        let mut webhook_secrets = Vec::new();
         for (name, loaded) in &project.flows {
             let mut compiler = Compiler {
                 project,
@@ -202,6 +106,8 @@ impl Plan {
                 flow: name,
                 report: &mut report,
                 run_retries: &project.config.engine.run_retries,
+                env,
+                webhook_secrets: &mut webhook_secrets,
             };
             if let Some(flow) = compiler.flow(&loaded.config) {
                 if let TriggerPlan::Webhook(hook) = &flow.trigger {
@@ -229,12 +135,14 @@ impl Plan {
         }
         check_child_cycles(&flows, project, &mut report);
         report.into_result()?;
+        let mut redaction = Redaction::new(&project.config.telemetry.redact_headers);
+        redaction.masker.merge(&Masker::new(webhook_secrets));
         Ok(Plan {
             version: project.version.clone(),
             flows,
             rate_keys,
             webhooks,
-            redaction: Redaction::new(&project.config.telemetry.redact_headers),
+            redaction,
             expression_limits: Limits::new(&project.config.engine.expressions),
             caps: Caps::new(&project.config.engine),
         })
@@ -257,6 +165,10 @@ struct Compiler<'a> {
     report: &'a mut Report,
     /// The project's default run-level retry schedule.
     run_retries: &'a [patchbay_config::HumanDuration],
+    /// Resolves webhook secrets; `None` when the plan is never served.
+    env: Option<&'a dyn Env>,
+    /// Resolved webhook secrets, masked in what runs record.
+    webhook_secrets: &'a mut Vec<String>,
 }
 
 impl Compiler<'_> {
@@ -295,9 +207,22 @@ impl Compiler<'_> {
     fn trigger(&mut self, trigger: &Located<TriggerConfig>) -> Option<TriggerPlan> {
         Some(match &trigger.value {
             TriggerConfig::Webhook(hook) => {
+                // Both are checked before either stops the flow.
+                let verify = match &hook.verify {
+                    Some(verify) => crate::verify::compile(
+                        self.file,
+                        self.flow,
+                        verify,
+                        self.env,
+                        self.webhook_secrets,
+                        self.report,
+                    )
+                    .map(|verify| Some(Box::new(verify))),
+                    None => Some(None),
+                };
                 let dedupe = match &hook.dedupe {
                     Some(source) => match Expr::compile(source) {
-                        Ok(expr) => Some(expr),
+                        Ok(expr) => Some(Some(expr)),
                         Err(e) => {
                             let flow = self.flow;
                             self.error(
@@ -305,23 +230,18 @@ impl Compiler<'_> {
                                 source.column,
                                 format!("flow `{flow}`: invalid jq in `dedupe`: {e}"),
                             );
-                            return None;
+                            None
                         }
                     },
-                    None => None,
+                    None => Some(None),
                 };
+                let (verify, dedupe) = (verify?, dedupe?);
                 TriggerPlan::Webhook(WebhookPlan {
                     path: hook.path.clone(),
                     mode: hook.mode,
                     timeout: hook.timeout.map(|t| t.0).unwrap_or(DEFAULT_SYNC_TIMEOUT),
                     max_body_bytes: hook.max_body_bytes,
-                    verify: hook.verify.as_ref().map(|verify| {
-                        Box::new(VerifyPlan {
-                            scheme: scheme(verify),
-                            secrets: verify.secrets().to_vec(),
-                            verifier: None,
-                        })
-                    }),
+                    verify,
                     dedupe,
                 })
             }

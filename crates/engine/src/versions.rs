@@ -110,10 +110,13 @@ impl Versions {
             .next()
             .ok_or_else(|| unloadable("its sources are empty".into()))?;
         // Interpolation is not needed to compile flows: connectors are the
-        // running configuration's, so unset variables are no concern here.
+        // running configuration's, and a version's webhooks are never served
+        // (their secrets stay unresolved), so unset variables are no concern
+        // here.
         let (project, _) =
             Project::from_sources_partial(&self.dir, root, files.collect(), &MapEnv::new([]));
-        let mut plan = Plan::compile(&project).map_err(|report| unloadable(report.to_string()))?;
+        let mut plan = Plan::compile_for_stored_runs(&project)
+            .map_err(|report| unloadable(report.to_string()))?;
         plan.version = version.to_string();
         Ok(plan)
     }

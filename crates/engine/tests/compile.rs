@@ -30,7 +30,7 @@ fn check(flows: &[(&str, &str)]) -> String {
     }
     let env = MapEnv::new([]);
     let (project, mut report) = Project::load_partial(dir.path(), &env).unwrap();
-    if let Err(more) = Plan::compile(&project) {
+    if let Err(more) = Plan::compile(&project, &env) {
         report.extend(more);
     }
     render(report, dir.path())
@@ -47,8 +47,9 @@ fn compile(flow: &str) -> Plan {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "patchbay.yaml", ROOT);
     write(dir.path(), "flows/f.yaml", flow);
-    let project = Project::load(dir.path(), &MapEnv::new([])).unwrap_or_else(|r| panic!("{r}"));
-    Plan::compile(&project).unwrap_or_else(|r| panic!("{}", render(r, dir.path())))
+    let env = MapEnv::new([]);
+    let project = Project::load(dir.path(), &env).unwrap_or_else(|r| panic!("{r}"));
+    Plan::compile(&project, &env).unwrap_or_else(|r| panic!("{}", render(r, dir.path())))
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Compiling a webhook trigger's `verify` and `dedupe` into its plan.
+//! Compiling a webhook trigger's `verify` (its secrets resolved into a
+//! verifier) and `dedupe` into its plan.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -45,9 +46,9 @@ steps:
 ";
 
 #[test]
-fn verify_and_dedupe_compile_and_secrets_resolve_at_start() {
+fn verify_and_dedupe_compile_with_the_secrets_resolved() {
     let env = env("whsec_abc");
-    let mut plan = Plan::compile(&project(FLOW, &env)).unwrap();
+    let plan = Plan::compile(&project(FLOW, &env), &env).unwrap();
     let hook = webhook(&plan);
     let verify = hook.verify.as_ref().unwrap();
     assert_eq!(
@@ -56,12 +57,8 @@ fn verify_and_dedupe_compile_and_secrets_resolve_at_start() {
             tolerance: Duration::from_secs(90)
         }
     );
-    assert!(verify.verifier().is_none(), "secrets resolve only at start");
     assert!(hook.dedupe.is_some());
-
-    plan.resolve_secrets(&env).unwrap();
-    let verifier = webhook(&plan).verify.as_ref().unwrap().verifier().unwrap();
-    let refused = verifier.verify(
+    let refused = verify.verifier().verify(
         &[("stripe-signature", "t=1,v1=00")],
         b"{}",
         SystemTime::now(),
@@ -76,23 +73,75 @@ fn verify_and_dedupe_compile_and_secrets_resolve_at_start() {
     );
 }
 
+/// Compiles `flow` with `env`; its report, checked to quote no secret.
+fn errors(flow: &str, env: &MapEnv) -> String {
+    let report = Plan::compile(&project(flow, env), env).unwrap_err();
+    let text = report.to_string();
+    for secret in ["whsec_abc", "@@not-base64@@"] {
+        assert!(!text.contains(secret), "a secret leaked: {text}");
+    }
+    text
+}
+
 #[test]
-fn an_unresolvable_secret_at_start_names_the_flow_not_the_value() {
-    let mut plan = Plan::compile(&project(FLOW, &env("whsec_abc"))).unwrap();
-    let error = plan.resolve_secrets(&MapEnv::default()).unwrap_err();
-    let text = error.to_string();
+fn an_unresolvable_secret_names_the_flow_and_line_not_the_value() {
+    let text = errors(FLOW, &MapEnv::default());
     assert!(
         text.contains(
-            "flow `hook`: verify.stripe: secret 1: environment variable `HOOK_SECRET` is not set"
+            "flows/hook.yaml:4:13: flow `hook`: verify.stripe: `secret`: environment variable \
+             `HOOK_SECRET` is not set"
         ),
         "{text}"
     );
 }
 
 #[test]
+fn unresolvable_and_malformed_secrets_are_reported_by_position() {
+    let env = MapEnv::new([
+        ("HOOK_SECRET".to_string(), "whsec_abc".to_string()),
+        ("NOT_BASE64".to_string(), "whsec_@@not-base64@@".to_string()),
+    ]);
+    let flow = |verify: &str| {
+        format!(
+            "trigger:\n  webhook:\n    path: /hooks/a\n    verify: {verify}\nsteps:\n  - transform: '.'\n"
+        )
+    };
+    let text = errors(
+        &flow("{ standard_webhooks: { secret: [\"${env:HOOK_SECRET}\", \"${env:MISSING}\"] } }"),
+        &env,
+    );
+    assert!(
+        text.contains("flow `hook`: verify.standard_webhooks: secret 2: environment variable `MISSING` is not set"),
+        "{text}"
+    );
+    assert!(text.contains("hook.yaml:4:"), "{text}");
+    let text = errors(
+        &flow("{ standard_webhooks: { secret: \"${env:NOT_BASE64}\" } }"),
+        &env,
+    );
+    assert!(
+        text.contains("`secret` is not a Standard Webhooks secret"),
+        "{text}"
+    );
+    let text = errors(&flow("{ github: { secret: [] } }"), &env);
+    assert!(text.contains("needs at least one secret"), "{text}");
+    let text = errors(&flow("{ stripe: { secret: '' } }"), &env);
+    assert!(text.contains("`secret` is empty"), "{text}");
+}
+
+#[test]
+fn a_bad_secret_does_not_hide_the_steps_problems() {
+    let flow = FLOW.replace("transform: '.'", "transform: '.a |'");
+    let text = errors(&flow, &MapEnv::default());
+    assert!(text.contains("`HOOK_SECRET` is not set"), "{text}");
+    assert!(text.contains("invalid jq in `transform`"), "{text}");
+}
+
+#[test]
 fn invalid_dedupe_jq_is_reported_with_its_location() {
     let flow = FLOW.replace("'$headers[\"webhook-id\"] // .id'", "'.id |'");
-    let report = Plan::compile(&project(&flow, &env("whsec_abc"))).unwrap_err();
+    let env = env("whsec_abc");
+    let report = Plan::compile(&project(&flow, &env), &env).unwrap_err();
     let text = report.to_string();
     assert!(text.contains("flows/hook.yaml:5:"), "{text}");
     assert!(

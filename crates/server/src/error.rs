@@ -156,9 +156,7 @@ impl From<EngineError> for ApiError {
                     "the store is unavailable; nothing was changed, retry later",
                 )
             }
-            EngineError::Connector(_)
-            | EngineError::WebhookSecret(_)
-            | EngineError::EvaluatorStart(_) => {
+            EngineError::Connector(_) | EngineError::EvaluatorStart(_) => {
                 error!(error = %e, "unexpected engine error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -51,6 +51,15 @@ impl Verifier {
         Ok(Verifier { scheme, keys })
     }
 
+    /// A verifier without a key, which refuses every request: for a
+    /// webhook that must not be served (fail closed), never one in use.
+    pub fn refusing(scheme: Scheme) -> Verifier {
+        Verifier {
+            scheme,
+            keys: Vec::new(),
+        }
+    }
+
     pub fn scheme(&self) -> &Scheme {
         &self.scheme
     }
@@ -379,6 +388,15 @@ mod tests {
         verifier
             .verify(&request(SIGNATURE), BODY, at(TIMESTAMP))
             .unwrap();
+    }
+
+    #[test]
+    fn a_refusing_verifier_refuses_a_good_signature() {
+        let refusing = Verifier::refusing(Scheme::standard_webhooks());
+        assert!(matches!(
+            refusing.verify(&request(SIGNATURE), BODY, at(TIMESTAMP)),
+            Err(SignatureError::NoMatch)
+        ));
     }
 
     #[test]

@@ -848,7 +848,7 @@ fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<(Proj
         .context("the demo project has no root file")?;
     let invalid = |report| anyhow::anyhow!("the demo project is invalid:\n{report}");
     let project = Project::from_sources(dir, root, sources.collect(), env).map_err(invalid)?;
-    let plan = Plan::compile(&project).map_err(invalid)?;
+    let plan = Plan::compile(&project, env).map_err(invalid)?;
     Ok((project, plan))
 }
 

@@ -36,7 +36,7 @@ pub fn load_checked(dir: &Path, env: &dyn Env) -> Result<(Project, Plan), Report
             format!("server.tls: {e}"),
         ));
     }
-    match Plan::compile(&project) {
+    match Plan::compile(&project, env) {
         Ok(plan) if report.is_empty() => Ok((project, plan)),
         Ok(_) => Err(report.sorted()),
         Err(more) => {

@@ -38,7 +38,7 @@ impl TestProject {
     /// Starts a node (engine + server on 127.0.0.1:0) for this project.
     pub async fn start(&self, env: &MapEnv) -> Node {
         let project = self.load(env);
-        let plan = Plan::compile(&project)
+        let plan = Plan::compile(&project, env)
             .unwrap_or_else(|report| panic!("test project does not compile:\n{report}"));
         Node::start(
             &project,

@@ -103,7 +103,7 @@ steps:
               echo: again
 ",
         );
-        let plan = Plan::compile(&project).unwrap_or_else(|r| panic!("{r}"));
+        let plan = Plan::compile(&project, &MapEnv::new([])).unwrap_or_else(|r| panic!("{r}"));
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
