@@ -14,7 +14,10 @@
 //! Each attempt is an `upstream call` span whose ids travel to the upstream
 //! in `traceparent` ([`trace_context`]); notable events write their log line
 //! and metrics together ([`events`]); credentials are masked in whatever
-//! upstream text is kept ([`redact`]).
+//! upstream text is kept ([`redact`]). Building a connector opens no socket
+//! and fetches no token, so a project's connectors can be built only to
+//! check them; those put in service publish their gauges
+//! ([`Connectors::publish_gauges`]).
 //!
 //! Calls reach only the addresses the connector allows ([`address_filter`]:
 //! no loopback, private or metadata address unless it opts in), follow only
@@ -37,6 +40,8 @@
 //!   through.
 //! - `health.rs`: [`Connector::health`], read from the breaker, the throttle
 //!   and `recent.rs` (the last hour of calls).
+//! - `in_service.rs`: [`Connectors::publish_gauges`], the gauges of the
+//!   connectors put in service (building one sets them too).
 //! - `error.rs`: every error a call, a page or a build reports, and the
 //!   classification decisions are taken on.
 //! - `call.rs`: the request a step hands over and the response it gets.
@@ -64,6 +69,7 @@ mod error;
 pub mod events;
 mod graphql;
 mod health;
+mod in_service;
 mod oauth;
 mod paginate;
 mod ratelimit;

@@ -170,6 +170,7 @@ impl Engine {
         let plan = Arc::new(plan);
         let secrets = Arc::new(OnceLock::new());
         let connectors = build_connectors(project, env, &store, &secrets)?;
+        connectors.publish_gauges();
         let settings: &EngineConfig = &project.config.engine;
         let owner = format!("node-{}", uuid::Uuid::now_v7());
         let wake = Arc::new(Notify::new());
@@ -336,6 +337,14 @@ impl Engine {
     /// swaps it in. Runs in progress keep the configuration they started
     /// with; new events and newly claimed runs get the new one.
     pub async fn reload(&self) -> Result<Reloaded, EngineError> {
+        let reloaded = self.swap_in_reloaded().await;
+        // Building the new connectors set their gauges, whether or not they
+        // were swapped in: the gauges go back to those in service.
+        self.connectors().publish_gauges();
+        reloaded
+    }
+
+    async fn swap_in_reloaded(&self) -> Result<Reloaded, EngineError> {
         let source = self
             .inner
             .source
