@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use node::{Node, NodeOptions};
+pub use node::{Node, NodeOptions, Prepared, ReloadFolder};
 
 /// Patchbay: a self-hosted API integration engine.
 ///

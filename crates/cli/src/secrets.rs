@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use patchbay_config::{Diagnostic, Env, ProcessEnv, Project, Report, WithSecrets};
+use patchbay_config::{Diagnostic, ProcessEnv, Project, Report, WithSecrets};
 use patchbay_engine::{LoadedProject, ProjectSource};
 use patchbay_store::{MASTER_KEY_ENV, MasterKey, Secrets, SqliteOptions, SqliteStore, Store};
 
@@ -151,26 +151,22 @@ impl ProjectSource for FolderSource {
         let secrets_digest = digest(&values);
         let env = WithSecrets::new(values, ProcessEnv);
         let dir = self.dir.clone();
-        // Loading reads files and compiles every expression: off the
-        // runtime's worker threads.
-        let (project, plan, env) = tokio::task::spawn_blocking(move || {
-            crate::commands::load_checked(&dir, &env).map(|(project, plan)| (project, plan, env))
-        })
-        .await
-        .map_err(|e| {
-            let mut report = Report::default();
-            report.push(Diagnostic::new(
-                &self.dir,
-                0,
-                0,
-                format!("reload failed: {e}"),
-            ));
-            report
-        })??;
+        // Loading reads files, compiles every expression and builds the
+        // connectors: off the runtime's worker threads.
+        let prepared = tokio::task::spawn_blocking(move || crate::node::Prepared::load(&dir, &env))
+            .await
+            .map_err(|e| {
+                let mut report = Report::default();
+                report.push(Diagnostic::new(
+                    &self.dir,
+                    0,
+                    0,
+                    format!("reload failed: {e}"),
+                ));
+                report
+            })??;
         Ok(LoadedProject {
-            project,
-            plan,
-            env: Box::new(env) as Box<dyn Env>,
+            build: prepared.build,
             secrets_digest,
         })
     }

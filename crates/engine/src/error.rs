@@ -1,14 +1,11 @@
 //! The engine's error type.
 
-use patchbay_connector::BuildError;
 use patchbay_store::StoreError;
 
-/// What can go wrong when starting the engine or handing it an event.
+/// What can go wrong when starting the engine or handing it an event. A
+/// project that cannot be built never gets this far: see [`crate::Build`].
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// A connector could not be built.
-    #[error(transparent)]
-    Connector(#[from] BuildError),
     /// The store failed; the request was not served.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -41,8 +38,7 @@ impl EngineError {
             EngineError::Store(e) => e.is_transient(),
             EngineError::NotCommitted(_) => true,
             EngineError::ShuttingDown => true,
-            EngineError::Connector(_)
-            | EngineError::UnknownFlow(_)
+            EngineError::UnknownFlow(_)
             | EngineError::InvalidConfig(_)
             | EngineError::ReloadUnsupported
             | EngineError::EvaluatorStart(_) => false,

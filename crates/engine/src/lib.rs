@@ -7,6 +7,8 @@
 //!  invoke)                          lease)
 //! ```
 //!
+//! - [`Build`] loads, validates and builds a project: what `check` reports
+//!   on and what `run` serves;
 //! - [`plan`] compiles a project's flows (every jq expression, once, and
 //!   each webhook's verifier);
 //! - [`intake`] commits accepted events as runs, batching concurrent ones;
@@ -30,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod build;
 pub mod caps;
 mod context;
 mod error;
@@ -52,12 +55,12 @@ mod verify;
 mod versions;
 mod worker;
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use patchbay_config::{EngineConfig, Env, Project};
+use patchbay_config::{EngineConfig, Project};
 use patchbay_connector::Connectors;
 use patchbay_store::{EnqueueOutcome, NewRun, Run, RunId, Secrets, Store};
 use serde_json::Value;
@@ -67,6 +70,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use audit::AuditLog;
+pub use build::Build;
 pub use error::EngineError;
 pub use evaluate::{Evaluator, Limits};
 pub use intake::Intake;
@@ -99,6 +103,26 @@ impl Default for Roles {
             scheduler: true,
         }
     }
+}
+
+/// What an engine starts with besides its [`Build`].
+pub struct EngineOptions {
+    pub roles: Roles,
+    /// The store's secrets: the management API writes secrets with them,
+    /// and rotated OAuth 2.0 refresh tokens are sealed with their master
+    /// key. Without them, rotated tokens are kept in memory only.
+    pub secrets: Option<Secrets>,
+    /// Where [`Engine::reload`] loads the project again from; without one,
+    /// the configuration cannot be reloaded.
+    pub reload: Option<ReloadFrom>,
+}
+
+/// The source a node reloads its project from.
+pub struct ReloadFrom {
+    pub source: Arc<dyn ProjectSource>,
+    /// What the source reports for the secrets the build was loaded with,
+    /// so a reload that changes nothing is a no-op.
+    pub secrets_digest: String,
 }
 
 /// An event handed to the engine by a trigger.
@@ -136,10 +160,10 @@ struct Inner {
     schedules: Mutex<CancellationToken>,
     /// Serialises reloads.
     reloading: tokio::sync::Mutex<()>,
-    source: OnceLock<Arc<dyn ProjectSource>>,
-    /// Shared with the token stores of the connectors, which seal rotated
+    source: Option<Arc<dyn ProjectSource>>,
+    /// Also given to the token stores of the connectors, which seal rotated
     /// refresh tokens with its master key.
-    secrets: Arc<OnceLock<Secrets>>,
+    secrets: Option<Secrets>,
     audit: AuditLog,
 }
 
@@ -154,22 +178,28 @@ pub struct EngineTasks {
 }
 
 impl Engine {
-    /// Builds the project's connectors and starts intake, workers and
-    /// scheduler (as `roles` says) for `plan`, compiled from `project` by
-    /// [`Plan::compile`] (which `check` runs too, so it is not done twice).
-    /// Nothing starts if a connector fails to build. Cancelling `shutdown`
-    /// stops the engine.
+    /// Starts intake, workers and scheduler (as `options.roles` says) for
+    /// `build`, which `check` built too. Its connectors get a token store
+    /// over `store`. Cancelling `shutdown` stops the engine.
     pub fn start(
-        project: &Project,
-        plan: Plan,
+        build: Build,
         store: Arc<dyn Store>,
-        env: &dyn Env,
-        roles: Roles,
+        options: EngineOptions,
         shutdown: CancellationToken,
     ) -> Result<(Engine, EngineTasks), EngineError> {
+        let Build {
+            project,
+            plan,
+            connectors,
+            warnings: _,
+        } = build;
+        let EngineOptions {
+            roles,
+            secrets,
+            reload,
+        } = options;
         let plan = Arc::new(plan);
-        let secrets = Arc::new(OnceLock::new());
-        let connectors = build_connectors(project, env, &store, &secrets)?;
+        attach_token_store(&connectors, &store, secrets.as_ref());
         connectors.publish_gauges();
         let settings: &EngineConfig = &project.config.engine;
         let owner = format!("node-{}", uuid::Uuid::now_v7());
@@ -179,14 +209,18 @@ impl Engine {
         let tracker = TaskTracker::new();
         let renewer = CancellationToken::new();
 
+        let (source, secrets_digest) = match reload {
+            Some(reload) => (Some(reload.source), reload.secrets_digest),
+            None => (None, String::new()),
+        };
         let live = Live {
             plan: plan.clone(),
             connectors: connectors.clone(),
-            secrets_digest: String::new(),
+            secrets_digest,
             loaded_at: chrono::Utc::now(),
         };
         let versions = Arc::new(versions::Versions::new(&project.dir, plan.clone()));
-        save_version(store.clone(), project);
+        save_version(store.clone(), &project);
         let mut swappable_executor = None;
         if roles.workers {
             let evaluator =
@@ -263,7 +297,7 @@ impl Engine {
                 roles,
                 schedules: Mutex::new(schedules),
                 reloading: tokio::sync::Mutex::new(()),
-                source: OnceLock::new(),
+                source,
                 secrets,
                 audit,
             }),
@@ -300,31 +334,9 @@ impl Engine {
         self.inner.live.load().loaded_at
     }
 
-    /// Lets [`Engine::reload`] load the project again from `source`;
-    /// `secrets_digest` is what the source would report for the secrets the
-    /// running configuration was loaded with. Set once, before serving;
-    /// later calls are ignored.
-    pub fn attach_source(&self, source: Arc<dyn ProjectSource>, secrets_digest: String) {
-        if self.inner.source.set(source).is_ok() {
-            let current = self.inner.live.load_full();
-            self.inner.live.store(Arc::new(Live {
-                plan: current.plan.clone(),
-                connectors: current.connectors.clone(),
-                secrets_digest,
-                loaded_at: current.loaded_at,
-            }));
-        }
-    }
-
-    /// The store's secrets, for the management API and to seal rotated
-    /// refresh tokens. Set once, before serving; later calls are ignored.
-    pub fn attach_secrets(&self, secrets: Secrets) {
-        let _ = self.inner.secrets.set(secrets);
-    }
-
     /// The secrets store, when the node has one.
     pub fn secrets(&self) -> Option<&Secrets> {
-        self.inner.secrets.get()
+        self.inner.secrets.as_ref()
     }
 
     /// Why the store cannot be trusted with new work, if it cannot: for
@@ -348,33 +360,34 @@ impl Engine {
         let source = self
             .inner
             .source
-            .get()
-            .ok_or(EngineError::ReloadUnsupported)?
-            .clone();
+            .clone()
+            .ok_or(EngineError::ReloadUnsupported)?;
         let _one_at_a_time = self.inner.reloading.lock().await;
         let loaded = source.load().await.map_err(EngineError::InvalidConfig)?;
         let current = self.inner.live.load_full();
         let previous = current.plan.version.clone();
-        if loaded.plan.version == previous && loaded.secrets_digest == current.secrets_digest {
+        if loaded.build.plan.version == previous && loaded.secrets_digest == current.secrets_digest
+        {
             return Ok(Reloaded {
                 version: previous.clone(),
                 previous,
                 changed: false,
             });
         }
-        let plan = Arc::new(loaded.plan);
+        let Build {
+            project,
+            plan,
+            connectors,
+            warnings: _,
+        } = loaded.build;
+        let plan = Arc::new(plan);
         // Kept before any run can be created on it, so that the run can
         // finish on it after the next reload or restart.
         self.inner
             .store
-            .save_config_version(&plan.version, &versions::Versions::sources(&loaded.project))
+            .save_config_version(&plan.version, &versions::Versions::sources(&project))
             .await?;
-        let connectors = build_connectors(
-            &loaded.project,
-            loaded.env.as_ref(),
-            &self.inner.store,
-            &self.inner.secrets,
-        )?;
+        attach_token_store(&connectors, &self.inner.store, self.inner.secrets.as_ref());
         if let Some(executor) = &self.inner.executor {
             let old = executor.load();
             // The pool's threads are kept unless the budgets changed.
@@ -531,19 +544,13 @@ impl EngineTasks {
     }
 }
 
-/// Builds a project's connectors, with rotated OAuth2 tokens kept in `store`.
-fn build_connectors(
-    project: &Project,
-    env: &dyn Env,
-    store: &Arc<dyn Store>,
-    secrets: &Arc<OnceLock<Secrets>>,
-) -> Result<Connectors, EngineError> {
-    let connectors = Connectors::build(&project.config.connectors, env)?;
+/// Keeps the refresh tokens the connectors' OAuth 2.0 servers rotate in
+/// `store`, sealed with `secrets` when there are any.
+fn attach_token_store(connectors: &Connectors, store: &Arc<dyn Store>, secrets: Option<&Secrets>) {
     connectors.set_token_store(Arc::new(tokens::StoredTokens {
         store: store.clone(),
-        secrets: secrets.clone(),
+        secrets: secrets.cloned(),
     }));
-    Ok(connectors)
 }
 
 /// Starts one task per `schedule` trigger of `plan`, until `stop`.

@@ -1,8 +1,8 @@
 //! The configuration a node runs, and reloading it without stopping.
 //!
 //! A reload loads the project again (from wherever it came from: a folder, or
-//! the demo's embedded files), compiles and validates it, builds its
-//! connectors, and only then swaps it in. Anything that fails leaves the
+//! the demo's embedded files) into a [`Build`] (validated, compiled, its
+//! connectors built), and only then swaps it in. Anything that fails leaves the
 //! running configuration untouched and reports every problem, as `check`
 //! would.
 //!
@@ -20,17 +20,15 @@
 
 use std::sync::Arc;
 
-use patchbay_config::{Env, Project, Report};
+use patchbay_config::Report;
 use patchbay_connector::Connectors;
 
+use crate::build::Build;
 use crate::plan::Plan;
 
-/// A project freshly loaded for a reload.
+/// A project freshly loaded and built for a reload.
 pub struct LoadedProject {
-    pub project: Project,
-    pub plan: Plan,
-    /// Resolves `${env:...}` and `${secret:...}` for this load.
-    pub env: Box<dyn Env>,
+    pub build: Build,
     /// Changes when a secret the project may use changes, so a reload that
     /// only rotates a secret still rebuilds the connectors.
     pub secrets_digest: String,
@@ -39,7 +37,7 @@ pub struct LoadedProject {
 /// Where a node's configuration comes from, to load it again on demand.
 #[async_trait::async_trait]
 pub trait ProjectSource: Send + Sync + 'static {
-    /// Loads and fully validates the project, as `check` does.
+    /// Loads and builds the project, as `check` does.
     async fn load(&self) -> Result<LoadedProject, Report>;
 }
 

@@ -7,17 +7,17 @@
 //! ([`Secrets::save_credential`]). Without a master key (a node not given
 //! one) nothing is written: the rotated token is kept in memory only.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use patchbay_connector::{TokenStore, TokenStoreError};
 use patchbay_store::{Secrets, Store};
 
 /// [`TokenStore`] over the engine's [`Store`], one credential per connector,
-/// sealed with the secrets' master key once it is attached.
+/// sealed with the secrets' master key.
 pub(crate) struct StoredTokens {
     pub store: Arc<dyn Store>,
-    /// The engine's secrets, set once by [`crate::Engine::attach_secrets`].
-    pub secrets: Arc<OnceLock<Secrets>>,
+    /// The engine's secrets, when it was started with them.
+    pub secrets: Option<Secrets>,
 }
 
 fn name(connector: &str) -> String {
@@ -28,7 +28,7 @@ fn name(connector: &str) -> String {
 impl TokenStore for StoredTokens {
     async fn load(&self, connector: &str) -> Result<Option<String>, TokenStoreError> {
         let name = name(connector);
-        match self.secrets.get() {
+        match self.secrets.as_ref() {
             Some(secrets) => secrets
                 .credential(&name)
                 .await
@@ -48,7 +48,7 @@ impl TokenStore for StoredTokens {
     }
 
     async fn save(&self, connector: &str, refresh_token: &str) -> Result<(), TokenStoreError> {
-        let Some(secrets) = self.secrets.get() else {
+        let Some(secrets) = self.secrets.as_ref() else {
             return Err(TokenStoreError::new(
                 "this node has no master key to seal it with; it is kept in memory only",
             ));

@@ -156,7 +156,7 @@ impl From<EngineError> for ApiError {
                     "the store is unavailable; nothing was changed, retry later",
                 )
             }
-            EngineError::Connector(_) | EngineError::EvaluatorStart(_) => {
+            EngineError::EvaluatorStart(_) => {
                 error!(error = %e, "unexpected engine error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

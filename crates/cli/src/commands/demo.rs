@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use patchbay_config::{MapEnv, ProcessEnv, Project, Source};
+use patchbay_config::{MapEnv, ProcessEnv, Source};
 use patchbay_connector::{BreakerState, CallClass};
-use patchbay_engine::{Plan, Roles};
+use patchbay_engine::{Build, Roles};
 use patchbay_store::{JournalEntry, Run, RunFilter, RunStatus, StepStatus, Store};
 use patchbay_testkit::Reply;
 use patchbay_testkit::demo::{self, DemoUpstreams};
@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::Outcome;
-use crate::node::{Node, NodeOptions};
+use crate::node::{Node, NodeOptions, Prepared};
 
 /// The example project, compiled into the binary so the demo needs no files.
 const PROJECT_FILES: [(&str, &str); 5] = [
@@ -144,17 +144,18 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         .map(|(k, v)| (k.to_string(), v)),
     )
     .with_fallback(ProcessEnv);
-    let (project, plan) = embedded_project(&dir, &env)?;
+    let prepared = embedded_project(&dir, &env)?;
+    let project = prepared.build.project.clone();
     let master_key = crate::secrets::node_key(&project.store_path()).await?;
 
     let node = match Node::start(
-        &project,
-        plan.clone(),
+        prepared,
         &env,
         NodeOptions {
             listen: Some(args.listen),
             roles: Roles::default(),
             master_key: Some(master_key.clone()),
+            reload_from: None,
         },
     )
     .await
@@ -166,13 +167,13 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             let mut any = args.listen;
             any.set_port(0);
             Node::start(
-                &project,
-                plan,
+                embedded_project(&dir, &env)?,
                 &env,
                 NodeOptions {
                     listen: Some(any),
                     roles: Roles::default(),
                     master_key: Some(master_key),
+                    reload_from: None,
                 },
             )
             .await?
@@ -838,7 +839,7 @@ fn print_entry(entry: &JournalEntry) {
     }
 }
 
-fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<(Project, Plan)> {
+fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<Prepared> {
     let mut sources = PROJECT_FILES.iter().map(|(path, text)| Source {
         path: PathBuf::from("examples/demo").join(path),
         text: (*text).to_string(),
@@ -847,9 +848,8 @@ fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<(Proj
         .next()
         .context("the demo project has no root file")?;
     let invalid = |report| anyhow::anyhow!("the demo project is invalid:\n{report}");
-    let project = Project::from_sources(dir, root, sources.collect(), env).map_err(invalid)?;
-    let plan = Plan::compile(&project, env).map_err(invalid)?;
-    Ok((project, plan))
+    let build = Build::from_sources(dir, root, sources.collect(), env).map_err(invalid)?;
+    Prepared::new(build).map_err(invalid)
 }
 
 /// Sends shop orders at a steady rate and a shipping quote every second,

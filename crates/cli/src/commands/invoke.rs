@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use patchbay_engine::{Engine, Event, Roles};
+use patchbay_engine::{Build, Engine, EngineOptions, Event, Roles};
 use patchbay_store::RunStatus;
 use tokio_util::sync::CancellationToken;
 
@@ -29,32 +29,29 @@ pub struct Args {
 pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     let input = read_input(args.input.as_deref())?;
     let env = crate::secrets::project_env(&args.project).await?;
-    let (project, plan) = match super::load_checked(&args.project, &env) {
-        Ok(loaded) => loaded,
+    let build = match Build::load(&args.project, &env) {
+        Ok(build) => build,
         Err(report) => {
             eprintln!("{report}");
             return Ok(Outcome::Failure);
         }
     };
-    let store = crate::node::open_store(&project).await?;
-    let shutdown = CancellationToken::new();
-    let roles = Roles {
-        workers: true,
-        scheduler: false,
-    };
-    let (engine, tasks) = Engine::start(
-        &project,
-        plan,
-        Arc::clone(&store),
-        &env,
-        roles,
-        shutdown.clone(),
-    )?;
+    let store = crate::node::open_store(&build.project).await?;
     // Rotated refresh tokens are sealed with the store's key; `invoke`
     // creates none (that is `run`'s job), so without one they stay in memory.
-    if let Ok(key) = crate::secrets::master_key(&project.store_path(), false) {
-        engine.attach_secrets(patchbay_store::Secrets::new(Arc::clone(&store), key));
-    }
+    let secrets = crate::secrets::master_key(&build.project.store_path(), false)
+        .ok()
+        .map(|key| patchbay_store::Secrets::new(Arc::clone(&store), key));
+    let shutdown = CancellationToken::new();
+    let options = EngineOptions {
+        roles: Roles {
+            workers: true,
+            scheduler: false,
+        },
+        secrets,
+        reload: None,
+    };
+    let (engine, tasks) = Engine::start(build, Arc::clone(&store), options, shutdown.clone())?;
     let outcome = engine
         .trigger(Event {
             flow: args.flow.clone(),

@@ -3,14 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use patchbay_engine::Roles;
 use tracing::{info, warn};
 
 use crate::Outcome;
-use crate::node::{Node, NodeOptions};
+use crate::node::{Node, NodeOptions, Prepared, ReloadFolder};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,8 +42,8 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         Err(_) => None,
     };
     let env = crate::secrets::project_env(&args.dir).await?;
-    let (project, plan) = match super::load_checked(&args.dir, &env) {
-        Ok(loaded) => loaded,
+    let prepared = match Prepared::load(&args.dir, &env) {
+        Ok(prepared) => prepared,
         Err(report) => {
             eprintln!("{report}");
             eprintln!(
@@ -56,40 +53,33 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Failure);
         }
     };
-    for warning in patchbay_config::validate::warnings(&project, &env) {
+    for warning in &prepared.build.warnings {
         warn!(warning = %warning, "configuration warning");
     }
+    let store = prepared.build.project.store_path();
+    let master_key = match master_key {
+        Some(key) => key,
+        None => crate::secrets::node_key(&store).await?,
+    };
     let roles = Roles {
         workers: !args.no_workers,
         scheduler: !args.no_scheduler,
     };
     let node = Node::start(
-        &project,
-        plan,
+        prepared,
         &env,
         NodeOptions {
             listen: args.listen,
             roles,
-            master_key: Some(match master_key {
-                Some(key) => key,
-                None => crate::secrets::node_key(&project.store_path()).await?,
+            master_key: Some(master_key),
+            reload_from: Some(ReloadFolder {
+                dir: args.dir.clone(),
+                secrets_digest: crate::secrets::digest(env.secrets()),
             }),
         },
     )
     .await?;
-    let secrets = node
-        .engine
-        .secrets()
-        .cloned()
-        .context("the node was started with a master key")?;
-    node.engine.attach_source(
-        Arc::new(crate::secrets::FolderSource {
-            dir: args.dir.clone(),
-            secrets,
-        }),
-        crate::secrets::digest(env.secrets()),
-    );
-    info!(address = %node.address, store = %project.store_path().display(), "listening");
+    info!(address = %node.address, store = %store.display(), "listening");
     // Printed on stdout too, so scripts (and tests) can read the bound port.
     println!("patchbay listening on http://{}", node.address);
     wait_for_signal().await;

@@ -258,6 +258,65 @@ async fn a_known_workload_gives_exact_counts() {
     node.terminate();
 }
 
+/// Building connectors sets their breaker gauges; a reload that fails or
+/// changes nothing builds connectors it does not keep, and the gauges still
+/// describe those in service.
+#[tokio::test]
+async fn breaker_gauges_follow_the_connectors_in_service_across_reloads() {
+    let good = MockUpstream::start().await;
+    let bad = MockUpstream::start().await;
+    bad.route("GET", "/items/{n}", Reply::status(503));
+    let project = TestProject::new(ROOT, &[("ok", OK_FLOW), ("fail", FAIL_FLOW)]);
+    let log = project.path().join("patchbay.log");
+    let node = Patchbay::spawn(
+        patchbay_run(
+            project.path(),
+            &[("GOOD_URL", good.url()), ("BAD_URL", bad.url())],
+        ),
+        &log,
+    );
+    let base = node.base.clone();
+    let bad_is_open = [("connector", "bad"), ("state", "open")];
+    for n in 1..=2 {
+        let response = post_json(&format!("{base}/hooks/fail"), &json!({ "n": n })).await;
+        assert_eq!(response.status(), 202);
+    }
+    wait_for_sample(&base, "patchbay_connector_breaker_state", &bad_is_open, 1.0).await;
+
+    let client = reqwest::Client::new();
+    let reload = || async {
+        client
+            .post(format!("{base}/api/v1/config/reload"))
+            .send()
+            .await
+            .expect("reload answered")
+            .status()
+    };
+    // Nothing changed: nothing is swapped.
+    assert_eq!(reload().await, 200);
+    let text = scrape(&base).await;
+    assert_eq!(
+        sample(&text, "patchbay_connector_breaker_state", &bad_is_open),
+        Some(1.0),
+        "{text}"
+    );
+    // A flow that does not compile: the reload is refused, its connectors
+    // (built to check them) are thrown away.
+    std::fs::write(
+        project.path().join("flows/broken.yaml"),
+        "trigger: { manual: {} }\nsteps:\n  - transform: '.a |'\n",
+    )
+    .unwrap();
+    assert!(reload().await.is_client_error());
+    let text = scrape(&base).await;
+    assert_eq!(
+        sample(&text, "patchbay_connector_breaker_state", &bad_is_open),
+        Some(1.0),
+        "{text}"
+    );
+    node.terminate();
+}
+
 /// Runs futures concurrently and collects their outputs in order.
 async fn futures_join<F, T>(futures: impl IntoIterator<Item = F>) -> Vec<T>
 where

@@ -4,9 +4,9 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use patchbay::{Node, NodeOptions};
-use patchbay_config::{MapEnv, Project};
-use patchbay_engine::{Plan, Roles};
+use patchbay::{Node, NodeOptions, Prepared};
+use patchbay_config::MapEnv;
+use patchbay_engine::Roles;
 
 /// A project folder in a temporary directory.
 pub struct TestProject {
@@ -30,24 +30,18 @@ impl TestProject {
         self.dir.path()
     }
 
-    pub fn load(&self, env: &MapEnv) -> Project {
-        Project::load(self.path(), env)
-            .unwrap_or_else(|report| panic!("invalid test project:\n{report}"))
-    }
-
     /// Starts a node (engine + server on 127.0.0.1:0) for this project.
     pub async fn start(&self, env: &MapEnv) -> Node {
-        let project = self.load(env);
-        let plan = Plan::compile(&project, env)
-            .unwrap_or_else(|report| panic!("test project does not compile:\n{report}"));
+        let prepared = Prepared::load(self.path(), env)
+            .unwrap_or_else(|report| panic!("invalid test project:\n{report}"));
         Node::start(
-            &project,
-            plan,
+            prepared,
             env,
             NodeOptions {
                 listen: Some("127.0.0.1:0".parse().expect("address")),
                 roles: Roles::default(),
                 master_key: None,
+                reload_from: None,
             },
         )
         .await

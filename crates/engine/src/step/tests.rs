@@ -60,15 +60,15 @@ mod dispatch {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use patchbay_config::{MapEnv, Project, Source};
+    use patchbay_config::{MapEnv, Source};
     use patchbay_store::{RunStatus, SqliteOptions, SqliteStore, StepStatus, Store};
     use serde_json::json;
     use tokio_util::sync::CancellationToken;
 
-    use crate::{Engine, Event, Plan, Roles};
+    use crate::{Build, Engine, EngineOptions, Event, Roles};
 
-    fn project(flow: &str) -> Project {
-        Project::from_sources(
+    fn build(flow: &str) -> Build {
+        Build::from_sources(
             Path::new("."),
             Source {
                 path: PathBuf::from("patchbay.yaml"),
@@ -87,7 +87,7 @@ mod dispatch {
     /// built-in one, with nothing but its registration line in the engine.
     #[tokio::test]
     async fn a_kind_registered_in_one_line_compiles_and_runs() {
-        let project = project(
+        let build = build(
             "\
 trigger: { manual: {} }
 steps:
@@ -103,7 +103,6 @@ steps:
               echo: again
 ",
         );
-        let plan = Plan::compile(&project, &MapEnv::new([])).unwrap_or_else(|r| panic!("{r}"));
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
@@ -111,15 +110,13 @@ steps:
                 .unwrap(),
         );
         let shutdown = CancellationToken::new();
-        let (engine, tasks) = Engine::start(
-            &project,
-            plan,
-            store.clone(),
-            &MapEnv::new([]),
-            Roles::default(),
-            shutdown.clone(),
-        )
-        .unwrap();
+        let options = EngineOptions {
+            roles: Roles::default(),
+            secrets: None,
+            reload: None,
+        };
+        let (engine, tasks) =
+            Engine::start(build, store.clone(), options, shutdown.clone()).unwrap();
         let run = engine
             .trigger(Event {
                 flow: "echoes".into(),
