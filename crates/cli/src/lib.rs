@@ -103,21 +103,14 @@ pub fn main(cli: Cli) -> ExitCode {
         | Command::Audit(_)
         | Command::Token(_) => "warn",
     };
-    // Only `run` exports traces: it serves a project for real.
-    let tracing = match &cli.command {
-        Command::Run(args) => match telemetry::peek_config(&args.dir)
-            .map(|config| telemetry::Tracing::start(&config))
-            .transpose()
-        {
-            Ok(tracing) => tracing.flatten(),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        _ => None,
+    // Only `run` exports traces: it serves a project for real, and starts
+    // logging itself once the project is loaded, since the project's
+    // `telemetry` section says where traces go.
+    let log_format = cli.log_format;
+    let mut log_guard = match &cli.command {
+        Command::Run(_) => None,
+        _ => Some(logging::init(&log_format, default_level, None)),
     };
-    let log_guard = logging::init(&cli.log_format, default_level, tracing);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -131,7 +124,12 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => commands::run::execute(args).await,
+            Command::Run(args) => {
+                let start_logging = |tracing| {
+                    log_guard = Some(logging::init(&log_format, default_level, tracing));
+                };
+                commands::run::execute(args, start_logging).await
+            }
             Command::Check(args) => commands::check::execute(args).await,
             Command::Invoke(args) => commands::invoke::execute(args).await,
             Command::Runs(command) => commands::runs::execute(command).await,
@@ -147,7 +145,9 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     });
     drop(runtime);
-    log_guard.finish();
+    if let Some(log_guard) = log_guard {
+        log_guard.finish();
+    }
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::from(1),

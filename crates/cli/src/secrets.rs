@@ -31,6 +31,40 @@ pub fn master_key(store_path: &Path, create: bool) -> anyhow::Result<MasterKey> 
     Ok(MasterKey::load(from_env.as_deref(), &file)?)
 }
 
+/// A node's master key, as [`existing_node_key`] found it.
+pub struct FoundKey {
+    pub key: Option<MasterKey>,
+    /// How many sealed entries `--dangerous-new-master-key` deleted; the
+    /// caller logs it (the key is looked for before logging starts).
+    pub deleted: Option<u64>,
+}
+
+impl FoundKey {
+    /// Says on standard error what `--dangerous-new-master-key` deleted, if
+    /// anything, for a node that stops before logging starts.
+    pub fn tell(&self, store_path: &Path) {
+        if let Some(deleted) = self.deleted {
+            eprintln!(
+                "note: --dangerous-new-master-key: the master key was missing; deleted the \
+                 {deleted} secret(s) and credential(s) it sealed in {}",
+                store_path.display()
+            );
+        }
+    }
+
+    /// Logs what `--dangerous-new-master-key` deleted, if anything.
+    pub fn log(&self, store_path: &Path) {
+        if let Some(deleted) = self.deleted {
+            tracing::warn!(
+                store = %store_path.display(),
+                deleted,
+                "--dangerous-new-master-key: the master key was missing; deleted the secrets and \
+                 credentials it sealed"
+            );
+        }
+    }
+}
+
 /// The master key of a node serving the store at `store_path`, if it has
 /// one: from `PATCHBAY_MASTER_KEY`, else the key file beside the store.
 /// Without one, a store holding sealed data (secrets or stored credentials)
@@ -40,20 +74,27 @@ pub fn master_key(store_path: &Path, create: bool) -> anyhow::Result<MasterKey> 
 pub async fn existing_node_key(
     store_path: &Path,
     danger_new_master_key: bool,
-) -> anyhow::Result<Option<MasterKey>> {
+) -> anyhow::Result<FoundKey> {
     let from_env = std::env::var(MASTER_KEY_ENV).ok();
     let file = MasterKey::default_file(store_path);
+    let none = FoundKey {
+        key: None,
+        deleted: None,
+    };
     if from_env.is_some() || file.exists() {
-        return Ok(Some(MasterKey::load(from_env.as_deref(), &file)?));
+        return Ok(FoundKey {
+            key: Some(MasterKey::load(from_env.as_deref(), &file)?),
+            deleted: None,
+        });
     }
     if !store_path.exists() {
-        return Ok(None);
+        return Ok(none);
     }
     let store = crate::node::open_store_at(store_path).await?;
     let secrets = store.secret_names().await?.len();
     let credentials = store.count_credentials().await?;
     if secrets == 0 && credentials == 0 {
-        return Ok(None);
+        return Ok(none);
     }
     if !danger_new_master_key {
         anyhow::bail!(
@@ -66,19 +107,16 @@ pub async fn existing_node_key(
         );
     }
     let deleted = store.delete_sealed().await?;
-    tracing::warn!(
-        store = %store_path.display(),
-        deleted,
-        "--dangerous-new-master-key: the master key was missing; deleted the secrets and \
-         credentials it sealed"
-    );
-    Ok(None)
+    Ok(FoundKey {
+        key: None,
+        deleted: Some(deleted),
+    })
 }
 
 /// The master key of a node serving the store at `store_path`, created
 /// (mode 0600) when there is none and nothing sealed needs the old one.
 pub async fn node_key(store_path: &Path) -> anyhow::Result<MasterKey> {
-    if let Some(key) = existing_node_key(store_path, false).await? {
+    if let Some(key) = existing_node_key(store_path, false).await?.key {
         return Ok(key);
     }
     Ok(MasterKey::load(None, &MasterKey::default_file(store_path))?)

@@ -8,11 +8,9 @@
 //! so exporting never runs on (or stalls) the async runtime, and a collector
 //! that is down costs dropped spans, never work.
 //!
-//! Logging starts before the runtime and before the project is loaded, so
-//! `run` reads the `telemetry` section on its own first (see
-//! [`peek_config`]); the full load and `check` validate it as usual.
-
-use std::path::Path;
+//! `run` starts logging once its project is loaded (and validated, like
+//! every section, by the one loader `check` uses too), with the pipeline
+//! the project's `telemetry` section asks for.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
@@ -22,19 +20,6 @@ use patchbay_config::TelemetryConfig;
 
 /// The path OTLP/HTTP collectors receive traces on.
 const TRACES_PATH: &str = "/v1/traces";
-
-/// The `telemetry` section of the project in `dir`, read on its own; `None`
-/// when the file cannot be read or parsed (the full load reports why).
-pub fn peek_config(dir: &Path) -> Option<TelemetryConfig> {
-    #[derive(serde::Deserialize)]
-    struct Root {
-        #[serde(default)]
-        telemetry: Option<TelemetryConfig>,
-    }
-    let text = std::fs::read_to_string(dir.join("patchbay.yaml")).ok()?;
-    let root: Root = serde_saphyr::from_str(&text).ok()?;
-    root.telemetry
-}
 
 /// A running trace pipeline; [`Tracing::shutdown`] flushes what is queued.
 pub struct Tracing {

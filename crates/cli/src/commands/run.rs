@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use crate::Outcome;
 use crate::node::{Node, NodeOptions, Prepared, ReloadFolder};
+use crate::telemetry::Tracing;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,16 +31,22 @@ pub struct Args {
     pub dangerous_new_master_key: bool,
 }
 
-pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
+/// Serves the project. Logging starts once the project is loaded, through
+/// `start_logging`, with the trace export its `telemetry` section asks for.
+pub async fn execute(
+    args: Args,
+    start_logging: impl FnOnce(Option<Tracing>),
+) -> anyhow::Result<Outcome> {
     // First, before secrets are resolved: a missing key beside sealed data
     // stops the node here (or, with the flag, that data is deleted). A new
     // key is created only once the project is known to be valid.
-    let master_key = match crate::secrets::store_path(&args.dir) {
-        Ok(store_path) => {
-            crate::secrets::existing_node_key(&store_path, args.dangerous_new_master_key).await?
+    let store_path = crate::secrets::store_path(&args.dir).ok();
+    let found_key = match &store_path {
+        Some(path) => {
+            Some(crate::secrets::existing_node_key(path, args.dangerous_new_master_key).await?)
         }
         // The load below reports what is wrong with the project.
-        Err(_) => None,
+        None => None,
     };
     let env = crate::secrets::project_env(&args.dir).await?;
     let prepared = match Prepared::load(&args.dir, &env) {
@@ -50,14 +57,23 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
                 "not started: fix the configuration first (`patchbay check {}`)",
                 args.dir.display()
             );
+            // Logging has not started: what was deleted is said here.
+            if let (Some(found), Some(path)) = (&found_key, &store_path) {
+                found.tell(path);
+            }
             return Ok(Outcome::Failure);
         }
     };
+    let project = &prepared.build.project;
+    start_logging(Tracing::start(&project.config.telemetry).map_err(anyhow::Error::msg)?);
+    if let (Some(found), Some(path)) = (&found_key, &store_path) {
+        found.log(path);
+    }
     for warning in &prepared.build.warnings {
         warn!(warning = %warning, "configuration warning");
     }
-    let store = prepared.build.project.store_path();
-    let master_key = match master_key {
+    let store = project.store_path();
+    let master_key = match found_key.and_then(|found| found.key) {
         Some(key) => key,
         None => crate::secrets::node_key(&store).await?,
     };
