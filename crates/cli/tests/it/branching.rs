@@ -134,6 +134,24 @@ async fn a_switch_takes_each_branch_and_a_killed_node_resumes_in_the_same_one() 
     let store = store(&project).await;
     let journal = store.journal(refund.parse().unwrap()).await.unwrap();
     store.close().await;
+    // The journal as `runs show` lists it, one line per entry: the run's
+    // attempt, step, status, and what steered the run (times and upstream
+    // headers left out). The cut call appears once per attempt.
+    let lines: Vec<String> = journal
+        .iter()
+        .map(|e| {
+            let steer = match (&e.output, e.step_id.as_str()) {
+                (Some(output), "route") => output.to_string(),
+                (Some(output), _) => output
+                    .get("status")
+                    .map(|s| format!("status {s}"))
+                    .unwrap_or_default(),
+                (None, _) => e.error_class.clone().unwrap_or_default(),
+            };
+            format!("#{} {} {} {steer}", e.attempt, e.step_id, e.status.as_str())
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
     let decisions: Vec<_> = journal.iter().filter(|e| e.step_id == "route").collect();
     assert_eq!(
         decisions.len(),
