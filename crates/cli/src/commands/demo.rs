@@ -556,6 +556,26 @@ impl Retried {
     }
 }
 
+/// Every run of `flow`, newest first, a page at a time.
+async fn runs_of(store: &dyn Store, flow: &str) -> anyhow::Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_runs(&RunFilter {
+                flow: Some(flow.into()),
+                before,
+                limit: 1000,
+                ..RunFilter::default()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        runs.extend(page);
+    }
+    Ok(runs)
+}
+
 /// What the `follow-up` flow's branches did, read from the journal.
 #[derive(Default)]
 struct FollowUps {
@@ -568,31 +588,18 @@ struct FollowUps {
 impl FollowUps {
     async fn load(store: &dyn Store) -> anyhow::Result<FollowUps> {
         let mut found = FollowUps::default();
-        let mut before = None;
-        loop {
-            let page = store
-                .list_runs(&RunFilter {
-                    flow: Some("follow-up".into()),
-                    before,
-                    limit: 1000,
-                    ..RunFilter::default()
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            before = Some(last.id);
-            for run in &page {
-                if !run.status.is_final() {
-                    found.waiting += 1;
+        for run in runs_of(store, "follow-up").await? {
+            if !run.status.is_final() {
+                found.waiting += 1;
+            }
+            for entry in store.journal(run.id).await? {
+                if entry.status != StepStatus::Succeeded || !entry.current {
+                    continue;
                 }
-                for entry in store.journal(run.id).await? {
-                    if entry.status != StepStatus::Succeeded || !entry.current {
-                        continue;
-                    }
-                    match entry.step_id.as_str() {
-                        "refund-note" => found.refunds += 1,
-                        "reminder" => found.reminders += 1,
-                        _ => {}
-                    }
+                match entry.step_id.as_str() {
+                    "refund-note" => found.refunds += 1,
+                    "reminder" => found.reminders += 1,
+                    _ => {}
                 }
             }
         }
@@ -602,22 +609,7 @@ impl FollowUps {
 
 impl OrderRuns {
     async fn load(store: &dyn Store) -> anyhow::Result<OrderRuns> {
-        let mut runs = Vec::new();
-        let mut before = None;
-        loop {
-            let page = store
-                .list_runs(&RunFilter {
-                    flow: Some("new-order".into()),
-                    status: None,
-                    before,
-                    limit: 1000,
-                    ..RunFilter::default()
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            before = Some(last.id);
-            runs.extend(page);
-        }
+        let mut runs = runs_of(store, "new-order").await?;
         runs.reverse();
         let mut charge = StepCalls::default();
         let mut retried = Retried::default();

@@ -10,7 +10,7 @@ use patchbay_store::{RunStatus, StepStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
-use crate::support::{Patchbay, TestProject, eventually, patchbay_run, store_file};
+use crate::support::{Patchbay, TestProject, eventually, patchbay_run, post_for_run, store_file};
 
 fn root(upstream: &MockUpstream) -> String {
     format!(
@@ -41,18 +41,6 @@ steps:
         - call: up POST /other
           body: '{id: .id}'
 ";
-
-async fn post(base: &str, path: &str, body: serde_json::Value) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .expect("webhook sent");
-    assert_eq!(response.status().as_u16(), 202);
-    let answer: serde_json::Value = response.json().await.expect("JSON answer");
-    answer["run_id"].as_str().expect("a run id").to_string()
-}
 
 async fn store(project: &TestProject) -> patchbay_store::SqliteStore {
     patchbay_store::SqliteStore::open(patchbay_store::SqliteOptions::new(store_file(project)))
@@ -85,14 +73,14 @@ async fn a_switch_takes_each_branch_and_a_killed_node_resumes_in_the_same_one() 
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
 
-    let order = post(
+    let order = post_for_run(
         &node.base,
         "/hooks/route",
         json!({"type": "order", "id": 1}),
     )
     .await;
-    let other = post(&node.base, "/hooks/route", json!({"type": "gift", "id": 2})).await;
-    let refund = post(
+    let other = post_for_run(&node.base, "/hooks/route", json!({"type": "gift", "id": 2})).await;
+    let refund = post_for_run(
         &node.base,
         "/hooks/route",
         json!({"type": "refund", "id": 3}),
@@ -202,7 +190,7 @@ async fn a_waiting_run_survives_a_kill_and_goes_on_at_its_due_time() {
     let project = TestProject::new(&root(&upstream), &[("remind", WAIT_FLOW)]);
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
-    let run = post(&node.base, "/hooks/remind", json!({"id": 7})).await;
+    let run = post_for_run(&node.base, "/hooks/remind", json!({"id": 7})).await;
     // The wait is journalled, then the run gives its worker back: queued.
     let waiting = eventually(Duration::from_secs(4), || async {
         waiting_until(&project, &run).await.is_some()
@@ -264,7 +252,7 @@ async fn a_parent_waits_for_its_child_across_a_kill_and_one_child_exists() {
     );
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
-    let parent = post(&node.base, "/hooks/parent", json!({"id": 5})).await;
+    let parent = post_for_run(&node.base, "/hooks/parent", json!({"id": 5})).await;
     let calling = eventually(Duration::from_secs(20), || async {
         !upstream.requests_to("POST", "/enrich").is_empty()
     })
@@ -321,7 +309,7 @@ async fn ten_thousand_waiting_runs_hold_no_worker_and_little_memory() {
     let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
     let client = reqwest::Client::new();
     // Warm up the paths a run takes, so the baseline includes them.
-    post(&node.base, "/hooks/now", json!({})).await;
+    post_for_run(&node.base, "/hooks/now", json!({})).await;
     let (before, _) = crate::support::memory_kib(node.pid()).expect("/proc is readable");
 
     let base = node.base.clone();
@@ -368,7 +356,7 @@ async fn ten_thousand_waiting_runs_hold_no_worker_and_little_memory() {
     let (after, _) = crate::support::memory_kib(node.pid()).expect("/proc is readable");
 
     // Every worker is free: a new event runs at once.
-    let quick = post(&node.base, "/hooks/now", json!({})).await;
+    let quick = post_for_run(&node.base, "/hooks/now", json!({})).await;
     let ran = eventually(Duration::from_secs(5), || async {
         run_status(&project, &quick).await == Some(RunStatus::Succeeded)
     })

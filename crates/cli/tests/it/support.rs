@@ -175,6 +175,19 @@ pub async fn run_manually(
         .expect("run exists")
 }
 
+/// POSTs `body` to the webhook at `base` + `path`, expects it accepted
+/// (202) and returns the id of the run it created.
+pub async fn post_for_run(base: &str, path: &str, body: serde_json::Value) -> String {
+    let response = post_json(&format!("{base}{path}"), &body).await;
+    assert_eq!(
+        response.status().as_u16(),
+        202,
+        "{path} did not accept the event"
+    );
+    let answer: serde_json::Value = response.json().await.expect("JSON answer");
+    answer["run_id"].as_str().expect("a run id").to_string()
+}
+
 /// GETs `url` and reads its body as text.
 pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     client

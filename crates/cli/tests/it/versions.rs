@@ -8,7 +8,7 @@ use patchbay_store::RunStatus;
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
-use crate::support::{Patchbay, TestProject, eventually, patchbay_run, stored_runs};
+use crate::support::{Patchbay, TestProject, eventually, patchbay_run, post_for_run, stored_runs};
 
 fn root(upstream: &MockUpstream) -> String {
     format!(
@@ -28,18 +28,6 @@ steps:
     call: up POST /{second}
 "
     )
-}
-
-async fn post(base: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/hooks/v"))
-        .json(&json!({"n": 1}))
-        .send()
-        .await
-        .expect("webhook sent");
-    assert_eq!(response.status().as_u16(), 202);
-    let answer: serde_json::Value = response.json().await.expect("JSON answer");
-    answer["run_id"].as_str().expect("a run id").to_string()
 }
 
 async fn succeeded(project: &TestProject, ids: &[&String]) -> bool {
@@ -67,7 +55,7 @@ async fn a_run_finishes_on_its_version_after_a_reload_and_a_restart() {
     let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
 
     // Version A: the run is in its first step when B replaces it.
-    let on_a = post(&node.base).await;
+    let on_a = post_for_run(&node.base, "/hooks/v", json!({"n": 1})).await;
     let started = eventually(Duration::from_secs(10), || async {
         !upstream.requests_to("POST", "/first").is_empty()
     })
@@ -86,7 +74,7 @@ async fn a_run_finishes_on_its_version_after_a_reload_and_a_restart() {
         "{:?}",
         reloaded.text().await
     );
-    let on_b = post(&node.base).await;
+    let on_b = post_for_run(&node.base, "/hooks/v", json!({"n": 1})).await;
     let done = eventually(Duration::from_secs(20), || async {
         succeeded(&project, &[&on_a, &on_b]).await
     })
@@ -105,7 +93,7 @@ async fn a_run_finishes_on_its_version_after_a_reload_and_a_restart() {
 
     // A restart with a changed project: the run on B, cut in its first
     // step, finishes on B's steps; C is only for new runs.
-    let on_b_again = post(&node.base).await;
+    let on_b_again = post_for_run(&node.base, "/hooks/v", json!({"n": 1})).await;
     let cut = eventually(Duration::from_secs(10), || async {
         upstream.requests_to("POST", "/first").len() >= 3
     })

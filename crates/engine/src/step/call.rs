@@ -82,21 +82,13 @@ impl Kind for Call {
                 None
             }
         };
-        let retry = config.retry.as_ref().and_then(|retry| {
-            let mut ok = true;
-            patchbay_config::validate::check_retry(retry, &mut |message| {
-                compiler.error(retry, message);
-                ok = false;
-            });
-            ok.then(|| RetryPolicy::from(&retry.value))
-        });
-        let retry_ok = config.retry.is_none() || retry.is_some();
+        let retry = retry_policy(compiler, config.retry.as_ref());
         let pagination = pagination(compiler, config.paginate.as_ref(), false);
         let query = compiler.optional("query", config.query.as_ref());
         let headers = compiler.optional("headers", config.headers.as_ref());
         let body = compiler.optional("body", config.body.as_ref());
         let idempotency_key = compiler.optional("idempotency_key", config.idempotency_key.as_ref());
-        if !known || !retry_ok {
+        if !known {
             return None;
         }
         Some(Call {
@@ -107,10 +99,27 @@ impl Kind for Call {
             headers: headers?,
             body: body?,
             idempotency_key: idempotency_key?,
-            retry,
+            retry: retry?,
             pagination: pagination?,
         })
     }
+}
+
+/// Compiles a step's own `retry`: `Some(None)` without one (the
+/// connector's applies), `None` after reporting its problems.
+pub(super) fn retry_policy(
+    compiler: &mut Compiler<'_>,
+    config: Option<&Located<RetryConfig>>,
+) -> Option<Option<RetryPolicy>> {
+    let Some(retry) = config else {
+        return Some(None);
+    };
+    let mut ok = true;
+    patchbay_config::validate::check_retry(retry, &mut |message| {
+        compiler.error(retry, message);
+        ok = false;
+    });
+    ok.then(|| Some(RetryPolicy::from(&retry.value)))
 }
 
 /// Compiles a `paginate`: `Some(None)` without one, `None` after reporting.

@@ -8,7 +8,7 @@ use patchbay_connector::{Document, GraphqlRequest, Pagination, RetryPolicy};
 use patchbay_expr::Expr;
 use serde::Deserialize;
 
-use super::call::pagination;
+use super::call::{pagination, retry_policy};
 use super::exchange::Exchange;
 use super::{Compiler, Description, Kind, Performed, Step, StepContext};
 use crate::failure::{StepError, type_name};
@@ -58,15 +58,7 @@ impl Kind for Graphql {
         if !compiler.known_connector(&graphql.connector, &graphql.connector) {
             failed = true;
         }
-        let retry = config.retry.as_ref().and_then(|retry| {
-            let mut ok = true;
-            patchbay_config::validate::check_retry(retry, &mut |message| {
-                compiler.error(retry, message);
-                ok = false;
-            });
-            ok.then(|| RetryPolicy::from(&retry.value))
-        });
-        failed |= config.retry.is_some() && retry.is_none();
+        let retry = retry_policy(compiler, config.retry.as_ref());
         let pagination = pagination(compiler, config.paginate.as_ref(), true);
         let variables = compiler.optional("graphql.variables", graphql.variables.as_ref());
         let headers = compiler.optional("graphql.headers", graphql.headers.as_ref());
@@ -81,7 +73,7 @@ impl Kind for Graphql {
             variables: variables?,
             headers: headers?,
             idempotency_key: idempotency_key?,
-            retry,
+            retry: retry?,
             pagination: pagination?,
         })
     }
