@@ -194,20 +194,8 @@ impl Executor {
                     return;
                 }
                 Ok(Ending::Suspended(until)) => {
-                    match self.store.suspend(&self.owner, run.id, until).await {
-                        Ok(()) => {
-                            debug!(until = %until, "run waits");
-                            // A `sync` caller still waiting learns now that
-                            // the run will finish later.
-                            self.responders.deliver(
-                                run.id,
-                                SyncReply::Ended {
-                                    status: RunStatus::Queued,
-                                    error: None,
-                                },
-                            );
-                        }
-                        Err(e) => warn!(error = %e, "run not suspended; it will be resumed"),
+                    if self.park(&run, until).await {
+                        debug!(until = %until, "run waits");
                     }
                     return;
                 }
@@ -795,11 +783,27 @@ impl Executor {
     /// due again anyway.
     async fn await_child(&self, run: &Run, child: RunId) {
         let safety_net = Utc::now() + chrono::Duration::minutes(10);
-        if let Err(e) = self.store.suspend(&self.owner, run.id, safety_net).await {
-            warn!(error = %e, "run not suspended; it will be resumed");
+        if !self.park(run, safety_net).await {
             return;
         }
         debug!(child = %child, "run waits for its child");
+        let ended =
+            matches!(self.store.run(child).await, Ok(Some(found)) if found.status.is_final());
+        if ended {
+            self.wake_parent(run.id).await;
+        }
+    }
+
+    /// Puts the run back in the queue, due at `until`, holding no worker;
+    /// `false` when the store refused (the lease then expires and the run is
+    /// resumed).
+    async fn park(&self, run: &Run, until: chrono::DateTime<Utc>) -> bool {
+        if let Err(e) = self.store.suspend(&self.owner, run.id, until).await {
+            warn!(error = %e, "run not suspended; it will be resumed");
+            return false;
+        }
+        // A `sync` caller still waiting learns now that the run will finish
+        // later.
         self.responders.deliver(
             run.id,
             SyncReply::Ended {
@@ -807,11 +811,7 @@ impl Executor {
                 error: None,
             },
         );
-        let ended =
-            matches!(self.store.run(child).await, Ok(Some(found)) if found.status.is_final());
-        if ended {
-            self.wake_parent(run.id).await;
-        }
+        true
     }
 
     /// Makes a waiting parent due now.
