@@ -159,7 +159,7 @@ impl PoisonRunStopped<'_> {
 pub(crate) enum StepOutcome {
     Succeeded,
     Failed,
-    /// A `filter` that was false.
+    /// A `filter` that was false, or a step whose `when` was.
     Skipped,
 }
 

@@ -441,6 +441,10 @@ impl Executor {
                     .instrument(span.clone())
                     .await?;
                 let outcome = match &end {
+                    // A false `filter` skips the rest of the run.
+                    Ran::Output(output) if matches!(step.action.steer(output), Steer::EndRun) => {
+                        StepOutcome::Skipped
+                    }
                     Ran::Output(_) => StepOutcome::Succeeded,
                     Ran::Skipped => StepOutcome::Skipped,
                     Ran::Failed(_) => StepOutcome::Failed,
