@@ -370,3 +370,16 @@ async fn ten_thousand_waiting_runs_hold_no_worker_and_little_memory() {
         "{RUNS} waiting runs grew the node by {grown_mib} MiB"
     );
 }
+
+/// The management API describes a `switch` with its branches and a
+/// `when`, as compiled.
+#[tokio::test]
+async fn the_api_shows_a_switch_with_its_branches() {
+    let upstream = MockUpstream::start().await;
+    let project = TestProject::new(&root(&upstream), &[("route", ROUTE_FLOW)]);
+    let node = project.start(&crate::support::env(&[])).await;
+    let mut detail =
+        crate::support::get_json(&format!("http://{}/api/v1/flows/route", node.address)).await;
+    detail["config_version"] = json!("[version]");
+    insta::assert_snapshot!(serde_json::to_string_pretty(&detail).unwrap());
+}

@@ -127,6 +127,8 @@ pub(crate) struct StepDetail {
     pub fallback: Vec<StepDetail>,
     /// A `switch`'s branches, in the order they are tried (`default` last).
     pub branches: Vec<BranchDetail>,
+    /// The flow a `run_flow` step starts as a child run.
+    pub runs_flow: Option<String>,
 }
 
 /// One branch of a `switch` step.
@@ -174,6 +176,7 @@ impl StepDetail {
                 ErrorPolicy::Fallback(steps) => steps.iter().map(StepDetail::of).collect(),
                 ErrorPolicy::Retry | ErrorPolicy::Continue | ErrorPolicy::Fail => Vec::new(),
             },
+            runs_flow: described.runs_flow.clone(),
             branches: described
                 .branches
                 .iter()
