@@ -353,19 +353,34 @@ async fn a_webhook_path_past_its_inflight_cap_answers_503_with_retry_after() {
     let (_project, node) = node_with("{ max_inflight_per_webhook: 2 }").await;
     let address = node.address;
     // Two requests on /hooks/in whose bodies are still on their way.
-    let mut slow = Vec::new();
-    for _ in 0..2 {
+    let slow_request = || async {
         let mut stream = TcpStream::connect(address).await.expect("connect");
         stream
             .write_all(b"POST /hooks/in HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{\"a\"")
             .await
             .expect("write");
-        slow.push(stream);
-    }
+        stream
+    };
+    let mut slow = vec![slow_request().await, slow_request().await];
     let client = reqwest::Client::new();
-    // The slow requests hold their places once their heads are read.
+    // The slow requests hold their places once their heads are read. A
+    // probe may be served before a slow head is read, and take that place:
+    // the slow request is then the one refused, and is sent again.
     let deadline = Instant::now() + Duration::from_secs(5);
     let refused = loop {
+        for stream in slow.iter_mut() {
+            let mut buf = [0u8; 512];
+            match stream.try_read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    assert!(
+                        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 503"),
+                        "a slow request was answered before its body ended"
+                    );
+                    *stream = slow_request().await;
+                }
+                _ => {}
+            }
+        }
         let answer = client
             .post(format!("http://{address}/hooks/in"))
             .json(&serde_json::json!({}))
