@@ -16,7 +16,7 @@
 //! - [`executor`] runs a flow's steps, journalling each, resuming from the
 //!   journal after a crash;
 //! - [`step`] holds the step kinds, one file each; [`failure`] types why a
-//!   step failed;
+//!   step failed; `trigger` compiles each trigger kind, one file each;
 //! - [`scheduler`] fires `schedule` triggers;
 //! - [`retention`] deletes finished runs older than `store.retention`, and
 //!   audit entries older than `store.audit_retention`;
@@ -51,6 +51,7 @@ mod sampler;
 mod scheduler;
 pub mod step;
 mod tokens;
+mod trigger;
 mod verify;
 mod versions;
 mod worker;

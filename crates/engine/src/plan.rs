@@ -9,9 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use patchbay_config::Env;
-use patchbay_config::{
-    Diagnostic, FlowConfig, Located, Project, Report, TriggerConfig, WebhookMode,
-};
+use patchbay_config::{Diagnostic, FlowConfig, Project, Report, WebhookMode};
 use patchbay_connector::redact::Masker;
 use patchbay_expr::Expr;
 
@@ -19,9 +17,7 @@ use crate::caps::Caps;
 use crate::evaluate::Limits;
 use crate::redaction::Redaction;
 pub use crate::step::{Description, ErrorPolicy, StepPlan};
-use crate::verify::VerifyPlan;
-
-const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::trigger::{TriggerPlan, WebhookPlan};
 
 /// Every flow of a project, compiled.
 #[derive(Clone, Debug)]
@@ -49,33 +45,6 @@ pub struct FlowPlan {
     pub steps: Vec<StepPlan>,
     /// Delays before each run-level retry; after the last, the run is dead.
     pub run_retries: Vec<Duration>,
-}
-
-/// What starts a flow.
-#[derive(Clone, Debug)]
-pub enum TriggerPlan {
-    Webhook(WebhookPlan),
-    Schedule {
-        cron: Box<croner::Cron>,
-        timezone: chrono_tz::Tz,
-    },
-    Manual,
-}
-
-/// A webhook trigger, as the HTTP edge needs it.
-#[derive(Clone, Debug)]
-pub struct WebhookPlan {
-    pub path: String,
-    pub mode: WebhookMode,
-    /// How long a `sync` webhook waits for `respond`.
-    pub timeout: Duration,
-    /// Per-flow body limit; `None` means the server's default.
-    pub max_body_bytes: Option<usize>,
-    /// The signature every request must carry, when `verify` is set.
-    pub verify: Option<Box<VerifyPlan>>,
-    /// The event's dedupe key, when `dedupe` is set: evaluated over the
-    /// event with `$headers`.
-    pub dedupe: Option<Expr>,
 }
 
 impl Plan {
@@ -173,7 +142,16 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn flow(&mut self, config: &FlowConfig) -> Option<FlowPlan> {
-        let trigger = self.trigger(&config.trigger);
+        let trigger = crate::trigger::compile(
+            &config.trigger,
+            &mut crate::trigger::TriggerCompiler {
+                file: self.file,
+                flow: self.flow,
+                report: self.report,
+                env: self.env,
+                webhook_secrets: self.webhook_secrets,
+            },
+        );
         let steps = crate::step::Compiler::new(self.project, self.file, self.flow, self.report)
             .flow_steps(&config.steps);
         let steps = steps?;
@@ -201,65 +179,6 @@ impl Compiler<'_> {
             trigger: trigger?,
             steps,
             run_retries,
-        })
-    }
-
-    fn trigger(&mut self, trigger: &Located<TriggerConfig>) -> Option<TriggerPlan> {
-        Some(match &trigger.value {
-            TriggerConfig::Webhook(hook) => {
-                // Both are checked before either stops the flow.
-                let verify = match &hook.verify {
-                    Some(verify) => crate::verify::compile(
-                        self.file,
-                        self.flow,
-                        verify,
-                        self.env,
-                        self.webhook_secrets,
-                        self.report,
-                    )
-                    .map(|verify| Some(Box::new(verify))),
-                    None => Some(None),
-                };
-                let dedupe = match &hook.dedupe {
-                    Some(source) => match Expr::compile(source) {
-                        Ok(expr) => Some(Some(expr)),
-                        Err(e) => {
-                            let flow = self.flow;
-                            self.error(
-                                source.line,
-                                source.column,
-                                format!("flow `{flow}`: invalid jq in `dedupe`: {e}"),
-                            );
-                            None
-                        }
-                    },
-                    None => Some(None),
-                };
-                let (verify, dedupe) = (verify?, dedupe?);
-                TriggerPlan::Webhook(WebhookPlan {
-                    path: hook.path.clone(),
-                    mode: hook.mode,
-                    timeout: hook.timeout.map(|t| t.0).unwrap_or(DEFAULT_SYNC_TIMEOUT),
-                    max_body_bytes: hook.max_body_bytes,
-                    verify,
-                    dedupe,
-                })
-            }
-            TriggerConfig::Schedule(schedule) => {
-                // Configuration validation reports a bad cron or zone with its
-                // location; such a flow is simply left out of the plan here.
-                let cron = schedule.cron().parse::<croner::Cron>().ok()?;
-                let timezone = schedule
-                    .timezone()
-                    .unwrap_or("UTC")
-                    .parse::<chrono_tz::Tz>()
-                    .ok()?;
-                TriggerPlan::Schedule {
-                    cron: Box::new(cron),
-                    timezone,
-                }
-            }
-            TriggerConfig::Manual(_) => TriggerPlan::Manual,
         })
     }
 
