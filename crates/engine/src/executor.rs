@@ -246,8 +246,7 @@ impl Executor {
     async fn retry_later(&self, run: &Run, failure: &RunFailure) -> Option<RunOutcome> {
         // The retry schedule of the version the run executes on.
         let plan = self
-            .versions
-            .plan(self.store.as_ref(), &run.config_version)
+            .plan_of(run)
             .await
             .unwrap_or_else(|_| self.plan.clone());
         let schedule = plan
@@ -319,12 +318,7 @@ impl Executor {
                 limit,
             }));
         }
-        // The run executes on the version it was created on.
-        let plan = match self
-            .versions
-            .plan(self.store.as_ref(), &run.config_version)
-            .await
-        {
+        let plan = match self.plan_of(run).await {
             Ok(plan) => plan,
             Err(e) => return Ok(Ending::Failed(RunFailure::Version(e))),
         };
@@ -755,6 +749,17 @@ impl Executor {
             debug!("step completed");
         }
         Ok(result)
+    }
+
+    /// The plan of the version the run was created on: the one in force for
+    /// nearly every run, without a lock; another from the version cache.
+    async fn plan_of(&self, run: &Run) -> Result<Arc<Plan>, crate::versions::VersionError> {
+        if run.config_version == self.plan.version {
+            return Ok(self.plan.clone());
+        }
+        self.versions
+            .plan(self.store.as_ref(), &run.config_version)
+            .await
     }
 
     /// What a `run_flow` step waiting for `child` becomes: its result once
