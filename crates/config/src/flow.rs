@@ -27,6 +27,9 @@ pub struct FlowConfig {
     #[serde(default)]
     pub description: Option<String>,
     /// What starts a run.
+    // A reference to its definition, which the engine completes with every
+    // trigger kind (`Located` would inline it).
+    #[schemars(with = "TriggerConfig")]
     pub trigger: Located<TriggerConfig>,
     /// What a run does, in order.
     pub steps: Vec<Located<StepConfig>>,
@@ -36,200 +39,67 @@ pub struct FlowConfig {
     pub run_retries: Option<Vec<HumanDuration>>,
 }
 
-/// What starts a run of a flow.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum TriggerConfig {
-    /// An HTTP POST on a path of Patchbay's server.
-    Webhook(WebhookTrigger),
-    /// A cron schedule.
-    Schedule(ScheduleTrigger),
-    /// Started by hand: `patchbay invoke FLOW --input event.json`.
-    Manual(Option<ManualTrigger>),
+/// What starts a run of a flow: exactly one kind key (`webhook`,
+/// `schedule`, `manual`...) and its settings. This crate does not know the
+/// kinds: each lives in a file of its own in the engine, which reads
+/// [`TriggerConfig::settings`] and reports its problems at their lines.
+#[derive(Clone, Debug)]
+pub struct TriggerConfig {
+    /// The kind key, where it is written.
+    pub kind: Located<String>,
+    /// The kind's settings (`null` for `manual:` written bare).
+    pub settings: Node,
 }
 
-/// An HTTP POST on `path`.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookTrigger {
-    /// Path on Patchbay's server, e.g. `/hooks/shop/orders`.
-    pub path: String,
-    /// `async` (default): answer 202 with the run id once the event is
-    /// committed. `sync`: wait for the flow's `respond` step and answer with it.
-    #[serde(default)]
-    pub mode: WebhookMode,
-    /// In `sync` mode, how long to wait for `respond` before answering 504
-    /// (the run goes on). Default `30s`.
-    #[serde(default)]
-    pub timeout: Option<HumanDuration>,
-    /// Largest accepted body in bytes; defaults to `server.max_body_bytes`.
-    #[serde(default)]
-    pub max_body_bytes: Option<usize>,
-    /// Signature the sender must put on every request; without it any
-    /// request is accepted. Checked before the body is parsed: a request
-    /// that fails is answered 401 and creates no run.
-    #[serde(default)]
-    pub verify: Option<Located<VerifyConfig>>,
-    /// jq over the event (with `$headers`) giving its dedupe key, e.g.
-    /// `$headers["webhook-id"]`. A string or number: a later event with the
-    /// same key is answered with the first one's run. `null`: no dedupe.
-    #[serde(default)]
-    pub dedupe: Option<Located<String>>,
-}
-
-/// How a webhook's sender signs its requests. Secrets may use
-/// `${env:NAME}`; a list of secrets lets one be rotated (any may match).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum VerifyConfig {
-    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`,
-    /// `webhook-signature`); secrets are `whsec_` + base64.
-    StandardWebhooks {
-        secret: SecretList,
-        /// Largest distance between the signed timestamp and now, either
-        /// way (default `5m`).
-        #[serde(default)]
-        tolerance: Option<HumanDuration>,
-    },
-    /// GitHub's `X-Hub-Signature-256: sha256=<hex>`.
-    #[serde(rename = "github")]
-    GitHub { secret: SecretList },
-    /// Stripe's `Stripe-Signature: t=...,v1=...`.
-    Stripe {
-        secret: SecretList,
-        /// Largest distance between `t` and now, either way (default `5m`).
-        #[serde(default)]
-        tolerance: Option<HumanDuration>,
-    },
-    /// An HMAC of the body (or of `{timestamp}.{body}`) in one header.
-    Hmac {
-        secret: SecretList,
-        /// The header holding the signature, e.g. `X-Signature`.
-        header: String,
-        /// `sha256` (default) or `sha512`.
-        #[serde(default)]
-        algorithm: HmacAlgorithm,
-        /// `hex` (default) or `base64`.
-        #[serde(default)]
-        encoding: SignatureEncoding,
-        /// Text before the signature, e.g. `sha256=`.
-        #[serde(default)]
-        prefix: Option<String>,
-        /// A header holding the unix time (seconds) of signing; the signed
-        /// content becomes `{timestamp}.{body}`.
-        #[serde(default)]
-        timestamp_header: Option<String>,
-        /// With `timestamp_header`: largest distance from now, either way
-        /// (default `5m`).
-        #[serde(default)]
-        tolerance: Option<HumanDuration>,
-    },
-}
-
-impl VerifyConfig {
-    /// The scheme's key as written in YAML.
-    pub fn name(&self) -> &'static str {
-        match self {
-            VerifyConfig::StandardWebhooks { .. } => "standard_webhooks",
-            VerifyConfig::GitHub { .. } => "github",
-            VerifyConfig::Stripe { .. } => "stripe",
-            VerifyConfig::Hmac { .. } => "hmac",
-        }
-    }
-
-    /// The configured secrets, uninterpolated.
-    pub fn secrets(&self) -> &[String] {
-        match self {
-            VerifyConfig::StandardWebhooks { secret, .. }
-            | VerifyConfig::GitHub { secret }
-            | VerifyConfig::Stripe { secret, .. }
-            | VerifyConfig::Hmac { secret, .. } => secret.as_slice(),
-        }
+impl<'de> Deserialize<'de> for TriggerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TriggerVisitor)
     }
 }
 
-/// One secret, or several while one is being rotated.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum SecretList {
-    One(String),
-    Many(Vec<String>),
-}
+struct TriggerVisitor;
 
-impl SecretList {
-    pub fn as_slice(&self) -> &[String] {
-        match self {
-            SecretList::One(secret) => std::slice::from_ref(secret),
-            SecretList::Many(secrets) => secrets,
+impl<'de> serde::de::Visitor<'de> for TriggerVisitor {
+    type Value = TriggerConfig;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a trigger: a mapping with one kind key, e.g. `webhook: {path: /hooks/orders}`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<TriggerConfig, A::Error> {
+        use serde::de::Error;
+        let Some(kind) = map.next_key::<Located<String>>()? else {
+            return Err(A::Error::custom(
+                "a trigger needs a kind, e.g. `webhook: {path: /hooks/orders}` or `manual: {}`",
+            ));
+        };
+        let settings = map.next_value::<Node>()?;
+        if let Some(other) = map.next_key::<Located<String>>()? {
+            return Err(A::Error::custom(format!(
+                "a trigger has one kind, but this one has `{}` and `{}`",
+                kind.value, other.value
+            )));
         }
+        Ok(TriggerConfig { kind, settings })
     }
 }
 
-/// The digest of a generic HMAC signature.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HmacAlgorithm {
-    #[default]
-    Sha256,
-    Sha512,
-}
-
-/// How a generic HMAC signature is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SignatureEncoding {
-    #[default]
-    Hex,
-    Base64,
-}
-
-/// How a webhook is answered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookMode {
-    /// 202 with the run id once the run is committed.
-    #[default]
-    Async,
-    /// The `respond` step's status, headers and body.
-    Sync,
-}
-
-/// A cron schedule: `"*/5 * * * *"`, or with a zone
-/// `{cron: "0 9 * * MON-FRI", timezone: Europe/Paris}`. A sixth leading field
-/// gives seconds.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum ScheduleTrigger {
-    /// A cron expression, in UTC.
-    Cron(String),
-    /// A cron expression in a time zone.
-    Zoned {
-        cron: String,
-        /// IANA zone name, e.g. `Europe/Paris` (default `UTC`).
-        #[serde(default)]
-        timezone: Option<String>,
-    },
-}
-
-impl ScheduleTrigger {
-    pub fn cron(&self) -> &str {
-        match self {
-            ScheduleTrigger::Cron(cron) | ScheduleTrigger::Zoned { cron, .. } => cron,
-        }
+impl JsonSchema for TriggerConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TriggerConfig".into()
     }
-
-    pub fn timezone(&self) -> Option<&str> {
-        match self {
-            ScheduleTrigger::Cron(_) => None,
-            ScheduleTrigger::Zoned { timezone, .. } => timezone.as_deref(),
-        }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "What starts a run: exactly one kind key with its settings.",
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+        })
     }
 }
-
-/// Manual trigger; takes no options (write `manual: {}`).
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ManualTrigger {}
 
 /// One step of a flow: the modifiers every step shares, and the keys of its
 /// kind (`call` with `query`, `body`...; `transform`; `switch`...), which the

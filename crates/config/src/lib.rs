@@ -36,6 +36,7 @@ mod sections;
 mod settings;
 mod suggest;
 pub mod validate;
+mod verify;
 
 pub use connector::{AllowPrivate, CircuitBreakerConfig, RateLimitConfig, default_max_wait};
 pub use connector::{
@@ -45,11 +46,7 @@ pub use connector::{
 pub use connector::{ConnectorTlsConfig, MAX_REDIRECTS, RedirectConfig};
 pub use diagnostic::{Diagnostic, Report};
 pub use duration::HumanDuration;
-pub use flow::{
-    FlowConfig, ManualTrigger, OnError, ScheduleTrigger, StepConfig, TriggerConfig, WebhookMode,
-    WebhookTrigger,
-};
-pub use flow::{HmacAlgorithm, SecretList, SignatureEncoding, VerifyConfig};
+pub use flow::{FlowConfig, OnError, StepConfig, TriggerConfig};
 pub use interpolate::{Env, MapEnv, ProcessEnv, WithSecrets, interpolate};
 pub use located::Located;
 pub use node::{Node, NodeError, NodeValue};
@@ -66,3 +63,5 @@ pub use settings::{
     TlsConfig,
 };
 pub use suggest::closest as suggest_closest;
+pub use validate::{RESERVED_PATHS, is_header_name};
+pub use verify::{HmacAlgorithm, SecretList, SignatureEncoding, VerifyConfig};

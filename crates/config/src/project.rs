@@ -12,9 +12,11 @@ use serde::de::DeserializeOwned;
 
 use crate::connector::ConnectorConfig;
 use crate::diagnostic::{Diagnostic, Report};
-use crate::flow::FlowConfig;
+use crate::duration::HumanDuration;
+use crate::flow::{FlowConfig, StepConfig, TriggerConfig};
 use crate::interpolate::Env;
 use crate::located::Located;
+use crate::node::{Node, NodeError, NodeValue};
 use crate::settings::{ApiConfig, EngineConfig, ServerConfig, StoreConfig, TelemetryConfig};
 use crate::validate;
 
@@ -180,10 +182,10 @@ impl Project {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let flow: FlowConfig = match parse_yaml(source) {
+            let flow = match read_flow(source) {
                 Ok(flow) => flow,
-                Err(d) => {
-                    report.push(d);
+                Err(problems) => {
+                    report.extend(problems);
                     continue;
                 }
             };
@@ -255,6 +257,90 @@ fn read_flow_files(flows_dir: &Path) -> Result<Vec<Source>, Diagnostic> {
         })
         .collect()
 }
+
+/// Deserializes a flow file. serde stops at a document's first error, so
+/// when the file fails as a whole it is read again as a tree of located
+/// nodes and each part (the trigger, each step, `run_retries`) on its own:
+/// every broken part is reported, at its line. A file that is not YAML at
+/// all reports its first error alone.
+fn read_flow(source: &Source) -> Result<FlowConfig, Report> {
+    let first = match parse_yaml::<FlowConfig>(source) {
+        Ok(flow) => return Ok(flow),
+        Err(first) => first,
+    };
+    let alone = |first: Diagnostic| {
+        let mut report = Report::default();
+        report.push(first);
+        report
+    };
+    let Ok(tree) = serde_saphyr::from_str::<Node>(&source.text) else {
+        return Err(alone(first));
+    };
+    let NodeValue::Map(entries) = &tree.value else {
+        return Err(alone(first));
+    };
+    let mut report = Report::default();
+    let mut problem = |at: &Node, e: NodeError| {
+        let (line, column) = if e.line == 0 {
+            (at.line, at.column)
+        } else {
+            (e.line, e.column)
+        };
+        report.push(Diagnostic::new(&source.path, line, column, e.message));
+    };
+    for (key, node) in entries {
+        let read = match key.value.as_str() {
+            "description" => node.read::<Option<String>>().map(drop),
+            "trigger" => node.read::<Located<TriggerConfig>>().map(drop),
+            "run_retries" => node.read::<Option<Vec<HumanDuration>>>().map(drop),
+            "steps" => match &node.value {
+                NodeValue::Seq(steps) => {
+                    for step in steps {
+                        if let Err(e) = step.read::<Located<StepConfig>>() {
+                            problem(step, e);
+                        }
+                    }
+                    Ok(())
+                }
+                _ => node.read::<Vec<Located<StepConfig>>>().map(drop),
+            },
+            other => {
+                let hint = crate::suggest::closest(other, FLOW_KEYS.iter().copied())
+                    .map(|k| format!(" — did you mean `{k}`?"))
+                    .unwrap_or_default();
+                Err(NodeError {
+                    message: format!("unknown key `{other}`{hint}"),
+                    line: key.line,
+                    column: key.column,
+                })
+            }
+        };
+        if let Err(e) = read {
+            problem(node, e);
+        }
+    }
+    for required in ["trigger", "steps"] {
+        if !entries.iter().any(|(key, _)| key.value == required) {
+            problem(
+                &tree,
+                NodeError {
+                    message: format!("missing key `{required}`"),
+                    line: 0,
+                    column: 0,
+                },
+            );
+        }
+    }
+    // Should no part fail on its own, the whole file's error still stands.
+    Err(if report.is_empty() {
+        alone(first)
+    } else {
+        report
+    })
+}
+
+/// The keys of a flow file.
+const FLOW_KEYS: [&str; 4] = ["description", "trigger", "steps", "run_retries"];
 
 /// Deserializes one YAML document, mapping the error to a located diagnostic.
 pub(crate) fn parse_yaml<T: DeserializeOwned>(source: &Source) -> Result<T, Diagnostic> {

@@ -1,10 +1,11 @@
-//! Cross-field checks that serde cannot express: references between flows and
-//! connectors, one kind per step, cron syntax, unique webhook paths, and
-//! `${env:...}` references that must resolve.
+//! Cross-field checks that serde cannot express: connector settings, names,
+//! and `${env:...}` references that must resolve.
 //!
 //! What needs the engine is checked there, with the same locations, when
-//! the project is built: jq expressions, webhook secrets (resolved into
-//! their verifiers) and connectors (built with their credentials).
+//! the project is built: step and trigger kinds (each checks its own keys,
+//! cron syntax and webhook paths included), jq expressions, webhook secrets
+//! (resolved into their verifiers) and connectors (built with their
+//! credentials).
 //!
 //! Every check adds to one [`Report`] rather than stopping at the first
 //! problem, so `patchbay check` shows everything to fix in one pass.
@@ -17,14 +18,13 @@ use crate::connector::{
     AllowPrivate, AuthConfig, ConnectorConfig, MAX_REDIRECTS, OAuth2Grant, RetryConfig,
 };
 use crate::diagnostic::{Diagnostic, Report};
-use crate::flow::VerifyConfig;
-use crate::flow::{FlowConfig, TriggerConfig};
+use crate::flow::FlowConfig;
 use crate::interpolate::{Env, interpolate};
 use crate::located::Located;
 use crate::project::Project;
 
-/// Paths the server keeps for itself.
-const RESERVED_PREFIXES: [&str; 4] = ["/api", "/healthz", "/metrics", "/ui"];
+/// Paths the server keeps for itself: no webhook may sit under them.
+pub const RESERVED_PATHS: [&str; 4] = ["/api", "/healthz", "/metrics", "/ui"];
 
 /// Checks a deserialized project's settings, connectors and triggers; its
 /// steps are checked by the engine's step kinds as it compiles them.
@@ -46,7 +46,6 @@ pub fn project(project: &Project, env: &dyn Env) -> Report {
     check_telemetry(project, &mut report);
     check_api(project, env, &mut report);
 
-    let mut webhook_paths: HashMap<&str, &str> = HashMap::new();
     for (name, flow) in &project.flows {
         let file = flow.file.as_path();
         if !is_identifier(name) {
@@ -57,8 +56,6 @@ pub fn project(project: &Project, env: &dyn Env) -> Report {
                 format!("flow name `{name}` may only use letters, digits, `-` and `_`"),
             ));
         }
-        check_trigger(file, name, &flow.config, &mut webhook_paths, &mut report);
-        check_webhook_verify_and_dedupe(file, name, &flow.config, &mut report);
         check_steps(file, name, &flow.config, &mut report);
     }
     report
@@ -603,127 +600,8 @@ pub fn anonymous_api_refused(listen: &std::net::SocketAddr) -> String {
     )
 }
 
-fn check_trigger<'a>(
-    file: &Path,
-    flow_name: &'a str,
-    flow: &'a FlowConfig,
-    webhook_paths: &mut HashMap<&'a str, &'a str>,
-    report: &mut Report,
-) {
-    let trigger = &flow.trigger;
-    let at = |message: String| Diagnostic::new(file, trigger.line, trigger.column, message);
-    match &trigger.value {
-        TriggerConfig::Webhook(hook) => {
-            if !hook.path.starts_with('/') {
-                report.push(at(format!(
-                    "flow `{flow_name}`: webhook path `{}` must start with `/`",
-                    hook.path
-                )));
-            }
-            if let Some(prefix) = RESERVED_PREFIXES
-                .iter()
-                .find(|p| hook.path == **p || hook.path.starts_with(&format!("{p}/")))
-            {
-                report.push(at(format!(
-                    "flow `{flow_name}`: webhook path `{}` is under `{prefix}`, which Patchbay reserves",
-                    hook.path
-                )));
-            }
-            if let Some(other) = webhook_paths.insert(&hook.path, flow_name) {
-                report.push(at(format!(
-                    "flow `{flow_name}`: webhook path `{}` is already used by flow `{other}`",
-                    hook.path
-                )));
-            }
-            // Whether a step answers (`respond` with `mode: sync`) is the
-            // engine's to check: steps are its kinds, and a `respond` may
-            // sit in a branch.
-        }
-        TriggerConfig::Schedule(schedule) => {
-            if let Err(e) = croner::Cron::from_str(schedule.cron()) {
-                report.push(at(format!(
-                    "flow `{flow_name}`: invalid cron expression `{}`: {e}",
-                    schedule.cron()
-                )));
-            }
-            if let Some(zone) = schedule.timezone()
-                && zone.parse::<chrono_tz::Tz>().is_err()
-            {
-                report.push(at(format!(
-                    "flow `{flow_name}`: unknown time zone `{zone}` (use an IANA name such as `Europe/Paris`)"
-                )));
-            }
-        }
-        TriggerConfig::Manual(_) => {}
-    }
-}
-
-/// A webhook's `verify` and `dedupe`: usable header names and tolerances.
-/// The secrets are resolved into their verifier, and the `dedupe` jq
-/// compiled, with the flow's plan (in the engine).
-fn check_webhook_verify_and_dedupe(
-    file: &Path,
-    flow_name: &str,
-    flow: &FlowConfig,
-    report: &mut Report,
-) {
-    let TriggerConfig::Webhook(hook) = &flow.trigger.value else {
-        return;
-    };
-    if let Some(dedupe) = &hook.dedupe
-        && dedupe.trim().is_empty()
-    {
-        report.push(Diagnostic::new(
-            file,
-            dedupe.line,
-            dedupe.column,
-            format!("flow `{flow_name}`: `dedupe` is empty; remove it or give a jq expression"),
-        ));
-    }
-    let Some(verify) = &hook.verify else {
-        return;
-    };
-    let scheme = verify.name();
-    let mut problem = |message: String| {
-        report.push(Diagnostic::new(
-            file,
-            verify.line,
-            verify.column,
-            format!("flow `{flow_name}`: verify.{scheme}: {message}"),
-        ))
-    };
-    let tolerance = match &verify.value {
-        VerifyConfig::StandardWebhooks { tolerance, .. }
-        | VerifyConfig::Stripe { tolerance, .. } => *tolerance,
-        VerifyConfig::GitHub { .. } => None,
-        VerifyConfig::Hmac {
-            header,
-            timestamp_header,
-            tolerance,
-            ..
-        } => {
-            if !is_header_name(header) {
-                problem(format!("`header: {header}` is not a valid header name"));
-            }
-            match timestamp_header {
-                Some(name) if !is_header_name(name) => problem(format!(
-                    "`timestamp_header: {name}` is not a valid header name"
-                )),
-                None if tolerance.is_some() => {
-                    problem("`tolerance` needs `timestamp_header`".into())
-                }
-                _ => {}
-            }
-            *tolerance
-        }
-    };
-    if tolerance.is_some_and(|t| t.0.as_secs() == 0) {
-        problem("`tolerance` must be at least one second".into());
-    }
-}
-
 /// An HTTP header name: one or more token characters (RFC 9110).
-fn is_header_name(name: &str) -> bool {
+pub fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

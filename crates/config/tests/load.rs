@@ -60,11 +60,7 @@ fn reports_every_problem_with_its_location() {
         "flows/sync.yaml",
         "\
 trigger: { schedule: \"61 * * * *\" }
-steps:
-  - call: erp GET /a
-  - call: crm GET /contacts
-  - transform: '.'
-    filter: '.ok'
+steps: []
 ",
     );
     write(
@@ -82,12 +78,10 @@ steps:
     let sync = dir.path().join("flows/sync.yaml").display().to_string();
     let typo = dir.path().join("flows/typo.yaml").display().to_string();
     assert!(text.contains(&format!("{sync}:1:")), "{text}");
-    assert!(
-        text.contains("invalid cron expression `61 * * * *`"),
-        "{text}"
-    );
-    // Steps are checked by the engine's step kinds as it compiles them
-    // (see the engine's `compile` tests); loading reports the rest.
+    assert!(text.contains("flow `sync` has no steps"), "{text}");
+    // Steps and triggers are checked by the engine's kinds as it compiles
+    // them (see the engine's `compile` tests); loading reports the rest.
+    assert!(!text.contains("cron"), "{text}");
     assert!(!text.contains(&typo), "{text}");
     assert_eq!(report.len(), 1, "{text}");
 }
@@ -221,7 +215,7 @@ fn schema_describes_the_configuration() {
     assert!(text.contains("\"connectors\""));
     assert!(text.contains("max_body_bytes"));
     let flow = patchbay_config::flow_schema().to_string();
-    assert!(flow.contains("for_each") && flow.contains("webhook"));
+    assert!(flow.contains("for_each") && flow.contains("TriggerConfig"));
 }
 
 #[test]
@@ -306,4 +300,46 @@ connectors:
             .iter()
             .all(|w| w.contains("warning: connector `remote`"))
     );
+}
+
+#[test]
+fn a_flow_file_reports_every_broken_part() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "patchbay.yaml", ROOT);
+    write(
+        dir.path(),
+        "flows/broken.yaml",
+        "\
+trigger:
+  webhook: { path: /hooks/a }
+  manual: {}
+steps:
+  - transform: .
+    concurrency: many
+  - call: erp GET /a
+    on_error: retry_forever
+  - transform: .
+run_retries: [soon]
+descripton: a typo
+",
+    );
+    let report = load(dir.path()).unwrap_err();
+    let file = dir.path().join("flows/broken.yaml").display().to_string();
+    let text = report.to_string().replace(&format!("{file}:"), "AT ");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("AT ")).collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    for (line, words) in [
+        (2, "has `webhook` and `manual`"),
+        (6, "\"many\", expected usize"),
+        (8, "retry_forever"),
+        (10, "soon"),
+        (11, "unknown key `descripton` — did you mean `description`?"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("AT {line}:")) && l.contains(words)),
+            "line {line}, `{words}`: {text}"
+        );
+    }
 }

@@ -17,7 +17,8 @@
 //!   journal after a crash;
 //! - [`step`] holds the step kinds, one file each; [`failure`] types why a
 //!   step failed; `trigger` compiles each trigger kind, one file each;
-//! - [`scheduler`] fires `schedule` triggers;
+//! - trigger kinds that start runs by themselves (a `schedule`) run their
+//!   source task on nodes with the scheduler role;
 //! - [`retention`] deletes finished runs older than `store.retention`, and
 //!   audit entries older than `store.audit_retention`;
 //! - [`audit`] writes the management API's audit entries;
@@ -48,10 +49,9 @@ pub mod redaction;
 mod responders;
 mod retention;
 mod sampler;
-mod scheduler;
 pub mod step;
 mod tokens;
-mod trigger;
+pub mod trigger;
 mod verify;
 mod versions;
 mod worker;
@@ -85,7 +85,6 @@ pub use versions::VersionError;
 use crate::executor::Executor;
 use crate::live::Live;
 use crate::responders::Responders;
-use crate::scheduler::Schedule;
 use crate::worker::WorkerPool;
 
 /// Which parts of the engine run on this node. One binary serves every role.
@@ -93,7 +92,8 @@ use crate::worker::WorkerPool;
 pub struct Roles {
     /// Claim and execute runs.
     pub workers: bool,
-    /// Fire `schedule` triggers.
+    /// Run the sources of triggers that start runs by themselves (fire
+    /// `schedule` triggers).
     pub scheduler: bool,
 }
 
@@ -283,7 +283,7 @@ impl Engine {
         );
         let schedules = shutdown.child_token();
         if roles.scheduler {
-            spawn_schedules(&plan, &intake, &tracker, &schedules);
+            spawn_sources(&plan, &intake, &tracker, &schedules);
         }
         info!(flows = plan.flows.len(), version = %plan.version, node = %owner, "engine started");
         let engine = Engine {
@@ -429,7 +429,7 @@ impl Engine {
                 fresh.clone(),
             );
             stale.cancel();
-            spawn_schedules(&plan, &self.inner.intake, &self.inner.tracker, &fresh);
+            spawn_sources(&plan, &self.inner.intake, &self.inner.tracker, &fresh);
         }
         info!(version = %plan.version, previous = %previous, flows = plan.flows.len(), "configuration reloaded");
         Ok(Reloaded {
@@ -554,17 +554,18 @@ fn attach_token_store(connectors: &Connectors, store: &Arc<dyn Store>, secrets: 
     }));
 }
 
-/// Starts one task per `schedule` trigger of `plan`, until `stop`.
-fn spawn_schedules(plan: &Plan, intake: &Intake, tracker: &TaskTracker, stop: &CancellationToken) {
+/// Starts the source task of every trigger of `plan` that has one (each
+/// `schedule`), until `stop`.
+fn spawn_sources(plan: &Plan, intake: &Intake, tracker: &TaskTracker, stop: &CancellationToken) {
     for flow in plan.flows.values() {
-        if let TriggerPlan::Schedule { cron, timezone } = &flow.trigger {
-            let schedule = Schedule {
-                flow: flow.name.clone(),
-                cron: (**cron).clone(),
-                timezone: *timezone,
-                config_version: plan.version.clone(),
-            };
-            tracker.spawn(schedule.run(intake.clone(), stop.clone()));
+        let cx = trigger::SourceContext {
+            flow: flow.name.clone(),
+            config_version: plan.version.clone(),
+            intake: intake.clone(),
+            shutdown: stop.clone(),
+        };
+        if let Some(source) = flow.trigger.source(cx) {
+            tracker.spawn(source);
         }
     }
 }

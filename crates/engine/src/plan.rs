@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use patchbay_config::Env;
-use patchbay_config::{Diagnostic, FlowConfig, Project, Report, WebhookMode};
+use patchbay_config::{Diagnostic, FlowConfig, Project, Report};
 use patchbay_connector::redact::Masker;
 use patchbay_expr::Expr;
 
@@ -79,8 +79,19 @@ impl Plan {
                 webhook_secrets: &mut webhook_secrets,
             };
             if let Some(flow) = compiler.flow(&loaded.config) {
-                if let TriggerPlan::Webhook(hook) = &flow.trigger {
-                    webhooks.insert(hook.path.clone(), name.clone());
+                if let Some(hook) = flow.trigger.webhook()
+                    && let Some(other) = webhooks.insert(hook.path.clone(), name.clone())
+                {
+                    let trigger = &loaded.config.trigger.value.kind;
+                    report.push(Diagnostic::new(
+                        &loaded.file,
+                        trigger.line,
+                        trigger.column,
+                        format!(
+                            "flow `{name}`: webhook path `{}` is already used by flow `{other}`",
+                            hook.path
+                        ),
+                    ));
                 }
                 flows.insert(name.clone(), flow);
             }
@@ -120,10 +131,7 @@ impl Plan {
     /// The flow a webhook path belongs to.
     pub fn webhook(&self, path: &str) -> Option<(&FlowPlan, &WebhookPlan)> {
         let flow = self.flows.get(self.webhooks.get(path)?)?;
-        match &flow.trigger {
-            TriggerPlan::Webhook(hook) => Some((flow, hook)),
-            TriggerPlan::Schedule { .. } | TriggerPlan::Manual => None,
-        }
+        Some((flow, flow.trigger.webhook()?))
     }
 }
 
@@ -142,27 +150,30 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn flow(&mut self, config: &FlowConfig) -> Option<FlowPlan> {
+        let kind = &config.trigger.value.kind;
         let trigger = crate::trigger::compile(
             &config.trigger,
             &mut crate::trigger::TriggerCompiler {
                 file: self.file,
                 flow: self.flow,
+                at: (kind.line, kind.column),
                 report: self.report,
                 env: self.env,
                 webhook_secrets: self.webhook_secrets,
             },
         );
+        // Whether steps may answer the caller is only known from a trigger
+        // that compiled; otherwise they are not judged on it.
+        let awaits_reply = trigger.as_ref().map(TriggerPlan::awaits_reply);
         let steps = crate::step::Compiler::new(self.project, self.file, self.flow, self.report)
+            .awaiting_reply(awaits_reply)
             .flow_steps(&config.steps);
         let steps = steps?;
-        if let Some(TriggerPlan::Webhook(hook)) = &trigger
-            && hook.mode == WebhookMode::Sync
-            && !steps.iter().any(answers)
-        {
+        if awaits_reply == Some(true) && !steps.iter().any(answers) {
             let flow = self.flow;
             self.error(
-                config.trigger.line,
-                config.trigger.column,
+                kind.line,
+                kind.column,
                 format!("flow `{flow}`: a `sync` webhook needs a `respond` step"),
             );
             return None;

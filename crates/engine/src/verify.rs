@@ -16,6 +16,7 @@ use std::path::Path;
 
 use patchbay_config::{
     Diagnostic, Env, HmacAlgorithm, Located, Report, SignatureEncoding, VerifyConfig, interpolate,
+    is_header_name,
 };
 use patchbay_signature::{
     Algorithm, Encoding, HmacScheme, KeyError, Scheme, TimestampCheck, Verifier,
@@ -48,6 +49,19 @@ pub(crate) fn compile(
     report: &mut Report,
 ) -> Option<VerifyPlan> {
     let scheme = scheme(&verify.value);
+    let mut options_problems = Report::default();
+    check_options(&verify.value, &mut |message| {
+        options_problems.push(Diagnostic::new(
+            file,
+            verify.line,
+            verify.column,
+            format!("flow `{flow}`: verify.{}: {message}", verify.name()),
+        ))
+    });
+    if !options_problems.diagnostics.is_empty() {
+        report.diagnostics.extend(options_problems.diagnostics);
+        return None;
+    }
     let Some(env) = env else {
         return Some(VerifyPlan {
             verifier: Verifier::refusing(scheme.clone()),
@@ -111,6 +125,38 @@ pub(crate) fn compile(
 }
 
 /// The signature scheme a `verify:` block describes.
+/// The scheme's options: usable header names and tolerances.
+fn check_options(config: &VerifyConfig, problem: &mut dyn FnMut(String)) {
+    let tolerance = match config {
+        VerifyConfig::StandardWebhooks { tolerance, .. }
+        | VerifyConfig::Stripe { tolerance, .. } => *tolerance,
+        VerifyConfig::GitHub { .. } => None,
+        VerifyConfig::Hmac {
+            header,
+            timestamp_header,
+            tolerance,
+            ..
+        } => {
+            if !is_header_name(header) {
+                problem(format!("`header: {header}` is not a valid header name"));
+            }
+            match timestamp_header {
+                Some(name) if !is_header_name(name) => problem(format!(
+                    "`timestamp_header: {name}` is not a valid header name"
+                )),
+                None if tolerance.is_some() => {
+                    problem("`tolerance` needs `timestamp_header`".into())
+                }
+                _ => {}
+            }
+            *tolerance
+        }
+    };
+    if tolerance.is_some_and(|t| t.0.as_secs() == 0) {
+        problem("`tolerance` must be at least one second".into());
+    }
+}
+
 fn scheme(config: &VerifyConfig) -> Scheme {
     let tolerance = |t: &Option<patchbay_config::HumanDuration>| {
         t.map(|t| t.0)
@@ -158,7 +204,7 @@ mod tests {
 
     use patchbay_config::{MapEnv, Project, Source};
 
-    use crate::plan::{Plan, TriggerPlan};
+    use crate::plan::Plan;
 
     #[test]
     fn a_plan_for_stored_runs_refuses_its_webhooks_without_their_secrets() {
@@ -189,9 +235,7 @@ steps:
             "the secret is unset"
         );
         let plan = Plan::compile_for_stored_runs(&project).unwrap_or_else(|r| panic!("{r}"));
-        let TriggerPlan::Webhook(hook) = &plan.flows["hook"].trigger else {
-            panic!("not a webhook");
-        };
+        let hook = plan.flows["hook"].trigger.webhook().expect("a webhook");
         let verifier = hook.verify.as_ref().expect("verify").verifier();
         assert!(
             verifier

@@ -178,6 +178,23 @@ fn the_schema_lists_every_kind_and_modifier() {
     keys.sort();
     insta::assert_snapshot!(keys.join(" "));
     assert_eq!(step["additionalProperties"], false);
+
+    let trigger = &schema["$defs"]["TriggerConfig"];
+    let mut kinds: Vec<&str> = trigger["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["manual", "schedule", "webhook"]);
+    assert_eq!(trigger["maxProperties"], 1);
+    assert!(
+        trigger["properties"]["webhook"]
+            .to_string()
+            .contains("dedupe"),
+        "{trigger}"
+    );
 }
 
 #[test]
@@ -197,4 +214,83 @@ fn run_flow_refuses_unknown_flows_and_cycles() {
     let unknown = check(&[("d", "trigger: { manual: {} }\nsteps:\n  - run_flow: nope\n")]);
     assert!(unknown.contains("step 1: unknown flow `nope`"), "{unknown}");
     insta::assert_snapshot!(report);
+}
+
+#[test]
+fn every_trigger_problem_is_reported_with_its_place() {
+    let report = check(&[
+        (
+            "typo",
+            "trigger:\n  webhok: { path: /hooks/a }\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "two",
+            "trigger:\n  manual: {}\n  schedule: '* * * * *'\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "key",
+            "trigger:\n  webhook:\n    path: /hooks/b\n    mdoe: sync\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "paths",
+            "trigger:\n  webhook: { path: hooks/c }\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "reserved",
+            "trigger:\n  webhook: { path: /api/hooks }\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "first",
+            "trigger:\n  webhook: { path: /hooks/same }\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "second",
+            "trigger:\n  webhook: { path: /hooks/same }\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "cron",
+            "trigger:\n  schedule: { cron: 'every day', timezone: Mars/Olympus }\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "manual",
+            "trigger:\n  manual: { when: now }\nsteps:\n  - transform: .\n",
+        ),
+        (
+            "reply",
+            "trigger:\n  webhook: { path: /hooks/d, mode: sync }\nsteps:\n  - transform: .\n",
+        ),
+    ]);
+    insta::assert_snapshot!(report);
+}
+
+#[test]
+fn every_trigger_kind_compiles_and_describes_itself() {
+    let plan = compile(
+        "trigger:\n  schedule: { cron: '0 9 * * MON-FRI', timezone: Europe/Paris }\nsteps:\n  - transform: .\n",
+    );
+    let trigger = &plan.flows["f"].trigger;
+    assert_eq!(trigger.kind(), "schedule");
+    assert!(trigger.webhook().is_none());
+    assert_eq!(
+        serde_json::Value::Object(trigger.describe()),
+        serde_json::json!({"cron": "0 9 * * MON-FRI", "timezone": "Europe/Paris"})
+    );
+
+    let plan = compile("trigger:\n  manual:\nsteps:\n  - transform: .\n");
+    assert_eq!(plan.flows["f"].trigger.kind(), "manual");
+    assert!(plan.flows["f"].trigger.describe().is_empty());
+
+    let plan = compile(
+        "trigger:\n  webhook: { path: /hooks/x, mode: sync }\nsteps:\n  - respond: { status: 200 }\n",
+    );
+    let trigger = &plan.flows["f"].trigger;
+    assert!(trigger.awaits_reply());
+    assert_eq!(
+        trigger.webhook().map(|hook| hook.path.as_str()),
+        Some("/hooks/x")
+    );
+    assert_eq!(
+        serde_json::Value::Object(trigger.describe()),
+        serde_json::json!({"path": "/hooks/x", "mode": "sync", "verified": false, "deduplicated": false})
+    );
 }

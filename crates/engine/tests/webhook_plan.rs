@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use patchbay_config::{MapEnv, Project, Source};
-use patchbay_engine::{Plan, TriggerPlan, WebhookPlan};
+use patchbay_engine::{Plan, WebhookPlan};
 use patchbay_signature::{Scheme, SignatureError};
 
 fn project(flow: &str, env: &MapEnv) -> Project {
@@ -25,10 +25,7 @@ fn project(flow: &str, env: &MapEnv) -> Project {
 }
 
 fn webhook(plan: &Plan) -> &WebhookPlan {
-    match &plan.flows["hook"].trigger {
-        TriggerPlan::Webhook(hook) => hook,
-        _ => panic!("not a webhook"),
-    }
+    plan.flows["hook"].trigger.webhook().expect("a webhook")
 }
 
 fn env(secret: &str) -> MapEnv {

@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use patchbay_config::WebhookMode;
+use patchbay_engine::trigger::WebhookMode;
 use patchbay_engine::{Event, SyncReply, VerifyPlan};
 use patchbay_expr::{Budget, EvalError, Expr, Vars};
 use patchbay_signature::Headers;

@@ -57,7 +57,7 @@ fn check_reports_every_problem_with_file_and_line() {
         ),
         (
             at("flows/typo.yaml", 2),
-            "unknown kind `webhok` — did you mean `webhook`?",
+            "`webhok` is not a trigger kind — did you mean `webhook`?",
         ),
         (
             at("patchbay.yaml", 9),

@@ -76,6 +76,9 @@ pub(crate) struct Compiler<'a> {
     /// The id of the step being compiled.
     step_id: String,
     depth: usize,
+    /// Whether the flow's trigger waits for a reply (a `sync` webhook);
+    /// `None` when its trigger did not compile.
+    awaits_reply: Option<bool>,
 }
 
 impl<'a> Compiler<'a> {
@@ -95,7 +98,15 @@ impl<'a> Compiler<'a> {
             ids: HashMap::new(),
             step_id: String::new(),
             depth: 0,
+            awaits_reply: Some(false),
         }
+    }
+
+    /// Sets whether the flow's trigger waits for a reply; `None` when it is
+    /// not known (its trigger did not compile).
+    pub fn awaiting_reply(mut self, awaits_reply: Option<bool>) -> Self {
+        self.awaits_reply = awaits_reply;
+        self
     }
 
     /// The id of the step being compiled (`$steps.ID`).
@@ -401,16 +412,10 @@ impl<'a> Compiler<'a> {
         false
     }
 
-    /// Whether the flow's trigger is a `sync` webhook (whose caller waits
-    /// for a `respond`).
-    pub fn answers_caller(&self) -> bool {
-        self.project.flows.get(self.flow).is_some_and(|flow| {
-            matches!(
-                &flow.config.trigger.value,
-                patchbay_config::TriggerConfig::Webhook(hook)
-                    if hook.mode == patchbay_config::WebhookMode::Sync
-            )
-        })
+    /// Whether the flow's trigger waits for a reply (a `sync` webhook);
+    /// `None` when that is not known because its trigger did not compile.
+    pub fn answers_caller(&self) -> Option<bool> {
+        self.awaits_reply
     }
 
     /// Reports a problem of the step being compiled, at `at`.

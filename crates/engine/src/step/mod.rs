@@ -260,10 +260,12 @@ pub(crate) fn kinds() -> impl Iterator<Item = &'static KindEntry> {
 }
 
 /// Completes a configuration schema from `patchbay_config` (which knows
-/// only the modifiers every step shares) with every kind's keys: a step
-/// then takes the modifiers, and exactly one kind key with its companions.
+/// neither step nor trigger kinds) with every kind's keys: a step then takes
+/// the modifiers, and exactly one kind key with its companions; a trigger
+/// one kind key with its settings.
 pub fn complete_schema(mut schema: Value) -> Value {
     let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    crate::trigger::complete_schema(&mut schema, &mut generator);
     let mut properties = serde_json::Map::new();
     let mut one_of = Vec::new();
     for kind in kinds() {

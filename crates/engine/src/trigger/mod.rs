@@ -1,42 +1,158 @@
-//! Triggers: what starts a flow, one file per kind, each compiling its
-//! configuration into the part of the plan that starts runs.
+//! Triggers: what starts a flow, one file per kind, each owning its YAML
+//! keys, its checks, its compiled form and, for a kind that starts runs by
+//! itself, the task that does so.
 //!
 //! - [`webhook`]: an HTTP POST on a path of the server, with its signature
-//!   check and dedupe key; the server crate serves it.
-//! - [`schedule`]: a cron schedule in a time zone; the engine's scheduler
-//!   fires it.
+//!   check and dedupe key; the server crate serves it (HTTP is its job).
+//! - [`schedule`]: a cron schedule in a time zone, fired by a task of its
+//!   own on nodes that run trigger sources.
 //! - [`manual`]: started by hand (`patchbay invoke`, the API).
 //!
-//! Unlike step kinds, triggers are still a closed set: their configuration is
-//! an enum of the configuration crate and their plans an enum here, matched
-//! where they are served. Adding one today is a variant in each, plus its
-//! file here.
+//! A kind implements [`Kind`] (how its settings are read and compiled, with
+//! every problem reported at its file and line) and [`Trigger`] (what the
+//! rest of the engine asks of a compiled trigger). [`KINDS`] lists them;
+//! adding a kind is one file plus one line there:
+//!
+//! ```text
+//! trigger/mod.rs
+//!     kind_entry::<manual::Manual>(),
+//! +   kind_entry::<nats::Nats>(),
+//! ```
+//!
+//! As with step kinds, a trait object rather than an enum: whoever holds a
+//! [`TriggerPlan`] asks it what it needs (is it a webhook to serve, does its
+//! caller wait for a reply, does it start runs by itself, how does the API
+//! describe it) and never matches on the kind. A kind that starts runs by
+//! itself (a schedule today; a broker subscription or a poller next) returns
+//! its task from [`Trigger::source`]; the engine runs it with a
+//! [`SourceContext`] and stops it on shutdown or reload.
 
 mod manual;
 mod schedule;
 mod webhook;
 
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
-use patchbay_config::{Diagnostic, Env, Located, Report, TriggerConfig};
+use futures::future::BoxFuture;
+use patchbay_config::{Diagnostic, Env, Located, Node, Report, TriggerConfig};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
 
-pub use webhook::WebhookPlan;
+use crate::intake::Intake;
 
-/// What starts a flow.
-#[derive(Clone, Debug)]
-pub enum TriggerPlan {
-    Webhook(WebhookPlan),
-    Schedule {
-        cron: Box<croner::Cron>,
-        timezone: chrono_tz::Tz,
-    },
-    Manual,
+pub use manual::ManualTrigger;
+pub use schedule::ScheduleTrigger;
+pub use webhook::{WebhookMode, WebhookPlan, WebhookTrigger};
+
+/// Every trigger kind. Adding one is a file in this folder and a line here.
+static KINDS: &[KindEntry] = &[
+    kind_entry::<webhook::WebhookPlan>(),
+    kind_entry::<schedule::Schedule>(),
+    kind_entry::<manual::Manual>(),
+];
+
+/// A trigger kind's compile side: the settings it reads under its key and
+/// the trigger it builds.
+pub(crate) trait Kind: Trigger + Sized + 'static {
+    /// The key that names the kind under `trigger:` (`webhook`, `schedule`).
+    const KEY: &'static str;
+    /// The settings under the kind's key; serde reports a misspelt key at
+    /// its line.
+    type Config: DeserializeOwned + schemars::JsonSchema;
+
+    /// Builds the trigger, reporting every problem through `compiler`;
+    /// `None` once something was reported.
+    fn compile(config: Self::Config, compiler: &mut TriggerCompiler<'_>) -> Option<Self>;
+}
+
+/// A compiled trigger: what the engine and the server ask of it.
+pub(crate) trait Trigger: fmt::Debug + Send + Sync {
+    /// What the management API shows of the trigger besides its kind.
+    fn describe(&self) -> Map<String, Value>;
+
+    /// The webhook the server serves, when the trigger is one.
+    fn webhook(&self) -> Option<&WebhookPlan> {
+        None
+    }
+
+    /// Whether whoever started the run waits for its `respond` step.
+    fn awaits_reply(&self) -> bool {
+        false
+    }
+
+    /// The task that starts runs of the flow by itself, when the kind has
+    /// one; it returns once `cx.shutdown` is cancelled.
+    fn source(&self, _cx: SourceContext) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
+}
+
+/// What a trigger's source task starts runs with.
+pub(crate) struct SourceContext {
+    pub flow: String,
+    /// The configuration version the runs it starts execute on.
+    pub config_version: String,
+    /// Commits each run before the source acknowledges its event.
+    pub intake: Intake,
+    /// Cancelled on shutdown, and on a reload that replaces the plan.
+    pub shutdown: CancellationToken,
+}
+
+/// What starts a flow: a compiled trigger of some kind.
+#[derive(Clone)]
+pub struct TriggerPlan {
+    kind: &'static str,
+    trigger: Arc<dyn Trigger>,
+}
+
+impl fmt::Debug for TriggerPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TriggerPlan")
+            .field("kind", &self.kind)
+            .field("trigger", &self.trigger)
+            .finish()
+    }
+}
+
+impl TriggerPlan {
+    /// The kind's key (`webhook`, `schedule`, `manual`); runs it starts
+    /// record it as their trigger.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// What the management API shows of the trigger besides its kind.
+    pub fn describe(&self) -> Map<String, Value> {
+        self.trigger.describe()
+    }
+
+    /// The webhook the server serves, when the trigger is one.
+    pub fn webhook(&self) -> Option<&WebhookPlan> {
+        self.trigger.webhook()
+    }
+
+    /// Whether whoever started the run waits for its `respond` step.
+    pub fn awaits_reply(&self) -> bool {
+        self.trigger.awaits_reply()
+    }
+
+    pub(crate) fn source(&self, cx: SourceContext) -> Option<BoxFuture<'static, ()>> {
+        self.trigger.source(cx)
+    }
 }
 
 /// What compiling one flow's trigger needs, and where its problems go.
 pub(crate) struct TriggerCompiler<'a> {
     pub file: &'a Path,
     pub flow: &'a str,
+    /// Where the trigger's kind key is written.
+    pub at: (u64, u64),
     pub report: &'a mut Report,
     /// Resolves webhook secrets; `None` when the plan is never served.
     pub env: Option<&'a dyn Env>,
@@ -45,10 +161,61 @@ pub(crate) struct TriggerCompiler<'a> {
 }
 
 impl TriggerCompiler<'_> {
+    /// Reports a problem of the flow's trigger at `line`:`column`, naming
+    /// the flow.
     pub fn error(&mut self, line: u64, column: u64, message: String) {
-        self.report
-            .push(Diagnostic::new(self.file, line, column, message));
+        let flow = self.flow;
+        self.report.push(Diagnostic::new(
+            self.file,
+            line,
+            column,
+            format!("flow `{flow}`: {message}"),
+        ));
     }
+
+    /// Reports a problem of the trigger as a whole, at its kind key.
+    pub fn error_here(&mut self, message: String) {
+        let (line, column) = self.at;
+        self.error(line, column, message);
+    }
+}
+
+/// A registered kind, type-erased.
+pub(crate) struct KindEntry {
+    key: &'static str,
+    compile: fn(&Node, &mut TriggerCompiler<'_>) -> Option<Arc<dyn Trigger>>,
+    schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+}
+
+pub(crate) const fn kind_entry<K: Kind>() -> KindEntry {
+    KindEntry {
+        key: K::KEY,
+        compile: compile_kind::<K>,
+        schema: |generator| <K::Config as schemars::JsonSchema>::json_schema(generator),
+    }
+}
+
+fn compile_kind<K: Kind>(
+    settings: &Node,
+    compiler: &mut TriggerCompiler<'_>,
+) -> Option<Arc<dyn Trigger>> {
+    let config = match settings.read::<K::Config>() {
+        Ok(config) => config,
+        Err(e) => {
+            compiler.error(e.line, e.column, format!("{}: {}", K::KEY, e.message));
+            return None;
+        }
+    };
+    K::compile(config, compiler).map(|trigger| Arc::new(trigger) as Arc<dyn Trigger>)
+}
+
+/// Every kind: the built-in ones, and under test the test-only ones.
+fn kinds() -> impl Iterator<Item = &'static KindEntry> {
+    #[cfg(test)]
+    let extra = tests::TEST_KINDS.iter();
+    #[cfg(not(test))]
+    let extra = [].iter();
+    KINDS.iter().chain(extra)
 }
 
 /// Compiles a flow's trigger; `None` once a problem was reported.
@@ -56,9 +223,43 @@ pub(crate) fn compile(
     trigger: &Located<TriggerConfig>,
     compiler: &mut TriggerCompiler<'_>,
 ) -> Option<TriggerPlan> {
-    match &trigger.value {
-        TriggerConfig::Webhook(hook) => webhook::compile(hook, compiler).map(TriggerPlan::Webhook),
-        TriggerConfig::Schedule(schedule) => schedule::compile(schedule),
-        TriggerConfig::Manual(_) => Some(manual::compile()),
+    let kind = &trigger.value.kind;
+    let Some(entry) = kinds().find(|entry| entry.key == kind.value) else {
+        let keys: Vec<&str> = kinds().map(|entry| entry.key).collect();
+        let hint = patchbay_config::suggest_closest(&kind.value, keys.iter().copied())
+            .map(|k| format!(" — did you mean `{k}`?"))
+            .unwrap_or_default();
+        let list: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+        compiler.error(
+            kind.line,
+            kind.column,
+            format!(
+                "`{}` is not a trigger kind{hint} (kinds: {})",
+                kind.value,
+                list.join(", ")
+            ),
+        );
+        return None;
+    };
+    let trigger = (entry.compile)(&trigger.value.settings, compiler)?;
+    Some(TriggerPlan {
+        kind: entry.key,
+        trigger,
+    })
+}
+
+/// Completes a configuration schema from `patchbay_config` (which does not
+/// know the trigger kinds) with every kind's settings under its key.
+pub(crate) fn complete_schema(schema: &mut Value, generator: &mut schemars::SchemaGenerator) {
+    let mut properties = Map::new();
+    for kind in kinds() {
+        properties.insert(kind.key.into(), (kind.schema)(generator).to_value());
+    }
+    if let Some(Value::Object(trigger)) = schema
+        .get_mut("$defs")
+        .and_then(|defs| defs.get_mut("TriggerConfig"))
+    {
+        trigger.insert("properties".into(), Value::Object(properties));
+        trigger.insert("additionalProperties".into(), false.into());
     }
 }

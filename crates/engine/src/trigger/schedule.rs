@@ -1,22 +1,146 @@
-//! `schedule: CRON` or `{cron, timezone}`: a flow fired by the engine's
-//! scheduler. Each firing carries a dedupe key made of the flow and its
-//! instant, so a restart or a reload never fires one twice.
+//! `schedule: CRON` or `{cron, timezone}`: a flow fired at the instants of
+//! a cron expression, by a task of its own on nodes that run trigger
+//! sources. Each firing carries the dedupe key `schedule:FLOW:TIME`, so if
+//! several nodes (or a restarted one) fire the same instant, one run exists.
 
-use patchbay_config::ScheduleTrigger;
+use std::str::FromStr;
 
-use super::TriggerPlan;
+use chrono::Utc;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use patchbay_store::NewRun;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
 
-/// Configuration validation reports a bad cron or zone with its location;
-/// such a flow is simply left out of the plan here.
-pub(super) fn compile(schedule: &ScheduleTrigger) -> Option<TriggerPlan> {
-    let cron = schedule.cron().parse::<croner::Cron>().ok()?;
-    let timezone = schedule
-        .timezone()
-        .unwrap_or("UTC")
-        .parse::<chrono_tz::Tz>()
-        .ok()?;
-    Some(TriggerPlan::Schedule {
-        cron: Box::new(cron),
-        timezone,
-    })
+use super::{Kind, SourceContext, Trigger, TriggerCompiler};
+
+/// A cron schedule: `"*/5 * * * *"`, or with a zone
+/// `{cron: "0 9 * * MON-FRI", timezone: Europe/Paris}`. A sixth leading field
+/// gives seconds.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ScheduleTrigger {
+    /// A cron expression, in UTC.
+    Cron(String),
+    /// A cron expression in a time zone.
+    Zoned {
+        cron: String,
+        /// IANA zone name, e.g. `Europe/Paris` (default `UTC`).
+        #[serde(default)]
+        timezone: Option<String>,
+    },
+}
+
+impl ScheduleTrigger {
+    pub fn cron(&self) -> &str {
+        match self {
+            ScheduleTrigger::Cron(cron) | ScheduleTrigger::Zoned { cron, .. } => cron,
+        }
+    }
+
+    pub fn timezone(&self) -> Option<&str> {
+        match self {
+            ScheduleTrigger::Cron(_) => None,
+            ScheduleTrigger::Zoned { timezone, .. } => timezone.as_deref(),
+        }
+    }
+}
+
+/// A compiled schedule.
+#[derive(Clone, Debug)]
+pub(crate) struct Schedule {
+    /// The expression as written, for people (croner normalises its own).
+    written: String,
+    cron: croner::Cron,
+    timezone: chrono_tz::Tz,
+}
+
+impl Kind for Schedule {
+    const KEY: &'static str = "schedule";
+    type Config = ScheduleTrigger;
+
+    fn compile(schedule: ScheduleTrigger, compiler: &mut TriggerCompiler<'_>) -> Option<Self> {
+        let cron = croner::Cron::from_str(schedule.cron()).map_err(|e| {
+            compiler.error_here(format!(
+                "invalid cron expression `{}`: {e}",
+                schedule.cron()
+            ))
+        });
+        let zone = schedule.timezone().unwrap_or("UTC");
+        let timezone = zone.parse::<chrono_tz::Tz>().map_err(|_| {
+            compiler.error_here(format!(
+                "unknown time zone `{zone}` (use an IANA name such as `Europe/Paris`)"
+            ))
+        });
+        Some(Schedule {
+            written: schedule.cron().to_string(),
+            cron: cron.ok()?,
+            timezone: timezone.ok()?,
+        })
+    }
+}
+
+impl Trigger for Schedule {
+    fn describe(&self) -> Map<String, Value> {
+        [
+            ("cron", json!(self.written)),
+            ("timezone", json!(self.timezone.name())),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
+    }
+
+    fn source(&self, cx: SourceContext) -> Option<BoxFuture<'static, ()>> {
+        Some(self.clone().fire(cx).boxed())
+    }
+}
+
+impl Schedule {
+    /// Fires at every instant of the cron expression until shutdown.
+    async fn fire(self, cx: SourceContext) {
+        let SourceContext {
+            flow,
+            config_version,
+            intake,
+            shutdown,
+        } = cx;
+        loop {
+            let now = Utc::now().with_timezone(&self.timezone);
+            let next = match self.cron.find_next_occurrence(&now, false) {
+                Ok(next) => next,
+                Err(e) => {
+                    warn!(flow = %flow, error = %e, "schedule has no next occurrence; it stops");
+                    return;
+                }
+            };
+            let wait = (next - now).to_std().unwrap_or_default();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let scheduled_at = next.with_timezone(&Utc);
+            let run = NewRun {
+                id: uuid::Uuid::now_v7(),
+                flow: flow.clone(),
+                trigger: Self::KEY.into(),
+                input: json!({ "scheduled_at": scheduled_at.to_rfc3339() }),
+                headers: json!({}),
+                config_version: config_version.clone(),
+                dedupe_key: Some(format!(
+                    "schedule:{flow}:{}",
+                    scheduled_at.timestamp_millis()
+                )),
+                parent: None,
+            };
+            match intake.submit(run).await {
+                Ok(outcome) => {
+                    info!(flow = %flow, run_id = %outcome.run_id(), "schedule fired")
+                }
+                Err(e) => warn!(flow = %flow, error = %e, "scheduled run not committed"),
+            }
+        }
+    }
 }

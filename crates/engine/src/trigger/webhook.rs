@@ -1,18 +1,62 @@
 //! `webhook: {path, mode, timeout, max_body_bytes, verify, dedupe}`: a flow
-//! started by an HTTP POST on a path of the server. Compiling builds the
-//! signature check (see [`crate::verify`]) and the dedupe expression; the
-//! server crate serves the path.
+//! started by an HTTP POST on a path of the server. Compiling checks the
+//! path, builds the signature check (see [`crate::verify`]) and the dedupe
+//! expression; the server crate serves the path. A path used by two flows
+//! is reported when the whole plan is compiled.
 
 use std::time::Duration;
 
-use patchbay_config::{WebhookMode, WebhookTrigger};
+use patchbay_config::{HumanDuration, Located, RESERVED_PATHS, VerifyConfig};
 use patchbay_expr::Expr;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
-use super::TriggerCompiler;
+use super::{Kind, Trigger, TriggerCompiler};
 use crate::verify::VerifyPlan;
 
 /// How long a `sync` webhook waits for `respond` by default.
 const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP POST on `path`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTrigger {
+    /// Path on Patchbay's server, e.g. `/hooks/shop/orders`.
+    pub path: Located<String>,
+    /// `async` (default): answer 202 with the run id once the event is
+    /// committed. `sync`: wait for the flow's `respond` step and answer with it.
+    #[serde(default)]
+    pub mode: WebhookMode,
+    /// In `sync` mode, how long to wait for `respond` before answering 504
+    /// (the run goes on). Default `30s`.
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    /// Largest accepted body in bytes; defaults to `server.max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Signature the sender must put on every request; without it any
+    /// request is accepted. Checked before the body is parsed: a request
+    /// that fails is answered 401 and creates no run.
+    #[serde(default)]
+    pub verify: Option<Located<VerifyConfig>>,
+    /// jq over the event (with `$headers`) giving its dedupe key, e.g.
+    /// `$headers["webhook-id"]`. A string or number: a later event with the
+    /// same key is answered with the first one's run. `null`: no dedupe.
+    #[serde(default)]
+    pub dedupe: Option<Located<String>>,
+}
+
+/// How a webhook is answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookMode {
+    /// 202 with the run id once the run is committed.
+    #[default]
+    Async,
+    /// The `respond` step's status, headers and body.
+    Sync,
+}
 
 /// A webhook trigger, as the HTTP edge needs it.
 #[derive(Clone, Debug)]
@@ -30,45 +74,108 @@ pub struct WebhookPlan {
     pub dedupe: Option<Expr>,
 }
 
-pub(super) fn compile(
-    hook: &WebhookTrigger,
-    compiler: &mut TriggerCompiler<'_>,
-) -> Option<WebhookPlan> {
-    // Both are checked before either stops the flow.
-    let verify = match &hook.verify {
-        Some(verify) => crate::verify::compile(
-            compiler.file,
-            compiler.flow,
-            verify,
-            compiler.env,
-            compiler.webhook_secrets,
-            compiler.report,
-        )
-        .map(|verify| Some(Box::new(verify))),
-        None => Some(None),
-    };
-    let dedupe = match &hook.dedupe {
-        Some(source) => match Expr::compile(source) {
-            Ok(expr) => Some(Some(expr)),
-            Err(e) => {
-                let flow = compiler.flow;
+impl Kind for WebhookPlan {
+    const KEY: &'static str = "webhook";
+    type Config = WebhookTrigger;
+
+    fn compile(hook: WebhookTrigger, compiler: &mut TriggerCompiler<'_>) -> Option<Self> {
+        // Every part is checked before any stops the flow.
+        let path = check_path(&hook.path, compiler);
+        let verify = match &hook.verify {
+            Some(verify) => crate::verify::compile(
+                compiler.file,
+                compiler.flow,
+                verify,
+                compiler.env,
+                compiler.webhook_secrets,
+                compiler.report,
+            )
+            .map(|verify| Some(Box::new(verify))),
+            None => Some(None),
+        };
+        let dedupe = match &hook.dedupe {
+            Some(source) if source.trim().is_empty() => {
                 compiler.error(
                     source.line,
                     source.column,
-                    format!("flow `{flow}`: invalid jq in `dedupe`: {e}"),
+                    "`dedupe` is empty; remove it or give a jq expression".into(),
                 );
                 None
             }
-        },
-        None => Some(None),
-    };
-    let (verify, dedupe) = (verify?, dedupe?);
-    Some(WebhookPlan {
-        path: hook.path.clone(),
-        mode: hook.mode,
-        timeout: hook.timeout.map(|t| t.0).unwrap_or(DEFAULT_SYNC_TIMEOUT),
-        max_body_bytes: hook.max_body_bytes,
-        verify,
-        dedupe,
-    })
+            Some(source) => match Expr::compile(source) {
+                Ok(expr) => Some(Some(expr)),
+                Err(e) => {
+                    compiler.error(
+                        source.line,
+                        source.column,
+                        format!("invalid jq in `dedupe`: {e}"),
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        let (path, verify, dedupe) = (path?, verify?, dedupe?);
+        Some(WebhookPlan {
+            path,
+            mode: hook.mode,
+            timeout: hook.timeout.map(|t| t.0).unwrap_or(DEFAULT_SYNC_TIMEOUT),
+            max_body_bytes: hook.max_body_bytes,
+            verify,
+            dedupe,
+        })
+    }
+}
+
+/// The path, once it starts with `/` and is not one the server keeps.
+fn check_path(path: &Located<String>, compiler: &mut TriggerCompiler<'_>) -> Option<String> {
+    if !path.starts_with('/') {
+        compiler.error(
+            path.line,
+            path.column,
+            format!("webhook path `{}` must start with `/`", path.value),
+        );
+        return None;
+    }
+    if let Some(prefix) = RESERVED_PATHS
+        .iter()
+        .find(|p| path.value == **p || path.starts_with(&format!("{p}/")))
+    {
+        compiler.error(
+            path.line,
+            path.column,
+            format!(
+                "webhook path `{}` is under `{prefix}`, which Patchbay reserves",
+                path.value
+            ),
+        );
+        return None;
+    }
+    Some(path.value.clone())
+}
+
+impl Trigger for WebhookPlan {
+    fn describe(&self) -> Map<String, Value> {
+        let mode = match self.mode {
+            WebhookMode::Async => "async",
+            WebhookMode::Sync => "sync",
+        };
+        [
+            ("path", json!(self.path)),
+            ("mode", json!(mode)),
+            ("verified", json!(self.verify.is_some())),
+            ("deduplicated", json!(self.dedupe.is_some())),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
+    }
+
+    fn webhook(&self) -> Option<&WebhookPlan> {
+        Some(self)
+    }
+
+    fn awaits_reply(&self) -> bool {
+        self.mode == WebhookMode::Sync
+    }
 }

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use patchbay_config::WebhookMode;
 use patchbay_engine::plan::{ErrorPolicy, StepPlan};
 use patchbay_engine::{Event, FlowPlan, TriggerPlan};
 use serde::Serialize;
@@ -25,45 +24,26 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_run))
 }
 
-/// What starts a flow.
+/// What starts a flow: its kind, and the settings that kind shows.
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum Trigger {
-    /// A `POST` on `path`.
-    Webhook {
-        path: String,
-        /// `async`: answered 202 once stored; `sync`: answered by the
-        /// flow's `respond` step.
-        mode: String,
-        /// Whether requests must carry a valid signature.
-        verified: bool,
-        /// Whether repeated events are recognised by a dedupe key.
-        deduplicated: bool,
-    },
-    /// A cron schedule.
-    Schedule { cron: String, timezone: String },
-    /// Only by hand (`patchbay invoke` or this API).
-    Manual,
+pub(crate) struct Trigger {
+    /// `webhook`, `schedule` or `manual`.
+    pub kind: &'static str,
+    /// For a `webhook`: `path`, `mode` (`async`: answered 202 once stored;
+    /// `sync`: answered by the flow's `respond` step), `verified` (whether
+    /// requests must carry a valid signature) and `deduplicated` (whether
+    /// repeated events are recognised by a dedupe key). For a `schedule`:
+    /// `cron` and `timezone`. Nothing more for `manual`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Trigger {
     fn of(trigger: &TriggerPlan) -> Trigger {
-        match trigger {
-            TriggerPlan::Webhook(hook) => Trigger::Webhook {
-                path: hook.path.clone(),
-                mode: match hook.mode {
-                    WebhookMode::Async => "async",
-                    WebhookMode::Sync => "sync",
-                }
-                .into(),
-                verified: hook.verify.is_some(),
-                deduplicated: hook.dedupe.is_some(),
-            },
-            TriggerPlan::Schedule { cron, timezone } => Trigger::Schedule {
-                cron: cron.pattern.to_string(),
-                timezone: timezone.name().into(),
-            },
-            TriggerPlan::Manual => Trigger::Manual,
+        Trigger {
+            kind: trigger.kind(),
+            settings: trigger.describe(),
         }
     }
 }

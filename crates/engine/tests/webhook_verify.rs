@@ -1,13 +1,12 @@
 //! A webhook's `verify` and `dedupe` keys: what loads, and what `check`
 //! reports (without ever printing a secret). The secrets themselves are
-//! resolved with the plan: see the engine's `webhook_plan` tests.
+//! resolved with the plan: see the `webhook_plan` tests.
 
 use std::path::Path;
 
-use patchbay_config::{
-    HmacAlgorithm, MapEnv, Project, Report, SignatureEncoding, TriggerConfig, VerifyConfig,
-    WebhookTrigger,
-};
+use patchbay_config::{HmacAlgorithm, MapEnv, Project, SignatureEncoding, VerifyConfig};
+use patchbay_engine::Build;
+use patchbay_engine::trigger::WebhookTrigger;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -19,7 +18,8 @@ fn env() -> MapEnv {
     ])
 }
 
-fn load(trigger: &str) -> Result<Project, Report> {
+/// The project, once `check` finds nothing wrong with it.
+fn load(trigger: &str) -> Result<Project, String> {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "patchbay.yaml", "");
     write(
@@ -27,7 +27,9 @@ fn load(trigger: &str) -> Result<Project, Report> {
         "flows/hook.yaml",
         &format!("trigger:\n  webhook:\n{trigger}steps:\n  - transform: '.'\n"),
     );
-    Project::load(dir.path(), &env())
+    Build::load(dir.path(), &env())
+        .map(|build| build.project)
+        .map_err(|report| report.to_string())
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -36,15 +38,14 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn webhook(project: &Project) -> &WebhookTrigger {
-    match &project.flows["hook"].config.trigger.value {
-        TriggerConfig::Webhook(hook) => hook,
-        other => panic!("not a webhook: {other:?}"),
-    }
+fn webhook(project: &Project) -> WebhookTrigger {
+    let trigger = &project.flows["hook"].config.trigger.value;
+    assert_eq!(trigger.kind.value, "webhook");
+    trigger.settings.read().unwrap()
 }
 
 fn errors(trigger: &str) -> String {
-    let text = load(trigger).unwrap_err().to_string();
+    let text = load(trigger).unwrap_err();
     for secret in [SECRET, "raw-secret-value", "@@not-base64@@"] {
         assert!(!text.contains(secret), "a secret leaked: {text}");
     }
@@ -71,7 +72,8 @@ fn every_scheme_loads() {
         "    path: /hooks/b\n    verify:\n      github:\n        secret: [\"${env:RAW_SECRET}\", previous-secret]\n",
     )
     .unwrap();
-    let verify = webhook(&project).verify.as_ref().unwrap();
+    let hook = webhook(&project);
+    let verify = hook.verify.as_ref().unwrap();
     assert_eq!(verify.name(), "github");
     assert_eq!(verify.secrets(), ["${env:RAW_SECRET}", "previous-secret"]);
 
