@@ -472,7 +472,15 @@ impl Executor {
         Ok(match step.action.steer(&output) {
             Steer::Next => StepEnd::Continue(output),
             Steer::EndRun => StepEnd::EndRun,
-            Steer::WaitUntil(until) if until > self.clock.now() => StepEnd::Suspend(until),
+            // In whole milliseconds, as the store keeps due times: a run
+            // claimed in the millisecond its wait ends would otherwise park
+            // again, and be claimed again at once, until the millisecond ran
+            // out.
+            Steer::WaitUntil(until)
+                if until.timestamp_millis() > self.clock.now().timestamp_millis() =>
+            {
+                StepEnd::Suspend(until)
+            }
             Steer::WaitUntil(_) => StepEnd::Continue(output),
             Steer::AwaitRun(child) => self.child_result(child).await?,
             Steer::Enter(steps) => {

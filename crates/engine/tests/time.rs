@@ -532,3 +532,42 @@ steps:
     assert_eq!(upstream.requests_to("GET", "/flaky").len(), 3);
     node.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_claimed_in_the_millisecond_its_wait_ends_goes_on() {
+    let clock = TestClock::hold();
+    let flow = "\
+trigger: { manual: {} }
+steps:
+  - id: pause
+    wait: { until: '.at' }
+  - id: after
+    transform: '{done: true}'
+";
+    let dir = project(ENGINE, &[("until", flow)]);
+    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+    // Half a millisecond into a millisecond: the store keeps the run due
+    // from the start of it.
+    let at = ms(clock.now()) + TimeDelta::seconds(5) + TimeDelta::microseconds(500);
+    let input = json!({"at": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)});
+    let run = node.trigger("until", input).await;
+    let (waiting, _, _) = clock.until(|| node.waiting(run)).await;
+    assert_eq!(waiting.next_attempt_at, ms(at));
+
+    // The clock stops at the start of that millisecond: the run is claimed
+    // then, and must go on rather than park again for the rest of it.
+    clock.skip_to(ms(at)).await;
+    let done = clock
+        .until(|| async {
+            let found = node.run(run).await;
+            assert!(
+                found.attempts <= 2,
+                "parked again when claimed at its due time"
+            );
+            Some(found).filter(|found| found.status.is_final())
+        })
+        .await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(done.finished_at, Some(ms(at)));
+    node.stop().await;
+}
