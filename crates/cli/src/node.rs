@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use patchbay_config::{Diagnostic, Env, Project, Report};
-use patchbay_engine::{Build, Engine, EngineOptions, EngineTasks, ReloadFrom, Roles};
+use patchbay_engine::{Build, Engine, EngineOptions, EngineTasks, ReloadFrom, Roles, SystemClock};
 use patchbay_server::tls::CertResolver;
 use patchbay_server::{ApiAccess, BrowserPolicy, ServerSettings};
 use patchbay_store::{MasterKey, Secrets, SqliteOptions, SqliteStore, Store};
@@ -179,6 +179,7 @@ impl Node {
                 roles: options.roles,
                 secrets,
                 reload,
+                clock: Arc::new(SystemClock),
             },
             shutdown.clone(),
         )?;

@@ -26,7 +26,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use patchbay_store::{AuditEntry, Store, StoreError};
+use patchbay_store::{AuditEntry, Clock, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +45,9 @@ pub struct AuditLog {
     refusals: mpsc::Sender<AuditEntry>,
     /// Refusals dropped since the writer last reported.
     dropped: Arc<AtomicU64>,
+    /// Stamps entries: the engine's clock, so the audit log's times and
+    /// its retention agree with the rest of the store.
+    clock: Arc<dyn Clock>,
 }
 
 impl AuditLog {
@@ -52,6 +55,7 @@ impl AuditLog {
     pub(crate) fn start(
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
+        clock: Arc<dyn Clock>,
     ) -> (AuditLog, impl Future<Output = ()> + Send + 'static) {
         let (refusals, receiver) = mpsc::channel(REFUSAL_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
@@ -61,9 +65,15 @@ impl AuditLog {
                 store,
                 refusals,
                 dropped,
+                clock,
             },
             writer,
         )
+    }
+
+    /// The time to stamp an entry with, on the engine's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// Records an action's entry, durably, before returning: ahead of the
@@ -165,7 +175,11 @@ mod tests {
                 .unwrap(),
         );
         let shutdown = CancellationToken::new();
-        let (log, writer) = AuditLog::start(store.clone(), shutdown.clone());
+        let (log, writer) = AuditLog::start(
+            store.clone(),
+            shutdown.clone(),
+            Arc::new(patchbay_store::SystemClock),
+        );
         // The writer is not running yet: the queue fills, then sheds.
         let sent = REFUSAL_QUEUE + 100;
         for _ in 0..sent {

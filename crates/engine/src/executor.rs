@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::Utc;
 use futures::future::BoxFuture;
@@ -22,9 +21,13 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use patchbay_connector::Connectors;
 use patchbay_expr::{EvalError, Expr, Vars};
 use patchbay_store::{
-    JournalEntry, Run, RunId, RunOutcome, RunStatus, StepStatus, Store, StoreError,
+    Clock, JournalEntry, Run, RunId, RunOutcome, RunStatus, StepStatus, Store, StoreError,
 };
 use serde_json::Value;
+// tokio's `Instant` rather than std's: it is std's unless time is paused,
+// and under paused time a step's duration then agrees with its start time,
+// which comes from the engine's clock.
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -161,6 +164,8 @@ pub(crate) struct Executor {
     pub wake: Arc<tokio::sync::Notify>,
     /// Plans of the configuration versions runs were created on.
     pub versions: Arc<crate::versions::Versions>,
+    /// The engine's clock: journal times, due times of waits and retries.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Executor {
@@ -177,7 +182,7 @@ impl Executor {
         // continues the caller's.
         patchbay_connector::trace_context::set_remote_parent(&span, &run.headers);
         async {
-            let clock = Instant::now();
+            let timer = Instant::now();
             RunStarted {
                 flow: &run.flow,
                 attempt: run.attempts,
@@ -225,7 +230,7 @@ impl Executor {
                     flow: &run.flow,
                     status,
                     error: error.as_deref(),
-                    duration: clock.elapsed(),
+                    duration: timer.elapsed(),
                 }
                 .emit(),
                 Err(e) => warn!(error = %e, "run result not recorded; it will be resumed"),
@@ -271,7 +276,8 @@ impl Executor {
         // Up to 10% of jitter, so runs failed by one outage do not all come
         // back at the same instant.
         let delay = delay.mul_f64(1.0 + fastrand::f64() * 0.1);
-        let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        let due =
+            self.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         let message = self.mask(&failure.message());
         match self
             .store
@@ -429,7 +435,7 @@ impl Executor {
                     return Err(Halt::Interrupted);
                 }
                 let span = info_span!("step", step = %step.id, kind = step.kind);
-                let clock = Instant::now();
+                let timer = Instant::now();
                 let end = self
                     .run_step(run, step, scope, completed)
                     .instrument(span.clone())
@@ -449,7 +455,7 @@ impl Executor {
                         step: &step.id,
                         kind: step.kind,
                         outcome,
-                        duration: clock.elapsed(),
+                        duration: timer.elapsed(),
                     }
                     .emit()
                 });
@@ -466,7 +472,15 @@ impl Executor {
         Ok(match step.action.steer(&output) {
             Steer::Next => StepEnd::Continue(output),
             Steer::EndRun => StepEnd::EndRun,
-            Steer::WaitUntil(until) if until > Utc::now() => StepEnd::Suspend(until),
+            // In whole milliseconds, as the store keeps due times: a run
+            // claimed in the millisecond its wait ends would otherwise park
+            // again, and be claimed again at once, until the millisecond ran
+            // out.
+            Steer::WaitUntil(until)
+                if until.timestamp_millis() > self.clock.now().timestamp_millis() =>
+            {
+                StepEnd::Suspend(until)
+            }
             Steer::WaitUntil(_) => StepEnd::Continue(output),
             Steer::AwaitRun(child) => self.child_result(child).await?,
             Steer::Enter(steps) => {
@@ -496,8 +510,8 @@ impl Executor {
         scope: &RunContext,
         completed: &Completed,
     ) -> Result<Ran, Halt> {
-        let started = Utc::now();
-        let clock = Instant::now();
+        let started = self.clock.now();
+        let timer = Instant::now();
         if let Some(when) = &step.when {
             let vars = scope.vars(self.inline_budget());
             let expr = when.clone();
@@ -510,13 +524,13 @@ impl Executor {
             match pass {
                 Ok(true) => {}
                 Ok(false) => {
-                    let entry = self.entry(run, step, None, started, clock, StepStatus::Skipped);
+                    let entry = self.entry(run, step, None, started, timer, StepStatus::Skipped);
                     self.record(entry, None).await?;
                     return Ok(Ran::Skipped);
                 }
                 Err(e) => {
                     let error = StepError::expression("when", e);
-                    self.journal(run, step, None, started, clock, None, Err(&error), None)
+                    self.journal(run, step, None, started, timer, None, Err(&error), None)
                         .await?;
                     return Ok(Ran::Failed(error));
                 }
@@ -546,7 +560,7 @@ impl Executor {
         let items = match items {
             Ok(items) => items,
             Err(error) => {
-                self.journal(run, step, None, started, clock, None, Err(&error), None)
+                self.journal(run, step, None, started, timer, None, Err(&error), None)
                     .await?;
                 return Ok(Ran::Failed(error));
             }
@@ -565,7 +579,7 @@ impl Executor {
             Err(ItemHalt::Failed(error)) => return Ok(Ran::Failed(error)),
             Err(ItemHalt::Halt(halt)) => return Err(halt),
         };
-        self.journal(run, step, None, started, clock, None, Ok(&output), None)
+        self.journal(run, step, None, started, timer, None, Ok(&output), None)
             .await?;
         Ok(Ran::Output(output))
     }
@@ -614,8 +628,8 @@ impl Executor {
         scope: &RunContext,
         completed: &Completed,
     ) -> Result<Result<Value, StepError>, Halt> {
-        let started = Utc::now();
-        let clock = Instant::now();
+        let started = self.clock.now();
+        let timer = Instant::now();
         let error = match self.attempt(run, step, item, input, scope).await? {
             Ok(output) => return Ok(Ok(output)),
             Err(error) => error,
@@ -644,7 +658,7 @@ impl Executor {
                 (output, format!("recovered by fallback: {error}"))
             }
         };
-        let mut entry = self.entry(run, step, item, started, clock, StepStatus::Succeeded);
+        let mut entry = self.entry(run, step, item, started, timer, StepStatus::Succeeded);
         entry.output = Some(output.clone());
         entry.error = Some(note);
         entry.error_class = Some(error.class().as_str().into());
@@ -698,8 +712,8 @@ impl Executor {
         input: &Value,
         scope: &RunContext,
     ) -> Result<Result<Value, StepError>, Halt> {
-        let started = Utc::now();
-        let clock = Instant::now();
+        let started = self.clock.now();
+        let timer = Instant::now();
         let cx = StepContext {
             executor: self,
             run,
@@ -739,7 +753,7 @@ impl Executor {
             step,
             item,
             started,
-            clock,
+            timer,
             request,
             result.as_ref(),
             state,
@@ -791,7 +805,7 @@ impl Executor {
     /// suspension, the parent wakes itself. A late safety net makes the run
     /// due again anyway.
     async fn await_child(&self, run: &Run, child: RunId) {
-        let safety_net = Utc::now() + chrono::Duration::minutes(10);
+        let safety_net = self.clock.now() + chrono::Duration::minutes(10);
         if !self.park(run, safety_net).await {
             return;
         }
@@ -857,7 +871,7 @@ impl Executor {
         step: &StepPlan,
         item: Option<u32>,
         started: chrono::DateTime<Utc>,
-        clock: Instant,
+        timer: Instant,
         status: StepStatus,
     ) -> JournalEntry {
         JournalEntry {
@@ -868,7 +882,7 @@ impl Executor {
             attempt: run.attempts,
             status,
             started_at: started,
-            duration_ms: clock.elapsed().as_millis() as u64,
+            duration_ms: timer.elapsed().as_millis() as u64,
             request: None,
             output: None,
             error: None,
@@ -884,7 +898,7 @@ impl Executor {
         step: &StepPlan,
         item: Option<u32>,
         started: chrono::DateTime<Utc>,
-        clock: Instant,
+        timer: Instant,
         request: Option<Value>,
         result: Result<&Value, &StepError>,
         state: Option<&Value>,
@@ -893,7 +907,7 @@ impl Executor {
             Ok(_) => StepStatus::Succeeded,
             Err(_) => StepStatus::Failed,
         };
-        let mut entry = self.entry(run, step, item, started, clock, status);
+        let mut entry = self.entry(run, step, item, started, timer, status);
         entry.request = request;
         match result {
             Ok(output) => entry.output = Some(output.clone()),

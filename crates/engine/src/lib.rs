@@ -27,6 +27,11 @@
 //! - `events` writes each notable event's log line and metrics, and
 //!   `sampler` samples the queue for the queue gauges.
 //!
+//! Engine time (due times of waits and run retries, journal times,
+//! retention cutoffs) is read from the [`Clock`] in [`EngineOptions`], the
+//! one the store was opened with: wall time in production, tokio's clock
+//! in tests (see [`patchbay_store::Clock`]).
+//!
 //! The engine knows nothing of HTTP servers or status codes: the server
 //! crate turns [`EngineError`]s into responses.
 
@@ -63,6 +68,7 @@ use arc_swap::ArcSwap;
 
 use patchbay_config::{EngineConfig, Project};
 use patchbay_connector::Connectors;
+pub use patchbay_store::{Clock, SystemClock, TokioClock};
 use patchbay_store::{EnqueueOutcome, NewRun, Run, RunId, Secrets, Store};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -116,6 +122,10 @@ pub struct EngineOptions {
     /// Where [`Engine::reload`] loads the project again from; without one,
     /// the configuration cannot be reloaded.
     pub reload: Option<ReloadFrom>,
+    /// Where the engine reads the current time: [`SystemClock`] for a
+    /// node, [`TokioClock`] for tests under paused time. It should be the
+    /// store's clock, which compares the due times the engine sets.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The source a node reloads its project from.
@@ -166,6 +176,10 @@ struct Inner {
     /// refresh tokens with its master key.
     secrets: Option<Secrets>,
     audit: AuditLog,
+    /// The engine's clock (see [`EngineOptions::clock`]), for what starts
+    /// after [`Engine::start`]: the executors and live configurations of
+    /// reloads, and schedules once they read it.
+    clock: Arc<dyn Clock>,
 }
 
 /// The engine's background tasks; [`EngineTasks::stopped`] drains them.
@@ -198,6 +212,7 @@ impl Engine {
             roles,
             secrets,
             reload,
+            clock,
         } = options;
         let plan = Arc::new(plan);
         attach_token_store(&connectors, &store, secrets.as_ref());
@@ -218,7 +233,7 @@ impl Engine {
             plan: plan.clone(),
             connectors: connectors.clone(),
             secrets_digest,
-            loaded_at: chrono::Utc::now(),
+            loaded_at: clock.now(),
         };
         let versions = Arc::new(versions::Versions::new(&project.dir, plan.clone()));
         save_version(store.clone(), &project);
@@ -236,6 +251,7 @@ impl Engine {
                 evaluator,
                 wake: wake.clone(),
                 versions,
+                clock: clock.clone(),
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
@@ -268,22 +284,24 @@ impl Engine {
                 retention,
                 audit_retention,
                 shutdown: shutdown.clone(),
+                clock: clock.clone(),
             };
             tracker.spawn(janitor.run());
         }
-        let (audit, audit_writer) = AuditLog::start(store.clone(), shutdown.clone());
+        let (audit, audit_writer) = AuditLog::start(store.clone(), shutdown.clone(), clock.clone());
         tracker.spawn(audit_writer);
         tracker.spawn(
             sampler::QueueSampler {
                 store: store.clone(),
                 interval: sampler::SAMPLE_INTERVAL,
                 shutdown: shutdown.clone(),
+                clock: clock.clone(),
             }
             .run(),
         );
         let schedules = shutdown.child_token();
         if roles.scheduler {
-            spawn_sources(&plan, &intake, &tracker, &schedules);
+            spawn_sources(&plan, &intake, &clock, &tracker, &schedules);
         }
         info!(flows = plan.flows.len(), version = %plan.version, node = %owner, "engine started");
         let engine = Engine {
@@ -301,6 +319,7 @@ impl Engine {
                 source,
                 secrets,
                 audit,
+                clock,
             }),
         };
         let tasks = EngineTasks {
@@ -410,13 +429,14 @@ impl Engine {
                     old.versions.insert(plan.clone());
                     old.versions.clone()
                 },
+                clock: old.clock.clone(),
             }));
         }
         self.inner.live.store(Arc::new(Live {
             plan: plan.clone(),
             connectors,
             secrets_digest: loaded.secrets_digest,
-            loaded_at: chrono::Utc::now(),
+            loaded_at: self.inner.clock.now(),
         }));
         if self.inner.roles.scheduler {
             let fresh = self.inner.shutdown.child_token();
@@ -429,7 +449,13 @@ impl Engine {
                 fresh.clone(),
             );
             stale.cancel();
-            spawn_sources(&plan, &self.inner.intake, &self.inner.tracker, &fresh);
+            spawn_sources(
+                &plan,
+                &self.inner.intake,
+                &self.inner.clock,
+                &self.inner.tracker,
+                &fresh,
+            );
         }
         info!(version = %plan.version, previous = %previous, flows = plan.flows.len(), "configuration reloaded");
         Ok(Reloaded {
@@ -556,12 +582,19 @@ fn attach_token_store(connectors: &Connectors, store: &Arc<dyn Store>, secrets: 
 
 /// Starts the source task of every trigger of `plan` that has one (each
 /// `schedule`), until `stop`.
-fn spawn_sources(plan: &Plan, intake: &Intake, tracker: &TaskTracker, stop: &CancellationToken) {
+fn spawn_sources(
+    plan: &Plan,
+    intake: &Intake,
+    clock: &Arc<dyn Clock>,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) {
     for flow in plan.flows.values() {
         let cx = trigger::SourceContext {
             flow: flow.name.clone(),
             config_version: plan.version.clone(),
             intake: intake.clone(),
+            clock: clock.clone(),
             shutdown: stop.clone(),
         };
         if let Some(source) = flow.trigger.source(cx) {

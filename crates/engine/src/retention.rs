@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use patchbay_store::{Store, StoreError};
+use patchbay_store::{Clock, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -22,6 +22,8 @@ pub(crate) struct Janitor {
     /// How long audit entries are kept; zero keeps them forever.
     pub audit_retention: Duration,
     pub shutdown: CancellationToken,
+    /// Ages are measured on the clock that stamped the rows.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What one purge deletes.
@@ -74,7 +76,7 @@ impl Janitor {
         let Ok(age) = chrono::Duration::from_std(retention) else {
             return;
         };
-        let cutoff = chrono::Utc::now() - age;
+        let cutoff = self.clock.now() - age;
         let mut purged = 0;
         loop {
             if self.shutdown.is_cancelled() {

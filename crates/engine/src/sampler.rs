@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use patchbay_store::Store;
+use patchbay_store::{Clock, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{QueueSampleFailed, QueueSampled};
@@ -21,6 +21,9 @@ pub(crate) struct QueueSampler {
     pub store: Arc<dyn Store>,
     pub interval: Duration,
     pub shutdown: CancellationToken,
+    /// How long the oldest ready run has waited is measured on the clock
+    /// that made it due.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl QueueSampler {
@@ -35,7 +38,7 @@ impl QueueSampler {
             match self.store.queue_depth().await {
                 Ok(depth) => QueueSampled {
                     depth,
-                    now: chrono::Utc::now(),
+                    now: self.clock.now(),
                 }
                 .emit(),
                 Err(e) => QueueSampleFailed { error: &e }.emit(),

@@ -22,11 +22,14 @@
 //! - **flow state** is a JSON document per flow, written by `set_state`
 //!   atomically with the journal entry of the step that wrote it;
 //! - the **audit log** records the management API's mutating requests and
-//!   refused tokens ([`AuditEntry`]).
+//!   refused tokens ([`AuditEntry`]);
+//! - every instant the store records or compares comes from its [`Clock`]
+//!   (wall time in production, tokio's clock in tests).
 
 #![forbid(unsafe_code)]
 
 mod audit;
+mod clock;
 mod depth;
 mod error;
 mod health;
@@ -39,6 +42,7 @@ mod stats;
 pub use audit::{
     ANONYMOUS, AuditEntry, AuditFilter, AuditId, MAX_AUDIT_TARGET_CHARS, audit_target,
 };
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use depth::QueueDepth;
 pub use error::StoreError;
 pub use health::StoreFault;

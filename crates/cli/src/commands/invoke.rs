@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use patchbay_engine::{Build, Engine, EngineOptions, Event, Roles};
+use patchbay_engine::{Build, Engine, EngineOptions, Event, Roles, SystemClock};
 use patchbay_store::RunStatus;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +50,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         },
         secrets,
         reload: None,
+        clock: Arc::new(SystemClock),
     };
     let (engine, tasks) = Engine::start(build, Arc::clone(&store), options, shutdown.clone())?;
     let outcome = engine

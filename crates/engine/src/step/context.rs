@@ -62,6 +62,11 @@ impl StepContext<'_> {
         pairs(place, self.eval(place, expr).await?)
     }
 
+    /// The current time on the engine's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.executor.clock.now()
+    }
+
     /// The run's variables, under the inline budget.
     pub fn vars(&self) -> Vars<'_> {
         self.scope

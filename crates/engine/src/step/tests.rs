@@ -114,6 +114,7 @@ steps:
             roles: Roles::default(),
             secrets: None,
             reload: None,
+            clock: Arc::new(crate::SystemClock),
         };
         let (engine, tasks) =
             Engine::start(build, store.clone(), options, shutdown.clone()).unwrap();

@@ -65,7 +65,7 @@ impl Step for Wait {
     async fn perform(&self, cx: &StepContext<'_>) -> Result<Performed, StepError> {
         let until = match self {
             Wait::For(duration) => {
-                Utc::now() + chrono::Duration::from_std(*duration).unwrap_or(chrono::Duration::MAX)
+                cx.now() + chrono::Duration::from_std(*duration).unwrap_or(chrono::Duration::MAX)
             }
             Wait::Until(expr) => {
                 let value = cx.eval("wait.until", expr).await?;

@@ -44,6 +44,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use patchbay_store::Clock;
+
 use crate::intake::Intake;
 
 pub use manual::ManualTrigger;
@@ -100,6 +102,9 @@ pub(crate) struct SourceContext {
     pub config_version: String,
     /// Commits each run before the source acknowledges its event.
     pub intake: Intake,
+    /// The engine's clock: a source that fires at instants reads it, so
+    /// tests run it under paused time.
+    pub clock: Arc<dyn Clock>,
     /// Cancelled on shutdown, and on a reload that replaces the plan.
     pub shutdown: CancellationToken,
 }

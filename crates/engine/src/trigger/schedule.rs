@@ -105,10 +105,11 @@ impl Schedule {
             flow,
             config_version,
             intake,
+            clock,
             shutdown,
         } = cx;
         loop {
-            let now = Utc::now().with_timezone(&self.timezone);
+            let now = clock.now().with_timezone(&self.timezone);
             let next = match self.cron.find_next_occurrence(&now, false) {
                 Ok(next) => next,
                 Err(e) => {

@@ -144,6 +144,7 @@ mod dispatch {
             roles: Roles::default(),
             secrets: None,
             reload: None,
+            clock: Arc::new(crate::SystemClock),
         };
         let (_engine, tasks) =
             Engine::start(build, store.clone(), options, shutdown.clone()).unwrap();

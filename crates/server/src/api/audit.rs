@@ -97,7 +97,7 @@ impl Audit {
         Audit {
             log: log.clone(),
             id: AuditId::now_v7(),
-            at: Utc::now(),
+            at: log.now(),
             method: request.method().clone(),
             // Routing always matched here; the raw path is a fallback,
             // bounded like a target since the client chose it.

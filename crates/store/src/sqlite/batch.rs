@@ -20,16 +20,18 @@
 //! waiting, instead of taking the single writer for a transaction of its
 //! own; the API still waits for the commit before it acts.
 
+use std::sync::Arc;
+
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::{Encoded, UPSERT};
-use super::codec::{id_text, int, json_text, millis, now_millis};
+use super::codec::{id_text, int, json_text, millis};
 use super::journal::{INSERT_ENTRY, UPSERT_STATE};
 use super::queue::FINISH;
 use super::renew_writer;
-use crate::{AuditEntry, JournalEntry, RunId, RunOutcome, StoreError};
+use crate::{AuditEntry, Clock, JournalEntry, RunId, RunOutcome, StoreError};
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 256;
@@ -54,6 +56,8 @@ enum Write {
         error: Option<String>,
         error_class: Option<String>,
         state: Option<String>,
+        /// When the write was asked for: the state's update time.
+        at: i64,
     },
     Finish {
         run: RunId,
@@ -61,6 +65,8 @@ enum Write {
         status: &'static str,
         output: Option<String>,
         error: Option<String>,
+        /// When the write was asked for: the run's finishing time.
+        at: i64,
     },
     /// Audit entries, inserted or completed.
     Audit(Vec<Encoded>),
@@ -90,6 +96,7 @@ impl Write {
                 error,
                 error_class,
                 state,
+                at,
             } => {
                 let run_text = id_text(*run);
                 let inserted = sqlx::query(INSERT_ENTRY)
@@ -116,7 +123,7 @@ impl Write {
                     sqlx::query(UPSERT_STATE)
                         .bind(&run_text)
                         .bind(state)
-                        .bind(now_millis())
+                        .bind(at)
                         .execute(&mut **tx)
                         .await?;
                 }
@@ -128,6 +135,7 @@ impl Write {
                 status,
                 output,
                 error,
+                at,
             } => {
                 let updated = sqlx::query(FINISH)
                     .bind(id_text(*run))
@@ -135,7 +143,7 @@ impl Write {
                     .bind(status)
                     .bind(output)
                     .bind(error)
-                    .bind(now_millis())
+                    .bind(at)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
@@ -170,13 +178,19 @@ type Pending = (Write, oneshot::Sender<Result<(), StoreError>>);
 #[derive(Clone, Debug)]
 pub(super) struct Batcher {
     queue: mpsc::Sender<Pending>,
+    /// Stamps each write when it is asked for, not when its batch commits.
+    clock: Arc<dyn Clock>,
 }
 
 impl Batcher {
-    pub fn start(writer: SqlitePool) -> Batcher {
+    pub fn start(writer: SqlitePool, clock: Arc<dyn Clock>) -> Batcher {
         let (queue, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(commit_loop(writer, receiver));
-        Batcher { queue }
+        Batcher { queue, clock }
+    }
+
+    fn now(&self) -> i64 {
+        millis(self.clock.now())
     }
 
     pub async fn record_step(
@@ -200,6 +214,7 @@ impl Batcher {
             error: entry.error.clone(),
             error_class: entry.error_class.clone(),
             state: state.map(json_text),
+            at: self.now(),
         })
         .await
     }
@@ -222,6 +237,7 @@ impl Batcher {
             status: outcome.status.as_str(),
             output: outcome.output.as_ref().map(json_text),
             error: outcome.error.clone(),
+            at: self.now(),
         })
         .await
     }

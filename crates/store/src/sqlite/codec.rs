@@ -22,11 +22,6 @@ macro_rules! run_columns {
 }
 pub(super) use run_columns;
 
-/// The current time in unix milliseconds.
-pub(super) fn now_millis() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
 /// `now` plus a duration in milliseconds, saturating instead of overflowing
 /// for absurd durations.
 pub(super) fn after(now: i64, span: std::time::Duration) -> i64 {

@@ -4,7 +4,6 @@
 
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::now_millis;
 use crate::StoreError;
 
 const SELECT: &str = "SELECT value FROM credentials WHERE name = $1";
@@ -27,11 +26,12 @@ pub(super) async fn save_credential(
     writer: &SqlitePool,
     name: &str,
     value: &str,
+    now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(UPSERT)
         .bind(name)
         .bind(value)
-        .bind(now_millis())
+        .bind(now)
         .execute(writer)
         .await?;
     Ok(())

@@ -7,7 +7,7 @@
 
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::{get, now_millis, parse_time, parse_u64};
+use super::codec::{get, parse_time, parse_u64};
 use crate::{QueueDepth, StoreError};
 
 const QUEUE_DEPTH: &str = "\
@@ -18,11 +18,9 @@ SELECT
   (SELECT COUNT(*) FROM runs WHERE status = 'queued' AND next_attempt_at > $1) AS delayed,
   (SELECT COUNT(*) FROM runs WHERE status = 'running') AS running";
 
-pub(super) async fn queue_depth(reader: &SqlitePool) -> Result<QueueDepth, StoreError> {
-    let row = sqlx::query(QUEUE_DEPTH)
-        .bind(now_millis())
-        .fetch_one(reader)
-        .await?;
+/// The depth at `now` (unix milliseconds): runs due by then are ready.
+pub(super) async fn queue_depth(reader: &SqlitePool, now: i64) -> Result<QueueDepth, StoreError> {
+    let row = sqlx::query(QUEUE_DEPTH).bind(now).fetch_one(reader).await?;
     let count = |name: &'static str| -> Result<u64, StoreError> {
         parse_u64(name, get::<i64>(&row, name)?)
     };

@@ -18,6 +18,12 @@
 //! ids are UUIDv7 in their lowercase hyphenated text form (text order is time
 //! order), times are unix milliseconds, JSON documents are text.
 //!
+//! "Now" is read from the options' [`Clock`], once per call, and handed to
+//! the query functions as `now`: they never read a clock themselves, so a
+//! test on tokio's paused clock decides what every recorded time is. Group
+//! committed writes are stamped when they are asked for, not when their
+//! batch commits.
+//!
 //! Files: the database, its WAL and shared-memory files hold credentials
 //! (sealed) and whatever events carry, so they are created readable by
 //! their owner only (0600; SQLite gives the WAL and SHM files the database
@@ -53,8 +59,9 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    AuditEntry, AuditFilter, CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter,
-    RunId, RunOutcome, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault,
+    AuditEntry, AuditFilter, CancelOutcome, Clock, EnqueueOutcome, JournalEntry, NewRun, Run,
+    RunFilter, RunId, RunOutcome, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault,
+    SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -70,6 +77,9 @@ pub struct SqliteOptions {
     /// How long a statement waits for a lock held by another process on the
     /// same file before failing.
     pub busy_timeout: Duration,
+    /// Where the store reads the current time: claims, leases, due times
+    /// and every recorded time. [`SystemClock`] unless a test sets another.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl SqliteOptions {
@@ -85,7 +95,14 @@ impl SqliteOptions {
             path: path.into(),
             readers: SqliteOptions::DEFAULT_READERS,
             busy_timeout: SqliteOptions::DEFAULT_BUSY_TIMEOUT,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// These options with `clock` as the store's clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqliteOptions {
+        self.clock = clock;
+        self
     }
 }
 
@@ -116,6 +133,7 @@ pub struct SqliteStore {
     /// The file's identity and the writer's health, watched in the
     /// background.
     health: Arc<watch::Health>,
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -175,13 +193,19 @@ impl SqliteStore {
             .await
             .map_err(|e| open_error(sqlx::Error::Io(e)))?;
         tracing::debug!(path = %opts.path.display(), readers = opts.readers.max(1), "store opened");
-        let batcher = batch::Batcher::start(writer.clone());
+        let batcher = batch::Batcher::start(writer.clone(), opts.clock.clone());
         Ok(SqliteStore {
             writer,
             reader,
             batcher,
             health,
+            clock: opts.clock,
         })
+    }
+
+    /// The current time on the store's clock, as stored.
+    fn now(&self) -> i64 {
+        codec::millis(self.clock.now())
     }
 
     /// The SQLite settings in effect on the writer connection (for
@@ -286,7 +310,7 @@ pub(super) async fn renew_writer(writer: &SqlitePool) {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, runs: &[NewRun]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        let result = queue::enqueue(&self.writer, runs).await;
+        let result = queue::enqueue(&self.writer, runs, self.now()).await;
         match &result {
             Ok(_) => self.health.record_write(true),
             Err(StoreError::Query(_)) => {
@@ -308,7 +332,7 @@ impl Store for SqliteStore {
             // Work done now would be written to a file no restart finds.
             return Ok(Vec::new());
         }
-        queue::claim(&self.writer, owner, limit, lease).await
+        queue::claim(&self.writer, owner, limit, lease, self.now()).await
     }
 
     async fn renew_leases(
@@ -317,11 +341,11 @@ impl Store for SqliteStore {
         runs: &[RunId],
         lease: Duration,
     ) -> Result<u64, StoreError> {
-        queue::renew_leases(&self.writer, owner, runs, lease).await
+        queue::renew_leases(&self.writer, owner, runs, lease, self.now()).await
     }
 
     async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        queue::release(&self.writer, owner).await
+        queue::release(&self.writer, owner, self.now()).await
     }
 
     async fn record_step(
@@ -353,7 +377,7 @@ impl Store for SqliteStore {
         at: chrono::DateTime<chrono::Utc>,
         error: &str,
     ) -> Result<(), StoreError> {
-        queue::reschedule(&self.writer, owner, run, at, error).await
+        queue::reschedule(&self.writer, owner, run, at, error, self.now()).await
     }
 
     async fn suspend(
@@ -362,15 +386,15 @@ impl Store for SqliteStore {
         run: RunId,
         until: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        queue::suspend(&self.writer, owner, run, until).await
+        queue::suspend(&self.writer, owner, run, until, self.now()).await
     }
 
     async fn wake(&self, run: RunId) -> Result<bool, StoreError> {
-        queue::wake(&self.writer, run).await
+        queue::wake(&self.writer, run, self.now()).await
     }
 
     async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError> {
-        let result = queue::replay(&self.writer, runs, from_start).await;
+        let result = queue::replay(&self.writer, runs, from_start, self.now()).await;
         if let Err(StoreError::Query(_)) = &result {
             renew_writer(&self.writer).await;
         }
@@ -386,7 +410,7 @@ impl Store for SqliteStore {
     }
 
     async fn cancel(&self, run: RunId) -> Result<CancelOutcome, StoreError> {
-        let result = queue::cancel(&self.writer, run).await;
+        let result = queue::cancel(&self.writer, run, self.now()).await;
         if let Err(StoreError::Query(_)) = &result {
             renew_writer(&self.writer).await;
         }
@@ -406,7 +430,7 @@ impl Store for SqliteStore {
     }
 
     async fn queue_depth(&self) -> Result<crate::QueueDepth, StoreError> {
-        depth::queue_depth(&self.reader).await
+        depth::queue_depth(&self.reader, self.now()).await
     }
 
     async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError> {
@@ -422,7 +446,7 @@ impl Store for SqliteStore {
         version: &str,
         sources: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        versions::save(&self.writer, version, sources).await
+        versions::save(&self.writer, version, sources, self.now()).await
     }
 
     async fn config_version(&self, version: &str) -> Result<Option<serde_json::Value>, StoreError> {
@@ -430,11 +454,11 @@ impl Store for SqliteStore {
     }
 
     async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        credentials::save_credential(&self.writer, name, value).await
+        credentials::save_credential(&self.writer, name, value, self.now()).await
     }
 
     async fn put_sealed_secret(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
-        secrets::put_sealed_secret(&self.writer, name, sealed).await
+        secrets::put_sealed_secret(&self.writer, name, sealed, self.now()).await
     }
 
     async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {

@@ -26,8 +26,7 @@ use sqlx::sqlite::SqlitePool;
 use chrono::{DateTime, Utc};
 
 use super::codec::{
-    after, id_text, json_text, millis, now_millis, parse_id, parse_status, run_columns,
-    run_from_row,
+    after, id_text, json_text, millis, parse_id, parse_status, run_columns, run_from_row,
 };
 use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, StoreError};
 
@@ -180,11 +179,11 @@ DELETE FROM runs WHERE id IN (
 pub(super) async fn enqueue(
     writer: &SqlitePool,
     runs: &[NewRun],
+    now: i64,
 ) -> Result<Vec<EnqueueOutcome>, StoreError> {
     if runs.is_empty() {
         return Ok(Vec::new());
     }
-    let now = now_millis();
     let mut outcomes = Vec::with_capacity(runs.len());
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut rest = runs;
@@ -248,11 +247,11 @@ pub(super) async fn claim(
     owner: &str,
     limit: u32,
     lease: Duration,
+    now: i64,
 ) -> Result<Vec<Run>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let now = now_millis();
     // A single statement is atomic on its own: no explicit transaction needed.
     let rows = sqlx::query(CLAIM)
         .bind(owner)
@@ -274,11 +273,11 @@ pub(super) async fn renew_leases(
     owner: &str,
     runs: &[RunId],
     lease: Duration,
+    now: i64,
 ) -> Result<u64, StoreError> {
     if runs.is_empty() {
         return Ok(0);
     }
-    let now = now_millis();
     let ids = id_list(runs)?;
     let done = sqlx::query(RENEW)
         .bind(owner)
@@ -290,10 +289,10 @@ pub(super) async fn renew_leases(
     Ok(done.rows_affected())
 }
 
-pub(super) async fn release(writer: &SqlitePool, owner: &str) -> Result<u64, StoreError> {
+pub(super) async fn release(writer: &SqlitePool, owner: &str, now: i64) -> Result<u64, StoreError> {
     let done = sqlx::query(RELEASE)
         .bind(owner)
-        .bind(now_millis())
+        .bind(now)
         .execute(writer)
         .await?;
     Ok(done.rows_affected())
@@ -305,13 +304,14 @@ pub(super) async fn reschedule(
     run: RunId,
     at: DateTime<Utc>,
     error: &str,
+    now: i64,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(RESCHEDULE)
         .bind(id_text(run))
         .bind(owner)
         .bind(millis(at))
         .bind(error)
-        .bind(now_millis())
+        .bind(now)
         .execute(writer)
         .await?;
     if done.rows_affected() == 0 {
@@ -325,12 +325,13 @@ pub(super) async fn suspend(
     owner: &str,
     run: RunId,
     until: DateTime<Utc>,
+    now: i64,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(SUSPEND)
         .bind(id_text(run))
         .bind(owner)
         .bind(millis(until))
-        .bind(now_millis())
+        .bind(now)
         .execute(writer)
         .await?;
     if done.rows_affected() == 0 {
@@ -339,10 +340,10 @@ pub(super) async fn suspend(
     Ok(())
 }
 
-pub(super) async fn wake(writer: &SqlitePool, run: RunId) -> Result<bool, StoreError> {
+pub(super) async fn wake(writer: &SqlitePool, run: RunId, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(WAKE)
         .bind(id_text(run))
-        .bind(now_millis())
+        .bind(now)
         .execute(writer)
         .await?;
     Ok(done.rows_affected() > 0)
@@ -352,6 +353,7 @@ pub(super) async fn replay(
     writer: &SqlitePool,
     runs: &[RunId],
     from_start: bool,
+    now: i64,
 ) -> Result<Vec<RunId>, StoreError> {
     if runs.is_empty() {
         return Ok(Vec::new());
@@ -360,7 +362,7 @@ pub(super) async fn replay(
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let replayed = sqlx::query_scalar::<_, String>(REPLAY)
         .bind(&ids)
-        .bind(now_millis())
+        .bind(now)
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -376,11 +378,15 @@ pub(super) async fn replay(
     Ok(replayed)
 }
 
-pub(super) async fn cancel(writer: &SqlitePool, run: RunId) -> Result<CancelOutcome, StoreError> {
+pub(super) async fn cancel(
+    writer: &SqlitePool,
+    run: RunId,
+    now: i64,
+) -> Result<CancelOutcome, StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let row = sqlx::query(CANCEL)
         .bind(id_text(run))
-        .bind(now_millis())
+        .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
     let outcome = match row {

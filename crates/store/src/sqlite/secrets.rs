@@ -2,7 +2,6 @@
 
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::now_millis;
 use crate::{SecretInfo, StoreError};
 
 pub(super) async fn sealed_secrets(
@@ -33,6 +32,7 @@ pub(super) async fn put_sealed_secret(
     writer: &SqlitePool,
     name: &str,
     sealed: &[u8],
+    now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO secrets (name, sealed, updated_at) VALUES ($1, $2, $3) \
@@ -40,7 +40,7 @@ pub(super) async fn put_sealed_secret(
     )
     .bind(name)
     .bind(sealed)
-    .bind(now_millis())
+    .bind(now)
     .execute(writer)
     .await?;
     Ok(())

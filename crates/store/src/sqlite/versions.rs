@@ -7,7 +7,7 @@
 use serde_json::Value;
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::{now_millis, parse_json};
+use super::codec::parse_json;
 use crate::StoreError;
 
 /// How many versions are kept beyond those unfinished runs need.
@@ -28,12 +28,13 @@ pub(super) async fn save(
     writer: &SqlitePool,
     version: &str,
     sources: &Value,
+    now: i64,
 ) -> Result<(), StoreError> {
     let mut tx = writer.begin().await?;
     sqlx::query(SAVE)
         .bind(version)
         .bind(sources.to_string())
-        .bind(now_millis())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
     sqlx::query(PRUNE)

@@ -3,6 +3,7 @@
 
 mod audit;
 mod cancel;
+mod clock;
 mod depth;
 mod journal;
 mod query;

@@ -1,0 +1,621 @@
+//! Engine time under tokio's paused clock: durable waits, run-level retries
+//! and lease expiry follow the engine's clock, here a [`TokioClock`] shared
+//! by the engine and its store, so minutes of engine time take
+//! milliseconds.
+//!
+//! Each test runs real engines on a real SQLite file, with a project loaded
+//! from YAML files in a temporary folder; upstreams are mock HTTP servers
+//! on loopback sockets.
+//!
+//! The clock moves only when a test moves it ([`TestClock`]). Left to
+//! itself, paused time jumps to the next timer whenever the runtime waits,
+//! and waiting for SQLite's threads counts: how far the clock got during a
+//! store call would depend on the disk, and sqlx's acquire timeout could
+//! fire while a connection opens. So tests skip ahead while the engine has
+//! nothing to do (a run waits, a retry or a lease is far off) and let the
+//! clock follow real time while it works, then assert on the times the
+//! store recorded. The project's lease is long (10 min), so no lease runs
+//! out unless a test means it to, and its poll interval short (100 ms),
+//! so a run that comes due is claimed within one.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use patchbay_config::MapEnv;
+use patchbay_engine::{Build, Clock, Engine, EngineOptions, EngineTasks, Event, Roles, TokioClock};
+use patchbay_store::{
+    JournalEntry, Run, RunFilter, RunId, RunStatus, SqliteOptions, SqliteStore, StepStatus, Store,
+};
+use patchbay_testkit::{MockUpstream, Reply};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+/// One worker, so a run that kept its worker while waiting would hold up
+/// every other run.
+const ENGINE: &str = "engine:\n  workers: 1\n  lease: 10m\n  poll_interval: 100ms\n";
+
+/// Room between a run coming due (or its lease running out) and its next
+/// step starting: the poll interval, and the real time the engine takes
+/// to claim the run and read its journal.
+const SLACK: TimeDelta = TimeDelta::seconds(1);
+
+/// Tokio's paused clock, moved by the test alone, and the engine's clock
+/// that follows it.
+struct TestClock {
+    clock: Arc<TokioClock>,
+    /// Tokio does not auto-advance paused time while a blocking task runs;
+    /// this one runs until the sender is dropped with the clock.
+    _hold: std::sync::mpsc::Sender<()>,
+}
+
+impl TestClock {
+    /// Holds auto-advance off; call first in a `start_paused` test.
+    fn hold() -> TestClock {
+        let (hold, release) = std::sync::mpsc::channel::<()>();
+        drop(tokio::task::spawn_blocking(move || {
+            let _ = release.recv();
+        }));
+        TestClock {
+            clock: Arc::new(TokioClock::new()),
+            _hold: hold,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Waits for `probe` while the clock stands still, giving the engine
+    /// real time to work.
+    async fn until<T, F, Fut>(&self, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(value) = probe().await {
+                return value;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not reached within 30 s of real time"
+            );
+            real_pause().await;
+        }
+    }
+
+    /// Waits for `probe` while the clock follows real time.
+    async fn running_until<T, F, Fut>(&self, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut last = std::time::Instant::now();
+        loop {
+            if let Some(value) = probe().await {
+                return value;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not reached within 30 s of real time"
+            );
+            real_pause().await;
+            let now = std::time::Instant::now();
+            tokio::time::advance(now - last).await;
+            last = now;
+        }
+    }
+
+    /// Jumps to `at` while the engine has nothing to do. The jump is cut in
+    /// steps well below sqlx's 30 s acquire timeout, with a moment of real
+    /// time between them for the timers each step fires (polls, samples).
+    async fn skip_to(&self, at: DateTime<Utc>) {
+        const STEP: TimeDelta = TimeDelta::seconds(10);
+        loop {
+            let left = at - self.now();
+            if left <= TimeDelta::zero() {
+                return;
+            }
+            tokio::time::advance(left.min(STEP).to_std().unwrap()).await;
+            real_pause().await;
+        }
+    }
+}
+
+/// A moment of real time, for the engine's tasks and SQLite's threads.
+async fn real_pause() {
+    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(1)))
+        .await
+        .unwrap();
+}
+
+const WAITS: &str = "\
+trigger: { manual: {} }
+steps:
+  - id: before
+    transform: '{n: .n}'
+  - id: pause
+    wait: 5s
+  - id: after
+    transform: '{n: .n, done: true}'
+";
+
+const QUICK: &str = "\
+trigger: { manual: {} }
+steps:
+  - id: only
+    transform: '{quick: true}'
+";
+
+/// A project folder: `patchbay.yaml` and one file per flow.
+fn project(root: &str, flows: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("patchbay.yaml"), root).unwrap();
+    std::fs::create_dir(dir.path().join("flows")).unwrap();
+    for (name, text) in flows {
+        std::fs::write(dir.path().join("flows").join(format!("{name}.yaml")), text).unwrap();
+    }
+    dir
+}
+
+/// `patchbay.yaml` with connector `up` on `upstream`: one attempt per call
+/// and no breaker, so each failure goes straight to the run's retries.
+fn root_with(upstream: &MockUpstream) -> String {
+    format!(
+        "connectors:\n  up:\n    url: {}\n    dangerous_allow_private: true\n    \
+         retry: {{ attempts: 1 }}\n    circuit_breaker: off\n{ENGINE}",
+        upstream.url()
+    )
+}
+
+fn store_path(project: &TempDir) -> PathBuf {
+    project.path().join("patchbay.db")
+}
+
+/// A running engine and the store it was started on.
+struct Node {
+    engine: Engine,
+    tasks: EngineTasks,
+    shutdown: CancellationToken,
+    store: SqliteStore,
+}
+
+impl Node {
+    /// Loads the project in `dir` and starts an engine on the store at
+    /// `db`, both on `clock`.
+    async fn start(dir: &Path, db: &Path, clock: &TestClock) -> Node {
+        let build = Build::load(dir, &MapEnv::new([])).unwrap_or_else(|report| panic!("{report}"));
+        let store = SqliteStore::open(SqliteOptions::new(db).with_clock(clock.clock.clone()))
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let options = EngineOptions {
+            roles: Roles::default(),
+            secrets: None,
+            reload: None,
+            clock: clock.clock.clone(),
+        };
+        let (engine, tasks) =
+            Engine::start(build, Arc::new(store.clone()), options, shutdown.clone()).unwrap();
+        Node {
+            engine,
+            tasks,
+            shutdown,
+            store,
+        }
+    }
+
+    async fn trigger(&self, flow: &str, input: Value) -> RunId {
+        self.engine
+            .trigger(Event {
+                flow: flow.into(),
+                trigger: "manual",
+                input,
+                headers: json!({}),
+                dedupe_key: None,
+            })
+            .await
+            .unwrap()
+            .run_id()
+    }
+
+    async fn run(&self, run: RunId) -> Run {
+        self.store
+            .run(run)
+            .await
+            .unwrap()
+            .expect("the run is stored")
+    }
+
+    /// The run, once it has ended.
+    async fn ended(&self, run: RunId) -> Option<Run> {
+        Some(self.run(run).await).filter(|found| found.status.is_final())
+    }
+
+    /// The run, once it is queued again after `attempts` claims.
+    async fn queued_after(&self, run: RunId, attempts: u32) -> Option<Run> {
+        Some(self.run(run).await)
+            .filter(|found| found.status == RunStatus::Queued && found.attempts == attempts)
+    }
+
+    /// The run once it waits on its `pause` step, with the instant it is
+    /// due again (as stored, in whole milliseconds) and the step's journal
+    /// entry.
+    async fn waiting(&self, run: RunId) -> Option<(Run, DateTime<Utc>, JournalEntry)> {
+        let found = self.queued_after(run, 1).await?;
+        let pause = step(&self.store.journal(run).await.unwrap(), "pause")?;
+        let until = pause.output.as_ref()?["until"].as_str()?;
+        let until = DateTime::parse_from_rfc3339(until).unwrap().to_utc();
+        Some((found, ms(until), pause))
+    }
+
+    /// Stops the engine gracefully and closes its store.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tasks.stopped().await;
+        self.store.close().await;
+    }
+
+    /// Stops the engine as a crash would: nothing is drained or released,
+    /// and the store's connections are closed, so nothing the engine still
+    /// does reaches the file.
+    async fn crash(self) {
+        self.shutdown.cancel();
+        self.store.close().await;
+        drop(self.tasks);
+    }
+}
+
+/// The current entry of step `id`; there must be at most one.
+fn step(journal: &[JournalEntry], id: &str) -> Option<JournalEntry> {
+    let mut entries = journal.iter().filter(|e| e.step_id == id);
+    let entry = entries.next().cloned();
+    assert!(entries.next().is_none(), "step `{id}` journalled twice");
+    entry
+}
+
+/// Which steps were journalled, in order, with their status.
+fn steps(journal: &[JournalEntry]) -> Vec<(&str, StepStatus)> {
+    journal
+        .iter()
+        .map(|e| (e.step_id.as_str(), e.status))
+        .collect()
+}
+
+/// `at` is no earlier than `due`, and within [`SLACK`] after it.
+fn assert_soon_after(at: DateTime<Utc>, due: DateTime<Utc>, what: &str) {
+    assert!(
+        due <= at && at - due <= SLACK,
+        "{what} at {at}, due at {due}: {} ms after",
+        (at - due).num_milliseconds()
+    );
+}
+
+/// `time` as the store keeps it, in whole milliseconds.
+fn ms(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap()
+}
+
+/// Just before `due`: a skip stops there, and the run comes due while the
+/// clock follows real time.
+fn just_before(due: DateTime<Utc>) -> DateTime<Utc> {
+    due - TimeDelta::milliseconds(50)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_gives_its_worker_back_and_the_run_goes_on_at_its_due_time() {
+    let real = std::time::Instant::now();
+    let clock = TestClock::hold();
+    let dir = project(ENGINE, &[("waits", WAITS), ("quick", QUICK)]);
+    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+
+    let run = node.trigger("waits", json!({"n": 1})).await;
+    let (waiting, until, pause) = clock.until(|| node.waiting(run)).await;
+    assert_eq!(until, pause.started_at + TimeDelta::seconds(5));
+    assert_eq!(waiting.next_attempt_at, until);
+    assert_eq!(waiting.lease_owner, None, "a waiting run holds no lease");
+    assert_eq!(waiting.error, None);
+
+    // The node's only worker is free: another run goes through meanwhile.
+    let quick = node.trigger("quick", json!({})).await;
+    let quick = clock.until(|| node.ended(quick)).await;
+    assert_eq!(quick.status, RunStatus::Succeeded, "{:?}", quick.error);
+
+    clock.skip_to(just_before(until)).await;
+    assert_eq!(node.run(run).await.status, RunStatus::Queued, "ran early");
+    let done = clock.running_until(|| node.ended(run)).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(done.output, Some(json!({"n": 1, "done": true})));
+    assert_eq!(done.attempts, 2, "claimed once before the wait, once after");
+    let journal = node.store.journal(run).await.unwrap();
+    assert_eq!(
+        steps(&journal),
+        [
+            ("before", StepStatus::Succeeded),
+            ("pause", StepStatus::Succeeded),
+            ("after", StepStatus::Succeeded),
+        ]
+    );
+    let after = step(&journal, "after").unwrap();
+    assert_soon_after(after.started_at, until, "the step after the wait started");
+    assert_soon_after(done.finished_at.unwrap(), until, "the run finished");
+    node.stop().await;
+
+    // Five seconds of waiting took next to none of real time.
+    let real = real.elapsed();
+    assert!(real < Duration::from_secs(5), "took {real:?} of real time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_survives_a_crash_and_the_run_finishes_once() {
+    let clock = TestClock::hold();
+    let upstream = MockUpstream::start().await;
+    upstream.route("POST", "/after", Reply::json(200, json!({"ok": true})));
+    let flow = "\
+trigger: { manual: {} }
+steps:
+  - id: before
+    transform: '{n: .n}'
+  - id: pause
+    wait: 5s
+  - id: after
+    call: up POST /after
+    body: '{n: .n}'
+";
+    let dir = project(&root_with(&upstream), &[("waits", flow)]);
+    let db = store_path(&dir);
+    let first = Node::start(dir.path(), &db, &clock).await;
+    let run = first.trigger("waits", json!({"n": 7})).await;
+    let (_, until, _) = clock.until(|| first.waiting(run)).await;
+    first.crash().await;
+
+    // The same machine's clock, a new engine on the same file.
+    let second = Node::start(dir.path(), &db, &clock).await;
+    clock.skip_to(just_before(until)).await;
+    let done = clock.running_until(|| second.ended(run)).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    let journal = second.store.journal(run).await.unwrap();
+    assert_eq!(
+        steps(&journal),
+        [
+            ("before", StepStatus::Succeeded),
+            ("pause", StepStatus::Succeeded),
+            ("after", StepStatus::Succeeded),
+        ],
+        "each step journalled once"
+    );
+    let calls = upstream.requests_to("POST", "/after");
+    assert_eq!(calls.len(), 1, "the step after the wait ran once");
+    assert_eq!(calls[0].json, Some(json!({"n": 7})));
+    let after = step(&journal, "after").unwrap();
+    assert_soon_after(after.started_at, until, "the step after the wait started");
+    second.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_cut_off_by_a_crash_resumes_once_its_lease_expires() {
+    let clock = TestClock::hold();
+    let upstream = MockUpstream::start().await;
+    // The first call is still out when the node dies; the repeat is
+    // answered at once.
+    upstream.script(
+        "POST",
+        "/slow",
+        [Reply::json(200, json!({"late": true})).with_delay(Duration::from_secs(7200))],
+    );
+    upstream.route("POST", "/slow", Reply::json(200, json!({"ok": true})));
+    let flow = "\
+trigger: { manual: {} }
+steps:
+  - id: first
+    transform: '{n: .n}'
+  - id: slow
+    call: up POST /slow
+  - id: last
+    transform: '$steps.slow.body'
+";
+    let dir = project(&root_with(&upstream), &[("slow", flow)]);
+    let db = store_path(&dir);
+    let first = Node::start(dir.path(), &db, &clock).await;
+    let run = first.trigger("slow", json!({"n": 1})).await;
+    clock
+        .until(|| async { (!upstream.requests_to("POST", "/slow").is_empty()).then_some(()) })
+        .await;
+    let claimed_at = ms(clock.now());
+    first.crash().await;
+
+    let second = Node::start(dir.path(), &db, &clock).await;
+    let held = second.run(run).await;
+    assert_eq!(
+        held.status,
+        RunStatus::Running,
+        "the crash left the run running"
+    );
+    let expires = held.lease_expires_at.expect("the dead node's lease");
+    assert_eq!(expires, claimed_at + TimeDelta::minutes(10));
+
+    clock.skip_to(just_before(expires)).await;
+    assert_eq!(
+        second.run(run).await.lease_owner,
+        held.lease_owner,
+        "taken over while the lease held"
+    );
+    let done = clock.running_until(|| second.ended(run)).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(done.output, Some(json!({"ok": true})));
+    assert_eq!(done.attempts, 2);
+    let journal = second.store.journal(run).await.unwrap();
+    assert_eq!(
+        steps(&journal),
+        [
+            ("first", StepStatus::Succeeded),
+            ("slow", StepStatus::Succeeded),
+            ("last", StepStatus::Succeeded),
+        ]
+    );
+    // Taken over once the lease had run out on the clock; the call cut off
+    // by the crash was sent again.
+    let slow = step(&journal, "slow").unwrap();
+    assert_eq!(slow.attempt, 2);
+    assert_soon_after(slow.started_at, expires, "the cut-off step started again");
+    assert_eq!(upstream.requests_to("POST", "/slow").len(), 2);
+    second.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_run_is_retried_after_each_delay_of_run_retries() {
+    let clock = TestClock::hold();
+    let upstream = MockUpstream::start().await;
+    upstream.script("GET", "/flaky", [Reply::status(503), Reply::status(503)]);
+    upstream.route("GET", "/flaky", Reply::json(200, json!({"ok": true})));
+    let flow = "\
+trigger: { manual: {} }
+run_retries: [1m, 10m]
+steps:
+  - id: fetch
+    call: up GET /flaky
+";
+    let dir = project(&root_with(&upstream), &[("flaky", flow)]);
+    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+    let run = node.trigger("flaky", json!({})).await;
+
+    // Each failed attempt puts the run back, due after the next delay
+    // (plus up to 10 % of jitter); it is retried then, and not before.
+    let mut due = None;
+    for (attempt, delay) in [(1, 60), (2, 600)] {
+        if let Some(due) = due {
+            clock.skip_to(just_before(due)).await;
+        }
+        let queued = match due {
+            None => clock.until(|| node.queued_after(run, attempt)).await,
+            Some(_) => {
+                clock
+                    .running_until(|| node.queued_after(run, attempt))
+                    .await
+            }
+        };
+        assert_eq!(queued.retries, attempt);
+        let journal = node.store.journal(run).await.unwrap();
+        let failed = journal.last().unwrap();
+        assert_eq!(
+            (failed.attempt, failed.status),
+            (attempt, StepStatus::Failed)
+        );
+        assert_eq!(failed.error_class.as_deref(), Some("server_error"));
+        if let Some(due) = due {
+            assert_soon_after(failed.started_at, due, "the retry started");
+        }
+        let delay = TimeDelta::seconds(delay);
+        let waits = queued.next_attempt_at - failed.started_at;
+        assert!(
+            delay <= waits && waits <= delay + delay / 10 + SLACK,
+            "due {} ms after the failed attempt, for a delay of {delay}",
+            waits.num_milliseconds()
+        );
+        due = Some(queued.next_attempt_at);
+    }
+    let due = due.unwrap();
+    clock.skip_to(just_before(due)).await;
+    let done = clock.running_until(|| node.ended(run)).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!((done.attempts, done.retries), (3, 2));
+    let journal = node.store.journal(run).await.unwrap();
+    let last = journal.last().unwrap();
+    assert_eq!((last.attempt, last.status), (3, StepStatus::Succeeded));
+    assert_soon_after(last.started_at, due, "the last retry started");
+    assert_eq!(upstream.requests_to("GET", "/flaky").len(), 3);
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_claimed_in_the_millisecond_its_wait_ends_goes_on() {
+    let clock = TestClock::hold();
+    let flow = "\
+trigger: { manual: {} }
+steps:
+  - id: pause
+    wait: { until: '.at' }
+  - id: after
+    transform: '{done: true}'
+";
+    let dir = project(ENGINE, &[("until", flow)]);
+    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+    // Half a millisecond into a millisecond: the store keeps the run due
+    // from the start of it.
+    let at = ms(clock.now()) + TimeDelta::seconds(5) + TimeDelta::microseconds(500);
+    let input = json!({"at": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)});
+    let run = node.trigger("until", input).await;
+    let (waiting, _, _) = clock.until(|| node.waiting(run)).await;
+    assert_eq!(waiting.next_attempt_at, ms(at));
+
+    // The clock stops at the start of that millisecond: the run is claimed
+    // then, and must go on rather than park again for the rest of it.
+    clock.skip_to(ms(at)).await;
+    let done = clock
+        .until(|| async {
+            let found = node.run(run).await;
+            assert!(
+                found.attempts <= 2,
+                "parked again when claimed at its due time"
+            );
+            Some(found).filter(|found| found.status.is_final())
+        })
+        .await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(done.finished_at, Some(ms(at)));
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_fires_at_each_instant_of_its_cron_on_the_engine_clock() {
+    let clock = TestClock::hold();
+    let flow = "\
+trigger: { schedule: '*/10 * * * * *' }
+steps:
+  - transform: '.scheduled_at'
+";
+    let dir = project(ENGINE, &[("tick", flow)]);
+    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+    let tick = RunFilter {
+        flow: Some("tick".into()),
+        ..RunFilter::default()
+    };
+    // The instant of the cron after `after`: the next whole ten seconds.
+    let next = |after: DateTime<Utc>| {
+        DateTime::from_timestamp((after.timestamp() / 10 + 1) * 10, 0).unwrap()
+    };
+    let mut due = next(clock.now());
+    let mut fired = Vec::new();
+    for count in 1..=3 {
+        assert_eq!(
+            node.store.list_runs(&tick).await.unwrap().len(),
+            count - 1,
+            "fired before {due}"
+        );
+        // Tokio's timers tick in whole milliseconds: a few past the instant.
+        clock.skip_to(due + TimeDelta::milliseconds(5)).await;
+        let runs = clock
+            .until(|| async {
+                let runs = node.store.list_runs(&tick).await.unwrap();
+                (runs.len() == count && runs.iter().all(|run| run.status.is_final()))
+                    .then_some(runs)
+            })
+            .await;
+        let newest = &runs[0];
+        assert_eq!(newest.status, RunStatus::Succeeded, "{:?}", newest.error);
+        assert_eq!(newest.trigger, "schedule");
+        assert_eq!(newest.input, json!({ "scheduled_at": due.to_rfc3339() }));
+        assert_eq!(newest.output, Some(json!(due.to_rfc3339())));
+        assert_soon_after(newest.created_at, due, "the firing was committed");
+        fired.push(due);
+        due = next(due);
+    }
+    assert_eq!(fired[2] - fired[0], TimeDelta::seconds(20));
+    node.stop().await;
+}

@@ -1,0 +1,95 @@
+//! The store's clock: due times, leases and recorded times follow the
+//! clock the store was opened with, here tokio's paused clock, so a test
+//! moves an hour ahead in no time.
+//!
+//! Auto-advance is held off: paused time would otherwise jump to the next
+//! timer whenever the runtime waits for SQLite's threads, and could reach
+//! the pool's acquire timeout while a connection opens. The clock moves
+//! only where the test advances it, so every recorded time is exact.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use patchbay_store::{Clock, RunStatus, SqliteOptions, SqliteStore, Store, TokioClock};
+
+use crate::{new_run, succeeded};
+
+const MINUTE: Duration = Duration::from_secs(60);
+const LEASE: Duration = Duration::from_secs(600);
+
+/// Holds tokio's auto-advance off until dropped: tokio does not
+/// auto-advance paused time while a blocking task runs.
+fn hold_auto_advance() -> std::sync::mpsc::Sender<()> {
+    let (hold, release) = std::sync::mpsc::channel::<()>();
+    drop(tokio::task::spawn_blocking(move || {
+        let _ = release.recv();
+    }));
+    hold
+}
+
+/// `time` as the store keeps it, in whole milliseconds.
+fn ms(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_times_leases_and_recorded_times_follow_the_stores_clock() {
+    let _hold = hold_auto_advance();
+    let clock = Arc::new(TokioClock::new());
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions::new(dir.path().join("patchbay.db")).with_clock(clock.clone());
+    let store = SqliteStore::open(options).await.unwrap();
+    let start = ms(clock.now());
+
+    let run = new_run("orders", None);
+    store.enqueue(std::slice::from_ref(&run)).await.unwrap();
+    let queued = store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(queued.created_at, start);
+    assert_eq!(queued.next_attempt_at, start);
+
+    // Claimed, then parked for an hour of the clock.
+    let claimed = store.claim("a", 1, LEASE).await.unwrap();
+    assert_eq!(
+        claimed[0].lease_expires_at,
+        Some(start + TimeDelta::minutes(10))
+    );
+    let until = start + TimeDelta::hours(1);
+    store.suspend("a", run.id, until).await.unwrap();
+    tokio::time::advance(59 * MINUTE).await;
+    assert!(
+        store.claim("a", 1, LEASE).await.unwrap().is_empty(),
+        "claimed a minute before its due time"
+    );
+    tokio::time::advance(MINUTE).await;
+    let claimed = store.claim("a", 1, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 1, "not claimed once due");
+    assert_eq!(
+        claimed[0].lease_expires_at,
+        Some(until + TimeDelta::minutes(10))
+    );
+
+    // Node `a` goes silent: its lease holds for ten minutes, then expires.
+    tokio::time::advance(10 * MINUTE).await;
+    assert!(
+        store.claim("b", 1, LEASE).await.unwrap().is_empty(),
+        "taken over while the lease held"
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let taken = store.claim("b", 1, LEASE).await.unwrap();
+    assert_eq!(taken.len(), 1, "not taken over once the lease expired");
+    assert_eq!(taken[0].attempts, 3);
+
+    tokio::time::advance(MINUTE).await;
+    store
+        .finish("b", run.id, &succeeded(serde_json::json!({})))
+        .await
+        .unwrap();
+    let done = store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    // 71 minutes of the clock, and next to none of the wall clock's.
+    let finished = start + TimeDelta::minutes(71) + TimeDelta::milliseconds(1);
+    assert_eq!(done.finished_at, Some(finished));
+    assert_eq!(done.updated_at, finished);
+    store.close().await;
+}
