@@ -544,7 +544,7 @@ steps:
   - id: after
     transform: '{done: true}'
 ";
-    let dir = project(ENGINE, &[("until", flow)]);
+    let dir = project(ENGINE, &[("until", flow), ("quick", QUICK)]);
     let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
     // Half a millisecond into a millisecond: the store keeps the run due
     // from the start of it.
@@ -554,9 +554,12 @@ steps:
     let (waiting, _, _) = clock.until(|| node.waiting(run)).await;
     assert_eq!(waiting.next_attempt_at, ms(at));
 
-    // The clock stops at the start of that millisecond: the run is claimed
-    // then, and must go on rather than park again for the rest of it.
+    // The clock stops at the start of that millisecond. Another run
+    // arriving wakes the idle worker, which claims the older, due run
+    // first: it must go on rather than park again for the rest of the
+    // millisecond.
     clock.skip_to(ms(at)).await;
+    node.trigger("quick", json!({})).await;
     let done = clock
         .until(|| async {
             let found = node.run(run).await;
