@@ -17,6 +17,9 @@ pub const RUNS_ACCEPTED_TOTAL: &str = "patchbay_runs_accepted_total";
 pub const RUNS_DEDUPLICATED_TOTAL: &str = "patchbay_runs_deduplicated_total";
 /// Executions begun by a worker: first claims, resumptions and retries.
 pub const RUNS_STARTED_TOTAL: &str = "patchbay_runs_started_total";
+/// Runs committed leased to the node that accepted them, because one of its
+/// workers was free, and started there without a claim; by flow.
+pub const RUNS_HANDED_OVER_TOTAL: &str = "patchbay_runs_handed_over_total";
 /// Runs that reached a final status, by flow and status.
 pub const RUNS_FINISHED_TOTAL: &str = "patchbay_runs_finished_total";
 /// Runs put back in the queue after a transient failure, by flow.
@@ -91,6 +94,17 @@ impl RunStarted<'_> {
 }
 
 /// A run reached a final status (inside the run's span).
+/// A run committed leased to this node went straight to a free worker.
+pub(crate) struct RunHandedOver<'a> {
+    pub flow: &'a str,
+}
+
+impl RunHandedOver<'_> {
+    pub fn emit(&self) {
+        counter!(RUNS_HANDED_OVER_TOTAL, "flow" => self.flow.to_string()).increment(1);
+    }
+}
+
 pub(crate) struct RunFinished<'a> {
     pub flow: &'a str,
     pub status: RunStatus,

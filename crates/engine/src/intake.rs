@@ -18,7 +18,9 @@ use crate::events::{IntakeBatchCommitted, IntakeBatchFailed};
 
 struct Pending {
     run: NewRun,
-    reply: oneshot::Sender<Result<EnqueueOutcome, Arc<StoreError>>>,
+    /// The outcome, and the run given back so that one committed with a
+    /// lease can be executed without a copy having been kept.
+    reply: oneshot::Sender<Result<(EnqueueOutcome, NewRun), Arc<StoreError>>>,
 }
 
 /// Handle to the committer task. Cheap to clone.
@@ -30,8 +32,9 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// Starts the committer. `committed` is notified after every batch so
-    /// idle workers claim the new runs at once.
+    /// Starts the committer. `committed` is notified after every batch that
+    /// queued a run, so idle workers claim the new runs at once (a run
+    /// committed with a lease is already some worker's).
     pub fn start(store: Arc<dyn Store>, max_batch: usize, committed: Arc<Notify>) -> Intake {
         let (sender, receiver) = mpsc::channel(max_batch * 4);
         tokio::spawn(commit_loop(store.clone(), receiver, max_batch, committed));
@@ -40,6 +43,14 @@ impl Intake {
 
     /// Commits one run; returns once it is durable (or was a duplicate).
     pub async fn submit(&self, run: NewRun) -> Result<EnqueueOutcome, EngineError> {
+        self.commit(run).await.map(|(outcome, _)| outcome)
+    }
+
+    /// [`Intake::submit`], giving the run back with the outcome.
+    pub(crate) async fn commit(
+        &self,
+        run: NewRun,
+    ) -> Result<(EnqueueOutcome, NewRun), EngineError> {
         // One atomic load; acknowledging into a deleted file would be a lie.
         if let Some(fault) = self.store.fault().filter(StoreFault::refuses_events) {
             return Err(EngineError::Store(StoreError::Unavailable(fault)));
@@ -91,10 +102,15 @@ async fn commit_loop(
                     duration,
                 }
                 .emit();
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                let queued = runs.iter().zip(&outcomes).any(|(run, outcome)| {
+                    run.lease.is_none() && matches!(outcome, EnqueueOutcome::Created(_))
+                });
+                for ((reply, outcome), run) in replies.into_iter().zip(outcomes).zip(runs) {
+                    let _ = reply.send(Ok((outcome, run)));
                 }
-                committed.notify_one();
+                if queued {
+                    committed.notify_one();
+                }
             }
             Err(e) => {
                 IntakeBatchFailed {

@@ -91,7 +91,7 @@ pub use versions::VersionError;
 use crate::executor::Executor;
 use crate::live::Live;
 use crate::responders::Responders;
-use crate::worker::WorkerPool;
+use crate::worker::{LocalWorkers, WorkerPool};
 
 /// Which parts of the engine run on this node. One binary serves every role.
 #[derive(Clone, Copy, Debug)]
@@ -160,6 +160,9 @@ struct Inner {
     /// The executor workers hand new runs to, when this node runs workers;
     /// swapped with `live`.
     executor: Option<Arc<ArcSwap<Executor>>>,
+    /// This node's workers, when it runs them: events accepted while one is
+    /// free skip the queue.
+    local: Option<LocalWorkers>,
     store: Arc<dyn Store>,
     intake: Intake,
     responders: Responders,
@@ -238,6 +241,7 @@ impl Engine {
         let versions = Arc::new(versions::Versions::new(&project.dir, plan.clone()));
         save_version(store.clone(), &project);
         let mut swappable_executor = None;
+        let mut local = None;
         if roles.workers {
             let evaluator =
                 Evaluator::start(plan.expression_limits).map_err(EngineError::EvaluatorStart)?;
@@ -255,11 +259,22 @@ impl Engine {
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
+            let slots = Arc::new(tokio::sync::Semaphore::new(settings.workers));
+            local = Some(LocalWorkers {
+                slots: slots.clone(),
+                executor: executor.clone(),
+                active: active.clone(),
+                tracker: tracker.clone(),
+                owner: owner.clone(),
+                lease: settings.lease.0,
+                clock: clock.clone(),
+                shutdown: shutdown.clone(),
+            });
             let pool = WorkerPool {
                 executor,
                 store: store.clone(),
                 owner: owner.clone(),
-                slots: settings.workers,
+                slots,
                 lease: settings.lease.0,
                 poll_interval: settings.poll_interval.0,
                 wake,
@@ -308,6 +323,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(live),
                 executor: swappable_executor,
+                local,
                 store: store.clone(),
                 intake,
                 responders,
@@ -472,7 +488,28 @@ impl Engine {
     /// Commits an event as a run; returns once it is durable.
     pub async fn trigger(&self, event: Event) -> Result<EnqueueOutcome, EngineError> {
         let run = self.new_run(event)?;
-        self.inner.intake.submit(run).await
+        self.commit(run).await
+    }
+
+    /// Commits a new run. While one of this node's workers is free, the run
+    /// is committed leased to it and handed over in memory, skipping the
+    /// queue and its claim; otherwise it is queued for whichever node
+    /// claims it first.
+    async fn commit(&self, mut run: NewRun) -> Result<EnqueueOutcome, EngineError> {
+        let Some((local, (permit, lease))) = self
+            .inner
+            .local
+            .as_ref()
+            .and_then(|local| Some((local, local.reserve()?)))
+        else {
+            return self.inner.intake.submit(run).await;
+        };
+        run.lease = Some(lease.clone());
+        let (outcome, run) = self.inner.intake.commit(run).await?;
+        if let EnqueueOutcome::Created(_) = outcome {
+            local.hand(&run, &lease, permit);
+        }
+        Ok(outcome)
     }
 
     /// Commits an event and waits up to `timeout` for the run's `respond`
@@ -486,7 +523,7 @@ impl Engine {
         let run = self.new_run(event)?;
         let id = run.id;
         let waiter = self.inner.responders.register(id);
-        let outcome = match self.inner.intake.submit(run).await {
+        let outcome = match self.commit(run).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 self.inner.responders.forget(id);
@@ -542,6 +579,7 @@ impl Engine {
             config_version: plan.version.clone(),
             dedupe_key: event.dedupe_key,
             parent: None,
+            lease: None,
         })
     }
 }

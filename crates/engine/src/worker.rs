@@ -4,14 +4,15 @@
 //! semaphore bounds concurrency), spawns each on the engine's task tracker,
 //! and sleeps until intake commits new runs or the poll interval passes (which
 //! also picks up runs whose lease expired on a dead node). A renewer extends
-//! this node's leases while its runs execute.
+//! this node's leases while its runs execute. A run accepted while a worker
+//! is free does not go through the queue at all: see [`LocalWorkers`].
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use patchbay_store::{RunId, Store};
-use tokio::sync::{Notify, Semaphore};
+use patchbay_store::{Clock, IntakeLease, NewRun, Run, RunId, Store};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
@@ -47,13 +48,76 @@ impl ActiveRuns {
     }
 }
 
+/// This node's workers as intake sees them. A run accepted while a worker
+/// is free skips the queue: intake commits it already leased to this node
+/// (as a claim would leave it), and it is handed to that worker in memory,
+/// with no claim statement and no dispatcher round. Should the node die, the
+/// run is resumed elsewhere once its lease expires, like any claimed run.
+#[derive(Clone)]
+pub(crate) struct LocalWorkers {
+    /// Shared with the dispatcher: a worker reserved here is one fewer run
+    /// it claims.
+    pub slots: Arc<Semaphore>,
+    pub executor: Arc<arc_swap::ArcSwap<Executor>>,
+    pub active: ActiveRuns,
+    pub tracker: TaskTracker,
+    pub owner: String,
+    pub lease: Duration,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: CancellationToken,
+}
+
+impl LocalWorkers {
+    /// Reserves a free worker for a run about to be committed, with the
+    /// lease to commit it with; `None` when every worker is busy.
+    pub fn reserve(&self) -> Option<(OwnedSemaphorePermit, IntakeLease)> {
+        if self.shutdown.is_cancelled() {
+            return None;
+        }
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let lease = IntakeLease {
+            owner: self.owner.clone(),
+            duration: self.lease,
+        };
+        Some((permit, lease))
+    }
+
+    /// Executes `run`, committed with `lease`, on the worker `permit`
+    /// reserved for it.
+    pub fn hand(&self, run: &NewRun, lease: &IntakeLease, permit: OwnedSemaphorePermit) {
+        let run = run.leased(lease, self.clock.now());
+        crate::events::RunHandedOver { flow: &run.flow }.emit();
+        execute(&self.executor, &self.active, &self.tracker, run, permit);
+    }
+}
+
+/// Executes a run this node holds the lease of, on the worker `permit`.
+fn execute(
+    executor: &arc_swap::ArcSwap<Executor>,
+    active: &ActiveRuns,
+    tracker: &TaskTracker,
+    run: Run,
+    permit: OwnedSemaphorePermit,
+) {
+    let executor = executor.load_full();
+    let active = active.clone();
+    let id = run.id;
+    active.insert(id);
+    tracker.spawn(async move {
+        executor.execute(run).await;
+        active.remove(id);
+        drop(permit);
+    });
+}
+
 pub(crate) struct WorkerPool {
     /// The executor of the configuration in force; each run keeps the one
     /// current when it was claimed.
     pub executor: Arc<arc_swap::ArcSwap<Executor>>,
     pub store: Arc<dyn Store>,
     pub owner: String,
-    pub slots: usize,
+    /// Free workers, shared with [`LocalWorkers`].
+    pub slots: Arc<Semaphore>,
     pub lease: Duration,
     pub poll_interval: Duration,
     pub wake: Arc<Notify>,
@@ -64,7 +128,7 @@ pub(crate) struct WorkerPool {
 
 impl WorkerPool {
     pub async fn dispatch(self) {
-        let slots = Arc::new(Semaphore::new(self.slots));
+        let slots = self.slots.clone();
         loop {
             let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit {
@@ -96,15 +160,7 @@ impl WorkerPool {
             };
             let claimed = runs.len();
             for (run, permit) in runs.into_iter().zip(permits.drain(..)) {
-                let executor = self.executor.load_full();
-                let active = self.active.clone();
-                let id = run.id;
-                active.insert(id);
-                self.tracker.spawn(async move {
-                    executor.execute(run).await;
-                    active.remove(id);
-                    drop(permit);
-                });
+                execute(&self.executor, &self.active, &self.tracker, run, permit);
             }
             drop(permits);
             if claimed < wanted && !self.idle().await {

@@ -47,8 +47,8 @@ pub use depth::QueueDepth;
 pub use error::StoreError;
 pub use health::StoreFault;
 pub use model::{
-    CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome,
-    RunStatus, StatusCount, StepStatus,
+    CancelOutcome, EnqueueOutcome, IntakeLease, JournalEntry, NewRun, Run, RunFilter, RunId,
+    RunOutcome, RunStatus, StatusCount, StepStatus,
 };
 pub use replay::{DeadReplayed, REPLAY_BATCH, replay_dead};
 pub use secrets::{

@@ -93,6 +93,55 @@ pub struct NewRun {
     pub dedupe_key: Option<String>,
     /// The run that started this one with a `run_flow` step, and waits for it.
     pub parent: Option<RunId>,
+    /// Committed already claimed by this owner, for a node that executes the
+    /// run at once: it skips the queue and the claim that would follow.
+    /// `None`: committed queued, for any node to claim.
+    pub lease: Option<IntakeLease>,
+}
+
+/// The lease a run is committed with when the node that accepted it has a
+/// free worker: as if claimed in the same transaction (`running`, one
+/// attempt, leased until the commit's time plus `duration`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntakeLease {
+    pub owner: String,
+    pub duration: std::time::Duration,
+}
+
+impl NewRun {
+    /// The run as [`crate::Store::enqueue`] stores it when it was committed
+    /// at `now` with `lease`: what a claim would have returned.
+    pub fn leased(&self, lease: &IntakeLease, now: DateTime<Utc>) -> Run {
+        // Stored times are whole milliseconds.
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let expires = now
+            .checked_add_signed(
+                chrono::TimeDelta::from_std(lease.duration).unwrap_or(chrono::TimeDelta::MAX),
+            )
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Run {
+            id: self.id,
+            flow: self.flow.clone(),
+            status: RunStatus::Running,
+            trigger: self.trigger.clone(),
+            input: self.input.clone(),
+            headers: self.headers.clone(),
+            output: None,
+            error: None,
+            attempts: 1,
+            retries: 0,
+            config_version: self.config_version.clone(),
+            dedupe_key: self.dedupe_key.clone(),
+            lease_owner: Some(lease.owner.clone()),
+            lease_expires_at: Some(expires),
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            stalled_claims: 1,
+            parent: self.parent,
+        }
+    }
 }
 
 /// The result of enqueuing one [`NewRun`].

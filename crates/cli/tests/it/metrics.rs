@@ -164,6 +164,16 @@ async fn a_known_workload_gives_exact_counts() {
         value("patchbay_runs_started_total", &[("flow", "fail")]),
         3.0
     );
+    // Every event found a free worker (64 by default): none waited in the
+    // queue for a claim.
+    assert_eq!(
+        value("patchbay_runs_handed_over_total", &[("flow", "ok")]),
+        5.0
+    );
+    assert_eq!(
+        value("patchbay_runs_handed_over_total", &[("flow", "fail")]),
+        3.0
+    );
     assert_eq!(value("patchbay_intake_batch_runs_sum", &[]), 8.0);
     assert_eq!(
         value(

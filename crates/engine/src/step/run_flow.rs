@@ -87,6 +87,7 @@ impl Step for RunFlow {
                 None => format!("run_flow:{parent}:{}", cx.step.id),
             }),
             parent: (!self.detached).then_some(parent),
+            lease: None,
         };
         let outcome = executor
             .store

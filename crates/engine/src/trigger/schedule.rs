@@ -135,6 +135,7 @@ impl Schedule {
                     scheduled_at.timestamp_millis()
                 )),
                 parent: None,
+                lease: None,
             };
             match intake.submit(run).await {
                 Ok(outcome) => {

@@ -66,6 +66,7 @@ impl Trigger for Burst {
                         config_version: cx.config_version.clone(),
                         dedupe_key: Some(format!("burst:{}:{n}", cx.flow)),
                         parent: None,
+                        lease: None,
                     };
                     if cx.intake.submit(run).await.is_err() {
                         return;

@@ -33,7 +33,7 @@ use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, StoreError};
 /// Rows per insert statement, largest first; see the module doc.
 const CHUNK_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 /// Bound parameters per row of [`insert_sql`].
-const PARAMS_PER_ROW: usize = 8;
+const PARAMS_PER_ROW: usize = 10;
 
 /// The insert for `CHUNK_SIZES[size]` rows, built once per size. Conflicts on
 /// `id` or `dedupe_key` skip the row instead of failing, so one duplicate does
@@ -48,8 +48,13 @@ fn insert_sql(size: usize) -> Arc<str> {
                 let values: Vec<String> = (0..n)
                     .map(|r| {
                         let p = r * PARAMS_PER_ROW;
+                        // With a lease owner (`p + 9`), the row is stored
+                        // as a claim would leave it: running, one attempt.
+                        let owner = p + 9;
                         format!(
-                            "(${}, ${}, 'queued', ${}, ${}, ${}, 0, ${}, ${}, ${now}, ${now}, ${now}, ${})",
+                            "(${}, ${}, CASE WHEN ${owner} IS NULL THEN 'queued' ELSE 'running' END, \
+                             ${}, ${}, ${}, ${owner} IS NOT NULL, ${}, ${}, ${now}, ${now}, ${now}, ${}, \
+                             ${owner}, ${}, ${owner} IS NOT NULL, 0)",
                             p + 1,
                             p + 2,
                             p + 3,
@@ -57,14 +62,15 @@ fn insert_sql(size: usize) -> Arc<str> {
                             p + 5,
                             p + 6,
                             p + 7,
-                            p + 8
+                            p + 8,
+                            p + 10
                         )
                     })
                     .collect();
                 Arc::from(format!(
                     "INSERT INTO runs (id, flow, status, trigger, input, headers, attempts, \
                      config_version, dedupe_key, next_attempt_at, created_at, updated_at, \
-                     parent_run_id) \
+                     parent_run_id, lease_owner, lease_expires_at, stalled_claims, journal_mark) \
                      VALUES {} ON CONFLICT DO NOTHING RETURNING id",
                     values.join(", ")
                 ))
@@ -207,7 +213,9 @@ pub(super) async fn enqueue(
                 .bind(json_text(&run.headers))
                 .bind(&run.config_version)
                 .bind(run.dedupe_key.as_deref())
-                .bind(run.parent.map(id_text));
+                .bind(run.parent.map(id_text))
+                .bind(run.lease.as_ref().map(|lease| lease.owner.as_str()))
+                .bind(run.lease.as_ref().map(|lease| after(now, lease.duration)));
         }
         let stored = insert
             .bind(now)

@@ -93,3 +93,74 @@ async fn due_times_leases_and_recorded_times_follow_the_stores_clock() {
     assert_eq!(done.updated_at, finished);
     store.close().await;
 }
+
+/// A run committed with a lease is stored as a claim would leave it, which
+/// [`patchbay_store::NewRun::leased`] reproduces in memory; no other owner
+/// claims it until the lease expires, and a batch mixes leased and queued
+/// runs.
+#[tokio::test(start_paused = true)]
+async fn a_run_committed_with_a_lease_is_claimed_already() {
+    let _hold = hold_auto_advance();
+    let clock = Arc::new(TokioClock::new());
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions::new(dir.path().join("patchbay.db")).with_clock(clock.clone());
+    let store = SqliteStore::open(options).await.unwrap();
+    let start = ms(clock.now());
+
+    let lease = patchbay_store::IntakeLease {
+        owner: "a".into(),
+        duration: LEASE,
+    };
+    let mut leased = new_run("orders", None);
+    leased.lease = Some(lease.clone());
+    let queued = new_run("orders", None);
+    store
+        .enqueue(&[leased.clone(), queued.clone()])
+        .await
+        .unwrap();
+
+    let stored = store.run(leased.id).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_value(&stored).unwrap(),
+        serde_json::to_value(leased.leased(&lease, clock.now())).unwrap()
+    );
+    assert_eq!(stored.status, RunStatus::Running);
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.lease_owner.as_deref(), Some("a"));
+    assert_eq!(
+        stored.lease_expires_at,
+        Some(start + TimeDelta::minutes(10))
+    );
+    assert_eq!(
+        store.run(queued.id).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
+
+    // Only the queued run is there to claim.
+    let claimed = store.claim("b", 8, LEASE).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|run| run.id).collect::<Vec<_>>(),
+        [queued.id]
+    );
+    // The lease holder finishes as after a claim.
+    for (owner, run) in [("a", leased.id), ("b", queued.id)] {
+        store
+            .finish(owner, run, &succeeded(serde_json::json!({})))
+            .await
+            .expect("the lease holder finishes its run");
+    }
+
+    // A leased run whose node went silent is taken over once the lease
+    // expires, with its claims counted as for any run.
+    let mut orphan = new_run("orders", None);
+    orphan.lease = Some(lease);
+    store.enqueue(std::slice::from_ref(&orphan)).await.unwrap();
+    tokio::time::advance(10 * MINUTE).await;
+    assert!(store.claim("b", 8, LEASE).await.unwrap().is_empty());
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let taken = store.claim("b", 8, LEASE).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, orphan.id);
+    assert_eq!(taken[0].attempts, 2);
+    assert_eq!(taken[0].stalled_claims, 2);
+}

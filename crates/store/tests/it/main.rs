@@ -48,6 +48,7 @@ pub fn new_run(flow: &str, dedupe_key: Option<&str>) -> NewRun {
         config_version: "v1".to_owned(),
         dedupe_key: dedupe_key.map(str::to_owned),
         parent: None,
+        lease: None,
     }
 }
 
