@@ -7,6 +7,11 @@
 //! exactly once, nothing is left queued or running, and the SQLite file
 //! passes `PRAGMA integrity_check`.
 //!
+//! It runs twice: with an `async` webhook (answered once the run is
+//! committed), and with a `sync` one whose caller waits for the flow's
+//! `respond`, so that kills also land while callers wait for their answer
+//! and while runs go from intake straight to a free worker.
+//!
 //! Sized by `PATCHBAY_CAMPAIGN_WEBHOOKS` (default 2000),
 //! `PATCHBAY_CAMPAIGN_KILLS` (default 10), `PATCHBAY_CAMPAIGN_SENDERS`
 //! (default 8) and `PATCHBAY_CAMPAIGN_SEED`; see `docs/campaigns.md`.
@@ -47,24 +52,35 @@ engine: { lease: 2s, poll_interval: 200ms, run_retries: [200ms, 500ms, 1s, 2s, 5
 /// Charge, book, notify: three calls with side effects. `charge` and
 /// `notify` carry the default key (`RUN_ID:STEP_ID`); `book` is a `PUT`,
 /// which carries none by default, so it names its key after the delivery.
-const FLOW: &str = "\
+/// In `sync` mode the caller is answered with the booking at the end.
+fn flow(sync: bool) -> String {
+    let mode = if sync { "sync" } else { "async" };
+    let mut flow = format!(
+        "\
 trigger:
   webhook:
     path: /hooks/orders
-    verify: { standard_webhooks: { secret: \"${env:HOOK_SECRET}\" } }
+    mode: {mode}
+    verify: {{ standard_webhooks: {{ secret: \"${{env:HOOK_SECRET}}\" }} }}
     dedupe: '$headers[\"webhook-id\"]'
 steps:
   - id: charge
     call: payments POST /charges
-    body: '{order_id, amount}'
+    body: '{{order_id, amount}}'
   - id: book
-    call: bookings PUT /bookings/{.order_id}
+    call: bookings PUT /bookings/{{.order_id}}
     idempotency_key: '\"book-\\($headers[\"webhook-id\"])\"'
-    body: '{order_id, charge: $steps.charge.body.id}'
+    body: '{{order_id, charge: $steps.charge.body.id}}'
   - id: notify
     call: chat POST /messages
-    body: '{text: \"order \\(.order_id) booked as \\($steps.book.body.booking)\"}'
-";
+    body: '{{text: \"order \\(.order_id) booked as \\($steps.book.body.booking)\"}}'
+"
+    );
+    if sync {
+        flow.push_str("  - respond:\n      status: 200\n      body: '$steps.book.body'\n");
+    }
+    flow
+}
 
 const STEPS: usize = 3;
 
@@ -123,8 +139,10 @@ async fn sender(campaign: Arc<Campaign>) -> Vec<String> {
                 .await;
             match sent {
                 Ok(response) if response.status().is_success() => break,
-                // The node is stopping or its store failed: retry later.
-                Ok(response) if response.status() == 503 => {}
+                // The node is stopping or its store failed (503), or a
+                // `sync` run resumed elsewhere never answered (504): the
+                // sender tries again, and dedupe finds the committed run.
+                Ok(response) if matches!(response.status().as_u16(), 503 | 504) => {}
                 Ok(response) => {
                     let status = response.status();
                     let text = response.text().await.unwrap_or_default();
@@ -181,13 +199,25 @@ async fn killer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_crash_every_acknowledged_webhook_runs_once_with_each_effect_once() {
-    let webhooks = campaign_setting("PATCHBAY_CAMPAIGN_WEBHOOKS", 2000) as usize;
-    let kills = campaign_setting("PATCHBAY_CAMPAIGN_KILLS", 10) as usize;
+    campaign(false, 2000, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_crash_with_callers_waiting_every_acknowledged_run_completes_once() {
+    campaign(true, 1000, 6).await;
+}
+
+/// The campaign, with a `sync` or `async` webhook; `webhooks` and `kills`
+/// are the defaults of its settings.
+async fn campaign(sync: bool, webhooks: u64, kills: u64) {
+    let webhooks = campaign_setting("PATCHBAY_CAMPAIGN_WEBHOOKS", webhooks) as usize;
+    let kills = campaign_setting("PATCHBAY_CAMPAIGN_KILLS", kills) as usize;
     let senders = campaign_setting("PATCHBAY_CAMPAIGN_SENDERS", 8).max(1) as usize;
     let seed = campaign_seed();
     println!(
-        "crash campaign: {webhooks} webhooks, {kills} kills, {senders} senders, seed {seed} \
-         (PATCHBAY_CAMPAIGN_SEED={seed} repeats the kill schedule)"
+        "crash campaign ({}): {webhooks} webhooks, {kills} kills, {senders} senders, seed {seed} \
+         (PATCHBAY_CAMPAIGN_SEED={seed} repeats the kill schedule)",
+        if sync { "sync" } else { "async" }
     );
     let began = Instant::now();
 
@@ -218,7 +248,8 @@ async fn campaign_crash_every_acknowledged_webhook_runs_once_with_each_effect_on
         upstream.set_recording(false);
     }
 
-    let project = TestProject::new(ROOT, &[("orders", FLOW)]);
+    let flow = flow(sync);
+    let project = TestProject::new(ROOT, &[("orders", flow.as_str())]);
     let log = project.path().join("patchbay.log");
     let env = vec![
         ("PAYMENTS_URL", payments.url()),
