@@ -18,14 +18,14 @@ ON CONFLICT (id) DO UPDATE SET status = excluded.status";
 
 const FIRST_PAGE: &str = "\
 SELECT id, at, actor, method, route, target, status, peer FROM audit \
-ORDER BY id DESC LIMIT $1";
+ORDER BY id DESC LIMIT +$1";
 
 const NEXT_PAGE: &str = "\
 SELECT id, at, actor, method, route, target, status, peer FROM audit \
-WHERE id < $1 ORDER BY id DESC LIMIT $2";
+WHERE id < $1 ORDER BY id DESC LIMIT +$2";
 
 const PURGE: &str = "\
-DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < $1 ORDER BY id LIMIT $2)";
+DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < $1 ORDER BY id LIMIT +$2)";
 
 /// An entry encoded for binding.
 pub(super) struct Encoded {

@@ -76,7 +76,7 @@ pub(super) async fn list_runs(
         sql.push_str(&conditions.join(" AND "));
     }
     // Writing to a String cannot fail.
-    let _ = write!(sql, " ORDER BY id DESC LIMIT ${limit_param}");
+    let _ = write!(sql, " ORDER BY id DESC LIMIT +${limit_param}");
 
     let mut query = sqlx::query(AssertSqlSafe(sql));
     if let Some(flow) = &filter.flow {

