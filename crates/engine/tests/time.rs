@@ -554,11 +554,13 @@ steps:
     let (waiting, _, _) = clock.until(|| node.waiting(run)).await;
     assert_eq!(waiting.next_attempt_at, ms(at));
 
-    // The clock stops at the start of that millisecond. Another run
-    // arriving wakes the idle worker, which claims the older, due run
-    // first: it must go on rather than park again for the rest of the
-    // millisecond.
+    // The clock stops at the start of that millisecond. A first run takes
+    // the only worker at intake; a second finds none free, so it is queued
+    // and wakes the dispatcher, which claims the older, due run first once
+    // the worker is back: it must go on rather than park again for the
+    // rest of the millisecond.
     clock.skip_to(ms(at)).await;
+    node.trigger("quick", json!({})).await;
     node.trigger("quick", json!({})).await;
     let done = clock
         .until(|| async {
