@@ -55,6 +55,8 @@ mod responders;
 mod retention;
 mod sampler;
 pub mod step;
+#[cfg(test)]
+mod test_support;
 mod tokens;
 pub mod trigger;
 mod verify;

@@ -56,38 +56,20 @@ impl Step for Echo {
 }
 
 mod dispatch {
-    use std::path::{Path, PathBuf};
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use patchbay_config::{MapEnv, Source};
-    use patchbay_store::{RunStatus, SqliteOptions, SqliteStore, StepStatus, Store};
+    use patchbay_store::{RunStatus, StepStatus};
     use serde_json::json;
-    use tokio_util::sync::CancellationToken;
 
-    use crate::{Build, Engine, EngineOptions, Event, Roles};
-
-    fn build(flow: &str) -> Build {
-        Build::from_sources(
-            Path::new("."),
-            Source {
-                path: PathBuf::from("patchbay.yaml"),
-                text: String::new(),
-            },
-            vec![Source {
-                path: PathBuf::from("flows/echoes.yaml"),
-                text: flow.to_string(),
-            }],
-            &MapEnv::new([]),
-        )
-        .unwrap_or_else(|report| panic!("{report}"))
-    }
+    use crate::Event;
+    use crate::test_support::{Running, build};
 
     /// The test-only kind compiles, runs, is journalled and steers like a
     /// built-in one, with nothing but its registration line in the engine.
     #[tokio::test]
     async fn a_kind_registered_in_one_line_compiles_and_runs() {
         let build = build(
+            "echoes",
             "\
 trigger: { manual: {} }
 steps:
@@ -102,23 +84,12 @@ steps:
             - id: inner
               echo: again
 ",
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
-                .await
-                .unwrap(),
-        );
-        let shutdown = CancellationToken::new();
-        let options = EngineOptions {
-            roles: Roles::default(),
-            secrets: None,
-            reload: None,
-            clock: Arc::new(crate::SystemClock),
-        };
-        let (engine, tasks) =
-            Engine::start(build, store.clone(), options, shutdown.clone()).unwrap();
-        let run = engine
+        )
+        .unwrap_or_else(|report| panic!("{report}"));
+        let node = Running::start(build).await;
+        let store = &node.store;
+        let run = node
+            .engine
             .trigger(Event {
                 flow: "echoes".into(),
                 trigger: "manual",
@@ -163,7 +134,6 @@ steps:
             ]
         );
         assert_eq!(journal[1].output, Some(json!({"branch": "echoed"})));
-        shutdown.cancel();
-        tasks.stopped().await;
+        node.stop().await;
     }
 }

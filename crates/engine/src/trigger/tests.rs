@@ -80,37 +80,23 @@ impl Trigger for Burst {
 }
 
 mod dispatch {
-    use std::path::{Path, PathBuf};
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use patchbay_config::{MapEnv, Source};
-    use patchbay_store::{RunFilter, RunStatus, SqliteOptions, SqliteStore, Store};
-    use tokio_util::sync::CancellationToken;
+    use patchbay_config::Report;
+    use patchbay_store::{RunFilter, RunStatus};
 
-    use crate::{Build, Engine, EngineOptions, Roles};
+    use crate::test_support::Running;
 
-    fn build(flow: &str) -> Result<Build, String> {
-        Build::from_sources(
-            Path::new("."),
-            Source {
-                path: PathBuf::from("patchbay.yaml"),
-                text: String::new(),
-            },
-            vec![Source {
-                path: PathBuf::from("flows/bursts.yaml"),
-                text: flow.to_string(),
-            }],
-            &MapEnv::new([]),
-        )
-        .map_err(|report| report.to_string())
+    fn build(flow: &str) -> Result<crate::Build, Report> {
+        crate::test_support::build("bursts", flow)
     }
 
     #[test]
     fn its_settings_are_checked_at_their_line() {
         let report = build("trigger:\n  burst:\n    count: 0\nsteps:\n  - transform: .\n")
             .err()
-            .expect("a count of 0 is refused");
+            .expect("a count of 0 is refused")
+            .to_string();
         assert!(
             report.contains("flows/bursts.yaml:3:")
                 && report.contains("`count` must be at least 1"),
@@ -118,7 +104,8 @@ mod dispatch {
         );
         let report = build("trigger:\n  burst: { cuont: 2 }\nsteps:\n  - transform: .\n")
             .err()
-            .expect("a misspelt key is refused");
+            .expect("a misspelt key is refused")
+            .to_string();
         assert!(
             report.contains("burst: unknown key `cuont`") && report.contains("`count`"),
             "{report}"
@@ -134,24 +121,10 @@ mod dispatch {
         let trigger = &build.plan.flows["bursts"].trigger;
         assert_eq!(trigger.kind(), "burst");
         assert!(trigger.webhook().is_none());
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
-                .await
-                .unwrap(),
-        );
-        let shutdown = CancellationToken::new();
-        let options = EngineOptions {
-            roles: Roles::default(),
-            secrets: None,
-            reload: None,
-            clock: Arc::new(crate::SystemClock),
-        };
-        let (_engine, tasks) =
-            Engine::start(build, store.clone(), options, shutdown.clone()).unwrap();
+        let node = Running::start(build).await;
         let mut outputs = Vec::new();
         for _ in 0..500 {
-            let runs = store.list_runs(&RunFilter::default()).await.unwrap();
+            let runs = node.store.list_runs(&RunFilter::default()).await.unwrap();
             if runs.len() == 3 && runs.iter().all(|run| run.status == RunStatus::Succeeded) {
                 outputs = runs
                     .iter()
@@ -170,7 +143,6 @@ mod dispatch {
                 ("burst".to_string(), Some(serde_json::json!(20))),
             ]
         );
-        shutdown.cancel();
-        tasks.stopped().await;
+        node.stop().await;
     }
 }
