@@ -261,28 +261,22 @@ impl Engine {
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
-            let slots = Arc::new(tokio::sync::Semaphore::new(settings.workers));
-            local = Some(LocalWorkers {
-                slots: slots.clone(),
-                executor: executor.clone(),
+            let workers = LocalWorkers {
+                slots: Arc::new(tokio::sync::Semaphore::new(settings.workers)),
+                executor,
                 active: active.clone(),
                 tracker: tracker.clone(),
                 owner: owner.clone(),
                 lease: settings.lease.0,
                 clock: clock.clone(),
                 shutdown: shutdown.clone(),
-            });
+            };
+            local = Some(workers.clone());
             let pool = WorkerPool {
-                executor,
+                workers,
                 store: store.clone(),
-                owner: owner.clone(),
-                slots,
-                lease: settings.lease.0,
                 poll_interval: settings.poll_interval.0,
                 wake,
-                shutdown: shutdown.clone(),
-                tracker: tracker.clone(),
-                active: active.clone(),
             };
             tracker.spawn(pool.dispatch());
             tokio::spawn(worker::renew_leases(

@@ -111,31 +111,34 @@ fn execute(
 }
 
 pub(crate) struct WorkerPool {
-    /// The executor of the configuration in force; each run keeps the one
-    /// current when it was claimed.
-    pub executor: Arc<arc_swap::ArcSwap<Executor>>,
+    /// The same workers intake hands runs to: one semaphore of free
+    /// workers, the executor of the configuration in force (each run keeps
+    /// the one current when it was claimed), this node's leases.
+    pub workers: LocalWorkers,
     pub store: Arc<dyn Store>,
-    pub owner: String,
-    /// Free workers, shared with [`LocalWorkers`].
-    pub slots: Arc<Semaphore>,
-    pub lease: Duration,
     pub poll_interval: Duration,
     pub wake: Arc<Notify>,
-    pub shutdown: CancellationToken,
-    pub tracker: TaskTracker,
-    pub active: ActiveRuns,
 }
 
 impl WorkerPool {
     pub async fn dispatch(self) {
-        let slots = self.slots.clone();
+        let LocalWorkers {
+            slots,
+            executor,
+            active,
+            tracker,
+            owner,
+            lease,
+            shutdown,
+            ..
+        } = &self.workers;
         loop {
             let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return,
                 },
-                () = self.shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return,
             };
             let mut permits = vec![first];
             while permits.len() < CLAIM_BATCH {
@@ -145,11 +148,7 @@ impl WorkerPool {
                 }
             }
             let wanted = permits.len();
-            let runs = match self
-                .store
-                .claim(&self.owner, wanted as u32, self.lease)
-                .await
-            {
+            let runs = match self.store.claim(owner, wanted as u32, *lease).await {
                 Ok(runs) => runs,
                 Err(e) => {
                     warn!(error = %e, "cannot claim runs");
@@ -160,7 +159,7 @@ impl WorkerPool {
             };
             let claimed = runs.len();
             for (run, permit) in runs.into_iter().zip(permits.drain(..)) {
-                execute(&self.executor, &self.active, &self.tracker, run, permit);
+                execute(executor, active, tracker, run, permit);
             }
             drop(permits);
             if claimed < wanted && !self.idle().await {
@@ -174,7 +173,7 @@ impl WorkerPool {
         tokio::select! {
             () = self.wake.notified() => true,
             () = tokio::time::sleep(self.poll_interval) => true,
-            () = self.shutdown.cancelled() => false,
+            () = self.workers.shutdown.cancelled() => false,
         }
     }
 }
