@@ -49,17 +49,17 @@ pub(crate) fn compile(
     report: &mut Report,
 ) -> Option<VerifyPlan> {
     let scheme = scheme(&verify.value);
-    let mut options_problems = Report::default();
-    check_options(&verify.value, &mut |message| {
-        options_problems.push(Diagnostic::new(
+    let diagnostic = |message: String| {
+        Diagnostic::new(
             file,
             verify.line,
             verify.column,
             format!("flow `{flow}`: verify.{}: {message}", verify.name()),
-        ))
-    });
-    if !options_problems.diagnostics.is_empty() {
-        report.diagnostics.extend(options_problems.diagnostics);
+        )
+    };
+    let reported = report.len();
+    check_options(&verify.value, &mut |message| report.push(diagnostic(message)));
+    if report.len() > reported {
         return None;
     }
     let Some(env) = env else {
@@ -68,14 +68,7 @@ pub(crate) fn compile(
             scheme,
         });
     };
-    let mut problem = |message: String| {
-        report.push(Diagnostic::new(
-            file,
-            verify.line,
-            verify.column,
-            format!("flow `{flow}`: verify.{}: {message}", verify.name()),
-        ))
-    };
+    let mut problem = |message: String| report.push(diagnostic(message));
     let written = verify.secrets();
     if written.is_empty() {
         problem("`secret` needs at least one secret".into());
