@@ -500,10 +500,10 @@ impl Engine {
         else {
             return self.inner.intake.submit(run).await;
         };
-        run.lease = Some(lease.clone());
+        run.lease = Some(lease);
         let (outcome, run) = self.inner.intake.commit(run).await?;
         if let EnqueueOutcome::Created(_) = outcome {
-            local.hand(&run, &lease, permit);
+            local.hand(run, permit);
         }
         Ok(outcome)
     }

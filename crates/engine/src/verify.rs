@@ -58,7 +58,9 @@ pub(crate) fn compile(
         )
     };
     let reported = report.len();
-    check_options(&verify.value, &mut |message| report.push(diagnostic(message)));
+    check_options(&verify.value, &mut |message| {
+        report.push(diagnostic(message))
+    });
     if report.len() > reported {
         return None;
     }

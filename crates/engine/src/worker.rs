@@ -82,10 +82,13 @@ impl LocalWorkers {
         Some((permit, lease))
     }
 
-    /// Executes `run`, committed with `lease`, on the worker `permit`
-    /// reserved for it.
-    pub fn hand(&self, run: &NewRun, lease: &IntakeLease, permit: OwnedSemaphorePermit) {
-        let run = run.leased(lease, self.clock.now());
+    /// Executes `run`, just committed with the lease [`LocalWorkers::reserve`]
+    /// gave, on the worker `permit` reserved for it.
+    pub fn hand(&self, run: NewRun, permit: OwnedSemaphorePermit) {
+        let Some(run) = run.into_leased(self.clock.now()) else {
+            // Committed queued: a claim will find it.
+            return;
+        };
         crate::events::RunHandedOver { flow: &run.flow }.emit();
         execute(&self.executor, &self.active, &self.tracker, run, permit);
     }

@@ -110,8 +110,11 @@ pub struct IntakeLease {
 
 impl NewRun {
     /// The run as [`crate::Store::enqueue`] stores it when it was committed
-    /// at `now` with `lease`: what a claim would have returned.
-    pub fn leased(&self, lease: &IntakeLease, now: DateTime<Utc>) -> Run {
+    /// at `now` with its [`NewRun::lease`]: what a claim would have
+    /// returned. `None` for a run committed without a lease. Consumes the
+    /// run, so that the event is moved, not copied, on the way to a worker.
+    pub fn into_leased(self, now: DateTime<Utc>) -> Option<Run> {
+        let lease = self.lease?;
         // Stored times are whole milliseconds.
         let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let expires = now
@@ -119,20 +122,20 @@ impl NewRun {
                 chrono::TimeDelta::from_std(lease.duration).unwrap_or(chrono::TimeDelta::MAX),
             )
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        Run {
+        Some(Run {
             id: self.id,
-            flow: self.flow.clone(),
+            flow: self.flow,
             status: RunStatus::Running,
-            trigger: self.trigger.clone(),
-            input: self.input.clone(),
-            headers: self.headers.clone(),
+            trigger: self.trigger,
+            input: self.input,
+            headers: self.headers,
             output: None,
             error: None,
             attempts: 1,
             retries: 0,
-            config_version: self.config_version.clone(),
-            dedupe_key: self.dedupe_key.clone(),
-            lease_owner: Some(lease.owner.clone()),
+            config_version: self.config_version,
+            dedupe_key: self.dedupe_key,
+            lease_owner: Some(lease.owner),
             lease_expires_at: Some(expires),
             next_attempt_at: now,
             created_at: now,
@@ -140,7 +143,7 @@ impl NewRun {
             finished_at: None,
             stalled_claims: 1,
             parent: self.parent,
-        }
+        })
     }
 }
 

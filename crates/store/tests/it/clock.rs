@@ -28,6 +28,15 @@ fn hold_auto_advance() -> std::sync::mpsc::Sender<()> {
     hold
 }
 
+/// A fresh store on a clock that follows tokio's, with its folder.
+async fn open_on_tokio_clock() -> (SqliteStore, Arc<TokioClock>, tempfile::TempDir) {
+    let clock = Arc::new(TokioClock::new());
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions::new(dir.path().join("patchbay.db")).with_clock(clock.clone());
+    let store = SqliteStore::open(options).await.unwrap();
+    (store, clock, dir)
+}
+
 /// `time` as the store keeps it, in whole milliseconds.
 fn ms(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap()
@@ -36,10 +45,7 @@ fn ms(time: DateTime<Utc>) -> DateTime<Utc> {
 #[tokio::test(start_paused = true)]
 async fn due_times_leases_and_recorded_times_follow_the_stores_clock() {
     let _hold = hold_auto_advance();
-    let clock = Arc::new(TokioClock::new());
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions::new(dir.path().join("patchbay.db")).with_clock(clock.clone());
-    let store = SqliteStore::open(options).await.unwrap();
+    let (store, clock, _dir) = open_on_tokio_clock().await;
     let start = ms(clock.now());
 
     let run = new_run("orders", None);
@@ -95,16 +101,13 @@ async fn due_times_leases_and_recorded_times_follow_the_stores_clock() {
 }
 
 /// A run committed with a lease is stored as a claim would leave it, which
-/// [`patchbay_store::NewRun::leased`] reproduces in memory; no other owner
+/// [`patchbay_store::NewRun::into_leased`] reproduces in memory; no other owner
 /// claims it until the lease expires, and a batch mixes leased and queued
 /// runs.
 #[tokio::test(start_paused = true)]
 async fn a_run_committed_with_a_lease_is_claimed_already() {
     let _hold = hold_auto_advance();
-    let clock = Arc::new(TokioClock::new());
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions::new(dir.path().join("patchbay.db")).with_clock(clock.clone());
-    let store = SqliteStore::open(options).await.unwrap();
+    let (store, clock, _dir) = open_on_tokio_clock().await;
     let start = ms(clock.now());
 
     let lease = patchbay_store::IntakeLease {
@@ -122,7 +125,7 @@ async fn a_run_committed_with_a_lease_is_claimed_already() {
     let stored = store.run(leased.id).await.unwrap().unwrap();
     assert_eq!(
         serde_json::to_value(&stored).unwrap(),
-        serde_json::to_value(leased.leased(&lease, clock.now())).unwrap()
+        serde_json::to_value(leased.clone().into_leased(clock.now()).expect("a lease")).unwrap()
     );
     assert_eq!(stored.status, RunStatus::Running);
     assert_eq!(stored.attempts, 1);
