@@ -414,7 +414,7 @@ impl<'a> Compiler<'a> {
 
     /// Whether the flow's trigger waits for a reply (a `sync` webhook);
     /// `None` when that is not known because its trigger did not compile.
-    pub fn answers_caller(&self) -> Option<bool> {
+    pub fn awaits_reply(&self) -> Option<bool> {
         self.awaits_reply
     }
 

@@ -61,7 +61,7 @@ impl Kind for Respond {
             );
             return None;
         }
-        if compiler.answers_caller() == Some(false) {
+        if compiler.awaits_reply() == Some(false) {
             let flow = compiler.flow().to_string();
             compiler.error(
                 &config.respond,
