@@ -8,14 +8,17 @@ pub enum StoreError {
     Open {
         path: String,
         #[source]
-        source: sqlx::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A migration failed.
     #[error("store migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A query failed (I/O, disk full, constraint, ...).
+    /// A read failed (I/O, corrupt file, ...).
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// A write failed (I/O, disk full, busy file, constraint, ...).
+    #[error("store write failed: {0}")]
+    Sql(#[from] rusqlite::Error),
     /// The run is no longer held by this worker (its lease expired and
     /// another worker claimed it, or it finished).
     #[error("run {run} is no longer leased to this worker")]
@@ -55,6 +58,7 @@ impl StoreError {
                 e,
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Database(_)
             ),
+            StoreError::Sql(e) => matches!(e, rusqlite::Error::SqliteFailure(..)),
             // Another node, or this one restarted on a store in place, may
             // take the event.
             StoreError::Unavailable(_) => true,

@@ -1,7 +1,8 @@
 //! The audit log: entries written through the group commit (see
-//! [`super::batch`]), listed newest first, purged by age.
+//! [`super::writer`]), listed newest first, purged by age.
 
 use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::codec::{get, id_text, millis, parse_id, parse_time};
@@ -11,9 +12,9 @@ use crate::{AuditEntry, AuditFilter, StoreError};
 /// Inserts an entry, or completes one written ahead of its action: only
 /// the status changes on a second write, so who, what and when stay as
 /// first recorded.
-pub(super) const UPSERT: &str = "\
+const UPSERT: &str = "\
 INSERT INTO audit (id, at, actor, method, route, target, status, peer) \
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
 ON CONFLICT (id) DO UPDATE SET status = excluded.status";
 
 const FIRST_PAGE: &str = "\
@@ -25,7 +26,7 @@ SELECT id, at, actor, method, route, target, status, peer FROM audit \
 WHERE id < $1 ORDER BY id DESC LIMIT +$2";
 
 const PURGE: &str = "\
-DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < $1 ORDER BY id LIMIT +$2)";
+DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < ?1 ORDER BY id LIMIT +?2)";
 
 /// An entry encoded for binding.
 pub(super) struct Encoded {
@@ -80,19 +81,35 @@ pub(super) async fn list_audit(
     rows.iter().map(entry_from_row).collect()
 }
 
+/// Inserts or completes entries (see [`UPSERT`]).
+pub(super) fn record(connection: &Connection, entries: &[Encoded]) -> Result<(), StoreError> {
+    let mut upsert = connection.prepare_cached(UPSERT)?;
+    for entry in entries {
+        upsert.execute(rusqlite::params![
+            entry.id,
+            entry.at,
+            entry.actor,
+            entry.method,
+            entry.route,
+            entry.target,
+            entry.status,
+            entry.peer,
+        ])?;
+    }
+    Ok(())
+}
+
 /// Deletes up to `limit` entries recorded before `before`, oldest first.
-pub(super) async fn purge_audit(
-    writer: &SqlitePool,
+pub(super) fn purge_audit(
+    connection: &Connection,
     before: DateTime<Utc>,
     limit: u32,
 ) -> Result<u64, StoreError> {
     // Ids are UUIDv7 text led by their time: the primary key serves this.
-    let done = sqlx::query(PURGE)
-        .bind(id_prefix(before))
-        .bind(i64::from(limit))
-        .execute(writer)
-        .await?;
-    Ok(done.rows_affected())
+    let purged = connection
+        .prepare_cached(PURGE)?
+        .execute(rusqlite::params![id_prefix(before), limit])?;
+    Ok(u64::try_from(purged).unwrap_or(u64::MAX))
 }
 
 fn entry_from_row(row: &SqliteRow) -> Result<AuditEntry, StoreError> {

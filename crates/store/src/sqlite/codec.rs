@@ -56,17 +56,69 @@ fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// The column named by `what` (`table.column`): the part after the dot.
+fn column_of(what: &'static str) -> &'static str {
+    what.rsplit('.').next().unwrap_or(what)
+}
+
 /// Reads column `what` (`table.column`; the row is looked up by the part
 /// after the dot), reporting a value of the wrong type as corrupt.
 pub(super) fn get<'r, T>(row: &'r SqliteRow, what: &'static str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {
-    let column = what.rsplit('.').next().unwrap_or(what);
-    row.try_get(column).map_err(|e| match e {
+    row.try_get(column_of(what)).map_err(|e| match e {
         sqlx::Error::ColumnDecode { source, .. } => corrupt(what, source),
         other => StoreError::Query(other),
     })
+}
+
+/// A row as the decoders below read it, from either driver: reads go
+/// through sqlx's pool, writes that return rows (a claim, a cancel)
+/// through the writer's own connection.
+pub(super) trait Columns {
+    /// Text column `what`, NULL as `None`.
+    fn opt_text(&self, what: &'static str) -> Result<Option<String>, StoreError>;
+    /// Integer column `what`, NULL as `None`.
+    fn opt_int(&self, what: &'static str) -> Result<Option<i64>, StoreError>;
+
+    /// Text column `what`, which must not be NULL.
+    fn text(&self, what: &'static str) -> Result<String, StoreError> {
+        self.opt_text(what)?
+            .ok_or_else(|| corrupt(what, "NULL where a value belongs"))
+    }
+    /// Integer column `what`, which must not be NULL.
+    fn int(&self, what: &'static str) -> Result<i64, StoreError> {
+        self.opt_int(what)?
+            .ok_or_else(|| corrupt(what, "NULL where a value belongs"))
+    }
+}
+
+impl Columns for SqliteRow {
+    fn opt_text(&self, what: &'static str) -> Result<Option<String>, StoreError> {
+        get(self, what)
+    }
+    fn opt_int(&self, what: &'static str) -> Result<Option<i64>, StoreError> {
+        get(self, what)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn opt_text(&self, what: &'static str) -> Result<Option<String>, StoreError> {
+        self.get(column_of(what)).map_err(|e| decode_error(what, e))
+    }
+    fn opt_int(&self, what: &'static str) -> Result<Option<i64>, StoreError> {
+        self.get(column_of(what)).map_err(|e| decode_error(what, e))
+    }
+}
+
+fn decode_error(what: &'static str, error: rusqlite::Error) -> StoreError {
+    match error {
+        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..) => {
+            corrupt(what, error)
+        }
+        other => StoreError::Sql(other),
+    }
 }
 
 pub(super) fn parse_id(what: &'static str, text: &str) -> Result<RunId, StoreError> {
@@ -106,54 +158,55 @@ pub(super) fn parse_u64(what: &'static str, value: i64) -> Result<u64, StoreErro
 }
 
 /// Decodes a row selected with [`run_columns!`].
-pub(super) fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
+pub(super) fn run_from_row(row: &impl Columns) -> Result<Run, StoreError> {
     Ok(Run {
-        id: parse_id("runs.id", get(row, "runs.id")?)?,
-        flow: get(row, "runs.flow")?,
-        status: parse_status("runs.status", get(row, "runs.status")?)?,
-        trigger: get(row, "runs.trigger")?,
-        input: parse_json("runs.input", get(row, "runs.input")?)?,
-        headers: parse_json("runs.headers", get(row, "runs.headers")?)?,
-        output: parse_opt_json("runs.output", get(row, "runs.output")?)?,
-        error: get(row, "runs.error")?,
-        attempts: parse_u32("runs.attempts", get(row, "runs.attempts")?)?,
-        retries: parse_u32("runs.retries", get(row, "runs.retries")?)?,
-        config_version: get(row, "runs.config_version")?,
-        dedupe_key: get(row, "runs.dedupe_key")?,
-        lease_owner: get(row, "runs.lease_owner")?,
+        id: parse_id("runs.id", &row.text("runs.id")?)?,
+        flow: row.text("runs.flow")?,
+        status: parse_status("runs.status", &row.text("runs.status")?)?,
+        trigger: row.text("runs.trigger")?,
+        input: parse_json("runs.input", &row.text("runs.input")?)?,
+        headers: parse_json("runs.headers", &row.text("runs.headers")?)?,
+        output: parse_opt_json("runs.output", row.opt_text("runs.output")?)?,
+        error: row.opt_text("runs.error")?,
+        attempts: parse_u32("runs.attempts", row.int("runs.attempts")?)?,
+        retries: parse_u32("runs.retries", row.int("runs.retries")?)?,
+        config_version: row.text("runs.config_version")?,
+        dedupe_key: row.opt_text("runs.dedupe_key")?,
+        lease_owner: row.opt_text("runs.lease_owner")?,
         lease_expires_at: parse_opt_time(
             "runs.lease_expires_at",
-            get(row, "runs.lease_expires_at")?,
+            row.opt_int("runs.lease_expires_at")?,
         )?,
-        next_attempt_at: parse_time("runs.next_attempt_at", get(row, "runs.next_attempt_at")?)?,
-        created_at: parse_time("runs.created_at", get(row, "runs.created_at")?)?,
-        updated_at: parse_time("runs.updated_at", get(row, "runs.updated_at")?)?,
-        finished_at: parse_opt_time("runs.finished_at", get(row, "runs.finished_at")?)?,
-        stalled_claims: parse_u32("runs.stalled_claims", get(row, "runs.stalled_claims")?)?,
-        parent: get::<Option<String>>(row, "runs.parent_run_id")?
+        next_attempt_at: parse_time("runs.next_attempt_at", row.int("runs.next_attempt_at")?)?,
+        created_at: parse_time("runs.created_at", row.int("runs.created_at")?)?,
+        updated_at: parse_time("runs.updated_at", row.int("runs.updated_at")?)?,
+        finished_at: parse_opt_time("runs.finished_at", row.opt_int("runs.finished_at")?)?,
+        stalled_claims: parse_u32("runs.stalled_claims", row.int("runs.stalled_claims")?)?,
+        parent: row
+            .opt_text("runs.parent_run_id")?
             .map(|id| parse_id("runs.parent_run_id", &id))
             .transpose()?,
     })
 }
 
 /// Decodes a row of `journal` (all columns but `seq`).
-pub(super) fn entry_from_row(row: &SqliteRow) -> Result<JournalEntry, StoreError> {
-    let status: &str = get(row, "journal.status")?;
-    let item: Option<i64> = get(row, "journal.item")?;
+pub(super) fn entry_from_row(row: &impl Columns) -> Result<JournalEntry, StoreError> {
+    let status = row.text("journal.status")?;
+    let item = row.opt_int("journal.item")?;
     Ok(JournalEntry {
-        run_id: parse_id("journal.run_id", get(row, "journal.run_id")?)?,
-        step_index: parse_u32("journal.step_index", get(row, "journal.step_index")?)?,
-        step_id: get(row, "journal.step_id")?,
+        run_id: parse_id("journal.run_id", &row.text("journal.run_id")?)?,
+        step_index: parse_u32("journal.step_index", row.int("journal.step_index")?)?,
+        step_id: row.text("journal.step_id")?,
         item: item.map(|i| parse_u32("journal.item", i)).transpose()?,
-        attempt: parse_u32("journal.attempt", get(row, "journal.attempt")?)?,
-        status: StepStatus::parse(status)
+        attempt: parse_u32("journal.attempt", row.int("journal.attempt")?)?,
+        status: StepStatus::parse(&status)
             .ok_or_else(|| corrupt("journal.status", format!("unknown step status {status:?}")))?,
-        started_at: parse_time("journal.started_at", get(row, "journal.started_at")?)?,
-        duration_ms: parse_u64("journal.duration_ms", get(row, "journal.duration_ms")?)?,
-        request: parse_opt_json("journal.request", get(row, "journal.request")?)?,
-        output: parse_opt_json("journal.output", get(row, "journal.output")?)?,
-        error: get(row, "journal.error")?,
-        error_class: get(row, "journal.error_class")?,
-        current: get::<i64>(row, "journal.superseded")? == 0,
+        started_at: parse_time("journal.started_at", row.int("journal.started_at")?)?,
+        duration_ms: parse_u64("journal.duration_ms", row.int("journal.duration_ms")?)?,
+        request: parse_opt_json("journal.request", row.opt_text("journal.request")?)?,
+        output: parse_opt_json("journal.output", row.opt_text("journal.output")?)?,
+        error: row.opt_text("journal.error")?,
+        error_class: row.opt_text("journal.error_class")?,
+        current: row.int("journal.superseded")? == 0,
     })
 }

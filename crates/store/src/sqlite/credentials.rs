@@ -9,7 +9,7 @@ use crate::StoreError;
 const SELECT: &str = "SELECT value FROM credentials WHERE name = $1";
 
 const UPSERT: &str = "\
-INSERT INTO credentials (name, value, updated_at) VALUES ($1, $2, $3)
+INSERT INTO credentials (name, value, updated_at) VALUES (?1, ?2, ?3)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
 pub(super) async fn credential(
@@ -22,18 +22,15 @@ pub(super) async fn credential(
         .await?)
 }
 
-pub(super) async fn save_credential(
-    writer: &SqlitePool,
+pub(super) fn save_credential(
+    connection: &rusqlite::Connection,
     name: &str,
     value: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(UPSERT)
-        .bind(name)
-        .bind(value)
-        .bind(now)
-        .execute(writer)
-        .await?;
+    connection
+        .prepare_cached(UPSERT)?
+        .execute(rusqlite::params![name, value, now])?;
     Ok(())
 }
 

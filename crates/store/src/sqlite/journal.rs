@@ -5,28 +5,110 @@
 //! WHERE EXISTS`), so it cannot race with a claim by another worker. When a
 //! step also sets the flow's state, both writes share one transaction: a
 //! crash never leaves state that no journal entry accounts for, or the reverse.
-//! The writes themselves are applied by [`super::batch`], which commits
+//! The writes themselves are jobs of [`super::writer`], which commits
 //! concurrent runs' entries together.
 
+use rusqlite::Connection;
 use serde_json::Value;
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::{entry_from_row, id_text, parse_json};
+use super::codec::{entry_from_row, id_text, int, json_text, millis, parse_json};
 use crate::{JournalEntry, RunId, StoreError};
 
-pub(super) const INSERT_ENTRY: &str = "\
+const INSERT_ENTRY: &str = "\
 INSERT INTO journal (run_id, step_index, step_id, item, attempt, status, started_at, duration_ms,
                      request, output, error, error_class)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13
-WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = 'running' AND lease_owner = $12)";
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13
+WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running' AND lease_owner = ?12)";
 
 /// The state belongs to the run's flow, looked up from the run itself so a
 /// caller cannot write another flow's state. (`WHERE` is also what SQLite
 /// needs to parse `INSERT ... SELECT` followed by `ON CONFLICT`.)
-pub(super) const UPSERT_STATE: &str = "\
+const UPSERT_STATE: &str = "\
 INSERT INTO flow_state (flow, state, updated_at)
-SELECT flow, $2, $3 FROM runs WHERE id = $1
+SELECT flow, ?2, ?3 FROM runs WHERE id = ?1
 ON CONFLICT (flow) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at";
+
+/// A journal entry (and the flow state it sets) encoded for binding, on
+/// the caller's thread.
+pub(super) struct EncodedEntry {
+    run: RunId,
+    run_text: String,
+    owner: String,
+    step_index: i64,
+    step_id: String,
+    item: Option<i64>,
+    attempt: i64,
+    status: &'static str,
+    started_at: i64,
+    duration_ms: i64,
+    request: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
+    error_class: Option<String>,
+    state: Option<String>,
+    /// When the write was asked for: the state's update time.
+    at: i64,
+}
+
+impl EncodedEntry {
+    pub fn encode(
+        owner: &str,
+        entry: &JournalEntry,
+        state: Option<&Value>,
+        at: i64,
+    ) -> EncodedEntry {
+        EncodedEntry {
+            run: entry.run_id,
+            run_text: id_text(entry.run_id),
+            owner: owner.to_string(),
+            step_index: i64::from(entry.step_index),
+            step_id: entry.step_id.clone(),
+            item: entry.item.map(i64::from),
+            attempt: i64::from(entry.attempt),
+            status: entry.status.as_str(),
+            started_at: millis(entry.started_at),
+            duration_ms: int(entry.duration_ms),
+            request: entry.request.as_ref().map(json_text),
+            output: entry.output.as_ref().map(json_text),
+            error: entry.error.clone(),
+            error_class: entry.error_class.clone(),
+            state: state.map(json_text),
+            at,
+        }
+    }
+}
+
+/// Appends an entry while the run is leased to its owner, and replaces the
+/// flow's state when the entry sets it.
+pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Result<(), StoreError> {
+    let inserted = connection
+        .prepare_cached(INSERT_ENTRY)?
+        .execute(rusqlite::params![
+            entry.run_text,
+            entry.step_index,
+            entry.step_id,
+            entry.item,
+            entry.attempt,
+            entry.status,
+            entry.started_at,
+            entry.duration_ms,
+            entry.request,
+            entry.output,
+            entry.error,
+            entry.owner,
+            entry.error_class,
+        ])?;
+    if inserted == 0 {
+        return Err(StoreError::LeaseLost { run: entry.run });
+    }
+    if let Some(state) = &entry.state {
+        connection
+            .prepare_cached(UPSERT_STATE)?
+            .execute(rusqlite::params![entry.run_text, state, entry.at])?;
+    }
+    Ok(())
+}
 
 const SELECT_JOURNAL: &str = "\
 SELECT run_id, step_index, step_id, item, attempt, status, started_at, duration_ms, request,

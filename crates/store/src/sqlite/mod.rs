@@ -1,12 +1,14 @@
 //! The SQLite store: one database file in WAL mode, the embedded default.
 //!
-//! Two connection pools share the file. Every write goes through the
-//! **writer** pool, which holds a single connection: writes are serialised in
-//! the process instead of racing for SQLite's one write lock, so they never
-//! spin on `SQLITE_BUSY`, and a batch of runs costs one commit (one fsync).
-//! Reads go through the **reader** pool; in WAL mode readers see the last
-//! committed state and neither block nor are blocked by the writer. Reader
-//! connections are `query_only`, so a read path can never write by mistake.
+//! Every write goes through the **writer** ([`writer`]), a thread that owns
+//! the one write connection: writes are serialised in the process instead
+//! of racing for SQLite's one write lock, so they never spin on
+//! `SQLITE_BUSY`, and whatever writes are waiting share one commit (one
+//! fsync). Reads go through the **reader** pool (sqlx); in WAL mode readers
+//! see the last committed state and neither block nor are blocked by the
+//! writer. Reader connections are `query_only`, so a read path can never
+//! write by mistake. Migrations run on a connection of their own before
+//! either opens.
 //!
 //! Durability: `synchronous=FULL` makes every commit fsync the WAL, so a run
 //! acknowledged to a caller survives a power cut, not just a process crash.
@@ -31,14 +33,14 @@
 //! open. [`watch`] notices the file being deleted or replaced under the
 //! running node.
 //!
-//! The queries live in submodules by concern: [`queue`] (enqueue, claim,
+//! The queries live in submodules by concern (writes are plain functions
+//! over the writer's connection, reads are async over the reader pool): [`queue`] (enqueue, claim,
 //! leases, reschedule, replay, cancel, finish, purge), [`journal`] (steps and flow state),
 //! [`credentials`], [`query`] (read-only views), [`stats`] (bucketed
 //! activity for the dashboard), [`audit`] (the audit log) and [`codec`]
 //! (column conversions and row decoding).
 
 mod audit;
-mod batch;
 mod codec;
 mod credentials;
 mod depth;
@@ -49,14 +51,22 @@ mod secrets;
 mod stats;
 mod versions;
 mod watch;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::ConnectOptions as _;
+use sqlx::Connection as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+
+use codec::{after, json_text};
+use journal::EncodedEntry;
+use queue::{EncodedRun, id_list};
+use writer::Writer;
 
 use crate::{
     AuditEntry, AuditFilter, CancelOutcome, Clock, EnqueueOutcome, JournalEntry, NewRun, Run,
@@ -121,15 +131,14 @@ pub struct ConnectionSettings {
     pub query_only: bool,
 }
 
-/// The [`Store`] on a SQLite file. Cloning is cheap and shares the pools.
+/// The [`Store`] on a SQLite file. Cloning is cheap and shares the
+/// connections.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// One connection: the only path for writes.
-    writer: SqlitePool,
+    /// The only path for writes, committed in groups.
+    writer: Writer,
     /// Several `query_only` connections for reads.
     reader: SqlitePool,
-    /// Journal entries and run endings, committed in groups on `writer`.
-    batcher: batch::Batcher,
     /// The file's identity and the writer's health, watched in the
     /// background.
     health: Arc<watch::Health>,
@@ -140,17 +149,18 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `opts.path` and applies
     /// pending migrations.
     pub async fn open(opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        let open_error = |source: sqlx::Error| StoreError::Open {
-            path: opts.path.display().to_string(),
+        let path = opts.path.display().to_string();
+        let open_error = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.clone(),
             source,
         };
 
         if let Some(parent) = opts.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent)
                 .await
-                .map_err(|e| open_error(sqlx::Error::Io(e)))?;
+                .map_err(|e| open_error(e.into()))?;
         }
-        owner_only(&opts.path).map_err(|e| open_error(sqlx::Error::Io(e)))?;
+        owner_only(&opts.path).map_err(|e| open_error(e.into()))?;
 
         let base = SqliteConnectOptions::new()
             .filename(&opts.path)
@@ -158,46 +168,37 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(opts.busy_timeout);
 
-        // WAL is a property of the file, set once by the writer; readers only
-        // open what the writer created and migrated.
-        let writer_options = base
+        // WAL is a property of the file, set once when it is created and
+        // migrated; the writer and the readers only open what exists.
+        let mut migrating = base
             .clone()
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
-        let reader_options = base.pragma("query_only", "ON");
-
-        // A local file cannot go stale like a network socket: pinging before
-        // every acquire would only add a round trip to each write. Idle and
-        // lifetime limits are off so the writer's prepared statements stay warm.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(writer_options)
+            .journal_mode(SqliteJournalMode::Wal)
+            .connect()
             .await
-            .map_err(open_error)?;
+            .map_err(|e| open_error(e.into()))?;
+        MIGRATOR.run(&mut migrating).await?;
+        migrating.close().await.map_err(|e| open_error(e.into()))?;
 
-        MIGRATOR.run(&writer).await?;
+        let writer =
+            Writer::open(&opts.path, opts.busy_timeout).map_err(|e| open_error(e.into()))?;
 
+        let reader_options = base.pragma("query_only", "ON");
         let reader = SqlitePoolOptions::new()
             .max_connections(opts.readers.max(1))
             .min_connections(1)
             .test_before_acquire(false)
             .connect_with(reader_options)
             .await
-            .map_err(open_error)?;
+            .map_err(|e| open_error(e.into()))?;
 
         let health = watch::start(&opts.path)
             .await
-            .map_err(|e| open_error(sqlx::Error::Io(e)))?;
+            .map_err(|e| open_error(e.into()))?;
         tracing::debug!(path = %opts.path.display(), readers = opts.readers.max(1), "store opened");
-        let batcher = batch::Batcher::start(writer.clone(), opts.clock.clone());
         Ok(SqliteStore {
             writer,
             reader,
-            batcher,
             health,
             clock: opts.clock,
         })
@@ -211,10 +212,34 @@ impl SqliteStore {
     /// The SQLite settings in effect on the writer connection (for
     /// diagnostics: durability depends on them).
     pub async fn connection_settings(&self) -> Result<ConnectionSettings, StoreError> {
-        settings(&self.writer).await
+        self.writer
+            .write(|connection| {
+                let text = |pragma: &str| -> rusqlite::Result<String> {
+                    connection.query_row(pragma, [], |row| row.get(0))
+                };
+                let int = |pragma: &str| -> rusqlite::Result<i64> {
+                    connection.query_row(pragma, [], |row| row.get(0))
+                };
+                Ok(ConnectionSettings {
+                    journal_mode: text("PRAGMA journal_mode")?.to_ascii_lowercase(),
+                    synchronous: int("PRAGMA synchronous")?,
+                    foreign_keys: int("PRAGMA foreign_keys")? != 0,
+                    busy_timeout_ms: int("PRAGMA busy_timeout")?,
+                    query_only: int("PRAGMA query_only")? != 0,
+                })
+            })
+            .await
     }
 
-    /// Closes both pools, waiting for connections in use to be returned. The
+    /// How many write transactions the store has committed since it opened.
+    /// Beside the number of writes asked for, it tells how well concurrent
+    /// writes share their commits (and fsyncs).
+    pub fn write_commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
+    /// Closes the readers, waiting for connections in use to be returned,
+    /// then the writer once the writes already asked for are done. The
     /// last connection to close checkpoints the WAL into the main file.
     pub async fn close(&self) {
         self.reader.close().await;
@@ -261,6 +286,7 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
 }
 
 /// Reads the settings of one connection of `pool`.
+#[cfg(test)]
 async fn settings(pool: &SqlitePool) -> Result<ConnectionSettings, StoreError> {
     // All pragmas on one connection: the per-connection ones could differ
     // between connections of a pool if options were ever set after connect.
@@ -289,34 +315,21 @@ async fn settings(pool: &SqlitePool) -> Result<ConnectionSettings, StoreError> {
     })
 }
 
-/// Replaces the writer connection after a write transaction failed.
-///
-/// When a commit fails (disk full, I/O error), SQLite has already rolled the
-/// transaction back, the driver's own rollback then fails, and the driver
-/// keeps counting the connection as inside a transaction: every later
-/// `BEGIN` on it would fail, and the store would refuse all writes until a
-/// restart. A fresh connection starts clean; the pool opens it on the next
-/// write with the same settings.
-pub(super) async fn renew_writer(writer: &SqlitePool) {
-    match writer.acquire().await {
-        Ok(connection) => {
-            let _ = connection.close().await;
-            tracing::warn!("a write failed; the store's writer connection was replaced");
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot replace the store's writer connection"),
-    }
-}
-
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, runs: &[NewRun]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        let result = queue::enqueue(&self.writer, runs, self.now()).await;
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let runs: Vec<EncodedRun> = runs.iter().map(EncodedRun::encode).collect();
+        let now = self.now();
+        let result = self
+            .writer
+            .write(move |connection| queue::enqueue(connection, &runs, now))
+            .await;
         match &result {
             Ok(_) => self.health.record_write(true),
-            Err(StoreError::Query(_)) => {
-                self.health.record_write(false);
-                renew_writer(&self.writer).await;
-            }
+            Err(StoreError::Sql(_)) => self.health.record_write(false),
             Err(_) => {}
         }
         result
@@ -332,7 +345,15 @@ impl Store for SqliteStore {
             // Work done now would be written to a file no restart finds.
             return Ok(Vec::new());
         }
-        queue::claim(&self.writer, owner, limit, lease, self.now()).await
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let owner = owner.to_string();
+        let now = self.now();
+        let lease_until = after(now, lease);
+        self.writer
+            .write(move |connection| queue::claim(connection, &owner, limit, lease_until, now))
+            .await
     }
 
     async fn renew_leases(
@@ -341,11 +362,26 @@ impl Store for SqliteStore {
         runs: &[RunId],
         lease: Duration,
     ) -> Result<u64, StoreError> {
-        queue::renew_leases(&self.writer, owner, runs, lease, self.now()).await
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let ids = id_list(runs)?;
+        let owner = owner.to_string();
+        let now = self.now();
+        let lease_until = after(now, lease);
+        self.writer
+            .write(move |connection| {
+                queue::renew_leases(connection, &owner, &ids, lease_until, now)
+            })
+            .await
     }
 
     async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        queue::release(&self.writer, owner, self.now()).await
+        let owner = owner.to_string();
+        let now = self.now();
+        self.writer
+            .write(move |connection| queue::release(connection, &owner, now))
+            .await
     }
 
     async fn record_step(
@@ -354,7 +390,10 @@ impl Store for SqliteStore {
         entry: &JournalEntry,
         state: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
-        self.batcher.record_step(owner, entry, state).await
+        let entry = EncodedEntry::encode(owner, entry, state, self.now());
+        self.writer
+            .write(move |connection| journal::record_step(connection, &entry))
+            .await
     }
 
     async fn journal(&self, run: RunId) -> Result<Vec<JournalEntry>, StoreError> {
@@ -367,7 +406,30 @@ impl Store for SqliteStore {
         run: RunId,
         outcome: &RunOutcome,
     ) -> Result<(), StoreError> {
-        self.batcher.finish(owner, run, outcome).await
+        if !outcome.status.is_final() {
+            return Err(StoreError::NotFinal {
+                run,
+                status: outcome.status,
+            });
+        }
+        let owner = owner.to_string();
+        let status = outcome.status.as_str();
+        let output = outcome.output.as_ref().map(json_text);
+        let error = outcome.error.clone();
+        let now = self.now();
+        self.writer
+            .write(move |connection| {
+                queue::finish(
+                    connection,
+                    run,
+                    &owner,
+                    status,
+                    output.as_deref(),
+                    error.as_deref(),
+                    now,
+                )
+            })
+            .await
     }
 
     async fn reschedule(
@@ -377,7 +439,13 @@ impl Store for SqliteStore {
         at: chrono::DateTime<chrono::Utc>,
         error: &str,
     ) -> Result<(), StoreError> {
-        queue::reschedule(&self.writer, owner, run, at, error, self.now()).await
+        let owner = owner.to_string();
+        let error = error.to_string();
+        let at = codec::millis(at);
+        let now = self.now();
+        self.writer
+            .write(move |connection| queue::reschedule(connection, &owner, run, at, &error, now))
+            .await
     }
 
     async fn suspend(
@@ -386,19 +454,30 @@ impl Store for SqliteStore {
         run: RunId,
         until: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        queue::suspend(&self.writer, owner, run, until, self.now()).await
+        let owner = owner.to_string();
+        let until = codec::millis(until);
+        let now = self.now();
+        self.writer
+            .write(move |connection| queue::suspend(connection, &owner, run, until, now))
+            .await
     }
 
     async fn wake(&self, run: RunId) -> Result<bool, StoreError> {
-        queue::wake(&self.writer, run, self.now()).await
+        let now = self.now();
+        self.writer
+            .write(move |connection| queue::wake(connection, run, now))
+            .await
     }
 
     async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError> {
-        let result = queue::replay(&self.writer, runs, from_start, self.now()).await;
-        if let Err(StoreError::Query(_)) = &result {
-            renew_writer(&self.writer).await;
+        if runs.is_empty() {
+            return Ok(Vec::new());
         }
-        result
+        let ids = id_list(runs)?;
+        let now = self.now();
+        self.writer
+            .write(move |connection| queue::replay(connection, &ids, from_start, now))
+            .await
     }
 
     async fn purge_finished(
@@ -406,15 +485,16 @@ impl Store for SqliteStore {
         before: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        queue::purge_finished(&self.writer, before, limit).await
+        self.writer
+            .write(move |connection| queue::purge_finished(connection, before, limit))
+            .await
     }
 
     async fn cancel(&self, run: RunId) -> Result<CancelOutcome, StoreError> {
-        let result = queue::cancel(&self.writer, run, self.now()).await;
-        if let Err(StoreError::Query(_)) = &result {
-            renew_writer(&self.writer).await;
-        }
-        result
+        let now = self.now();
+        self.writer
+            .write(move |connection| queue::cancel(connection, run, now))
+            .await
     }
 
     async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError> {
@@ -446,7 +526,12 @@ impl Store for SqliteStore {
         version: &str,
         sources: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        versions::save(&self.writer, version, sources, self.now()).await
+        let version = version.to_string();
+        let sources = sources.to_string();
+        let now = self.now();
+        self.writer
+            .write(move |connection| versions::save(connection, &version, &sources, now))
+            .await
     }
 
     async fn config_version(&self, version: &str) -> Result<Option<serde_json::Value>, StoreError> {
@@ -454,15 +539,28 @@ impl Store for SqliteStore {
     }
 
     async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        credentials::save_credential(&self.writer, name, value, self.now()).await
+        let name = name.to_string();
+        let value = value.to_string();
+        let now = self.now();
+        self.writer
+            .write(move |connection| credentials::save_credential(connection, &name, &value, now))
+            .await
     }
 
     async fn put_sealed_secret(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
-        secrets::put_sealed_secret(&self.writer, name, sealed, self.now()).await
+        let name = name.to_string();
+        let sealed = sealed.to_vec();
+        let now = self.now();
+        self.writer
+            .write(move |connection| secrets::put_sealed_secret(connection, &name, &sealed, now))
+            .await
     }
 
     async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
-        secrets::delete_secret(&self.writer, name).await
+        let name = name.to_string();
+        self.writer
+            .write(move |connection| secrets::delete_secret(connection, &name))
+            .await
     }
 
     async fn secret_names(&self) -> Result<Vec<crate::SecretInfo>, StoreError> {
@@ -478,7 +576,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_sealed(&self) -> Result<u64, StoreError> {
-        secrets::delete_sealed(&self.writer).await
+        self.writer.write(secrets::delete_sealed).await
     }
 
     async fn count_credentials(&self) -> Result<u64, StoreError> {
@@ -490,7 +588,13 @@ impl Store for SqliteStore {
     }
 
     async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        self.batcher.record_audit(entries).await
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<audit::Encoded> = entries.iter().map(audit::Encoded::encode).collect();
+        self.writer
+            .write(move |connection| audit::record(connection, &entries))
+            .await
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
@@ -502,7 +606,9 @@ impl Store for SqliteStore {
         before: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        audit::purge_audit(&self.writer, before, limit).await
+        self.writer
+            .write(move |connection| audit::purge_audit(connection, before, limit))
+            .await
     }
 }
 

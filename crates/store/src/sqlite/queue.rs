@@ -1,15 +1,16 @@
 //! The run queue: enqueue (group commit), claim with leases, lease renewal
 //! and release, finishing, replaying and cancelling a run.
 //!
-//! All of these run on the single writer connection, which prepares each
-//! statement once and keeps it in its statement cache.
+//! All of these run on the writer's connection ([`super::writer`]), which
+//! prepares each statement once and keeps it in its statement cache. Each
+//! function is one job: it runs inside the writer's transaction and its
+//! parameters are encoded beforehand, on the caller's thread.
 //!
-//! Enqueue is the intake's hot path, and there every statement costs a
-//! round trip to SQLite's connection thread that dwarfs the insert itself. So
-//! a batch is written with multi-row inserts: it is split greedily into
-//! chunks of 64, 32, ..., 1 rows (at most seven distinct statements, all
-//! cached), each insert returns the ids it actually stored, and only runs
-//! that were not stored cost a further lookup for the run they duplicate.
+//! Enqueue is the intake's hot path. A batch is written with multi-row
+//! inserts: it is split greedily into chunks of 64, 32, ..., 1 rows (at
+//! most seven distinct statements, all cached), each insert returns the ids
+//! it actually stored, and only runs that were not stored cost a further
+//! lookup for the run they duplicate.
 //!
 //! A `LIMIT` takes its bound value as `+$n`, never as a bare `$n`: SQLite
 //! (3.4x and later) plans with the value of a bare parameter in `LIMIT`, so
@@ -27,10 +28,8 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use sqlx::AssertSqlSafe;
-use sqlx::sqlite::SqlitePool;
+use rusqlite::{Connection, OptionalExtension, ToSql};
 
 use chrono::{DateTime, Utc};
 
@@ -61,9 +60,9 @@ fn insert_sql(size: usize) -> Arc<str> {
                         // as a claim would leave it: running, one attempt.
                         let owner = p + 9;
                         format!(
-                            "(${}, ${}, CASE WHEN ${owner} IS NULL THEN 'queued' ELSE 'running' END, \
-                             ${}, ${}, ${}, ${owner} IS NOT NULL, ${}, ${}, ${now}, ${now}, ${now}, ${}, \
-                             ${owner}, ${}, ${owner} IS NOT NULL, 0)",
+                            "(?{}, ?{}, CASE WHEN ?{owner} IS NULL THEN 'queued' ELSE 'running' END, \
+                             ?{}, ?{}, ?{}, ?{owner} IS NOT NULL, ?{}, ?{}, ?{now}, ?{now}, ?{now}, ?{}, \
+                             ?{owner}, ?{}, ?{owner} IS NOT NULL, 0)",
                             p + 1,
                             p + 2,
                             p + 3,
@@ -89,7 +88,7 @@ fn insert_sql(size: usize) -> Arc<str> {
     Arc::clone(&all[size.min(all.len() - 1)])
 }
 
-const FIND_DEDUPE: &str = "SELECT id FROM runs WHERE dedupe_key = $1";
+const FIND_DEDUPE: &str = "SELECT id FROM runs WHERE dedupe_key = ?1";
 
 /// `stalled_claims` restarts at 1 when the run journalled anything since its
 /// previous claim (see migration 0006).
@@ -103,8 +102,8 @@ const FIND_DEDUPE: &str = "SELECT id FROM runs WHERE dedupe_key = $1";
 /// sorts again.
 const CLAIM: &str = concat!(
     "UPDATE runs
-SET status = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1,
-    updated_at = $3,
+SET status = 'running', lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1,
+    updated_at = ?3,
     stalled_claims = CASE
         WHEN coalesce((SELECT max(seq) FROM journal WHERE run_id = runs.id), 0) > journal_mark
         THEN 1 ELSE stalled_claims + 1 END,
@@ -113,94 +112,123 @@ WHERE id IN (
     SELECT id FROM (
         SELECT id, next_attempt_at FROM (
             SELECT id, next_attempt_at FROM runs
-            WHERE status = 'queued' AND next_attempt_at <= $3
-            ORDER BY next_attempt_at, id LIMIT +$4)
+            WHERE status = 'queued' AND next_attempt_at <= ?3
+            ORDER BY next_attempt_at, id LIMIT +?4)
         UNION ALL
         SELECT id, next_attempt_at FROM (
             SELECT id, next_attempt_at FROM runs INDEXED BY runs_lease
-            WHERE status = 'running' AND lease_expires_at < $3
-            ORDER BY lease_expires_at LIMIT +$4)
+            WHERE status = 'running' AND lease_expires_at < ?3
+            ORDER BY lease_expires_at LIMIT +?4)
     )
-    ORDER BY next_attempt_at, id LIMIT +$4)
+    ORDER BY next_attempt_at, id LIMIT +?4)
 RETURNING ",
     run_columns!()
 );
 
 const RENEW: &str = "\
-UPDATE runs SET lease_expires_at = $2, updated_at = $3
-WHERE status = 'running' AND lease_owner = $1
-  AND id IN (SELECT value FROM json_each($4))";
+UPDATE runs SET lease_expires_at = ?2, updated_at = ?3
+WHERE status = 'running' AND lease_owner = ?1
+  AND id IN (SELECT value FROM json_each(?4))";
 
 const RELEASE: &str = "\
 UPDATE runs
-SET status = 'queued', next_attempt_at = $2, updated_at = $2, lease_owner = NULL,
+SET status = 'queued', next_attempt_at = ?2, updated_at = ?2, lease_owner = NULL,
     lease_expires_at = NULL, stalled_claims = 0
-WHERE status = 'running' AND lease_owner = $1";
+WHERE status = 'running' AND lease_owner = ?1";
 
 pub(super) const FINISH: &str = "\
 UPDATE runs
-SET status = $3, output = $4, error = $5, finished_at = $6, updated_at = $6, lease_owner = NULL,
+SET status = ?3, output = ?4, error = ?5, finished_at = ?6, updated_at = ?6, lease_owner = NULL,
     lease_expires_at = NULL
-WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+WHERE id = ?1 AND status = 'running' AND lease_owner = ?2";
 
 const RESCHEDULE: &str = "\
 UPDATE runs
-SET status = 'queued', next_attempt_at = $3, error = $4, retries = retries + 1, updated_at = $5,
+SET status = 'queued', next_attempt_at = ?3, error = ?4, retries = retries + 1, updated_at = ?5,
     lease_owner = NULL, lease_expires_at = NULL
-WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+WHERE id = ?1 AND status = 'running' AND lease_owner = ?2";
 
 const SUSPEND: &str = "\
 UPDATE runs
-SET status = 'queued', next_attempt_at = $3, error = NULL, updated_at = $4,
+SET status = 'queued', next_attempt_at = ?3, error = NULL, updated_at = ?4,
     lease_owner = NULL, lease_expires_at = NULL
-WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+WHERE id = ?1 AND status = 'running' AND lease_owner = ?2";
 
 const WAKE: &str = "\
-UPDATE runs SET next_attempt_at = $2, updated_at = $2
-WHERE id = $1 AND status = 'queued' AND next_attempt_at > $2";
+UPDATE runs SET next_attempt_at = ?2, updated_at = ?2
+WHERE id = ?1 AND status = 'queued' AND next_attempt_at > ?2";
 
 /// Only dead runs are replayed: a run still queued or running needs no
 /// replay, and one that succeeded must not run its side effects again.
 const REPLAY: &str = "\
 UPDATE runs
-SET status = 'queued', next_attempt_at = $2, updated_at = $2, error = NULL, output = NULL,
+SET status = 'queued', next_attempt_at = ?2, updated_at = ?2, error = NULL, output = NULL,
     retries = 0, finished_at = NULL, stalled_claims = 0
-WHERE status = 'dead' AND id IN (SELECT value FROM json_each($1))
+WHERE status = 'dead' AND id IN (SELECT value FROM json_each(?1))
 RETURNING id";
 
 /// Only a run that has not ended can be cancelled. Clearing the lease makes
 /// every lease-checked write of the worker executing it match nothing.
 const CANCEL: &str = concat!(
     "UPDATE runs
-SET status = 'cancelled', finished_at = $2, updated_at = $2, lease_owner = NULL,
+SET status = 'cancelled', finished_at = ?2, updated_at = ?2, lease_owner = NULL,
     lease_expires_at = NULL
-WHERE id = $1 AND status IN ('queued', 'running')
+WHERE id = ?1 AND status IN ('queued', 'running')
 RETURNING ",
     run_columns!()
 );
 
-const STATUS_OF: &str = "SELECT status FROM runs WHERE id = $1";
+const STATUS_OF: &str = "SELECT status FROM runs WHERE id = ?1";
 
 const SUPERSEDE: &str = "\
-UPDATE journal SET superseded = 1 WHERE run_id IN (SELECT value FROM json_each($1))";
+UPDATE journal SET superseded = 1 WHERE run_id IN (SELECT value FROM json_each(?1))";
 
 /// Oldest first, a bounded batch, so each write transaction stays short
 /// and intake is not held up behind a large purge.
 const PURGE: &str = "\
 DELETE FROM runs WHERE id IN (
-    SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1
-    ORDER BY finished_at LIMIT +$2)";
+    SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1
+    ORDER BY finished_at LIMIT +?2)";
 
-pub(super) async fn enqueue(
-    writer: &SqlitePool,
-    runs: &[NewRun],
+/// A run encoded for binding, on the caller's thread.
+pub(super) struct EncodedRun {
+    id: String,
+    flow: String,
+    trigger: String,
+    input: String,
+    headers: String,
+    config_version: String,
+    dedupe_key: Option<String>,
+    parent: Option<String>,
+    owner: Option<String>,
+    lease: Option<std::time::Duration>,
+    run: RunId,
+}
+
+impl EncodedRun {
+    pub fn encode(run: &NewRun) -> EncodedRun {
+        EncodedRun {
+            id: id_text(run.id),
+            flow: run.flow.clone(),
+            trigger: run.trigger.clone(),
+            input: json_text(&run.input),
+            headers: json_text(&run.headers),
+            config_version: run.config_version.clone(),
+            dedupe_key: run.dedupe_key.clone(),
+            parent: run.parent.map(id_text),
+            owner: run.lease.as_ref().map(|lease| lease.owner.clone()),
+            lease: run.lease.as_ref().map(|lease| lease.duration),
+            run: run.id,
+        }
+    }
+}
+
+pub(super) fn enqueue(
+    connection: &Connection,
+    runs: &[EncodedRun],
     now: i64,
 ) -> Result<Vec<EnqueueOutcome>, StoreError> {
-    if runs.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut outcomes = Vec::with_capacity(runs.len());
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut rest = runs;
     while !rest.is_empty() {
         // The last size is 1, so some size always fits.
@@ -211,219 +239,202 @@ pub(super) async fn enqueue(
         let (chunk, tail) = rest.split_at(CHUNK_SIZES[size]);
         rest = tail;
 
-        // The text only ever comes from `insert_sql`, never from input.
-        let mut insert = sqlx::query_scalar::<_, String>(AssertSqlSafe(insert_sql(size)));
-        for run in chunk {
-            insert = insert
-                .bind(id_text(run.id))
-                .bind(&run.flow)
-                .bind(&run.trigger)
-                .bind(json_text(&run.input))
-                .bind(json_text(&run.headers))
-                .bind(&run.config_version)
-                .bind(run.dedupe_key.as_deref())
-                .bind(run.parent.map(id_text))
-                .bind(run.lease.as_ref().map(|lease| lease.owner.as_str()))
-                .bind(run.lease.as_ref().map(|lease| after(now, lease.duration)));
-        }
-        let stored = insert
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?
+        let lease_until: Vec<Option<i64>> = chunk
             .iter()
-            .map(|text| parse_id("runs.id", text))
+            .map(|run| run.lease.map(|lease| after(now, lease)))
+            .collect();
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * PARAMS_PER_ROW + 1);
+        for (run, lease_until) in chunk.iter().zip(&lease_until) {
+            params.extend([
+                &run.id as &dyn ToSql,
+                &run.flow,
+                &run.trigger,
+                &run.input,
+                &run.headers,
+                &run.config_version,
+                &run.dedupe_key,
+                &run.parent,
+                &run.owner,
+                lease_until,
+            ]);
+        }
+        params.push(&now);
+        let mut insert = connection.prepare_cached(&insert_sql(size))?;
+        let stored = insert
+            .query_map(params.as_slice(), |row| row.get::<_, String>(0))?
+            .map(|text| parse_id("runs.id", &text?))
             .collect::<Result<HashSet<RunId>, _>>()?;
 
         for run in chunk {
-            if stored.contains(&run.id) {
-                outcomes.push(EnqueueOutcome::Created(run.id));
+            if stored.contains(&run.run) {
+                outcomes.push(EnqueueOutcome::Created(run.run));
                 continue;
             }
             // Either the dedupe key or the id is taken. Earlier runs of this
             // batch are visible here, which is what dedupes within a batch.
             let existing = match &run.dedupe_key {
-                Some(key) => sqlx::query_scalar::<_, String>(FIND_DEDUPE)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?
+                Some(key) => connection
+                    .prepare_cached(FIND_DEDUPE)?
+                    .query_row([key], |row| row.get::<_, String>(0))
+                    .optional()?
                     .map(|text| parse_id("runs.id", &text))
                     .transpose()?,
                 None => None,
             };
             // No run holds the key, so the id itself exists: the same run was
             // enqueued before (a retried batch), and it stands for itself.
-            outcomes.push(EnqueueOutcome::Duplicate(existing.unwrap_or(run.id)));
+            outcomes.push(EnqueueOutcome::Duplicate(existing.unwrap_or(run.run)));
         }
     }
-    tx.commit().await?;
     Ok(outcomes)
 }
 
-pub(super) async fn claim(
-    writer: &SqlitePool,
+pub(super) fn claim(
+    connection: &Connection,
     owner: &str,
     limit: u32,
-    lease: Duration,
+    lease_until: i64,
     now: i64,
 ) -> Result<Vec<Run>, StoreError> {
-    if limit == 0 {
-        return Ok(Vec::new());
+    let mut statement = connection.prepare_cached(CLAIM)?;
+    let mut rows = statement.query(rusqlite::params![owner, lease_until, now, limit])?;
+    let mut runs = Vec::new();
+    while let Some(row) = rows.next()? {
+        runs.push(run_from_row(row)?);
     }
-    // A single statement is atomic on its own: no explicit transaction needed.
-    let rows = sqlx::query(CLAIM)
-        .bind(owner)
-        .bind(after(now, lease))
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(writer)
-        .await?;
-    let mut runs = rows
-        .iter()
-        .map(run_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
     runs.sort_by_key(|r| (r.next_attempt_at, r.id));
     Ok(runs)
 }
 
-pub(super) async fn renew_leases(
-    writer: &SqlitePool,
+pub(super) fn renew_leases(
+    connection: &Connection,
     owner: &str,
-    runs: &[RunId],
-    lease: Duration,
+    ids: &str,
+    lease_until: i64,
     now: i64,
 ) -> Result<u64, StoreError> {
-    if runs.is_empty() {
-        return Ok(0);
-    }
-    let ids = id_list(runs)?;
-    let done = sqlx::query(RENEW)
-        .bind(owner)
-        .bind(after(now, lease))
-        .bind(now)
-        .bind(ids)
-        .execute(writer)
-        .await?;
-    Ok(done.rows_affected())
+    let renewed = connection
+        .prepare_cached(RENEW)?
+        .execute(rusqlite::params![owner, lease_until, now, ids])?;
+    Ok(count(renewed))
 }
 
-pub(super) async fn release(writer: &SqlitePool, owner: &str, now: i64) -> Result<u64, StoreError> {
-    let done = sqlx::query(RELEASE)
-        .bind(owner)
-        .bind(now)
-        .execute(writer)
-        .await?;
-    Ok(done.rows_affected())
+pub(super) fn release(connection: &Connection, owner: &str, now: i64) -> Result<u64, StoreError> {
+    let released = connection
+        .prepare_cached(RELEASE)?
+        .execute(rusqlite::params![owner, now])?;
+    Ok(count(released))
 }
 
-pub(super) async fn reschedule(
-    writer: &SqlitePool,
+pub(super) fn reschedule(
+    connection: &Connection,
     owner: &str,
     run: RunId,
-    at: DateTime<Utc>,
+    at: i64,
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(RESCHEDULE)
-        .bind(id_text(run))
-        .bind(owner)
-        .bind(millis(at))
-        .bind(error)
-        .bind(now)
-        .execute(writer)
-        .await?;
-    if done.rows_affected() == 0 {
+    let updated = connection
+        .prepare_cached(RESCHEDULE)?
+        .execute(rusqlite::params![id_text(run), owner, at, error, now])?;
+    if updated == 0 {
         return Err(StoreError::LeaseLost { run });
     }
     Ok(())
 }
 
-pub(super) async fn suspend(
-    writer: &SqlitePool,
+pub(super) fn suspend(
+    connection: &Connection,
     owner: &str,
     run: RunId,
-    until: DateTime<Utc>,
+    until: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(SUSPEND)
-        .bind(id_text(run))
-        .bind(owner)
-        .bind(millis(until))
-        .bind(now)
-        .execute(writer)
-        .await?;
-    if done.rows_affected() == 0 {
+    let updated = connection
+        .prepare_cached(SUSPEND)?
+        .execute(rusqlite::params![id_text(run), owner, until, now])?;
+    if updated == 0 {
         return Err(StoreError::LeaseLost { run });
     }
     Ok(())
 }
 
-pub(super) async fn wake(writer: &SqlitePool, run: RunId, now: i64) -> Result<bool, StoreError> {
-    let done = sqlx::query(WAKE)
-        .bind(id_text(run))
-        .bind(now)
-        .execute(writer)
-        .await?;
-    Ok(done.rows_affected() > 0)
+/// Ends a run held by `owner`; the parameters are encoded by the caller.
+pub(super) fn finish(
+    connection: &Connection,
+    run: RunId,
+    owner: &str,
+    status: &str,
+    output: Option<&str>,
+    error: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let updated = connection
+        .prepare_cached(FINISH)?
+        .execute(rusqlite::params![
+            id_text(run),
+            owner,
+            status,
+            output,
+            error,
+            now
+        ])?;
+    if updated == 0 {
+        return Err(StoreError::LeaseLost { run });
+    }
+    Ok(())
 }
 
-pub(super) async fn replay(
-    writer: &SqlitePool,
-    runs: &[RunId],
+pub(super) fn wake(connection: &Connection, run: RunId, now: i64) -> Result<bool, StoreError> {
+    let woken = connection
+        .prepare_cached(WAKE)?
+        .execute(rusqlite::params![id_text(run), now])?;
+    Ok(woken > 0)
+}
+
+pub(super) fn replay(
+    connection: &Connection,
+    ids: &str,
     from_start: bool,
     now: i64,
 ) -> Result<Vec<RunId>, StoreError> {
-    if runs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids = id_list(runs)?;
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let replayed = sqlx::query_scalar::<_, String>(REPLAY)
-        .bind(&ids)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|text| parse_id("runs.id", text))
-        .collect::<Result<Vec<RunId>, _>>()?;
+    let replayed = connection
+        .prepare_cached(REPLAY)?
+        .query_map(rusqlite::params![ids, now], |row| row.get::<_, String>(0))?
+        .map(|text| parse_id("runs.id", &text?))
+        .collect::<Result<Vec<RunId>, StoreError>>()?;
     if from_start && !replayed.is_empty() {
-        sqlx::query(SUPERSEDE)
-            .bind(id_list(&replayed)?)
-            .execute(&mut *tx)
-            .await?;
+        connection
+            .prepare_cached(SUPERSEDE)?
+            .execute([id_list(&replayed)?])?;
     }
-    tx.commit().await?;
     Ok(replayed)
 }
 
-pub(super) async fn cancel(
-    writer: &SqlitePool,
+pub(super) fn cancel(
+    connection: &Connection,
     run: RunId,
     now: i64,
 ) -> Result<CancelOutcome, StoreError> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let row = sqlx::query(CANCEL)
-        .bind(id_text(run))
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let outcome = match row {
-        Some(row) => CancelOutcome::Cancelled(Box::new(run_from_row(&row)?)),
-        None => match sqlx::query_scalar::<_, String>(STATUS_OF)
-            .bind(id_text(run))
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            Some(status) => CancelOutcome::Finished(parse_status("runs.status", &status)?),
-            None => CancelOutcome::NotFound,
-        },
-    };
-    tx.commit().await?;
-    Ok(outcome)
+    let id = id_text(run);
+    let mut cancel = connection.prepare_cached(CANCEL)?;
+    let mut rows = cancel.query(rusqlite::params![id, now])?;
+    if let Some(row) = rows.next()? {
+        return Ok(CancelOutcome::Cancelled(Box::new(run_from_row(row)?)));
+    }
+    let status = connection
+        .prepare_cached(STATUS_OF)?
+        .query_row([&id], |row| row.get::<_, String>(0))
+        .optional()?;
+    Ok(match status {
+        Some(status) => CancelOutcome::Finished(parse_status("runs.status", &status)?),
+        None => CancelOutcome::NotFound,
+    })
 }
 
 /// Run ids as a JSON array, for `json_each`: one bound parameter however
 /// many ids, so one prepared statement serves every list length.
-fn id_list(runs: &[RunId]) -> Result<String, StoreError> {
+pub(super) fn id_list(runs: &[RunId]) -> Result<String, StoreError> {
     let ids: Vec<String> = runs.iter().map(|id| id_text(*id)).collect();
     serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt {
         what: "run id list",
@@ -431,15 +442,18 @@ fn id_list(runs: &[RunId]) -> Result<String, StoreError> {
     })
 }
 
-pub(super) async fn purge_finished(
-    writer: &SqlitePool,
+pub(super) fn purge_finished(
+    connection: &Connection,
     before: DateTime<Utc>,
     limit: u32,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(PURGE)
-        .bind(millis(before))
-        .bind(i64::from(limit))
-        .execute(writer)
-        .await?;
-    Ok(done.rows_affected())
+    let purged = connection
+        .prepare_cached(PURGE)?
+        .execute(rusqlite::params![millis(before), limit])?;
+    Ok(count(purged))
+}
+
+/// A row count as the store reports it.
+fn count(rows: usize) -> u64 {
+    u64::try_from(rows).unwrap_or(u64::MAX)
 }

@@ -1,5 +1,6 @@
 //! Sealed secrets by name (see [`crate::secrets`] for the sealing).
 
+use rusqlite::Connection;
 use sqlx::sqlite::SqlitePool;
 
 use crate::{SecretInfo, StoreError};
@@ -28,39 +29,35 @@ pub(super) async fn secret_names(reader: &SqlitePool) -> Result<Vec<SecretInfo>,
         .collect())
 }
 
-pub(super) async fn put_sealed_secret(
-    writer: &SqlitePool,
+pub(super) fn put_sealed_secret(
+    connection: &Connection,
     name: &str,
     sealed: &[u8],
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO secrets (name, sealed, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-    )
-    .bind(name)
-    .bind(sealed)
-    .bind(now)
-    .execute(writer)
-    .await?;
+    connection
+        .prepare_cached(
+            "INSERT INTO secrets (name, sealed, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+        )?
+        .execute(rusqlite::params![name, sealed, now])?;
     Ok(())
 }
 
-pub(super) async fn delete_secret(writer: &SqlitePool, name: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM secrets WHERE name = $1")
-        .bind(name)
-        .execute(writer)
-        .await?;
-    Ok(done.rows_affected() > 0)
+pub(super) fn delete_secret(connection: &Connection, name: &str) -> Result<bool, StoreError> {
+    let deleted = connection
+        .prepare_cached("DELETE FROM secrets WHERE name = ?1")?
+        .execute([name])?;
+    Ok(deleted > 0)
 }
 
-/// Deletes every secret and stored credential in one transaction.
-pub(super) async fn delete_sealed(writer: &SqlitePool) -> Result<u64, StoreError> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let secrets = sqlx::query("DELETE FROM secrets").execute(&mut *tx).await?;
-    let credentials = sqlx::query("DELETE FROM credentials")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(secrets.rows_affected() + credentials.rows_affected())
+/// Deletes every secret and stored credential (one job, so one transaction).
+pub(super) fn delete_sealed(connection: &Connection) -> Result<u64, StoreError> {
+    let secrets = connection
+        .prepare_cached("DELETE FROM secrets")?
+        .execute([])?;
+    let credentials = connection
+        .prepare_cached("DELETE FROM credentials")?
+        .execute([])?;
+    Ok(u64::try_from(secrets + credentials).unwrap_or(u64::MAX))
 }

@@ -14,34 +14,26 @@ use crate::StoreError;
 const KEPT_VERSIONS: i64 = 20;
 
 const SAVE: &str = "\
-INSERT INTO config_versions (version, sources, created_at) VALUES ($1, $2, $3)
+INSERT INTO config_versions (version, sources, created_at) VALUES (?1, ?2, ?3)
 ON CONFLICT (version) DO UPDATE SET created_at = excluded.created_at";
 
 const PRUNE: &str = "\
 DELETE FROM config_versions
-WHERE version NOT IN (SELECT version FROM config_versions ORDER BY created_at DESC LIMIT +$1)
+WHERE version NOT IN (SELECT version FROM config_versions ORDER BY created_at DESC LIMIT +?1)
   AND version NOT IN (SELECT DISTINCT config_version FROM runs WHERE status IN ('queued', 'running'))";
 
 const SELECT: &str = "SELECT sources FROM config_versions WHERE version = $1";
 
-pub(super) async fn save(
-    writer: &SqlitePool,
+pub(super) fn save(
+    connection: &rusqlite::Connection,
     version: &str,
-    sources: &Value,
+    sources: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let mut tx = writer.begin().await?;
-    sqlx::query(SAVE)
-        .bind(version)
-        .bind(sources.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(PRUNE)
-        .bind(KEPT_VERSIONS)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    connection
+        .prepare_cached(SAVE)?
+        .execute(rusqlite::params![version, sources, now])?;
+    connection.prepare_cached(PRUNE)?.execute([KEPT_VERSIONS])?;
     Ok(())
 }
 

@@ -145,6 +145,7 @@ async fn concurrent_writes_succeed_together_and_lease_failures_stay_alone() {
     let runs: Vec<_> = (0..64).map(|_| new_run("orders", None)).collect();
     store.enqueue(&runs).await.unwrap();
     assert_eq!(store.claim("w1", 64, LONG).await.unwrap().len(), 64);
+    let commits_before = store.write_commits();
 
     let mut tasks = Vec::new();
     for (n, run) in runs.iter().enumerate() {
@@ -180,6 +181,10 @@ async fn concurrent_writes_succeed_together_and_lease_failures_stay_alone() {
         }
     }
     assert_eq!(refused, 16);
+    // 144 writes were waiting together, a few rounds of them: they shared
+    // their commits.
+    let commits = store.write_commits() - commits_before;
+    assert!(commits <= 144 / 4, "{commits} commits for 144 writes");
     for (n, run) in runs.iter().enumerate() {
         let stored = store.run(run.id).await.unwrap().unwrap();
         assert_eq!(stored.status, RunStatus::Succeeded);
