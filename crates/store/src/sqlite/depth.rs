@@ -1,9 +1,10 @@
 //! The queue-depth query behind the queue metrics.
 //!
-//! One statement on the reader pool, every part served by the `runs_claim`
-//! index (`status, next_attempt_at, id`): the counts walk an index range, the
-//! oldest due time is its first entry. Sampled every few seconds, it never
-//! touches the writer.
+//! One statement on the reader pool, every part served by a partial index
+//! that holds unfinished runs only: queued runs by due time (`runs_ready`),
+//! where the counts walk an index range and the oldest due time is its
+//! first entry, and running runs (`runs_lease`). Sampled every few seconds,
+//! it never touches the writer.
 
 use sqlx::sqlite::SqlitePool;
 
@@ -31,4 +32,19 @@ pub(super) async fn queue_depth(reader: &SqlitePool, now: i64) -> Result<QueueDe
         running: count("running")?,
         oldest_ready_since: oldest.map(|ms| parse_time("oldest", ms)).transpose()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::tests::{migrated_store, plan, scans_history};
+
+    #[tokio::test]
+    async fn the_queue_depth_reads_only_unfinished_runs() {
+        let (_dir, path) = migrated_store().await;
+        let plan = plan(&path, QUEUE_DEPTH);
+        assert!(!plan.iter().any(|s| scans_history(s)), "{plan:?}");
+        assert!(plan.iter().any(|s| s.contains("runs_ready")), "{plan:?}");
+        assert!(plan.iter().any(|s| s.contains("runs_lease")), "{plan:?}");
+    }
 }

@@ -613,8 +613,48 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A store file, created and migrated, and closed again.
+    pub async fn migrated_store() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        SqliteStore::open(SqliteOptions::new(&path))
+            .await
+            .unwrap()
+            .close()
+            .await;
+        (dir, path)
+    }
+
+    /// Whether a step of a plan walks a table, or an index of every run,
+    /// from end to end: its cost would grow with the history kept. Walking
+    /// a partial index of unfinished runs (`runs_ready`, `runs_lease`)
+    /// grows only with the work in flight.
+    pub fn scans_history(step: &str) -> bool {
+        (step.starts_with("SCAN runs") || step.starts_with("SCAN j"))
+            && !step.contains("runs_ready")
+            && !step.contains("runs_lease")
+    }
+
+    /// The steps of SQLite's plan for `sql` on the store at `path`, with
+    /// every parameter bound to 0.
+    pub fn plan(path: &Path, sql: &str) -> Vec<String> {
+        let connection = rusqlite::Connection::open(path).unwrap();
+        let mut explain = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        for index in 1..=explain.parameter_count() {
+            explain.raw_bind_parameter(index, 0).unwrap();
+        }
+        let mut rows = explain.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps
+    }
 
     #[tokio::test]
     async fn reader_connections_are_query_only_and_durable() {

@@ -9,7 +9,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqlitePool;
 
 use super::codec::{get, id_text, parse_status, parse_u64, run_columns, run_from_row};
-use crate::{Run, RunFilter, RunId, StatusCount, StoreError};
+use crate::{Run, RunFilter, RunId, RunStatus, StatusCount, StoreError};
 
 /// Page size when the filter does not name one.
 pub(super) const DEFAULT_LIMIT: u32 = 50;
@@ -38,6 +38,33 @@ pub(super) async fn list_runs(
         n => n.min(MAX_LIMIT),
     };
 
+    let sql = listing_sql(filter);
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    if let Some(flow) = &filter.flow {
+        query = query.bind(flow);
+    }
+    if let Some(status) = filter.status {
+        query = query.bind(status.as_str());
+    }
+    if let Some(before) = filter.before {
+        query = query.bind(id_text(before));
+    }
+    if let Some(since) = filter.since {
+        query = query.bind(id_prefix(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.bind(id_prefix(until));
+    }
+    if let Some(text) = &filter.error_contains {
+        query = query.bind(text);
+    }
+    let rows = query.bind(i64::from(limit)).fetch_all(reader).await?;
+    rows.iter().map(run_from_row).collect()
+}
+
+/// The text of [`list_runs`]'s statement for `filter`: a condition per
+/// filter given, in the order the values are bound, then the page size.
+fn listing_sql(filter: &RunFilter) -> String {
     // The text is assembled only from the fixed fragments below, never from
     // filter values (those are bound), so it is safe to hand to SQLite. Each
     // combination of filters yields its own text, which the connection
@@ -52,8 +79,13 @@ pub(super) async fn list_runs(
     if filter.flow.is_some() {
         conditions.push(next("flow", "="));
     }
-    if filter.status.is_some() {
+    if let Some(status) = filter.status {
         conditions.push(next("status", "="));
+        // Repeats the condition of the partial `runs_unsucceeded` index, so
+        // SQLite may use it (it does not infer it from `status = $n`).
+        if status != RunStatus::Succeeded {
+            conditions.push("status <> 'succeeded'".into());
+        }
     }
     if filter.before.is_some() {
         conditions.push(next("id", "<"));
@@ -78,27 +110,7 @@ pub(super) async fn list_runs(
     // Writing to a String cannot fail.
     let _ = write!(sql, " ORDER BY id DESC LIMIT +${limit_param}");
 
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    if let Some(flow) = &filter.flow {
-        query = query.bind(flow);
-    }
-    if let Some(status) = filter.status {
-        query = query.bind(status.as_str());
-    }
-    if let Some(before) = filter.before {
-        query = query.bind(id_text(before));
-    }
-    if let Some(since) = filter.since {
-        query = query.bind(id_prefix(since));
-    }
-    if let Some(until) = filter.until {
-        query = query.bind(id_prefix(until));
-    }
-    if let Some(text) = &filter.error_contains {
-        query = query.bind(text);
-    }
-    let rows = query.bind(i64::from(limit)).fetch_all(reader).await?;
-    rows.iter().map(run_from_row).collect()
+    sql
 }
 
 /// The text every run id created in `time`'s millisecond starts with: the
@@ -121,4 +133,36 @@ pub(super) async fn count_runs(reader: &SqlitePool) -> Result<Vec<StatusCount>, 
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Listing by a status other than `succeeded` walks the partial index
+    /// of those runs; `succeeded` walks the primary key backwards.
+    #[tokio::test]
+    async fn a_listing_by_status_reads_an_index() {
+        let (_dir, path) = super::super::tests::migrated_store().await;
+        for status in [RunStatus::Dead, RunStatus::Queued, RunStatus::Cancelled] {
+            let filter = RunFilter {
+                status: Some(status),
+                ..RunFilter::default()
+            };
+            let plan = super::super::tests::plan(&path, &listing_sql(&filter));
+            assert!(
+                plan.iter().any(|step| step.contains("runs_unsucceeded")),
+                "{status:?}: {plan:?}"
+            );
+        }
+        let filter = RunFilter {
+            status: Some(RunStatus::Succeeded),
+            ..RunFilter::default()
+        };
+        let plan = super::super::tests::plan(&path, &listing_sql(&filter));
+        assert!(
+            plan.iter().all(|step| !step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+    }
 }

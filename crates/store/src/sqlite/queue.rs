@@ -95,11 +95,10 @@ const FIND_DEDUPE: &str = "SELECT id FROM runs WHERE dedupe_key = ?1";
 ///
 /// Each branch is limited before the union so the outer sort handles at most
 /// 2 × limit rows however deep the backlog is: the queued branch walks the
-/// `runs_claim` index in order, the expired branch takes the leases that ran
-/// out first from the partial `runs_lease` index. Without statistics SQLite
-/// would rather walk every running run through `runs_claim` to skip a tiny
-/// sort, hence `INDEXED BY`. `RETURNING` order is unspecified, so the caller
-/// sorts again.
+/// partial `runs_ready` index in order, the expired branch takes the leases
+/// that ran out first from the partial `runs_lease` index. Both are named
+/// with `INDEXED BY`, so a plan that scans the table is an error, not a
+/// slow claim. `RETURNING` order is unspecified, so the caller sorts again.
 const CLAIM: &str = concat!(
     "UPDATE runs
 SET status = 'running', lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1,
@@ -111,7 +110,7 @@ SET status = 'running', lease_owner = ?1, lease_expires_at = ?2, attempts = atte
 WHERE id IN (
     SELECT id FROM (
         SELECT id, next_attempt_at FROM (
-            SELECT id, next_attempt_at FROM runs
+            SELECT id, next_attempt_at FROM runs INDEXED BY runs_ready
             WHERE status = 'queued' AND next_attempt_at <= ?3
             ORDER BY next_attempt_at, id LIMIT +?4)
         UNION ALL
@@ -456,4 +455,21 @@ pub(super) fn purge_finished(
 /// A row count as the store reports it.
 fn count(rows: usize) -> u64 {
     u64::try_from(rows).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::tests::{migrated_store, plan, scans_history};
+
+    /// The claim reads the two partial indexes of unfinished runs, never
+    /// the table, however many finished runs it holds.
+    #[tokio::test]
+    async fn the_claim_reads_only_unfinished_runs() {
+        let (_dir, path) = migrated_store().await;
+        let plan = plan(&path, CLAIM);
+        assert!(plan.iter().any(|s| s.contains("runs_ready")), "{plan:?}");
+        assert!(plan.iter().any(|s| s.contains("runs_lease")), "{plan:?}");
+        assert!(!plan.iter().any(|s| scans_history(s)), "{plan:?}");
+    }
 }
