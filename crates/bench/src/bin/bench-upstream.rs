@@ -4,10 +4,16 @@
 //! `200 {"ok":true}` on any method and path, with keep-alive. Prints
 //! `http://BOUND_ADDR` on the first line of standard output, then serves
 //! until killed.
+//!
+//! `GET /_count` answers `{"requests": N}`, the number of other requests
+//! served so far, so a benchmark can check that each request it sent to a
+//! node caused exactly one call here.
 
 #![forbid(unsafe_code)]
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,24 +41,35 @@ async fn main() {
         .await
         .unwrap_or_else(|e| net::exit_on_error(e));
     let delay = Duration::from_millis(args.delay_ms);
-    net::serve(listener, move |req: Request<Incoming>| async move {
-        // Reading the body first keeps the connection reusable whatever the
-        // request carried.
-        let _ = req.into_body().collect().await;
-        if !delay.is_zero() {
-            // tokio's timer has a 1 ms granularity and rounds up, which would
-            // turn 10 ms into about 11; a thread's sleep keeps to a few tens of
-            // microseconds. The delay serves sequential scenarios, so a
-            // blocking thread per waiting request is affordable.
-            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+    let served = Arc::new(AtomicU64::new(0));
+    net::serve(listener, move |req: Request<Incoming>| {
+        let served = Arc::clone(&served);
+        async move {
+            if req.uri().path() == "/_count" {
+                let count = format!("{{\"requests\":{}}}", served.load(Ordering::Relaxed));
+                return Ok::<_, Infallible>(json_response(Bytes::from(count)));
+            }
+            // Reading the body first keeps the connection reusable whatever the
+            // request carried.
+            let _ = req.into_body().collect().await;
+            served.fetch_add(1, Ordering::Relaxed);
+            if !delay.is_zero() {
+                // tokio's timer has a 1 ms granularity and rounds up, which would
+                // turn 10 ms into about 11; a thread's sleep keeps to a few tens of
+                // microseconds. The delay serves sequential scenarios, so a
+                // blocking thread per waiting request is affordable.
+                let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+            }
+            Ok::<_, Infallible>(json_response(Bytes::from_static(
+                net::SMALL_JSON.as_bytes(),
+            )))
         }
-        Ok::<_, Infallible>(ok_response())
     })
     .await;
 }
 
-fn ok_response() -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(net::SMALL_JSON.as_bytes())));
+fn json_response(body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     response.headers_mut().insert(
         CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
