@@ -351,7 +351,11 @@ impl Executor {
                 Some(((e.step_index, e.step_id, e.item), done))
             })
             .collect();
-        let state = self.store.flow_state(&run.flow).await?;
+        let state = if flow.reads_state {
+            self.store.flow_state(&run.flow).await?
+        } else {
+            Value::Null
+        };
         let mut scope = RunContext::new(run.input.clone(), run.headers.clone(), state);
         let last_output = match self
             .sequence(run, &flow.steps, &mut scope, &completed)

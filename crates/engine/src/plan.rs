@@ -45,6 +45,10 @@ pub struct FlowPlan {
     pub steps: Vec<StepPlan>,
     /// Delays before each run-level retry; after the last, the run is dead.
     pub run_retries: Vec<Duration>,
+    /// Whether any expression of the flow may read `$state`. When none can,
+    /// a run does not read the flow's state from the store: a read per run
+    /// that most flows never use.
+    pub reads_state: bool,
 }
 
 impl Plan {
@@ -190,7 +194,24 @@ impl Compiler<'_> {
             trigger: trigger?,
             steps,
             run_retries,
+            reads_state: self.may_read_state(),
         })
+    }
+
+    /// Whether the flow's file, or `patchbay.yaml` (which holds inline
+    /// flows and the connectors' `rate_limit.key`, evaluated with a call's
+    /// variables), mentions `$state` anywhere. Every expression a run
+    /// evaluates is written in one of the two, so a flow whose texts never
+    /// name it cannot read it; a mention in a comment only costs the read.
+    fn may_read_state(&self) -> bool {
+        let mentioned = |path: &Path| {
+            self.project
+                .sources
+                .iter()
+                .find(|source| source.path == path)
+                .is_none_or(|source| patchbay_expr::mentions(&source.text, "$state"))
+        };
+        mentioned(self.file) || mentioned(&self.project.root_file)
     }
 
     fn error(&mut self, line: u64, column: u64, message: String) {

@@ -294,3 +294,36 @@ fn every_trigger_kind_compiles_and_describes_itself() {
         serde_json::json!({"path": "/hooks/x", "mode": "sync", "verified": false, "deduplicated": false})
     );
 }
+
+/// A run reads its flow's state from the store only when an expression of
+/// the flow may read `$state`.
+#[test]
+fn only_a_flow_that_names_its_state_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "patchbay.yaml", ROOT);
+    let flows = [
+        ("reads", "  - transform: '{seen: ($state.seen + 1)}'\n"),
+        ("sets", "  - set_state: '{last: .id}'\n"),
+        ("neither", "  - transform: '{state: .state}'\n"),
+        (
+            "nested",
+            "  - switch:\n      cases:\n        - name: a\n          when: '.a'\n          steps:\n            - transform: '$state'\n",
+        ),
+    ];
+    for (name, steps) in flows {
+        write(
+            dir.path(),
+            &format!("flows/{name}.yaml"),
+            &format!("trigger: {{ webhook: {{ path: /hooks/{name} }} }}\nsteps:\n{steps}"),
+        );
+    }
+    let env = MapEnv::new([]);
+    let project = Project::load(dir.path(), &env).unwrap();
+    let plan = Plan::compile(&project, &env).unwrap();
+    let reads = |flow: &str| plan.flows[flow].reads_state;
+    assert!(reads("reads"));
+    assert!(reads("nested"));
+    // `set_state` replaces the state without reading it.
+    assert!(!reads("sets"));
+    assert!(!reads("neither"));
+}

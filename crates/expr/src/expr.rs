@@ -227,7 +227,10 @@ const GLOBALS: [&str; VARIABLES.len()] = ["$event", "$steps", "$state", "$header
 /// Whether `source` may refer to the variable `var` (`$name`): a textual match not followed
 /// by another identifier character. Matches inside strings or comments only cost a
 /// needless conversion.
-fn mentions(source: &str, var: &str) -> bool {
+/// Whether `source` mentions the variable `var` (written with its `$`), as
+/// a whole name: `$steps` is not mentioned by `$stepsx`. Conservative: a
+/// mention inside a string literal or a comment counts too.
+pub fn mentions(source: &str, var: &str) -> bool {
     source.match_indices(var).any(|(at, _)| {
         !source[at + var.len()..]
             .chars()
