@@ -129,6 +129,8 @@ pub struct ConnectionSettings {
     pub busy_timeout_ms: i64,
     /// `PRAGMA query_only`.
     pub query_only: bool,
+    /// `PRAGMA temp_store`: 0 default, 1 file, 2 memory.
+    pub temp_store: i64,
 }
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the
@@ -226,6 +228,7 @@ impl SqliteStore {
                     foreign_keys: int("PRAGMA foreign_keys")? != 0,
                     busy_timeout_ms: int("PRAGMA busy_timeout")?,
                     query_only: int("PRAGMA query_only")? != 0,
+                    temp_store: int("PRAGMA temp_store")?,
                 })
             })
             .await
@@ -306,12 +309,16 @@ async fn settings(pool: &SqlitePool) -> Result<ConnectionSettings, StoreError> {
     let query_only: i64 = sqlx::query_scalar("PRAGMA query_only")
         .fetch_one(&mut *conn)
         .await?;
+    let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(ConnectionSettings {
         journal_mode: journal_mode.to_ascii_lowercase(),
         synchronous,
         foreign_keys: foreign_keys != 0,
         busy_timeout_ms,
         query_only: query_only != 0,
+        temp_store,
     })
 }
 

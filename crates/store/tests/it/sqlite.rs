@@ -21,6 +21,9 @@ async fn connections_use_wal_and_full_sync() {
     assert!(settings.foreign_keys);
     assert_eq!(settings.busy_timeout_ms, 5000);
     assert!(!settings.query_only);
+    // Statement journals (savepoints, multi-row inserts) stay in memory
+    // instead of a temporary file created and deleted per transaction.
+    assert_eq!(settings.temp_store, 2, "temp_store must be MEMORY");
 }
 
 #[tokio::test]
