@@ -166,6 +166,9 @@ pub(crate) struct Executor {
     pub versions: Arc<crate::versions::Versions>,
     /// The engine's clock: journal times, due times of waits and retries.
     pub clock: Arc<dyn Clock>,
+    /// Journal entries of runs' last steps, held back to be committed with
+    /// the run's end (see [`Executor::record`]).
+    pub held: std::sync::Mutex<HashMap<RunId, JournalEntry>>,
 }
 
 impl Executor {
@@ -188,7 +191,18 @@ impl Executor {
                 attempt: run.attempts,
             }
             .emit();
-            let outcome = match self.drive(&run).await {
+            let ending = self.drive(&run).await;
+            // The last step's entry, held back for the run's end. Any other
+            // ending than `Done` (an output over the cap, say) records it on
+            // its own first, as it would have been.
+            let held = self.take_held(run.id);
+            if let Some(entry) = &held
+                && !matches!(ending, Ok(Ending::Done(_)))
+                && let Err(e) = self.store.record_step(&self.owner, entry, None).await
+            {
+                warn!(error = %e, "the last step's journal entry was not recorded");
+            }
+            let outcome = match ending {
                 Ok(Ending::Done(outcome)) => outcome,
                 Ok(Ending::Failed(failure)) => match self.retry_later(&run, &failure).await {
                     Some(outcome) => outcome,
@@ -225,7 +239,15 @@ impl Executor {
             outcome.error = outcome.error.map(|e| self.mask(&e));
             let status = outcome.status;
             let error = outcome.error.clone();
-            match self.store.finish(&self.owner, run.id, &outcome).await {
+            let finished = match &held {
+                Some(entry) => {
+                    self.store
+                        .finish_with_step(&self.owner, run.id, &outcome, entry)
+                        .await
+                }
+                None => self.store.finish(&self.owner, run.id, &outcome).await,
+            };
+            match finished {
                 Ok(()) => RunFinished {
                     flow: &run.flow,
                     status,
@@ -920,22 +942,52 @@ impl Executor {
                 entry.error_class = Some(error.class().as_str().into());
             }
         }
+        // The flow's last step ends the run: nothing starts after it, so its
+        // entry can wait for the run's end and share its transaction (one
+        // write instead of two). A crash in between re-runs that step on
+        // resume, as a crash before its own commit would have. A failure
+        // (which may be retried), an item, a state update, and a step that
+        // goes on elsewhere (a branch, a wait, a child run) are written at
+        // once.
+        let ends_run = result
+            .is_ok_and(|output| matches!(step.action.steer(output), Steer::Next | Steer::EndRun));
+        if step.ends_flow && item.is_none() && ends_run && state.is_none() {
+            let entry = self.masked(entry);
+            self.held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(run.id, entry);
+            return Ok(());
+        }
         self.record(entry, state).await
     }
 
-    /// Journals `entry` with every known secret masked (see
-    /// [`crate::redaction`]).
-    async fn record(
-        &self,
-        mut entry: JournalEntry,
-        state: Option<&Value>,
-    ) -> Result<(), StoreError> {
+    /// The entry held back for `run`'s end, if any.
+    fn take_held(&self, run: RunId) -> Option<JournalEntry> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&run)
+    }
+
+    /// `entry` with every known secret masked.
+    fn masked(&self, mut entry: JournalEntry) -> JournalEntry {
         if self.connectors.masker().is_empty() && self.plan.redaction.masker.is_empty() {
-            return self.store.record_step(&self.owner, &entry, state).await;
+            return entry;
         }
         self.mask_json(entry.request.as_mut());
         self.mask_json(entry.output.as_mut());
         entry.error = entry.error.map(|e| self.mask(&e));
+        entry
+    }
+
+    /// Journals `entry` with every known secret masked (see
+    /// [`crate::redaction`]).
+    async fn record(&self, entry: JournalEntry, state: Option<&Value>) -> Result<(), StoreError> {
+        if self.connectors.masker().is_empty() && self.plan.redaction.masker.is_empty() {
+            return self.store.record_step(&self.owner, &entry, state).await;
+        }
+        let entry = self.masked(entry);
         let mut masked_state = state.cloned();
         self.mask_json(masked_state.as_mut());
         self.store

@@ -258,6 +258,7 @@ impl Engine {
                 wake: wake.clone(),
                 versions,
                 clock: clock.clone(),
+                held: Default::default(),
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
@@ -442,6 +443,7 @@ impl Engine {
                     old.versions.clone()
                 },
                 clock: old.clock.clone(),
+                held: Default::default(),
             }));
         }
         self.inner.live.store(Arc::new(Live {

@@ -172,7 +172,10 @@ impl Compiler<'_> {
         let steps = crate::step::Compiler::new(self.project, self.file, self.flow, self.report)
             .awaiting_reply(awaits_reply)
             .flow_steps(&config.steps);
-        let steps = steps?;
+        let mut steps = steps?;
+        if let Some(last) = steps.last_mut() {
+            last.ends_flow = true;
+        }
         if awaits_reply == Some(true) && !steps.iter().any(answers) {
             let flow = self.flow;
             self.error(

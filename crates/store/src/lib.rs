@@ -113,6 +113,21 @@ pub trait Store: Send + Sync + 'static {
     async fn finish(&self, owner: &str, run: RunId, outcome: &RunOutcome)
     -> Result<(), StoreError>;
 
+    /// Appends the journal entry of a run's last step and ends the run, as
+    /// [`Store::record_step`] then [`Store::finish`] would, in one
+    /// transaction where the store can: the engine holds the last step's
+    /// entry back for this, so a run's end costs one write, not two.
+    async fn finish_with_step(
+        &self,
+        owner: &str,
+        run: RunId,
+        outcome: &RunOutcome,
+        entry: &JournalEntry,
+    ) -> Result<(), StoreError> {
+        self.record_step(owner, entry, None).await?;
+        self.finish(owner, run, outcome).await
+    }
+
     /// Puts a failed run held by `owner` back in the queue, due at `at`,
     /// with the failure as its `error`, and counts the retry. Its journal is
     /// kept, so the next claim resumes at the failed step.

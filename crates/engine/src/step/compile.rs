@@ -37,6 +37,9 @@ pub struct StepPlan {
     pub for_each: Option<(Expr, usize)>,
     /// What a failure of the step (or of one of its items) does.
     pub on_error: ErrorPolicy,
+    /// Whether this is the flow's last top-level step: its journal entry is
+    /// committed with the run's end, in one transaction.
+    pub ends_flow: bool,
 }
 
 impl StepPlan {
@@ -189,6 +192,7 @@ impl<'a> Compiler<'a> {
             when: when?,
             for_each: for_each?,
             on_error: on_error?,
+            ends_flow: false,
         })
     }
 

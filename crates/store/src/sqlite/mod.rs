@@ -439,6 +439,41 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn finish_with_step(
+        &self,
+        owner: &str,
+        run: RunId,
+        outcome: &RunOutcome,
+        entry: &JournalEntry,
+    ) -> Result<(), StoreError> {
+        if !outcome.status.is_final() {
+            return Err(StoreError::NotFinal {
+                run,
+                status: outcome.status,
+            });
+        }
+        let entry = EncodedEntry::encode(owner, entry, None, self.now());
+        let owner = owner.to_string();
+        let status = outcome.status.as_str();
+        let output = outcome.output.as_ref().map(json_text);
+        let error = outcome.error.clone();
+        let now = self.now();
+        self.writer
+            .write(move |connection| {
+                journal::record_step(connection, &entry)?;
+                queue::finish(
+                    connection,
+                    run,
+                    &owner,
+                    status,
+                    output.as_deref(),
+                    error.as_deref(),
+                    now,
+                )
+            })
+            .await
+    }
+
     async fn reschedule(
         &self,
         owner: &str,

@@ -195,3 +195,60 @@ async fn concurrent_writes_succeed_together_and_lease_failures_stay_alone() {
     let state = store.flow_state("orders").await.unwrap();
     assert!(state["last"].is_u64(), "{state}");
 }
+
+/// The last step's entry and the run's end land together, or not at all.
+#[tokio::test]
+async fn the_last_step_and_the_run_end_are_written_together() {
+    let (store, _dir) = open().await;
+    let runs = [new_run("orders", None), new_run("orders", None)];
+    store.enqueue(&runs).await.unwrap();
+    assert_eq!(store.claim("w1", 2, LONG).await.unwrap().len(), 2);
+    let (done, lost) = (runs[0].id, runs[1].id);
+
+    store
+        .finish_with_step(
+            "w1",
+            done,
+            &crate::succeeded(json!(1)),
+            &entry(done, 1, None),
+        )
+        .await
+        .unwrap();
+    let stored = store.run(done).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Succeeded);
+    assert_eq!(stored.output, Some(json!(1)));
+    assert_eq!(store.journal(done).await.unwrap().len(), 1);
+
+    // Another worker holds no lease: neither the entry nor the end is kept.
+    let refused = store
+        .finish_with_step(
+            "w2",
+            lost,
+            &crate::succeeded(json!(2)),
+            &entry(lost, 1, None),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    assert!(store.journal(lost).await.unwrap().is_empty());
+    assert_eq!(
+        store.run(lost).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+
+    // Not a final status: refused before anything is written.
+    let running = patchbay_store::RunOutcome {
+        status: RunStatus::Running,
+        output: None,
+        error: None,
+    };
+    assert!(matches!(
+        store
+            .finish_with_step("w1", lost, &running, &entry(lost, 1, None))
+            .await,
+        Err(StoreError::NotFinal { .. })
+    ));
+    assert!(store.journal(lost).await.unwrap().is_empty());
+}
