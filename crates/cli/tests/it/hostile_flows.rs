@@ -336,6 +336,29 @@ async fn oversized_outputs_fail_their_step() {
         let run = ends_dead(&client, &node.base, accepted["run_id"].as_str().unwrap()).await;
         assert_eq!(run["error"], expected, "{flow}");
         assert_eq!(run["output"], Value::Null, "{flow}");
+        if flow == "output" {
+            // The step itself succeeded: its entry, held back to share the
+            // run's end, is journalled although the run did not end there.
+            let shown: Value = client
+                .get(format!(
+                    "{}/api/v1/runs/{}",
+                    node.base,
+                    run["id"].as_str().unwrap()
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let journal = shown["journal"].as_array().expect("a journal");
+            assert!(
+                journal
+                    .iter()
+                    .any(|e| e["step_id"] == "step-1" && e["status"] == "succeeded"),
+                "{shown}"
+            );
+        }
     }
     node.terminate();
     let stored = std::fs::metadata(crate::support::store_file(&project))
