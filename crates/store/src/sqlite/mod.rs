@@ -41,6 +41,7 @@
 //! (column conversions and row decoding).
 
 mod audit;
+mod checkpoint;
 mod codec;
 mod credentials;
 mod depth;

@@ -34,6 +34,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::{Checkpointer, WRITER_PAGES};
+
 use crate::StoreError;
 
 /// Most jobs committed together.
@@ -137,14 +139,17 @@ impl Writer {
         connection.execute_batch(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )?;
+        // Most checkpoints run on their own thread ([`super::checkpoint`]).
+        connection.pragma_update(None, "wal_autocheckpoint", WRITER_PAGES)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let checkpointer = Checkpointer::start(path, busy_timeout)?;
 
         let (queue, receiver) = mpsc::channel(QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&commits);
         std::thread::Builder::new()
             .name("patchbay-store-writer".into())
-            .spawn(move || serve(connection, receiver, &counted))?;
+            .spawn(move || serve(connection, receiver, &counted, checkpointer))?;
         Ok(Writer { queue, commits })
     }
 
@@ -185,7 +190,12 @@ impl Writer {
 }
 
 /// The writer thread: waits for jobs, applies what is waiting, repeats.
-fn serve(connection: Connection, mut receiver: mpsc::Receiver<Message>, commits: &AtomicU64) {
+fn serve(
+    connection: Connection,
+    mut receiver: mpsc::Receiver<Message>,
+    commits: &AtomicU64,
+    checkpointer: Checkpointer,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
     while closing.is_none() {
@@ -202,10 +212,12 @@ fn serve(connection: Connection, mut receiver: mpsc::Receiver<Message>, commits:
             }
         }
         commit(&connection, &mut batch, commits);
+        checkpointer.nudge();
     }
     // Jobs that arrive after a close are dropped with the receiver: their
     // callers see the store closed.
     drop(receiver);
+    checkpointer.stop();
     if let Err((_, e)) = connection.close() {
         tracing::warn!(error = %e, "closing the store's write connection failed");
     }
