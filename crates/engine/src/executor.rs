@@ -167,7 +167,7 @@ pub(crate) struct Executor {
     /// The engine's clock: journal times, due times of waits and retries.
     pub clock: Arc<dyn Clock>,
     /// Journal entries of runs' last steps, held back to be committed with
-    /// the run's end (see [`Executor::record`]).
+    /// the run's end (see [`Executor::journal`]).
     pub held: std::sync::Mutex<HashMap<RunId, JournalEntry>>,
 }
 
@@ -970,9 +970,15 @@ impl Executor {
             .remove(&run)
     }
 
+    /// Whether no secret is known to mask (no credentials, no webhook
+    /// secrets): journalling then copies nothing.
+    fn masks_nothing(&self) -> bool {
+        self.connectors.masker().is_empty() && self.plan.redaction.masker.is_empty()
+    }
+
     /// `entry` with every known secret masked.
     fn masked(&self, mut entry: JournalEntry) -> JournalEntry {
-        if self.connectors.masker().is_empty() && self.plan.redaction.masker.is_empty() {
+        if self.masks_nothing() {
             return entry;
         }
         self.mask_json(entry.request.as_mut());
@@ -984,7 +990,7 @@ impl Executor {
     /// Journals `entry` with every known secret masked (see
     /// [`crate::redaction`]).
     async fn record(&self, entry: JournalEntry, state: Option<&Value>) -> Result<(), StoreError> {
-        if self.connectors.masker().is_empty() && self.plan.redaction.masker.is_empty() {
+        if self.masks_nothing() {
             return self.store.record_step(&self.owner, &entry, state).await;
         }
         let entry = self.masked(entry);

@@ -64,9 +64,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use codec::{after, json_text};
+use codec::after;
 use journal::EncodedEntry;
-use queue::{EncodedRun, id_list};
+use queue::{EncodedRun, Ending, id_list};
 use writer::Writer;
 
 use crate::{
@@ -414,29 +414,9 @@ impl Store for SqliteStore {
         run: RunId,
         outcome: &RunOutcome,
     ) -> Result<(), StoreError> {
-        if !outcome.status.is_final() {
-            return Err(StoreError::NotFinal {
-                run,
-                status: outcome.status,
-            });
-        }
-        let owner = owner.to_string();
-        let status = outcome.status.as_str();
-        let output = outcome.output.as_ref().map(json_text);
-        let error = outcome.error.clone();
-        let now = self.now();
+        let ending = Ending::encode(owner, run, outcome, self.now())?;
         self.writer
-            .write(move |connection| {
-                queue::finish(
-                    connection,
-                    run,
-                    &owner,
-                    status,
-                    output.as_deref(),
-                    error.as_deref(),
-                    now,
-                )
-            })
+            .write(move |connection| queue::finish(connection, &ending))
             .await
     }
 
@@ -447,30 +427,12 @@ impl Store for SqliteStore {
         outcome: &RunOutcome,
         entry: &JournalEntry,
     ) -> Result<(), StoreError> {
-        if !outcome.status.is_final() {
-            return Err(StoreError::NotFinal {
-                run,
-                status: outcome.status,
-            });
-        }
+        let ending = Ending::encode(owner, run, outcome, self.now())?;
         let entry = EncodedEntry::encode(owner, entry, None, self.now());
-        let owner = owner.to_string();
-        let status = outcome.status.as_str();
-        let output = outcome.output.as_ref().map(json_text);
-        let error = outcome.error.clone();
-        let now = self.now();
         self.writer
             .write(move |connection| {
                 journal::record_step(connection, &entry)?;
-                queue::finish(
-                    connection,
-                    run,
-                    &owner,
-                    status,
-                    output.as_deref(),
-                    error.as_deref(),
-                    now,
-                )
+                queue::finish(connection, &ending)
             })
             .await
     }

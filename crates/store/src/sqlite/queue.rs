@@ -36,7 +36,7 @@ use chrono::{DateTime, Utc};
 use super::codec::{
     after, id_text, json_text, millis, parse_id, parse_status, run_columns, run_from_row,
 };
-use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, StoreError};
+use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, RunOutcome, StoreError};
 
 /// Rows per insert statement, largest first; see the module doc.
 const CHUNK_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
@@ -358,28 +358,55 @@ pub(super) fn suspend(
     Ok(())
 }
 
-/// Ends a run held by `owner`; the parameters are encoded by the caller.
-pub(super) fn finish(
-    connection: &Connection,
+/// A run's end, encoded for binding on the caller's thread.
+pub(super) struct Ending {
     run: RunId,
-    owner: &str,
-    status: &str,
-    output: Option<&str>,
-    error: Option<&str>,
-    now: i64,
-) -> Result<(), StoreError> {
+    owner: String,
+    status: &'static str,
+    output: Option<String>,
+    error: Option<String>,
+    at: i64,
+}
+
+impl Ending {
+    /// Refuses a status that is not final before anything is written.
+    pub fn encode(
+        owner: &str,
+        run: RunId,
+        outcome: &RunOutcome,
+        at: i64,
+    ) -> Result<Ending, StoreError> {
+        if !outcome.status.is_final() {
+            return Err(StoreError::NotFinal {
+                run,
+                status: outcome.status,
+            });
+        }
+        Ok(Ending {
+            run,
+            owner: owner.to_string(),
+            status: outcome.status.as_str(),
+            output: outcome.output.as_ref().map(json_text),
+            error: outcome.error.clone(),
+            at,
+        })
+    }
+}
+
+/// Ends a run held by its owner.
+pub(super) fn finish(connection: &Connection, ending: &Ending) -> Result<(), StoreError> {
     let updated = connection
         .prepare_cached(FINISH)?
         .execute(rusqlite::params![
-            id_text(run),
-            owner,
-            status,
-            output,
-            error,
-            now
+            id_text(ending.run),
+            ending.owner,
+            ending.status,
+            ending.output,
+            ending.error,
+            ending.at
         ])?;
     if updated == 0 {
-        return Err(StoreError::LeaseLost { run });
+        return Err(StoreError::LeaseLost { run: ending.run });
     }
     Ok(())
 }
