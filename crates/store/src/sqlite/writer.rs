@@ -133,9 +133,10 @@ impl Writer {
         // WAL is a property of the file, set when it was created; these are
         // properties of the connection and must be set on each. The
         // savepoint of each job, and multi-row inserts that may skip rows,
-        // need a statement journal: on a file (SQLite's default), each
-        // transaction created and deleted a temporary file; in memory it
-        // costs a few pages of a transaction that is about to commit.
+        // need a statement journal: on a file (SQLite's default), a
+        // transaction that needed one created and deleted a temporary file
+        // under /var/tmp; in memory it costs a few pages of a transaction
+        // that is about to commit.
         connection.execute_batch(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )?;
