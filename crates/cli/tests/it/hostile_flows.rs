@@ -52,7 +52,8 @@ async fn post(client: &reqwest::Client, url: String, body: &Value) -> Value {
     response.json().await.expect("webhook answer")
 }
 
-async fn run(client: &reqwest::Client, base: &str, id: &str) -> Value {
+/// A run as the management API shows it: `{run, journal}`.
+async fn shown(client: &reqwest::Client, base: &str, id: &str) -> Value {
     client
         .get(format!("{base}/api/v1/runs/{id}"))
         .send()
@@ -60,8 +61,11 @@ async fn run(client: &reqwest::Client, base: &str, id: &str) -> Value {
         .expect("get run")
         .json::<Value>()
         .await
-        .expect("run body")["run"]
-        .clone()
+        .expect("run body")
+}
+
+async fn run(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    shown(client, base, id).await["run"].clone()
 }
 
 async fn ends_dead(client: &reqwest::Client, base: &str, id: &str) -> Value {
@@ -339,18 +343,7 @@ async fn oversized_outputs_fail_their_step() {
         if flow == "output" {
             // The step itself succeeded: its entry, held back to share the
             // run's end, is journalled although the run did not end there.
-            let shown: Value = client
-                .get(format!(
-                    "{}/api/v1/runs/{}",
-                    node.base,
-                    run["id"].as_str().unwrap()
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let shown = shown(&client, &node.base, run["id"].as_str().unwrap()).await;
             let journal = shown["journal"].as_array().expect("a journal");
             assert!(
                 journal

@@ -25,9 +25,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
-use super::writer::OpenError;
+use super::writer::{OpenError, open_connection};
 
 /// The least time between two checkpoints of this thread.
 const PAUSE: Duration = Duration::from_millis(100);
@@ -46,12 +46,7 @@ pub(super) struct Checkpointer {
 impl Checkpointer {
     /// Opens a connection to the database at `path` and starts the thread.
     pub fn start(path: &Path, busy_timeout: Duration) -> Result<Checkpointer, OpenError> {
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(busy_timeout)?;
-        connection.execute_batch("PRAGMA synchronous = FULL;")?;
+        let connection = open_connection(path, busy_timeout)?;
         let (nudge, nudged) = sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("patchbay-store-checkpointer".into())

@@ -125,21 +125,13 @@ impl Writer {
     /// Opens the write connection to the database at `path` (created and
     /// migrated already) and starts the writer thread.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Writer, OpenError> {
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(busy_timeout)?;
-        // WAL is a property of the file, set when it was created; these are
-        // properties of the connection and must be set on each. The
-        // savepoint of each job, and multi-row inserts that may skip rows,
+        let connection = open_connection(path, busy_timeout)?;
+        // The savepoint of each job, and multi-row inserts that may skip rows,
         // need a statement journal: on a file (SQLite's default), a
         // transaction that needed one created and deleted a temporary file
         // under /var/tmp; in memory it costs a few pages of a transaction
         // that is about to commit.
-        connection.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
-        )?;
+        connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
         // Most checkpoints run on their own thread ([`super::checkpoint`]).
         connection.pragma_update(None, "wal_autocheckpoint", WRITER_PAGES)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -188,6 +180,20 @@ impl Writer {
             let _ = closed.await;
         }
     }
+}
+
+/// A read-write connection to the database at `path` (created and migrated
+/// already), for this thread or the checkpointer's. WAL is a property of the
+/// file, set when it was created; the busy timeout and `synchronous = FULL`
+/// are properties of the connection and must be set on each.
+pub(super) fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(busy_timeout)?;
+    connection.execute_batch("PRAGMA synchronous = FULL;")?;
+    Ok(connection)
 }
 
 /// The writer thread: waits for jobs, applies what is waiting, repeats.
