@@ -229,6 +229,15 @@ impl Executor {
                     info!("run no longer held by this node; stopped");
                     return;
                 }
+                Err(Halt::Store(e @ StoreError::JournalFull { .. })) => {
+                    // Resuming would fail the same way: the run is dead,
+                    // its journal kept for the record.
+                    RunOutcome {
+                        status: RunStatus::Dead,
+                        output: None,
+                        error: Some(e.to_string()),
+                    }
+                }
                 Err(Halt::Store(e)) => {
                     warn!(error = %e, "run halted by a store error; it will be resumed");
                     return;

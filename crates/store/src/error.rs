@@ -23,6 +23,9 @@ pub enum StoreError {
     /// another worker claimed it, or it finished).
     #[error("run {run} is no longer leased to this worker")]
     LeaseLost { run: uuid::Uuid },
+    /// The run has recorded as many journal entries as a run may hold.
+    #[error("run {run} has recorded {entries} journal entries, as many as a run may hold")]
+    JournalFull { run: uuid::Uuid, entries: u64 },
     /// A run can only be finished with a final status (`succeeded`, `failed`
     /// or `skipped`).
     #[error("run {run} cannot finish as {status}: not a final status")]
@@ -65,6 +68,7 @@ impl StoreError {
             StoreError::Open { .. }
             | StoreError::Migrate(_)
             | StoreError::LeaseLost { .. }
+            | StoreError::JournalFull { .. }
             | StoreError::NotFinal { .. }
             | StoreError::Corrupt { .. }
             | StoreError::MasterKey(_)

@@ -1,8 +1,12 @@
 //! The step journal and per-flow state.
 //!
+//! An entry's key is its run's `seq` times 2^20 plus the number of the run's
+//! entries before it (migration 0012): a run's entries are one range of the
+//! journal's primary key, found with no index of their own.
+//!
 //! A journal entry is only appended while the recording worker still holds
 //! the run's lease; the check is part of the insert (`INSERT ... SELECT ...
-//! WHERE EXISTS`), so it cannot race with a claim by another worker. When a
+//! FROM runs WHERE ...`), so it cannot race with a claim by another worker. When a
 //! step also sets the flow's state, both writes share one transaction: a
 //! crash never leaves state that no journal entry accounts for, or the reverse.
 //! The writes themselves are jobs of [`super::writer`], which commits
@@ -15,11 +19,28 @@ use sqlx::sqlite::SqlitePool;
 use super::codec::{entry_from_row, id_text, int, json_text, millis, parse_json};
 use crate::{JournalEntry, RunId, StoreError};
 
+/// Entries one run may hold: the span of keys each run owns.
+pub(super) const ENTRIES_PER_RUN: i64 = 1 << 20;
+
+/// The next key of the run's range, while the lease holds and the range has
+/// room. The literals are [`ENTRIES_PER_RUN`] (SQL text cannot name a Rust
+/// constant; `the_sql_spells_the_entries_per_run` keeps them equal).
 const INSERT_ENTRY: &str = "\
-INSERT INTO journal (run_id, step_index, step_id, item, attempt, status, started_at, duration_ms,
+INSERT INTO journal (key, step_index, step_id, item, attempt, status, started_at, duration_ms,
                      request, output, error, error_class)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13
-WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running' AND lease_owner = ?12)";
+SELECT next_key, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13
+FROM (
+    SELECT r.seq * 1048576 AS first_key,
+           coalesce((SELECT max(key) + 1 FROM journal
+                     WHERE key BETWEEN r.seq * 1048576 AND r.seq * 1048576 + 1048575),
+                    r.seq * 1048576) AS next_key
+    FROM runs AS r
+    WHERE r.id = ?1 AND r.status = 'running' AND r.lease_owner = ?12)
+WHERE next_key < first_key + 1048576";
+
+/// Whether the run is still leased to the owner: tells a full journal from
+/// a lost lease when an entry was not inserted.
+const HELD: &str = "SELECT 1 FROM runs WHERE id = ?1 AND status = 'running' AND lease_owner = ?2";
 
 /// The state belongs to the run's flow, looked up from the run itself so a
 /// caller cannot write another flow's state. (`WHERE` is also what SQLite
@@ -100,7 +121,17 @@ pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Resu
             entry.error_class,
         ])?;
     if inserted == 0 {
-        return Err(StoreError::LeaseLost { run: entry.run });
+        let held = connection
+            .prepare_cached(HELD)?
+            .exists(rusqlite::params![entry.run_text, entry.owner])?;
+        return Err(if held {
+            StoreError::JournalFull {
+                run: entry.run,
+                entries: ENTRIES_PER_RUN.unsigned_abs(),
+            }
+        } else {
+            StoreError::LeaseLost { run: entry.run }
+        });
     }
     if let Some(state) = &entry.state {
         connection
@@ -111,9 +142,12 @@ pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Resu
 }
 
 const SELECT_JOURNAL: &str = "\
-SELECT run_id, step_index, step_id, item, attempt, status, started_at, duration_ms, request,
-       output, error, error_class, superseded
-FROM journal WHERE run_id = $1 ORDER BY seq";
+SELECT r.id AS run_id, j.step_index, j.step_id, j.item, j.attempt, j.status, j.started_at,
+       j.duration_ms, j.request, j.output, j.error, j.error_class, j.superseded
+FROM runs AS r
+JOIN journal AS j ON j.key BETWEEN r.seq * 1048576 AND r.seq * 1048576 + 1048575
+WHERE r.id = $1
+ORDER BY j.key";
 
 const SELECT_STATE: &str = "SELECT state FROM flow_state WHERE flow = $1";
 
@@ -136,5 +170,36 @@ pub(super) async fn flow_state(reader: &SqlitePool, flow: &str) -> Result<Value,
     match state {
         Some(text) => parse_json("flow_state.state", &text),
         None => Ok(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::tests::{migrated_store, plan, scans_history};
+
+    #[test]
+    fn the_sql_spells_the_entries_per_run() {
+        let first = ENTRIES_PER_RUN.to_string();
+        let last = (ENTRIES_PER_RUN - 1).to_string();
+        for sql in [INSERT_ENTRY, SELECT_JOURNAL] {
+            assert!(sql.contains(&first) && sql.contains(&last), "{sql}");
+        }
+    }
+
+    /// A run's entries are a range of the journal's key, found through the
+    /// run's id: no scan, and no index of the journal's own.
+    #[tokio::test]
+    async fn a_run_s_entries_are_one_key_range() {
+        let (_dir, path) = migrated_store().await;
+        for sql in [INSERT_ENTRY, SELECT_JOURNAL] {
+            let plan = plan(&path, sql);
+            assert!(!plan.iter().any(|s| scans_history(s)), "{plan:?}");
+            assert!(
+                plan.iter()
+                    .any(|s| s.contains("SEARCH j") || s.contains("SEARCH journal")),
+                "{plan:?}"
+            );
+        }
     }
 }

@@ -104,9 +104,12 @@ const CLAIM: &str = concat!(
 SET status = 'running', lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1,
     updated_at = ?3,
     stalled_claims = CASE
-        WHEN coalesce((SELECT max(seq) FROM journal WHERE run_id = runs.id), 0) > journal_mark
+        WHEN coalesce((SELECT max(key) FROM journal
+                       WHERE key BETWEEN runs.seq * 1048576 AND runs.seq * 1048576 + 1048575), 0)
+             > journal_mark
         THEN 1 ELSE stalled_claims + 1 END,
-    journal_mark = coalesce((SELECT max(seq) FROM journal WHERE run_id = runs.id), 0)
+    journal_mark = coalesce((SELECT max(key) FROM journal
+                             WHERE key BETWEEN runs.seq * 1048576 AND runs.seq * 1048576 + 1048575), 0)
 WHERE id IN (
     SELECT id FROM (
         SELECT id, next_attempt_at FROM (
@@ -179,8 +182,12 @@ RETURNING ",
 
 const STATUS_OF: &str = "SELECT status FROM runs WHERE id = ?1";
 
+/// Each run's entries are the key range of its `seq` (see [`super::journal`]).
 const SUPERSEDE: &str = "\
-UPDATE journal SET superseded = 1 WHERE run_id IN (SELECT value FROM json_each(?1))";
+UPDATE journal SET superseded = 1 WHERE key IN (
+    SELECT j.key FROM runs AS r
+    JOIN journal AS j ON j.key BETWEEN r.seq * 1048576 AND r.seq * 1048576 + 1048575
+    WHERE r.id IN (SELECT value FROM json_each(?1)))";
 
 /// Oldest first, a bounded batch, so each write transaction stays short
 /// and intake is not held up behind a large purge.

@@ -12,7 +12,7 @@
 //!   ended in the window or has not ended yet (queued again or running);
 //!   those runs come from `runs_finished`, `runs_ready` and `runs_lease`,
 //!   and their
-//!   entries from `journal_run`. The journal has no time index of its own:
+//!   entries from the key range of each run's `seq`. The journal has no time index of its own:
 //!   that would cost every step's insert a third B-tree for a query the
 //!   dashboard makes every few seconds at most.
 //!
@@ -70,16 +70,17 @@ ORDER BY flow, start";
 /// runs are found), with failures and the 95th percentile of their duration.
 const CALLS: &str = "\
 WITH touched AS (
-    SELECT id FROM runs WHERE finished_at >= $1
+    SELECT seq FROM runs WHERE finished_at >= $1
     UNION
-    SELECT id FROM runs WHERE status = 'queued'
+    SELECT seq FROM runs WHERE status = 'queued'
     UNION
-    SELECT id FROM runs WHERE status = 'running'
+    SELECT seq FROM runs WHERE status = 'running'
 ), calls AS (
     SELECT json_extract(j.request, '$.connector') AS connector,
            $1 + (j.started_at - $1) / $3 * $3 AS start,
            j.status AS status, j.duration_ms AS duration
-    FROM touched JOIN journal AS j ON j.run_id = touched.id
+    FROM touched
+    JOIN journal AS j ON j.key BETWEEN touched.seq * 1048576 AND touched.seq * 1048576 + 1048575
     WHERE j.started_at >= $1 AND j.started_at < $2 AND j.request IS NOT NULL
 ), ranked AS (
     SELECT connector, start, status, duration,

@@ -6,6 +6,7 @@ mod cancel;
 mod clock;
 mod depth;
 mod journal;
+mod layout;
 mod query;
 mod queue;
 mod replay;

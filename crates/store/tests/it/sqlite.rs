@@ -191,7 +191,8 @@ async fn corrupt_rows_are_errors_not_panics() {
             bad_time.id,
         ),
         (
-            "UPDATE journal SET output = 'nope' WHERE run_id = $1",
+            "UPDATE journal SET output = 'nope' \
+             WHERE key >> 20 = (SELECT seq FROM runs WHERE id = $1)",
             bad_step.id,
         ),
     ];
