@@ -72,6 +72,32 @@ pub struct ConnectorConfig {
     /// endpoint too.
     #[serde(default)]
     pub tls: Option<Located<ConnectorTlsConfig>>,
+    /// Response headers a call's result keeps: what `$steps.ID.headers`
+    /// holds, what the journal records and `runs show` prints. By default a
+    /// result keeps them all when its flow's file or `patchbay.yaml`
+    /// mentions `headers` anywhere, and none otherwise: most flows read a
+    /// reply's status and body only, and the headers are most of a small
+    /// reply's journal entry. `true` keeps them all; a list keeps the named
+    /// ones as well (`[etag, x-request-id]`).
+    #[serde(default)]
+    pub response_headers: ResponseHeaders,
+}
+
+/// Which response headers a call's result keeps (see
+/// [`ConnectorConfig::response_headers`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ResponseHeaders {
+    /// `true`: all of them; `false` (the default): those its flow reads.
+    All(bool),
+    /// These, by name (any case), besides those its flow reads.
+    Named(Vec<String>),
+}
+
+impl Default for ResponseHeaders {
+    fn default() -> Self {
+        ResponseHeaders::All(false)
+    }
 }
 
 /// Which inward addresses a connector may reach (see

@@ -38,7 +38,9 @@ mod suggest;
 pub mod validate;
 mod verify;
 
-pub use connector::{AllowPrivate, CircuitBreakerConfig, RateLimitConfig, default_max_wait};
+pub use connector::{
+    AllowPrivate, CircuitBreakerConfig, RateLimitConfig, ResponseHeaders, default_max_wait,
+};
 pub use connector::{
     AuthConfig, BackoffConfig, ConnectorConfig, OAuth2ClientAuth, OAuth2Config, OAuth2Grant,
     RetryConfig, SignAlgorithm, SignConfig, SignEncoding,

@@ -207,14 +207,9 @@ impl Compiler<'_> {
     /// evaluates is written in one of the two, so a flow whose texts never
     /// name it cannot read it; a mention in a comment only costs the read.
     fn may_read_state(&self) -> bool {
-        let mentioned = |path: &Path| {
-            self.project
-                .sources
-                .iter()
-                .find(|source| source.path == path)
-                .is_none_or(|source| patchbay_expr::mentions(&source.text, "$state"))
-        };
-        mentioned(self.file) || mentioned(&self.project.root_file)
+        crate::step::flow_texts_mention(self.project, self.file, |text| {
+            patchbay_expr::mentions(text, "$state")
+        })
     }
 
     fn error(&mut self, line: u64, column: u64, message: String) {

@@ -224,9 +224,6 @@ fn prelude() -> &'static [Def] {
 /// `$`-prefixed names of [`VARIABLES`], in the same order, as jaq expects them.
 const GLOBALS: [&str; VARIABLES.len()] = ["$event", "$steps", "$state", "$headers"];
 
-/// Whether `source` may refer to the variable `var` (`$name`): a textual match not followed
-/// by another identifier character. Matches inside strings or comments only cost a
-/// needless conversion.
 /// Whether `source` mentions the variable `var` (written with its `$`), as
 /// a whole name: `$steps` is not mentioned by `$stepsx`. Conservative: a
 /// mention inside a string literal or a comment counts too.
@@ -236,6 +233,28 @@ pub fn mentions(source: &str, var: &str) -> bool {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// Whether `source` may read a field named `field` of some value: the name
+/// as a whole word right after `.` (`.headers`), a quote (`."headers"`,
+/// `["headers"]`, `has("headers")`), or `{` or `,` (`{status, headers}`,
+/// which reads `.headers`), spaces allowed between. A YAML key (`headers:`
+/// at the start of a line) and a variable (`$headers`) do not count.
+/// Conservative for the forms it sees: a mention in a string or a comment
+/// counts too. A read it cannot see (`.[$name]`, `to_entries`, the whole
+/// value passed on) is the caller's to allow for.
+pub fn mentions_field(source: &str, field: &str) -> bool {
+    source.match_indices(field).any(|(at, _)| {
+        let whole_end = !source[at + field.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        let before = source[..at]
+            .trim_end_matches([' ', '\t'])
+            .chars()
+            .next_back();
+        whole_end && matches!(before, Some('.' | '"' | '{' | ','))
     })
 }
 
@@ -276,6 +295,32 @@ mod tests {
     fn globals_are_the_variables_with_a_dollar() {
         for (global, name) in GLOBALS.iter().zip(VARIABLES) {
             assert_eq!(global.strip_prefix('$'), Some(name));
+        }
+    }
+
+    #[test]
+    fn a_field_is_read_after_a_dot_a_quote_or_in_an_object_shorthand() {
+        for read in [
+            "$steps.up.headers",
+            ".headers.etag",
+            "$steps.up | .\"headers\"",
+            ".[\"headers\"]",
+            "has(\"headers\")",
+            "{status, headers}",
+            "{ headers }",
+            ". headers",
+        ] {
+            assert!(mentions_field(read, "headers"), "{read}");
+        }
+        for not_read in [
+            "headers: '{accept: \"json\"}'",
+            "  headers:\n    x-api-key: k",
+            "$headers.host",
+            ".headersx",
+            ".request_headers",
+            "{x: 1} | keys",
+        ] {
+            assert!(!mentions_field(not_read, "headers"), "{not_read}");
         }
     }
 

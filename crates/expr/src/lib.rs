@@ -29,7 +29,7 @@ use serde_json::Value;
 
 pub use budget::{Budget, Limit, MemoryProbe, memory_is_metered, set_memory_probe};
 pub use error::{CompileError, EvalError};
-pub use expr::{Expr, mentions};
+pub use expr::{Expr, mentions, mentions_field};
 pub use nesting::MAX_NESTING;
 pub use template::Template;
 pub use value::MAX_OUTPUT_DEPTH;

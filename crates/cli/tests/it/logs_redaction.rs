@@ -30,6 +30,7 @@ connectors:
     dangerous_allow_private: true
     auth: { bearer: { token: \"${env:CRM_TOKEN}\" } }
     retry: { attempts: 1 }
+    response_headers: true
   partner:
     url: \"${env:PARTNER_URL}\"
     dangerous_allow_private: true

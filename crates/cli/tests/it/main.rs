@@ -23,6 +23,7 @@ mod logs_redaction;
 mod metrics;
 mod outbound;
 mod paginate;
+mod response_headers;
 mod retention;
 mod retry;
 mod schedule;

@@ -4,11 +4,12 @@
 //! collected items).
 
 use async_trait::async_trait;
-use patchbay_config::{Located, PaginateConfig, RetryConfig};
+use patchbay_config::{Located, PaginateConfig, ResponseHeaders, RetryConfig};
 use patchbay_connector::redact::SensitiveHeaders;
 use patchbay_connector::{CallRequest, Pagination, RetryPolicy};
 use patchbay_expr::{Expr, Template};
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::exchange::Exchange;
 use super::{Compiler, Description, Kind, Performed, Step, StepContext};
@@ -56,6 +57,48 @@ pub(crate) struct Call {
     /// The step's retry policy; `None` means the connector's.
     retry: Option<RetryPolicy>,
     pagination: Option<Pagination>,
+    /// The response headers its result keeps.
+    response_headers: KeptHeaders,
+}
+
+/// The response headers a call's result keeps (the connector's
+/// `response_headers`, or all when the flow may read `headers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeptHeaders {
+    All,
+    /// These, lower case; none leaves no `headers` in the result.
+    Named(Vec<String>),
+}
+
+impl KeptHeaders {
+    fn of(setting: Option<&ResponseHeaders>, flow_reads_headers: bool) -> KeptHeaders {
+        match setting {
+            _ if flow_reads_headers => KeptHeaders::All,
+            Some(ResponseHeaders::All(true)) => KeptHeaders::All,
+            Some(ResponseHeaders::All(false)) | None => KeptHeaders::Named(Vec::new()),
+            Some(ResponseHeaders::Named(names)) => {
+                KeptHeaders::Named(names.iter().map(|name| name.to_ascii_lowercase()).collect())
+            }
+        }
+    }
+
+    /// Drops the headers of `output` (`{status, headers, body}`) that are
+    /// not kept, and `headers` itself when none is.
+    fn apply(&self, output: &mut Value) {
+        let KeptHeaders::Named(names) = self else {
+            return;
+        };
+        let Some(fields) = output.as_object_mut() else {
+            return;
+        };
+        if let Some(Value::Object(headers)) = fields.get_mut("headers") {
+            headers.retain(|name, _| names.iter().any(|kept| kept.eq_ignore_ascii_case(name)));
+            if !headers.is_empty() {
+                return;
+            }
+        }
+        fields.remove("headers");
+    }
 }
 
 impl Kind for Call {
@@ -91,6 +134,15 @@ impl Kind for Call {
         if !known {
             return None;
         }
+        let response_headers = KeptHeaders::of(
+            compiler
+                .project
+                .config
+                .connectors
+                .get(&spec.connector)
+                .map(|connector| &connector.response_headers),
+            compiler.flow_reads_field("headers"),
+        );
         Some(Call {
             connector: spec.connector,
             method: spec.method,
@@ -101,6 +153,7 @@ impl Kind for Call {
             idempotency_key: idempotency_key?,
             retry: retry?,
             pagination: pagination?,
+            response_headers,
         })
     }
 }
@@ -202,11 +255,12 @@ impl Step for Call {
         let exchange = match &self.pagination {
             None => {
                 let mut exchange = Exchange::of_send(connector.send(&request, policy).await);
-                if let Ok(output) = &mut exchange.result
-                    && let Some(headers) = output.get_mut("headers")
-                {
-                    cx.executor.plan.redaction.headers.redact(headers);
-                    SensitiveHeaders::redact_names(headers, connector.sensitive_headers());
+                if let Ok(output) = &mut exchange.result {
+                    self.response_headers.apply(output);
+                    if let Some(headers) = output.get_mut("headers") {
+                        cx.executor.plan.redaction.headers.redact(headers);
+                        SensitiveHeaders::redact_names(headers, connector.sensitive_headers());
+                    }
                 }
                 exchange
             }
@@ -282,7 +336,38 @@ impl CallSpec {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn kept_headers_follow_the_flow_then_the_connector() {
+        let named = ResponseHeaders::Named(vec!["ETag".into()]);
+        assert_eq!(KeptHeaders::of(Some(&named), true), KeptHeaders::All);
+        assert_eq!(
+            KeptHeaders::of(Some(&named), false),
+            KeptHeaders::Named(vec!["etag".into()])
+        );
+        assert_eq!(
+            KeptHeaders::of(Some(&ResponseHeaders::All(true)), false),
+            KeptHeaders::All
+        );
+        assert_eq!(KeptHeaders::of(None, false), KeptHeaders::Named(Vec::new()));
+
+        let reply = json!({"status": 200, "headers": {"etag": "1", "date": "x"}, "body": 1});
+        let mut all = reply.clone();
+        KeptHeaders::All.apply(&mut all);
+        assert_eq!(all, reply);
+        let mut etag = reply.clone();
+        KeptHeaders::Named(vec!["etag".into()]).apply(&mut etag);
+        assert_eq!(
+            etag,
+            json!({"status": 200, "headers": {"etag": "1"}, "body": 1})
+        );
+        let mut none = reply.clone();
+        KeptHeaders::Named(Vec::new()).apply(&mut none);
+        assert_eq!(none, json!({"status": 200, "body": 1}));
+    }
 
     #[test]
     fn parses_call_lines() {

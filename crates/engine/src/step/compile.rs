@@ -84,6 +84,27 @@ pub(crate) struct Compiler<'a> {
     awaits_reply: Option<bool>,
 }
 
+/// Whether `mentions` holds for the flow's file or for `patchbay.yaml`
+/// (which holds inline flows and the connectors' `rate_limit.key`,
+/// evaluated with a call's variables). Every expression a run evaluates is
+/// written in one of the two, so a flow whose texts never name a variable
+/// or a field cannot read it; a mention in a comment or a string only makes
+/// the answer `true`. A text that is not known counts as a mention.
+pub(crate) fn flow_texts_mention(
+    project: &Project,
+    file: &Path,
+    mentions: impl Fn(&str) -> bool,
+) -> bool {
+    let mentioned = |path: &Path| {
+        project
+            .sources
+            .iter()
+            .find(|source| source.path == path)
+            .is_none_or(|source| mentions(&source.text))
+    };
+    mentioned(file) || mentioned(&project.root_file)
+}
+
 impl<'a> Compiler<'a> {
     pub fn new(
         project: &'a Project,
@@ -120,6 +141,14 @@ impl<'a> Compiler<'a> {
     /// The flow's name.
     pub fn flow(&self) -> &str {
         self.flow
+    }
+
+    /// Whether the flow's expressions may read a field named `field` of
+    /// some value (see [`patchbay_expr::mentions_field`]).
+    pub fn flow_reads_field(&self, field: &str) -> bool {
+        flow_texts_mention(self.project, self.file, |text| {
+            patchbay_expr::mentions_field(text, field)
+        })
     }
 
     /// Compiles a flow's top-level steps.

@@ -53,7 +53,7 @@ use serde_json::Value;
 use crate::failure::StepError;
 use crate::responders::SyncReply;
 
-pub(crate) use compile::Compiler;
+pub(crate) use compile::{Compiler, flow_texts_mention};
 pub use compile::{ErrorPolicy, StepPlan};
 pub(crate) use context::StepContext;
 
