@@ -229,15 +229,7 @@ impl Executor {
                     info!("run no longer held by this node; stopped");
                     return;
                 }
-                Err(Halt::Store(e @ StoreError::JournalFull { .. })) => {
-                    // Resuming would fail the same way: the run is dead,
-                    // its journal kept for the record.
-                    RunOutcome {
-                        status: RunStatus::Dead,
-                        output: None,
-                        error: Some(e.to_string()),
-                    }
-                }
+                Err(Halt::Store(e @ StoreError::JournalFull { .. })) => journal_full(&e),
                 Err(Halt::Store(e)) => {
                     warn!(error = %e, "run halted by a store error; it will be resumed");
                     return;
@@ -246,9 +238,7 @@ impl Executor {
             let mut outcome = outcome;
             self.mask_json(outcome.output.as_mut());
             outcome.error = outcome.error.map(|e| self.mask(&e));
-            let status = outcome.status;
-            let error = outcome.error.clone();
-            let finished = match &held {
+            let mut finished = match &held {
                 Some(entry) => {
                     self.store
                         .finish_with_step(&self.owner, run.id, &outcome, entry)
@@ -256,6 +246,14 @@ impl Executor {
                 }
                 None => self.store.finish(&self.owner, run.id, &outcome).await,
             };
+            if let Err(e @ StoreError::JournalFull { .. }) = &finished {
+                // The last step's entry has no room: the run is dead, as
+                // when any other step's entry has none.
+                outcome = journal_full(e);
+                finished = self.store.finish(&self.owner, run.id, &outcome).await;
+            }
+            let status = outcome.status;
+            let error = outcome.error.clone();
             match finished {
                 Ok(()) => RunFinished {
                     flow: &run.flow,
@@ -1060,4 +1058,14 @@ enum Ran {
 enum ItemHalt {
     Failed(StepError),
     Halt(Halt),
+}
+
+/// The end of a run whose journal has no room for its next entry: resuming
+/// would fail the same way, so it is dead, its journal kept for the record.
+fn journal_full(error: &StoreError) -> RunOutcome {
+    RunOutcome {
+        status: RunStatus::Dead,
+        output: None,
+        error: Some(error.to_string()),
+    }
 }

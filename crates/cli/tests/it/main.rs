@@ -19,6 +19,7 @@ mod edge;
 mod for_each;
 mod hostile_flows;
 mod invoke;
+mod journal_full;
 mod logs_redaction;
 mod metrics;
 mod outbound;
