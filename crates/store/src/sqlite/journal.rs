@@ -50,6 +50,11 @@ INSERT INTO flow_state (flow, state, updated_at)
 SELECT flow, ?2, ?3 FROM runs WHERE id = ?1
 ON CONFLICT (flow) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at";
 
+/// What an entry stores as its output when it is the run's output, written
+/// in the same job (the last step of a run that succeeded): no copy. Never
+/// valid JSON, so never an output of its own.
+const SAME_AS_RUN_OUTPUT: &str = "";
+
 /// A journal entry (and the flow state it sets) encoded for binding, on
 /// the caller's thread.
 pub(super) struct EncodedEntry {
@@ -100,6 +105,16 @@ impl EncodedEntry {
     }
 }
 
+impl EncodedEntry {
+    /// Stores the output as a reference to the run's when the two are the
+    /// same text: the run's output is written with this entry.
+    pub fn share_output_with_run(&mut self, run_output: Option<&str>) {
+        if self.output.is_some() && self.output.as_deref() == run_output {
+            self.output = Some(SAME_AS_RUN_OUTPUT.to_owned());
+        }
+    }
+}
+
 /// Appends an entry while the run is leased to its owner, and replaces the
 /// flow's state when the entry sets it.
 pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Result<(), StoreError> {
@@ -143,7 +158,8 @@ pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Resu
 
 const SELECT_JOURNAL: &str = "\
 SELECT r.id AS run_id, j.step_index, j.step_id, j.item, j.attempt, j.status, j.started_at,
-       j.duration_ms, j.request, j.output, j.error, j.error_class, j.superseded
+       j.duration_ms, j.request, CASE WHEN j.output = '' THEN r.output ELSE j.output END AS output,
+       j.error, j.error_class, j.superseded
 FROM runs AS r
 JOIN journal AS j ON j.key BETWEEN r.seq * 1048576 AND r.seq * 1048576 + 1048575
 WHERE r.id = $1
@@ -177,6 +193,11 @@ pub(super) async fn flow_state(reader: &SqlitePool, flow: &str) -> Result<Value,
 mod tests {
     use super::*;
     use crate::sqlite::tests::{migrated_store, plan, scans_history};
+
+    #[test]
+    fn the_sql_spells_the_shared_output_marker() {
+        assert!(SELECT_JOURNAL.contains(&format!("j.output = '{SAME_AS_RUN_OUTPUT}'")));
+    }
 
     #[test]
     fn the_sql_spells_the_entries_per_run() {

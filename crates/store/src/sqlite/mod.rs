@@ -428,7 +428,9 @@ impl Store for SqliteStore {
         entry: &JournalEntry,
     ) -> Result<(), StoreError> {
         let ending = Ending::encode(owner, run, outcome, self.now())?;
-        let entry = EncodedEntry::encode(owner, entry, None, self.now());
+        let mut entry = EncodedEntry::encode(owner, entry, None, self.now());
+        // A run's output is its last step's: stored once.
+        entry.share_output_with_run(ending.output());
         self.writer
             .write(move |connection| {
                 journal::record_step(connection, &entry)?;

@@ -400,6 +400,13 @@ impl Ending {
     }
 }
 
+impl Ending {
+    /// The run's output as stored.
+    pub fn output(&self) -> Option<&str> {
+        self.output.as_deref()
+    }
+}
+
 /// Ends a run held by its owner.
 pub(super) fn finish(connection: &Connection, ending: &Ending) -> Result<(), StoreError> {
     let updated = connection

@@ -183,3 +183,50 @@ async fn a_store_from_before_journal_keys_is_upgraded_in_place() {
         [patchbay_store::EnqueueOutcome::Duplicate(first_id)]
     );
 }
+
+/// The run's output is its last step's: written together, it is stored
+/// once, and the journal still reads it for that step. An entry with an
+/// output of its own keeps it.
+#[tokio::test]
+async fn the_last_step_s_output_is_stored_once_with_the_run_s() {
+    let (store, dir) = open().await;
+    let path = dir.path().join("patchbay.db");
+    let runs = [new_run("orders", None), new_run("orders", None)];
+    store.enqueue(&runs).await.unwrap();
+    store.claim("w1", 2, LONG).await.unwrap();
+    let reply = json!({"status": 200, "body": {"ok": true}});
+    let same = patchbay_store::JournalEntry {
+        output: Some(reply.clone()),
+        ..entry(runs[0].id, 1, None)
+    };
+    store
+        .finish_with_step("w1", runs[0].id, &succeeded(reply.clone()), &same)
+        .await
+        .unwrap();
+    let other = patchbay_store::JournalEntry {
+        output: Some(json!("mine")),
+        ..entry(runs[1].id, 1, None)
+    };
+    store
+        .finish_with_step("w1", runs[1].id, &succeeded(reply.clone()), &other)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.journal(runs[0].id).await.unwrap()[0].output,
+        Some(reply.clone())
+    );
+    assert_eq!(
+        store.journal(runs[1].id).await.unwrap()[0].output,
+        Some(json!("mine"))
+    );
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let stored: Vec<String> = connection
+        .prepare("SELECT output FROM journal ORDER BY key")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(stored, ["", "\"mine\""]);
+}
