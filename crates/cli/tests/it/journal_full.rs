@@ -53,7 +53,7 @@ async fn a_run_with_a_full_journal_ends_dead_and_says_why() {
         "INSERT INTO journal (key, step_index, step_id, attempt, status, started_at, duration_ms) \
          SELECT seq * 1048576 + 1048575, 0, 'filler', 1, 'succeeded', 0, 0 FROM runs WHERE id = $1",
     )
-    .bind(run.to_string())
+    .bind(run.as_bytes().to_vec())
     .execute(&mut connection)
     .await
     .unwrap();

@@ -11,12 +11,16 @@
 -- With no foreign key left between the two tables, a trigger deletes a
 -- run's entries with the run.
 --
+-- Run ids (and parent run ids) are stored as their 16 bytes instead of 36
+-- characters of text. UUIDv7 bytes sort by creation time as the text did,
+-- so a time bound is still an id bound.
+--
 -- `dedupe_key` is unique through a partial index: most runs have no key,
 -- and a NULL need not be indexed to be unique.
 
 CREATE TABLE runs_keyed (
     seq              INTEGER PRIMARY KEY,
-    id               TEXT    NOT NULL UNIQUE,
+    id               BLOB    NOT NULL UNIQUE,
     flow             TEXT    NOT NULL,
     status           TEXT    NOT NULL,
     trigger          TEXT    NOT NULL,
@@ -36,16 +40,17 @@ CREATE TABLE runs_keyed (
     retries          INTEGER NOT NULL DEFAULT 0,
     stalled_claims   INTEGER NOT NULL DEFAULT 0,
     journal_mark     INTEGER NOT NULL DEFAULT 0,
-    parent_run_id    TEXT
+    parent_run_id    BLOB
 );
 
 INSERT INTO runs_keyed (seq, id, flow, status, trigger, input, headers, output, error, attempts,
                         config_version, dedupe_key, lease_owner, lease_expires_at, next_attempt_at,
                         created_at, updated_at, finished_at, retries, stalled_claims, journal_mark,
                         parent_run_id)
-SELECT rowid, id, flow, status, trigger, input, headers, output, error, attempts, config_version,
-       dedupe_key, lease_owner, lease_expires_at, next_attempt_at, created_at, updated_at,
-       finished_at, retries, stalled_claims, 0, parent_run_id
+SELECT rowid, unhex(replace(id, '-', '')), flow, status, trigger, input, headers, output, error,
+       attempts, config_version, dedupe_key, lease_owner, lease_expires_at, next_attempt_at,
+       created_at, updated_at, finished_at, retries, stalled_claims, 0,
+       unhex(replace(parent_run_id, '-', ''))
 FROM runs ORDER BY rowid;
 
 CREATE TABLE journal_keyed (
@@ -67,8 +72,8 @@ CREATE TABLE journal_keyed (
 -- The old sequence numbers, renumbered per run in recording order.
 CREATE TEMP TABLE journal_renumbered AS
 SELECT j.seq AS old_seq,
-       r.seq * 1048576 + ROW_NUMBER() OVER (PARTITION BY j.run_id ORDER BY j.seq) - 1 AS key
-FROM journal AS j JOIN runs_keyed AS r ON r.id = j.run_id;
+       r.rowid * 1048576 + ROW_NUMBER() OVER (PARTITION BY j.run_id ORDER BY j.seq) - 1 AS key
+FROM journal AS j JOIN runs AS r ON r.id = j.run_id;
 
 INSERT INTO journal_keyed (key, step_index, step_id, item, attempt, status, started_at,
                            duration_ms, request, output, error, superseded, error_class)
@@ -81,7 +86,7 @@ ORDER BY n.key;
 -- that entry's key.
 UPDATE runs_keyed SET journal_mark = coalesce(
     (SELECT n.key FROM journal_renumbered AS n
-     WHERE n.old_seq = (SELECT journal_mark FROM runs WHERE runs.id = runs_keyed.id)),
+     WHERE n.old_seq = (SELECT journal_mark FROM runs WHERE runs.rowid = runs_keyed.seq)),
     0);
 
 DROP TABLE journal_renumbered;

@@ -6,8 +6,17 @@ use rusqlite::Connection;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::codec::{get, id_text, millis, parse_id, parse_time};
-use super::query::{DEFAULT_LIMIT, MAX_LIMIT, id_prefix};
+use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::{AuditEntry, AuditFilter, StoreError};
+
+/// The text every audit id created in `time`'s millisecond starts with: the
+/// 48-bit millisecond timestamp of a UUIDv7 in hyphenated hex. Any id of a
+/// later millisecond sorts after it, any id of an earlier one before it, and
+/// ids of the same millisecond after it (they are longer).
+fn id_prefix(time: DateTime<Utc>) -> String {
+    let ms = time.timestamp_millis().clamp(0, (1 << 48) - 1);
+    format!("{:08x}-{:04x}-", ms >> 16, ms & 0xffff)
+}
 
 /// Inserts an entry, or completes one written ahead of its action: only
 /// the status changes on a second write, so who, what and when stay as

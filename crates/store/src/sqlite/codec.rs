@@ -33,8 +33,22 @@ pub(super) fn millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
-/// A run id as stored.
-pub(super) fn id_text(id: RunId) -> String {
+/// A run id as stored: its 16 bytes, which sort by creation time (UUIDv7).
+pub(super) fn id_bytes(id: RunId) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+/// The bytes every run id created in millisecond `ms` (unix) starts with:
+/// the 48-bit big-endian millisecond timestamp that leads a UUIDv7. Any id
+/// of a later millisecond sorts after it, any id of an earlier one before
+/// it, and ids of the same millisecond after it (they are longer).
+pub(super) fn id_floor(ms: i64) -> Vec<u8> {
+    let ms = ms.clamp(0, (1 << 48) - 1);
+    ms.to_be_bytes()[2..].to_vec()
+}
+
+/// An audit entry's id as stored (text; the audit log is small).
+pub(super) fn id_text(id: uuid::Uuid) -> String {
     id.hyphenated().to_string()
 }
 
@@ -81,6 +95,8 @@ pub(super) trait Columns {
     fn opt_text(&self, what: &'static str) -> Result<Option<String>, StoreError>;
     /// Integer column `what`, NULL as `None`.
     fn opt_int(&self, what: &'static str) -> Result<Option<i64>, StoreError>;
+    /// Blob column `what`, NULL as `None`.
+    fn opt_bytes(&self, what: &'static str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Text column `what`, which must not be NULL.
     fn text(&self, what: &'static str) -> Result<String, StoreError> {
@@ -92,6 +108,17 @@ pub(super) trait Columns {
         self.opt_int(what)?
             .ok_or_else(|| corrupt(what, "NULL where a value belongs"))
     }
+    /// Run id column `what`, NULL as `None`.
+    fn opt_run_id(&self, what: &'static str) -> Result<Option<RunId>, StoreError> {
+        self.opt_bytes(what)?
+            .map(|bytes| parse_id_bytes(what, &bytes))
+            .transpose()
+    }
+    /// Run id column `what`, which must not be NULL.
+    fn run_id(&self, what: &'static str) -> Result<RunId, StoreError> {
+        self.opt_run_id(what)?
+            .ok_or_else(|| corrupt(what, "NULL where a value belongs"))
+    }
 }
 
 impl Columns for SqliteRow {
@@ -101,6 +128,9 @@ impl Columns for SqliteRow {
     fn opt_int(&self, what: &'static str) -> Result<Option<i64>, StoreError> {
         get(self, what)
     }
+    fn opt_bytes(&self, what: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        get(self, what)
+    }
 }
 
 impl Columns for rusqlite::Row<'_> {
@@ -108,6 +138,9 @@ impl Columns for rusqlite::Row<'_> {
         self.get(column_of(what)).map_err(|e| decode_error(what, e))
     }
     fn opt_int(&self, what: &'static str) -> Result<Option<i64>, StoreError> {
+        self.get(column_of(what)).map_err(|e| decode_error(what, e))
+    }
+    fn opt_bytes(&self, what: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
         self.get(column_of(what)).map_err(|e| decode_error(what, e))
     }
 }
@@ -123,6 +156,12 @@ fn decode_error(what: &'static str, error: rusqlite::Error) -> StoreError {
 
 pub(super) fn parse_id(what: &'static str, text: &str) -> Result<RunId, StoreError> {
     RunId::parse_str(text).map_err(|e| corrupt(what, format!("{text:?}: {e}")))
+}
+
+/// A run id read back from its 16 stored bytes.
+pub(super) fn parse_id_bytes(what: &'static str, bytes: &[u8]) -> Result<RunId, StoreError> {
+    RunId::from_slice(bytes)
+        .map_err(|_| corrupt(what, format!("{} bytes where a run id has 16", bytes.len())))
 }
 
 pub(super) fn parse_time(what: &'static str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
@@ -160,7 +199,7 @@ pub(super) fn parse_u64(what: &'static str, value: i64) -> Result<u64, StoreErro
 /// Decodes a row selected with [`run_columns!`].
 pub(super) fn run_from_row(row: &impl Columns) -> Result<Run, StoreError> {
     Ok(Run {
-        id: parse_id("runs.id", &row.text("runs.id")?)?,
+        id: row.run_id("runs.id")?,
         flow: row.text("runs.flow")?,
         status: parse_status("runs.status", &row.text("runs.status")?)?,
         trigger: row.text("runs.trigger")?,
@@ -182,10 +221,7 @@ pub(super) fn run_from_row(row: &impl Columns) -> Result<Run, StoreError> {
         updated_at: parse_time("runs.updated_at", row.int("runs.updated_at")?)?,
         finished_at: parse_opt_time("runs.finished_at", row.opt_int("runs.finished_at")?)?,
         stalled_claims: parse_u32("runs.stalled_claims", row.int("runs.stalled_claims")?)?,
-        parent: row
-            .opt_text("runs.parent_run_id")?
-            .map(|id| parse_id("runs.parent_run_id", &id))
-            .transpose()?,
+        parent: row.opt_run_id("runs.parent_run_id")?,
     })
 }
 
@@ -194,7 +230,7 @@ pub(super) fn entry_from_row(row: &impl Columns) -> Result<JournalEntry, StoreEr
     let status = row.text("journal.status")?;
     let item = row.opt_int("journal.item")?;
     Ok(JournalEntry {
-        run_id: parse_id("journal.run_id", &row.text("journal.run_id")?)?,
+        run_id: row.run_id("journal.run_id")?,
         step_index: parse_u32("journal.step_index", row.int("journal.step_index")?)?,
         step_id: row.text("journal.step_id")?,
         item: item.map(|i| parse_u32("journal.item", i)).transpose()?,

@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::{entry_from_row, id_text, int, json_text, millis, parse_json};
+use super::codec::{entry_from_row, id_bytes, int, json_text, millis, parse_json};
 use crate::{JournalEntry, RunId, StoreError};
 
 /// Entries one run may hold: the span of keys each run owns.
@@ -59,7 +59,7 @@ const SAME_AS_RUN_OUTPUT: &str = "";
 /// the caller's thread.
 pub(super) struct EncodedEntry {
     run: RunId,
-    run_text: String,
+    run_bytes: Vec<u8>,
     owner: String,
     step_index: i64,
     step_id: String,
@@ -86,7 +86,7 @@ impl EncodedEntry {
     ) -> EncodedEntry {
         EncodedEntry {
             run: entry.run_id,
-            run_text: id_text(entry.run_id),
+            run_bytes: id_bytes(entry.run_id),
             owner: owner.to_string(),
             step_index: i64::from(entry.step_index),
             step_id: entry.step_id.clone(),
@@ -121,7 +121,7 @@ pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Resu
     let inserted = connection
         .prepare_cached(INSERT_ENTRY)?
         .execute(rusqlite::params![
-            entry.run_text,
+            entry.run_bytes,
             entry.step_index,
             entry.step_id,
             entry.item,
@@ -138,7 +138,7 @@ pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Resu
     if inserted == 0 {
         let held = connection
             .prepare_cached(HELD)?
-            .exists(rusqlite::params![entry.run_text, entry.owner])?;
+            .exists(rusqlite::params![entry.run_bytes, entry.owner])?;
         return Err(if held {
             StoreError::JournalFull {
                 run: entry.run,
@@ -151,7 +151,7 @@ pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Resu
     if let Some(state) = &entry.state {
         connection
             .prepare_cached(UPSERT_STATE)?
-            .execute(rusqlite::params![entry.run_text, state, entry.at])?;
+            .execute(rusqlite::params![entry.run_bytes, state, entry.at])?;
     }
     Ok(())
 }
@@ -172,7 +172,7 @@ pub(super) async fn journal(
     run: RunId,
 ) -> Result<Vec<JournalEntry>, StoreError> {
     let rows = sqlx::query(SELECT_JOURNAL)
-        .bind(id_text(run))
+        .bind(id_bytes(run))
         .fetch_all(reader)
         .await?;
     rows.iter().map(entry_from_row).collect()

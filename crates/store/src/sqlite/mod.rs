@@ -17,8 +17,9 @@
 //! instead of failing when a read lock would have to be upgraded.
 //!
 //! Storage conventions, kept so the PostgreSQL schema can mirror this one:
-//! ids are UUIDv7 in their lowercase hyphenated text form (text order is time
-//! order), times are unix milliseconds, JSON documents are text.
+//! run ids are UUIDv7 stored as their 16 bytes (byte order is time order;
+//! PostgreSQL's `uuid` type compares the same way), other ids as text, times
+//! are unix milliseconds, JSON documents are text.
 //!
 //! "Now" is read from the options' [`Clock`], once per call, and handed to
 //! the query functions as `now`: they never read a clock themselves, so a

@@ -4,11 +4,10 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::{get, id_text, parse_status, parse_u64, run_columns, run_from_row};
+use super::codec::{get, id_bytes, id_floor, parse_status, parse_u64, run_columns, run_from_row};
 use crate::{Run, RunFilter, RunId, RunStatus, StatusCount, StoreError};
 
 /// Page size when the filter does not name one.
@@ -23,7 +22,7 @@ SELECT flow, status, COUNT(*) AS count FROM runs GROUP BY flow, status ORDER BY 
 
 pub(super) async fn run(reader: &SqlitePool, run: RunId) -> Result<Option<Run>, StoreError> {
     let row = sqlx::query(SELECT_RUN)
-        .bind(id_text(run))
+        .bind(id_bytes(run))
         .fetch_optional(reader)
         .await?;
     row.as_ref().map(run_from_row).transpose()
@@ -47,13 +46,13 @@ pub(super) async fn list_runs(
         query = query.bind(status.as_str());
     }
     if let Some(before) = filter.before {
-        query = query.bind(id_text(before));
+        query = query.bind(id_bytes(before));
     }
     if let Some(since) = filter.since {
-        query = query.bind(id_prefix(since));
+        query = query.bind(id_floor(since.timestamp_millis()));
     }
     if let Some(until) = filter.until {
-        query = query.bind(id_prefix(until));
+        query = query.bind(id_floor(until.timestamp_millis()));
     }
     if let Some(text) = &filter.error_contains {
         query = query.bind(text);
@@ -90,8 +89,8 @@ fn listing_sql(filter: &RunFilter) -> String {
     if filter.before.is_some() {
         conditions.push(next("id", "<"));
     }
-    // Ids are UUIDv7 text, led by their creation time in milliseconds: a
-    // time bound is an id bound, served by the primary key like the paging.
+    // Ids are UUIDv7 bytes, led by their creation time in milliseconds: a
+    // time bound is an id bound, served by the id's index like the paging.
     if filter.since.is_some() {
         conditions.push(next("id", ">="));
     }
@@ -111,15 +110,6 @@ fn listing_sql(filter: &RunFilter) -> String {
     let _ = write!(sql, " ORDER BY id DESC LIMIT +${limit_param}");
 
     sql
-}
-
-/// The text every run id created in `time`'s millisecond starts with: the
-/// 48-bit millisecond timestamp of a UUIDv7 in hyphenated hex. Any id of a
-/// later millisecond sorts after it, any id of an earlier one before it, and
-/// ids of the same millisecond after it (they are longer).
-pub(super) fn id_prefix(time: DateTime<Utc>) -> String {
-    let ms = time.timestamp_millis().clamp(0, (1 << 48) - 1);
-    format!("{:08x}-{:04x}-", ms >> 16, ms & 0xffff)
 }
 
 pub(super) async fn count_runs(reader: &SqlitePool) -> Result<Vec<StatusCount>, StoreError> {

@@ -34,7 +34,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql};
 use chrono::{DateTime, Utc};
 
 use super::codec::{
-    after, id_text, json_text, millis, parse_id, parse_status, run_columns, run_from_row,
+    after, id_bytes, json_text, millis, parse_id_bytes, parse_status, run_columns, run_from_row,
 };
 use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, RunOutcome, StoreError};
 
@@ -130,7 +130,7 @@ RETURNING ",
 const RENEW: &str = "\
 UPDATE runs SET lease_expires_at = ?2, updated_at = ?3
 WHERE status = 'running' AND lease_owner = ?1
-  AND id IN (SELECT value FROM json_each(?4))";
+  AND id IN (SELECT unhex(value) FROM json_each(?4))";
 
 const RELEASE: &str = "\
 UPDATE runs
@@ -166,7 +166,7 @@ const REPLAY: &str = "\
 UPDATE runs
 SET status = 'queued', next_attempt_at = ?2, updated_at = ?2, error = NULL, output = NULL,
     retries = 0, finished_at = NULL, stalled_claims = 0
-WHERE status = 'dead' AND id IN (SELECT value FROM json_each(?1))
+WHERE status = 'dead' AND id IN (SELECT unhex(value) FROM json_each(?1))
 RETURNING id";
 
 /// Only a run that has not ended can be cancelled. Clearing the lease makes
@@ -187,7 +187,7 @@ const SUPERSEDE: &str = "\
 UPDATE journal SET superseded = 1 WHERE key IN (
     SELECT j.key FROM runs AS r
     JOIN journal AS j ON j.key BETWEEN r.seq * 1048576 AND r.seq * 1048576 + 1048575
-    WHERE r.id IN (SELECT value FROM json_each(?1)))";
+    WHERE r.id IN (SELECT unhex(value) FROM json_each(?1)))";
 
 /// Oldest first, a bounded batch, so each write transaction stays short
 /// and intake is not held up behind a large purge.
@@ -198,14 +198,14 @@ DELETE FROM runs WHERE id IN (
 
 /// A run encoded for binding, on the caller's thread.
 pub(super) struct EncodedRun {
-    id: String,
+    id: Vec<u8>,
     flow: String,
     trigger: String,
     input: String,
     headers: String,
     config_version: String,
     dedupe_key: Option<String>,
-    parent: Option<String>,
+    parent: Option<Vec<u8>>,
     owner: Option<String>,
     lease: Option<std::time::Duration>,
     run: RunId,
@@ -214,14 +214,14 @@ pub(super) struct EncodedRun {
 impl EncodedRun {
     pub fn encode(run: &NewRun) -> EncodedRun {
         EncodedRun {
-            id: id_text(run.id),
+            id: id_bytes(run.id),
             flow: run.flow.clone(),
             trigger: run.trigger.clone(),
             input: json_text(&run.input),
             headers: json_text(&run.headers),
             config_version: run.config_version.clone(),
             dedupe_key: run.dedupe_key.clone(),
-            parent: run.parent.map(id_text),
+            parent: run.parent.map(id_bytes),
             owner: run.lease.as_ref().map(|lease| lease.owner.clone()),
             lease: run.lease.as_ref().map(|lease| lease.duration),
             run: run.id,
@@ -267,8 +267,8 @@ pub(super) fn enqueue(
         params.push(&now);
         let mut insert = connection.prepare_cached(&insert_sql(size))?;
         let stored = insert
-            .query_map(params.as_slice(), |row| row.get::<_, String>(0))?
-            .map(|text| parse_id("runs.id", &text?))
+            .query_map(params.as_slice(), |row| row.get::<_, Vec<u8>>(0))?
+            .map(|bytes| parse_id_bytes("runs.id", &bytes?))
             .collect::<Result<HashSet<RunId>, _>>()?;
 
         for run in chunk {
@@ -281,9 +281,9 @@ pub(super) fn enqueue(
             let existing = match &run.dedupe_key {
                 Some(key) => connection
                     .prepare_cached(FIND_DEDUPE)?
-                    .query_row([key], |row| row.get::<_, String>(0))
+                    .query_row([key], |row| row.get::<_, Vec<u8>>(0))
                     .optional()?
-                    .map(|text| parse_id("runs.id", &text))
+                    .map(|bytes| parse_id_bytes("runs.id", &bytes))
                     .transpose()?,
                 None => None,
             };
@@ -342,7 +342,7 @@ pub(super) fn reschedule(
 ) -> Result<(), StoreError> {
     let updated = connection
         .prepare_cached(RESCHEDULE)?
-        .execute(rusqlite::params![id_text(run), owner, at, error, now])?;
+        .execute(rusqlite::params![id_bytes(run), owner, at, error, now])?;
     if updated == 0 {
         return Err(StoreError::LeaseLost { run });
     }
@@ -358,7 +358,7 @@ pub(super) fn suspend(
 ) -> Result<(), StoreError> {
     let updated = connection
         .prepare_cached(SUSPEND)?
-        .execute(rusqlite::params![id_text(run), owner, until, now])?;
+        .execute(rusqlite::params![id_bytes(run), owner, until, now])?;
     if updated == 0 {
         return Err(StoreError::LeaseLost { run });
     }
@@ -412,7 +412,7 @@ pub(super) fn finish(connection: &Connection, ending: &Ending) -> Result<(), Sto
     let updated = connection
         .prepare_cached(FINISH)?
         .execute(rusqlite::params![
-            id_text(ending.run),
+            id_bytes(ending.run),
             ending.owner,
             ending.status,
             ending.output,
@@ -428,7 +428,7 @@ pub(super) fn finish(connection: &Connection, ending: &Ending) -> Result<(), Sto
 pub(super) fn wake(connection: &Connection, run: RunId, now: i64) -> Result<bool, StoreError> {
     let woken = connection
         .prepare_cached(WAKE)?
-        .execute(rusqlite::params![id_text(run), now])?;
+        .execute(rusqlite::params![id_bytes(run), now])?;
     Ok(woken > 0)
 }
 
@@ -440,8 +440,8 @@ pub(super) fn replay(
 ) -> Result<Vec<RunId>, StoreError> {
     let replayed = connection
         .prepare_cached(REPLAY)?
-        .query_map(rusqlite::params![ids, now], |row| row.get::<_, String>(0))?
-        .map(|text| parse_id("runs.id", &text?))
+        .query_map(rusqlite::params![ids, now], |row| row.get::<_, Vec<u8>>(0))?
+        .map(|bytes| parse_id_bytes("runs.id", &bytes?))
         .collect::<Result<Vec<RunId>, StoreError>>()?;
     if from_start && !replayed.is_empty() {
         connection
@@ -456,7 +456,7 @@ pub(super) fn cancel(
     run: RunId,
     now: i64,
 ) -> Result<CancelOutcome, StoreError> {
-    let id = id_text(run);
+    let id = id_bytes(run);
     let mut cancel = connection.prepare_cached(CANCEL)?;
     let mut rows = cancel.query(rusqlite::params![id, now])?;
     if let Some(row) = rows.next()? {
@@ -472,10 +472,11 @@ pub(super) fn cancel(
     })
 }
 
-/// Run ids as a JSON array, for `json_each`: one bound parameter however
-/// many ids, so one prepared statement serves every list length.
+/// Run ids as a JSON array of their bytes in hex, for `unhex(value)` over
+/// `json_each`: one bound parameter however many ids, so one prepared
+/// statement serves every list length.
 pub(super) fn id_list(runs: &[RunId]) -> Result<String, StoreError> {
-    let ids: Vec<String> = runs.iter().map(|id| id_text(*id)).collect();
+    let ids: Vec<String> = runs.iter().map(|id| id.simple().to_string()).collect();
     serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt {
         what: "run id list",
         detail: e.to_string(),

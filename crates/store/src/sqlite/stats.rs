@@ -3,9 +3,9 @@
 //!
 //! Every statement reaches its rows through an index, however long the
 //! retention keeps history:
-//! - runs started: the primary key, because ids are UUIDv7 whose text
-//!   begins with the creation time in hexadecimal, so a time bound is also
-//!   an id bound;
+//! - runs started: the index of run ids, because ids are UUIDv7 whose
+//!   bytes begin with the creation time, so a time bound is also an id
+//!   bound;
 //! - runs ended: the partial `runs_finished` index on `finished_at`;
 //! - connector calls: a journal entry is only written while its run is
 //!   running, so an entry that started in the window belongs to a run that
@@ -21,7 +21,7 @@
 
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use super::codec::{get, millis, parse_time, parse_u64};
+use super::codec::{get, id_floor, millis, parse_time, parse_u64};
 use crate::{ConnectorBucket, FlowBucket, Stats, StatsWindow, StoreError};
 
 /// How much earlier than its `created_at` a run's id may have been drawn:
@@ -101,7 +101,7 @@ pub(super) async fn stats(reader: &SqlitePool, window: &StatsWindow) -> Result<S
     let step = i64::try_from(window.step.as_millis())
         .unwrap_or(i64::MAX)
         .max(1);
-    let lowest_id = id_prefix(since - ID_SLACK_MS);
+    let lowest_id = id_floor(since - ID_SLACK_MS);
 
     let started = sqlx::query(STARTED)
         .bind(since)
@@ -138,13 +138,6 @@ pub(super) async fn stats(reader: &SqlitePool, window: &StatsWindow) -> Result<S
             })
             .collect::<Result<_, StoreError>>()?,
     })
-}
-
-/// The text every UUIDv7 made at or after `ms` (unix milliseconds) sorts at
-/// or after: its 48-bit timestamp in lowercase hex, hyphenated as stored.
-fn id_prefix(ms: i64) -> String {
-    let ms = ms.clamp(0, (1 << 48) - 1);
-    format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff)
 }
 
 fn p95(row: &SqliteRow, what: &'static str) -> Result<Option<u64>, StoreError> {
@@ -201,19 +194,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn id_prefix_bounds_uuid_v7_text() {
+    fn id_floor_bounds_uuid_v7_bytes() {
         let at = DateTime::from_timestamp_millis(1_760_000_000_123).unwrap();
         let ts = uuid::Timestamp::from_unix(
             uuid::NoContext,
             at.timestamp() as u64,
             at.timestamp_subsec_nanos(),
         );
-        let id = uuid::Uuid::new_v7(ts).hyphenated().to_string();
-        let prefix = id_prefix(at.timestamp_millis());
-        assert!(id.starts_with(&prefix), "{id} vs {prefix}");
-        assert!(id_prefix(at.timestamp_millis() + 1) > id);
-        assert!(id_prefix(at.timestamp_millis() - 1) < id);
-        assert_eq!(id_prefix(-5), "00000000-0000");
+        let id = uuid::Uuid::new_v7(ts).as_bytes().to_vec();
+        let floor = id_floor(at.timestamp_millis());
+        assert!(id.starts_with(&floor), "{id:?} vs {floor:?}");
+        assert!(id_floor(at.timestamp_millis() + 1) > id);
+        assert!(id_floor(at.timestamp_millis() - 1) < id);
+        assert_eq!(id_floor(-5), [0; 6]);
     }
 
     /// The queries reach runs and journal entries through indexes only: a

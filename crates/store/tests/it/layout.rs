@@ -69,7 +69,7 @@ async fn a_full_journal_is_its_own_error_not_a_lost_lease() {
                  duration_ms) \
                  SELECT seq * 1048576 + 1048575, 0, 'a', 1, 'succeeded', 0, 0 \
                  FROM runs WHERE id = ?1",
-                [run.id.to_string()],
+                [run.id.as_bytes().to_vec()],
             )
             .unwrap();
     }

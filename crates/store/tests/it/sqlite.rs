@@ -198,7 +198,7 @@ async fn corrupt_rows_are_errors_not_panics() {
     ];
     for (sql, id) in damage {
         sqlx::query(sql)
-            .bind(id.to_string())
+            .bind(id.as_bytes().to_vec())
             .execute(&mut conn)
             .await
             .unwrap();
