@@ -264,6 +264,8 @@ impl Engine {
             let active = worker::ActiveRuns::default();
             let workers = LocalWorkers {
                 slots: Arc::new(tokio::sync::Semaphore::new(settings.workers)),
+                backlog: worker::Backlog::new(settings.workers),
+                wake: wake.clone(),
                 executor,
                 active: active.clone(),
                 tracker: tracker.clone(),
@@ -489,12 +491,12 @@ impl Engine {
         self.commit(run).await
     }
 
-    /// Commits a new run. While one of this node's workers is free, the run
-    /// is committed leased to it and handed over in memory, skipping the
-    /// queue and its claim; otherwise it is queued for whichever node
-    /// claims it first.
+    /// Commits a new run. While one of this node's workers is free, or few
+    /// runs wait for one, the run is committed leased to this node and
+    /// handed over in memory, skipping the queue and its claim; otherwise it
+    /// is queued for whichever node claims it first.
     async fn commit(&self, mut run: NewRun) -> Result<EnqueueOutcome, EngineError> {
-        let Some((local, (permit, lease))) = self
+        let Some((local, (reserved, lease))) = self
             .inner
             .local
             .as_ref()
@@ -505,7 +507,7 @@ impl Engine {
         run.lease = Some(lease);
         let (outcome, run) = self.inner.intake.commit(run).await?;
         if let EnqueueOutcome::Created(_) = outcome {
-            local.hand(run, permit);
+            local.hand(run, reserved);
         }
         Ok(outcome)
     }

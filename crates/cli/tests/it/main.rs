@@ -4,6 +4,7 @@
 
 mod api;
 mod audit;
+mod backlog;
 mod bad_input;
 mod branching;
 mod campaign_crash;

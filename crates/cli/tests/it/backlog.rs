@@ -1,0 +1,82 @@
+//! A run accepted while every worker is busy is committed leased to this
+//! node and waits in memory for the next free worker, instead of going
+//! through the queue and a claim.
+
+use std::time::Duration;
+
+use patchbay_store::{RunStatus, Store};
+use patchbay_testkit::{MockUpstream, Reply};
+use serde_json::json;
+
+use crate::support::{TestProject, env};
+
+const ROOT: &str = "\
+connectors:
+  slow:
+    url: \"${env:UP_URL}\"
+    dangerous_allow_private: true
+engine:
+  workers: 1
+";
+
+const FLOW: &str = "\
+trigger: { manual: {} }
+steps:
+  - call: slow GET /slow
+";
+
+fn event() -> patchbay_engine::Event {
+    patchbay_engine::Event {
+        flow: "slow".into(),
+        trigger: "manual",
+        input: json!({}),
+        headers: json!({}),
+        dedupe_key: None,
+    }
+}
+
+#[tokio::test]
+async fn a_run_accepted_while_the_worker_is_busy_waits_for_it_leased_to_this_node() {
+    let upstream = MockUpstream::start().await;
+    upstream.route(
+        "GET",
+        "/slow",
+        Reply::json(200, json!({})).with_delay(Duration::from_millis(400)),
+    );
+    let project = TestProject::new(ROOT, &[("slow", FLOW)]);
+    let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
+    let store = node.engine.store().clone();
+
+    let first = node.engine.trigger(event()).await.unwrap().run_id();
+    let busy = tokio::time::Instant::now() + Duration::from_secs(5);
+    while upstream.requests().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < busy,
+            "the first call never left"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // The only worker is in the first run's call: the second run is
+    // committed already leased to this node, not queued for a claim.
+    let second = node.engine.trigger(event()).await.unwrap().run_id();
+    let waiting = store.run(second).await.unwrap().unwrap();
+    assert_eq!(waiting.status, RunStatus::Running, "{waiting:?}");
+    let owner = store.run(first).await.unwrap().unwrap().lease_owner;
+    assert!(owner.is_some());
+    assert_eq!(waiting.lease_owner, owner);
+    assert_eq!(waiting.attempts, 1);
+
+    for run in [first, second] {
+        let ended = node
+            .engine
+            .wait_for(run, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ended.status, RunStatus::Succeeded, "{ended:?}");
+        assert_eq!(ended.attempts, 1, "executed once, never claimed again");
+    }
+    assert_eq!(upstream.requests().len(), 2);
+    node.stop().await.unwrap();
+}
