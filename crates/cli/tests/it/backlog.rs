@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use patchbay_store::{RunStatus, Store};
+use patchbay_store::RunStatus;
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use patchbay_store::{RunStatus, Store};
+use patchbay_store::RunStatus;
 use serde_json::json;
 use sqlx::Connection;
 
