@@ -1,7 +1,7 @@
 //! Which response headers a call's result keeps: none unless the flow may
 //! read them or its connector names them, in the run as in the journal.
 
-use patchbay_store::{RunStatus, Store};
+use patchbay_store::RunStatus;
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 
