@@ -12,7 +12,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use patchbay_store::{Clock, IntakeLease, NewRun, Run, RunId, Store};
+use patchbay_store::{Clock, IntakeLease, NewRun, Run, RunId, RunStatus, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -213,7 +213,7 @@ impl WorkerPool {
             };
             // Runs committed to this node come before the queue.
             if let Some(run) = self.workers.backlog.pop() {
-                execute(executor, active, tracker, run, first);
+                self.execute_waited(run, first);
                 continue;
             }
             let mut permits = vec![first];
@@ -242,6 +242,43 @@ impl WorkerPool {
                 return;
             }
         }
+    }
+
+    /// Executes a run that waited in the backlog, unless it stopped being
+    /// this node's meanwhile (an operator cancelled it): its first step
+    /// must not run for a run that was cancelled while it waited.
+    fn execute_waited(&self, run: Run, permit: OwnedSemaphorePermit) {
+        let LocalWorkers {
+            executor,
+            active,
+            tracker,
+            owner,
+            ..
+        } = &self.workers;
+        let store = self.store.clone();
+        let owner = owner.clone();
+        let workers = (executor.clone(), active.clone(), tracker.clone());
+        tracker.spawn(async move {
+            let (executor, active, tracker) = workers;
+            let held = match store.run(run.id).await {
+                Ok(Some(stored)) => {
+                    stored.status == RunStatus::Running
+                        && stored.lease_owner.as_deref() == Some(owner.as_str())
+                }
+                Ok(None) => false,
+                Err(e) => {
+                    // Left leased: renewal stops with it off the active
+                    // list, so it is resumed once the lease expires.
+                    warn!(error = %e, run = %run.id, "cannot check a waiting run");
+                    false
+                }
+            };
+            if held {
+                execute(&executor, &active, &tracker, run, permit);
+            } else {
+                active.remove(run.id);
+            }
+        });
     }
 
     /// Waits for new work; false when shutting down.

@@ -80,3 +80,45 @@ async fn a_run_accepted_while_the_worker_is_busy_waits_for_it_leased_to_this_nod
     assert_eq!(upstream.requests().len(), 2);
     node.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_waiting_run_cancelled_before_its_turn_never_runs_a_step() {
+    let upstream = MockUpstream::start().await;
+    upstream.route(
+        "GET",
+        "/slow",
+        Reply::json(200, json!({})).with_delay(Duration::from_millis(400)),
+    );
+    let project = TestProject::new(ROOT, &[("slow", FLOW)]);
+    let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
+
+    let first = node.engine.trigger(event()).await.unwrap().run_id();
+    let busy = tokio::time::Instant::now() + Duration::from_secs(5);
+    while upstream.requests().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < busy,
+            "the first call never left"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = node.engine.trigger(event()).await.unwrap().run_id();
+    node.engine.cancel(second).await.unwrap();
+
+    let ended = node
+        .engine
+        .wait_for(first, Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, RunStatus::Succeeded);
+    // Time for the freed worker to take the cancelled run, had it been kept.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = node.engine.store().run(second).await.unwrap().unwrap();
+    assert_eq!(second.status, RunStatus::Cancelled);
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the cancelled run made no call"
+    );
+    node.stop().await.unwrap();
+}
