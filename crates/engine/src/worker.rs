@@ -96,8 +96,22 @@ pub(crate) enum Reserved {
 pub(crate) struct Backlog {
     places: Arc<Semaphore>,
     // A std mutex: held for a push or a pop, never across an await.
-    runs: Arc<Mutex<VecDeque<(Run, OwnedSemaphorePermit)>>>,
+    runs: Arc<Mutex<VecDeque<Waiting>>>,
 }
+
+/// A run in the backlog, since when, and its place.
+struct Waiting {
+    run: Run,
+    since: tokio::time::Instant,
+    _place: OwnedSemaphorePermit,
+}
+
+/// A run that waited longer than this is read back from the store before
+/// it starts (an operator may have cancelled it meanwhile). A shorter wait
+/// is treated as a run handed over at once, whose first step a cancellation
+/// does not stop either. Reading every waiting run back would put a store
+/// read before a third of the runs at 64 connections.
+const RECHECK_AFTER: Duration = Duration::from_millis(50);
 
 impl Backlog {
     pub fn new(places: usize) -> Backlog {
@@ -107,17 +121,24 @@ impl Backlog {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Run, OwnedSemaphorePermit)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
         self.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn push(&self, run: Run, place: OwnedSemaphorePermit) {
-        self.lock().push_back((run, place));
+        self.lock().push_back(Waiting {
+            run,
+            since: tokio::time::Instant::now(),
+            _place: place,
+        });
     }
 
-    /// The longest-waiting run; its place frees as it leaves.
-    fn pop(&self) -> Option<Run> {
-        self.lock().pop_front().map(|(run, _place)| run)
+    /// The longest-waiting run, and whether it waited long enough to be
+    /// read back before it starts; its place frees as it leaves.
+    fn pop(&self) -> Option<(Run, bool)> {
+        self.lock()
+            .pop_front()
+            .map(|waiting| (waiting.run, waiting.since.elapsed() > RECHECK_AFTER))
     }
 }
 
@@ -212,8 +233,12 @@ impl WorkerPool {
                 () = shutdown.cancelled() => return,
             };
             // Runs committed to this node come before the queue.
-            if let Some(run) = self.workers.backlog.pop() {
-                self.execute_waited(run, first);
+            if let Some((run, recheck)) = self.workers.backlog.pop() {
+                if recheck {
+                    self.execute_waited(run, first);
+                } else {
+                    execute(executor, active, tracker, run, first);
+                }
                 continue;
             }
             let mut permits = vec![first];
@@ -244,9 +269,9 @@ impl WorkerPool {
         }
     }
 
-    /// Executes a run that waited in the backlog, unless it stopped being
-    /// this node's meanwhile (an operator cancelled it): its first step
-    /// must not run for a run that was cancelled while it waited.
+    /// Executes a run that waited long in the backlog, unless it stopped
+    /// being this node's meanwhile (an operator cancelled it): its first
+    /// step must not run for a run that was cancelled while it waited.
     fn execute_waited(&self, run: Run, permit: OwnedSemaphorePermit) {
         let LocalWorkers {
             executor,
