@@ -93,8 +93,8 @@ impl RunStarted<'_> {
     }
 }
 
-/// A run reached a final status (inside the run's span).
-/// A run committed leased to this node went straight to a free worker.
+/// A run committed leased to this node went to one of its workers, at once
+/// or through the backlog.
 pub(crate) struct RunHandedOver<'a> {
     pub flow: &'a str,
 }
@@ -105,6 +105,7 @@ impl RunHandedOver<'_> {
     }
 }
 
+/// A run reached a final status (inside the run's span).
 pub(crate) struct RunFinished<'a> {
     pub flow: &'a str,
     pub status: RunStatus,
