@@ -157,6 +157,7 @@ impl LocalWorkers {
         let lease = IntakeLease {
             owner: self.owner.clone(),
             duration: self.lease,
+            starts_now: matches!(reserved, Reserved::Worker(_)),
         };
         Some((reserved, lease))
     }

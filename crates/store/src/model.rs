@@ -106,6 +106,11 @@ pub struct NewRun {
 pub struct IntakeLease {
     pub owner: String,
     pub duration: std::time::Duration,
+    /// Whether a worker starts the run at once. A run that waits for one
+    /// (in the node's memory) is committed with no claim counted against
+    /// it: a crash before it starts is not its doing
+    /// (`engine.max_claims_without_progress`).
+    pub starts_now: bool,
 }
 
 impl NewRun {
@@ -115,6 +120,7 @@ impl NewRun {
     /// run, so that the event is moved, not copied, on the way to a worker.
     pub fn into_leased(self, now: DateTime<Utc>) -> Option<Run> {
         let lease = self.lease?;
+        let stalled_claims = u32::from(lease.starts_now);
         // Stored times are whole milliseconds.
         let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let expires = now
@@ -141,7 +147,7 @@ impl NewRun {
             created_at: now,
             updated_at: now,
             finished_at: None,
-            stalled_claims: 1,
+            stalled_claims,
             parent: self.parent,
         })
     }

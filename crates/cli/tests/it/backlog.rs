@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use patchbay_store::RunStatus;
+use patchbay_store::{RunId, RunStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
@@ -35,8 +35,9 @@ fn event() -> patchbay_engine::Event {
     }
 }
 
-#[tokio::test]
-async fn a_run_accepted_while_the_worker_is_busy_waits_for_it_leased_to_this_node() {
+/// A node with one worker, busy with a first run whose call the upstream
+/// answers after 400 ms; returns once that call has left.
+async fn busy_node() -> (MockUpstream, TestProject, patchbay::Node, RunId) {
     let upstream = MockUpstream::start().await;
     upstream.route(
         "GET",
@@ -45,7 +46,6 @@ async fn a_run_accepted_while_the_worker_is_busy_waits_for_it_leased_to_this_nod
     );
     let project = TestProject::new(ROOT, &[("slow", FLOW)]);
     let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
-    let store = node.engine.store().clone();
 
     let first = node.engine.trigger(event()).await.unwrap().run_id();
     let busy = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -56,6 +56,13 @@ async fn a_run_accepted_while_the_worker_is_busy_waits_for_it_leased_to_this_nod
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    (upstream, project, node, first)
+}
+
+#[tokio::test]
+async fn a_run_accepted_while_the_worker_is_busy_waits_for_it_leased_to_this_node() {
+    let (upstream, _project, node, first) = busy_node().await;
+    let store = node.engine.store().clone();
 
     // The only worker is in the first run's call: the second run is
     // committed already leased to this node, not queued for a claim.
@@ -66,6 +73,8 @@ async fn a_run_accepted_while_the_worker_is_busy_waits_for_it_leased_to_this_nod
     assert!(owner.is_some());
     assert_eq!(waiting.lease_owner, owner);
     assert_eq!(waiting.attempts, 1);
+    // It has not started: a crash now is not counted against it.
+    assert_eq!(waiting.stalled_claims, 0);
 
     for run in [first, second] {
         let ended = node
@@ -83,24 +92,7 @@ async fn a_run_accepted_while_the_worker_is_busy_waits_for_it_leased_to_this_nod
 
 #[tokio::test]
 async fn a_waiting_run_cancelled_before_its_turn_never_runs_a_step() {
-    let upstream = MockUpstream::start().await;
-    upstream.route(
-        "GET",
-        "/slow",
-        Reply::json(200, json!({})).with_delay(Duration::from_millis(400)),
-    );
-    let project = TestProject::new(ROOT, &[("slow", FLOW)]);
-    let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
-
-    let first = node.engine.trigger(event()).await.unwrap().run_id();
-    let busy = tokio::time::Instant::now() + Duration::from_secs(5);
-    while upstream.requests().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < busy,
-            "the first call never left"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (upstream, _project, node, first) = busy_node().await;
     let second = node.engine.trigger(event()).await.unwrap().run_id();
     node.engine.cancel(second).await.unwrap();
 

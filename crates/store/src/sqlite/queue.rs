@@ -41,7 +41,7 @@ use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, RunOutcome, Store
 /// Rows per insert statement, largest first; see the module doc.
 const CHUNK_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 /// Bound parameters per row of [`insert_sql`].
-const PARAMS_PER_ROW: usize = 10;
+const PARAMS_PER_ROW: usize = 11;
 
 /// The insert for `CHUNK_SIZES[size]` rows, built once per size. Conflicts on
 /// `id` or `dedupe_key` skip the row instead of failing, so one duplicate does
@@ -62,7 +62,7 @@ fn insert_sql(size: usize) -> Arc<str> {
                         format!(
                             "(?{}, ?{}, CASE WHEN ?{owner} IS NULL THEN 'queued' ELSE 'running' END, \
                              ?{}, ?{}, ?{}, ?{owner} IS NOT NULL, ?{}, ?{}, ?{now}, ?{now}, ?{now}, ?{}, \
-                             ?{owner}, ?{}, ?{owner} IS NOT NULL, 0)",
+                             ?{owner}, ?{}, ?{}, 0)",
                             p + 1,
                             p + 2,
                             p + 3,
@@ -71,7 +71,8 @@ fn insert_sql(size: usize) -> Arc<str> {
                             p + 6,
                             p + 7,
                             p + 8,
-                            p + 10
+                            p + 10,
+                            p + 11
                         )
                     })
                     .collect();
@@ -208,6 +209,8 @@ pub(super) struct EncodedRun {
     parent: Option<Vec<u8>>,
     owner: Option<String>,
     lease: Option<std::time::Duration>,
+    /// Claims counted at commit: one for a run a worker starts at once.
+    stalled_claims: i64,
     run: RunId,
 }
 
@@ -224,6 +227,7 @@ impl EncodedRun {
             parent: run.parent.map(id_bytes),
             owner: run.lease.as_ref().map(|lease| lease.owner.clone()),
             lease: run.lease.as_ref().map(|lease| lease.duration),
+            stalled_claims: i64::from(run.lease.as_ref().is_some_and(|lease| lease.starts_now)),
             run: run.id,
         }
     }
@@ -262,6 +266,7 @@ pub(super) fn enqueue(
                 &run.parent,
                 &run.owner,
                 lease_until,
+                &run.stalled_claims,
             ]);
         }
         params.push(&now);

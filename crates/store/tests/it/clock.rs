@@ -113,6 +113,7 @@ async fn a_run_committed_with_a_lease_is_claimed_already() {
     let lease = patchbay_store::IntakeLease {
         owner: "a".into(),
         duration: LEASE,
+        starts_now: true,
     };
     let mut leased = new_run("orders", None);
     leased.lease = Some(lease.clone());
