@@ -8,7 +8,7 @@ use patchbay_store::{RunId, RunStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
-use crate::support::{TestProject, env};
+use crate::support::{TestProject, env, eventually, manual_event};
 
 const ROOT: &str = "\
 connectors:
@@ -26,13 +26,7 @@ steps:
 ";
 
 fn event() -> patchbay_engine::Event {
-    patchbay_engine::Event {
-        flow: "slow".into(),
-        trigger: "manual",
-        input: json!({}),
-        headers: json!({}),
-        dedupe_key: None,
-    }
+    manual_event("slow", json!({}))
 }
 
 /// A node with one worker, busy with a first run whose call the upstream
@@ -48,14 +42,13 @@ async fn busy_node() -> (MockUpstream, TestProject, patchbay::Node, RunId) {
     let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
 
     let first = node.engine.trigger(event()).await.unwrap().run_id();
-    let busy = tokio::time::Instant::now() + Duration::from_secs(5);
-    while upstream.requests().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < busy,
-            "the first call never left"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !upstream.requests().is_empty()
+        })
+        .await,
+        "the first call never left"
+    );
     (upstream, project, node, first)
 }
 

@@ -7,7 +7,7 @@ use patchbay_store::RunStatus;
 use serde_json::json;
 use sqlx::Connection;
 
-use crate::support::{TestProject, env, store_file};
+use crate::support::{TestProject, env, eventually, manual_event, store_file};
 
 const FLOW: &str = "\
 trigger: { manual: {} }
@@ -22,26 +22,19 @@ async fn a_run_with_a_full_journal_ends_dead_and_says_why() {
     let node = project.start(&env(&[])).await;
     let run = node
         .engine
-        .trigger(patchbay_engine::Event {
-            flow: "waits".into(),
-            trigger: "manual",
-            input: json!({}),
-            headers: json!({}),
-            dedupe_key: None,
-        })
+        .trigger(manual_event("waits", json!({})))
         .await
         .unwrap()
         .run_id();
     // The wait is journalled, then the run waits, queued.
     let store = node.engine.store().clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while store.journal(run).await.unwrap().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the wait was never journalled"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !store.journal(run).await.unwrap().is_empty()
+        })
+        .await,
+        "the wait was never journalled"
+    );
     // Take the last key of the run's range, as 2^20 entries would.
     let mut connection = sqlx::sqlite::SqliteConnection::connect(&format!(
         "sqlite://{}",

@@ -151,6 +151,17 @@ pub async fn post_json(url: &str, body: &serde_json::Value) -> reqwest::Response
         .expect("request sent")
 }
 
+/// An event starting a run of `flow` by hand with `input`.
+pub fn manual_event(flow: &str, input: serde_json::Value) -> patchbay_engine::Event {
+    patchbay_engine::Event {
+        flow: flow.into(),
+        trigger: "manual",
+        input,
+        headers: serde_json::json!({}),
+        dedupe_key: None,
+    }
+}
+
 /// Starts a run of `flow` by hand and waits up to 30 s for it to end.
 pub async fn run_manually(
     node: &Node,
@@ -159,13 +170,7 @@ pub async fn run_manually(
 ) -> patchbay_store::Run {
     let outcome = node
         .engine
-        .trigger(patchbay_engine::Event {
-            flow: flow.into(),
-            trigger: "manual",
-            input,
-            headers: serde_json::json!({}),
-            dedupe_key: None,
-        })
+        .trigger(manual_event(flow, input))
         .await
         .expect("run committed");
     node.engine
