@@ -65,6 +65,9 @@ enum Command {
     /// The audit log: management API actions and refused tokens, newest
     /// first (store file, or a running node with `--url`).
     Audit(commands::audit::Args),
+    /// Contract drift: how upstream replies differed from their connectors'
+    /// `spec` (store file, or a running node with `--url`).
+    Drift(commands::drift::Args),
     /// Make management API tokens.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
@@ -101,6 +104,7 @@ pub fn main(cli: Cli) -> ExitCode {
         | Command::Config(_)
         | Command::Schema(_)
         | Command::Audit(_)
+        | Command::Drift(_)
         | Command::Token(_) => "warn",
     };
     // Only `run` exports traces: it serves a project for real, and starts
@@ -140,6 +144,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Config(command) => commands::config::execute(command).await,
             Command::Schema(args) => commands::schema::execute(args),
             Command::Audit(args) => commands::audit::execute(args).await,
+            Command::Drift(args) => commands::drift::execute(args).await,
             Command::Token(command) => commands::token::execute(command),
             Command::Demo(args) => commands::demo::execute(args).await,
         }

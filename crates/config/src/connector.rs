@@ -81,6 +81,69 @@ pub struct ConnectorConfig {
     /// ones as well (`[etag, x-request-id]`).
     #[serde(default)]
     pub response_headers: ResponseHeaders,
+    /// The API's contract: an OpenAPI 3.0 or 3.1 document (YAML or JSON),
+    /// a path relative to `patchbay.yaml`. `check` then holds every call
+    /// through this connector against it: the operation exists, required
+    /// parameters and body properties are given, and every field a flow
+    /// reads from a reply is one the reply documents. A call may then name
+    /// an operation by its `operationId` (`call: crm getContact`).
+    #[serde(default)]
+    pub spec: Option<Located<String>>,
+    /// How replies are held against the `spec` at run time: `warn` (the
+    /// default with a `spec`: a reply that differs from its documented
+    /// response is recorded as drift and the step goes on), `enforce`
+    /// (such a reply fails the step with class `contract`, never retried)
+    /// or `off`. A mapping also sets the share of replies checked:
+    /// `{mode: warn, sample: 0.1}`.
+    #[serde(default)]
+    pub contract: Option<Located<ContractSetting>>,
+}
+
+/// How replies are held against a connector's contract (see
+/// [`ConnectorConfig::contract`]).
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ContractSetting {
+    /// `warn`, `enforce` or `off`, every reply checked.
+    Mode(ContractMode),
+    /// A mode and the share of replies checked.
+    Sampled {
+        mode: ContractMode,
+        /// Share of replies checked, more than 0 and at most 1 (default 1).
+        #[serde(default = "every_reply")]
+        sample: f64,
+    },
+}
+
+fn every_reply() -> f64 {
+    1.0
+}
+
+impl ContractSetting {
+    pub fn mode(&self) -> ContractMode {
+        match self {
+            ContractSetting::Mode(mode) | ContractSetting::Sampled { mode, .. } => *mode,
+        }
+    }
+
+    pub fn sample(&self) -> f64 {
+        match self {
+            ContractSetting::Mode(_) => 1.0,
+            ContractSetting::Sampled { sample, .. } => *sample,
+        }
+    }
+}
+
+/// What a reply that differs from the contract does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractMode {
+    /// Replies are not checked.
+    Off,
+    /// Recorded as drift; the step goes on.
+    Warn,
+    /// Recorded as drift, and the step fails (class `contract`).
+    Enforce,
 }
 
 /// Which response headers a call's result keeps (see

@@ -39,7 +39,8 @@ pub mod validate;
 mod verify;
 
 pub use connector::{
-    AllowPrivate, CircuitBreakerConfig, RateLimitConfig, ResponseHeaders, default_max_wait,
+    AllowPrivate, CircuitBreakerConfig, ContractMode, ContractSetting, RateLimitConfig,
+    ResponseHeaders, default_max_wait,
 };
 pub use connector::{
     AuthConfig, BackoffConfig, ConnectorConfig, OAuth2ClientAuth, OAuth2Config, OAuth2Grant,

@@ -188,6 +188,23 @@ fn check_connector(
             format!("connector `{name}`: {problem}"),
         ));
     }
+    if let Some(contract) = &connector.contract {
+        if connector.spec.is_none() {
+            report.push(at(
+                contract.line,
+                contract.column,
+                format!("connector `{name}`: `contract` needs a `spec` to hold replies against"),
+            ));
+        }
+        let sample = contract.sample();
+        if !(sample > 0.0 && sample <= 1.0) {
+            report.push(at(
+                contract.line,
+                contract.column,
+                format!("connector `{name}`: contract.sample must be more than 0 and at most 1"),
+            ));
+        }
+    }
     if let Some(retry) = &connector.retry {
         check_retry(retry, &mut |message| {
             report.push(at(

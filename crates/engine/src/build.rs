@@ -85,7 +85,8 @@ impl Build {
         let connectors = build_connectors(&project, env, &mut report);
         match (plan, connectors) {
             (Some(plan), Some(connectors)) if report.is_empty() => {
-                let warnings = patchbay_config::validate::warnings(&project, env);
+                let mut warnings = patchbay_config::validate::warnings(&project, env);
+                warnings.extend(plan.warnings.iter().cloned());
                 Ok(Build {
                     project,
                     plan,

@@ -286,3 +286,58 @@ impl AuditWriteFailed<'_> {
         counter!(AUDIT_WRITE_FAILURES_TOTAL).increment(self.entries as u64);
     }
 }
+
+/// Replies that differed from their connector's contract, by connector and
+/// operation (every reply counted, each kind of difference once per reply).
+pub const CONTRACT_DRIFT_TOTAL: &str = "patchbay_contract_drift_total";
+/// Drift records the store refused to write (kept for the next try).
+pub const DRIFT_WRITE_FAILURES_TOTAL: &str = "patchbay_drift_write_failures_total";
+
+/// A reply differed from its contract.
+pub(crate) struct ContractDriftSeen<'a> {
+    pub kind: &'a patchbay_store::DriftKind,
+}
+
+impl ContractDriftSeen<'_> {
+    pub(crate) fn emit(&self) {
+        counter!(
+            CONTRACT_DRIFT_TOTAL,
+            "connector" => self.kind.connector.clone(),
+            "operation" => self.kind.operation.clone()
+        )
+        .increment(1);
+    }
+}
+
+/// A kind of drift was recorded for the first time.
+pub(crate) struct NewContractDrift<'a> {
+    pub drift: &'a patchbay_store::DriftObservation,
+}
+
+impl NewContractDrift<'_> {
+    pub(crate) fn emit(&self) {
+        let kind = &self.drift.kind;
+        tracing::warn!(
+            connector = %kind.connector,
+            operation = %kind.operation,
+            response = %kind.response,
+            pointer = %kind.pointer,
+            expected = %kind.expected,
+            seen = %self.drift.seen,
+            "reply differs from the connector's contract"
+        );
+    }
+}
+
+/// Drift records could not be written.
+pub(crate) struct DriftWriteFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+    pub kinds: usize,
+}
+
+impl DriftWriteFailed<'_> {
+    pub(crate) fn emit(&self) {
+        tracing::error!(error = %self.error, kinds = self.kinds, "cannot write contract drift records");
+        counter!(DRIFT_WRITE_FAILURES_TOTAL).increment(self.kinds as u64);
+    }
+}

@@ -169,6 +169,8 @@ pub(crate) struct Executor {
     /// Journal entries of runs' last steps, held back to be committed with
     /// the run's end (see [`Executor::journal`]).
     pub held: std::sync::Mutex<HashMap<RunId, JournalEntry>>,
+    /// Where calls report replies that differ from their contract.
+    pub drift: crate::drift::DriftLog,
 }
 
 impl Executor {
@@ -1009,7 +1011,7 @@ impl Executor {
     }
 
     /// `text` with every connector credential and webhook secret masked.
-    fn mask(&self, text: &str) -> String {
+    pub(crate) fn mask(&self, text: &str) -> String {
         let masked = self.connectors.masker().mask(text);
         self.plan.redaction.masker.mask(&masked)
     }

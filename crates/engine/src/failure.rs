@@ -31,6 +31,8 @@ pub enum FailureClass {
     ChildRun,
     /// The store failed while the step wrote to it (starting a child run).
     Store,
+    /// A reply differed from its connector's contract, in `enforce` mode.
+    Contract,
 }
 
 impl FailureClass {
@@ -43,6 +45,7 @@ impl FailureClass {
             FailureClass::TooLarge => "too_large",
             FailureClass::ChildRun => "child_run",
             FailureClass::Store => "store",
+            FailureClass::Contract => "contract",
         }
     }
 }
@@ -83,6 +86,17 @@ pub enum StepError {
     /// The store failed while the step wrote to it.
     #[error("the store failed: {0}")]
     Store(patchbay_store::StoreError),
+    /// The reply differed from the connector's contract (`contract:
+    /// enforce`); `violations` says where and how.
+    #[error(
+        "the {status} reply of `{operation}` breaks connector `{connector}`'s contract: {violations}"
+    )]
+    Contract {
+        connector: String,
+        operation: String,
+        status: u16,
+        violations: String,
+    },
     /// One item of a `for_each` step failed.
     #[error("item {index}: {error}")]
     Item { index: u32, error: Box<StepError> },
@@ -127,6 +141,7 @@ impl StepError {
             StepError::TooLarge(_) => FailureClass::TooLarge,
             StepError::ChildRun { .. } => FailureClass::ChildRun,
             StepError::Store(_) => FailureClass::Store,
+            StepError::Contract { .. } => FailureClass::Contract,
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => error.class(),
         }
     }
@@ -147,6 +162,9 @@ impl StepError {
             | StepError::InvalidValue { .. }
             | StepError::TooLarge(_)
             | StepError::ChildRun { .. } => false,
+            // The upstream answered, and would answer the same again: a
+            // retry only repeats the call's side effects.
+            StepError::Contract { .. } => false,
             StepError::Store(e) => e.is_transient(),
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => {
                 error.is_transient()

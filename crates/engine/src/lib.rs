@@ -41,6 +41,8 @@ mod audit;
 mod build;
 pub mod caps;
 mod context;
+pub mod contracts;
+mod drift;
 mod error;
 pub mod evaluate;
 mod events;
@@ -244,6 +246,8 @@ impl Engine {
         save_version(store.clone(), &project);
         let mut swappable_executor = None;
         let mut local = None;
+        let drift = drift::DriftLog::default();
+        tracker.spawn(drift.clone().write_until(store.clone(), shutdown.clone()));
         if roles.workers {
             let evaluator =
                 Evaluator::start(plan.expression_limits).map_err(EngineError::EvaluatorStart)?;
@@ -259,6 +263,7 @@ impl Engine {
                 versions,
                 clock: clock.clone(),
                 held: Default::default(),
+                drift: drift.clone(),
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
@@ -446,6 +451,7 @@ impl Engine {
                 },
                 clock: old.clock.clone(),
                 held: Default::default(),
+                drift: old.drift.clone(),
             }));
         }
         self.inner.live.store(Arc::new(Live {

@@ -14,6 +14,7 @@ use patchbay_connector::redact::Masker;
 use patchbay_expr::Expr;
 
 use crate::caps::Caps;
+use crate::contracts::Contracts;
 use crate::evaluate::Limits;
 use crate::redaction::Redaction;
 pub use crate::step::{Description, ErrorPolicy, StepPlan};
@@ -35,6 +36,11 @@ pub struct Plan {
     pub expression_limits: Limits,
     /// Size caps and the poison-run limit of `engine:`.
     pub caps: Caps,
+    /// The connectors' contracts (`spec:`).
+    pub contracts: Contracts,
+    /// What compiling found that works but deserves a look (a field read
+    /// from a reply that the contract says may be missing).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// One compiled flow.
@@ -72,6 +78,12 @@ impl Plan {
         let mut flows = BTreeMap::new();
         let mut webhooks = HashMap::new();
         let mut webhook_secrets = Vec::new();
+        let mut warnings = Vec::new();
+        // A plan kept for stored runs is not held against today's files.
+        let contracts = match env {
+            Some(_) => Contracts::load(project, &mut report),
+            None => Contracts::default(),
+        };
         for (name, loaded) in &project.flows {
             let mut compiler = Compiler {
                 project,
@@ -81,6 +93,8 @@ impl Plan {
                 run_retries: &project.config.engine.run_retries,
                 env,
                 webhook_secrets: &mut webhook_secrets,
+                contracts: &contracts,
+                warnings: &mut warnings,
             };
             if let Some(flow) = compiler.flow(&loaded.config) {
                 if let Some(hook) = flow.trigger.webhook()
@@ -129,6 +143,8 @@ impl Plan {
             redaction,
             expression_limits: Limits::new(&project.config.engine.expressions),
             caps: Caps::new(&project.config.engine),
+            contracts,
+            warnings,
         })
     }
 
@@ -150,6 +166,8 @@ struct Compiler<'a> {
     env: Option<&'a dyn Env>,
     /// Resolved webhook secrets, masked in what runs record.
     webhook_secrets: &'a mut Vec<String>,
+    contracts: &'a Contracts,
+    warnings: &'a mut Vec<Diagnostic>,
 }
 
 impl Compiler<'_> {
@@ -169,9 +187,12 @@ impl Compiler<'_> {
         // Whether steps may answer the caller is only known from a trigger
         // that compiled; otherwise they are not judged on it.
         let awaits_reply = trigger.as_ref().map(TriggerPlan::awaits_reply);
-        let steps = crate::step::Compiler::new(self.project, self.file, self.flow, self.report)
-            .awaiting_reply(awaits_reply)
-            .flow_steps(&config.steps);
+        let mut steps_compiler =
+            crate::step::Compiler::new(self.project, self.file, self.flow, self.report)
+                .awaiting_reply(awaits_reply)
+                .with_contracts(self.contracts);
+        let steps = steps_compiler.flow_steps(&config.steps);
+        self.warnings.extend(steps_compiler.take_warnings());
         let mut steps = steps?;
         if let Some(last) = steps.last_mut() {
             last.ends_flow = true;

@@ -32,7 +32,7 @@ pub use budget::{Budget, Limit, MemoryProbe, memory_is_metered, set_memory_probe
 pub use error::{CompileError, EvalError};
 pub use expr::{Expr, mentions, mentions_field};
 pub use nesting::MAX_NESTING;
-pub use reads::{Read, Root, Segment, object_keys, reads};
+pub use reads::{Read, Root, Segment, object_keys, output, reads};
 pub use template::Template;
 pub use value::MAX_OUTPUT_DEPTH;
 

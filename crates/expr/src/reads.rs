@@ -61,9 +61,26 @@ pub struct Read {
 /// Every read of `source` that can be known statically, in source order
 /// (nothing for a program that does not parse).
 pub fn reads(source: &str) -> Vec<Read> {
-    let Some(term) = jaq_core::load::parse(source, |p| p.term()) else {
-        return Vec::new();
-    };
+    analyse(source).map(|(reads, _)| reads).unwrap_or_default()
+}
+
+/// Where the output of `source` comes from, when it is a path from a known
+/// root (`$steps.list.body.items`, `.items | sort_by(.rank)`); `None`
+/// otherwise.
+pub fn output(source: &str) -> Option<Read> {
+    let (_, place) = analyse(source)?;
+    let place = place?;
+    Some(Read {
+        root: place.root,
+        path: place.path,
+        defaulted: false,
+    })
+}
+
+/// The reads of `source` and the place of its output; `None` when it does
+/// not parse.
+fn analyse(source: &str) -> Option<(Vec<Read>, Known)> {
+    let term = jaq_core::load::parse(source, |p| p.term())?;
     let mut walker = Walker {
         source,
         reads: Vec::new(),
@@ -73,8 +90,8 @@ pub fn reads(source: &str) -> Vec<Read> {
         root: Root::Input,
         path: Vec::new(),
     });
-    walker.walk(&term, &input, false);
-    walker.reads
+    let place = walker.walk(&term, &input, false);
+    Some((walker.reads, place))
 }
 
 /// The keys of an object `source` builds, when the whole program is one
@@ -545,6 +562,15 @@ mod tests {
         );
         assert_eq!(shown("def f($steps): $steps.a; f(1)"), Vec::<String>::new());
         assert_eq!(shown("not valid jq ]"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_place_of_the_output() {
+        let place = output("$steps.x.body.items | sort_by(.n)").unwrap();
+        assert_eq!(place.root, Root::Var("steps".into()));
+        assert_eq!(place.path.len(), 3);
+        assert_eq!(output("$steps.x.body.items | length"), None);
+        assert_eq!(output(".").map(|read| read.path), Some(Vec::new()));
     }
 
     #[test]

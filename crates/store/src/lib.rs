@@ -31,6 +31,7 @@
 mod audit;
 mod clock;
 mod depth;
+mod drift;
 mod error;
 mod health;
 mod model;
@@ -44,6 +45,7 @@ pub use audit::{
 };
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use depth::QueueDepth;
+pub use drift::{Drift, DriftKind, DriftObservation, MAX_DRIFT_EXAMPLE_CHARS};
 pub use error::StoreError;
 pub use health::StoreFault;
 pub use model::{
@@ -243,4 +245,13 @@ pub trait Store: Send + Sync + 'static {
         before: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> Result<u64, StoreError>;
+
+    /// Adds observations of contract drift to their kinds' records (see
+    /// [`Drift`]); for each observation, whether its kind was new.
+    async fn record_drift(
+        &self,
+        observations: &[DriftObservation],
+    ) -> Result<Vec<bool>, StoreError>;
+    /// Every contract drift record, by connector and operation.
+    async fn list_drift(&self) -> Result<Vec<Drift>, StoreError>;
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod connectors;
 pub mod dead_letters;
 pub mod demo;
+pub mod drift;
 pub mod flows;
 pub mod invoke;
 pub mod run;

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::support::{TestProject, binary};
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
@@ -148,7 +148,7 @@ fn schema_is_json_schema_of_the_configuration() {
 /// `patchbay check DIR` with `env` added to its environment, as a snapshot
 /// records it: exit code, standard output and standard error, the project
 /// folder written `[project]`.
-fn check_report(dir: &std::path::Path, env: &[(&str, &str)]) -> String {
+pub(crate) fn check_report(dir: &std::path::Path, env: &[(&str, &str)]) -> String {
     let mut command = Command::new(binary());
     command.arg("check").arg(dir).env_remove("RUST_LOG");
     for (key, value) in env {

@@ -11,6 +11,7 @@ mod campaign_crash;
 mod campaign_fault;
 mod check;
 mod cli_remote;
+mod contracts;
 mod crash;
 mod dashboard;
 mod dead_letters;

@@ -6,14 +6,16 @@
 //! the flow (`flow `f` step 2, branch `refund` step 1: ...`), and compiling
 //! goes on so that one `check` shows them all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use patchbay_config::{Diagnostic, Located, Node, OnError, Project, Report, StepConfig};
 use patchbay_expr::Expr;
 
+use super::contract::{Compiled, Reply};
 use super::{KindEntry, Step, kinds};
+use crate::contracts::Contracts;
 
 const DEFAULT_FOR_EACH_CONCURRENCY: usize = 4;
 const MAX_CONCURRENCY: usize = 1024;
@@ -71,7 +73,7 @@ pub(crate) struct Compiler<'a> {
     report: &'a mut Report,
     /// Where the step being compiled sits, for messages (`step 2`,
     /// `step 2, branch `refund` step 1`).
-    label: String,
+    pub(super) label: String,
     /// Top-level position of the step being compiled.
     index: usize,
     /// Every step id seen in the flow, with the label of its step.
@@ -82,6 +84,21 @@ pub(crate) struct Compiler<'a> {
     /// Whether the flow's trigger waits for a reply (a `sync` webhook);
     /// `None` when its trigger did not compile.
     awaits_reply: Option<bool>,
+    /// The connectors' contracts; `None` when calls are not checked
+    /// against them (a plan kept for stored runs).
+    pub(super) contracts: Option<&'a Contracts>,
+    /// What the contract says each call step's reply holds, by step id.
+    pub(super) replies: HashMap<String, Reply<'a>>,
+    /// Every expression compiled in the flow, whose reads are held against
+    /// the replies once every step is known.
+    pub(super) compiled: Vec<Compiled>,
+    /// Steps with `for_each` (their `$steps` entry is an array, and `.` in
+    /// their expressions is an item), with the source of their `for_each`.
+    pub(super) fanned_out: HashMap<String, String>,
+    /// Steps with a `fallback`, whose result may be the fallback's.
+    pub(super) with_fallback: HashSet<String>,
+    /// Problems that do not stop the flow from running.
+    pub(super) warnings: Vec<Diagnostic>,
 }
 
 /// Whether `mentions` holds for the flow's file or for `patchbay.yaml`
@@ -123,7 +140,24 @@ impl<'a> Compiler<'a> {
             step_id: String::new(),
             depth: 0,
             awaits_reply: Some(false),
+            contracts: None,
+            replies: HashMap::new(),
+            compiled: Vec::new(),
+            fanned_out: HashMap::new(),
+            with_fallback: HashSet::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Holds the flow's calls and reads against the connectors' contracts.
+    pub fn with_contracts(mut self, contracts: &'a Contracts) -> Self {
+        self.contracts = Some(contracts);
+        self
+    }
+
+    /// The problems found that do not stop the flow from running.
+    pub fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Sets whether the flow's trigger waits for a reply; `None` when it is
@@ -151,7 +185,8 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    /// Compiles a flow's top-level steps.
+    /// Compiles a flow's top-level steps, then holds what they read against
+    /// the contracts of the calls they read from.
     pub fn flow_steps(&mut self, steps: &[Located<StepConfig>]) -> Option<Vec<StepPlan>> {
         let before = self.report.len();
         let compiled: Vec<StepPlan> = steps
@@ -163,7 +198,18 @@ impl<'a> Compiler<'a> {
                 self.step(step, step.name(index))
             })
             .collect();
+        self.check_reads();
         (self.report.len() == before).then_some(compiled)
+    }
+
+    /// Where the step being compiled sits, for messages.
+    pub(super) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The file of the flow being compiled.
+    pub(super) fn file(&self) -> &Path {
+        self.file
     }
 
     /// Compiles the steps of a branch named `branch` of the step being
@@ -205,11 +251,15 @@ impl<'a> Compiler<'a> {
         self.check_id(step);
         let kind = self.kind_of(step)?;
         let fields = Node::mapping(step, step.fields.clone());
-        self.step_id = id.clone();
+        // Branches and fallbacks compile steps of their own: the outer id is
+        // set again after each, and restored for the step around this one.
+        let outer = std::mem::replace(&mut self.step_id, id.clone());
         let action = (kind.compile)(&fields, self);
+        self.step_id = id.clone();
         let when = self.optional("when", step.when.as_ref());
         let for_each = self.for_each(step, kind);
         let on_error = self.on_error(step, kind, &id);
+        self.step_id = outer;
         if self.report.len() != before {
             return None;
         }
@@ -309,6 +359,8 @@ impl<'a> Compiler<'a> {
         let Some(source) = &step.for_each else {
             return Some(None);
         };
+        self.fanned_out
+            .insert(self.step_id.clone(), source.value.clone());
         if !kind.fans_out {
             let fanning: Vec<String> = kinds()
                 .filter(|k| k.fans_out)
@@ -343,6 +395,7 @@ impl<'a> Compiler<'a> {
             OnError::Continue => ErrorPolicy::Continue,
             OnError::Fail => ErrorPolicy::Fail,
             OnError::Fallback(alternatives) => {
+                self.with_fallback.insert(id.to_string());
                 if alternatives.is_empty() {
                     self.error(on_error, "`fallback` needs at least one step".into());
                     return None;
@@ -410,7 +463,15 @@ impl<'a> Compiler<'a> {
     /// Compiles a jq expression found at `key`.
     pub fn expr(&mut self, key: &str, source: &Located<String>) -> Option<Expr> {
         match Expr::compile(source) {
-            Ok(expr) => Some(expr),
+            Ok(expr) => {
+                self.compiled.push(Compiled {
+                    source: source.clone(),
+                    key: key.to_string(),
+                    label: self.label.clone(),
+                    step_id: self.step_id.clone(),
+                });
+                Some(expr)
+            }
             Err(e) => {
                 self.error(source, format!("invalid jq in `{key}`: {e}"));
                 None

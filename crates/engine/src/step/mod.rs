@@ -29,6 +29,7 @@
 mod call;
 mod compile;
 mod context;
+mod contract;
 mod exchange;
 mod filter;
 mod graphql;

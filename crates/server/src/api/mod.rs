@@ -2,8 +2,8 @@
 //! `/api/openapi.json` and its reference page at `/api/docs`.
 //!
 //! One file per resource: [`flows`], [`runs`], [`dead_letters`],
-//! [`connectors`], [`config`], [`secrets`], `stats`, [`audit`] (which also
-//! records the audit log). Each declares its routes
+//! [`connectors`], [`config`], [`secrets`], `stats`, [`drift`], [`audit`]
+//! (which also records the audit log). Each declares its routes
 //! with `#[utoipa::path]`, which both registers the handler and describes
 //! it, including the scope it needs (`security(("bearer" = ["operate"]))`):
 //! [`auth`] enforces exactly what the document declares. [`page`] holds the
@@ -21,6 +21,7 @@ mod config;
 mod connectors;
 mod dead_letters;
 mod docs;
+mod drift;
 mod flows;
 mod openapi;
 mod page;
@@ -62,6 +63,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(config::routes())
         .merge(secrets::routes())
         .merge(audit::routes())
+        .merge(drift::routes())
 }
 
 /// The `/api/v1` routes and the complete OpenAPI document describing them.

@@ -75,6 +75,7 @@ Errors answer `{\"error\": {\"code\", \"message\", \"details\"?}}`. Codes: \
         (name = "config", description = "The configuration in force; reloading it"),
         (name = "secrets", description = "Values for `${secret:NAME}`, write-only"),
         (name = "audit", description = "Who changed what on this node, and refused tokens"),
+        (name = "drift", description = "How upstream replies differ from their connectors' contracts"),
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]

@@ -46,6 +46,7 @@ mod checkpoint;
 mod codec;
 mod credentials;
 mod depth;
+mod drift;
 mod journal;
 mod query;
 mod queue;
@@ -71,9 +72,9 @@ use queue::{EncodedRun, Ending, id_list};
 use writer::Writer;
 
 use crate::{
-    AuditEntry, AuditFilter, CancelOutcome, Clock, EnqueueOutcome, JournalEntry, NewRun, Run,
-    RunFilter, RunId, RunOutcome, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault,
-    SystemClock,
+    AuditEntry, AuditFilter, CancelOutcome, Clock, Drift, DriftObservation, EnqueueOutcome,
+    JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, Stats, StatsWindow, StatusCount,
+    Store, StoreError, StoreFault, SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -617,6 +618,23 @@ impl Store for SqliteStore {
         self.writer
             .write(move |connection| audit::purge_audit(connection, before, limit))
             .await
+    }
+
+    async fn record_drift(
+        &self,
+        observations: &[DriftObservation],
+    ) -> Result<Vec<bool>, StoreError> {
+        if observations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let observations = observations.to_vec();
+        self.writer
+            .write(move |connection| drift::record(connection, &observations))
+            .await
+    }
+
+    async fn list_drift(&self) -> Result<Vec<Drift>, StoreError> {
+        drift::list(&self.reader).await
     }
 }
 

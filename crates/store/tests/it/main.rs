@@ -5,6 +5,7 @@ mod audit;
 mod cancel;
 mod clock;
 mod depth;
+mod drift;
 mod journal;
 mod layout;
 mod query;

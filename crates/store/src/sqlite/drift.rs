@@ -1,0 +1,86 @@
+//! Contract drift records: added to through the group commit (see
+//! [`super::writer`]), listed by connector and operation.
+
+use rusqlite::Connection;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+
+use super::codec::{get, millis, parse_time};
+use crate::{Drift, DriftKind, DriftObservation, StoreError};
+
+/// Adds a batch's observations to its kind's record; the first example
+/// and first sighting stay. Returns whether the row is new: its count is
+/// then the batch's own (a batch counts at least one reply, so an updated
+/// row's count is larger).
+const UPSERT: &str = "\
+INSERT INTO contract_drift (connector, operation, response, pointer, expected, seen, first_seen, \
+                            last_seen, count, example) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+ON CONFLICT (connector, operation, response, pointer, expected) DO UPDATE SET \
+    seen = excluded.seen, \
+    first_seen = min(first_seen, excluded.first_seen), \
+    last_seen = max(last_seen, excluded.last_seen), \
+    count = count + excluded.count \
+RETURNING count = ?9";
+
+const LIST: &str = "\
+SELECT connector, operation, response, pointer, expected, seen, first_seen, last_seen, count, \
+       example \
+FROM contract_drift ORDER BY connector, operation, response, pointer, expected";
+
+/// Adds `observations`; for each, whether its kind is new.
+pub(super) fn record(
+    connection: &Connection,
+    observations: &[DriftObservation],
+) -> Result<Vec<bool>, StoreError> {
+    let mut upsert = connection.prepare_cached(UPSERT)?;
+    let mut new = Vec::with_capacity(observations.len());
+    for seen in observations {
+        let count = i64::try_from(seen.count).unwrap_or(i64::MAX);
+        let is_new: bool = upsert.query_row(
+            rusqlite::params![
+                seen.kind.connector,
+                seen.kind.operation,
+                seen.kind.response,
+                seen.kind.pointer,
+                seen.kind.expected,
+                seen.seen,
+                millis(seen.first_seen),
+                millis(seen.last_seen),
+                count,
+                seen.example,
+            ],
+            |row| row.get(0),
+        )?;
+        new.push(is_new);
+    }
+    Ok(new)
+}
+
+pub(super) async fn list(reader: &SqlitePool) -> Result<Vec<Drift>, StoreError> {
+    let rows = sqlx::query(LIST).fetch_all(reader).await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(row: &SqliteRow) -> Result<Drift, StoreError> {
+    let count: i64 = get(row, "contract_drift.count")?;
+    Ok(Drift {
+        kind: DriftKind {
+            connector: get(row, "contract_drift.connector")?,
+            operation: get(row, "contract_drift.operation")?,
+            response: get(row, "contract_drift.response")?,
+            pointer: get(row, "contract_drift.pointer")?,
+            expected: get(row, "contract_drift.expected")?,
+        },
+        seen: get(row, "contract_drift.seen")?,
+        first_seen: parse_time(
+            "contract_drift.first_seen",
+            get(row, "contract_drift.first_seen")?,
+        )?,
+        last_seen: parse_time(
+            "contract_drift.last_seen",
+            get(row, "contract_drift.last_seen")?,
+        )?,
+        count: u64::try_from(count).unwrap_or(0),
+        example: get(row, "contract_drift.example")?,
+    })
+}
