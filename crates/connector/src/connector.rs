@@ -75,6 +75,8 @@ pub struct Connector {
     pub(crate) breaker: Option<crate::breaker::Breaker>,
     /// The last hour of calls, for health and the dashboard.
     pub(crate) recent: crate::recent::RecentCalls,
+    /// What the upstream said of endpoints going away.
+    pub(crate) notices: crate::deprecation::Notices,
     /// Every resolved credential of this connector (and, when built with
     /// [`Connectors::build`], of its siblings), with the OAuth 2.0 tokens
     /// issued to it: masked in the upstream text that errors quote.
@@ -227,6 +229,7 @@ impl Connector {
             breaker: crate::breaker::Breaker::build(name, &config.circuit_breaker)
                 .map_err(config_error)?,
             recent: crate::recent::RecentCalls::default(),
+            notices: crate::deprecation::Notices::default(),
             masker,
             sensitive_headers,
         })

@@ -27,6 +27,9 @@ pub const CALLS_REFUSED_TOTAL: &str = "patchbay_connector_calls_refused_total";
 pub const PAUSES_TOTAL: &str = "patchbay_connector_pauses_total";
 /// 1 for the breaker's current `state`, 0 for the others.
 pub const BREAKER_STATE: &str = "patchbay_connector_breaker_state";
+/// Answers carrying a `Deprecation` or `Sunset` header, by connector and
+/// `kind` (`deprecation`, `sunset`).
+pub const DEPRECATION_NOTICES_TOTAL: &str = "patchbay_connector_deprecation_notices_total";
 
 /// The states a breaker gauge is kept for.
 const BREAKER_STATES: [BreakerState; 4] = [
@@ -267,5 +270,37 @@ mod tests {
             retry_in: Duration::from_secs(1),
         });
         assert_eq!(status_class(&refused, 0), None);
+    }
+}
+
+/// An answer said its endpoint is deprecated or will be sunset.
+pub(crate) struct DeprecationNoticed<'a> {
+    pub connector: &'a str,
+    pub notice: &'a crate::DeprecationNotice,
+    /// Whether the connector had not logged this notice yet.
+    pub new: bool,
+}
+
+impl DeprecationNoticed<'_> {
+    pub(crate) fn emit(&self) {
+        if self.new {
+            tracing::warn!(
+                connector = %self.connector,
+                endpoint = %self.notice.endpoint,
+                deprecation = self.notice.deprecated.as_deref().unwrap_or("-"),
+                sunset = self.notice.sunset.as_deref().unwrap_or("-"),
+                link = self.notice.link.as_deref().unwrap_or("-"),
+                "upstream endpoint is deprecated"
+            );
+        }
+        for (kind, present) in [
+            ("deprecation", self.notice.deprecated.is_some()),
+            ("sunset", self.notice.sunset.is_some()),
+        ] {
+            if present {
+                counter!(DEPRECATION_NOTICES_TOTAL, "connector" => self.connector.to_string(), "kind" => kind)
+                    .increment(1);
+            }
+        }
     }
 }

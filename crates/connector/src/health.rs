@@ -40,6 +40,8 @@ pub struct ConnectorHealth {
     pub recent: RecentSummary,
     pub last_error: Option<LastError>,
     pub rate_limit: RateLimitHeadroom,
+    /// The newest deprecation or sunset notice the upstream gave.
+    pub deprecation: Option<crate::deprecation::DeprecationNotice>,
 }
 
 /// How much of its rate budget a connector has left.
@@ -82,6 +84,7 @@ impl Connector {
                 }),
                 upstream: self.recent.upstream_quota(),
             },
+            deprecation: self.notices.newest(),
         }
     }
 

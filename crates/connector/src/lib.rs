@@ -65,6 +65,7 @@ mod auth;
 mod breaker;
 mod call;
 mod connector;
+mod deprecation;
 mod error;
 pub mod events;
 mod graphql;
@@ -88,6 +89,7 @@ pub use auth::Auth;
 pub use breaker::BreakerState;
 pub use call::{CallRequest, Response, headers_to_json};
 pub use connector::{Connector, Connectors};
+pub use deprecation::DeprecationNotice;
 pub use error::{
     BuildError, CallClass, CallError, FetchError, PageError, PaginateConfigError, RedirectRefusal,
 };

@@ -272,6 +272,20 @@ impl Connector {
             }),
         };
         self.recent.record(started.elapsed(), &result);
+        if let Ok(response) = &result {
+            let endpoint = format!("{} {}", request.method, request.path);
+            if let Some((notice, new)) =
+                self.notices
+                    .observe(&endpoint, &response.headers, chrono::Utc::now())
+            {
+                crate::events::DeprecationNoticed {
+                    connector: self.name(),
+                    notice: &notice,
+                    new,
+                }
+                .emit();
+            }
+        }
         result
     }
 

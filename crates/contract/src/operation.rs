@@ -16,7 +16,7 @@ use crate::Contract;
 use crate::schema::Schema;
 
 /// The HTTP methods a Path Item may declare, as written and as reported.
-const METHODS: [(&str, &str); 8] = [
+pub(crate) const METHODS: [(&str, &str); 8] = [
     ("get", "GET"),
     ("put", "PUT"),
     ("post", "POST"),

@@ -40,7 +40,7 @@ const MAX_VISITS: usize = 2_000;
 
 /// Keywords that describe a schema without constraining it: a ref whose siblings are
 /// only these is the schema it points at.
-const ANNOTATIONS: [&str; 13] = [
+pub(crate) const ANNOTATIONS: [&str; 13] = [
     "description",
     "summary",
     "title",

@@ -225,3 +225,51 @@ async fn a_reply_that_changes_shape_is_one_drift_record_with_a_rising_count() {
     let journal = store.journal(run.id).await.unwrap();
     assert_eq!(journal[0].error_class.as_deref(), Some("contract"));
 }
+
+#[tokio::test]
+async fn deprecation_and_sunset_headers_show_on_the_connector_s_health() {
+    let upstream = MockUpstream::start().await;
+    upstream.route(
+        "GET",
+        "/contacts/{id}",
+        Reply::json(200, json!({ "id": "c-1", "email": "ada@example.com" }))
+            .with_header("deprecation", "@1688169599")
+            .with_header("sunset", "Wed, 11 Nov 2026 23:59:59 GMT")
+            .with_header(
+                "link",
+                "<https://crm.example.com/changelog>; rel=\"deprecation\"",
+            ),
+    );
+    let project = TestProject::new(DRIFT_ROOT, &[("lookup", LOOKUP)]);
+    std::fs::write(project.path().join("crm.yaml"), SPEC).unwrap();
+    let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
+    let base = format!("http://{}", node.address);
+
+    let before = get_json(&format!("{base}/api/v1/connectors/crm")).await;
+    assert!(before["deprecation"].is_null(), "{before}");
+    for _ in 0..2 {
+        let run = run_manually(&node, "lookup", json!({ "id": "7" })).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    }
+    let health = get_json(&format!("{base}/api/v1/connectors/crm")).await;
+    let notice = &health["deprecation"];
+    assert_eq!(notice["endpoint"], "GET /contacts/7", "{health}");
+    assert_eq!(notice["deprecated_at"], "2023-06-30T23:59:59Z", "{health}");
+    assert_eq!(notice["sunset_at"], "2026-11-11T23:59:59Z", "{health}");
+    assert_eq!(
+        notice["link"], "https://crm.example.com/changelog",
+        "{health}"
+    );
+    let text = crate::metrics::scrape(&base).await;
+    for kind in ["deprecation", "sunset"] {
+        assert_eq!(
+            crate::metrics::sample(
+                &text,
+                "patchbay_connector_deprecation_notices_total",
+                &[("connector", "crm"), ("kind", kind)],
+            ),
+            Some(2.0),
+            "{kind}"
+        );
+    }
+}

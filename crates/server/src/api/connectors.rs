@@ -1,15 +1,18 @@
 //! `/api/v1/connectors`: how each upstream is doing on this node — circuit
-//! breaker, rate-limit headroom and the calls of the last minutes.
+//! breaker, rate-limit headroom, the calls of the last minutes, the
+//! newest deprecation notice, and the contract drift recorded.
 //!
 //! These figures live in the node's memory (every node has its own
-//! connectors), and a configuration reload resets them.
+//! connectors), and a configuration reload resets them; drift is read from
+//! the store, so it covers every node and survives reloads.
 
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
-use patchbay_connector::{BreakerState, ConnectorHealth};
+use patchbay_connector::{BreakerState, ConnectorHealth, DeprecationNotice};
+use patchbay_store::Drift;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,6 +41,42 @@ pub(crate) struct ConnectorView {
     /// While the upstream asked for a pause (429 or 503 with
     /// `Retry-After`): milliseconds until calls resume.
     pub paused_for_ms: Option<u64>,
+    /// The newest `Deprecation` or `Sunset` notice the upstream sent, if
+    /// any since the connector was built.
+    pub deprecation: Option<Deprecation>,
+    /// Contract drift recorded for this connector (see `/api/v1/drift`);
+    /// absent without any.
+    pub drift: Option<DriftSummary>,
+}
+
+/// What an upstream said of an endpoint going away.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Deprecation {
+    /// The request that got the notice, e.g. `GET /v1/contacts`.
+    pub endpoint: String,
+    /// The `Deprecation` header as sent (`@1688169599`, a date, `true`).
+    pub deprecated: Option<String>,
+    /// Since when, when the header holds a date.
+    pub deprecated_at: Option<DateTime<Utc>>,
+    /// The `Sunset` header as sent.
+    pub sunset: Option<String>,
+    /// When the endpoint stops answering, when the header parses.
+    pub sunset_at: Option<DateTime<Utc>>,
+    /// The provider's notice (a `Link` with `rel="deprecation"` or
+    /// `"sunset"`).
+    pub link: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// A connector's contract drift, summed over its kinds.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DriftSummary {
+    /// Kinds of difference recorded.
+    pub kinds: u64,
+    /// Replies that showed one, summed over the kinds.
+    pub occurrences: u64,
+    pub last_seen: DateTime<Utc>,
 }
 
 /// The circuit breaker.
@@ -107,8 +146,45 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+impl DriftSummary {
+    fn of(connector: &str, drift: &[Drift]) -> Option<DriftSummary> {
+        drift
+            .iter()
+            .filter(|record| record.kind.connector == connector)
+            .fold(None, |summary: Option<DriftSummary>, record| {
+                Some(match summary {
+                    None => DriftSummary {
+                        kinds: 1,
+                        occurrences: record.count,
+                        last_seen: record.last_seen,
+                    },
+                    Some(summary) => DriftSummary {
+                        kinds: summary.kinds + 1,
+                        occurrences: summary.occurrences + record.count,
+                        last_seen: summary.last_seen.max(record.last_seen),
+                    },
+                })
+            })
+    }
+}
+
+impl From<DeprecationNotice> for Deprecation {
+    fn from(notice: DeprecationNotice) -> Deprecation {
+        Deprecation {
+            endpoint: notice.endpoint,
+            deprecated: notice.deprecated,
+            deprecated_at: notice.deprecated_at,
+            sunset: notice.sunset,
+            sunset_at: notice.sunset_at,
+            link: notice.link,
+            first_seen: notice.first_seen,
+            last_seen: notice.last_seen,
+        }
+    }
+}
+
 impl ConnectorView {
-    fn of(name: &str, health: ConnectorHealth) -> ConnectorView {
+    fn of(name: &str, health: ConnectorHealth, drift: &[Drift]) -> ConnectorView {
         let now = Instant::now();
         ConnectorView {
             name: name.into(),
@@ -149,6 +225,8 @@ impl ConnectorView {
                 .paused_until
                 .filter(|until| *until > now)
                 .map(|until| millis(until - now)),
+            deprecation: health.deprecation.map(Deprecation::from),
+            drift: DriftSummary::of(name, drift),
         }
     }
 }
@@ -167,11 +245,18 @@ async fn list_connectors(
     Query(page): Query<NamePage>,
 ) -> Result<Json<ConnectorList>, ApiError> {
     let page = page.page()?;
+    let drift = drift_records(&state).await?;
     let connectors = state.engine.connectors();
     let views: Vec<ConnectorView> = connectors
         .names()
         .into_iter()
-        .filter_map(|name| Some(ConnectorView::of(name, connectors.get(name)?.health())))
+        .filter_map(|name| {
+            Some(ConnectorView::of(
+                name,
+                connectors.get(name)?.health(),
+                &drift,
+            ))
+        })
         .collect();
     Ok(Json(page.of_sorted(views, |c| c.name.clone()).into()))
 }
@@ -192,9 +277,20 @@ async fn show_connector(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ConnectorView>, ApiError> {
+    let drift = drift_records(&state).await?;
     let connectors = state.engine.connectors();
     let connector = connectors
         .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("unknown connector `{name}`")))?;
-    Ok(Json(ConnectorView::of(&name, connector.health())))
+    Ok(Json(ConnectorView::of(&name, connector.health(), &drift)))
+}
+
+/// Every drift record (kinds, not replies: a few rows).
+async fn drift_records(state: &AppState) -> Result<Vec<Drift>, ApiError> {
+    Ok(state
+        .engine
+        .store()
+        .list_drift()
+        .await
+        .map_err(patchbay_engine::EngineError::from)?)
 }
