@@ -242,8 +242,15 @@ impl WorkerPool {
                 }
                 continue;
             }
+            // Half of the free workers at most join the claim: the permits
+            // are held until the claim returns, and a run accepted
+            // meanwhile must still find a free worker here rather than wait
+            // in the backlog (where, not yet started, its claim is not
+            // counted: a run that stops the node would get one stop more
+            // before it is declared a poison run).
+            let batch = CLAIM_BATCH.min(1 + slots.available_permits() / 2);
             let mut permits = vec![first];
-            while permits.len() < CLAIM_BATCH {
+            while permits.len() < batch {
                 match slots.clone().try_acquire_owned() {
                     Ok(permit) => permits.push(permit),
                     Err(_) => break,
