@@ -45,12 +45,15 @@ pub struct DeprecationNotice {
     pub last_seen: DateTime<Utc>,
 }
 
+/// What tells notices apart for logging: endpoint, deprecation, sunset.
+type NoticeKey = (String, Option<String>, Option<String>);
+
 /// What a connector remembers of the notices it got.
 #[derive(Debug, Default)]
 pub(crate) struct Notices {
     /// A std mutex: held for a copy or an update, never across an await.
     newest: Mutex<Option<DeprecationNotice>>,
-    logged: Mutex<HashSet<(String, Option<String>, Option<String>)>>,
+    logged: Mutex<HashSet<NoticeKey>>,
 }
 
 impl Notices {

@@ -236,6 +236,38 @@ impl BreakerStateChanged<'_> {
     }
 }
 
+/// An answer said its endpoint is deprecated or will be sunset.
+pub(crate) struct DeprecationNoticed<'a> {
+    pub connector: &'a str,
+    pub notice: &'a crate::DeprecationNotice,
+    /// Whether the connector had not logged this notice yet.
+    pub new: bool,
+}
+
+impl DeprecationNoticed<'_> {
+    pub(crate) fn emit(&self) {
+        if self.new {
+            tracing::warn!(
+                connector = %self.connector,
+                endpoint = %self.notice.endpoint,
+                deprecation = self.notice.deprecated.as_deref().unwrap_or("-"),
+                sunset = self.notice.sunset.as_deref().unwrap_or("-"),
+                link = self.notice.link.as_deref().unwrap_or("-"),
+                "upstream endpoint is deprecated"
+            );
+        }
+        for (kind, present) in [
+            ("deprecation", self.notice.deprecated.is_some()),
+            ("sunset", self.notice.sunset.is_some()),
+        ] {
+            if present {
+                counter!(DEPRECATION_NOTICES_TOTAL, "connector" => self.connector.to_string(), "kind" => kind)
+                    .increment(1);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,37 +302,5 @@ mod tests {
             retry_in: Duration::from_secs(1),
         });
         assert_eq!(status_class(&refused, 0), None);
-    }
-}
-
-/// An answer said its endpoint is deprecated or will be sunset.
-pub(crate) struct DeprecationNoticed<'a> {
-    pub connector: &'a str,
-    pub notice: &'a crate::DeprecationNotice,
-    /// Whether the connector had not logged this notice yet.
-    pub new: bool,
-}
-
-impl DeprecationNoticed<'_> {
-    pub(crate) fn emit(&self) {
-        if self.new {
-            tracing::warn!(
-                connector = %self.connector,
-                endpoint = %self.notice.endpoint,
-                deprecation = self.notice.deprecated.as_deref().unwrap_or("-"),
-                sunset = self.notice.sunset.as_deref().unwrap_or("-"),
-                link = self.notice.link.as_deref().unwrap_or("-"),
-                "upstream endpoint is deprecated"
-            );
-        }
-        for (kind, present) in [
-            ("deprecation", self.notice.deprecated.is_some()),
-            ("sunset", self.notice.sunset.is_some()),
-        ] {
-            if present {
-                counter!(DEPRECATION_NOTICES_TOTAL, "connector" => self.connector.to_string(), "kind" => kind)
-                    .increment(1);
-            }
-        }
     }
 }
