@@ -62,6 +62,10 @@ enum Command {
     Secrets(commands::secrets::SecretsCommand),
     /// Print the JSON Schema of the configuration, for editor completion.
     Schema(commands::schema::Args),
+    /// API descriptions: `spec diff OLD NEW` finds the breaking changes
+    /// between two versions and the flows they touch.
+    #[command(subcommand)]
+    Spec(commands::spec::SpecCommand),
     /// The audit log: management API actions and refused tokens, newest
     /// first (store file, or a running node with `--url`).
     Audit(commands::audit::Args),
@@ -103,6 +107,7 @@ pub fn main(cli: Cli) -> ExitCode {
         | Command::Connectors(_)
         | Command::Config(_)
         | Command::Schema(_)
+        | Command::Spec(_)
         | Command::Audit(_)
         | Command::Drift(_)
         | Command::Token(_) => "warn",
@@ -143,6 +148,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Connectors(args) => commands::connectors::execute(args).await,
             Command::Config(command) => commands::config::execute(command).await,
             Command::Schema(args) => commands::schema::execute(args),
+            Command::Spec(command) => commands::spec::execute(command).await,
             Command::Audit(args) => commands::audit::execute(args).await,
             Command::Drift(args) => commands::drift::execute(args).await,
             Command::Token(command) => commands::token::execute(command),

@@ -15,6 +15,8 @@
 //!   module).
 //! - [`Schema::bundle`] turns a schema into one self-contained JSON Schema (draft
 //!   2020-12) for validating replies at run time (`bundle` module).
+//! - [`diff()`] compares two versions of a spec from the consumer's point of view and
+//!   lists the changes that may break flows calling the API (`diff` module).
 //! - [`ContractError`] is every reason a spec is refused, each naming its file.
 //!
 //! Nothing here does network I/O: remote refs are refused. Specs come from third parties
@@ -24,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod bundle;
+pub mod diff;
 mod error;
 mod load;
 mod operation;
@@ -37,6 +40,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
+pub use diff::{Change, Location, Severity, diff};
 pub use error::ContractError;
 pub use operation::{Operation, Segment};
 pub use schema::{Field, Schema};

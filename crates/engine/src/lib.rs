@@ -48,6 +48,7 @@ pub mod evaluate;
 mod events;
 mod executor;
 pub mod failure;
+pub mod impact;
 pub mod intake;
 mod live;
 mod operate;

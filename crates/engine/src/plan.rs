@@ -41,6 +41,8 @@ pub struct Plan {
     /// What compiling found that works but deserves a look (a field read
     /// from a reply that the contract says may be missing).
     pub warnings: Vec<Diagnostic>,
+    /// Where flows depend on their connectors' contracts.
+    pub contract_uses: Vec<crate::step::ContractUse>,
 }
 
 /// One compiled flow.
@@ -79,6 +81,7 @@ impl Plan {
         let mut webhooks = HashMap::new();
         let mut webhook_secrets = Vec::new();
         let mut warnings = Vec::new();
+        let mut contract_uses = Vec::new();
         // A plan kept for stored runs is not held against today's files.
         let contracts = match env {
             Some(_) => Contracts::load(project, &mut report),
@@ -95,6 +98,7 @@ impl Plan {
                 webhook_secrets: &mut webhook_secrets,
                 contracts: &contracts,
                 warnings: &mut warnings,
+                contract_uses: &mut contract_uses,
             };
             if let Some(flow) = compiler.flow(&loaded.config) {
                 if let Some(hook) = flow.trigger.webhook()
@@ -145,6 +149,7 @@ impl Plan {
             caps: Caps::new(&project.config.engine),
             contracts,
             warnings,
+            contract_uses,
         })
     }
 
@@ -168,6 +173,7 @@ struct Compiler<'a> {
     webhook_secrets: &'a mut Vec<String>,
     contracts: &'a Contracts,
     warnings: &'a mut Vec<Diagnostic>,
+    contract_uses: &'a mut Vec<crate::step::ContractUse>,
 }
 
 impl Compiler<'_> {
@@ -193,6 +199,7 @@ impl Compiler<'_> {
                 .with_contracts(self.contracts);
         let steps = steps_compiler.flow_steps(&config.steps);
         self.warnings.extend(steps_compiler.take_warnings());
+        self.contract_uses.extend(steps_compiler.take_uses());
         let mut steps = steps?;
         if let Some(last) = steps.last_mut() {
             last.ends_flow = true;

@@ -13,4 +13,5 @@ pub mod run;
 pub mod runs;
 pub mod schema;
 pub mod secrets;
+pub mod spec;
 pub mod token;

@@ -32,6 +32,7 @@ mod retry;
 mod schedule;
 mod secrets;
 mod signature;
+mod spec_diff;
 mod store_vanishes;
 mod support;
 mod tracing;

@@ -1,8 +1,9 @@
 //! Integration tests of `patchbay-contract` against the hand-written specs under
 //! `tests/fixtures`: loading and refusing files, finding operations, navigating schemas,
-//! bundling them for a JSON Schema validator.
+//! bundling them for a JSON Schema validator, diffing two versions of a spec.
 
 mod bundle;
+mod diff;
 mod load;
 mod operations;
 mod schemas;

@@ -163,7 +163,10 @@ impl Kind for Call {
             }
         };
         let path = match Template::parse(&path) {
-            Ok(template) => Some(template),
+            Ok(template) => {
+                compiler.template_holes("call", &config.call, &template);
+                Some(template)
+            }
             Err(e) => {
                 compiler.error(
                     &config.call,
@@ -174,6 +177,7 @@ impl Kind for Call {
         };
         let mut reply_check = None;
         if let Some(operation) = operation {
+            compiler.note_call(&config.call, &spec.connector, operation);
             check_operation(compiler, &config, &spec.connector, operation);
             if config.paginate.is_none() {
                 compiler.expect_reply(&spec.connector, operation);

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use patchbay_config::{Diagnostic, Located, Node, OnError, Project, Report, StepConfig};
-use patchbay_expr::Expr;
+use patchbay_expr::{Expr, Template};
 
-use super::contract::{Compiled, Reply};
+use super::contract::{Compiled, ContractUse, Reply};
 use super::{KindEntry, Step, kinds};
 use crate::contracts::Contracts;
 
@@ -99,6 +99,8 @@ pub(crate) struct Compiler<'a> {
     pub(super) with_fallback: HashSet<String>,
     /// Problems that do not stop the flow from running.
     pub(super) warnings: Vec<Diagnostic>,
+    /// Where the flow depends on its connectors' contracts.
+    pub(super) uses: Vec<ContractUse>,
 }
 
 /// Whether `mentions` holds for the flow's file or for `patchbay.yaml`
@@ -146,6 +148,7 @@ impl<'a> Compiler<'a> {
             fanned_out: HashMap::new(),
             with_fallback: HashSet::new(),
             warnings: Vec::new(),
+            uses: Vec::new(),
         }
     }
 
@@ -158,6 +161,11 @@ impl<'a> Compiler<'a> {
     /// The problems found that do not stop the flow from running.
     pub fn take_warnings(&mut self) -> Vec<Diagnostic> {
         std::mem::take(&mut self.warnings)
+    }
+
+    /// Where the flow depends on its connectors' contracts.
+    pub fn take_uses(&mut self) -> Vec<ContractUse> {
+        std::mem::take(&mut self.uses)
     }
 
     /// Sets whether the flow's trigger waits for a reply; `None` when it is
@@ -476,6 +484,23 @@ impl<'a> Compiler<'a> {
                 self.error(source, format!("invalid jq in `{key}`: {e}"));
                 None
             }
+        }
+    }
+
+    /// Records the holes of a path template found at `key` (`call`), so
+    /// that what they read is checked with the flow's other expressions.
+    pub fn template_holes(&mut self, key: &str, at: &Located<String>, template: &Template) {
+        for hole in template.holes() {
+            self.compiled.push(Compiled {
+                source: Located {
+                    value: hole.source().to_string(),
+                    line: at.line,
+                    column: at.column,
+                },
+                key: key.to_string(),
+                label: self.label.clone(),
+                step_id: self.step_id.clone(),
+            });
         }
     }
 

@@ -45,6 +45,30 @@ pub(crate) struct Reply<'a> {
     pub body: Option<Schema<'a>>,
 }
 
+/// Where a flow depends on a contract: a call of an operation, or a field
+/// a step reads from its reply. `patchbay spec diff --project` maps the
+/// changes between two versions of a spec onto these.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ContractUse {
+    pub flow: String,
+    /// Where the step sits in its flow (`step 2`, `step 2, branch `a` step 1`).
+    pub step: String,
+    pub file: PathBuf,
+    pub line: u64,
+    pub connector: String,
+    /// `METHOD /path` as the connector's spec writes it.
+    pub operation: String,
+    /// The response field read, from the body down (`["contacts", "[]",
+    /// "email"]`); `None` for the call itself.
+    pub field: Option<Vec<String>>,
+    /// The documented response the field is read from (`200`); `None` for
+    /// the call itself.
+    pub response: Option<String>,
+    /// What the flow wrote: `$steps.list.body.contacts[].email`, or the
+    /// `call:` line.
+    pub shown: String,
+}
+
 /// An expression compiled in the flow, kept to check its reads.
 pub(crate) struct Compiled {
     pub source: Located<String>,
@@ -67,6 +91,27 @@ impl<'a> Compiler<'a> {
             .and_then(|contracts| contracts.file_of(name))
             .map(PathBuf::from)
             .unwrap_or_default()
+    }
+
+    /// Records that the step being compiled calls `operation`.
+    pub(crate) fn note_call(
+        &mut self,
+        at: &Located<String>,
+        connector: &str,
+        operation: Operation<'a>,
+    ) {
+        let use_ = ContractUse {
+            flow: self.flow().to_string(),
+            step: self.label().to_string(),
+            file: self.file().to_path_buf(),
+            line: at.line,
+            connector: connector.to_string(),
+            operation: format!("{} {}", operation.method(), operation.path()),
+            field: None,
+            response: None,
+            shown: format!("call: {}", at.value),
+        };
+        self.uses.push(use_);
     }
 
     /// Records what the reply of the step being compiled holds.
@@ -141,7 +186,18 @@ impl<'a> Compiler<'a> {
                 }
                 _ => None,
             };
-            for read in patchbay_expr::reads(&expression.source) {
+            let reads = patchbay_expr::reads(&expression.source);
+            // A read another one extends (`$steps.x.body.contacts[]` before
+            // `| .email`) is checked as part of it, and is not a use of the
+            // whole value.
+            let extended = |read: &Read| {
+                reads.iter().any(|other| {
+                    other.root == read.root
+                        && other.path.len() > read.path.len()
+                        && other.path[..read.path.len()] == read.path[..]
+                })
+            };
+            for read in reads.iter().filter(|read| !extended(read)) {
                 let path = match (&read.root, &item) {
                     (Root::Var(var), _) if var == "steps" => read.path.clone(),
                     (Root::Input, Some(item)) if item.root == Root::Var("steps".into()) => {
@@ -151,7 +207,7 @@ impl<'a> Compiler<'a> {
                     }
                     _ => continue,
                 };
-                self.check_read(expression, &read, &path);
+                self.check_read(expression, read, &path);
             }
         }
         self.compiled = compiled;
@@ -179,6 +235,38 @@ impl<'a> Compiler<'a> {
             Some(Segment::Field { name, .. }) if name == "body" => rest = &rest[1..],
             _ => return,
         }
+        let field: Vec<String> = rest
+            .iter()
+            .map(|segment| match segment {
+                Segment::Field { name, .. } => name.clone(),
+                Segment::Element => "[]".to_string(),
+            })
+            .collect();
+        let mut written = format!("$steps.{step}.body");
+        for part in &field {
+            if part != "[]" {
+                written.push('.');
+            }
+            written.push_str(part);
+        }
+        let first_field = rest.iter().find_map(|segment| match segment {
+            Segment::Field { offset, .. } => Some(*offset),
+            Segment::Element => None,
+        });
+        let line = first_field.map_or(expression.source.line, |offset| {
+            position(&expression.source, offset).0
+        });
+        self.uses.push(ContractUse {
+            flow: self.flow().to_string(),
+            step: expression.label.clone(),
+            file: self.file().to_path_buf(),
+            line,
+            connector: reply.connector.clone(),
+            operation: reply.operation.clone(),
+            field: Some(field),
+            response: Some(reply.status.clone()),
+            shown: written,
+        });
         let Some(mut schema) = reply.body else {
             return;
         };

@@ -57,6 +57,7 @@ use crate::responders::SyncReply;
 pub(crate) use compile::{Compiler, flow_texts_mention};
 pub use compile::{ErrorPolicy, StepPlan};
 pub(crate) use context::StepContext;
+pub use contract::ContractUse;
 
 /// Every step kind. Adding one is a file in this folder and a line here.
 static KINDS: &[KindEntry] = &[
