@@ -16,7 +16,8 @@
 //! - a field that may be absent (not `required`) or `null`, read without a
 //!   default (`// …`), is a warning.
 //!
-//! The check never guesses. It says nothing where the schema leaves the
+//! The check never guesses. It says nothing for an operation with several
+//! documented success responses of their own shapes, where the schema leaves the
 //! object open (`additionalProperties`, no `properties`), where the path
 //! cannot be followed statically (see `patchbay_expr::reads`: computed keys,
 //! `..`, unknown functions), for paginated calls (whose result is the
@@ -114,8 +115,20 @@ impl<'a> Compiler<'a> {
         self.uses.push(use_);
     }
 
-    /// Records what the reply of the step being compiled holds.
+    /// Records what the reply of the step being compiled holds. Only when
+    /// one documented success response has a JSON schema: with several
+    /// (`200` for an existing record, `201` for a new one), a field of
+    /// either may be read, and holding reads to one would be wrong.
     pub(crate) fn expect_reply(&mut self, connector: &str, operation: Operation<'a>) {
+        let mut documented: Vec<&str> = (200..300)
+            .filter(|status| matches!(operation.response_schema(*status), Some(Some(_))))
+            .filter_map(|status| operation.response_key(status))
+            .collect();
+        documented.sort_unstable();
+        documented.dedup();
+        if documented.len() > 1 {
+            return;
+        }
         let (status, body) = match operation.success_response() {
             Some((status, body)) => (status.to_string(), body),
             None => return,
