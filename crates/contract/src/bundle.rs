@@ -483,19 +483,12 @@ fn in_place(schema: &mut Value, depth: usize, visit: &mut impl FnMut(&mut Map<St
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::Document;
 
     fn contract(value: Value) -> Contract {
-        let docs = vec![Document {
-            name: "inline.json".to_string(),
-            value,
-        }];
-        Contract::new(docs, vec![HashMap::new()], "3.0.3".to_string())
+        Contract::inline(value, "3.0.3")
     }
 
     fn at<'a>(contract: &'a Contract, fragment: &str) -> Schema<'a> {

@@ -1418,19 +1418,12 @@ fn scheme_changes(old: &Value, new: &Value) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::Document;
 
     fn contract(value: Value) -> Contract {
-        let docs = vec![Document {
-            name: "inline.json".to_string(),
-            value,
-        }];
-        Contract::new(docs, vec![HashMap::new()], "3.1.0".to_string())
+        Contract::inline(value, "3.1.0")
     }
 
     /// A document whose one operation returns `s0`, among `schemas`.

@@ -81,6 +81,16 @@ impl Contract {
         load::load(path)
     }
 
+    /// A contract of one in-memory document, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn inline(value: Value, version: &str) -> Contract {
+        let docs = vec![Document {
+            name: "inline.json".to_string(),
+            value,
+        }];
+        Contract::new(docs, vec![HashMap::new()], version.to_string())
+    }
+
     fn new(docs: Vec<Document>, links: Vec<HashMap<String, usize>>, version: String) -> Self {
         Contract {
             docs,
