@@ -351,15 +351,7 @@ impl<'a> Op<'a> {
     }
 
     fn path_params(&self) -> Vec<&'a str> {
-        let mut out = Vec::new();
-        let mut rest = self.path;
-        while let Some(start) = rest.find('{') {
-            let after = &rest[start + 1..];
-            let Some(end) = after.find('}') else { break };
-            out.push(&after[..end]);
-            rest = &after[end + 1..];
-        }
-        out
+        crate::operation::template_params(self.path)
     }
 }
 
@@ -393,27 +385,6 @@ fn operations(contract: &Contract) -> Vec<Op<'_>> {
                     },
                 });
             }
-        }
-    }
-    out
-}
-
-/// A path template with parameter names dropped: `/a/{id}.json` gives `/a/{}.json`.
-fn normalised(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut inside = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                inside = true;
-                out.push('{');
-            }
-            '}' if inside => {
-                inside = false;
-                out.push('}');
-            }
-            _ if inside => {}
-            c => out.push(c),
         }
     }
     out
@@ -477,21 +448,7 @@ impl<'a> Run<'a> {
     }
 
     fn servers(&mut self) {
-        let urls = |contract: &'a Contract| -> Vec<(usize, &'a str)> {
-            contract
-                .root()
-                .get("servers")
-                .and_then(Value::as_array)
-                .map(|servers| {
-                    servers
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, s)| Some((i, s.get("url")?.as_str()?)))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let (old, new) = (urls(self.old), urls(self.new));
+        let (old, new) = (self.old.server_urls(), self.new.server_urls());
         let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
         let listed: Vec<&str> = new.iter().map(|(_, url)| *url).collect();
         let shown = if listed.is_empty() {
@@ -606,7 +563,9 @@ impl<'a> Run<'a> {
         let mut by_key: HashMap<(&str, String), usize> = HashMap::new();
         let mut by_id: HashMap<&str, usize> = HashMap::new();
         for (i, op) in new_ops.iter().enumerate() {
-            by_key.entry((op.method, normalised(op.path))).or_insert(i);
+            by_key
+                .entry((op.method, crate::operation::path_shape(op.path)))
+                .or_insert(i);
             if let Some(id) = op.id() {
                 by_id.entry(id).or_insert(i);
             }
@@ -614,7 +573,7 @@ impl<'a> Run<'a> {
         let mut taken = vec![false; new_ops.len()];
         let mut pairs: Vec<Option<(usize, bool)>> = vec![None; old_ops.len()];
         for (i, op) in old_ops.iter().enumerate() {
-            if let Some(&j) = by_key.get(&(op.method, normalised(op.path)))
+            if let Some(&j) = by_key.get(&(op.method, crate::operation::path_shape(op.path)))
                 && !taken[j]
             {
                 taken[j] = true;
@@ -1440,9 +1399,12 @@ mod tests {
 
     #[test]
     fn path_templates_are_normalised() {
-        assert_eq!(normalised("/a/{id}/b/{x}.json"), "/a/{}/b/{}.json");
-        assert_eq!(normalised("/a/{unclosed"), "/a/{");
-        assert_eq!(normalised("/a/}{"), "/a/}{");
+        assert_eq!(
+            crate::operation::path_shape("/a/{id}/b/{x}.json"),
+            "/a/{}/b/{}.json"
+        );
+        assert_eq!(crate::operation::path_shape("/a/{unclosed"), "/a/{");
+        assert_eq!(crate::operation::path_shape("/a/}{"), "/a/}{");
     }
 
     #[test]

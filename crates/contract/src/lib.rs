@@ -42,7 +42,7 @@ use serde_json::Value;
 
 pub use diff::{Change, Location, Severity, diff};
 pub use error::ContractError;
-pub use operation::{Operation, Segment};
+pub use operation::{Operation, Segment, path_shape};
 pub use schema::{Field, Schema};
 
 /// How many `$ref`s or nested schemas a question may go through before giving up: deep
@@ -138,17 +138,7 @@ impl Contract {
     /// `["v2"]`), as segments; servers whose path holds a variable are left out, and a
     /// spec without servers gives one empty prefix, as OpenAPI's default server `/` does.
     pub fn server_prefixes(&self) -> Vec<Vec<&str>> {
-        let urls: Vec<&str> = self
-            .root()
-            .get("servers")
-            .and_then(Value::as_array)
-            .map(|servers| {
-                servers
-                    .iter()
-                    .filter_map(|server| server.get("url")?.as_str())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let urls: Vec<&str> = self.server_urls().into_iter().map(|(_, url)| url).collect();
         if urls.is_empty() {
             return vec![Vec::new()];
         }
@@ -157,6 +147,21 @@ impl Contract {
             .filter(|path| !path.contains('{'))
             .map(|path| path.split('/').filter(|s| !s.is_empty()).collect())
             .collect()
+    }
+
+    /// The `url` of each of the spec's `servers`, with its index in the list.
+    pub(crate) fn server_urls(&self) -> Vec<(usize, &str)> {
+        self.root()
+            .get("servers")
+            .and_then(Value::as_array)
+            .map(|servers| {
+                servers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, server)| Some((i, server.get("url")?.as_str()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Every operation the spec declares, for suggestions: by path template in byte

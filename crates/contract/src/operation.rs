@@ -151,15 +151,7 @@ impl<'a> Operation<'a> {
 
     /// Names of the template's path parameters, in order.
     pub fn path_params(&self) -> Vec<&'a str> {
-        let mut out = Vec::new();
-        let mut rest = self.path;
-        while let Some(start) = rest.find('{') {
-            let after = &rest[start + 1..];
-            let Some(end) = after.find('}') else { break };
-            out.push(&after[..end]);
-            rest = &after[end + 1..];
-        }
-        out
+        template_params(self.path)
     }
 
     /// Required query parameters, path-level ones merged in and overridden by
@@ -347,6 +339,42 @@ impl std::fmt::Debug for Operation<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.method, self.path)
     }
+}
+
+/// The parameter names of a path template (`/a/{id}/{n}.json` gives `id`, `n`), in
+/// order.
+pub(crate) fn template_params(path: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else { break };
+        out.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// A path template with parameter names dropped: `/a/{id}.json` gives `/a/{}.json`, so
+/// that two templates naming their parameters differently compare equal.
+pub fn path_shape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut inside = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                inside = true;
+                out.push('{');
+            }
+            '}' if inside => {
+                inside = false;
+                out.push('}');
+            }
+            _ if inside => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -61,23 +61,7 @@ fn touches(change: &Change, use_: &ContractUse) -> bool {
 
 /// `GET /contacts/{id}` and `GET /contacts/{contactId}` are one operation.
 fn same_operation(a: &str, b: &str) -> bool {
-    let normalise = |text: &str| -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut in_param = false;
-        for c in text.chars() {
-            match c {
-                '{' => {
-                    in_param = true;
-                    out.push_str("{}");
-                }
-                '}' => in_param = false,
-                c if !in_param => out.push(c),
-                _ => {}
-            }
-        }
-        out
-    };
-    normalise(a) == normalise(b)
+    patchbay_contract::path_shape(a) == patchbay_contract::path_shape(b)
 }
 
 #[cfg(test)]
