@@ -9,9 +9,10 @@
 //!
 //! `cargo bench -p patchbay-contract --bench diff` prints the sizes and times. With
 //! `PATCHBAY_DIFF_OLD` and `PATCHBAY_DIFF_NEW` set to two files, it diffs those instead
-//! (two releases of the npm package `@octokit/openapi` carry real GitHub descriptions
-//! in `generated/api.github.com.json`); `PATCHBAY_DIFF_DUMP=FILE` writes the changes
-//! from old to new there, one JSON object a line.
+//! (`scripts/fetch-api-descriptions` fetches two versions each of GitHub's and
+//! Blockfrost's descriptions into `~/.cache/patchbay/api-descriptions`);
+//! `PATCHBAY_DIFF_DUMP=FILE` writes the changes from old to new there, one JSON object
+//! a line.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

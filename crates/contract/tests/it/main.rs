@@ -1,11 +1,13 @@
 //! Integration tests of `patchbay-contract` against the hand-written specs under
 //! `tests/fixtures`: loading and refusing files, finding operations, navigating schemas,
-//! bundling them for a JSON Schema validator, diffing two versions of a spec.
+//! bundling them for a JSON Schema validator, diffing two versions of a spec; and of the
+//! diff on real published descriptions (`real_apis`).
 
 mod bundle;
 mod diff;
 mod load;
 mod operations;
+mod real_apis;
 mod schemas;
 
 use std::path::PathBuf;
