@@ -99,6 +99,17 @@ impl Project {
     /// compiles the flows' jq) and report everything in one pass. Only a
     /// missing project file is an error here.
     pub fn load_partial(dir: &Path, env: &dyn Env) -> Result<(Project, Report), Report> {
+        Project::load_adjusted(dir, env, |_| {})
+    }
+
+    /// [`Project::load_partial`], with `adjust` applied to the project as
+    /// read, before it is validated: `patchbay test` points connectors at
+    /// its fixture servers this way, and the rules then hold for what runs.
+    pub fn load_adjusted(
+        dir: &Path,
+        env: &dyn Env,
+        adjust: impl FnOnce(&mut Project),
+    ) -> Result<(Project, Report), Report> {
         let root_path = dir.join(ROOT_FILE);
         let root = match std::fs::read_to_string(&root_path) {
             Ok(text) => Source {
@@ -127,8 +138,10 @@ impl Project {
                 Err(d) => report.push(d),
             }
         }
-        let (project, more) = Project::from_sources_partial(dir, root, flow_sources, env);
+        let (mut project, more) = Project::read_sources(dir, root, flow_sources);
         report.extend(more);
+        adjust(&mut project);
+        report.extend(validate::project(&project, env));
         Ok((project, report))
     }
 
@@ -153,6 +166,13 @@ impl Project {
         flow_sources: Vec<Source>,
         env: &dyn Env,
     ) -> (Project, Report) {
+        let (project, mut report) = Project::read_sources(dir, root, flow_sources);
+        report.extend(validate::project(&project, env));
+        (project, report)
+    }
+
+    /// Deserializes every source, part by part, without the cross-field rules.
+    fn read_sources(dir: &Path, root: Source, flow_sources: Vec<Source>) -> (Project, Report) {
         let mut report = Report::default();
         let mut hasher = Fnv64::default();
         hasher.write(root.text.as_bytes());
@@ -228,7 +248,6 @@ impl Project {
             version: format!("{:016x}", hasher.finish()),
             root_parsed: connectors_known,
         };
-        report.extend(validate::project(&project, env));
         (project, report)
     }
 

@@ -60,6 +60,17 @@ impl Build {
         Build::finish(project, report, env, more)
     }
 
+    /// [`Build::load`], with `adjust` applied to the project before it is
+    /// validated and built (see [`Project::load_adjusted`]).
+    pub fn load_adjusted(
+        dir: &Path,
+        env: &dyn Env,
+        adjust: impl FnOnce(&mut Project),
+    ) -> Result<Build, Report> {
+        let (project, report) = Project::load_adjusted(dir, env, adjust)?;
+        Build::finish(project, report, env, |_| Report::default())
+    }
+
     /// Builds a project from sources already in memory (the demo ships its
     /// project inside the binary); see [`Project::from_sources`].
     pub fn from_sources(

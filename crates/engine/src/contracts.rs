@@ -95,6 +95,108 @@ impl Contracts {
     }
 }
 
+/// Whether a reply written by hand (a flow test's fixture) or recorded
+/// fits its connector's contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FixtureVerdict {
+    /// The connector has no contract (or it did not load): nothing to check.
+    NoContract,
+    /// The contract has no operation for the request's method and path.
+    NoOperation,
+    /// The operation documents no JSON body for the status, or the body fits.
+    Fits,
+    /// What does not fit, one line each (`/contacts/-/email: expected type
+    /// string, seen integer`).
+    Breaks(Vec<String>),
+}
+
+impl Contracts {
+    /// Checks a reply `connector` would give to `method path` (the whole
+    /// path the upstream sees, its URL's path included) against the
+    /// connector's contract, whatever its `contract:` mode says: a stale
+    /// fixture is stale even where production only warns.
+    pub fn check_reply(
+        &self,
+        project: &Project,
+        connector: &str,
+        method: &str,
+        path: &str,
+        status: u16,
+        body: &serde_json::Value,
+    ) -> FixtureVerdict {
+        let Some(contract) = self.of(connector) else {
+            return FixtureVerdict::NoContract;
+        };
+        let parts = |path: &str| -> Vec<patchbay_contract::Segment> {
+            path.split('/')
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.starts_with('{') && s.ends_with('}') {
+                        patchbay_contract::Segment::Hole
+                    } else {
+                        patchbay_contract::Segment::Literal(s.to_string())
+                    }
+                })
+                .collect()
+        };
+        let whole = parts(path);
+        let mut prefixes: Vec<Vec<String>> = contract
+            .server_prefixes()
+            .into_iter()
+            .map(|p| p.into_iter().map(str::to_string).collect())
+            .collect();
+        if let Some(config) = project.config.connectors.get(connector)
+            && !config.url.contains("${")
+        {
+            prefixes.push(
+                patchbay_contract::url_path(&config.url)
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+        let mut candidates = vec![whole.clone()];
+        for prefix in prefixes {
+            let starts = prefix.len() <= whole.len()
+                && prefix.iter().zip(&whole).all(|(want, got)| {
+                    matches!(got, patchbay_contract::Segment::Literal(got) if got == want)
+                });
+            if starts && !prefix.is_empty() {
+                candidates.push(whole[prefix.len()..].to_vec());
+            }
+        }
+        let Some(operation) = candidates
+            .iter()
+            .find_map(|candidate| contract.match_operation(method, candidate))
+        else {
+            return FixtureVerdict::NoOperation;
+        };
+        let mut problems = Vec::new();
+        let Some(check) = ReplyCheck::compile(self, connector, operation, None, &mut problems)
+        else {
+            return FixtureVerdict::Fits;
+        };
+        let violations = check.violations(status, body);
+        if violations.is_empty() {
+            return FixtureVerdict::Fits;
+        }
+        FixtureVerdict::Breaks(
+            violations
+                .iter()
+                .map(|v| {
+                    let at = if v.pointer.is_empty() {
+                        "/"
+                    } else {
+                        &v.pointer
+                    };
+                    format!("{at}: expected {}, seen {}", v.expected, v.seen)
+                })
+                .collect(),
+        )
+    }
+}
+
 /// What a call holds its replies against at run time: a compiled validator
 /// per documented response of its operation, and what to do with a reply
 /// that differs.

@@ -212,6 +212,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// A flow's persistent state; `Value::Null` when it was never set.
     async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError>;
+    /// Replaces a flow's state outside any run: a flow test's initial state.
+    async fn put_flow_state(&self, flow: &str, state: &serde_json::Value)
+    -> Result<(), StoreError>;
 
     /// Stores a sealed secret (see [`Secrets`]), replacing one of that name.
     async fn put_sealed_secret(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError>;

@@ -1,4 +1,5 @@
-//! Mock upstream APIs for Patchbay's integration tests, benchmarks and `patchbay demo`.
+//! Mock upstream APIs for Patchbay's integration tests, benchmarks, `patchbay demo`,
+//! and the fixture servers of `patchbay test`.
 //!
 //! Everything here stands in for the outside world that Patchbay calls: payment
 //! gateways, CRMs, ERPs and chat APIs. The mocks are real HTTP servers on

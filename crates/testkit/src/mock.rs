@@ -192,6 +192,16 @@ impl MockUpstream {
         );
     }
 
+    /// Answers every request whose path no route matches with a reply
+    /// computed from it, instead of a 404: for servers that match requests
+    /// on more than method and path (a fixture server matching bodies).
+    pub fn fallback_fn<F>(&self, reply: F)
+    where
+        F: Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    {
+        lock(&self.shared.routes).set_fallback(Arc::new(reply));
+    }
+
     /// Queues replies that are used, in order, before the route's default.
     /// A route whose script is used up and that has no default answers 404.
     pub fn script(&self, method: &str, pattern: &str, replies: impl IntoIterator<Item = Reply>) {

@@ -165,6 +165,22 @@ JOIN journal AS j ON j.key BETWEEN r.seq * 1048576 AND r.seq * 1048576 + 1048575
 WHERE r.id = $1
 ORDER BY j.key";
 
+const PUT_STATE: &str = "\
+INSERT INTO flow_state (flow, state, updated_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (flow) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at";
+
+pub(super) fn put_flow_state(
+    connection: &rusqlite::Connection,
+    flow: &str,
+    state: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(PUT_STATE)?
+        .execute(rusqlite::params![flow, state, now])?;
+    Ok(())
+}
+
 const SELECT_STATE: &str = "SELECT state FROM flow_state WHERE flow = $1";
 
 pub(super) async fn journal(

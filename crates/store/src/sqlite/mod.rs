@@ -584,6 +584,19 @@ impl Store for SqliteStore {
         journal::flow_state(&self.reader, flow).await
     }
 
+    async fn put_flow_state(
+        &self,
+        flow: &str,
+        state: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let flow = flow.to_string();
+        let state = state.to_string();
+        let now = self.now();
+        self.writer
+            .write(move |connection| journal::put_flow_state(connection, &flow, &state, now))
+            .await
+    }
+
     async fn delete_sealed(&self) -> Result<u64, StoreError> {
         self.writer.write(secrets::delete_sealed).await
     }

@@ -136,6 +136,32 @@ async fn flow_state_is_written_with_its_journal_entry() {
     assert_eq!(store.flow_state("other").await.unwrap(), json!(null));
 }
 
+#[tokio::test]
+async fn flow_state_can_be_put_outside_a_run_and_a_step_replaces_it() {
+    let (store, _dir) = open().await;
+    store
+        .put_flow_state("sync", &json!({"cursor": "seed"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.flow_state("sync").await.unwrap(),
+        json!({"cursor": "seed"})
+    );
+    assert_eq!(store.flow_state("other").await.unwrap(), json!(null));
+
+    let new = new_run("sync", None);
+    store.enqueue(std::slice::from_ref(&new)).await.unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .record_step("w1", &entry(new.id, 0, None), Some(&json!({"cursor": "b"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.flow_state("sync").await.unwrap(),
+        json!({"cursor": "b"})
+    );
+}
+
 /// Concurrent runs' journal entries and endings are committed together;
 /// a write whose lease is gone fails alone.
 #[tokio::test]

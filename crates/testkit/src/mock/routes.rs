@@ -4,7 +4,7 @@
 //! scripted reply of its route if one is queued, else the route's default. A
 //! path that matches some route but none for the request's method is a 405,
 //! which is what a real API framework answers; a path that matches nothing is a
-//! 404.
+//! 404, or goes to the fallback when one is set (its route shows as `*`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -54,6 +54,8 @@ pub(crate) enum Dispatch {
 #[derive(Default)]
 pub(crate) struct Routes {
     routes: Vec<Route>,
+    /// Answers a request no route's path matches, instead of a 404.
+    fallback: Option<ReplyFn>,
 }
 
 /// Normalises a method name given by a test.
@@ -97,6 +99,10 @@ impl Routes {
         self.entry(method, pattern).script.extend(replies);
     }
 
+    pub(crate) fn set_fallback(&mut self, reply: ReplyFn) {
+        self.fallback = Some(reply);
+    }
+
     /// Finds the route for a request and takes its reply: the next scripted
     /// one if any, else the default (`None` when the route has neither).
     pub(crate) fn dispatch(&mut self, method: &str, path: &str) -> Dispatch {
@@ -132,7 +138,14 @@ impl Routes {
                     reply,
                 }
             }
-            None if allowed.is_empty() => Dispatch::NotFound,
+            None if allowed.is_empty() => match &self.fallback {
+                Some(fallback) => Dispatch::Matched {
+                    route: "*".to_owned(),
+                    params: BTreeMap::new(),
+                    reply: Some(DefaultReply::Computed(Arc::clone(fallback))),
+                },
+                None => Dispatch::NotFound,
+            },
             None => {
                 allowed.sort();
                 Dispatch::MethodNotAllowed(allowed)
