@@ -43,6 +43,8 @@ enum Command {
     Check(commands::check::Args),
     /// Start one run of a flow by hand and wait for its result.
     Invoke(commands::invoke::Args),
+    /// Run the project's flow tests (`tests/*.yaml`) against fixture upstreams.
+    Test(commands::test::Args),
     /// Inspect runs recorded in a project's store.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
@@ -98,6 +100,8 @@ pub fn main(cli: Cli) -> ExitCode {
         // The demo prints its own report; per-run log lines (its scripted
         // outages make warnings by the hundred) would drown it.
         Command::Demo(_) => "error",
+        // Tests fail steps on purpose; the report says what matters.
+        Command::Test(_) => "error",
         Command::Check(_)
         | Command::Invoke(_)
         | Command::Runs(_)
@@ -141,6 +145,7 @@ pub fn main(cli: Cli) -> ExitCode {
             }
             Command::Check(args) => commands::check::execute(args).await,
             Command::Invoke(args) => commands::invoke::execute(args).await,
+            Command::Test(args) => commands::test::execute(args).await,
             Command::Runs(command) => commands::runs::execute(command).await,
             Command::Secrets(command) => commands::secrets::execute(command).await,
             Command::Flows(command) => commands::flows::execute(command).await,

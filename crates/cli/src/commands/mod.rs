@@ -14,4 +14,5 @@ pub mod runs;
 pub mod schema;
 pub mod secrets;
 pub mod spec;
+pub mod test;
 pub mod token;

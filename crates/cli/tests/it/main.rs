@@ -18,6 +18,7 @@ mod dead_letters;
 mod dedupe;
 mod demo;
 mod edge;
+mod flow_tests;
 mod for_each;
 mod hostile_flows;
 mod invoke;
