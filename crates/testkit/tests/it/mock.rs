@@ -358,3 +358,36 @@ async fn shutdown_answers_held_requests_and_closes_the_port() {
     assert_eq!(call.await.unwrap().unwrap(), 503);
     assert!(client().get(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn the_fallback_answers_what_no_route_matches_and_routes_keep_precedence() {
+    let mock = MockUpstream::start().await;
+    mock.route("GET", "/health", Reply::json(200, json!({"ok": true})));
+    mock.fallback_fn(|request| {
+        Reply::json(
+            418,
+            json!({"method": request.method, "path": request.path, "body": request.json}),
+        )
+    });
+    let http = client();
+    let health = http
+        .get(format!("{}/health", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let other = http
+        .put(format!("{}/customers/c1", mock.url()))
+        .json(&json!({"name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 418);
+    let body: Value = other.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"method": "PUT", "path": "/customers/c1", "body": {"name": "Ada"}})
+    );
+    let recorded = mock.requests();
+    assert_eq!(recorded[1].route.as_deref(), Some("*"));
+}
