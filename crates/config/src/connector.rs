@@ -26,6 +26,11 @@ pub struct ConnectorConfig {
     /// Authentication added to every request.
     #[serde(default)]
     pub auth: Option<Located<AuthConfig>>,
+    /// The API version this connector is pinned to, sent with every request
+    /// (see [`ApiVersion`]). A version in the path is the URL's path
+    /// (`url: https://api.example.com/v2`).
+    #[serde(default)]
+    pub api_version: Option<Located<ApiVersion>>,
     /// Deadline of one request, from connecting to the last body byte
     /// (default `30s`).
     #[serde(default)]
@@ -97,6 +102,39 @@ pub struct ConnectorConfig {
     /// `{mode: warn, sample: 0.1}`.
     #[serde(default)]
     pub contract: Option<Located<ContractSetting>>,
+}
+
+/// How a connector pins the version of its API: in a header
+/// (`{value: "2024-06-20", header: Stripe-Version}`) or in the media type it
+/// accepts (`{value: "2", media_type: "application/vnd.example.v{version}+json"}`,
+/// sent as `Accept` with `{version}` replaced). Exactly one of `header` and
+/// `media_type`. The version shows in the connector's health, and `check`
+/// warns when the connector's `spec` describes another one.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiVersion {
+    /// The version, as the provider names it (`2024-06-20`, `2022-11-28`).
+    pub value: String,
+    /// The header that carries it (`Stripe-Version`, `X-GitHub-Api-Version`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// The media type that carries it, sent as `Accept`.
+    #[serde(default)]
+    pub media_type: Option<String>,
+}
+
+impl ApiVersion {
+    /// The header name and value that pin the version.
+    pub fn header_pair(&self) -> Option<(String, String)> {
+        match (&self.header, &self.media_type) {
+            (Some(header), None) => Some((header.clone(), self.value.clone())),
+            (None, Some(media_type)) => Some((
+                "accept".to_string(),
+                media_type.replace("{version}", &self.value),
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// How replies are held against a connector's contract (see

@@ -39,7 +39,7 @@ pub mod validate;
 mod verify;
 
 pub use connector::{
-    AllowPrivate, CircuitBreakerConfig, ContractMode, ContractSetting, RateLimitConfig,
+    AllowPrivate, ApiVersion, CircuitBreakerConfig, ContractMode, ContractSetting, RateLimitConfig,
     ResponseHeaders, default_max_wait,
 };
 pub use connector::{

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::connector::{
-    AllowPrivate, AuthConfig, ConnectorConfig, MAX_REDIRECTS, OAuth2Grant, RetryConfig,
+    AllowPrivate, ApiVersion, AuthConfig, ConnectorConfig, MAX_REDIRECTS, OAuth2Grant, RetryConfig,
 };
 use crate::diagnostic::{Diagnostic, Report};
 use crate::flow::FlowConfig;
@@ -59,6 +59,44 @@ pub fn project(project: &Project, env: &dyn Env) -> Report {
         check_steps(file, name, &flow.config, &mut report);
     }
     report
+}
+
+fn check_api_version(
+    name: &str,
+    connector: &ConnectorConfig,
+    version: &Located<ApiVersion>,
+    at: &dyn Fn(u64, u64, String) -> Diagnostic,
+    report: &mut Report,
+) {
+    let mut problem = |message: String| report.push(at(version.line, version.column, message));
+    let Some((header, value)) = version.header_pair() else {
+        problem(format!(
+            "connector `{name}`: `api_version` needs exactly one of `header` (e.g. \
+             `{{value: \"2024-06-20\", header: Stripe-Version}}`) and `media_type`"
+        ));
+        return;
+    };
+    if version.value.value.trim().is_empty() {
+        problem(format!("connector `{name}`: `api_version.value` is empty"));
+    }
+    if !is_header_name(&header) {
+        problem(format!(
+            "connector `{name}`: `api_version.header`: `{header}` is not a valid header name"
+        ));
+    } else if !is_header_value(&value) {
+        problem(format!(
+            "connector `{name}`: `api_version` holds a character that cannot be sent in an HTTP header"
+        ));
+    }
+    if let Some(written) = connector
+        .headers
+        .keys()
+        .find(|written| written.eq_ignore_ascii_case(&header))
+    {
+        problem(format!(
+            "connector `{name}`: `api_version` sends `{header}`, which `headers` sets too (as `{written}`): keep one"
+        ));
+    }
 }
 
 fn check_connector(
@@ -116,6 +154,9 @@ fn check_connector(
                 format!("connector `{name}` header `{header}`: {e}"),
             )),
         }
+    }
+    if let Some(version) = &connector.api_version {
+        check_api_version(name, connector, version, &at, report);
     }
     if let Some(auth) = &connector.auth {
         let values: Vec<&str> = match &auth.value {

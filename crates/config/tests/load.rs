@@ -202,6 +202,46 @@ connectors:
 }
 
 #[test]
+fn api_version_needs_one_carrier_and_no_clash_with_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "patchbay.yaml",
+        "\
+connectors:
+  stripe:
+    url: https://api.stripe.com/v1
+    headers: { stripe-version: '2023-10-16' }
+    api_version: { value: '2024-06-20', header: Stripe-Version }
+  github:
+    url: https://api.github.com
+    api_version: { value: '2022-11-28' }
+  vendor:
+    url: https://api.vendor.example
+    api_version: { value: '2', header: X-Version, media_type: 'application/vnd.vendor.v{version}+json' }
+  fine:
+    url: https://api.fine.example
+    api_version: { value: '3', media_type: 'application/vnd.fine.v{version}+json' }
+",
+    );
+    let report = Project::load(dir.path(), &env()).unwrap_err();
+    let folder = format!("{}/", dir.path().display());
+    let lines: Vec<String> = report
+        .diagnostics
+        .iter()
+        .map(|d| d.to_string().replace(&folder, ""))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "patchbay.yaml:5:18: connector `stripe`: `api_version` sends `Stripe-Version`, which `headers` sets too (as `stripe-version`): keep one",
+            "patchbay.yaml:8:18: connector `github`: `api_version` needs exactly one of `header` (e.g. `{value: \"2024-06-20\", header: Stripe-Version}`) and `media_type`",
+            "patchbay.yaml:11:18: connector `vendor`: `api_version` needs exactly one of `header` (e.g. `{value: \"2024-06-20\", header: Stripe-Version}`) and `media_type`",
+        ]
+    );
+}
+
+#[test]
 fn missing_project_file_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let text = load(dir.path()).unwrap_err().to_string();

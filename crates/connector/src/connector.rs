@@ -84,6 +84,8 @@ pub struct Connector {
     /// Headers carrying a credential (an `api_key` header, defaults set from
     /// `${env:...}`), redacted where headers are recorded.
     pub(crate) sensitive_headers: Vec<String>,
+    /// The API version the connector pins (`api_version.value`).
+    pub(crate) api_version: Option<String>,
 }
 
 impl Connector {
@@ -160,6 +162,15 @@ impl Connector {
             }
             headers.insert(header_name, header_value);
         }
+        let api_version = config.api_version.as_ref().map(|v| v.value.value.clone());
+        if let Some((key, value)) = config.api_version.as_ref().and_then(|v| v.header_pair()) {
+            let header_name = HeaderName::try_from(key.as_str())
+                .map_err(|_| config_error(format!("`{key}` is not a valid header name")))?;
+            let header_value = HeaderValue::try_from(value.as_str()).map_err(|_| {
+                config_error("`api_version` cannot be sent in an HTTP header".to_string())
+            })?;
+            headers.insert(header_name, header_value);
+        }
         let filter = AddressFilter::build(&config.dangerous_allow_private).map_err(config_error)?;
         let tls = config.tls.as_ref().map(|tls| &tls.value);
         let outbound = Outbound {
@@ -232,6 +243,7 @@ impl Connector {
             notices: crate::deprecation::Notices::default(),
             masker,
             sensitive_headers,
+            api_version,
         })
     }
 

@@ -42,6 +42,8 @@ pub struct ConnectorHealth {
     pub rate_limit: RateLimitHeadroom,
     /// The newest deprecation or sunset notice the upstream gave.
     pub deprecation: Option<crate::deprecation::DeprecationNotice>,
+    /// The API version the connector pins, if it pins one.
+    pub api_version: Option<String>,
 }
 
 /// How much of its rate budget a connector has left.
@@ -85,6 +87,7 @@ impl Connector {
                 upstream: self.recent.upstream_quota(),
             },
             deprecation: self.notices.newest(),
+            api_version: self.api_version.clone(),
         }
     }
 

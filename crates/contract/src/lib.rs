@@ -106,6 +106,11 @@ impl Contract {
         &self.version
     }
 
+    /// The API version the document describes (`info.version`), if it says.
+    pub fn api_version(&self) -> Option<&str> {
+        self.docs.first()?.value.pointer("/info/version")?.as_str()
+    }
+
     /// The operation whose `operationId` is `id`.
     pub fn operation_by_id(&self, id: &str) -> Option<Operation<'_>> {
         self.operations()

@@ -22,6 +22,9 @@ pub struct Contracts {
     /// Compiled validators by schema, shared by the calls of one operation.
     /// A std mutex: held to look up or insert, never across an await.
     validators: Arc<Mutex<HashMap<String, Arc<jsonschema::Validator>>>>,
+    /// What works but deserves a look: a pinned `api_version` the spec
+    /// does not describe.
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Clone, Debug)]
@@ -36,6 +39,7 @@ impl Contracts {
     /// folder; problems go to `report`.
     pub fn load(project: &Project, report: &mut Report) -> Contracts {
         let mut by_connector = HashMap::new();
+        let mut version_warnings = Vec::new();
         for (name, connector) in &project.config.connectors {
             let Some(spec) = &connector.spec else {
                 continue;
@@ -43,6 +47,22 @@ impl Contracts {
             let shown = PathBuf::from(&spec.value);
             match Contract::load(&project.dir.join(&shown)) {
                 Ok(contract) => {
+                    if let Some(pinned) = &connector.api_version
+                        && let Some(described) = contract.api_version()
+                        && described != pinned.value.value
+                    {
+                        version_warnings.push(Diagnostic::new(
+                            &project.root_file,
+                            pinned.line,
+                            pinned.column,
+                            format!(
+                                "connector `{name}` pins API version {}, but its spec ({}) describes version {described}: \
+                                 the checks hold its flows against another version than they call",
+                                pinned.value.value,
+                                shown.display()
+                            ),
+                        ));
+                    }
                     by_connector.insert(
                         name.clone(),
                         Loaded {
@@ -62,6 +82,7 @@ impl Contracts {
         Contracts {
             by_connector,
             validators: Arc::default(),
+            warnings: version_warnings,
         }
     }
 

@@ -80,13 +80,13 @@ impl Plan {
         let mut flows = BTreeMap::new();
         let mut webhooks = HashMap::new();
         let mut webhook_secrets = Vec::new();
-        let mut warnings = Vec::new();
         let mut contract_uses = Vec::new();
         // A plan kept for stored runs is not held against today's files.
         let contracts = match env {
             Some(_) => Contracts::load(project, &mut report),
             None => Contracts::default(),
         };
+        let mut warnings = contracts.warnings.clone();
         for (name, loaded) in &project.flows {
             let mut compiler = Compiler {
                 project,

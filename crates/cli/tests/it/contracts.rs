@@ -273,3 +273,41 @@ async fn deprecation_and_sunset_headers_show_on_the_connector_s_health() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pinned_api_version_is_sent_shown_and_held_against_the_spec_s_version() {
+    let upstream = MockUpstream::start().await;
+    upstream.route(
+        "GET",
+        "/contacts/{id}",
+        Reply::json(200, json!({ "id": "c-1", "email": "ada@example.com" })),
+    );
+    let project = TestProject::new(
+        "connectors:\n  crm:\n    url: \"${env:UP_URL}\"\n    dangerous_allow_private: true\n    \
+         spec: crm.yaml\n    api_version: { value: '2', header: X-Api-Version }\n",
+        &[("lookup", LOOKUP)],
+    );
+    std::fs::write(project.path().join("crm.yaml"), SPEC).unwrap();
+
+    let output = std::process::Command::new(crate::support::binary())
+        .args(["check", project.path().to_str().unwrap()])
+        .env("UP_URL", upstream.url())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "a warning only: {stderr}");
+    assert!(
+        stderr.contains(
+            "patchbay.yaml:6:18: connector `crm` pins API version 2, but its spec (crm.yaml) describes version 1"
+        ),
+        "{stderr}"
+    );
+
+    let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
+    let run = run_manually(&node, "lookup", json!({ "id": "7" })).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(upstream.requests()[0].header("x-api-version"), Some("2"));
+    let health = get_json(&format!("http://{}/api/v1/connectors/crm", node.address)).await;
+    assert_eq!(health["api_version"], "2", "{health}");
+}

@@ -178,6 +178,38 @@ async fn env_references_resolve_in_url_headers_and_auth() {
     assert_eq!(seen[0].header("authorization"), Some("Bearer env-token-1"));
 }
 
+#[tokio::test]
+async fn a_pinned_api_version_is_sent_in_its_header_or_media_type_and_shown_in_health() {
+    let mock = MockUpstream::start().await;
+    mock.route("GET", "/contacts", Reply::json(200, json!({})));
+    let in_header = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n\
+         api_version: {{ value: '2024-06-20', header: Stripe-Version }}\n",
+        mock.url()
+    ));
+    let in_media_type = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\n\
+         api_version: {{ value: '3', media_type: 'application/vnd.example.v{{version}}+json' }}\n",
+        mock.url()
+    ));
+    in_header.call(&request("GET", "/contacts")).await.unwrap();
+    in_media_type
+        .call(&request("GET", "/contacts"))
+        .await
+        .unwrap();
+
+    let seen = mock.requests_to("GET", "/contacts");
+    assert_eq!(seen[0].header("stripe-version"), Some("2024-06-20"));
+    assert_eq!(
+        seen[1].header("accept"),
+        Some("application/vnd.example.v3+json")
+    );
+    assert_eq!(
+        in_header.health().api_version.as_deref(),
+        Some("2024-06-20")
+    );
+}
+
 #[test]
 fn a_missing_variable_is_a_build_error_naming_it() {
     let cases = [

@@ -32,6 +32,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ConnectorView {
     pub name: String,
+    /// The API version the connector pins (`api_version`), if any.
+    pub api_version: Option<String>,
     pub breaker: Breaker,
     pub rate_limit: RateLimit,
     /// Calls of the last minutes (HTTP attempts, retries included).
@@ -227,6 +229,7 @@ impl ConnectorView {
                 .map(|until| millis(until - now)),
             deprecation: health.deprecation.map(Deprecation::from),
             drift: DriftSummary::of(name, drift),
+            api_version: health.api_version,
         }
     }
 }
