@@ -189,6 +189,14 @@ test("the dashboard follows a run, a dead letter and its replay", async (t) => {
     }
     const chat = page.locator('#connectors tr[data-connector="chat"]');
     assert.ok(await chat.getAttribute("data-breaker"), "the breaker state is shown");
+    // Chat pins a version, its replies lack a field its spec requires, and it
+    // announces a sunset.
+    await chat.locator('[data-api-version="2024-06-20"]').waitFor(WAIT);
+    await chat.locator("[data-drift]").waitFor(WAIT);
+    const sunset = chat.locator("[data-sunset]");
+    await sunset.waitFor(WAIT);
+    assert.match(await sunset.innerText(), /sunset 2026-11-11/);
+    assert.equal(await sunset.locator("a").getAttribute("href"), "https://chat.example.com/changelog");
     await shot("07-connectors");
   });
 

@@ -21,17 +21,40 @@ use crate::support::{ORDER_FLOW, Patchbay, SHOP_CONNECTORS, TestProject, patchba
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The shop's connectors; the dashboard signs in with an `operate` token:
-/// enough to replay.
+/// The shop's connectors, chat with a pinned version and a contract its
+/// replies do not quite fit; the dashboard signs in with an `operate`
+/// token: enough to replay.
 fn root_config() -> String {
+    let connectors = SHOP_CONNECTORS.replace(
+        "  chat:\n",
+        "  chat:\n    api_version: { value: '2024-06-20', header: Chat-Version }\n    spec: chat.yaml\n",
+    );
     format!(
-        "{SHOP_CONNECTORS}\
+        "{connectors}\
 api:
   tokens:
     - {{ name: dashboard, token: \"${{env:PB_UI_TOKEN}}\", scopes: [operate] }}
 "
     )
 }
+
+/// Chat's contract: its replies should carry `ts`, which the mock's lack.
+const CHAT_SPEC: &str = "\
+openapi: 3.0.3
+info: { title: Chat, version: '2024-06-20' }
+paths:
+  /messages:
+    post:
+      responses:
+        '200':
+          description: Sent.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [ok, ts]
+                properties: { ok: { type: boolean }, ts: { type: string } }
+";
 
 /// A flow whose runs wait an hour: the run page says until when.
 const REMIND_FLOW: &str = "\
@@ -62,6 +85,11 @@ async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
             Reply::json(400, json!({ "error": "unknown channel" }))
         } else {
             Reply::json(200, json!({ "ok": true }))
+                .with_header("sunset", "Wed, 11 Nov 2026 23:59:59 GMT")
+                .with_header(
+                    "link",
+                    "<https://chat.example.com/changelog>; rel=\"sunset\"",
+                )
         }
     });
     // The browser test switches the upstream through these.
@@ -81,6 +109,7 @@ async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
         &root_config(),
         &[("order", ORDER_FLOW), ("remind", REMIND_FLOW)],
     );
+    std::fs::write(project.path().join("chat.yaml"), CHAT_SPEC).unwrap();
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(
         patchbay_run(

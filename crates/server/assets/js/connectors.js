@@ -1,5 +1,7 @@
 // Connectors: each upstream's circuit breaker, rate-limit headroom, recent
-// calls, error rate and latency, and last error, from GET /api/v1/connectors.
+// calls, error rate and latency, last error, and its contract (the pinned
+// API version, drift from the spec, deprecation and sunset notices), from
+// GET /api/v1/connectors.
 
 import { api, itemsOf } from "./api.js";
 import { badge, duration, every, h, notice, percent, startPage, time } from "./page.js";
@@ -14,7 +16,7 @@ startPage("connectors", () => {
     document
       .querySelector("#connectors tbody")
       .replaceChildren(
-        ...(rows.length ? rows : [h("tr", {}, h("td", { class: "empty", colspan: 9 }, "No connectors configured"))]),
+        ...(rows.length ? rows : [h("tr", {}, h("td", { class: "empty", colspan: 10 }, "No connectors configured"))]),
       );
   });
 });
@@ -44,7 +46,40 @@ function row(c) {
       { class: "error" },
       c.last_error ? [h("div", { class: "muted" }, time(c.last_error.at)), c.last_error.message] : "",
     ),
+    h("td", {}, contract(c)),
   );
+}
+
+// What the connector pins, how its replies drifted from the spec, and what
+// the upstream said of the endpoint going away.
+function contract(c) {
+  const lines = [];
+  if (c.api_version) {
+    lines.push(h("div", { "data-api-version": c.api_version }, `version ${c.api_version}`));
+  }
+  if (c.drift) {
+    lines.push(
+      h(
+        "div",
+        { class: "error", "data-drift": c.drift.kinds },
+        `drift: ${c.drift.kinds} kind${c.drift.kinds === 1 ? "" : "s"}, seen ${c.drift.occurrences}×`,
+        h("span", { class: "muted" }, ` · last ${time(c.drift.last_seen)}`),
+      ),
+    );
+  }
+  const notice = c.deprecation;
+  if (notice) {
+    const when = notice.sunset_at ? `sunset ${notice.sunset_at.slice(0, 10)}` : "deprecated";
+    lines.push(
+      h(
+        "div",
+        { class: "error", "data-sunset": notice.sunset_at || "" },
+        notice.link ? h("a", { href: notice.link, rel: "noreferrer" }, when) : when,
+        h("span", { class: "muted" }, ` · ${notice.endpoint}`),
+      ),
+    );
+  }
+  return lines.length ? lines : h("span", { class: "muted" }, "—");
 }
 
 // The configured limit, the share of it left unused over the last minute,
