@@ -51,6 +51,14 @@ const PROJECT_FILES: [(&str, &str); 5] = [
     ),
 ];
 
+/// The contracts the project's connectors name (`spec:`), also compiled in.
+/// Contracts are read from disk relative to the project folder, so the
+/// demo writes them into its data folder before loading the project.
+const CONTRACT_FILES: [(&str, &str); 1] = [(
+    "specs/crm.yaml",
+    include_str!("../../../../examples/demo/specs/crm.yaml"),
+)];
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Stop by itself after this long (e.g. `10s`); without it, run until Ctrl-C.
@@ -832,6 +840,15 @@ fn print_entry(entry: &JournalEntry) {
 }
 
 fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<Prepared> {
+    for (path, text) in CONTRACT_FILES {
+        let target = dir.join(path);
+        if let Some(folder) = target.parent() {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
+        std::fs::write(&target, text)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+    }
     let mut sources = PROJECT_FILES.iter().map(|(path, text)| Source {
         path: PathBuf::from("examples/demo").join(path),
         text: (*text).to_string(),

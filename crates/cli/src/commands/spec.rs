@@ -80,7 +80,7 @@ async fn diff_command(args: DiffArgs) -> anyhow::Result<Outcome> {
 /// Where the project in `dir` uses the spec in `old`: the uses of every
 /// connector whose `spec` is that file.
 async fn project_uses(dir: &Path, old: &Path) -> anyhow::Result<Vec<ContractUse>> {
-    let env = crate::secrets::project_env(dir).await?;
+    let env = AnyValue(crate::secrets::project_env(dir).await?);
     let prepared = Prepared::load(dir, &env).map_err(|report| {
         anyhow::anyhow!("cannot load the project in {}:\n{report}", dir.display())
     })?;
@@ -118,6 +118,30 @@ async fn project_uses(dir: &Path, old: &Path) -> anyhow::Result<Vec<ContractUse>
         .filter(|use_| connectors.contains(&&use_.connector))
         .cloned()
         .collect())
+}
+
+/// The project's variables and secrets where set, and a placeholder for any
+/// other: the mapping reads the project's flows and contracts, never its
+/// credentials, so it runs where they are not set (a pull request's CI). The
+/// placeholder is a URL, since a connector's `url` is often a variable.
+struct AnyValue<E>(E);
+
+impl<E: patchbay_config::Env> patchbay_config::Env for AnyValue<E> {
+    fn var(&self, name: &str) -> Option<String> {
+        Some(
+            self.0
+                .var(name)
+                .unwrap_or_else(|| "http://unset.invalid".to_string()),
+        )
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        Some(
+            self.0
+                .secret(name)
+                .unwrap_or_else(|| "http://unset.invalid".to_string()),
+        )
+    }
 }
 
 fn severity(change: &Change) -> &'static str {

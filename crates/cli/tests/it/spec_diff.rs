@@ -126,3 +126,97 @@ fn a_project_that_does_not_use_the_old_spec_is_an_error() {
         "{stderr}"
     );
 }
+
+/// The worked example of docs/change-safety.md: the demo project's CRM
+/// announces a version that moves names into an object, makes `email`
+/// optional and nullable and wants a `workspace`; every change lands on
+/// the sync flow's steps, and no credential is needed to say so.
+#[test]
+fn the_demo_projects_next_crm_version_breaks_exactly_its_sync_flow() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new(binary())
+        .current_dir(&root)
+        .args([
+            "spec",
+            "diff",
+            "examples/demo/specs/crm.yaml",
+            "examples/demo/specs/crm-2026-07.yaml",
+            "--project",
+            "examples/demo",
+            "--format",
+            "json",
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut found: Vec<(String, String, Vec<String>)> = report["touching"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| {
+            let mut places: Vec<String> = change["uses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| format!("{} {}: {}", u["flow"], u["step"], u["shown"]).replace('"', ""))
+                .collect();
+            places.dedup();
+            (
+                change["rule"].as_str().unwrap().to_string(),
+                change["message"].as_str().unwrap().to_string(),
+                places,
+            )
+        })
+        .collect();
+    found.sort();
+    let rules: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(rule, message, _)| (rule.as_str(), message.as_str()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                "request-parameter-added-required",
+                "required query parameter `workspace` was added"
+            ),
+            (
+                "response-property-added",
+                "response 200 property `contacts[].name` was added"
+            ),
+            (
+                "response-property-became-nullable",
+                "response 200 property `contacts[].email` became nullable"
+            ),
+            (
+                "response-property-became-optional",
+                "response 200 property `contacts[].email` became optional"
+            ),
+            (
+                "response-property-removed",
+                "response 200 property `contacts[].first_name` was removed"
+            ),
+            (
+                "response-property-removed",
+                "response 200 property `contacts[].last_name` was removed"
+            ),
+        ]
+    );
+    // A removed name lands on the step that reads it, and on the steps
+    // that take the whole list.
+    assert_eq!(
+        found[4].2,
+        [
+            "sync-contacts step 2: $steps.changed.body.contacts",
+            "sync-contacts step 3: $steps.changed.body.contacts[].first_name",
+            "sync-contacts step 3: $steps.changed.body.contacts",
+        ]
+    );
+    assert!(
+        report["untouched"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+}
