@@ -1,8 +1,11 @@
 //! Patchbay's durable store: the run queue, the step journal and per-flow state.
 //!
 //! The engine talks to storage only through the [`Store`] trait, so the SQLite
-//! implementation here (the embedded default) and a PostgreSQL one can be
-//! swapped without the engine noticing. All SQL lives in this crate.
+//! implementation ([`SqliteStore`], the embedded default) and the PostgreSQL
+//! one ([`PgStore`], several nodes on one database) can be swapped without
+//! the engine noticing. Both pass one integration suite (`tests/it`, run
+//! against PostgreSQL with `PATCHBAY_TEST_STORE=postgres`); `rows` decodes
+//! what both read back. All SQL lives in this crate.
 //!
 //! Concepts:
 //! - a **run** is one execution of a flow for one event; it moves
@@ -35,7 +38,9 @@ mod drift;
 mod error;
 mod health;
 mod model;
+mod postgres;
 mod replay;
+mod rows;
 mod secrets;
 mod sqlite;
 mod stats;
@@ -52,6 +57,7 @@ pub use model::{
     CancelOutcome, EnqueueOutcome, IntakeLease, JournalEntry, NewRun, Run, RunFilter, RunId,
     RunOutcome, RunStatus, StatusCount, StepStatus,
 };
+pub use postgres::{PgOptions, PgStore};
 pub use replay::{DeadReplayed, REPLAY_BATCH, replay_dead};
 pub use secrets::{
     MASTER_KEY_ENV, MAX_SECRET_BYTES, MasterKey, SecretInfo, Secrets, valid_secret_name,

@@ -6,9 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use crate::rows::{column_of, parse_opt_time};
+pub(super) use crate::rows::{corrupt, parse_time, parse_u64};
 use crate::{JournalEntry, Run, RunId, RunStatus, StepStatus, StoreError};
 
 /// The columns of `runs`, in the order [`run_from_row`] reads them by name.
@@ -61,30 +62,6 @@ pub(super) fn json_text(value: &Value) -> String {
 /// practice, so they saturate rather than fail.
 pub(super) fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        detail: detail.to_string(),
-    }
-}
-
-/// The column named by `what` (`table.column`): the part after the dot.
-fn column_of(what: &'static str) -> &'static str {
-    what.rsplit('.').next().unwrap_or(what)
-}
-
-/// Reads column `what` (`table.column`; the row is looked up by the part
-/// after the dot), reporting a value of the wrong type as corrupt.
-pub(super) fn get<'r, T>(row: &'r SqliteRow, what: &'static str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(column_of(what)).map_err(|e| match e {
-        sqlx::Error::ColumnDecode { source, .. } => corrupt(what, source),
-        other => StoreError::Query(other),
-    })
 }
 
 /// A row as the decoders below read it, from either driver: reads go
@@ -164,18 +141,6 @@ pub(super) fn parse_id_bytes(what: &'static str, bytes: &[u8]) -> Result<RunId, 
         .map_err(|_| corrupt(what, format!("{} bytes where a run id has 16", bytes.len())))
 }
 
-pub(super) fn parse_time(what: &'static str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| corrupt(what, format!("{ms} ms is out of range")))
-}
-
-fn parse_opt_time(
-    what: &'static str,
-    ms: Option<i64>,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    ms.map(|ms| parse_time(what, ms)).transpose()
-}
-
 pub(super) fn parse_json(what: &'static str, text: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
@@ -190,10 +155,6 @@ pub(super) fn parse_status(what: &'static str, name: &str) -> Result<RunStatus, 
 
 fn parse_u32(what: &'static str, value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is not a valid count")))
-}
-
-pub(super) fn parse_u64(what: &'static str, value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| corrupt(what, format!("{value} is not a valid count")))
 }
 
 /// Decodes a row selected with [`run_columns!`].
@@ -245,4 +206,12 @@ pub(super) fn entry_from_row(row: &impl Columns) -> Result<JournalEntry, StoreEr
         error_class: row.opt_text("journal.error_class")?,
         current: row.int("journal.superseded")? == 0,
     })
+}
+
+/// Reads column `what` of a row of this store (see [`crate::rows::get`]).
+pub(super) fn get<'r, T>(row: &'r SqliteRow, what: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    crate::rows::get(row, what)
 }

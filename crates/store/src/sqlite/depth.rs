@@ -8,7 +8,6 @@
 
 use sqlx::sqlite::SqlitePool;
 
-use super::codec::{get, parse_time, parse_u64};
 use crate::{QueueDepth, StoreError};
 
 const QUEUE_DEPTH: &str = "\
@@ -22,16 +21,7 @@ SELECT
 /// The depth at `now` (unix milliseconds): runs due by then are ready.
 pub(super) async fn queue_depth(reader: &SqlitePool, now: i64) -> Result<QueueDepth, StoreError> {
     let row = sqlx::query(QUEUE_DEPTH).bind(now).fetch_one(reader).await?;
-    let count = |name: &'static str| -> Result<u64, StoreError> {
-        parse_u64(name, get::<i64>(&row, name)?)
-    };
-    let oldest: Option<i64> = get(&row, "oldest")?;
-    Ok(QueueDepth {
-        ready: count("ready")?,
-        delayed: count("delayed")?,
-        running: count("running")?,
-        oldest_ready_since: oldest.map(|ms| parse_time("oldest", ms)).transpose()?,
-    })
+    crate::rows::depth_from_row(&row)
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! [`super::writer`]), listed by connector and operation.
 
 use rusqlite::Connection;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::SqlitePool;
 
-use super::codec::{get, millis, parse_time};
-use crate::{Drift, DriftKind, DriftObservation, StoreError};
+use super::codec::millis;
+use crate::{Drift, DriftObservation, StoreError};
 
 /// Adds a batch's observations to its kind's record; the first example
 /// and first sighting stay. Returns whether the row is new: its count is
@@ -58,29 +58,5 @@ pub(super) fn record(
 
 pub(super) async fn list(reader: &SqlitePool) -> Result<Vec<Drift>, StoreError> {
     let rows = sqlx::query(LIST).fetch_all(reader).await?;
-    rows.iter().map(from_row).collect()
-}
-
-fn from_row(row: &SqliteRow) -> Result<Drift, StoreError> {
-    let count: i64 = get(row, "contract_drift.count")?;
-    Ok(Drift {
-        kind: DriftKind {
-            connector: get(row, "contract_drift.connector")?,
-            operation: get(row, "contract_drift.operation")?,
-            response: get(row, "contract_drift.response")?,
-            pointer: get(row, "contract_drift.pointer")?,
-            expected: get(row, "contract_drift.expected")?,
-        },
-        seen: get(row, "contract_drift.seen")?,
-        first_seen: parse_time(
-            "contract_drift.first_seen",
-            get(row, "contract_drift.first_seen")?,
-        )?,
-        last_seen: parse_time(
-            "contract_drift.last_seen",
-            get(row, "contract_drift.last_seen")?,
-        )?,
-        count: u64::try_from(count).unwrap_or(0),
-        example: get(row, "contract_drift.example")?,
-    })
+    rows.iter().map(crate::rows::drift_from_row).collect()
 }

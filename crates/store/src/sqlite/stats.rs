@@ -19,10 +19,10 @@
 //! The 95th percentile is the nearest rank: the value at position
 //! ⌈0.95·n⌉ of the bucket's sorted values, found with window functions.
 
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::SqlitePool;
 
-use super::codec::{get, id_floor, millis, parse_time, parse_u64};
-use crate::{ConnectorBucket, FlowBucket, Stats, StatsWindow, StoreError};
+use super::codec::{id_floor, millis};
+use crate::{Stats, StatsWindow, StoreError};
 
 /// How much earlier than its `created_at` a run's id may have been drawn:
 /// the id is made when the event arrives, `created_at` when its batch
@@ -123,68 +123,7 @@ pub(super) async fn stats(reader: &SqlitePool, window: &StatsWindow) -> Result<S
         .fetch_all(reader)
         .await?;
 
-    Ok(Stats {
-        flows: merge_flows(&started, &ended)?,
-        connectors: calls
-            .iter()
-            .map(|row| {
-                Ok(ConnectorBucket {
-                    connector: get(row, "journal.connector")?,
-                    start: parse_time("journal.start", get(row, "journal.start")?)?,
-                    calls: parse_u64("journal.calls", get(row, "journal.calls")?)?,
-                    errors: parse_u64("journal.errors", get(row, "journal.errors")?)?,
-                    p95_ms: p95(row, "journal.p95")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?,
-    })
-}
-
-fn p95(row: &SqliteRow, what: &'static str) -> Result<Option<u64>, StoreError> {
-    get::<Option<i64>>(row, what)?
-        .map(|ms| parse_u64(what, ms))
-        .transpose()
-}
-
-/// Joins the started and ended rows (both ordered by flow, then start) into
-/// one bucket per flow and start.
-fn merge_flows(started: &[SqliteRow], ended: &[SqliteRow]) -> Result<Vec<FlowBucket>, StoreError> {
-    let mut buckets: Vec<FlowBucket> = Vec::with_capacity(started.len().max(ended.len()));
-    for row in started {
-        let mut bucket = empty(row)?;
-        bucket.started = parse_u64("runs.started", get(row, "runs.started")?)?;
-        buckets.push(bucket);
-    }
-    for row in ended {
-        let key = empty(row)?;
-        let at = match buckets.binary_search_by(|b| (&b.flow, b.start).cmp(&(&key.flow, key.start)))
-        {
-            Ok(at) => at,
-            Err(at) => {
-                buckets.insert(at, key);
-                at
-            }
-        };
-        let bucket = &mut buckets[at];
-        bucket.succeeded = parse_u64("runs.succeeded", get(row, "runs.succeeded")?)?;
-        bucket.dead = parse_u64("runs.dead", get(row, "runs.dead")?)?;
-        bucket.skipped = parse_u64("runs.skipped", get(row, "runs.skipped")?)?;
-        bucket.p95_ms = p95(row, "runs.p95")?;
-    }
-    Ok(buckets)
-}
-
-/// A bucket with no activity yet, keyed by the row's flow and start.
-fn empty(row: &SqliteRow) -> Result<FlowBucket, StoreError> {
-    Ok(FlowBucket {
-        flow: get(row, "runs.flow")?,
-        start: parse_time("runs.start", get(row, "runs.start")?)?,
-        started: 0,
-        succeeded: 0,
-        dead: 0,
-        skipped: 0,
-        p95_ms: None,
-    })
+    crate::rows::stats_from_rows(&started, &ended, &calls)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! in pages, and purged by age.
 
 use chrono::{Duration, Utc};
-use patchbay_store::{AuditEntry, AuditFilter, AuditId, SqliteOptions, SqliteStore, Store};
+use patchbay_store::{AuditEntry, AuditFilter, AuditId};
 
 use crate::{now_ms, open};
 
@@ -21,7 +21,7 @@ fn entry(id: AuditId, route: &str, status: Option<u16>) -> AuditEntry {
 
 #[tokio::test]
 async fn an_entry_written_ahead_is_completed_with_its_status_only() {
-    let (store, dir) = open().await;
+    let (store, keep) = open().await;
     let id = AuditId::now_v7();
     let ahead = entry(id, "/api/v1/config/reload", None);
     store
@@ -44,11 +44,9 @@ async fn an_entry_written_ahead_is_completed_with_its_status_only() {
         }]
     );
 
-    // Durable: another store on the same file sees it.
-    store.close().await;
-    let again = SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
-        .await
-        .unwrap();
+    // Durable: the store opened again sees it.
+    drop(store);
+    let again = keep.reopen().await;
     let listed = again.list_audit(&AuditFilter::default()).await.unwrap();
     assert_eq!(listed[0].status, Some(200));
     assert_eq!(listed[0].actor, "ops");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use patchbay_store::{CancelOutcome, RunId, RunStatus, Store, StoreError};
+use patchbay_store::{CancelOutcome, RunId, RunStatus, StoreError};
 use serde_json::json;
 
 use crate::{LONG, entry, new_run, open, succeeded};

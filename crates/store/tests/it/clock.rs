@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use patchbay_store::{Clock, RunStatus, SqliteOptions, SqliteStore, Store, TokioClock};
+use patchbay_store::{Clock, RunStatus, Store, TokioClock};
 
 use crate::{new_run, succeeded};
 
@@ -28,13 +28,11 @@ fn hold_auto_advance() -> std::sync::mpsc::Sender<()> {
     hold
 }
 
-/// A fresh store on a clock that follows tokio's, with its folder.
-async fn open_on_tokio_clock() -> (SqliteStore, Arc<TokioClock>, tempfile::TempDir) {
+/// A fresh store on a clock that follows tokio's, with what keeps it.
+async fn open_on_tokio_clock() -> (Box<dyn Store>, Arc<TokioClock>, crate::Keep) {
     let clock = Arc::new(TokioClock::new());
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions::new(dir.path().join("patchbay.db")).with_clock(clock.clone());
-    let store = SqliteStore::open(options).await.unwrap();
-    (store, clock, dir)
+    let (store, keep) = crate::open_with_clock(clock.clone()).await;
+    (store, clock, keep)
 }
 
 /// `time` as the store keeps it, in whole milliseconds.
@@ -97,7 +95,6 @@ async fn due_times_leases_and_recorded_times_follow_the_stores_clock() {
     let finished = start + TimeDelta::minutes(71) + TimeDelta::milliseconds(1);
     assert_eq!(done.finished_at, Some(finished));
     assert_eq!(done.updated_at, finished);
-    store.close().await;
 }
 
 /// A run committed with a lease is stored as a claim would leave it, which

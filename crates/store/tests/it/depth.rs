@@ -2,7 +2,7 @@
 //! runs, and the due time of the oldest ready one.
 
 use chrono::Utc;
-use patchbay_store::{QueueDepth, Store};
+use patchbay_store::QueueDepth;
 
 use crate::{LONG, new_run, now_ms, open};
 

@@ -2,7 +2,7 @@
 //! first sighting and example kept.
 
 use chrono::Duration;
-use patchbay_store::{DriftKind, DriftObservation, Store};
+use patchbay_store::{DriftKind, DriftObservation};
 
 use crate::{now_ms, open};
 

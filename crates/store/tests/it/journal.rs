@@ -166,7 +166,8 @@ async fn flow_state_can_be_put_outside_a_run_and_a_step_replaces_it() {
 /// a write whose lease is gone fails alone.
 #[tokio::test]
 async fn concurrent_writes_succeed_together_and_lease_failures_stay_alone() {
-    let (store, _dir) = open().await;
+    // The commit count is the SQLite writer's group commit.
+    let (store, _dir) = crate::open_sqlite().await;
     let store = std::sync::Arc::new(store);
     let runs: Vec<_> = (0..64).map(|_| new_run("orders", None)).collect();
     store.enqueue(&runs).await.unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 use patchbay_store::{RunStatus, SqliteOptions, SqliteStore, Store, StoreError};
 use serde_json::json;
 
-use crate::{LONG, entry, new_run, open, succeeded};
+use crate::{LONG, entry, new_run, open_sqlite, succeeded};
 
 /// Rows of the journal, counted behind the store's back.
 fn journal_rows(path: &Path) -> i64 {
@@ -19,7 +19,7 @@ fn journal_rows(path: &Path) -> i64 {
 
 #[tokio::test]
 async fn a_purged_run_takes_its_entries_and_its_number_starts_afresh() {
-    let (store, dir) = open().await;
+    let (store, dir) = open_sqlite().await;
     let path = dir.path().join("patchbay.db");
     let old = new_run("orders", None);
     store.enqueue(std::slice::from_ref(&old)).await.unwrap();
@@ -55,7 +55,7 @@ async fn a_purged_run_takes_its_entries_and_its_number_starts_afresh() {
 
 #[tokio::test]
 async fn a_full_journal_is_its_own_error_not_a_lost_lease() {
-    let (store, dir) = open().await;
+    let (store, dir) = open_sqlite().await;
     let path = dir.path().join("patchbay.db");
     let run = new_run("orders", None);
     store.enqueue(std::slice::from_ref(&run)).await.unwrap();
@@ -189,7 +189,7 @@ async fn a_store_from_before_journal_keys_is_upgraded_in_place() {
 /// output of its own keeps it.
 #[tokio::test]
 async fn the_last_step_s_output_is_stored_once_with_the_run_s() {
-    let (store, dir) = open().await;
+    let (store, dir) = open_sqlite().await;
     let path = dir.path().join("patchbay.db");
     let runs = [new_run("orders", None), new_run("orders", None)];
     store.enqueue(&runs).await.unwrap();

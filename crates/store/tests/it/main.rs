@@ -1,5 +1,10 @@
-//! Integration tests of the SQLite store, each on a real database file in a
-//! temporary folder.
+//! Integration tests of the store, run against SQLite (each test on a real
+//! database file in a temporary folder) or, with
+//! `PATCHBAY_TEST_STORE=postgres`, against PostgreSQL (each test in a
+//! schema of its own, dropped at the end, on the server of
+//! `PATCHBAY_TEST_PG_URL`, by default the local `test` database). The same
+//! tests hold both stores to the same behaviour; `layout` and `sqlite` test
+//! what only the SQLite file has.
 
 mod audit;
 mod cancel;
@@ -17,11 +22,13 @@ mod sqlite;
 mod stats;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use patchbay_store::{
-    JournalEntry, NewRun, RunId, RunOutcome, RunStatus, SqliteOptions, SqliteStore, StepStatus,
+    Clock, JournalEntry, NewRun, PgOptions, PgStore, RunId, RunOutcome, RunStatus, SqliteOptions,
+    SqliteStore, StepStatus, Store, SystemClock,
 };
 use serde_json::json;
 use tempfile::TempDir;
@@ -29,8 +36,117 @@ use tempfile::TempDir;
 /// A long lease: never expires during a test.
 pub const LONG: Duration = Duration::from_secs(600);
 
-/// A store on a fresh file; keep the folder alive as long as the store.
-pub async fn open() -> (SqliteStore, TempDir) {
+/// The PostgreSQL server of the tests that use one.
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// What keeps a test's store alive, and where it lives: a SQLite file's
+/// folder, or a PostgreSQL schema, dropped with it.
+pub enum Keep {
+    Folder(TempDir),
+    Schema { url: String, schema: String },
+}
+
+impl Keep {
+    /// Opens the same store again (what a restart would find).
+    pub async fn reopen(&self) -> Box<dyn Store> {
+        match self {
+            Keep::Folder(dir) => Box::new(
+                SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
+                    .await
+                    .unwrap(),
+            ),
+            Keep::Schema { url, schema } => Box::new(
+                PgStore::open(PgOptions {
+                    schema: Some(schema.clone()),
+                    ..PgOptions::new(url.clone())
+                })
+                .await
+                .unwrap(),
+            ),
+        }
+    }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        let Keep::Schema { url, schema } = self else {
+            return;
+        };
+        let (url, schema) = (url.clone(), schema.clone());
+        // Drop cannot await, and the test's runtime may be gone: a thread
+        // of its own with a runtime of its own drops the schema.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::Connection as _;
+                let mut connection = sqlx::PgConnection::connect(&url).await?;
+                // The store may still hold connections (its value is dropped
+                // after this one, or a transaction waits for a rollback its
+                // runtime will not run): they would block the drop forever.
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&schema)
+                .execute(&mut connection)
+                .await?;
+                let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                    .execute(&mut connection)
+                    .await?;
+                connection.close().await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("a test schema was not dropped: {e}");
+        }
+    }
+}
+
+/// Whether the suite runs against PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("PATCHBAY_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// A fresh store of the kind under test, on the wall clock.
+pub async fn open() -> (Box<dyn Store>, Keep) {
+    open_with_clock(Arc::new(SystemClock)).await
+}
+
+/// A fresh store of the kind under test, reading time from `clock`.
+pub async fn open_with_clock(clock: Arc<dyn Clock>) -> (Box<dyn Store>, Keep) {
+    if on_postgres() {
+        let url = std::env::var("PATCHBAY_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
+        let schema = format!("test_{}", uuid::Uuid::now_v7().simple());
+        // Named after its schema, so the schema's connections can be found.
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let named = format!("{url}{separator}application_name={schema}");
+        let store = PgStore::open(PgOptions {
+            schema: Some(schema.clone()),
+            clock,
+            ..PgOptions::new(named)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL at {url} is needed (PATCHBAY_TEST_STORE=postgres): {e}")
+        });
+        return (Box::new(store), Keep::Schema { url, schema });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")).with_clock(clock))
+            .await
+            .unwrap();
+    (Box::new(store), Keep::Folder(dir))
+}
+
+/// A SQLite store on a fresh file, for what only SQLite has; keep the
+/// folder alive as long as the store.
+pub async fn open_sqlite() -> (SqliteStore, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
         .await

@@ -1,6 +1,6 @@
 //! Listing and counting runs.
 
-use patchbay_store::{RunFilter, RunId, RunOutcome, RunStatus, StatusCount, Store};
+use patchbay_store::{RunFilter, RunId, RunOutcome, RunStatus, StatusCount};
 use serde_json::json;
 
 use crate::{LONG, new_run, open, succeeded};

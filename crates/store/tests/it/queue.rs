@@ -66,7 +66,7 @@ async fn dedupe_within_one_batch() {
         ]
     );
     assert!(store.run(again.id).await.unwrap().is_none());
-    assert_eq!(total(&store).await, 3);
+    assert_eq!(total(&*store).await, 3);
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn dedupe_across_batches_and_retried_ids() {
         ]
     );
     assert!(store.run(again.id).await.unwrap().is_none());
-    assert_eq!(total(&store).await, 3);
+    assert_eq!(total(&*store).await, 3);
 }
 
 #[tokio::test]
@@ -126,7 +126,7 @@ async fn dedupe_across_the_inserts_of_a_large_batch() {
     }
     expected[98] = EnqueueOutcome::Duplicate(stored.id);
     assert_eq!(outcomes, expected);
-    assert_eq!(total(&store).await, 1 + 96);
+    assert_eq!(total(&*store).await, 1 + 96);
     for (at, _) in dups {
         assert!(store.run(batch[at].id).await.unwrap().is_none());
     }
@@ -140,7 +140,7 @@ async fn claim_marks_running_oldest_first_within_limit() {
     for _ in 0..5 {
         store.enqueue(&[new_run("orders", None)]).await.unwrap();
     }
-    let mut expected = queued(&store).await;
+    let mut expected = queued(&*store).await;
     expected.sort_by_key(|r| (r.next_attempt_at, r.id));
     let before = now_ms();
 
@@ -395,7 +395,7 @@ async fn renewing_keeps_a_short_lease_alive() {
     assert_eq!(store.renew_leases("w1", &[], LONG).await.unwrap(), 0);
 }
 
-async fn total(store: &impl Store) -> u64 {
+async fn total(store: &dyn Store) -> u64 {
     store
         .count_runs()
         .await
@@ -405,7 +405,7 @@ async fn total(store: &impl Store) -> u64 {
         .sum()
 }
 
-async fn queued(store: &impl Store) -> Vec<Run> {
+async fn queued(store: &dyn Store) -> Vec<Run> {
     let filter = RunFilter {
         status: Some(RunStatus::Queued),
         limit: 1000,
@@ -415,7 +415,7 @@ async fn queued(store: &impl Store) -> Vec<Run> {
 }
 
 /// Claims `run` again once the previous claim's short lease has expired.
-async fn reclaim(store: &impl Store, owner: &str) -> Run {
+async fn reclaim(store: &dyn Store, owner: &str) -> Run {
     poll(Duration::from_secs(5), || async {
         let mut runs = store
             .claim(owner, 1, Duration::from_millis(1))
@@ -434,9 +434,9 @@ async fn claims_without_a_journal_entry_are_counted_as_stalled() {
 
     // Every claim that ends without journalling anything (a node that died mid-step)
     // adds one.
-    assert_eq!(reclaim(&store, "n1").await.stalled_claims, 1);
-    assert_eq!(reclaim(&store, "n2").await.stalled_claims, 2);
-    let third = reclaim(&store, "n3").await;
+    assert_eq!(reclaim(&*store, "n1").await.stalled_claims, 1);
+    assert_eq!(reclaim(&*store, "n2").await.stalled_claims, 2);
+    let third = reclaim(&*store, "n3").await;
     assert_eq!(third.stalled_claims, 3);
 
     // A step journalled during a claim counts as progress: the next claim starts at 1.
@@ -444,11 +444,11 @@ async fn claims_without_a_journal_entry_are_counted_as_stalled() {
         .record_step("n3", &entry(new.id, 0, None), None)
         .await
         .unwrap();
-    assert_eq!(reclaim(&store, "n4").await.stalled_claims, 1);
-    assert_eq!(reclaim(&store, "n5").await.stalled_claims, 2);
+    assert_eq!(reclaim(&*store, "n4").await.stalled_claims, 1);
+    assert_eq!(reclaim(&*store, "n5").await.stalled_claims, 2);
 
     // A graceful release is not a crash.
-    let held = reclaim(&store, "n6").await;
+    let held = reclaim(&*store, "n6").await;
     assert_eq!(held.stalled_claims, 3);
     store.release("n6").await.unwrap();
     let after_release = store.claim("n7", 1, LONG).await.unwrap();

@@ -137,10 +137,10 @@ async fn dead_runs(store: &dyn Store, flow: &str, n: usize) -> Vec<RunId> {
 #[tokio::test]
 async fn replay_dead_takes_every_dead_run_of_a_flow_over_several_batches() {
     let (store, _dir) = open().await;
-    let mut orders = dead_runs(&store, "orders", REPLAY_BATCH as usize + 1).await;
-    let refunds = dead_runs(&store, "refunds", 1).await;
+    let mut orders = dead_runs(&*store, "orders", REPLAY_BATCH as usize + 1).await;
+    let refunds = dead_runs(&*store, "refunds", 1).await;
 
-    let done = replay_dead(&store, Some("orders"), false).await.unwrap();
+    let done = replay_dead(&*store, Some("orders"), false).await.unwrap();
     assert_eq!(done.found, orders.len());
     let mut replayed = done.replayed;
     replayed.sort();
@@ -158,9 +158,9 @@ async fn replay_dead_takes_every_dead_run_of_a_flow_over_several_batches() {
     );
 
     // Any flow: only the run still dead.
-    let done = replay_dead(&store, None, true).await.unwrap();
+    let done = replay_dead(&*store, None, true).await.unwrap();
     assert_eq!((done.found, done.replayed), (1, refunds));
-    let done = replay_dead(&store, None, false).await.unwrap();
+    let done = replay_dead(&*store, None, false).await.unwrap();
     assert_eq!((done.found, done.replayed.len()), (0, 0));
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use patchbay_store::{RunFilter, RunId, RunStatus, Store};
+use patchbay_store::{RunFilter, RunId, RunStatus};
 
 use crate::{LONG, new_run, open};
 

@@ -14,7 +14,7 @@ fn key() -> MasterKey {
 #[tokio::test]
 async fn set_list_replace_delete() {
     let (store, _dir) = open().await;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = Arc::from(store);
     let key = key();
     let secrets = Secrets::new(store.clone(), key.clone());
 
@@ -62,7 +62,7 @@ async fn set_list_replace_delete() {
 #[tokio::test]
 async fn credentials_are_sealed_at_rest() {
     let (store, dir) = open().await;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = Arc::from(store);
     let key = key();
     let secrets = Secrets::new(store.clone(), key.clone());
     let name = "oauth2:crm:refresh_token";

@@ -8,11 +8,11 @@ use serde_json::json;
 use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 
-use crate::{LONG, entry, new_run, open, succeeded};
+use crate::{LONG, entry, new_run, open_sqlite, succeeded};
 
 #[tokio::test]
 async fn connections_use_wal_and_full_sync() {
-    let (store, _dir) = open().await;
+    let (store, _dir) = open_sqlite().await;
 
     let settings = store.connection_settings().await.unwrap();
 
@@ -104,7 +104,7 @@ async fn concurrent_enqueues_all_commit() {
     const TASKS: usize = 50;
     const BATCHES: usize = 20;
     const PER_BATCH: usize = 5;
-    let (store, _dir) = open().await;
+    let (store, _dir) = open_sqlite().await;
     let store = Arc::new(store);
 
     let mut handles = Vec::new();

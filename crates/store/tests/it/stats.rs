@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use patchbay_store::{RunOutcome, RunStatus, StatsWindow, StepStatus, Store};
+use patchbay_store::{RunOutcome, RunStatus, StatsWindow, StepStatus};
 use serde_json::json;
 
 use crate::{LONG, entry, new_run, now_ms, open, succeeded};

@@ -1,0 +1,389 @@
+//! The PostgreSQL store: several nodes on one database, which is the only
+//! coordinator they share.
+//!
+//! Storage conventions mirror the SQLite store's, so both answer alike:
+//! run ids are UUIDv7 (`uuid`, which orders as time does), times are unix
+//! milliseconds (`BIGINT`), JSON documents are text, kept byte for byte as
+//! the engine wrote them. "Now" is read from the options' [`Clock`] once
+//! per call and handed to the queries as `now`, as in SQLite.
+//!
+//! Every method is one transaction on a pooled connection. Migrations are
+//! embedded and applied at open; sqlx holds a PostgreSQL advisory lock
+//! while it applies them, so nodes starting together do not race. A
+//! `schema` in the options keeps every table in that schema (created if
+//! missing): the tests give each store a schema of its own in one
+//! database.
+//!
+//! The queries live in submodules by concern: [`queue`] (enqueue, claims
+//! and leases, finishing, rescheduling, replay, cancel, purge), [`journal`]
+//! (steps and flow state), [`query`] (read-only views of runs and the
+//! queue), [`stats`] (bucketed activity), [`operations`] (credentials,
+//! secrets, configuration versions), [`audit`] and [`drift`]; [`codec`]
+//! converts columns and decodes rows.
+
+mod audit;
+mod codec;
+mod drift;
+mod journal;
+mod operations;
+mod query;
+mod queue;
+mod stats;
+#[cfg(test)]
+mod test_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::{
+    AuditEntry, AuditFilter, CancelOutcome, Clock, Drift, DriftObservation, EnqueueOutcome,
+    JournalEntry, NewRun, QueueDepth, Run, RunFilter, RunId, RunOutcome, SecretInfo, Stats,
+    StatsWindow, StatusCount, Store, StoreError, StoreFault, SystemClock,
+};
+
+/// Migrations compiled into the binary, applied by [`PgStore::open`].
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Where and how to open a [`PgStore`].
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Keep the tables in this schema (created if missing) instead of the
+    /// connection's default.
+    pub schema: Option<String>,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// Where the store reads the current time; [`SystemClock`] unless a
+    /// test sets another.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl PgOptions {
+    /// Default pool size: enough for the workers' writes, the intake and
+    /// the management API's reads on one node.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+    pub fn new(url: impl Into<String>) -> PgOptions {
+        PgOptions {
+            url: url.into(),
+            schema: None,
+            max_connections: PgOptions::DEFAULT_MAX_CONNECTIONS,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The store on PostgreSQL.
+pub struct PgStore {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database of `opts.url` and applies pending
+    /// migrations.
+    pub async fn open(opts: PgOptions) -> Result<PgStore, StoreError> {
+        let connect: PgConnectOptions =
+            opts.url
+                .parse()
+                .map_err(|e: sqlx::Error| StoreError::Open {
+                    path: shown_url(&opts.url),
+                    source: e.into(),
+                })?;
+        let open_error = |e: sqlx::Error| StoreError::Open {
+            path: shown_url(&opts.url),
+            source: e.into(),
+        };
+        if let Some(schema) = &opts.schema {
+            let mut pool_options = PgPoolOptions::new().max_connections(1);
+            pool_options = pool_options.acquire_timeout(Duration::from_secs(10));
+            let setup = pool_options
+                .connect_with(connect.clone())
+                .await
+                .map_err(open_error)?;
+            // An identifier cannot be a bind parameter; it is quoted.
+            let create = format!("CREATE SCHEMA IF NOT EXISTS {}", quoted(schema));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                .execute(&setup)
+                .await
+                .map_err(open_error)?;
+            setup.close().await;
+        }
+        let connect = match &opts.schema {
+            Some(schema) => connect.options([("search_path", schema.as_str())]),
+            None => connect,
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run(&pool).await?;
+        tracing::debug!(url = %shown_url(&opts.url), "store opened");
+        Ok(PgStore {
+            pool,
+            clock: opts.clock,
+        })
+    }
+
+    /// The current time on the store's clock, as stored.
+    fn now(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `url` without its password, for messages.
+fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(an invalid PostgreSQL URL)".to_string(),
+    }
+}
+
+/// An identifier quoted for SQL.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `now + lease`, in stored milliseconds.
+fn after(now: i64, lease: Duration) -> i64 {
+    now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn enqueue(&self, runs: &[NewRun]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        queue::enqueue(&self.pool, runs, self.now()).await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<Run>, StoreError> {
+        let now = self.now();
+        queue::claim(&self.pool, owner, limit, after(now, lease), now).await
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        runs: &[RunId],
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        let now = self.now();
+        queue::renew_leases(&self.pool, owner, runs, after(now, lease), now).await
+    }
+
+    async fn release(&self, owner: &str) -> Result<u64, StoreError> {
+        queue::release(&self.pool, owner, self.now()).await
+    }
+
+    async fn record_step(
+        &self,
+        owner: &str,
+        entry: &JournalEntry,
+        state: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        journal::record_step(&self.pool, owner, entry, state, self.now()).await
+    }
+
+    async fn journal(&self, run: RunId) -> Result<Vec<JournalEntry>, StoreError> {
+        journal::journal(&self.pool, run).await
+    }
+
+    async fn finish(
+        &self,
+        owner: &str,
+        run: RunId,
+        outcome: &RunOutcome,
+    ) -> Result<(), StoreError> {
+        queue::finish(&self.pool, owner, run, outcome, None, self.now()).await
+    }
+
+    async fn finish_with_step(
+        &self,
+        owner: &str,
+        run: RunId,
+        outcome: &RunOutcome,
+        entry: &JournalEntry,
+    ) -> Result<(), StoreError> {
+        queue::finish(&self.pool, owner, run, outcome, Some(entry), self.now()).await
+    }
+
+    async fn reschedule(
+        &self,
+        owner: &str,
+        run: RunId,
+        at: chrono::DateTime<chrono::Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        queue::reschedule(
+            &self.pool,
+            owner,
+            run,
+            at.timestamp_millis(),
+            error,
+            self.now(),
+        )
+        .await
+    }
+
+    async fn suspend(
+        &self,
+        owner: &str,
+        run: RunId,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        queue::suspend(&self.pool, owner, run, until.timestamp_millis(), self.now()).await
+    }
+
+    async fn wake(&self, run: RunId) -> Result<bool, StoreError> {
+        queue::wake(&self.pool, run, self.now()).await
+    }
+
+    async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError> {
+        queue::replay(&self.pool, runs, from_start, self.now()).await
+    }
+
+    async fn purge_finished(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        queue::purge_finished(&self.pool, before.timestamp_millis(), limit).await
+    }
+
+    async fn cancel(&self, run: RunId) -> Result<CancelOutcome, StoreError> {
+        queue::cancel(&self.pool, run, self.now()).await
+    }
+
+    async fn run(&self, run: RunId) -> Result<Option<Run>, StoreError> {
+        query::run(&self.pool, run).await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        query::list_runs(&self.pool, filter).await
+    }
+
+    async fn count_runs(&self) -> Result<Vec<StatusCount>, StoreError> {
+        query::count_runs(&self.pool).await
+    }
+
+    async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
+        query::queue_depth(&self.pool, self.now()).await
+    }
+
+    async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError> {
+        stats::stats(&self.pool, window).await
+    }
+
+    async fn credential(&self, name: &str) -> Result<Option<String>, StoreError> {
+        operations::credential(&self.pool, name).await
+    }
+
+    async fn save_credential(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        operations::save_credential(&self.pool, name, value, self.now()).await
+    }
+
+    async fn save_config_version(
+        &self,
+        version: &str,
+        sources: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        operations::save_config_version(&self.pool, version, sources, self.now()).await
+    }
+
+    async fn config_version(&self, version: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        operations::config_version(&self.pool, version).await
+    }
+
+    async fn flow_state(&self, flow: &str) -> Result<serde_json::Value, StoreError> {
+        journal::flow_state(&self.pool, flow).await
+    }
+
+    async fn put_flow_state(
+        &self,
+        flow: &str,
+        state: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        journal::put_flow_state(&self.pool, flow, state, self.now()).await
+    }
+
+    async fn put_sealed_secret(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        operations::put_sealed_secret(&self.pool, name, sealed, self.now()).await
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
+        operations::delete_secret(&self.pool, name).await
+    }
+
+    async fn secret_names(&self) -> Result<Vec<SecretInfo>, StoreError> {
+        operations::secret_names(&self.pool).await
+    }
+
+    async fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        operations::sealed_secrets(&self.pool).await
+    }
+
+    async fn count_credentials(&self) -> Result<u64, StoreError> {
+        operations::count_credentials(&self.pool).await
+    }
+
+    async fn delete_sealed(&self) -> Result<u64, StoreError> {
+        operations::delete_sealed(&self.pool).await
+    }
+
+    fn fault(&self) -> Option<StoreFault> {
+        // A database that cannot be reached fails the calls themselves,
+        // which report it; there is no file to watch.
+        None
+    }
+
+    async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        audit::record_audit(&self.pool, entries).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        audit::list_audit(&self.pool, filter).await
+    }
+
+    async fn purge_audit(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        audit::purge_audit(&self.pool, before.timestamp_millis(), limit).await
+    }
+
+    async fn record_drift(
+        &self,
+        observations: &[DriftObservation],
+    ) -> Result<Vec<bool>, StoreError> {
+        drift::record_drift(&self.pool, observations, self.now()).await
+    }
+
+    async fn list_drift(&self) -> Result<Vec<Drift>, StoreError> {
+        drift::list_drift(&self.pool).await
+    }
+}
