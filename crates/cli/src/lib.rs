@@ -11,6 +11,7 @@ mod logging;
 mod node;
 mod remote;
 mod secrets;
+mod store_at;
 mod telemetry;
 
 use std::process::ExitCode;

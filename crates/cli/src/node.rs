@@ -17,7 +17,7 @@ use patchbay_config::{Diagnostic, Env, Project, Report};
 use patchbay_engine::{Build, Engine, EngineOptions, EngineTasks, ReloadFrom, Roles, SystemClock};
 use patchbay_server::tls::CertResolver;
 use patchbay_server::{ApiAccess, BrowserPolicy, ServerSettings};
-use patchbay_store::{MasterKey, Secrets, SqliteOptions, SqliteStore, Store};
+use patchbay_store::{MasterKey, Secrets, Store};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -156,7 +156,7 @@ impl Node {
         // One recorder per process, behind `GET /metrics`; later nodes of
         // the same process (tests, the demo) share it.
         patchbay_server::metrics::install_recorder().map_err(anyhow::Error::msg)?;
-        let store = open_store(project).await?;
+        let store = open_store(project, env).await?;
         let secrets = options
             .master_key
             .map(|key| Secrets::new(store.clone(), key));
@@ -215,15 +215,8 @@ impl Node {
     }
 }
 
-/// Opens the project's SQLite store, creating it on first use.
-pub async fn open_store(project: &Project) -> anyhow::Result<Arc<dyn Store>> {
-    open_store_at(&project.store_path()).await
-}
-
-/// Opens the SQLite store at `path`, creating it on first use.
-pub async fn open_store_at(path: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
-    let store = SqliteStore::open(SqliteOptions::new(path))
-        .await
-        .with_context(|| format!("cannot open the store at {}", path.display()))?;
-    Ok(Arc::new(store))
+/// Opens the store `project` names (the SQLite file, or its PostgreSQL
+/// database, whose URL is resolved with `env`).
+pub async fn open_store(project: &Project, env: &dyn Env) -> anyhow::Result<Arc<dyn Store>> {
+    crate::store_at::StoreAt::of(project, env)?.open().await
 }

@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use anyhow::Context;
 use patchbay_config::{Diagnostic, ProcessEnv, Project, Report, WithSecrets};
 use patchbay_engine::{LoadedProject, ProjectSource};
-use patchbay_store::{MASTER_KEY_ENV, MasterKey, Secrets, SqliteOptions, SqliteStore, Store};
+use patchbay_store::{MASTER_KEY_ENV, MasterKey, Secrets};
+
+use crate::store_at::StoreAt;
 
 /// The master key of the store at `store_path`: from `PATCHBAY_MASTER_KEY`,
 /// else from the key file beside the store, created when `create` allows.
@@ -42,21 +42,21 @@ pub struct FoundKey {
 impl FoundKey {
     /// Says on standard error what `--dangerous-new-master-key` deleted, if
     /// anything, for a node that stops before logging starts.
-    pub fn tell(&self, store_path: &Path) {
+    pub fn tell(&self, store: &StoreAt) {
         if let Some(deleted) = self.deleted {
             eprintln!(
                 "note: --dangerous-new-master-key: the master key was missing; deleted the \
                  {deleted} secret(s) and credential(s) it sealed in {}",
-                store_path.display()
+                store.shown()
             );
         }
     }
 
     /// Logs what `--dangerous-new-master-key` deleted, if anything.
-    pub fn log(&self, store_path: &Path) {
+    pub fn log(&self, store: &StoreAt) {
         if let Some(deleted) = self.deleted {
             tracing::warn!(
-                store = %store_path.display(),
+                store = %store.shown(),
                 deleted,
                 "--dangerous-new-master-key: the master key was missing; deleted the secrets and \
                  credentials it sealed"
@@ -72,11 +72,11 @@ impl FoundKey {
 /// `danger_new_master_key` that data is deleted instead, so that
 /// [`node_key`] may create a key. Creates nothing else.
 pub async fn existing_node_key(
-    store_path: &Path,
+    store_at: &StoreAt,
     danger_new_master_key: bool,
 ) -> anyhow::Result<FoundKey> {
     let from_env = std::env::var(MASTER_KEY_ENV).ok();
-    let file = MasterKey::default_file(store_path);
+    let file = MasterKey::default_file(&store_at.path);
     let none = FoundKey {
         key: None,
         deleted: None,
@@ -87,10 +87,10 @@ pub async fn existing_node_key(
             deleted: None,
         });
     }
-    if !store_path.exists() {
+    if !store_at.may_hold_data() {
         return Ok(none);
     }
-    let store = crate::node::open_store_at(store_path).await?;
+    let store = store_at.open().await?;
     let secrets = store.secret_names().await?.len();
     let credentials = store.count_credentials().await?;
     if secrets == 0 && credentials == 0 {
@@ -102,7 +102,7 @@ pub async fn existing_node_key(
              credential(s), but its master key is missing: restore {} or set \
              {MASTER_KEY_ENV}. To start over with a new key, which deletes what the old one \
              sealed, pass --dangerous-new-master-key",
-            store_path.display(),
+            store_at.shown(),
             file.display()
         );
     }
@@ -115,42 +115,42 @@ pub async fn existing_node_key(
 
 /// The master key of a node serving the store at `store_path`, created
 /// (mode 0600) when there is none and nothing sealed needs the old one.
-pub async fn node_key(store_path: &Path) -> anyhow::Result<MasterKey> {
-    if let Some(key) = existing_node_key(store_path, false).await?.key {
+pub async fn node_key(store_at: &StoreAt) -> anyhow::Result<MasterKey> {
+    if let Some(key) = existing_node_key(store_at, false).await?.key {
         return Ok(key);
     }
-    Ok(MasterKey::load(None, &MasterKey::default_file(store_path))?)
+    Ok(MasterKey::load(
+        None,
+        &MasterKey::default_file(&store_at.path),
+    )?)
 }
 
 /// Where a project keeps its store, read leniently: a project with other
 /// problems still names its store.
-pub fn store_path(dir: &Path) -> Result<PathBuf, Report> {
-    let (project, _) = Project::load_partial(dir, &ProcessEnv)?;
-    Ok(project.store_path())
+pub fn store_at(dir: &Path) -> anyhow::Result<StoreAt> {
+    let (project, _) = Project::load_partial(dir, &ProcessEnv)
+        .map_err(|report| anyhow::anyhow!("cannot load the project:\n{report}"))?;
+    StoreAt::of(&project, &ProcessEnv)
 }
 
 /// Every secret of the store at `store_path`, opened. An absent store, or
 /// one without secrets, needs no master key and gives none.
-pub async fn resolve(store_path: &Path) -> anyhow::Result<HashMap<String, String>> {
-    if !store_path.exists() {
+pub async fn resolve(store_at: &StoreAt) -> anyhow::Result<HashMap<String, String>> {
+    if !store_at.may_hold_data() {
         return Ok(HashMap::new());
     }
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(SqliteOptions::new(store_path))
-            .await
-            .with_context(|| format!("cannot open the store at {}", store_path.display()))?,
-    );
+    let store = store_at.open().await?;
     if store.secret_names().await?.is_empty() {
         return Ok(HashMap::new());
     }
-    let secrets = Secrets::new(store, master_key(store_path, false)?);
+    let secrets = Secrets::new(store, master_key(&store_at.path, false)?);
     Ok(secrets.resolve_all().await?)
 }
 
 /// The process environment with the project's secrets in front of it.
 pub async fn project_env(dir: &Path) -> anyhow::Result<WithSecrets<ProcessEnv>> {
-    let secrets = match store_path(dir) {
-        Ok(path) => resolve(&path).await?,
+    let secrets = match store_at(dir) {
+        Ok(at) => resolve(&at).await?,
         // The real load reports the problem, with the rest.
         Err(_) => HashMap::new(),
     };

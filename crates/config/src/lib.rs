@@ -62,8 +62,8 @@ pub use schema::{flow_schema, project_schema};
 pub use secret::Secret;
 pub use settings::TelemetryConfig;
 pub use settings::{
-    ApiConfig, ApiScope, ApiTokenConfig, EngineConfig, ExpressionConfig, ServerConfig, StoreConfig,
-    TlsConfig,
+    ApiConfig, ApiScope, ApiTokenConfig, EngineConfig, ExpressionConfig, PostgresConfig,
+    ServerConfig, StoreConfig, TlsConfig,
 };
 pub use suggest::closest as suggest_closest;
 pub use validate::{RESERVED_PATHS, is_header_name};

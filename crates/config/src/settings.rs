@@ -167,8 +167,13 @@ impl std::fmt::Display for ApiScope {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// SQLite database file, relative to the project folder.
+    /// SQLite database file, relative to the project folder. With
+    /// `postgres`, the master key file (`master.key`) is still kept in its
+    /// folder.
     pub path: String,
+    /// Keep the store in PostgreSQL instead of the SQLite file, so that
+    /// several nodes can share it (see `docs/scale-out.md`).
+    pub postgres: Option<PostgresConfig>,
     /// How long finished runs (succeeded, skipped, dead) and their journal
     /// are kept after they finish (default `30d`); `0s` keeps them forever.
     /// A webhook's dedupe key is remembered as long as its run is.
@@ -179,10 +184,28 @@ pub struct StoreConfig {
     pub audit_retention: HumanDuration,
 }
 
+/// The PostgreSQL database of a store.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:5432/database`; may use
+    /// `${env:NAME}` (not `${secret:...}`: secrets are kept in the store
+    /// itself).
+    pub url: Located<String>,
+    /// Keep the tables in this schema (created if missing) rather than the
+    /// connection's default.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Most connections this node opens (default 16).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: ".patchbay/patchbay.db".into(),
+            postgres: None,
             retention: Duration::from_secs(30 * 24 * 3600).into(),
             audit_retention: Duration::from_secs(365 * 24 * 3600).into(),
         }

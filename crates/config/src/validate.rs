@@ -43,6 +43,7 @@ pub fn project(project: &Project, env: &dyn Env) -> Report {
         );
     }
     check_settings(project, &mut report);
+    check_store(project, env, &mut report);
     check_telemetry(project, &mut report);
     check_api(project, env, &mut report);
 
@@ -95,6 +96,35 @@ fn check_api_version(
     {
         problem(format!(
             "connector `{name}`: `api_version` sends `{header}`, which `headers` sets too (as `{written}`): keep one"
+        ));
+    }
+}
+
+fn check_store(project: &Project, env: &dyn Env, report: &mut Report) {
+    let Some(postgres) = &project.config.store.postgres else {
+        return;
+    };
+    let url = &postgres.url;
+    let at = |message: String| Diagnostic::new(&project.root_file, url.line, url.column, message);
+    if url.contains("${secret:") {
+        report.push(at(
+            "`store.postgres.url` cannot use `${secret:...}`: secrets are kept in the store itself; use `${env:NAME}`".to_string(),
+        ));
+        return;
+    }
+    match interpolate(url, env) {
+        // The URL may hold a password: it is never quoted.
+        Ok(resolved) => match url::Url::parse(&resolved) {
+            Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => {}
+            _ => report.push(at(
+                "`store.postgres.url` must be a URL such as `postgres://user:password@host:5432/database`".to_string(),
+            )),
+        },
+        Err(e) => report.push(at(format!("`store.postgres.url`: {e}"))),
+    }
+    if postgres.max_connections == Some(0) {
+        report.push(at(
+            "`store.postgres.max_connections` must be at least 1".to_string()
         ));
     }
 }

@@ -154,7 +154,8 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     .with_fallback(ProcessEnv);
     let prepared = embedded_project(&dir, &env)?;
     let project = prepared.build.project.clone();
-    let master_key = crate::secrets::node_key(&project.store_path()).await?;
+    let master_key =
+        crate::secrets::node_key(&crate::store_at::StoreAt::of(&project, &env)?).await?;
 
     let node = match Node::start(
         prepared,

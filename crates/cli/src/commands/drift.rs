@@ -45,13 +45,12 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
 }
 
 async fn read(dir: &Path) -> anyhow::Result<Vec<Drift>> {
-    let path = crate::secrets::store_path(dir)
-        .map_err(|report| anyhow::anyhow!("cannot load the project:\n{report}"))?;
-    if !path.exists() {
+    let at = crate::secrets::store_at(dir)?;
+    if !at.may_hold_data() {
         // Nothing was ever recorded; opening would create an empty store.
         return Ok(Vec::new());
     }
-    let store = crate::node::open_store_at(&path).await?;
+    let store = at.open().await?;
     Ok(store.list_drift().await?)
 }
 

@@ -36,7 +36,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Failure);
         }
     };
-    let store = crate::node::open_store(&build.project).await?;
+    let store = crate::node::open_store(&build.project, &env).await?;
     // Rotated refresh tokens are sealed with the store's key; `invoke`
     // creates none (that is `run`'s job), so without one they stay in memory.
     let secrets = crate::secrets::master_key(&build.project.store_path(), false)

@@ -40,10 +40,10 @@ pub async fn execute(
     // First, before secrets are resolved: a missing key beside sealed data
     // stops the node here (or, with the flag, that data is deleted). A new
     // key is created only once the project is known to be valid.
-    let store_path = crate::secrets::store_path(&args.dir).ok();
-    let found_key = match &store_path {
-        Some(path) => {
-            Some(crate::secrets::existing_node_key(path, args.dangerous_new_master_key).await?)
+    let store_at = crate::secrets::store_at(&args.dir).ok();
+    let found_key = match &store_at {
+        Some(at) => {
+            Some(crate::secrets::existing_node_key(at, args.dangerous_new_master_key).await?)
         }
         // The load below reports what is wrong with the project.
         None => None,
@@ -58,21 +58,21 @@ pub async fn execute(
                 args.dir.display()
             );
             // Logging has not started: what was deleted is said here.
-            if let (Some(found), Some(path)) = (&found_key, &store_path) {
-                found.tell(path);
+            if let (Some(found), Some(at)) = (&found_key, &store_at) {
+                found.tell(at);
             }
             return Ok(Outcome::Failure);
         }
     };
     let project = &prepared.build.project;
     start_logging(Tracing::start(&project.config.telemetry).map_err(anyhow::Error::msg)?);
-    if let (Some(found), Some(path)) = (&found_key, &store_path) {
-        found.log(path);
+    if let (Some(found), Some(at)) = (&found_key, &store_at) {
+        found.log(at);
     }
     for warning in &prepared.build.warnings {
         warn!(warning = %warning, "configuration warning");
     }
-    let store = project.store_path();
+    let store = crate::store_at::StoreAt::of(project, &env)?;
     let master_key = match found_key.and_then(|found| found.key) {
         Some(key) => key,
         None => crate::secrets::node_key(&store).await?,
@@ -95,7 +95,7 @@ pub async fn execute(
         },
     )
     .await?;
-    info!(address = %node.address, store = %store.display(), "listening");
+    info!(address = %node.address, store = %store.shown(), "listening");
     // Printed on stdout too, so scripts (and tests) can read the bound port.
     println!("patchbay listening on http://{}", node.address);
     wait_for_signal().await;

@@ -300,7 +300,7 @@ async fn open(dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<dyn patchb
         Ok((project, _)) => project,
         Err(report) => anyhow::bail!("cannot load the project:\n{report}"),
     };
-    crate::node::open_store(&project).await
+    crate::node::open_store(&project, &ProcessEnv).await
 }
 
 async fn cancel(

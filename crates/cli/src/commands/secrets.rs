@@ -119,9 +119,8 @@ pub async fn execute(command: SecretsCommand) -> anyhow::Result<Outcome> {
 /// `set` into a store holding no secrets yet: a new key beside secrets
 /// sealed with a lost one would only make them unreadable for good.
 async fn secrets(dir: &Path, create_key: bool) -> anyhow::Result<Secrets> {
-    let store_path = crate::secrets::store_path(dir)
-        .map_err(|report| anyhow::anyhow!("cannot load the project:\n{report}"))?;
-    let store = crate::node::open_store_at(&store_path).await?;
+    let at = crate::secrets::store_at(dir)?;
+    let store = at.open().await?;
     let empty = store.secret_names().await?.is_empty();
     let key = if empty && !create_key {
         // Nothing stored: any key opens nothing, and none is created.
@@ -129,7 +128,7 @@ async fn secrets(dir: &Path, create_key: bool) -> anyhow::Result<Secrets> {
     } else {
         // Stored credentials are sealed with the key too.
         let nothing_sealed = empty && store.count_credentials().await? == 0;
-        crate::secrets::master_key(&store_path, create_key && nothing_sealed)?
+        crate::secrets::master_key(&at.path, create_key && nothing_sealed)?
     };
     Ok(Secrets::new(store, key))
 }

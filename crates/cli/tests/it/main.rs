@@ -27,6 +27,7 @@ mod logs_redaction;
 mod metrics;
 mod outbound;
 mod paginate;
+mod postgres_store;
 mod response_headers;
 mod retention;
 mod retry;
