@@ -37,6 +37,7 @@ mod depth;
 mod drift;
 mod error;
 mod health;
+mod listing;
 mod model;
 mod postgres;
 mod replay;

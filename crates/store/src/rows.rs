@@ -7,7 +7,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::{ConnectorBucket, Drift, DriftKind, FlowBucket, QueueDepth, Stats, StoreError};
+use crate::{
+    ConnectorBucket, Drift, DriftKind, FlowBucket, QueueDepth, SecretInfo, Stats, StoreError,
+};
 
 pub(crate) fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -200,4 +202,12 @@ where
         running: count("running")?,
         oldest_ready_since: parse_opt_time("oldest", oldest)?,
     })
+}
+
+/// A secret's name and update time, as both stores list them.
+pub(crate) fn secret_info((name, updated_at): (String, i64)) -> SecretInfo {
+    SecretInfo {
+        name,
+        updated_at: DateTime::from_timestamp_millis(updated_at).unwrap_or_default(),
+    }
 }

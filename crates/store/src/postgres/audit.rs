@@ -10,7 +10,6 @@ use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 
 use super::codec::{corrupt, get, id_floor, parse_time};
-use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::{AuditEntry, AuditFilter, StoreError};
 
 /// Inserts an entry, or completes one written ahead of its action: only
@@ -61,10 +60,7 @@ pub(super) async fn list_audit(
     pool: &PgPool,
     filter: &AuditFilter,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let limit = match filter.limit {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
-    };
+    let limit = crate::listing::page_limit(filter.limit);
     let rows = match filter.before {
         Some(before) => {
             sqlx::query(NEXT_PAGE)

@@ -122,13 +122,7 @@ pub(super) async fn secret_names(pool: &PgPool) -> Result<Vec<SecretInfo>, Store
         sqlx::query_as("SELECT name, updated_at FROM secrets ORDER BY name")
             .fetch_all(pool)
             .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, updated_at)| SecretInfo {
-            name,
-            updated_at: chrono::DateTime::from_timestamp_millis(updated_at).unwrap_or_default(),
-        })
-        .collect())
+    Ok(rows.into_iter().map(crate::rows::secret_info).collect())
 }
 
 pub(super) async fn sealed_secrets(pool: &PgPool) -> Result<Vec<(String, Vec<u8>)>, StoreError> {

@@ -3,19 +3,13 @@
 //! queue metrics. Semantics are those of the `Store` trait and of
 //! `crate::sqlite::query` and `depth`.
 
-use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use sqlx::AssertSqlSafe;
 use sqlx::PgPool;
 
 use super::codec::{RUN_COLUMNS, get, id_floor, parse_status, parse_u64, run_from_row};
-use crate::{QueueDepth, Run, RunFilter, RunId, RunStatus, StatusCount, StoreError};
-
-/// Page size when the filter does not name one.
-pub(super) const DEFAULT_LIMIT: u32 = 50;
-/// Largest page a caller can ask for.
-pub(super) const MAX_LIMIT: u32 = 1000;
+use crate::{QueueDepth, Run, RunFilter, RunId, StatusCount, StoreError};
 
 static SELECT_RUN: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"));
@@ -50,10 +44,7 @@ pub(super) async fn run(pool: &PgPool, run: RunId) -> Result<Option<Run>, StoreE
 }
 
 pub(super) async fn list_runs(pool: &PgPool, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
-    let limit = match filter.limit {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
-    };
+    let limit = crate::listing::page_limit(filter.limit);
 
     let sql = listing_sql(filter);
     let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -79,57 +70,18 @@ pub(super) async fn list_runs(pool: &PgPool, filter: &RunFilter) -> Result<Vec<R
     rows.iter().map(run_from_row).collect()
 }
 
-/// The text of [`list_runs`]'s statement for `filter`: a condition per
-/// filter given, in the order the values are bound, then the page size.
+/// The text of [`list_runs`]'s statement for `filter`, in PostgreSQL's dialect.
 fn listing_sql(filter: &RunFilter) -> String {
-    // Assembled only from the fixed fragments below, never from filter
-    // values (those are bound); each combination of filters is its own
-    // statement, prepared once per connection.
-    let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs");
-    let mut conditions = Vec::new();
-    let mut param = 0;
-    let mut next = |column: &str, op: &str| {
-        param += 1;
-        format!("{column} {op} ${param}")
-    };
-    if filter.flow.is_some() {
-        conditions.push(next("flow", "="));
-    }
-    if let Some(status) = filter.status {
-        conditions.push(next("status", "="));
-        // A generic plan cannot prove `status = $n` implies the predicate
-        // of the partial `runs_unsucceeded` index; spelling it out can.
-        if status != RunStatus::Succeeded {
-            conditions.push("status <> 'succeeded'".into());
-        }
-    }
-    if filter.before.is_some() {
-        conditions.push(next("id", "<"));
-    }
-    // Ids are UUIDv7, led by their creation time in milliseconds: a time
-    // bound is an id bound, served by the primary key like the paging.
-    if filter.since.is_some() {
-        conditions.push(next("id", ">="));
-    }
-    if filter.until.is_some() {
-        conditions.push(next("id", "<"));
-    }
-    if filter.error_contains.is_some() {
-        // The needle is bound already folded; `strpos` takes it as plain
-        // text, where `LIKE` would read `%` and `_` as patterns.
-        param += 1;
-        conditions.push(format!(
-            "strpos(translate(error, '{ASCII_UPPER}', '{ASCII_LOWER}'), ${param}) > 0"
-        ));
-    }
-    let limit_param = param + 1;
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    // Writing to a String cannot fail.
-    let _ = write!(sql, " ORDER BY id DESC LIMIT ${limit_param}");
-    sql
+    crate::listing::runs_sql(
+        &format!("SELECT {RUN_COLUMNS} FROM runs"),
+        filter,
+        |param| {
+            // The needle is bound already folded; `strpos` takes it as plain
+            // text, where `LIKE` would read `%` and `_` as patterns.
+            format!("strpos(translate(error, '{ASCII_UPPER}', '{ASCII_LOWER}'), ${param}) > 0")
+        },
+        "LIMIT $",
+    )
 }
 
 pub(super) async fn count_runs(pool: &PgPool) -> Result<Vec<StatusCount>, StoreError> {

@@ -359,10 +359,7 @@ pub(super) async fn reschedule(
         .bind(now)
         .execute(pool)
         .await?;
-    if updated.rows_affected() == 0 {
-        return Err(StoreError::LeaseLost { run });
-    }
-    Ok(())
+    lease_held(updated.rows_affected(), run)
 }
 
 pub(super) async fn suspend(
@@ -379,7 +376,13 @@ pub(super) async fn suspend(
         .bind(now)
         .execute(pool)
         .await?;
-    if updated.rows_affected() == 0 {
+    lease_held(updated.rows_affected(), run)
+}
+
+/// A lease-checked write that touched no row found the run no longer
+/// held by its caller.
+fn lease_held(rows: u64, run: RunId) -> Result<(), StoreError> {
+    if rows == 0 {
         return Err(StoreError::LeaseLost { run });
     }
     Ok(())

@@ -6,7 +6,6 @@ use rusqlite::Connection;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::codec::{get, id_text, millis, parse_id, parse_time};
-use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::{AuditEntry, AuditFilter, StoreError};
 
 /// The text every audit id created in `time`'s millisecond starts with: the
@@ -68,10 +67,7 @@ pub(super) async fn list_audit(
     reader: &SqlitePool,
     filter: &AuditFilter,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let limit = match filter.limit {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
-    };
+    let limit = crate::listing::page_limit(filter.limit);
     let rows = match filter.before {
         Some(before) => {
             sqlx::query(NEXT_PAGE)

@@ -20,13 +20,7 @@ pub(super) async fn secret_names(reader: &SqlitePool) -> Result<Vec<SecretInfo>,
         sqlx::query_as("SELECT name, updated_at FROM secrets ORDER BY name")
             .fetch_all(reader)
             .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, updated_at)| SecretInfo {
-            name,
-            updated_at: chrono::DateTime::from_timestamp_millis(updated_at).unwrap_or_default(),
-        })
-        .collect())
+    Ok(rows.into_iter().map(crate::rows::secret_info).collect())
 }
 
 pub(super) fn put_sealed_secret(
