@@ -216,6 +216,12 @@ test("the dashboard follows a run, a dead letter and its replay", async (t) => {
     assert.equal(await page.locator("[data-chart] canvas").count(), 6);
     const started = await page.locator('#flow-summary tr[data-flow="order"] td').nth(1).innerText();
     assert.equal(Number(started), 2, "both orders counted");
+    // The node serving the page reported itself and, alone, leads.
+    const node = page.locator('#nodes tr[data-alive="true"][data-leader="true"]');
+    await node.waitFor(WAIT);
+    assert.match(await node.innerText(), /this node/);
+    assert.match(await node.innerText(), /127\.0\.0\.1:\d+/);
+    assert.equal(await page.locator("#nodes tbody tr").count(), 1);
     await shot("08-overview");
   });
 

@@ -187,6 +187,7 @@ impl Node {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let address = listener.local_addr()?;
+        engine.membership().set_address(address.to_string());
         let server = tokio::spawn(patchbay_server::serve(
             engine.clone(),
             listener,

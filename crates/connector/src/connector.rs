@@ -405,4 +405,12 @@ impl Connectors {
             connector.set_token_store(Arc::clone(&store));
         }
     }
+
+    /// Makes every connector's `rate_limit` a budget shared with the other
+    /// nodes through `rate` (see [`crate::SharedRate`]).
+    pub fn set_shared_rate(&self, rate: Arc<dyn crate::SharedRate>) {
+        for connector in self.by_name.values() {
+            connector.throttle.share(Arc::clone(&rate));
+        }
+    }
 }

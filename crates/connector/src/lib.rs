@@ -79,6 +79,7 @@ pub mod redact;
 mod redirect;
 mod retry;
 mod send;
+mod shared_rate;
 mod signing;
 mod tls;
 mod token_store;
@@ -101,4 +102,5 @@ pub use paginate::{Collected, Link, Page, Pagination, Paginator, next_link, pars
 pub use recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota, WINDOW_MINUTES};
 pub use retry::RetryPolicy;
 pub use send::{Delivered, Undelivered};
+pub use shared_rate::{SharedRate, SharedRateError};
 pub use token_store::{MemoryTokenStore, TokenStore, TokenStoreError};

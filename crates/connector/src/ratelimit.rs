@@ -18,6 +18,12 @@
 //! on one clock. Outside tests tokio's clock is the monotonic clock; a test
 //! that pauses tokio's time drives the limiter with it.
 //!
+//! With a [`SharedRate`] attached (nodes sharing a store), the slot is taken
+//! from the shared budget instead of the node's own limiter, so the limit
+//! holds across the cluster. Should the shared budget be unreachable, the
+//! node falls back to its own limiter, warning once: calls go on at no
+//! more than the limit per node rather than stopping.
+//!
 //! Upstream pauses apply to the whole connector, configured limit or not: a
 //! `429` with `Retry-After`, or a response saying the quota is used up
 //! (`X-RateLimit-Remaining: 0` with `X-RateLimit-Reset`, or the IETF
@@ -37,6 +43,7 @@ use patchbay_config::{RateLimitConfig, default_max_wait};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::SharedRate;
 use crate::call::Response;
 use crate::error::CallError;
 use crate::events::UpstreamPauseRequested;
@@ -68,6 +75,13 @@ pub(crate) struct Throttle {
 
 struct Limit {
     limiter: RateLimiter<String, DefaultKeyedStateStore<String>, TokioClock>,
+    /// The cluster's budget, when the node shares one.
+    shared: std::sync::OnceLock<Arc<dyn SharedRate>>,
+    /// The limiter's key prefix in the shared budget: the connector's name.
+    shared_prefix: String,
+    burst: u32,
+    /// Whether the shared budget's failure was reported already.
+    shared_failed: std::sync::atomic::AtomicBool,
     /// One queue per key; an entry lives while someone waits on it.
     queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Time between two slots, the hint when the queue is too long.
@@ -78,7 +92,9 @@ struct Limit {
 impl Throttle {
     pub(crate) fn build(connector: &str, config: Option<&RateLimitConfig>) -> Result<Self, String> {
         let max_wait = config.map_or_else(default_max_wait, |c| c.max_wait).0;
-        let limit = config.map(Limit::build).transpose()?;
+        let limit = config
+            .map(|config| Limit::build(connector, config))
+            .transpose()?;
         Ok(Throttle {
             connector: connector.to_string(),
             max_wait,
@@ -107,10 +123,9 @@ impl Throttle {
         };
         loop {
             self.sit_out_pause(deadline).await.map_err(refuse)?;
-            let Err(not_until) = limit.limiter.check_key(&key) else {
+            let Some(wait) = limit.check(&key).await else {
                 break;
             };
-            let wait = not_until.wait_time_from(limit.limiter.clock().now());
             if Instant::now() + wait > deadline {
                 return Err(refuse(Some(wait)));
             }
@@ -157,6 +172,13 @@ impl Throttle {
                 | CallError::AddressRefused { .. }
                 | CallError::RedirectRefused { .. },
             ) => {}
+        }
+    }
+
+    /// Takes slots from `rate`, shared with the other nodes, from now on.
+    pub(crate) fn share(&self, rate: Arc<dyn SharedRate>) {
+        if let Some(limit) = &self.limit {
+            let _ = limit.shared.set(rate);
         }
     }
 
@@ -229,7 +251,38 @@ impl std::fmt::Debug for Throttle {
 }
 
 impl Limit {
-    fn build(config: &RateLimitConfig) -> Result<Limit, String> {
+    /// Takes a slot of `key`: `None` when the call may go, or how long
+    /// until the next slot.
+    async fn check(&self, key: &str) -> Option<Duration> {
+        if let Some(shared) = self.shared.get() {
+            let shared_key = format!("{}/{key}", self.shared_prefix);
+            match shared.take(&shared_key, self.interval, self.burst).await {
+                Ok(wait) => {
+                    if self.shared_failed.swap(false, Ordering::Relaxed) {
+                        tracing::info!(
+                            connector = %self.shared_prefix,
+                            "the cluster's rate limit is read again"
+                        );
+                    }
+                    return wait;
+                }
+                Err(e) => {
+                    if !self.shared_failed.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            connector = %self.shared_prefix,
+                            error = %e,
+                            "the cluster's rate limit cannot be read; this node paces itself \
+                             alone until it can"
+                        );
+                    }
+                }
+            }
+        }
+        let not_until = self.limiter.check_key(&key.to_string()).err()?;
+        Some(not_until.wait_time_from(self.limiter.clock().now()))
+    }
+
+    fn build(connector: &str, config: &RateLimitConfig) -> Result<Limit, String> {
         if let Some(problem) = config.problems().into_iter().next() {
             return Err(problem);
         }
@@ -248,6 +301,10 @@ impl Limit {
             .allow_burst(burst);
         Ok(Limit {
             limiter: RateLimiter::new(quota, DefaultKeyedStateStore::default(), TokioClock),
+            shared: std::sync::OnceLock::new(),
+            shared_prefix: connector.to_string(),
+            burst: burst.get(),
+            shared_failed: std::sync::atomic::AtomicBool::new(false),
             queues: Mutex::new(HashMap::new()),
             interval,
             admitted: AtomicU64::new(0),

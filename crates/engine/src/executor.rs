@@ -21,7 +21,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use patchbay_connector::Connectors;
 use patchbay_expr::{EvalError, Expr, Vars};
 use patchbay_store::{
-    Clock, JournalEntry, Run, RunId, RunOutcome, RunStatus, StepStatus, Store, StoreError,
+    Claim, Clock, JournalEntry, Run, RunId, RunOutcome, RunStatus, StepStatus, Store, StoreError,
 };
 use serde_json::Value;
 // tokio's `Instant` rather than std's: it is std's unless time is paused,
@@ -243,16 +243,23 @@ impl Executor {
             let mut finished = match &held {
                 Some(entry) => {
                     self.store
-                        .finish_with_step(&self.owner, run.id, &outcome, entry)
+                        .finish_with_step(&self.owner, Claim::of(&run), &outcome, entry)
                         .await
                 }
-                None => self.store.finish(&self.owner, run.id, &outcome).await,
+                None => {
+                    self.store
+                        .finish(&self.owner, Claim::of(&run), &outcome)
+                        .await
+                }
             };
             if let Err(e @ StoreError::JournalFull { .. }) = &finished {
                 // The last step's entry has no room: the run is dead, as
                 // when any other step's entry has none.
                 outcome = journal_full(e);
-                finished = self.store.finish(&self.owner, run.id, &outcome).await;
+                finished = self
+                    .store
+                    .finish(&self.owner, Claim::of(&run), &outcome)
+                    .await;
             }
             let status = outcome.status;
             let error = outcome.error.clone();
@@ -312,7 +319,7 @@ impl Executor {
         let message = self.mask(&failure.message());
         match self
             .store
-            .reschedule(&self.owner, run.id, due, &message)
+            .reschedule(&self.owner, Claim::of(run), due, &message)
             .await
         {
             Ok(()) => {
@@ -856,7 +863,7 @@ impl Executor {
     /// `false` when the store refused (the lease then expires and the run is
     /// resumed).
     async fn park(&self, run: &Run, until: chrono::DateTime<Utc>) -> bool {
-        if let Err(e) = self.store.suspend(&self.owner, run.id, until).await {
+        if let Err(e) = self.store.suspend(&self.owner, Claim::of(run), until).await {
             warn!(error = %e, "run not suspended; it will be resumed");
             return false;
         }

@@ -40,6 +40,7 @@
 mod audit;
 mod build;
 pub mod caps;
+pub mod cluster;
 mod context;
 pub mod contracts;
 mod drift;
@@ -83,6 +84,7 @@ use tracing::{info, warn};
 
 pub use audit::AuditLog;
 pub use build::Build;
+pub use cluster::Membership;
 pub use error::EngineError;
 pub use evaluate::{Evaluator, Limits};
 pub use intake::Intake;
@@ -168,6 +170,8 @@ struct Inner {
     /// This node's workers, when it runs them: events accepted while one is
     /// free skip the queue.
     local: Option<LocalWorkers>,
+    /// This node among those sharing the store.
+    membership: Membership,
     store: Arc<dyn Store>,
     intake: Intake,
     responders: Responders,
@@ -223,10 +227,11 @@ impl Engine {
             clock,
         } = options;
         let plan = Arc::new(plan);
-        attach_token_store(&connectors, &store, secrets.as_ref());
+        attach_store(&connectors, &store, secrets.as_ref());
         connectors.publish_gauges();
         let settings: &EngineConfig = &project.config.engine;
         let owner = format!("node-{}", uuid::Uuid::now_v7());
+        let membership = Membership::new(owner.clone(), clock.now());
         let wake = Arc::new(Notify::new());
         let intake = Intake::start(store.clone(), settings.intake_batch, wake.clone());
         let responders = Responders::default();
@@ -301,6 +306,7 @@ impl Engine {
         if roles.workers && !(retention.is_zero() && audit_retention.is_zero()) {
             let janitor = retention::Janitor {
                 store: store.clone(),
+                membership: membership.clone(),
                 retention,
                 audit_retention,
                 shutdown: shutdown.clone(),
@@ -329,6 +335,7 @@ impl Engine {
                 live: ArcSwap::from_pointee(live),
                 executor: swappable_executor,
                 local,
+                membership: membership.clone(),
                 store: store.clone(),
                 intake,
                 responders,
@@ -343,6 +350,29 @@ impl Engine {
                 clock,
             }),
         };
+        // The heartbeat reads the engine's live state, so it starts once
+        // the engine exists; it holds it weakly, not to keep it alive.
+        let weak = Arc::downgrade(&engine.inner);
+        let busy = Arc::downgrade(&engine.inner);
+        tracker.spawn(
+            cluster::Heartbeat {
+                membership,
+                store: store.clone(),
+                config_version: Box::new(move || {
+                    weak.upgrade()
+                        .map(|inner| inner.live.load().plan.version.clone())
+                        .unwrap_or_default()
+                }),
+                in_flight: Box::new(move || {
+                    busy.upgrade()
+                        .and_then(|inner| inner.local.as_ref().map(|local| local.active.len()))
+                        .map_or(0, |runs| u64::try_from(runs).unwrap_or(u64::MAX))
+                }),
+                clock: engine.inner.clock.clone(),
+                shutdown: shutdown.clone(),
+            }
+            .run(),
+        );
         let tasks = EngineTasks {
             tracker,
             renewer,
@@ -428,7 +458,7 @@ impl Engine {
             .store
             .save_config_version(&plan.version, &versions::Versions::sources(&project))
             .await?;
-        attach_token_store(&connectors, &self.inner.store, self.inner.secrets.as_ref());
+        attach_store(&connectors, &self.inner.store, self.inner.secrets.as_ref());
         if let Some(executor) = &self.inner.executor {
             let old = executor.load();
             // The pool's threads are kept unless the budgets changed.
@@ -486,6 +516,11 @@ impl Engine {
             previous,
             changed: true,
         })
+    }
+
+    /// This node's identity and standing among the nodes sharing its store.
+    pub fn membership(&self) -> &Membership {
+        &self.inner.membership
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -617,12 +652,18 @@ impl EngineTasks {
 }
 
 /// Keeps the refresh tokens the connectors' OAuth 2.0 servers rotate in
-/// `store`, sealed with `secrets` when there are any.
-fn attach_token_store(connectors: &Connectors, store: &Arc<dyn Store>, secrets: Option<&Secrets>) {
+/// `store`, sealed with `secrets` when there are any; on a store nodes
+/// share, the connectors' rate limits too, so they hold for the cluster.
+fn attach_store(connectors: &Connectors, store: &Arc<dyn Store>, secrets: Option<&Secrets>) {
     connectors.set_token_store(Arc::new(tokens::StoredTokens {
         store: store.clone(),
         secrets: secrets.cloned(),
     }));
+    if store.is_shared() {
+        connectors.set_shared_rate(Arc::new(cluster::StoreRate {
+            store: store.clone(),
+        }));
+    }
 }
 
 /// Starts the source task of every trigger of `plan` that has one (each

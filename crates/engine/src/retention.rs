@@ -2,7 +2,9 @@
 //! `store.retention`, and audit entries once they are older than
 //! `store.audit_retention`, so the store's size, and the cost of its
 //! indexes, follow the traffic of the retention window rather than all
-//! history.
+//! history. Only the node holding the leader lease purges
+//! ([`crate::cluster`]): on a store several nodes share, one node's deletes
+//! are enough.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,9 @@ const BATCH: u32 = 500;
 
 pub(crate) struct Janitor {
     pub store: Arc<dyn Store>,
+    /// Only the leader purges: one node's deletes are enough, and several
+    /// nodes' would only contend for the same rows.
+    pub membership: crate::Membership,
     /// How long finished runs are kept; zero keeps them forever.
     pub retention: Duration,
     /// How long audit entries are kept; zero keeps them forever.
@@ -49,6 +54,9 @@ impl Janitor {
     pub async fn run(self) {
         let interval = self.interval();
         loop {
+            if !self.membership.until_leader(&self.shutdown).await {
+                return;
+            }
             self.purge(Kind::Runs, self.retention).await;
             self.purge(Kind::AuditEntries, self.audit_retention).await;
             tokio::select! {

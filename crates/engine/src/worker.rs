@@ -44,6 +44,10 @@ impl ActiveRuns {
         self.lock().remove(&run);
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     fn snapshot(&self) -> Vec<RunId> {
         self.lock().iter().copied().collect()
     }

@@ -24,6 +24,9 @@
 //!   ([`Secrets`]);
 //! - **flow state** is a JSON document per flow, written by `set_state`
 //!   atomically with the journal entry of the step that wrote it;
+//! - the **nodes** sharing the store report themselves on a heartbeat, and
+//!   a named **lease** gives one of them a duty, such as the leader's
+//!   housekeeping ([`NodeSeen`], [`LEADER_LEASE`]);
 //! - the **audit log** records the management API's mutating requests and
 //!   refused tokens ([`AuditEntry`]);
 //! - every instant the store records or compares comes from its [`Clock`]
@@ -33,6 +36,7 @@
 
 mod audit;
 mod clock;
+mod cluster;
 mod depth;
 mod drift;
 mod error;
@@ -50,12 +54,13 @@ pub use audit::{
     ANONYMOUS, AuditEntry, AuditFilter, AuditId, MAX_AUDIT_TARGET_CHARS, audit_target,
 };
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use cluster::{LEADER_LEASE, NodeReport, NodeSeen};
 pub use depth::QueueDepth;
 pub use drift::{Drift, DriftKind, DriftObservation, MAX_DRIFT_EXAMPLE_CHARS};
 pub use error::StoreError;
 pub use health::StoreFault;
 pub use model::{
-    CancelOutcome, EnqueueOutcome, IntakeLease, JournalEntry, NewRun, Run, RunFilter, RunId,
+    CancelOutcome, Claim, EnqueueOutcome, IntakeLease, JournalEntry, NewRun, Run, RunFilter, RunId,
     RunOutcome, RunStatus, StatusCount, StepStatus,
 };
 pub use postgres::{PgOptions, PgStore};
@@ -71,9 +76,11 @@ use std::time::Duration;
 /// Durable storage for runs, the step journal and flow state.
 ///
 /// Every method is one transaction. Methods that change a claimed run take the
-/// worker's `owner` id and fail with [`StoreError::LeaseLost`] when another
-/// worker has taken the run over, so a stalled worker cannot overwrite the
-/// work of the one that replaced it.
+/// worker's `owner` id and its [`Claim`] (a journal entry carries the claim
+/// as its `attempt`) and fail with [`StoreError::LeaseLost`] unless the run
+/// is still running under that very claim: a stalled worker cannot
+/// overwrite the work of the one that replaced it, even a worker of its own
+/// node.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts runs in one transaction (group commit). A run whose
@@ -104,8 +111,8 @@ pub trait Store: Send + Sync + 'static {
     /// now, keeping their journal (used on graceful shutdown).
     async fn release(&self, owner: &str) -> Result<u64, StoreError>;
 
-    /// Appends a journal entry for a run held by `owner`. When `state` is
-    /// given, the flow's state is replaced in the same transaction.
+    /// Appends a journal entry for a run held by `owner` under the claim
+    /// the entry names (its `attempt`). When `state` is given, the flow's state is replaced in the same transaction.
     async fn record_step(
         &self,
         owner: &str,
@@ -119,8 +126,12 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a run held by `owner` with its final status, output or error,
     /// and clears its lease. A status that is not final is refused with
     /// [`StoreError::NotFinal`].
-    async fn finish(&self, owner: &str, run: RunId, outcome: &RunOutcome)
-    -> Result<(), StoreError>;
+    async fn finish(
+        &self,
+        owner: &str,
+        claim: Claim,
+        outcome: &RunOutcome,
+    ) -> Result<(), StoreError>;
 
     /// Appends the journal entry of a run's last step and ends the run, as
     /// [`Store::record_step`] then [`Store::finish`] would, in one
@@ -129,12 +140,12 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_with_step(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         outcome: &RunOutcome,
         entry: &JournalEntry,
     ) -> Result<(), StoreError> {
         self.record_step(owner, entry, None).await?;
-        self.finish(owner, run, outcome).await
+        self.finish(owner, claim, outcome).await
     }
 
     /// Puts a failed run held by `owner` back in the queue, due at `at`,
@@ -143,7 +154,7 @@ pub trait Store: Send + Sync + 'static {
     async fn reschedule(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         at: chrono::DateTime<chrono::Utc>,
         error: &str,
     ) -> Result<(), StoreError>;
@@ -154,7 +165,7 @@ pub trait Store: Send + Sync + 'static {
     async fn suspend(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         until: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError>;
 
@@ -264,4 +275,48 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<bool>, StoreError>;
     /// Every contract drift record, by connector and operation.
     async fn list_drift(&self) -> Result<Vec<Drift>, StoreError>;
+
+    /// Records a node's report, stamped with the store's clock as its last
+    /// heartbeat (the first report adds the node).
+    async fn heartbeat(&self, report: &NodeReport) -> Result<(), StoreError>;
+    /// Every node that ever reported and was not forgotten, by id.
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError>;
+    /// Forgets the nodes whose last heartbeat is older than `silent_since`;
+    /// returns how many.
+    async fn forget_nodes(
+        &self,
+        silent_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError>;
+    /// Takes lease `name` for `holder` until now + `ttl` when it is free,
+    /// expired or already `holder`'s, in one statement; returns whether
+    /// `holder` holds it now.
+    async fn hold_lease(&self, name: &str, holder: &str, ttl: Duration)
+    -> Result<bool, StoreError>;
+    /// Gives lease `name` up if `holder` holds it, so another node can take
+    /// it at once rather than when it expires.
+    async fn drop_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Who holds lease `name` now, if anyone (an expired lease has no
+    /// holder).
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Whether several nodes may share this store, so that what must hold
+    /// across nodes (rate limits) is kept in it rather than in each node.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Takes a slot of the rate limit `key` (a GCRA: one slot per
+    /// `interval`, up to `burst` back to back) on the store's clock, in one
+    /// statement: `None` when taken, or how long until the next slot.
+    async fn take_rate(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, StoreError>;
+    /// Forgets the rate limits idle since before `idle_since` (their budget
+    /// is full again: forgetting them changes nothing); returns how many.
+    async fn forget_rates(
+        &self,
+        idle_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError>;
 }

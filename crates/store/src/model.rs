@@ -153,6 +153,29 @@ impl NewRun {
     }
 }
 
+/// One claim of a run, as the lease-checked writes name it: the run and
+/// the claim's number, its `attempts` as the claim left it. The number is
+/// the claim's fencing token: every claim raises it and nothing lowers it,
+/// so a worker that stalled past its lease (and was replaced, even by a
+/// worker of the same node) holds a stale number and every write it makes
+/// fails with [`crate::StoreError::LeaseLost`]. A journal entry carries its
+/// claim's number as its `attempt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub run: RunId,
+    pub attempt: u32,
+}
+
+impl Claim {
+    /// The claim a worker holds on `run`, as the claim returned it.
+    pub fn of(run: &Run) -> Claim {
+        Claim {
+            run: run.id,
+            attempt: run.attempts,
+        }
+    }
+}
+
 /// The result of enqueuing one [`NewRun`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnqueueOutcome {

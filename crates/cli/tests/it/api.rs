@@ -379,6 +379,7 @@ fn operations(run: &str) -> Vec<(Method, String, &'static str, Option<Value>)> {
             None,
         ),
         (Method::GET, "/api/v1/stats".into(), "read", None),
+        (Method::GET, "/api/v1/nodes".into(), "read", None),
         (Method::GET, "/api/v1/config".into(), "admin", None),
         (Method::POST, "/api/v1/config/reload".into(), "admin", None),
         (Method::GET, "/api/v1/secrets".into(), "admin", None),
@@ -653,6 +654,41 @@ async fn runs_are_listed_filtered_searched_and_paged() {
         (404, "not_found")
     );
     node.stop();
+}
+
+/// The node reports itself on its heartbeat and, alone on its store,
+/// leads; the list says which node answered.
+#[tokio::test]
+async fn the_node_list_shows_this_node_alive_and_leading() {
+    let (_up, _project, node) = started(&[]).await;
+    let address = node.base.trim_start_matches("http://").to_string();
+    // The first report may precede the server's binding: the address
+    // comes with the next one, at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let shown = loop {
+        let shown = node.get("/api/v1/nodes", READ).await.body;
+        if shown["items"][0]["address"] == json!(address) {
+            break shown;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let items = shown["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{shown:#}");
+    let this = &items[0];
+    assert!(this["id"].as_str().unwrap().starts_with("node-"), "{this}");
+    assert_eq!(this["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (&this["alive"], &this["leader"], &this["this_node"]),
+        (&json!(true), &json!(true), &json!(true))
+    );
+    assert_eq!(this["runs_in_flight"], 0);
+    assert!(
+        this["config_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+    assert_eq!(shown["heartbeat_seconds"], 2);
 }
 
 #[tokio::test]

@@ -1,14 +1,14 @@
 // Overview: per-minute activity of every flow and connector over the last
 // hour, from GET /api/v1/stats, drawn with uPlot and refreshed every few
-// seconds.
+// seconds; and the nodes sharing the store, from GET /api/v1/nodes.
 //
 // Each chart's container says what it shows in data attributes
 // (`data-series`, `data-points`: values that are present and non-zero), so
 // tests and people inspecting the page can tell an empty chart from a
 // drawn one without reading pixels.
 
-import { api } from "./api.js";
-import { duration, h, notice, percent, startPage, every } from "./page.js";
+import { api, itemsOf } from "./api.js";
+import { badge, duration, h, notice, percent, startPage, every, time } from "./page.js";
 
 const REFRESH_MS = 5000;
 const COLORS = ["#3867d6", "#20bf6b", "#eb3b5a", "#f7b731", "#8854d0", "#0fb9b1", "#fa8231", "#4b6584"];
@@ -17,6 +17,7 @@ const charts = new Map();
 
 startPage("overview", () => {
   every(REFRESH_MS, refresh);
+  every(REFRESH_MS, refreshNodes);
   window.addEventListener("resize", () => {
     for (const chart of charts.values()) chart.plot.setSize(size(chart.box));
   });
@@ -221,4 +222,30 @@ function chart(parent, id, title, xs, things, valuesOf, format) {
   };
   entry.plot = new uPlot(opts, data, entry.box);
   entry.names = names.join("\n");
+}
+
+// One row per node: what it runs, its load, when it last reported, and
+// whether it is alive, leads the housekeeping, or answered this page.
+async function refreshNodes() {
+  const list = await api("/nodes");
+  const nodes = itemsOf(list);
+  const alive = nodes.filter((n) => n.alive).length;
+  document.getElementById("node-figures").textContent =
+    `${alive} of ${nodes.length} alive, heartbeat every ${list.heartbeat_seconds} s`;
+  const rows = nodes.map((n) =>
+    h(
+      "tr",
+      { "data-node": n.id, "data-alive": String(n.alive), "data-leader": String(n.leader) },
+      h("td", {}, h("strong", {}, n.id), n.this_node ? h("div", { class: "muted" }, "this node") : null),
+      h("td", {}, n.address || ""),
+      h("td", {}, n.version),
+      h("td", {}, h("code", {}, n.config_version)),
+      h("td", { class: "num" }, String(n.runs_in_flight)),
+      h("td", {}, time(n.last_heartbeat)),
+      h("td", {}, badge(n.alive ? "alive" : "silent"), n.leader ? [" ", badge("leader")] : null),
+    ),
+  );
+  document
+    .querySelector("#nodes tbody")
+    .replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { class: "empty", colspan: 7 }, "No node has reported yet"))]));
 }

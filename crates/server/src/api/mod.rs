@@ -2,7 +2,7 @@
 //! `/api/openapi.json` and its reference page at `/api/docs`.
 //!
 //! One file per resource: [`flows`], [`runs`], [`dead_letters`],
-//! [`connectors`], [`config`], [`secrets`], `stats`, [`drift`], [`audit`]
+//! [`connectors`], [`config`], [`secrets`], `stats`, [`drift`], [`nodes`], [`audit`]
 //! (which also records the audit log). Each declares its routes
 //! with `#[utoipa::path]`, which both registers the handler and describes
 //! it, including the scope it needs (`security(("bearer" = ["operate"]))`):
@@ -23,6 +23,7 @@ mod dead_letters;
 mod docs;
 mod drift;
 mod flows;
+mod nodes;
 mod openapi;
 mod page;
 mod runs;
@@ -64,6 +65,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(secrets::routes())
         .merge(audit::routes())
         .merge(drift::routes())
+        .merge(nodes::routes())
 }
 
 /// The `/api/v1` routes and the complete OpenAPI document describing them.

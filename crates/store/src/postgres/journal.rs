@@ -22,16 +22,19 @@ use crate::{JournalEntry, RunId, StoreError};
 /// of journal keys each run owns).
 pub(super) const ENTRIES_PER_RUN: i32 = 1 << 20;
 
-/// Takes the next entry number while the lease holds and the journal has
-/// room; returns it with the run's flow (whose state the entry may set).
+/// Takes the next entry number while the lease holds under the entry's
+/// claim (its `attempt`) and the journal has room; returns it with the
+/// run's flow (whose state the entry may set).
 const TAKE_NUMBER: &str = "\
 UPDATE runs SET journal_entries = journal_entries + 1
-WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND journal_entries < $3
+WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $4
+  AND journal_entries < $3
 RETURNING journal_entries - 1 AS n, flow";
 
 /// Whether the run is still leased to the owner: tells a full journal from
 /// a lost lease when no number was taken.
-const HELD: &str = "SELECT 1 FROM runs WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+const HELD: &str = "\
+SELECT 1 FROM runs WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3";
 
 const INSERT_ENTRY: &str = "\
 INSERT INTO journal (run_id, n, step_index, step_id, item, attempt, status, started_at,
@@ -54,7 +57,7 @@ ORDER BY j.n";
 
 const SELECT_STATE: &str = "SELECT state FROM flow_state WHERE flow = $1";
 
-/// Appends `entry` for a run leased to `owner`, and replaces the run's
+/// Appends `entry` for a run leased to `owner` under the entry's claim, and replaces the run's
 /// flow's state with `state` when given, inside the caller's transaction.
 pub(super) async fn insert_entry(
     connection: &mut PgConnection,
@@ -68,12 +71,14 @@ pub(super) async fn insert_entry(
         .bind(run)
         .bind(owner)
         .bind(ENTRIES_PER_RUN)
+        .bind(int4(entry.attempt))
         .fetch_optional(&mut *connection)
         .await?;
     let Some(taken) = taken else {
         let held = sqlx::query(HELD)
             .bind(run)
             .bind(owner)
+            .bind(int4(entry.attempt))
             .fetch_optional(&mut *connection)
             .await?
             .is_some();

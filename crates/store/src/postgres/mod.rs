@@ -18,10 +18,11 @@
 //! and leases, finishing, rescheduling, replay, cancel, purge), [`journal`]
 //! (steps and flow state), [`query`] (read-only views of runs and the
 //! queue), [`stats`] (bucketed activity), [`operations`] (credentials,
-//! secrets, configuration versions), [`audit`] and [`drift`]; [`codec`]
-//! converts columns and decodes rows.
+//! secrets, configuration versions), [`audit`], [`drift`] and [`cluster`]
+//! (node reports, leases); [`codec`] converts columns and decodes rows.
 
 mod audit;
+mod cluster;
 mod codec;
 mod drift;
 mod journal;
@@ -38,9 +39,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::{
-    AuditEntry, AuditFilter, CancelOutcome, Clock, Drift, DriftObservation, EnqueueOutcome,
-    JournalEntry, NewRun, QueueDepth, Run, RunFilter, RunId, RunOutcome, SecretInfo, Stats,
-    StatsWindow, StatusCount, Store, StoreError, StoreFault, SystemClock,
+    AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, Drift, DriftObservation, EnqueueOutcome,
+    JournalEntry, NewRun, NodeReport, NodeSeen, QueueDepth, Run, RunFilter, RunId, RunOutcome,
+    SecretInfo, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault, SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`PgStore::open`].
@@ -215,33 +216,33 @@ impl Store for PgStore {
     async fn finish(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         outcome: &RunOutcome,
     ) -> Result<(), StoreError> {
-        queue::finish(&self.pool, owner, run, outcome, None, self.now()).await
+        queue::finish(&self.pool, owner, claim, outcome, None, self.now()).await
     }
 
     async fn finish_with_step(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         outcome: &RunOutcome,
         entry: &JournalEntry,
     ) -> Result<(), StoreError> {
-        queue::finish(&self.pool, owner, run, outcome, Some(entry), self.now()).await
+        queue::finish(&self.pool, owner, claim, outcome, Some(entry), self.now()).await
     }
 
     async fn reschedule(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         at: chrono::DateTime<chrono::Utc>,
         error: &str,
     ) -> Result<(), StoreError> {
         queue::reschedule(
             &self.pool,
             owner,
-            run,
+            claim,
             at.timestamp_millis(),
             error,
             self.now(),
@@ -252,10 +253,17 @@ impl Store for PgStore {
     async fn suspend(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         until: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        queue::suspend(&self.pool, owner, run, until.timestamp_millis(), self.now()).await
+        queue::suspend(
+            &self.pool,
+            owner,
+            claim,
+            until.timestamp_millis(),
+            self.now(),
+        )
+        .await
     }
 
     async fn wake(&self, run: RunId) -> Result<bool, StoreError> {
@@ -385,5 +393,58 @@ impl Store for PgStore {
 
     async fn list_drift(&self) -> Result<Vec<Drift>, StoreError> {
         drift::list_drift(&self.pool).await
+    }
+
+    async fn heartbeat(&self, report: &NodeReport) -> Result<(), StoreError> {
+        cluster::heartbeat(&self.pool, report, self.now()).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        cluster::nodes(&self.pool).await
+    }
+
+    async fn forget_nodes(
+        &self,
+        silent_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        cluster::forget_nodes(&self.pool, silent_since.timestamp_millis()).await
+    }
+
+    async fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        cluster::hold_lease(&self.pool, name, holder, after(now, ttl), now).await
+    }
+
+    async fn drop_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        cluster::drop_lease(&self.pool, name, holder).await
+    }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        cluster::lease_holder(&self.pool, name, self.now()).await
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, StoreError> {
+        cluster::take_rate(&self.pool, key, interval, burst).await
+    }
+
+    async fn forget_rates(
+        &self,
+        idle_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        cluster::forget_rates(&self.pool, idle_since.timestamp_micros()).await
     }
 }

@@ -9,7 +9,8 @@
 //! skipped, not waited for.
 //!
 //! Lease checks are folded into the statements themselves
-//! (`... WHERE status = 'running' AND lease_owner = $owner`), as in SQLite:
+//! (`... WHERE status = 'running' AND lease_owner = $owner AND attempts =
+//! $claim`, the claim's number being its fencing token), as in SQLite:
 //! a statement that touches no row means the lease is gone, with no
 //! separate read that could race with a claim.
 
@@ -18,10 +19,10 @@ use std::sync::LazyLock;
 
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 
-use super::codec::{RUN_COLUMNS, json_text, parse_status, run_from_row};
+use super::codec::{RUN_COLUMNS, int4, json_text, parse_status, run_from_row};
 use super::journal::insert_entry;
 use crate::{
-    CancelOutcome, EnqueueOutcome, JournalEntry, NewRun, Run, RunId, RunOutcome, StoreError,
+    CancelOutcome, Claim, EnqueueOutcome, JournalEntry, NewRun, Run, RunId, RunOutcome, StoreError,
 };
 
 /// One multi-row insert for the whole batch, its columns bound as arrays.
@@ -98,19 +99,19 @@ const FINISH: &str = "\
 UPDATE runs
 SET status = $3, output = $4, error = $5, finished_at = $6, updated_at = $6, lease_owner = NULL,
     lease_expires_at = NULL
-WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $7";
 
 const RESCHEDULE: &str = "\
 UPDATE runs
 SET status = 'queued', next_attempt_at = $3, error = $4, retries = retries + 1, updated_at = $5,
     lease_owner = NULL, lease_expires_at = NULL
-WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $6";
 
 const SUSPEND: &str = "\
 UPDATE runs
 SET status = 'queued', next_attempt_at = $3, error = NULL, updated_at = $4,
     lease_owner = NULL, lease_expires_at = NULL
-WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $5";
 
 const WAKE: &str = "\
 UPDATE runs SET next_attempt_at = $2, updated_at = $2
@@ -308,11 +309,12 @@ pub(super) async fn release(pool: &PgPool, owner: &str, now: i64) -> Result<u64,
 pub(super) async fn finish(
     pool: &PgPool,
     owner: &str,
-    run: RunId,
+    claim: Claim,
     outcome: &RunOutcome,
     entry: Option<&JournalEntry>,
     now: i64,
 ) -> Result<(), StoreError> {
+    let run = claim.run;
     // Refused before anything is written.
     if !outcome.status.is_final() {
         return Err(StoreError::NotFinal {
@@ -332,6 +334,7 @@ pub(super) async fn finish(
             .bind(outcome.output.as_ref().map(json_text))
             .bind(outcome.error.as_deref())
             .bind(now)
+            .bind(int4(claim.attempt))
             .execute(&mut *tx)
             .await?;
         if finished.rows_affected() == 0 {
@@ -346,37 +349,39 @@ pub(super) async fn finish(
 pub(super) async fn reschedule(
     pool: &PgPool,
     owner: &str,
-    run: RunId,
+    claim: Claim,
     at: i64,
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     let updated = sqlx::query(RESCHEDULE)
-        .bind(run)
+        .bind(claim.run)
         .bind(owner)
         .bind(at)
         .bind(error)
         .bind(now)
+        .bind(int4(claim.attempt))
         .execute(pool)
         .await?;
-    lease_held(updated.rows_affected(), run)
+    lease_held(updated.rows_affected(), claim.run)
 }
 
 pub(super) async fn suspend(
     pool: &PgPool,
     owner: &str,
-    run: RunId,
+    claim: Claim,
     until: i64,
     now: i64,
 ) -> Result<(), StoreError> {
     let updated = sqlx::query(SUSPEND)
-        .bind(run)
+        .bind(claim.run)
         .bind(owner)
         .bind(until)
         .bind(now)
+        .bind(int4(claim.attempt))
         .execute(pool)
         .await?;
-    lease_held(updated.rows_affected(), run)
+    lease_held(updated.rows_affected(), claim.run)
 }
 
 /// A lease-checked write that touched no row found the run no longer

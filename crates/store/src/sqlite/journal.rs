@@ -22,8 +22,9 @@ use crate::{JournalEntry, RunId, StoreError};
 /// Entries one run may hold: the span of keys each run owns.
 pub(super) const ENTRIES_PER_RUN: i64 = 1 << 20;
 
-/// The next key of the run's range, while the lease holds and the range has
-/// room. The literals are [`ENTRIES_PER_RUN`] (SQL text cannot name a Rust
+/// The next key of the run's range, while the lease holds under the
+/// entry's claim (its `attempt`, the claim's fencing token) and the range
+/// has room. The literals are [`ENTRIES_PER_RUN`] (SQL text cannot name a Rust
 /// constant; `the_sql_spells_the_entries_per_run` keeps them equal).
 const INSERT_ENTRY: &str = "\
 INSERT INTO journal (key, step_index, step_id, item, attempt, status, started_at, duration_ms,
@@ -35,12 +36,13 @@ FROM (
                      WHERE key BETWEEN r.seq * 1048576 AND r.seq * 1048576 + 1048575),
                     r.seq * 1048576) AS next_key
     FROM runs AS r
-    WHERE r.id = ?1 AND r.status = 'running' AND r.lease_owner = ?12)
+    WHERE r.id = ?1 AND r.status = 'running' AND r.lease_owner = ?12 AND r.attempts = ?5)
 WHERE next_key < first_key + 1048576";
 
 /// Whether the run is still leased to the owner: tells a full journal from
 /// a lost lease when an entry was not inserted.
-const HELD: &str = "SELECT 1 FROM runs WHERE id = ?1 AND status = 'running' AND lease_owner = ?2";
+const HELD: &str = "\
+SELECT 1 FROM runs WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempts = ?3";
 
 /// The state belongs to the run's flow, looked up from the run itself so a
 /// caller cannot write another flow's state. (`WHERE` is also what SQLite
@@ -115,7 +117,8 @@ impl EncodedEntry {
     }
 }
 
-/// Appends an entry while the run is leased to its owner, and replaces the
+/// Appends an entry while the run is leased to its owner under the
+/// entry's claim, and replaces the
 /// flow's state when the entry sets it.
 pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Result<(), StoreError> {
     let inserted = connection
@@ -136,9 +139,11 @@ pub(super) fn record_step(connection: &Connection, entry: &EncodedEntry) -> Resu
             entry.error_class,
         ])?;
     if inserted == 0 {
-        let held = connection
-            .prepare_cached(HELD)?
-            .exists(rusqlite::params![entry.run_bytes, entry.owner])?;
+        let held = connection.prepare_cached(HELD)?.exists(rusqlite::params![
+            entry.run_bytes,
+            entry.owner,
+            entry.attempt
+        ])?;
         return Err(if held {
             StoreError::JournalFull {
                 run: entry.run,

@@ -38,11 +38,13 @@
 //! over the writer's connection, reads are async over the reader pool): [`queue`] (enqueue, claim,
 //! leases, reschedule, replay, cancel, finish, purge), [`journal`] (steps and flow state),
 //! [`credentials`], [`query`] (read-only views), [`stats`] (bucketed
-//! activity for the dashboard), [`audit`] (the audit log) and [`codec`]
-//! (column conversions and row decoding).
+//! activity for the dashboard), [`audit`] (the audit log), [`cluster`]
+//! (node reports, leases) and [`codec`] (column conversions and row
+//! decoding).
 
 mod audit;
 mod checkpoint;
+mod cluster;
 mod codec;
 mod credentials;
 mod depth;
@@ -72,9 +74,9 @@ use queue::{EncodedRun, Ending, id_list};
 use writer::Writer;
 
 use crate::{
-    AuditEntry, AuditFilter, CancelOutcome, Clock, Drift, DriftObservation, EnqueueOutcome,
-    JournalEntry, NewRun, Run, RunFilter, RunId, RunOutcome, Stats, StatsWindow, StatusCount,
-    Store, StoreError, StoreFault, SystemClock,
+    AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, Drift, DriftObservation, EnqueueOutcome,
+    JournalEntry, NewRun, NodeReport, NodeSeen, Run, RunFilter, RunId, RunOutcome, Stats,
+    StatsWindow, StatusCount, Store, StoreError, StoreFault, SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -413,10 +415,10 @@ impl Store for SqliteStore {
     async fn finish(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         outcome: &RunOutcome,
     ) -> Result<(), StoreError> {
-        let ending = Ending::encode(owner, run, outcome, self.now())?;
+        let ending = Ending::encode(owner, claim, outcome, self.now())?;
         self.writer
             .write(move |connection| queue::finish(connection, &ending))
             .await
@@ -425,11 +427,11 @@ impl Store for SqliteStore {
     async fn finish_with_step(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         outcome: &RunOutcome,
         entry: &JournalEntry,
     ) -> Result<(), StoreError> {
-        let ending = Ending::encode(owner, run, outcome, self.now())?;
+        let ending = Ending::encode(owner, claim, outcome, self.now())?;
         let mut entry = EncodedEntry::encode(owner, entry, None, self.now());
         // A run's output is its last step's: stored once.
         entry.share_output_with_run(ending.output());
@@ -444,7 +446,7 @@ impl Store for SqliteStore {
     async fn reschedule(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         at: chrono::DateTime<chrono::Utc>,
         error: &str,
     ) -> Result<(), StoreError> {
@@ -453,21 +455,21 @@ impl Store for SqliteStore {
         let at = codec::millis(at);
         let now = self.now();
         self.writer
-            .write(move |connection| queue::reschedule(connection, &owner, run, at, &error, now))
+            .write(move |connection| queue::reschedule(connection, &owner, claim, at, &error, now))
             .await
     }
 
     async fn suspend(
         &self,
         owner: &str,
-        run: RunId,
+        claim: Claim,
         until: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         let owner = owner.to_string();
         let until = codec::millis(until);
         let now = self.now();
         self.writer
-            .write(move |connection| queue::suspend(connection, &owner, run, until, now))
+            .write(move |connection| queue::suspend(connection, &owner, claim, until, now))
             .await
     }
 
@@ -648,6 +650,77 @@ impl Store for SqliteStore {
 
     async fn list_drift(&self) -> Result<Vec<Drift>, StoreError> {
         drift::list(&self.reader).await
+    }
+
+    async fn heartbeat(&self, report: &NodeReport) -> Result<(), StoreError> {
+        let report = report.clone();
+        let now = self.now();
+        self.writer
+            .write(move |connection| cluster::heartbeat(connection, &report, now))
+            .await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        cluster::nodes(&self.reader).await
+    }
+
+    async fn forget_nodes(
+        &self,
+        silent_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let before = codec::millis(silent_since);
+        self.writer
+            .write(move |connection| cluster::forget_nodes(connection, before))
+            .await
+    }
+
+    async fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let now = self.now();
+        let until = after(now, ttl);
+        self.writer
+            .write(move |connection| cluster::hold_lease(connection, &name, &holder, until, now))
+            .await
+    }
+
+    async fn drop_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.writer
+            .write(move |connection| cluster::drop_lease(connection, &name, &holder))
+            .await
+    }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        cluster::lease_holder(&self.reader, name, self.now()).await
+    }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, StoreError> {
+        let key = key.to_string();
+        let pacing = crate::cluster::gcra_micros(interval, burst);
+        let now = self.now().saturating_mul(1000);
+        self.writer
+            .write(move |connection| cluster::take_rate(connection, &key, pacing, now))
+            .await
+    }
+
+    async fn forget_rates(
+        &self,
+        idle_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let before = idle_since.timestamp_micros();
+        self.writer
+            .write(move |connection| cluster::forget_rates(connection, before))
+            .await
     }
 }
 

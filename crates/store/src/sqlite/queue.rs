@@ -22,7 +22,8 @@
 //! keeps it so.
 //!
 //! Lease checks are folded into the statements themselves
-//! (`... WHERE status = 'running' AND lease_owner = $owner`): a statement that
+//! (`... WHERE status = 'running' AND lease_owner = $owner AND attempts =
+//! $claim`, the claim's number being its fencing token): a statement that
 //! touches no row means the lease is gone, with no separate read that could
 //! race with a claim.
 
@@ -36,7 +37,7 @@ use chrono::{DateTime, Utc};
 use super::codec::{
     after, id_bytes, json_text, millis, parse_id_bytes, parse_status, run_columns, run_from_row,
 };
-use crate::{CancelOutcome, EnqueueOutcome, NewRun, Run, RunId, RunOutcome, StoreError};
+use crate::{CancelOutcome, Claim, EnqueueOutcome, NewRun, Run, RunId, RunOutcome, StoreError};
 
 /// Rows per insert statement, largest first; see the module doc.
 const CHUNK_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
@@ -143,19 +144,19 @@ pub(super) const FINISH: &str = "\
 UPDATE runs
 SET status = ?3, output = ?4, error = ?5, finished_at = ?6, updated_at = ?6, lease_owner = NULL,
     lease_expires_at = NULL
-WHERE id = ?1 AND status = 'running' AND lease_owner = ?2";
+WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempts = ?7";
 
 const RESCHEDULE: &str = "\
 UPDATE runs
 SET status = 'queued', next_attempt_at = ?3, error = ?4, retries = retries + 1, updated_at = ?5,
     lease_owner = NULL, lease_expires_at = NULL
-WHERE id = ?1 AND status = 'running' AND lease_owner = ?2";
+WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempts = ?6";
 
 const SUSPEND: &str = "\
 UPDATE runs
 SET status = 'queued', next_attempt_at = ?3, error = NULL, updated_at = ?4,
     lease_owner = NULL, lease_expires_at = NULL
-WHERE id = ?1 AND status = 'running' AND lease_owner = ?2";
+WHERE id = ?1 AND status = 'running' AND lease_owner = ?2 AND attempts = ?5";
 
 const WAKE: &str = "\
 UPDATE runs SET next_attempt_at = ?2, updated_at = ?2
@@ -340,16 +341,23 @@ pub(super) fn release(connection: &Connection, owner: &str, now: i64) -> Result<
 pub(super) fn reschedule(
     connection: &Connection,
     owner: &str,
-    run: RunId,
+    claim: Claim,
     at: i64,
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     let updated = connection
         .prepare_cached(RESCHEDULE)?
-        .execute(rusqlite::params![id_bytes(run), owner, at, error, now])?;
+        .execute(rusqlite::params![
+            id_bytes(claim.run),
+            owner,
+            at,
+            error,
+            now,
+            claim.attempt
+        ])?;
     if updated == 0 {
-        return Err(StoreError::LeaseLost { run });
+        return Err(StoreError::LeaseLost { run: claim.run });
     }
     Ok(())
 }
@@ -357,22 +365,28 @@ pub(super) fn reschedule(
 pub(super) fn suspend(
     connection: &Connection,
     owner: &str,
-    run: RunId,
+    claim: Claim,
     until: i64,
     now: i64,
 ) -> Result<(), StoreError> {
     let updated = connection
         .prepare_cached(SUSPEND)?
-        .execute(rusqlite::params![id_bytes(run), owner, until, now])?;
+        .execute(rusqlite::params![
+            id_bytes(claim.run),
+            owner,
+            until,
+            now,
+            claim.attempt
+        ])?;
     if updated == 0 {
-        return Err(StoreError::LeaseLost { run });
+        return Err(StoreError::LeaseLost { run: claim.run });
     }
     Ok(())
 }
 
 /// A run's end, encoded for binding on the caller's thread.
 pub(super) struct Ending {
-    run: RunId,
+    claim: Claim,
     owner: String,
     status: &'static str,
     output: Option<String>,
@@ -384,18 +398,18 @@ impl Ending {
     /// Refuses a status that is not final before anything is written.
     pub fn encode(
         owner: &str,
-        run: RunId,
+        claim: Claim,
         outcome: &RunOutcome,
         at: i64,
     ) -> Result<Ending, StoreError> {
         if !outcome.status.is_final() {
             return Err(StoreError::NotFinal {
-                run,
+                run: claim.run,
                 status: outcome.status,
             });
         }
         Ok(Ending {
-            run,
+            claim,
             owner: owner.to_string(),
             status: outcome.status.as_str(),
             output: outcome.output.as_ref().map(json_text),
@@ -417,15 +431,18 @@ pub(super) fn finish(connection: &Connection, ending: &Ending) -> Result<(), Sto
     let updated = connection
         .prepare_cached(FINISH)?
         .execute(rusqlite::params![
-            id_bytes(ending.run),
+            id_bytes(ending.claim.run),
             ending.owner,
             ending.status,
             ending.output,
             ending.error,
-            ending.at
+            ending.at,
+            ending.claim.attempt
         ])?;
     if updated == 0 {
-        return Err(StoreError::LeaseLost { run: ending.run });
+        return Err(StoreError::LeaseLost {
+            run: ending.claim.run,
+        });
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use chrono::Utc;
 use patchbay_store::{CancelOutcome, RunId, RunStatus, StoreError};
 use serde_json::json;
 
-use crate::{LONG, entry, new_run, open, succeeded};
+use crate::{LONG, entry, first_claim, new_run, open, succeeded};
 
 #[tokio::test]
 async fn a_queued_run_is_cancelled_and_never_claimed() {
@@ -49,12 +49,16 @@ async fn a_running_run_is_cancelled_and_its_worker_can_write_nothing_more() {
         matches!(step, Err(StoreError::LeaseLost { .. })),
         "{step:?}"
     );
-    let finish = store.finish("w1", run.id, &succeeded(json!(1))).await;
+    let finish = store
+        .finish("w1", first_claim(run.id), &succeeded(json!(1)))
+        .await;
     assert!(
         matches!(finish, Err(StoreError::LeaseLost { .. })),
         "{finish:?}"
     );
-    let retry = store.reschedule("w1", run.id, Utc::now(), "503").await;
+    let retry = store
+        .reschedule("w1", first_claim(run.id), Utc::now(), "503")
+        .await;
     assert!(
         matches!(retry, Err(StoreError::LeaseLost { .. })),
         "{retry:?}"
@@ -77,7 +81,7 @@ async fn a_finished_or_unknown_run_is_not_cancelled() {
     store.enqueue(std::slice::from_ref(&run)).await.unwrap();
     store.claim("w1", 1, LONG).await.unwrap();
     store
-        .finish("w1", run.id, &succeeded(json!(1)))
+        .finish("w1", first_claim(run.id), &succeeded(json!(1)))
         .await
         .unwrap();
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use patchbay_store::{Clock, RunStatus, Store, TokioClock};
+use patchbay_store::{Claim, Clock, RunStatus, Store, TokioClock};
 
-use crate::{new_run, succeeded};
+use crate::{first_claim, new_run, succeeded};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const LEASE: Duration = Duration::from_secs(600);
@@ -59,7 +59,10 @@ async fn due_times_leases_and_recorded_times_follow_the_stores_clock() {
         Some(start + TimeDelta::minutes(10))
     );
     let until = start + TimeDelta::hours(1);
-    store.suspend("a", run.id, until).await.unwrap();
+    store
+        .suspend("a", first_claim(run.id), until)
+        .await
+        .unwrap();
     tokio::time::advance(59 * MINUTE).await;
     assert!(
         store.claim("a", 1, LEASE).await.unwrap().is_empty(),
@@ -86,7 +89,7 @@ async fn due_times_leases_and_recorded_times_follow_the_stores_clock() {
 
     tokio::time::advance(MINUTE).await;
     store
-        .finish("b", run.id, &succeeded(serde_json::json!({})))
+        .finish("b", Claim::of(&taken[0]), &succeeded(serde_json::json!({})))
         .await
         .unwrap();
     let done = store.run(run.id).await.unwrap().unwrap();
@@ -146,7 +149,7 @@ async fn a_run_committed_with_a_lease_is_claimed_already() {
     // The lease holder finishes as after a claim.
     for (owner, run) in [("a", leased.id), ("b", queued.id)] {
         store
-            .finish(owner, run, &succeeded(serde_json::json!({})))
+            .finish(owner, first_claim(run), &succeeded(serde_json::json!({})))
             .await
             .expect("the lease holder finishes its run");
     }

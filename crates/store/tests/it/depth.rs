@@ -4,7 +4,7 @@
 use chrono::Utc;
 use patchbay_store::QueueDepth;
 
-use crate::{LONG, new_run, now_ms, open};
+use crate::{LONG, first_claim, new_run, now_ms, open};
 
 #[tokio::test]
 async fn counts_ready_delayed_and_running_runs() {
@@ -24,7 +24,7 @@ async fn counts_ready_delayed_and_running_runs() {
     let claimed = store.claim("w1", 2, LONG).await.unwrap();
     let later = Utc::now() + chrono::Duration::hours(1);
     store
-        .reschedule("w1", claimed[0].id, later, "503")
+        .reschedule("w1", first_claim(claimed[0].id), later, "503")
         .await
         .unwrap();
     let depth = store.queue_depth().await.unwrap();

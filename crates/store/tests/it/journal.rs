@@ -3,17 +3,21 @@
 use patchbay_store::{JournalEntry, RunId, RunStatus, StepStatus, Store, StoreError};
 use serde_json::json;
 
-use crate::{LONG, entry, new_run, open};
+use crate::{LONG, entry, first_claim, new_run, open, reclaim};
 
 #[tokio::test]
 async fn journal_keeps_recording_order_and_every_field() {
     let (store, _dir) = open().await;
     let new = new_run("sync", None);
     store.enqueue(std::slice::from_ref(&new)).await.unwrap();
-    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .claim("w1", 1, std::time::Duration::from_millis(1))
+        .await
+        .unwrap();
 
     // A plain step, a for_each step's items out of index order (they finish
-    // concurrently), a failed attempt and its retry, then the collecting entry.
+    // concurrently), a failed attempt, then (the run claimed again) its
+    // retry and the collecting entry.
     let mut recorded = vec![entry(new.id, 0, None)];
     for item in [2, 0, 1] {
         recorded.push(entry(new.id, 1, Some(item)));
@@ -32,9 +36,13 @@ async fn journal_keeps_recording_order_and_every_field() {
     });
     recorded.push(JournalEntry {
         output: Some(json!([{"id": 0}, {"id": 1}, {"id": 2}])),
+        attempt: 2,
         ..entry(new.id, 1, None)
     });
     for e in &recorded {
+        if e.attempt == 2 && store.run(new.id).await.unwrap().unwrap().attempts == 1 {
+            reclaim(&*store, "w1").await;
+        }
         store.record_step("w1", e, None).await.unwrap();
     }
 
@@ -191,7 +199,7 @@ async fn concurrent_writes_succeed_together_and_lease_failures_stay_alone() {
                 .await
                 .unwrap();
             store
-                .finish("w1", id, &crate::succeeded(json!(n)))
+                .finish("w1", first_claim(id), &crate::succeeded(json!(n)))
                 .await
                 .unwrap();
             intruder
@@ -235,7 +243,7 @@ async fn the_last_step_and_the_run_end_are_written_together() {
     store
         .finish_with_step(
             "w1",
-            done,
+            first_claim(done),
             &crate::succeeded(json!(1)),
             &entry(done, 1, None),
         )
@@ -250,7 +258,7 @@ async fn the_last_step_and_the_run_end_are_written_together() {
     let refused = store
         .finish_with_step(
             "w2",
-            lost,
+            first_claim(lost),
             &crate::succeeded(json!(2)),
             &entry(lost, 1, None),
         )
@@ -273,7 +281,7 @@ async fn the_last_step_and_the_run_end_are_written_together() {
     };
     assert!(matches!(
         store
-            .finish_with_step("w1", lost, &running, &entry(lost, 1, None))
+            .finish_with_step("w1", first_claim(lost), &running, &entry(lost, 1, None))
             .await,
         Err(StoreError::NotFinal { .. })
     ));

@@ -7,7 +7,7 @@ use std::path::Path;
 use patchbay_store::{RunStatus, SqliteOptions, SqliteStore, Store, StoreError};
 use serde_json::json;
 
-use crate::{LONG, entry, new_run, open_sqlite, succeeded};
+use crate::{LONG, entry, first_claim, new_run, open_sqlite, succeeded};
 
 /// Rows of the journal, counted behind the store's back.
 fn journal_rows(path: &Path) -> i64 {
@@ -31,7 +31,7 @@ async fn a_purged_run_takes_its_entries_and_its_number_starts_afresh() {
             .unwrap();
     }
     store
-        .finish("w1", old.id, &succeeded(json!(1)))
+        .finish("w1", first_claim(old.id), &succeeded(json!(1)))
         .await
         .unwrap();
     assert_eq!(journal_rows(&path), 3);
@@ -200,7 +200,12 @@ async fn the_last_step_s_output_is_stored_once_with_the_run_s() {
         ..entry(runs[0].id, 1, None)
     };
     store
-        .finish_with_step("w1", runs[0].id, &succeeded(reply.clone()), &same)
+        .finish_with_step(
+            "w1",
+            first_claim(runs[0].id),
+            &succeeded(reply.clone()),
+            &same,
+        )
         .await
         .unwrap();
     let other = patchbay_store::JournalEntry {
@@ -208,7 +213,12 @@ async fn the_last_step_s_output_is_stored_once_with_the_run_s() {
         ..entry(runs[1].id, 1, None)
     };
     store
-        .finish_with_step("w1", runs[1].id, &succeeded(reply.clone()), &other)
+        .finish_with_step(
+            "w1",
+            first_claim(runs[1].id),
+            &succeeded(reply.clone()),
+            &other,
+        )
         .await
         .unwrap();
 

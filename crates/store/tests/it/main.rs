@@ -9,6 +9,7 @@
 mod audit;
 mod cancel;
 mod clock;
+mod cluster;
 mod depth;
 mod drift;
 mod journal;
@@ -27,8 +28,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use patchbay_store::{
-    Clock, JournalEntry, NewRun, PgOptions, PgStore, RunId, RunOutcome, RunStatus, SqliteOptions,
-    SqliteStore, StepStatus, Store, SystemClock,
+    Claim, Clock, JournalEntry, NewRun, PgOptions, PgStore, Run, RunId, RunOutcome, RunStatus,
+    SqliteOptions, SqliteStore, StepStatus, Store, SystemClock,
 };
 use serde_json::json;
 use tempfile::TempDir;
@@ -175,7 +176,33 @@ pub fn now_ms() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
 }
 
-/// A successful plain step entry.
+/// A run's first claim (its first attempt), which is what most tests hold.
+pub fn first_claim(run: RunId) -> Claim {
+    Claim { run, attempt: 1 }
+}
+
+/// Claims a run again (the only one due) once the previous claim's short
+/// lease has expired; the new claim's lease is as short.
+pub async fn reclaim(store: &dyn Store, owner: &str) -> Run {
+    poll(Duration::from_secs(5), || async {
+        let mut runs = store
+            .claim(owner, 1, Duration::from_millis(1))
+            .await
+            .unwrap();
+        runs.pop()
+    })
+    .await
+}
+
+/// A successful plain step entry made under `claim`.
+pub fn entry_under(claim: Claim, step_index: u32, item: Option<u32>) -> JournalEntry {
+    JournalEntry {
+        attempt: claim.attempt,
+        ..entry(claim.run, step_index, item)
+    }
+}
+
+/// A successful plain step entry, made under the run's first claim.
 pub fn entry(run: RunId, step_index: u32, item: Option<u32>) -> JournalEntry {
     JournalEntry {
         run_id: run,

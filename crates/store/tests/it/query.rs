@@ -3,7 +3,7 @@
 use patchbay_store::{RunFilter, RunId, RunOutcome, RunStatus, StatusCount};
 use serde_json::json;
 
-use crate::{LONG, new_run, open, succeeded};
+use crate::{LONG, first_claim, new_run, open, succeeded};
 
 fn ids(runs: &[patchbay_store::Run]) -> Vec<RunId> {
     runs.iter().map(|r| r.id).collect()
@@ -29,7 +29,7 @@ async fn list_is_newest_first_and_filters() {
     store.enqueue(&all).await.unwrap();
     store.claim("w1", 2, LONG).await.unwrap(); // the two oldest: orders[0], crm[0]
     store
-        .finish("w1", orders[0].id, &succeeded(json!(1)))
+        .finish("w1", first_claim(orders[0].id), &succeeded(json!(1)))
         .await
         .unwrap();
 
@@ -125,7 +125,10 @@ async fn counts_by_flow_and_status() {
         output: None,
         error: None,
     };
-    store.finish("w1", orders[0].id, &skipped).await.unwrap();
+    store
+        .finish("w1", first_claim(orders[0].id), &skipped)
+        .await
+        .unwrap();
 
     let counts = store.count_runs().await.unwrap();
 

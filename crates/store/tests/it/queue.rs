@@ -2,12 +2,16 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use patchbay_store::{
-    EnqueueOutcome, NewRun, Run, RunFilter, RunOutcome, RunStatus, Store, StoreError,
+    Claim, EnqueueOutcome, JournalEntry, NewRun, Run, RunFilter, RunOutcome, RunStatus, Store,
+    StoreError,
 };
 use serde_json::json;
 
-use crate::{LONG, entry, new_run, now_ms, open, poll, succeeded};
+use crate::{
+    LONG, entry, entry_under, first_claim, new_run, now_ms, open, poll, reclaim, succeeded,
+};
 
 #[tokio::test]
 async fn enqueue_commits_queued_runs_in_order() {
@@ -203,21 +207,95 @@ async fn expired_lease_is_reclaimed_and_counts_an_attempt() {
         "{lost:?}"
     );
     let lost = store
-        .finish("dead-node", new.id, &succeeded(json!(1)))
+        .finish("dead-node", first_claim(new.id), &succeeded(json!(1)))
         .await;
     assert!(
         matches!(lost, Err(StoreError::LeaseLost { run }) if run == new.id),
         "{lost:?}"
     );
+    let second_claim = Claim::of(&second[0]);
     store
-        .record_step("w2", &entry(new.id, 0, None), None)
+        .record_step(
+            "w2",
+            &JournalEntry {
+                attempt: second_claim.attempt,
+                ..entry(new.id, 0, None)
+            },
+            None,
+        )
         .await
         .unwrap();
     store
-        .finish("w2", new.id, &succeeded(json!(2)))
+        .finish("w2", second_claim, &succeeded(json!(2)))
         .await
         .unwrap();
     assert_eq!(store.journal(new.id).await.unwrap().len(), 1);
+}
+
+/// The claim's number is a fencing token: a worker that stalled past its
+/// lease is refused even when the run was taken over by a worker of its
+/// own node (same owner), and the new claim's writes go through.
+#[tokio::test]
+async fn a_stale_claim_of_the_same_owner_is_fenced_off() {
+    let (store, _dir) = open().await;
+    let new = new_run("orders", None);
+    store.enqueue(std::slice::from_ref(&new)).await.unwrap();
+    let stale = store
+        .claim("node-a", 1, Duration::from_millis(1))
+        .await
+        .unwrap();
+    let stale = Claim::of(&stale[0]);
+    let current = poll(Duration::from_secs(5), || async {
+        let runs = store.claim("node-a", 1, LONG).await.unwrap();
+        (!runs.is_empty()).then_some(runs)
+    })
+    .await;
+    let current = Claim::of(&current[0]);
+    assert_eq!((stale.attempt, current.attempt), (1, 2));
+
+    let entry_of = |claim: Claim, step| JournalEntry {
+        attempt: claim.attempt,
+        ..entry(new.id, step, None)
+    };
+    let refused = [
+        store
+            .record_step("node-a", &entry_of(stale, 0), Some(&json!({"stale": true})))
+            .await,
+        store
+            .suspend("node-a", stale, Utc::now() + chrono::Duration::hours(1))
+            .await,
+        store.reschedule("node-a", stale, Utc::now(), "stale").await,
+        store
+            .finish_with_step("node-a", stale, &succeeded(json!(1)), &entry_of(stale, 1))
+            .await,
+        store.finish("node-a", stale, &succeeded(json!(1))).await,
+    ];
+    for result in refused {
+        assert!(
+            matches!(result, Err(StoreError::LeaseLost { run }) if run == new.id),
+            "{result:?}"
+        );
+    }
+    assert!(store.journal(new.id).await.unwrap().is_empty());
+    assert_eq!(store.flow_state("orders").await.unwrap(), json!(null));
+
+    store
+        .record_step("node-a", &entry_of(current, 0), None)
+        .await
+        .unwrap();
+    store
+        .finish_with_step(
+            "node-a",
+            current,
+            &succeeded(json!(2)),
+            &entry_of(current, 1),
+        )
+        .await
+        .unwrap();
+    let run = store.run(new.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.output, Some(json!(2)));
+    assert_eq!(store.journal(new.id).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -234,7 +312,9 @@ async fn wrong_owner_is_refused() {
         matches!(step, Err(StoreError::LeaseLost { run }) if run == new.id),
         "{step:?}"
     );
-    let fin = store.finish("w2", new.id, &succeeded(json!(1))).await;
+    let fin = store
+        .finish("w2", first_claim(new.id), &succeeded(json!(1)))
+        .await;
     assert!(
         matches!(fin, Err(StoreError::LeaseLost { run }) if run == new.id),
         "{fin:?}"
@@ -252,7 +332,9 @@ async fn wrong_owner_is_refused() {
         .enqueue(std::slice::from_ref(&unclaimed))
         .await
         .unwrap();
-    let fin = store.finish("w1", unclaimed.id, &succeeded(json!(1))).await;
+    let fin = store
+        .finish("w1", first_claim(unclaimed.id), &succeeded(json!(1)))
+        .await;
     assert!(matches!(fin, Err(StoreError::LeaseLost { .. })), "{fin:?}");
 }
 
@@ -266,7 +348,11 @@ async fn finish_records_the_outcome_and_ends_the_lease() {
     let before = now_ms();
 
     store
-        .finish("w1", ok.id, &succeeded(json!({"charged": true})))
+        .finish(
+            "w1",
+            first_claim(ok.id),
+            &succeeded(json!({"charged": true})),
+        )
         .await
         .unwrap();
     let failed = RunOutcome {
@@ -274,7 +360,10 @@ async fn finish_records_the_outcome_and_ends_the_lease() {
         output: None,
         error: Some("upstream returned 500".to_owned()),
     };
-    store.finish("w1", bad.id, &failed).await.unwrap();
+    store
+        .finish("w1", first_claim(bad.id), &failed)
+        .await
+        .unwrap();
 
     let run = store.run(ok.id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Succeeded);
@@ -290,7 +379,9 @@ async fn finish_records_the_outcome_and_ends_the_lease() {
 
     // Finished runs are neither claimable nor writable any more.
     assert!(store.claim("w2", 10, LONG).await.unwrap().is_empty());
-    let again = store.finish("w1", ok.id, &succeeded(json!(null))).await;
+    let again = store
+        .finish("w1", first_claim(ok.id), &succeeded(json!(null)))
+        .await;
     assert!(
         matches!(again, Err(StoreError::LeaseLost { .. })),
         "{again:?}"
@@ -315,7 +406,7 @@ async fn finish_refuses_a_status_that_is_not_final() {
             output: None,
             error: None,
         };
-        let refused = store.finish("w1", new.id, &outcome).await;
+        let refused = store.finish("w1", first_claim(new.id), &outcome).await;
         assert!(
             matches!(refused, Err(StoreError::NotFinal { .. })),
             "{refused:?}"
@@ -414,18 +505,6 @@ async fn queued(store: &dyn Store) -> Vec<Run> {
     store.list_runs(&filter).await.unwrap()
 }
 
-/// Claims `run` again once the previous claim's short lease has expired.
-async fn reclaim(store: &dyn Store, owner: &str) -> Run {
-    poll(Duration::from_secs(5), || async {
-        let mut runs = store
-            .claim(owner, 1, Duration::from_millis(1))
-            .await
-            .unwrap();
-        runs.pop()
-    })
-    .await
-}
-
 #[tokio::test]
 async fn claims_without_a_journal_entry_are_counted_as_stalled() {
     let (store, _dir) = open().await;
@@ -441,7 +520,7 @@ async fn claims_without_a_journal_entry_are_counted_as_stalled() {
 
     // A step journalled during a claim counts as progress: the next claim starts at 1.
     store
-        .record_step("n3", &entry(new.id, 0, None), None)
+        .record_step("n3", &entry_under(Claim::of(&third), 0, None), None)
         .await
         .unwrap();
     assert_eq!(reclaim(&*store, "n4").await.stalled_claims, 1);
@@ -458,7 +537,7 @@ async fn claims_without_a_journal_entry_are_counted_as_stalled() {
     store
         .finish(
             "n7",
-            new.id,
+            Claim::of(&after_release[0]),
             &RunOutcome {
                 status: RunStatus::Dead,
                 output: None,

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use patchbay_store::{REPLAY_BATCH, RunId, RunOutcome, RunStatus, Store, StoreError, replay_dead};
+use patchbay_store::{
+    Claim, REPLAY_BATCH, RunId, RunOutcome, RunStatus, Store, StoreError, replay_dead,
+};
 use serde_json::json;
 
-use crate::{LONG, entry, new_run, open};
+use crate::{LONG, entry, entry_under, first_claim, new_run, open};
 
 fn dead(error: &str) -> RunOutcome {
     RunOutcome {
@@ -29,7 +31,7 @@ async fn reschedule_queues_the_run_for_later_and_keeps_its_journal() {
 
     let due = Utc::now() + chrono::Duration::milliseconds(300);
     store
-        .reschedule("w1", run.id, due, "payments: 503")
+        .reschedule("w1", first_claim(run.id), due, "payments: 503")
         .await
         .unwrap();
     let stored = store.run(run.id).await.unwrap().unwrap();
@@ -52,7 +54,9 @@ async fn reschedule_queues_the_run_for_later_and_keeps_its_journal() {
     assert_eq!(store.journal(run.id).await.unwrap().len(), 1);
 
     // Only the lease holder may reschedule.
-    let stolen = store.reschedule("w1", run.id, Utc::now(), "x").await;
+    let stolen = store
+        .reschedule("w1", first_claim(run.id), Utc::now(), "x")
+        .await;
     assert!(
         matches!(stolen, Err(StoreError::LeaseLost { .. })),
         "{stolen:?}"
@@ -82,19 +86,23 @@ async fn replay_requeues_only_dead_runs() {
         // Due before the queued run, so the next claim takes it.
         .reschedule(
             "w1",
-            dead_run.id,
+            first_claim(dead_run.id),
             Utc::now() - chrono::Duration::hours(1),
             "first",
         )
         .await
         .unwrap();
-    store.claim("w1", 1, LONG).await.unwrap();
+    let again = store.claim("w1", 1, LONG).await.unwrap();
     store
-        .finish("w1", dead_run.id, &dead("payments: 503 (after 3 attempts)"))
+        .finish(
+            "w1",
+            Claim::of(&again[0]),
+            &dead("payments: 503 (after 3 attempts)"),
+        )
         .await
         .unwrap();
     store
-        .finish("w1", ok_run.id, &crate::succeeded(json!(1)))
+        .finish("w1", first_claim(ok_run.id), &crate::succeeded(json!(1)))
         .await
         .unwrap();
 
@@ -129,7 +137,10 @@ async fn dead_runs(store: &dyn Store, flow: &str, n: usize) -> Vec<RunId> {
     let claimed = store.claim("w1", n as u32, LONG).await.unwrap();
     assert_eq!(claimed.len(), n);
     for run in &runs {
-        store.finish("w1", run.id, &dead("boom")).await.unwrap();
+        store
+            .finish("w1", first_claim(run.id), &dead("boom"))
+            .await
+            .unwrap();
     }
     runs.iter().map(|run| run.id).collect()
 }
@@ -174,12 +185,15 @@ async fn replay_from_the_start_sets_the_journal_aside() {
         .record_step("w1", &entry(run.id, 0, None), None)
         .await
         .unwrap();
-    store.finish("w1", run.id, &dead("boom")).await.unwrap();
+    store
+        .finish("w1", first_claim(run.id), &dead("boom"))
+        .await
+        .unwrap();
 
     assert_eq!(store.replay(&[run.id], true).await.unwrap(), vec![run.id]);
-    store.claim("w1", 1, LONG).await.unwrap();
+    let again = store.claim("w1", 1, LONG).await.unwrap();
     store
-        .record_step("w1", &entry(run.id, 0, None), None)
+        .record_step("w1", &entry_under(Claim::of(&again[0]), 0, None), None)
         .await
         .unwrap();
     let journal = store.journal(run.id).await.unwrap();
@@ -222,10 +236,13 @@ async fn purge_deletes_old_finished_runs_with_their_journal_only() {
             .unwrap();
     }
     store
-        .finish("w1", runs[0].id, &crate::succeeded(json!(1)))
+        .finish("w1", first_claim(runs[0].id), &crate::succeeded(json!(1)))
         .await
         .unwrap();
-    store.finish("w1", runs[1].id, &dead("boom")).await.unwrap();
+    store
+        .finish("w1", first_claim(runs[1].id), &dead("boom"))
+        .await
+        .unwrap();
     // runs[2] is still running and runs[3] still queued.
 
     let cutoff = Utc::now() + chrono::Duration::seconds(1);
@@ -243,7 +260,7 @@ async fn purge_deletes_old_finished_runs_with_their_journal_only() {
     store.enqueue(std::slice::from_ref(&fresh)).await.unwrap();
     store.claim("w1", 10, LONG).await.unwrap();
     store
-        .finish("w1", fresh.id, &crate::succeeded(json!(1)))
+        .finish("w1", first_claim(fresh.id), &crate::succeeded(json!(1)))
         .await
         .unwrap();
     let past = Utc::now() - chrono::Duration::seconds(60);

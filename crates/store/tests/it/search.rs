@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use patchbay_store::{RunFilter, RunId, RunStatus};
 
-use crate::{LONG, new_run, open};
+use crate::{LONG, first_claim, new_run, open};
 
 fn ids(runs: &[patchbay_store::Run]) -> Vec<RunId> {
     runs.iter().map(|r| r.id).collect()
@@ -85,12 +85,12 @@ async fn error_text_is_found_without_regard_to_case_with_other_filters() {
     ];
     for (run, error) in runs.iter().zip(errors) {
         store
-            .reschedule("w1", run.id, Utc::now(), error)
+            .reschedule("w1", first_claim(run.id), Utc::now(), error)
             .await
             .unwrap();
     }
     store
-        .reschedule("w1", other.id, Utc::now(), "PAYMENTS: 503")
+        .reschedule("w1", first_claim(other.id), Utc::now(), "PAYMENTS: 503")
         .await
         .unwrap();
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 
-use crate::{LONG, entry, new_run, open_sqlite, succeeded};
+use crate::{LONG, entry, first_claim, new_run, open_sqlite, succeeded};
 
 #[tokio::test]
 async fn connections_use_wal_and_full_sync() {
@@ -61,7 +61,7 @@ async fn everything_survives_reopening_the_file() {
             .await
             .unwrap();
         store
-            .finish("w1", done.id, &succeeded(json!({"ok": true})))
+            .finish("w1", first_claim(done.id), &succeeded(json!({"ok": true})))
             .await
             .unwrap();
         // Dropped without `close`, as in a crash: the WAL must carry the commits.

@@ -6,7 +6,7 @@ use chrono::Utc;
 use patchbay_store::{RunOutcome, RunStatus, StatsWindow, StepStatus};
 use serde_json::json;
 
-use crate::{LONG, entry, new_run, now_ms, open, succeeded};
+use crate::{LONG, entry, first_claim, new_run, now_ms, open, succeeded};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -48,7 +48,7 @@ async fn stats_count_runs_and_calls_per_bucket() {
     // Two orders end (one succeeded, one dead); the third is rescheduled,
     // so its calls count while it waits in the queue; sync keeps running.
     store
-        .finish("w1", orders[0].id, &succeeded(json!({})))
+        .finish("w1", first_claim(orders[0].id), &succeeded(json!({})))
         .await
         .unwrap();
     let dead = RunOutcome {
@@ -56,11 +56,14 @@ async fn stats_count_runs_and_calls_per_bucket() {
         output: None,
         error: Some("chat: 400".into()),
     };
-    store.finish("w1", orders[1].id, &dead).await.unwrap();
+    store
+        .finish("w1", first_claim(orders[1].id), &dead)
+        .await
+        .unwrap();
     store
         .reschedule(
             "w1",
-            orders[2].id,
+            first_claim(orders[2].id),
             Utc::now() + chrono::Duration::hours(1),
             "x",
         )

@@ -1,0 +1,43 @@
+//! [`SharedRate`]: a rate limit kept outside the node, so that every node
+//! of a cluster draws from one budget per connector and key.
+//!
+//! A connector's `rate_limit` is the upstream's limit, not a node's: three
+//! nodes each pacing themselves to 50 calls a second would send 150. When
+//! the engine attaches a shared rate (nodes on PostgreSQL), a call's slot is
+//! taken there, one round trip per call, on the store's clock (one clock for
+//! every node, whatever their own say). Calls of one key still queue in
+//! arrival order on each node first, so one node asks for one slot at a
+//! time per key.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// A GCRA budget shared by every node.
+#[async_trait]
+pub trait SharedRate: Send + Sync {
+    /// Takes a slot of `key` paced at one per `interval` with up to `burst`
+    /// back to back: `None` when the call may go now, or how long until the
+    /// next slot.
+    async fn take(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, SharedRateError>;
+}
+
+/// A shared rate that could not be asked (its store is unreachable).
+#[derive(Debug, thiserror::Error)]
+#[error("shared rate limit: {message}")]
+pub struct SharedRateError {
+    message: String,
+}
+
+impl SharedRateError {
+    pub fn new(message: impl Into<String>) -> Self {
+        SharedRateError {
+            message: message.into(),
+        }
+    }
+}

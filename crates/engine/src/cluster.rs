@@ -1,0 +1,203 @@
+//! This node among the nodes sharing its store: it reports itself on a
+//! heartbeat (what it runs, which configuration, how many runs it has in
+//! flight) and competes for the `leader` lease, whose holder does the
+//! cluster's housekeeping (retention, forgetting nodes long silent).
+//!
+//! Connectors' rate limits are the cluster's when the store is shared
+//! ([`StoreRate`]): every node takes its calls' slots from one budget.
+//!
+//! Nothing that keeps runs correct depends on the leader: claims rescue
+//! expired leases on every node, and every node fires schedules, deduplicated
+//! by fire time. A leader that dies only delays housekeeping until its lease
+//! expires ([`LEADER_TTL`]) and another node takes it.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use metrics::gauge;
+use patchbay_connector::{SharedRate, SharedRateError};
+use patchbay_store::{Clock, LEADER_LEASE, NodeReport, Store};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How often a node reports itself and renews its leader lease.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// How long the leader lease lasts without renewal: a few missed
+/// heartbeats, so a slow store does not make leaders come and go, and a
+/// dead leader is replaced within seconds.
+pub const LEADER_TTL: Duration = Duration::from_secs(10);
+
+/// A node silent for this long is taken off the node list.
+pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// `1` on the node holding the leader lease, `0` elsewhere.
+pub const CLUSTER_LEADER: &str = "patchbay_cluster_leader";
+
+/// This node's identity and standing, shared by the engine's tasks and the
+/// management API.
+#[derive(Clone)]
+pub struct Membership {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    node_id: String,
+    started_at: DateTime<Utc>,
+    /// Set once the HTTP server has bound its address.
+    address: OnceLock<String>,
+    /// Asks for a report now: the address just became known.
+    report_now: Notify,
+    leader: watch::Sender<bool>,
+}
+
+impl Membership {
+    pub(crate) fn new(node_id: String, started_at: DateTime<Utc>) -> Membership {
+        Membership {
+            inner: Arc::new(Shared {
+                node_id,
+                started_at,
+                address: OnceLock::new(),
+                report_now: Notify::new(),
+                leader: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// The node's id, also the lease owner of the runs it claims.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Whether this node held the leader lease at its last heartbeat.
+    pub fn is_leader(&self) -> bool {
+        *self.inner.leader.borrow()
+    }
+
+    /// Records where the node's HTTP server listens, for its reports.
+    pub fn set_address(&self, address: String) {
+        if self.inner.address.set(address).is_ok() {
+            self.inner.report_now.notify_one();
+        }
+    }
+
+    /// Waits until this node leads; false when `shutdown` comes first.
+    pub(crate) async fn until_leader(&self, shutdown: &CancellationToken) -> bool {
+        let mut leader = self.inner.leader.subscribe();
+        tokio::select! {
+            led = leader.wait_for(|leads| *leads) => led.is_ok(),
+            () = shutdown.cancelled() => false,
+        }
+    }
+
+    fn set_leader(&self, leads: bool) {
+        let was = self.inner.leader.send_replace(leads);
+        if was != leads {
+            if leads {
+                info!(node = %self.node_id(), "this node leads the cluster's housekeeping");
+            } else {
+                info!(node = %self.node_id(), "this node no longer leads");
+            }
+        }
+        gauge!(CLUSTER_LEADER).set(f64::from(u8::from(leads)));
+    }
+
+    fn report(&self, config_version: String, runs_in_flight: u64) -> NodeReport {
+        NodeReport {
+            id: self.inner.node_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            address: self.inner.address.get().cloned(),
+            config_version,
+            started_at: self.inner.started_at,
+            runs_in_flight,
+        }
+    }
+}
+
+/// The heartbeat task: reports, leads or follows, until shutdown, then
+/// gives the leader lease up so another node takes it at once.
+pub(crate) struct Heartbeat {
+    pub membership: Membership,
+    pub store: Arc<dyn Store>,
+    /// The configuration version new work runs on, read at each beat (a
+    /// reload changes it).
+    pub config_version: Box<dyn Fn() -> String + Send + Sync>,
+    /// How many runs this node executes now.
+    pub in_flight: Box<dyn Fn() -> u64 + Send + Sync>,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: CancellationToken,
+}
+
+impl Heartbeat {
+    pub async fn run(self) {
+        let mut interval = tokio::time::interval(HEARTBEAT);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => self.beat().await,
+                () = self.membership.inner.report_now.notified() => self.beat().await,
+                () = self.shutdown.cancelled() => break,
+            }
+        }
+        if self.membership.is_leader() {
+            let node = self.membership.node_id();
+            if let Err(e) = self.store.drop_lease(LEADER_LEASE, node).await {
+                warn!(error = %e, "cannot give the leader lease up; it expires on its own");
+            }
+            self.membership.set_leader(false);
+        }
+    }
+
+    async fn beat(&self) {
+        let report = self
+            .membership
+            .report((self.config_version)(), (self.in_flight)());
+        if let Err(e) = self.store.heartbeat(&report).await {
+            warn!(error = %e, "cannot record this node's heartbeat");
+        }
+        let node = self.membership.node_id();
+        let leads = match self.store.hold_lease(LEADER_LEASE, node, LEADER_TTL).await {
+            Ok(leads) => leads,
+            Err(e) => {
+                // Unsure of the lease, stop leading: housekeeping waits,
+                // nothing else does.
+                warn!(error = %e, "cannot renew the leader lease");
+                false
+            }
+        };
+        self.membership.set_leader(leads);
+        if leads {
+            let silent_since =
+                self.clock.now() - chrono::Duration::from_std(FORGET_AFTER).unwrap_or_default();
+            if let Err(e) = self.store.forget_nodes(silent_since).await {
+                warn!(error = %e, "cannot forget silent nodes");
+            }
+            if let Err(e) = self.store.forget_rates(silent_since).await {
+                warn!(error = %e, "cannot forget idle rate limits");
+            }
+        }
+    }
+}
+
+/// The cluster's rate limits, kept in the shared store (see
+/// [`patchbay_connector::SharedRate`]).
+pub(crate) struct StoreRate {
+    pub store: Arc<dyn Store>,
+}
+
+#[async_trait::async_trait]
+impl SharedRate for StoreRate {
+    async fn take(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, SharedRateError> {
+        self.store
+            .take_rate(key, interval, burst)
+            .await
+            .map_err(|e| SharedRateError::new(e.to_string()))
+    }
+}

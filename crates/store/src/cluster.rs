@@ -1,0 +1,94 @@
+//! The nodes that share a store, and the leases that give one of them a
+//! duty.
+//!
+//! Every node reports itself on a heartbeat ([`NodeReport`]): what it runs,
+//! which configuration, how many runs it has in flight. The store keeps the
+//! last report of each with the time it arrived ([`NodeSeen`]), which is
+//! what the management API and the dashboard show of the cluster.
+//!
+//! A **lease** is a named row with a holder and an expiry: a node takes it
+//! when it is free or expired, keeps it by taking it again before it
+//! expires, and gives it up on a clean shutdown. One statement (an upsert
+//! that only overwrites an expired lease or the holder's own) decides, so
+//! two nodes can never both believe they hold it at the store's clock.
+//! Rate limits that must hold across nodes are kept here too, as one GCRA
+//! state per connector and key (its theoretical arrival time), taken by
+//! one upsert that only moves it when a slot is free.
+//!
+//! The `leader` lease picks the node that does the cluster's housekeeping
+//! (retention); work that is safe on every node (claims, lease rescue,
+//! schedules, which are deduplicated by their fire time) needs no leader.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::StoreError;
+use crate::rows::{get, parse_time, parse_u64};
+
+/// The lease held by the node that does the cluster's housekeeping.
+pub const LEADER_LEASE: &str = "leader";
+
+/// What a node says of itself on each heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeReport {
+    /// The node's id, also the owner of the runs it claims.
+    pub id: String,
+    /// The Patchbay version it runs.
+    pub version: String,
+    /// Where its HTTP server listens, when it runs one.
+    pub address: Option<String>,
+    /// The configuration version it runs new work on.
+    pub config_version: String,
+    pub started_at: DateTime<Utc>,
+    /// Runs it is executing now.
+    pub runs_in_flight: u64,
+}
+
+/// A node's last report and when the store received it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeSeen {
+    #[serde(flatten)]
+    pub report: NodeReport,
+    /// When its last heartbeat was recorded (the store's clock).
+    pub last_heartbeat: DateTime<Utc>,
+}
+
+/// A GCRA's pacing in the store's unit (microseconds): the interval
+/// between slots and how far ahead of now the theoretical arrival time may
+/// run (`burst` − 1 intervals).
+pub(crate) fn gcra_micros(interval: std::time::Duration, burst: u32) -> (i64, i64) {
+    let interval = i64::try_from(interval.as_micros())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let tolerance = interval.saturating_mul(i64::from(burst.max(1) - 1));
+    (interval, tolerance)
+}
+
+/// The wait a refused slot names, from microseconds the store computed
+/// (never zero: the caller sleeps it before asking again).
+pub(crate) fn gcra_wait(micros: i64) -> std::time::Duration {
+    std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0).max(1))
+}
+
+/// Decodes a row of the `nodes` table, which both stores name alike.
+pub(crate) fn node_from_row<R>(row: &R) -> Result<NodeSeen, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(NodeSeen {
+        report: NodeReport {
+            id: get(row, "nodes.id")?,
+            version: get(row, "nodes.version")?,
+            address: get(row, "nodes.address")?,
+            config_version: get(row, "nodes.config_version")?,
+            started_at: parse_time("nodes.started_at", get(row, "nodes.started_at")?)?,
+            runs_in_flight: parse_u64("nodes.runs_in_flight", get(row, "nodes.runs_in_flight")?)?,
+        },
+        last_heartbeat: parse_time("nodes.heartbeat_at", get(row, "nodes.heartbeat_at")?)?,
+    })
+}

@@ -1,0 +1,149 @@
+//! Node reports and leases on PostgreSQL (see [`crate::cluster`]). A lease
+//! is taken by one upsert whose `WHERE` only lets an expired lease or the
+//! holder's own be overwritten: concurrent nodes serialise on the row, and
+//! exactly one of them sees it returned.
+
+use sqlx::PgPool;
+
+use super::codec::int8;
+use crate::{NodeReport, NodeSeen, StoreError};
+
+const UPSERT_NODE: &str = "\
+INSERT INTO nodes (id, version, address, config_version, started_at, heartbeat_at, runs_in_flight)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (id) DO UPDATE SET version = excluded.version, address = excluded.address,
+    config_version = excluded.config_version, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at, runs_in_flight = excluded.runs_in_flight";
+
+const LIST_NODES: &str = "\
+SELECT id, version, address, config_version, started_at, heartbeat_at, runs_in_flight
+FROM nodes ORDER BY id";
+
+const FORGET_NODES: &str = "DELETE FROM nodes WHERE heartbeat_at < $1";
+
+const HOLD_LEASE: &str = "\
+INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.holder = excluded.holder OR leases.expires_at <= $4
+RETURNING holder";
+
+const DROP_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+
+const LEASE_HOLDER: &str = "SELECT holder FROM leases WHERE name = $1 AND expires_at > $2";
+
+/// Takes a slot when the theoretical arrival time is no further ahead of
+/// now than the tolerance, moving it one interval on; on the database's
+/// clock, the one clock every node shares. `$2` interval, `$3` tolerance,
+/// both in microseconds.
+const TAKE_RATE: &str = "\
+WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now)
+INSERT INTO rate_limits AS r (key, tat)
+SELECT $1, clock.now + $2 FROM clock
+ON CONFLICT (key) DO UPDATE SET tat = GREATEST(r.tat, (SELECT now FROM clock)) + $2
+WHERE r.tat - (SELECT now FROM clock) <= $3
+RETURNING r.tat";
+
+/// How long until a refused key's next slot.
+const RATE_WAIT: &str = "\
+SELECT tat - $2 - (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS wait
+FROM rate_limits WHERE key = $1";
+
+const FORGET_RATES: &str = "DELETE FROM rate_limits WHERE tat < $1";
+
+pub(super) async fn take_rate(
+    pool: &PgPool,
+    key: &str,
+    interval: std::time::Duration,
+    burst: u32,
+) -> Result<Option<std::time::Duration>, StoreError> {
+    let (interval, tolerance) = crate::cluster::gcra_micros(interval, burst);
+    let taken = sqlx::query(TAKE_RATE)
+        .bind(key)
+        .bind(interval)
+        .bind(tolerance)
+        .fetch_optional(pool)
+        .await?;
+    if taken.is_some() {
+        return Ok(None);
+    }
+    let wait: Option<i64> = sqlx::query_scalar(RATE_WAIT)
+        .bind(key)
+        .bind(tolerance)
+        .fetch_optional(pool)
+        .await?;
+    Ok(Some(crate::cluster::gcra_wait(wait.unwrap_or(0))))
+}
+
+pub(super) async fn forget_rates(pool: &PgPool, before_micros: i64) -> Result<u64, StoreError> {
+    let forgotten = sqlx::query(FORGET_RATES)
+        .bind(before_micros)
+        .execute(pool)
+        .await?;
+    Ok(forgotten.rows_affected())
+}
+
+pub(super) async fn heartbeat(
+    pool: &PgPool,
+    report: &NodeReport,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(UPSERT_NODE)
+        .bind(&report.id)
+        .bind(&report.version)
+        .bind(report.address.as_deref())
+        .bind(&report.config_version)
+        .bind(report.started_at.timestamp_millis())
+        .bind(now)
+        .bind(int8(report.runs_in_flight))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn nodes(pool: &PgPool) -> Result<Vec<NodeSeen>, StoreError> {
+    let rows = sqlx::query(LIST_NODES).fetch_all(pool).await?;
+    rows.iter().map(crate::cluster::node_from_row).collect()
+}
+
+pub(super) async fn forget_nodes(pool: &PgPool, before: i64) -> Result<u64, StoreError> {
+    let forgotten = sqlx::query(FORGET_NODES).bind(before).execute(pool).await?;
+    Ok(forgotten.rows_affected())
+}
+
+pub(super) async fn hold_lease(
+    pool: &PgPool,
+    name: &str,
+    holder: &str,
+    until: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let held = sqlx::query(HOLD_LEASE)
+        .bind(name)
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?;
+    Ok(held.is_some())
+}
+
+pub(super) async fn drop_lease(pool: &PgPool, name: &str, holder: &str) -> Result<(), StoreError> {
+    sqlx::query(DROP_LEASE)
+        .bind(name)
+        .bind(holder)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn lease_holder(
+    pool: &PgPool,
+    name: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(LEASE_HOLDER)
+        .bind(name)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?)
+}

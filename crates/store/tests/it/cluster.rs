@@ -1,0 +1,193 @@
+//! Node reports and leases: the last report of each node is kept with its
+//! heartbeat time, silent nodes are forgotten, and a lease has one holder
+//! at a time however many nodes race for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use patchbay_store::{LEADER_LEASE, NodeReport, Store};
+
+use crate::{LONG, now_ms, open, poll};
+
+fn report(id: &str, in_flight: u64) -> NodeReport {
+    NodeReport {
+        id: id.into(),
+        version: "1.2.3".into(),
+        address: Some("127.0.0.1:8080".into()),
+        config_version: "cfg-1".into(),
+        started_at: now_ms(),
+        runs_in_flight: in_flight,
+    }
+}
+
+#[tokio::test]
+async fn a_node_report_is_kept_with_its_last_heartbeat() {
+    let (store, _keep) = open().await;
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    store.heartbeat(&report("node-b", 0)).await.unwrap();
+    store.heartbeat(&report("node-a", 2)).await.unwrap();
+    let again = NodeReport {
+        config_version: "cfg-2".into(),
+        address: None,
+        ..report("node-a", 5)
+    };
+    store.heartbeat(&again).await.unwrap();
+
+    let nodes = store.nodes().await.unwrap();
+    let ids: Vec<&str> = nodes.iter().map(|n| n.report.id.as_str()).collect();
+    assert_eq!(ids, ["node-a", "node-b"]);
+    assert_eq!(nodes[0].report, again);
+    assert!(nodes[0].last_heartbeat >= before, "{nodes:?}");
+
+    // Nobody is silent since a second ago; both are silent since later on.
+    assert_eq!(store.forget_nodes(before).await.unwrap(), 0);
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.forget_nodes(later).await.unwrap(), 2);
+    assert!(store.nodes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_or_is_dropped() {
+    let (store, _keep) = open().await;
+    assert_eq!(store.lease_holder(LEADER_LEASE).await.unwrap(), None);
+    let short = Duration::from_millis(300);
+    assert!(store.hold_lease(LEADER_LEASE, "a", short).await.unwrap());
+    assert!(!store.hold_lease(LEADER_LEASE, "b", LONG).await.unwrap());
+    // The holder keeps it by taking it again.
+    assert!(store.hold_lease(LEADER_LEASE, "a", short).await.unwrap());
+    assert_eq!(
+        store.lease_holder(LEADER_LEASE).await.unwrap().as_deref(),
+        Some("a")
+    );
+    // Another name is another lease.
+    assert!(store.hold_lease("other", "b", LONG).await.unwrap());
+
+    // Expired, it goes to whoever asks first, and the old holder is out.
+    poll(Duration::from_secs(5), || async {
+        store
+            .hold_lease(LEADER_LEASE, "b", LONG)
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+    assert!(!store.hold_lease(LEADER_LEASE, "a", short).await.unwrap());
+    assert_eq!(
+        store.lease_holder(LEADER_LEASE).await.unwrap().as_deref(),
+        Some("b")
+    );
+
+    // Dropping is the holder's alone; once dropped, it is free at once.
+    store.drop_lease(LEADER_LEASE, "a").await.unwrap();
+    assert!(!store.hold_lease(LEADER_LEASE, "a", short).await.unwrap());
+    store.drop_lease(LEADER_LEASE, "b").await.unwrap();
+    assert_eq!(store.lease_holder(LEADER_LEASE).await.unwrap(), None);
+    assert!(store.hold_lease(LEADER_LEASE, "a", short).await.unwrap());
+}
+
+#[tokio::test]
+async fn of_many_nodes_racing_for_a_lease_exactly_one_gets_it() {
+    let (store, _keep) = open().await;
+    let store: Arc<dyn Store> = Arc::from(store);
+    for round in 0..5 {
+        let name = format!("race-{round}");
+        let racers = (0..8).map(|i| {
+            let store = store.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                store
+                    .hold_lease(&name, &format!("node-{i}"), LONG)
+                    .await
+                    .unwrap()
+            })
+        });
+        let won = futures::future::join_all(racers)
+            .await
+            .into_iter()
+            .filter(|held| *held.as_ref().unwrap())
+            .count();
+        assert_eq!(won, 1, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_hands_out_its_burst_then_one_slot_per_interval() {
+    let (store, _keep) = open().await;
+    let interval = Duration::from_millis(200);
+    assert_eq!(store.take_rate("crm/", interval, 2).await.unwrap(), None);
+    assert_eq!(store.take_rate("crm/", interval, 2).await.unwrap(), None);
+    let wait = store
+        .take_rate("crm/", interval, 2)
+        .await
+        .unwrap()
+        .expect("the burst is spent");
+    assert!(wait > Duration::ZERO && wait <= interval, "{wait:?}");
+    // Another key has a budget of its own.
+    assert_eq!(
+        store.take_rate("crm/tenant-b", interval, 2).await.unwrap(),
+        None
+    );
+
+    tokio::time::sleep(wait).await;
+    assert_eq!(store.take_rate("crm/", interval, 2).await.unwrap(), None);
+    assert!(
+        store
+            .take_rate("crm/", interval, 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Idle keys are forgotten; a busy one is not.
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(
+        store
+            .forget_rates(Utc::now() - chrono::Duration::seconds(60))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.forget_rates(later).await.unwrap(), 2);
+    assert_eq!(store.take_rate("crm/", interval, 2).await.unwrap(), None);
+}
+
+/// However many callers race, no more slots are handed out than the
+/// pacing allows over the time they raced.
+#[tokio::test]
+async fn racing_callers_never_get_more_than_the_rate() {
+    let (store, _keep) = open().await;
+    let store: Arc<dyn Store> = Arc::from(store);
+    let interval = Duration::from_millis(20);
+    let started = std::time::Instant::now();
+    let racers = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut taken = 0u32;
+            let deadline = std::time::Instant::now() + Duration::from_millis(500);
+            while std::time::Instant::now() < deadline {
+                match store.take_rate("race/", interval, 1).await.unwrap() {
+                    None => taken += 1,
+                    Some(wait) => tokio::time::sleep(wait.min(Duration::from_millis(5))).await,
+                }
+            }
+            taken
+        })
+    });
+    let taken: u32 = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    let elapsed = started.elapsed();
+    // One at the start, then one per interval.
+    let allowed = 1 + (elapsed.as_micros() / interval.as_micros()) as u32;
+    assert!(
+        taken <= allowed,
+        "{taken} slots in {elapsed:?} (at most {allowed})"
+    );
+    assert!(
+        taken >= allowed / 2,
+        "{taken} slots in {elapsed:?}: pacing too slow"
+    );
+}
