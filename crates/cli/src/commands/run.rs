@@ -81,6 +81,10 @@ pub async fn execute(
         workers: !args.no_workers,
         scheduler: !args.no_scheduler,
     };
+    // Listening before the address is printed: a supervisor that reads the
+    // address and stops the node at once gets a clean stop, not the
+    // signal's default action.
+    let signals = ShutdownSignals::listen();
     let node = Node::start(
         prepared,
         &env,
@@ -98,32 +102,54 @@ pub async fn execute(
     info!(address = %node.address, store = %store.shown(), "listening");
     // Printed on stdout too, so scripts (and tests) can read the bound port.
     println!("patchbay listening on http://{}", node.address);
-    wait_for_signal().await;
+    signals.wait().await;
     info!("shutting down");
     node.stop().await?;
     info!("stopped");
     Ok(Outcome::Success)
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the moment they are made,
+/// so that a signal arriving before [`ShutdownSignals::wait`] is awaited is
+/// kept for it rather than killing the process.
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    pub fn listen() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(interrupt), Ok(terminate)) => Some((interrupt, terminate)),
+                _ => None,
+            };
+            ShutdownSignals { streams }
         }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Resolves on the first SIGINT or SIGTERM since [`ShutdownSignals::listen`].
+    pub async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut interrupt, mut terminate)) = self.streams {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM received from now on.
+pub async fn wait_for_signal() {
+    ShutdownSignals::listen().wait().await;
 }

@@ -199,3 +199,29 @@ async fn sigterm_lets_the_running_step_finish_and_exits_zero() {
     );
     terminate(&mut node.child);
 }
+
+/// A supervisor may stop a node the moment it says where it listens: the
+/// signal is a clean stop then too (exit 0), never the signal's default
+/// action killing a node that had not yet listened for it.
+#[tokio::test]
+async fn sigterm_right_after_the_address_is_printed_is_a_clean_stop() {
+    let project = TestProject::new(
+        "",
+        &[(
+            "hello",
+            "trigger: { webhook: { path: /hooks/hello } }\nsteps:\n  - transform: '.'\n",
+        )],
+    );
+    let log = project.path().join("patchbay.log");
+    for attempt in 0..10 {
+        let node = crate::support::Patchbay::spawn(
+            crate::support::patchbay_run(project.path(), &[]),
+            &log,
+        );
+        let status = node.terminate();
+        assert!(
+            status.success(),
+            "attempt {attempt}: {status} on a SIGTERM right after start"
+        );
+    }
+}
