@@ -299,7 +299,54 @@ impl OAuth2 {
     }
 
     /// Asks the token endpoint for a token; called with the refresh lock held.
+    /// With a rotating refresh token in a store other processes share, it
+    /// first takes the cluster's turn to refresh and reads the saved token
+    /// again (see [`TokenStore::shared`]).
     async fn fetch(&self, state: &mut RefreshState) -> Result<Arc<Token>, TokenError> {
+        let shared = match self.grant {
+            OAuth2Grant::RefreshToken => lock(&self.store)
+                .store
+                .clone()
+                .filter(|store| store.shared()),
+            OAuth2Grant::ClientCredentials => None,
+        };
+        let Some(store) = shared else {
+            return self.fetch_now(state).await;
+        };
+        self.take_refresh_turn(store.as_ref()).await?;
+        lock(&self.store).unread = true;
+        let fetched = self.fetch_now(state).await;
+        store.end_refresh(&self.connector).await;
+        fetched
+    }
+
+    /// Waits for this process's turn to refresh among those sharing the
+    /// token store.
+    async fn take_refresh_turn(&self, store: &dyn TokenStore) -> Result<(), TokenError> {
+        let started = Instant::now();
+        loop {
+            match store.begin_refresh(&self.connector, REFRESH_TURN).await {
+                Ok(true) => return Ok(()),
+                Ok(false) if started.elapsed() < REFRESH_TURN => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(false) => {
+                    return Err(TokenError::new(
+                        "another node has been refreshing the oauth2 token for too long",
+                        true,
+                    ));
+                }
+                Err(error) => {
+                    return Err(TokenError::new(
+                        format!("cannot take the turn to refresh the token: {error}"),
+                        true,
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn fetch_now(&self, state: &mut RefreshState) -> Result<Arc<Token>, TokenError> {
         let started = Instant::now();
         // The closure owns its client, so the futures it returns borrow
         // nothing: a borrowing one cannot be proven `Send` for the
@@ -533,6 +580,11 @@ impl std::fmt::Debug for OAuth2 {
 
 /// How long a token living `life` is used: until `margin` before it
 /// expires, but at least half its life.
+/// Longest one process keeps the turn to refresh a token shared with
+/// others, and longest another waits for it: a refresh that outlasts it has
+/// failed anyway (the token request's own timeout is shorter).
+const REFRESH_TURN: Duration = Duration::from_secs(30);
+
 fn usable_for(life: Duration, margin: Duration) -> Duration {
     life.saturating_sub(margin).max(life / 2)
 }

@@ -43,10 +43,10 @@ use patchbay_config::{RateLimitConfig, default_max_wait};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::SharedRate;
 use crate::call::Response;
 use crate::error::CallError;
 use crate::events::UpstreamPauseRequested;
+use crate::{SharedRate, SharedSlot};
 
 /// Longest pause an upstream can impose in one answer; a larger value is
 /// more likely a misread header than a real quota, and calls that arrive
@@ -123,8 +123,15 @@ impl Throttle {
         };
         loop {
             self.sit_out_pause(deadline).await.map_err(refuse)?;
-            let Some(wait) = limit.check(&key).await else {
-                break;
+            let horizon = deadline.saturating_duration_since(Instant::now());
+            let wait = match limit.check(&key, horizon).await {
+                Slot::Now => break,
+                Slot::Reserved(wait) => {
+                    // The slot is this call's: no asking again.
+                    tokio::time::sleep(wait).await;
+                    break;
+                }
+                Slot::NotBefore(wait) => wait,
             };
             if Instant::now() + wait > deadline {
                 return Err(refuse(Some(wait)));
@@ -251,20 +258,26 @@ impl std::fmt::Debug for Throttle {
 }
 
 impl Limit {
-    /// Takes a slot of `key`: `None` when the call may go, or how long
-    /// until the next slot.
-    async fn check(&self, key: &str) -> Option<Duration> {
+    /// Takes a slot of `key`, or says when to ask again.
+    async fn check(&self, key: &str, horizon: Duration) -> Slot {
         if let Some(shared) = self.shared.get() {
             let shared_key = format!("{}/{key}", self.shared_prefix);
-            match shared.take(&shared_key, self.interval, self.burst).await {
-                Ok(wait) => {
+            match shared
+                .reserve(&shared_key, self.interval, self.burst, horizon)
+                .await
+            {
+                Ok(slot) => {
                     if self.shared_failed.swap(false, Ordering::Relaxed) {
                         tracing::info!(
                             connector = %self.shared_prefix,
                             "the cluster's rate limit is read again"
                         );
                     }
-                    return wait;
+                    return match slot {
+                        SharedSlot::Reserved(wait) if wait.is_zero() => Slot::Now,
+                        SharedSlot::Reserved(wait) => Slot::Reserved(wait),
+                        SharedSlot::Refused(wait) => Slot::NotBefore(wait),
+                    };
                 }
                 Err(e) => {
                     if !self.shared_failed.swap(true, Ordering::Relaxed) {
@@ -278,8 +291,10 @@ impl Limit {
                 }
             }
         }
-        let not_until = self.limiter.check_key(&key.to_string()).err()?;
-        Some(not_until.wait_time_from(self.limiter.clock().now()))
+        match self.limiter.check_key(&key.to_string()) {
+            Ok(()) => Slot::Now,
+            Err(not_until) => Slot::NotBefore(not_until.wait_time_from(self.limiter.clock().now())),
+        }
     }
 
     fn build(connector: &str, config: &RateLimitConfig) -> Result<Limit, String> {
@@ -320,6 +335,16 @@ impl Limit {
             self.limiter.shrink_to_fit();
         }
     }
+}
+
+/// A call's turn, as a limiter gave it.
+enum Slot {
+    /// Go now.
+    Now,
+    /// Reserved: go after this long.
+    Reserved(Duration),
+    /// Not before this long from now; ask again then.
+    NotBefore(Duration),
 }
 
 /// `governor`'s clock on tokio's time (see the module doc).

@@ -4,10 +4,11 @@
 //! A connector's `rate_limit` is the upstream's limit, not a node's: three
 //! nodes each pacing themselves to 50 calls a second would send 150. When
 //! the engine attaches a shared rate (nodes on PostgreSQL), a call's slot is
-//! taken there, one round trip per call, on the store's clock (one clock for
-//! every node, whatever their own say). Calls of one key still queue in
-//! arrival order on each node first, so one node asks for one slot at a
-//! time per key.
+//! reserved there, one round trip per call, on the store's clock (one clock
+//! for every node, whatever their own say), and the call sleeps until its
+//! slot: nodes never race for the next free slot, so the pace holds at the
+//! limit. Calls of one key still queue in arrival order on each node first,
+//! so one node reserves one slot at a time per key.
 
 use std::time::Duration;
 
@@ -16,15 +17,26 @@ use async_trait::async_trait;
 /// A GCRA budget shared by every node.
 #[async_trait]
 pub trait SharedRate: Send + Sync {
-    /// Takes a slot of `key` paced at one per `interval` with up to `burst`
-    /// back to back: `None` when the call may go now, or how long until the
-    /// next slot.
-    async fn take(
+    /// Reserves the next slot of `key`, paced at one per `interval` with up
+    /// to `burst` back to back, unless it comes later than `horizon` from
+    /// now.
+    async fn reserve(
         &self,
         key: &str,
         interval: Duration,
         burst: u32,
-    ) -> Result<Option<Duration>, SharedRateError>;
+        horizon: Duration,
+    ) -> Result<SharedSlot, SharedRateError>;
+}
+
+/// What the shared budget gave a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedSlot {
+    /// The call's slot: it goes after this long (zero: now).
+    Reserved(Duration),
+    /// The next slot comes this long from now, beyond the horizon; nothing
+    /// was reserved.
+    Refused(Duration),
 }
 
 /// A shared rate that could not be asked (its store is unreachable).

@@ -6,11 +6,18 @@
 //! the new token would therefore lock itself out on its next start, so each
 //! rotated token is saved, and a saved token takes precedence over the one in
 //! the configuration.
+//!
+//! Several processes sharing one store (nodes on one database) would each
+//! hold the token they read last, and the first to refresh would leave the
+//! others a revoked one: a shared store gives refreshes one at a time
+//! ([`TokenStore::begin_refresh`]), and each refresh reads the saved token
+//! again before presenting it.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -21,6 +28,26 @@ pub trait TokenStore: Send + Sync {
     async fn load(&self, connector: &str) -> Result<Option<String>, TokenStoreError>;
     /// Saves `refresh_token` for `connector`, replacing an earlier one.
     async fn save(&self, connector: &str, refresh_token: &str) -> Result<(), TokenStoreError>;
+
+    /// Whether other processes share the store and may rotate the token
+    /// too: then a refresh takes its turn ([`TokenStore::begin_refresh`])
+    /// and reads the saved token again first, so no process presents a
+    /// token another has already rotated away.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Takes the turn to refresh `connector`'s token, for up to `ttl`;
+    /// false while another process has it.
+    async fn begin_refresh(&self, connector: &str, ttl: Duration) -> Result<bool, TokenStoreError> {
+        let _ = (connector, ttl);
+        Ok(true)
+    }
+
+    /// Gives the turn back.
+    async fn end_refresh(&self, connector: &str) {
+        let _ = connector;
+    }
 }
 
 /// A token store that failed to read or write.

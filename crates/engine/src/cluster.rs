@@ -3,6 +3,11 @@
 //! flight) and competes for the `leader` lease, whose holder does the
 //! cluster's housekeeping (retention, forgetting nodes long silent).
 //!
+//! A reload is the cluster's too: the node that reloads publishes it in the
+//! store, and the others, seeing a publication newer than the last they
+//! acted on, reload their own files at their next heartbeat. Runs finish on
+//! the version they started on whichever node resumes them (`versions`).
+//!
 //! Connectors' rate limits are the cluster's when the store is shared
 //! ([`StoreRate`]): every node takes its calls' slots from one budget.
 //!
@@ -15,9 +20,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use metrics::gauge;
-use patchbay_connector::{SharedRate, SharedRateError};
-use patchbay_store::{Clock, LEADER_LEASE, NodeReport, Store};
+use patchbay_connector::{SharedRate, SharedRateError, SharedSlot};
+use patchbay_store::{Clock, LEADER_LEASE, NodeReport, RateSlot, Store};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -126,17 +132,32 @@ pub(crate) struct Heartbeat {
     pub config_version: Box<dyn Fn() -> String + Send + Sync>,
     /// How many runs this node executes now.
     pub in_flight: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// Reloads this node's configuration without publishing it; `None`
+    /// once the engine is gone.
+    pub reload: Box<dyn Fn() -> BoxFuture<'static, ReloadOutcome> + Send + Sync>,
     pub clock: Arc<dyn Clock>,
     pub shutdown: CancellationToken,
 }
 
+/// What a reload the cluster asked for came to.
+pub(crate) type ReloadOutcome = Result<Option<crate::Reloaded>, crate::EngineError>;
+
 impl Heartbeat {
     pub async fn run(self) {
+        // The publication in force when this node loaded its files is not
+        // news to it.
+        let mut acted_on = match self.store.published_config().await {
+            Ok(published) => published.map(|p| p.published_at),
+            Err(_) => None,
+        };
         let mut interval = tokio::time::interval(HEARTBEAT);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = interval.tick() => self.beat().await,
+                _ = interval.tick() => {
+                    self.beat().await;
+                    self.follow_reloads(&mut acted_on).await;
+                }
                 () = self.membership.inner.report_now.notified() => self.beat().await,
                 () = self.shutdown.cancelled() => break,
             }
@@ -147,6 +168,43 @@ impl Heartbeat {
                 warn!(error = %e, "cannot give the leader lease up; it expires on its own");
             }
             self.membership.set_leader(false);
+        }
+    }
+
+    /// Reloads when another node published a configuration since the last
+    /// publication this node acted on.
+    async fn follow_reloads(&self, acted_on: &mut Option<DateTime<Utc>>) {
+        let published = match self.store.published_config().await {
+            Ok(Some(published)) => published,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "cannot read the cluster's configuration");
+                return;
+            }
+        };
+        if Some(published.published_at) <= *acted_on {
+            return;
+        }
+        *acted_on = Some(published.published_at);
+        if published.node == self.membership.node_id() {
+            return;
+        }
+        info!(
+            version = %published.version,
+            by = %published.node,
+            "another node reloaded its configuration; reloading"
+        );
+        match (self.reload)().await {
+            Ok(Some(reloaded)) if reloaded.version != published.version => warn!(
+                version = %reloaded.version,
+                published = %published.version,
+                "this node's files give another configuration than the node that reloaded: \
+                 deploy the same files to every node"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "the reload the cluster asked for failed; the running configuration stays")
+            }
         }
     }
 
@@ -189,15 +247,17 @@ pub(crate) struct StoreRate {
 
 #[async_trait::async_trait]
 impl SharedRate for StoreRate {
-    async fn take(
+    async fn reserve(
         &self,
         key: &str,
         interval: Duration,
         burst: u32,
-    ) -> Result<Option<Duration>, SharedRateError> {
-        self.store
-            .take_rate(key, interval, burst)
-            .await
-            .map_err(|e| SharedRateError::new(e.to_string()))
+        horizon: Duration,
+    ) -> Result<SharedSlot, SharedRateError> {
+        match self.store.reserve_rate(key, interval, burst, horizon).await {
+            Ok(RateSlot::Reserved(wait)) => Ok(SharedSlot::Reserved(wait)),
+            Ok(RateSlot::Refused(wait)) => Ok(SharedSlot::Refused(wait)),
+            Err(e) => Err(SharedRateError::new(e.to_string())),
+        }
     }
 }

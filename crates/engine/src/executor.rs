@@ -271,6 +271,11 @@ impl Executor {
                     duration: timer.elapsed(),
                 }
                 .emit(),
+                Err(StoreError::LeaseLost { .. }) => {
+                    // Cancelled, or taken over after this node stalled: the
+                    // run is another's to end, and may have ended already.
+                    info!("run no longer held by this node; its result was not recorded")
+                }
                 Err(e) => warn!(error = %e, "run result not recorded; it will be resumed"),
             }
             self.responders

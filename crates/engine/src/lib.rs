@@ -227,12 +227,18 @@ impl Engine {
             clock,
         } = options;
         let plan = Arc::new(plan);
-        attach_store(&connectors, &store, secrets.as_ref());
+        let owner = format!("node-{}", uuid::Uuid::now_v7());
+        attach_store(&connectors, &store, secrets.as_ref(), &owner);
         connectors.publish_gauges();
         let settings: &EngineConfig = &project.config.engine;
-        let owner = format!("node-{}", uuid::Uuid::now_v7());
         let membership = Membership::new(owner.clone(), clock.now());
         let wake = Arc::new(Notify::new());
+        if roles.workers {
+            // Runs another node queued, released or made due wake this
+            // node's workers at once, not at their next poll.
+            let woken = wake.clone();
+            store.on_ready(Arc::new(move || woken.notify_one()));
+        }
         let intake = Intake::start(store.clone(), settings.intake_batch, wake.clone());
         let responders = Responders::default();
         let tracker = TaskTracker::new();
@@ -354,6 +360,7 @@ impl Engine {
         // the engine exists; it holds it weakly, not to keep it alive.
         let weak = Arc::downgrade(&engine.inner);
         let busy = Arc::downgrade(&engine.inner);
+        let reloading = Arc::downgrade(&engine.inner);
         tracker.spawn(
             cluster::Heartbeat {
                 membership,
@@ -362,6 +369,15 @@ impl Engine {
                     weak.upgrade()
                         .map(|inner| inner.live.load().plan.version.clone())
                         .unwrap_or_default()
+                }),
+                reload: Box::new(move || {
+                    let engine = reloading.upgrade().map(|inner| Engine { inner });
+                    Box::pin(async move {
+                        match engine {
+                            Some(engine) => engine.reload_here().await.map(Some),
+                            None => Ok(None),
+                        }
+                    })
                 }),
                 in_flight: Box::new(move || {
                     busy.upgrade()
@@ -420,6 +436,24 @@ impl Engine {
     /// swaps it in. Runs in progress keep the configuration they started
     /// with; new events and newly claimed runs get the new one.
     pub async fn reload(&self) -> Result<Reloaded, EngineError> {
+        let reloaded = self.reload_here().await?;
+        // The other nodes sharing the store follow (see `cluster`), even
+        // when the version is the same: the secrets may have changed.
+        let node = self.inner.membership.node_id();
+        if let Err(e) = self
+            .inner
+            .store
+            .publish_config(&reloaded.version, node)
+            .await
+        {
+            warn!(error = %e, "reloaded, but the other nodes were not told to");
+        }
+        Ok(reloaded)
+    }
+
+    /// Reloads this node alone: what a node does when another published a
+    /// reload.
+    pub(crate) async fn reload_here(&self) -> Result<Reloaded, EngineError> {
         let reloaded = self.swap_in_reloaded().await;
         // Building the new connectors set their gauges, whether or not they
         // were swapped in: the gauges go back to those in service.
@@ -458,7 +492,12 @@ impl Engine {
             .store
             .save_config_version(&plan.version, &versions::Versions::sources(&project))
             .await?;
-        attach_store(&connectors, &self.inner.store, self.inner.secrets.as_ref());
+        attach_store(
+            &connectors,
+            &self.inner.store,
+            self.inner.secrets.as_ref(),
+            self.inner.membership.node_id(),
+        );
         if let Some(executor) = &self.inner.executor {
             let old = executor.load();
             // The pool's threads are kept unless the budgets changed.
@@ -654,10 +693,16 @@ impl EngineTasks {
 /// Keeps the refresh tokens the connectors' OAuth 2.0 servers rotate in
 /// `store`, sealed with `secrets` when there are any; on a store nodes
 /// share, the connectors' rate limits too, so they hold for the cluster.
-fn attach_store(connectors: &Connectors, store: &Arc<dyn Store>, secrets: Option<&Secrets>) {
+fn attach_store(
+    connectors: &Connectors,
+    store: &Arc<dyn Store>,
+    secrets: Option<&Secrets>,
+    node: &str,
+) {
     connectors.set_token_store(Arc::new(tokens::StoredTokens {
         store: store.clone(),
         secrets: secrets.cloned(),
+        node: node.to_string(),
     }));
     if store.is_shared() {
         connectors.set_shared_rate(Arc::new(cluster::StoreRate {

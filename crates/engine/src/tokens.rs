@@ -6,8 +6,13 @@
 //! lives, so it is sealed with the node's master key like a secret
 //! ([`Secrets::save_credential`]). Without a master key (a node not given
 //! one) nothing is written: the rotated token is kept in memory only.
+//!
+//! On a store several nodes share, a refresh takes the connector's turn, a
+//! lease in the store, so nodes refresh one at a time, each with the token
+//! the previous one saved.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use patchbay_connector::{TokenStore, TokenStoreError};
 use patchbay_store::{Secrets, Store};
@@ -18,6 +23,15 @@ pub(crate) struct StoredTokens {
     pub store: Arc<dyn Store>,
     /// The engine's secrets, when it was started with them.
     pub secrets: Option<Secrets>,
+    /// This node, as the holder of the turn to refresh a token on a store
+    /// several nodes share.
+    pub node: String,
+}
+
+/// The lease that gives one node at a time the turn to refresh
+/// `connector`'s token.
+fn turn(connector: &str) -> String {
+    format!("oauth2:{connector}:refresh")
 }
 
 fn name(connector: &str) -> String {
@@ -57,5 +71,22 @@ impl TokenStore for StoredTokens {
             .save_credential(&name(connector), refresh_token)
             .await
             .map_err(|e| TokenStoreError::with_source("cannot save the refresh token", e))
+    }
+
+    fn shared(&self) -> bool {
+        self.store.is_shared()
+    }
+
+    async fn begin_refresh(&self, connector: &str, ttl: Duration) -> Result<bool, TokenStoreError> {
+        self.store
+            .hold_lease(&turn(connector), &self.node, ttl)
+            .await
+            .map_err(|e| TokenStoreError::with_source("cannot take the turn to refresh", e))
+    }
+
+    async fn end_refresh(&self, connector: &str) {
+        if let Err(e) = self.store.drop_lease(&turn(connector), &self.node).await {
+            tracing::warn!(connector, error = %e, "cannot give the turn to refresh back; it expires");
+        }
     }
 }

@@ -12,8 +12,11 @@
 //! that only overwrites an expired lease or the holder's own) decides, so
 //! two nodes can never both believe they hold it at the store's clock.
 //! Rate limits that must hold across nodes are kept here too, as one GCRA
-//! state per connector and key (its theoretical arrival time), taken by
-//! one upsert that only moves it when a slot is free.
+//! state per connector and key (its theoretical arrival time). A call
+//! reserves its slot with one upsert, which moves the state on and names
+//! the instant the slot comes, unless that is further away than the caller
+//! would wait: callers sleep until their own slot instead of racing for the
+//! next free one, so the pace holds at the limit however many nodes call.
 //!
 //! The `leader` lease picks the node that does the cluster's housekeeping
 //! (retention); work that is safe on every node (claims, lease rescue,
@@ -54,6 +57,46 @@ pub struct NodeSeen {
     pub last_heartbeat: DateTime<Utc>,
 }
 
+/// A configuration a node published on a reload (see
+/// [`crate::Store::publish_config`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PublishedConfig {
+    pub version: String,
+    /// The node that reloaded it.
+    pub node: String,
+    /// When (the store's clock): tells a new publication from one already
+    /// acted on, even of the same version (secrets may have changed).
+    pub published_at: DateTime<Utc>,
+}
+
+/// Decodes the row of `published_config`.
+pub(crate) fn published_from_row<R>(row: &R) -> Result<PublishedConfig, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(PublishedConfig {
+        version: get(row, "published_config.version")?,
+        node: get(row, "published_config.node")?,
+        published_at: parse_time(
+            "published_config.published_at",
+            get(row, "published_config.published_at")?,
+        )?,
+    })
+}
+
+/// What [`crate::Store::reserve_rate`] gave a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateSlot {
+    /// A slot is the call's: it may go after this long (zero: now).
+    Reserved(std::time::Duration),
+    /// The next free slot is further away than the caller would wait:
+    /// this long from now. Nothing was reserved.
+    Refused(std::time::Duration),
+}
+
 /// A GCRA's pacing in the store's unit (microseconds): the interval
 /// between slots and how far ahead of now the theoretical arrival time may
 /// run (`burst` − 1 intervals).
@@ -65,10 +108,14 @@ pub(crate) fn gcra_micros(interval: std::time::Duration, burst: u32) -> (i64, i6
     (interval, tolerance)
 }
 
-/// The wait a refused slot names, from microseconds the store computed
-/// (never zero: the caller sleeps it before asking again).
-pub(crate) fn gcra_wait(micros: i64) -> std::time::Duration {
-    std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0).max(1))
+/// A wait the store computed, in microseconds.
+pub(crate) fn micros(micros: i64) -> std::time::Duration {
+    std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+/// How far ahead a caller would wait, in microseconds.
+pub(crate) fn horizon_micros(horizon: std::time::Duration) -> i64 {
+    i64::try_from(horizon.as_micros()).unwrap_or(i64::MAX / 4)
 }
 
 /// Decodes a row of the `nodes` table, which both stores name alike.

@@ -54,7 +54,7 @@ pub use audit::{
     ANONYMOUS, AuditEntry, AuditFilter, AuditId, MAX_AUDIT_TARGET_CHARS, audit_target,
 };
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use cluster::{LEADER_LEASE, NodeReport, NodeSeen};
+pub use cluster::{LEADER_LEASE, NodeReport, NodeSeen, PublishedConfig, RateSlot};
 pub use depth::QueueDepth;
 pub use drift::{Drift, DriftKind, DriftObservation, MAX_DRIFT_EXAMPLE_CHARS};
 pub use error::StoreError;
@@ -299,20 +299,35 @@ pub trait Store: Send + Sync + 'static {
     /// holder).
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
 
+    /// Records that `node` reloaded configuration `version`, stamped with
+    /// the store's clock, replacing the previous publication: the other
+    /// nodes sharing the store reload when they see it.
+    async fn publish_config(&self, version: &str, node: &str) -> Result<(), StoreError>;
+    /// The last configuration published, if any.
+    async fn published_config(&self) -> Result<Option<PublishedConfig>, StoreError>;
+
     /// Whether several nodes may share this store, so that what must hold
     /// across nodes (rate limits) is kept in it rather than in each node.
     fn is_shared(&self) -> bool {
         false
     }
-    /// Takes a slot of the rate limit `key` (a GCRA: one slot per
+    /// Calls `wake` whenever another node makes runs ready (queued and due
+    /// now), from a task of the store's, until the store closes; a store
+    /// only one node uses does nothing. Waking is a hint: workers still
+    /// poll, so a lost wake-up delays work by a poll, never loses it.
+    fn on_ready(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>) {
+        let _ = wake;
+    }
+    /// Reserves the next slot of the rate limit `key` (a GCRA: one slot per
     /// `interval`, up to `burst` back to back) on the store's clock, in one
-    /// statement: `None` when taken, or how long until the next slot.
-    async fn take_rate(
+    /// statement, unless it comes later than `horizon` from now.
+    async fn reserve_rate(
         &self,
         key: &str,
         interval: Duration,
         burst: u32,
-    ) -> Result<Option<Duration>, StoreError>;
+        horizon: Duration,
+    ) -> Result<RateSlot, StoreError>;
     /// Forgets the rate limits idle since before `idle_since` (their budget
     /// is full again: forgetting them changes nothing); returns how many.
     async fn forget_rates(

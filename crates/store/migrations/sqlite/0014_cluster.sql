@@ -24,3 +24,12 @@ CREATE TABLE rate_limits (
     key TEXT    NOT NULL PRIMARY KEY,
     tat INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- The configuration a node last published on a reload: the other nodes
+-- reload too when they see a publication newer than the last they acted on.
+CREATE TABLE published_config (
+    singleton    INTEGER NOT NULL PRIMARY KEY CHECK (singleton = 1),
+    version      TEXT    NOT NULL,
+    node         TEXT    NOT NULL,
+    published_at INTEGER NOT NULL
+);

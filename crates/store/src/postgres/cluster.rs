@@ -6,7 +6,8 @@
 use sqlx::PgPool;
 
 use super::codec::int8;
-use crate::{NodeReport, NodeSeen, StoreError};
+use crate::cluster::micros;
+use crate::{NodeReport, NodeSeen, RateSlot, StoreError};
 
 const UPSERT_NODE: &str = "\
 INSERT INTO nodes (id, version, address, config_version, started_at, heartbeat_at, runs_in_flight)
@@ -31,17 +32,18 @@ const DROP_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
 
 const LEASE_HOLDER: &str = "SELECT holder FROM leases WHERE name = $1 AND expires_at > $2";
 
-/// Takes a slot when the theoretical arrival time is no further ahead of
-/// now than the tolerance, moving it one interval on; on the database's
+/// Reserves the next slot: moves the theoretical arrival time one
+/// interval on from itself or now, whichever is later, and returns how long
+/// until the slot, unless that is more than the horizon. On the database's
 /// clock, the one clock every node shares. `$2` interval, `$3` tolerance,
-/// both in microseconds.
-const TAKE_RATE: &str = "\
+/// `$4` horizon, in microseconds; `RETURNING` reads the moved state.
+const RESERVE_RATE: &str = "\
 WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now)
 INSERT INTO rate_limits AS r (key, tat)
 SELECT $1, clock.now + $2 FROM clock
 ON CONFLICT (key) DO UPDATE SET tat = GREATEST(r.tat, (SELECT now FROM clock)) + $2
-WHERE r.tat - (SELECT now FROM clock) <= $3
-RETURNING r.tat";
+WHERE r.tat - (SELECT now FROM clock) <= $3 + $4
+RETURNING GREATEST(r.tat - $2 - $3 - (SELECT now FROM clock), 0) AS wait";
 
 /// How long until a refused key's next slot.
 const RATE_WAIT: &str = "\
@@ -50,28 +52,28 @@ FROM rate_limits WHERE key = $1";
 
 const FORGET_RATES: &str = "DELETE FROM rate_limits WHERE tat < $1";
 
-pub(super) async fn take_rate(
+pub(super) async fn reserve_rate(
     pool: &PgPool,
     key: &str,
-    interval: std::time::Duration,
-    burst: u32,
-) -> Result<Option<std::time::Duration>, StoreError> {
-    let (interval, tolerance) = crate::cluster::gcra_micros(interval, burst);
-    let taken = sqlx::query(TAKE_RATE)
+    (interval, tolerance): (i64, i64),
+    horizon: i64,
+) -> Result<RateSlot, StoreError> {
+    let reserved: Option<i64> = sqlx::query_scalar(RESERVE_RATE)
         .bind(key)
         .bind(interval)
         .bind(tolerance)
+        .bind(horizon)
         .fetch_optional(pool)
         .await?;
-    if taken.is_some() {
-        return Ok(None);
+    if let Some(wait) = reserved {
+        return Ok(RateSlot::Reserved(micros(wait)));
     }
     let wait: Option<i64> = sqlx::query_scalar(RATE_WAIT)
         .bind(key)
         .bind(tolerance)
         .fetch_optional(pool)
         .await?;
-    Ok(Some(crate::cluster::gcra_wait(wait.unwrap_or(0))))
+    Ok(RateSlot::Refused(micros(wait.unwrap_or(0))))
 }
 
 pub(super) async fn forget_rates(pool: &PgPool, before_micros: i64) -> Result<u64, StoreError> {
@@ -80,6 +82,38 @@ pub(super) async fn forget_rates(pool: &PgPool, before_micros: i64) -> Result<u6
         .execute(pool)
         .await?;
     Ok(forgotten.rows_affected())
+}
+
+const PUBLISH_CONFIG: &str = "\
+INSERT INTO published_config (singleton, version, node, published_at) VALUES (1, $1, $2, $3)
+ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, node = excluded.node,
+    published_at = excluded.published_at";
+
+const PUBLISHED_CONFIG: &str =
+    "SELECT version, node, published_at FROM published_config WHERE singleton = 1";
+
+pub(super) async fn publish_config(
+    pool: &PgPool,
+    version: &str,
+    node: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(PUBLISH_CONFIG)
+        .bind(version)
+        .bind(node)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn published_config(
+    pool: &PgPool,
+) -> Result<Option<crate::PublishedConfig>, StoreError> {
+    let row = sqlx::query(PUBLISHED_CONFIG).fetch_optional(pool).await?;
+    row.as_ref()
+        .map(crate::cluster::published_from_row)
+        .transpose()
 }
 
 pub(super) async fn heartbeat(

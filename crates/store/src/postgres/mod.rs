@@ -29,6 +29,7 @@ mod journal;
 mod operations;
 mod query;
 mod queue;
+mod ready;
 mod stats;
 #[cfg(test)]
 mod test_support;
@@ -81,6 +82,9 @@ impl PgOptions {
 pub struct PgStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
+    /// Where transactions that make runs ready announce them (see
+    /// [`ready`]).
+    channel: Arc<str>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -134,6 +138,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             clock: opts.clock,
+            channel: ready::channel(opts.schema.as_deref()),
         })
     }
 
@@ -173,7 +178,7 @@ fn after(now: i64, lease: Duration) -> i64 {
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn enqueue(&self, runs: &[NewRun]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        queue::enqueue(&self.pool, runs, self.now()).await
+        queue::enqueue(&self.pool, &self.channel, runs, self.now()).await
     }
 
     async fn claim(
@@ -197,7 +202,7 @@ impl Store for PgStore {
     }
 
     async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        queue::release(&self.pool, owner, self.now()).await
+        queue::release(&self.pool, &self.channel, owner, self.now()).await
     }
 
     async fn record_step(
@@ -267,11 +272,11 @@ impl Store for PgStore {
     }
 
     async fn wake(&self, run: RunId) -> Result<bool, StoreError> {
-        queue::wake(&self.pool, run, self.now()).await
+        queue::wake(&self.pool, &self.channel, run, self.now()).await
     }
 
     async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError> {
-        queue::replay(&self.pool, runs, from_start, self.now()).await
+        queue::replay(&self.pool, &self.channel, runs, from_start, self.now()).await
     }
 
     async fn purge_finished(
@@ -432,13 +437,28 @@ impl Store for PgStore {
         true
     }
 
-    async fn take_rate(
+    fn on_ready(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        tokio::spawn(ready::listen(self.pool.clone(), self.channel.clone(), wake));
+    }
+
+    async fn publish_config(&self, version: &str, node: &str) -> Result<(), StoreError> {
+        cluster::publish_config(&self.pool, version, node, self.now()).await
+    }
+
+    async fn published_config(&self) -> Result<Option<crate::PublishedConfig>, StoreError> {
+        cluster::published_config(&self.pool).await
+    }
+
+    async fn reserve_rate(
         &self,
         key: &str,
         interval: Duration,
         burst: u32,
-    ) -> Result<Option<Duration>, StoreError> {
-        cluster::take_rate(&self.pool, key, interval, burst).await
+        horizon: Duration,
+    ) -> Result<crate::RateSlot, StoreError> {
+        let pacing = crate::cluster::gcra_micros(interval, burst);
+        let horizon = crate::cluster::horizon_micros(horizon);
+        cluster::reserve_rate(&self.pool, key, pacing, horizon).await
     }
 
     async fn forget_rates(

@@ -156,6 +156,7 @@ DELETE FROM runs WHERE id IN (
 
 pub(super) async fn enqueue(
     pool: &PgPool,
+    channel: &str,
     runs: &[NewRun],
     now: i64,
 ) -> Result<Vec<EnqueueOutcome>, StoreError> {
@@ -227,6 +228,14 @@ pub(super) async fn enqueue(
                 .map(|row| Ok((row.try_get("dedupe_key")?, row.try_get("id")?)))
                 .collect::<Result<_, sqlx::Error>>()?
         };
+        // Runs committed leased start on the node that took them; only
+        // queued ones are news for the others.
+        if runs
+            .iter()
+            .any(|run| run.lease.is_none() && stored.contains(&run.id))
+        {
+            super::ready::announce(&mut tx, channel).await?;
+        }
         Ok((stored, holders))
     }
     .await;
@@ -295,13 +304,27 @@ pub(super) async fn renew_leases(
     Ok(renewed.rows_affected())
 }
 
-pub(super) async fn release(pool: &PgPool, owner: &str, now: i64) -> Result<u64, StoreError> {
-    let released = sqlx::query(RELEASE)
-        .bind(owner)
-        .bind(now)
-        .execute(pool)
-        .await?;
-    Ok(released.rows_affected())
+pub(super) async fn release(
+    pool: &PgPool,
+    channel: &str,
+    owner: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    let written = async {
+        let released = sqlx::query(RELEASE)
+            .bind(owner)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if released > 0 {
+            super::ready::announce(&mut tx, channel).await?;
+        }
+        Ok(released)
+    }
+    .await;
+    settle(tx, written).await
 }
 
 /// Ends a run held by `owner`; with `entry`, its last step's journal entry
@@ -393,14 +416,33 @@ fn lease_held(rows: u64, run: RunId) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(super) async fn wake(pool: &PgPool, run: RunId, now: i64) -> Result<bool, StoreError> {
-    let woken = sqlx::query(WAKE).bind(run).bind(now).execute(pool).await?;
-    Ok(woken.rows_affected() > 0)
+pub(super) async fn wake(
+    pool: &PgPool,
+    channel: &str,
+    run: RunId,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let written = async {
+        let woken = sqlx::query(WAKE)
+            .bind(run)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let woken = woken.rows_affected() > 0;
+        if woken {
+            super::ready::announce(&mut tx, channel).await?;
+        }
+        Ok(woken)
+    }
+    .await;
+    settle(tx, written).await
 }
 
 /// Returns the replayed runs in the order they were asked for.
 pub(super) async fn replay(
     pool: &PgPool,
+    channel: &str,
     runs: &[RunId],
     from_start: bool,
     now: i64,
@@ -408,14 +450,23 @@ pub(super) async fn replay(
     if runs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut replayed: HashSet<RunId> = sqlx::query_scalar(REPLAY)
-        .bind(runs)
-        .bind(now)
-        .bind(from_start)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect();
+    let mut tx = pool.begin().await?;
+    let written = async {
+        let replayed: HashSet<RunId> = sqlx::query_scalar(REPLAY)
+            .bind(runs)
+            .bind(now)
+            .bind(from_start)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        if !replayed.is_empty() {
+            super::ready::announce(&mut tx, channel).await?;
+        }
+        Ok(replayed)
+    }
+    .await;
+    let mut replayed = settle(tx, written).await?;
     // `remove` also drops an id named twice in `runs`.
     Ok(runs
         .iter()

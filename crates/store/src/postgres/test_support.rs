@@ -26,6 +26,20 @@ pub(super) async fn open() -> Option<(Arc<PgStore>, String)> {
     Some((Arc::new(store), schema))
 }
 
+/// Another store on the schema of a store [`open`] returned: another
+/// node on the same database.
+pub(super) async fn open_in(schema: &str) -> Arc<PgStore> {
+    let url = std::env::var("PATCHBAY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let store = PgStore::open(PgOptions {
+        schema: Some(schema.to_string()),
+        ..PgOptions::new(url)
+    })
+    .await
+    .unwrap();
+    Arc::new(store)
+}
+
 /// Drops the store's schema and closes its connections.
 pub(super) async fn drop_schema(store: &PgStore, schema: &str) {
     sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))

@@ -34,33 +34,37 @@ const DROP_LEASE: &str = "DELETE FROM leases WHERE name = ?1 AND holder = ?2";
 
 const LEASE_HOLDER: &str = "SELECT holder FROM leases WHERE name = $1 AND expires_at > $2";
 
-/// Takes a slot when the theoretical arrival time is no further ahead of
-/// now than the tolerance, moving it one interval on. `?2` interval, `?3`
-/// tolerance, `?4` now, in microseconds.
-const TAKE_RATE: &str = "\
+/// Reserves the next slot (see the PostgreSQL store's statement). `?2`
+/// interval, `?3` tolerance, `?4` now, `?5` horizon, in microseconds;
+/// `RETURNING` reads the moved state.
+const RESERVE_RATE: &str = "\
 INSERT INTO rate_limits (key, tat) VALUES (?1, ?4 + ?2)
 ON CONFLICT (key) DO UPDATE SET tat = max(tat, ?4) + ?2
-WHERE tat - ?4 <= ?3
-RETURNING tat";
+WHERE tat - ?4 <= ?3 + ?5
+RETURNING max(tat - ?2 - ?3 - ?4, 0)";
 
 /// How long until a refused key's next slot.
 const RATE_WAIT: &str = "SELECT tat - ?2 - ?3 FROM rate_limits WHERE key = ?1";
 
 const FORGET_RATES: &str = "DELETE FROM rate_limits WHERE tat < ?1";
 
-pub(super) fn take_rate(
+pub(super) fn reserve_rate(
     connection: &Connection,
     key: &str,
     (interval, tolerance): (i64, i64),
     now_micros: i64,
-) -> Result<Option<std::time::Duration>, StoreError> {
-    let taken = connection
-        .prepare_cached(TAKE_RATE)?
-        .query(rusqlite::params![key, interval, tolerance, now_micros])?
+    horizon: i64,
+) -> Result<crate::RateSlot, StoreError> {
+    let reserved: Option<i64> = connection
+        .prepare_cached(RESERVE_RATE)?
+        .query(rusqlite::params![
+            key, interval, tolerance, now_micros, horizon
+        ])?
         .next()?
-        .is_some();
-    if taken {
-        return Ok(None);
+        .map(|row| row.get(0))
+        .transpose()?;
+    if let Some(wait) = reserved {
+        return Ok(crate::RateSlot::Reserved(crate::cluster::micros(wait)));
     }
     let wait: Option<i64> = connection
         .prepare_cached(RATE_WAIT)?
@@ -68,7 +72,9 @@ pub(super) fn take_rate(
         .next()?
         .map(|row| row.get(0))
         .transpose()?;
-    Ok(Some(crate::cluster::gcra_wait(wait.unwrap_or(0))))
+    Ok(crate::RateSlot::Refused(crate::cluster::micros(
+        wait.unwrap_or(0),
+    )))
 }
 
 pub(super) fn forget_rates(connection: &Connection, before_micros: i64) -> Result<u64, StoreError> {
@@ -76,6 +82,35 @@ pub(super) fn forget_rates(connection: &Connection, before_micros: i64) -> Resul
         .prepare_cached(FORGET_RATES)?
         .execute(rusqlite::params![before_micros])?;
     Ok(forgotten as u64)
+}
+
+const PUBLISH_CONFIG: &str = "\
+INSERT INTO published_config (singleton, version, node, published_at) VALUES (1, ?1, ?2, ?3)
+ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, node = excluded.node,
+    published_at = excluded.published_at";
+
+const PUBLISHED_CONFIG: &str =
+    "SELECT version, node, published_at FROM published_config WHERE singleton = 1";
+
+pub(super) fn publish_config(
+    connection: &Connection,
+    version: &str,
+    node: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(PUBLISH_CONFIG)?
+        .execute(rusqlite::params![version, node, now])?;
+    Ok(())
+}
+
+pub(super) async fn published_config(
+    reader: &SqlitePool,
+) -> Result<Option<crate::PublishedConfig>, StoreError> {
+    let row = sqlx::query(PUBLISHED_CONFIG).fetch_optional(reader).await?;
+    row.as_ref()
+        .map(crate::cluster::published_from_row)
+        .transpose()
 }
 
 pub(super) fn heartbeat(

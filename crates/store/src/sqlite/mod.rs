@@ -699,17 +699,31 @@ impl Store for SqliteStore {
         cluster::lease_holder(&self.reader, name, self.now()).await
     }
 
-    async fn take_rate(
+    async fn publish_config(&self, version: &str, node: &str) -> Result<(), StoreError> {
+        let (version, node) = (version.to_string(), node.to_string());
+        let now = self.now();
+        self.writer
+            .write(move |connection| cluster::publish_config(connection, &version, &node, now))
+            .await
+    }
+
+    async fn published_config(&self) -> Result<Option<crate::PublishedConfig>, StoreError> {
+        cluster::published_config(&self.reader).await
+    }
+
+    async fn reserve_rate(
         &self,
         key: &str,
         interval: Duration,
         burst: u32,
-    ) -> Result<Option<Duration>, StoreError> {
+        horizon: Duration,
+    ) -> Result<crate::RateSlot, StoreError> {
         let key = key.to_string();
         let pacing = crate::cluster::gcra_micros(interval, burst);
+        let horizon = crate::cluster::horizon_micros(horizon);
         let now = self.now().saturating_mul(1000);
         self.writer
-            .write(move |connection| cluster::take_rate(connection, &key, pacing, now))
+            .write(move |connection| cluster::reserve_rate(connection, &key, pacing, now, horizon))
             .await
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use patchbay_store::{LEADER_LEASE, NodeReport, Store};
+use patchbay_store::{LEADER_LEASE, NodeReport, RateSlot, Store};
 
 use crate::{LONG, now_ms, open, poll};
 
@@ -112,35 +112,66 @@ async fn of_many_nodes_racing_for_a_lease_exactly_one_gets_it() {
 }
 
 #[tokio::test]
-async fn a_rate_limit_hands_out_its_burst_then_one_slot_per_interval() {
+async fn a_rate_limit_hands_out_its_burst_then_reserves_one_slot_per_interval() {
     let (store, _keep) = open().await;
     let interval = Duration::from_millis(200);
-    assert_eq!(store.take_rate("crm/", interval, 2).await.unwrap(), None);
-    assert_eq!(store.take_rate("crm/", interval, 2).await.unwrap(), None);
-    let wait = store
-        .take_rate("crm/", interval, 2)
+    let now = Duration::ZERO;
+    let later = Duration::from_secs(5);
+    assert_eq!(
+        store.reserve_rate("crm/", interval, 2, now).await.unwrap(),
+        RateSlot::Reserved(Duration::ZERO)
+    );
+    assert_eq!(
+        store.reserve_rate("crm/", interval, 2, now).await.unwrap(),
+        RateSlot::Reserved(Duration::ZERO)
+    );
+    // The burst is spent: not now, and nothing is reserved by asking.
+    let RateSlot::Refused(wait) = store.reserve_rate("crm/", interval, 2, now).await.unwrap()
+    else {
+        panic!("a third slot at once");
+    };
+    assert!(wait > Duration::ZERO && wait <= interval, "{wait:?}");
+    // A caller that would wait is given the next slot, and the one after
+    // gets the slot after it.
+    let RateSlot::Reserved(first) = store
+        .reserve_rate("crm/", interval, 2, later)
         .await
         .unwrap()
-        .expect("the burst is spent");
-    assert!(wait > Duration::ZERO && wait <= interval, "{wait:?}");
+    else {
+        panic!("no slot within 5 s");
+    };
+    let RateSlot::Reserved(second) = store
+        .reserve_rate("crm/", interval, 2, later)
+        .await
+        .unwrap()
+    else {
+        panic!("no slot within 5 s");
+    };
+    assert!(first > Duration::ZERO && first <= interval, "{first:?}");
+    let apart = second - first;
+    assert!(
+        apart > interval - Duration::from_millis(20) && apart <= interval,
+        "{first:?} then {second:?}"
+    );
+    // Beyond the horizon nothing is reserved.
+    assert!(matches!(
+        store
+            .reserve_rate("crm/", interval, 2, Duration::from_millis(100))
+            .await
+            .unwrap(),
+        RateSlot::Refused(_)
+    ));
     // Another key has a budget of its own.
     assert_eq!(
-        store.take_rate("crm/tenant-b", interval, 2).await.unwrap(),
-        None
-    );
-
-    tokio::time::sleep(wait).await;
-    assert_eq!(store.take_rate("crm/", interval, 2).await.unwrap(), None);
-    assert!(
         store
-            .take_rate("crm/", interval, 2)
+            .reserve_rate("crm/tenant-b", interval, 2, now)
             .await
-            .unwrap()
-            .is_some()
+            .unwrap(),
+        RateSlot::Reserved(Duration::ZERO)
     );
 
     // Idle keys are forgotten; a busy one is not.
-    let later = Utc::now() + chrono::Duration::seconds(5);
+    let in_a_minute = Utc::now() + chrono::Duration::seconds(60);
     assert_eq!(
         store
             .forget_rates(Utc::now() - chrono::Duration::seconds(60))
@@ -148,8 +179,11 @@ async fn a_rate_limit_hands_out_its_burst_then_one_slot_per_interval() {
             .unwrap(),
         0
     );
-    assert_eq!(store.forget_rates(later).await.unwrap(), 2);
-    assert_eq!(store.take_rate("crm/", interval, 2).await.unwrap(), None);
+    assert_eq!(store.forget_rates(in_a_minute).await.unwrap(), 2);
+    assert_eq!(
+        store.reserve_rate("crm/", interval, 2, now).await.unwrap(),
+        RateSlot::Reserved(Duration::ZERO)
+    );
 }
 
 /// However many callers race, no more slots are handed out than the
@@ -166,9 +200,18 @@ async fn racing_callers_never_get_more_than_the_rate() {
             let mut taken = 0u32;
             let deadline = std::time::Instant::now() + Duration::from_millis(500);
             while std::time::Instant::now() < deadline {
-                match store.take_rate("race/", interval, 1).await.unwrap() {
-                    None => taken += 1,
-                    Some(wait) => tokio::time::sleep(wait.min(Duration::from_millis(5))).await,
+                match store
+                    .reserve_rate("race/", interval, 1, Duration::ZERO)
+                    .await
+                    .unwrap()
+                {
+                    RateSlot::Reserved(wait) => {
+                        assert_eq!(wait, Duration::ZERO);
+                        taken += 1;
+                    }
+                    RateSlot::Refused(wait) => {
+                        tokio::time::sleep(wait.min(Duration::from_millis(5))).await
+                    }
                 }
             }
             taken
@@ -189,5 +232,30 @@ async fn racing_callers_never_get_more_than_the_rate() {
     assert!(
         taken >= allowed / 2,
         "{taken} slots in {elapsed:?}: pacing too slow"
+    );
+}
+
+#[tokio::test]
+async fn the_last_published_configuration_is_kept_with_its_time() {
+    let (store, _keep) = open().await;
+    assert_eq!(store.published_config().await.unwrap(), None);
+    store.publish_config("v1", "node-a").await.unwrap();
+    let first = store.published_config().await.unwrap().unwrap();
+    assert_eq!(
+        (first.version.as_str(), first.node.as_str()),
+        ("v1", "node-a")
+    );
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.publish_config("v1", "node-b").await.unwrap();
+    let second = store.published_config().await.unwrap().unwrap();
+    assert_eq!(
+        (second.version.as_str(), second.node.as_str()),
+        ("v1", "node-b")
+    );
+    // The same version published again is a new publication.
+    assert!(
+        second.published_at > first.published_at,
+        "{first:?} {second:?}"
     );
 }
