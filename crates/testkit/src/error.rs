@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
     /// The listening socket could not be bound or inspected.
-    #[error("cannot bind mock upstream to {addr}: {source}")]
+    #[error("cannot bind a loopback listener to {addr}: {source}")]
     Bind {
         /// Address that was asked for.
         addr: SocketAddr,

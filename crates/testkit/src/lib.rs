@@ -16,6 +16,8 @@
 //! - [`oauth`] holds [`OAuthServer`], an OAuth 2.0 token endpoint with a
 //!   protected resource: short-lived bearer tokens, refresh-token rotation,
 //!   revocation on demand.
+//! - [`Link`] is a TCP forwarder that can be cut: a node's database going
+//!   away, and coming back, while the database serves everyone else.
 //!
 //! This crate depends on no other Patchbay crate, so it can never hide a bug by
 //! sharing code with the system it tests.
@@ -24,12 +26,14 @@
 
 pub mod demo;
 mod error;
+mod link;
 mod listener;
 pub mod mock;
 pub mod oauth;
 mod sync;
 
 pub use error::TestkitError;
+pub use link::Link;
 pub use listener::counting_listener;
 pub use mock::{MockUpstream, RecordedRequest, Reply, ReplyBody};
 pub use oauth::{OAuthServer, TokenValidator};

@@ -10,7 +10,7 @@ use patchbay_store::{RunStatus, StepStatus};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
-use crate::support::{Patchbay, TestProject, eventually, patchbay_run, post_for_run, store_file};
+use crate::support::{Patchbay, TestProject, eventually, patchbay_run, post_for_run};
 
 fn root(upstream: &MockUpstream) -> String {
     format!(
@@ -42,17 +42,13 @@ steps:
           body: '{id: .id}'
 ";
 
-async fn store(project: &TestProject) -> patchbay_store::SqliteStore {
-    patchbay_store::SqliteStore::open(patchbay_store::SqliteOptions::new(store_file(project)))
-        .await
-        .expect("open the store")
+async fn store(project: &TestProject) -> Box<dyn patchbay_store::Store> {
+    project.open_store().await
 }
 
 async fn run_status(project: &TestProject, id: &str) -> Option<RunStatus> {
-    use patchbay_store::Store;
     let store = store(project).await;
     let run = store.run(id.parse().ok()?).await.ok().flatten();
-    store.close().await;
     run.map(|r| r.status)
 }
 
@@ -118,10 +114,8 @@ async fn a_switch_takes_each_branch_and_a_killed_node_resumes_in_the_same_one() 
     assert_eq!(keys.len(), 1, "one key for the repeated call: {keys:?}");
     assert_eq!(upstream.side_effects(keys.iter().next().unwrap()), 1);
 
-    use patchbay_store::Store;
     let store = store(&project).await;
     let journal = store.journal(refund.parse().unwrap()).await.unwrap();
-    store.close().await;
     // The journal as `runs show` lists it, one line per entry: the run's
     // attempt, step, status, and what steered the run (times and upstream
     // headers left out). The cut call appears once per attempt.
@@ -169,10 +163,8 @@ steps:
 
 /// The instant a run's `wait` step journalled, once it has.
 async fn waiting_until(project: &TestProject, id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    use patchbay_store::Store;
     let store = store(project).await;
     let journal = store.journal(id.parse().ok()?).await.ok()?;
-    store.close().await;
     let until = journal
         .iter()
         .find(|e| e.step_id == "step-1")?
@@ -341,10 +333,8 @@ async fn ten_thousand_waiting_runs_hold_no_worker_and_little_memory() {
             .expect("metrics text")
     };
     let suspended = eventually(Duration::from_secs(120), || async {
-        use patchbay_store::Store;
         let store = store(&project).await;
         let depth = store.queue_depth().await.expect("queue depth");
-        store.close().await;
         depth.running == 0 && depth.ready == 0 && depth.delayed as usize == RUNS
     })
     .await;

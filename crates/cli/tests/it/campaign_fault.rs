@@ -228,6 +228,9 @@ fn sample_memory(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_fault_every_run_ends_with_a_named_reason_in_bounded_memory() {
+    if crate::support::sqlite_only("faults of the SQLite file's disk") {
+        return;
+    }
     let webhooks = campaign_setting("PATCHBAY_CAMPAIGN_FAULT_WEBHOOKS", 500) as usize;
     let senders = campaign_setting("PATCHBAY_CAMPAIGN_SENDERS", 8).max(1) as usize;
     let seed = campaign_seed();
@@ -379,6 +382,9 @@ fn set_file_size_limit(pid: u32, soft: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_fault_store_that_cannot_write_answers_503_then_loses_nothing() {
+    if crate::support::sqlite_only("a SQLite file that cannot be written") {
+        return;
+    }
     let sink = MockUpstream::start().await;
     sink.route("POST", "/events", Reply::json(200, json!({ "ok": true })));
     sink.idempotent("POST", "/events");

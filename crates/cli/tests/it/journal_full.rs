@@ -18,6 +18,9 @@ steps:
 
 #[tokio::test]
 async fn a_run_with_a_full_journal_ends_dead_and_says_why() {
+    if crate::support::sqlite_only("filling a run's journal range in the SQLite file") {
+        return;
+    }
     let project = TestProject::new("", &[("waits", FLOW)]);
     let node = project.start(&env(&[])).await;
     let run = node

@@ -240,10 +240,15 @@ async fn secrets_appear_in_no_log_journal_answer_or_store() {
     let log_text = std::fs::read_to_string(&log).expect("log written");
     assert_no_secret("the log", &log_text);
     // The store file and its write-ahead log hold no secret either.
-    for file in [
-        store_file(&project),
-        store_file(&project).with_extension("db-wal"),
-    ] {
+    let files = if crate::support::sqlite_only("secrets in the store file's bytes") {
+        Vec::new()
+    } else {
+        vec![
+            store_file(&project),
+            store_file(&project).with_extension("db-wal"),
+        ]
+    };
+    for file in files {
         if let Ok(bytes) = std::fs::read(&file) {
             assert_no_secret(
                 &file.display().to_string(),
@@ -574,17 +579,21 @@ async fn every_form_of_every_credential_stays_hidden() {
 
     // The store's files, readable by their owner only and holding nothing.
     let db = store_file(&project);
-    let files = [
-        db.clone(),
-        db.with_extension("db-wal"),
-        db.with_extension("db-shm"),
-        db.with_extension("db.key"),
-    ];
+    let files = if crate::support::sqlite_only("the store file's mode and bytes") {
+        Vec::new()
+    } else {
+        vec![
+            db.clone(),
+            db.with_extension("db-wal"),
+            db.with_extension("db-shm"),
+            db.with_extension("db.key"),
+        ]
+    };
     #[cfg(unix)]
     for file in &files {
         assert_eq!(mode(file), 0o600, "{}", file.display());
     }
-    for file in &files[..2] {
+    for file in files.iter().take(2) {
         let bytes = std::fs::read(file).unwrap();
         assert_hidden(
             &file.display().to_string(),

@@ -2,50 +2,11 @@
 //! (`store: {postgres: {url, schema}}`): runs are committed, executed and
 //! journalled there, and `check` refuses a URL that cannot be one.
 
-use patchbay_store::{PgOptions, PgStore, RunFilter, RunStatus, Store};
+use patchbay_store::{RunFilter, RunStatus, Store};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
-use crate::support::{ORDER_FLOW, SHOP_CONNECTORS, TestProject, env, run_manually};
-
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn pg_url() -> String {
-    std::env::var("PATCHBAY_TEST_PG_URL").unwrap_or_else(|_| PG_URL.into())
-}
-
-/// Drops `schema` when the test ends, however it ends.
-struct Schema(String);
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (url, schema) = (pg_url(), self.0.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                use sqlx::Connection as _;
-                let mut connection = sqlx::PgConnection::connect(&url).await?;
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                )
-                .bind(&schema)
-                .execute(&mut connection)
-                .await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-                )))
-                .execute(&mut connection)
-                .await
-                .map(drop)
-            })
-        })
-        .join();
-    }
-}
+use crate::support::{ORDER_FLOW, SHOP_CONNECTORS, Schema, TestProject, env, pg_url, run_manually};
 
 #[tokio::test]
 async fn a_node_on_postgres_commits_executes_and_journals_its_runs_there() {
@@ -58,11 +19,8 @@ async fn a_node_on_postgres_commits_executes_and_journals_its_runs_there() {
     let chat = MockUpstream::start().await;
     chat.route("POST", "/messages", Reply::json(200, json!({ "ok": true })));
 
-    let schema = Schema(format!("test_{}", uuid::Uuid::now_v7().simple()));
-    let root = format!(
-        "{SHOP_CONNECTORS}store:\n  postgres:\n    url: \"${{env:PG_URL}}?application_name={schema}\"\n    schema: {schema}\n",
-        schema = schema.0
-    );
+    let schema = Schema::new();
+    let root = format!("{SHOP_CONNECTORS}{}", schema.store_yaml());
     let project = TestProject::new(&root, &[("order", ORDER_FLOW)]);
     let node = project
         .start(&env(&[
@@ -76,12 +34,7 @@ async fn a_node_on_postgres_commits_executes_and_journals_its_runs_there() {
     node.stop().await.unwrap();
 
     // Read back by a store of its own: the run, its journal.
-    let store = PgStore::open(PgOptions {
-        schema: Some(schema.0.clone()),
-        ..PgOptions::new(format!("{}?application_name={}", pg_url(), schema.0))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed: {e}", pg_url()));
+    let store = schema.open().await;
     let runs = store.list_runs(&RunFilter::default()).await.unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].id, run.id);

@@ -11,7 +11,7 @@ use crate::support::{TestProject, env, eventually, run_manually};
 #[tokio::test]
 async fn finished_runs_expire_after_the_retention() {
     let project = TestProject::new(
-        "store: { retention: 1s }\n",
+        "store:\n  retention: 1s\n",
         &[(
             "count",
             "trigger: { manual: {} }\nsteps:\n  - transform: '.n + 1'\n",

@@ -44,6 +44,9 @@ async fn health(client: &reqwest::Client, base: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_store_deleted_under_a_running_node_stops_intake_and_fails_health() {
+    if crate::support::sqlite_only("the SQLite file deleted under the node") {
+        return;
+    }
     let project = TestProject::new(ROOT, &[("echo", ECHO_FLOW)]);
     let log = project.path().join("patchbay.log");
     let node = Patchbay::spawn(patchbay_run(project.path(), &[]), &log);
@@ -115,6 +118,9 @@ fn run_until_exit(dir: &str) -> std::process::Output {
 
 #[tokio::test]
 async fn a_node_never_mints_a_master_key_beside_sealed_data() {
+    if crate::support::sqlite_only("the key file beside the SQLite file") {
+        return;
+    }
     let project = TestProject::new(ROOT, &[("echo", ECHO_FLOW)]);
     let dir = project.path().to_str().unwrap().to_string();
     set_secret(&dir);
@@ -153,6 +159,9 @@ async fn a_node_never_mints_a_master_key_beside_sealed_data() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_key_file_others_can_read_is_refused() {
+    if crate::support::sqlite_only("the key file beside the SQLite file") {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     let project = TestProject::new(ROOT, &[("echo", ECHO_FLOW)]);
     let dir = project.path().to_str().unwrap().to_string();

@@ -9,21 +9,47 @@ use patchbay_config::MapEnv;
 use patchbay_engine::Roles;
 
 /// A project folder in a temporary directory.
+///
+/// With `PATCHBAY_TEST_STORE=postgres`, every project keeps its store in a
+/// PostgreSQL schema of its own instead of the SQLite file (see
+/// [`on_postgres`]): the whole suite runs against both stores.
 pub struct TestProject {
     pub dir: tempfile::TempDir,
+    /// The schema keeping the project's store when the suite runs on
+    /// PostgreSQL; dropped with the project.
+    pub schema: Option<Schema>,
 }
 
 impl TestProject {
     /// Writes `patchbay.yaml` and each `(name, yaml)` as `flows/NAME.yaml`.
     pub fn new(root: &str, flows: &[(&str, &str)]) -> TestProject {
         let dir = tempfile::tempdir().expect("temp dir");
+        // A project that names its store keeps it; any other follows the
+        // suite's store.
+        let schema = (on_postgres() && !root.contains("postgres:")).then(Schema::new);
+        let root = match &schema {
+            Some(schema) => with_store(root, &schema.literal_store_yaml()),
+            None => root.to_string(),
+        };
         std::fs::write(dir.path().join("patchbay.yaml"), root).expect("write root");
         std::fs::create_dir_all(dir.path().join("flows")).expect("flows dir");
         for (name, text) in flows {
             std::fs::write(dir.path().join("flows").join(format!("{name}.yaml")), text)
                 .expect("write flow");
         }
-        TestProject { dir }
+        TestProject { dir, schema }
+    }
+
+    /// Opens the project's store, wherever the suite keeps it.
+    pub async fn open_store(&self) -> Box<dyn Store> {
+        match &self.schema {
+            Some(schema) => Box::new(schema.open().await),
+            None => Box::new(
+                SqliteStore::open(SqliteOptions::new(store_file(self)))
+                    .await
+                    .expect("open the store"),
+            ),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -221,7 +247,7 @@ pub async fn get_json(url: &str) -> serde_json::Value {
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
-use patchbay_store::{Run, RunFilter, SqliteOptions, SqliteStore, Store};
+use patchbay_store::{PgOptions, PgStore, Run, RunFilter, SqliteOptions, SqliteStore, Store};
 
 /// The whole number in environment variable `name`, or `default` when unset.
 pub fn campaign_setting(name: &str, default: u64) -> u64 {
@@ -331,14 +357,29 @@ impl Patchbay {
 
     /// SIGTERM, then waits for the process to exit.
     pub fn terminate(mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "SIGTERM not delivered");
+        self.signal("TERM");
         let status = self.child.wait().expect("reap patchbay");
         self.flush_log();
         status
+    }
+
+    /// SIGSTOP: the process is frozen where it is, its sockets open, as a
+    /// node stalled by a long pause (swapping, a stopped VM) would be.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT: a paused process goes on from where it was.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "SIG{name} not delivered");
     }
 
     /// Waits until everything the exited child wrote is in the log.
@@ -362,6 +403,38 @@ pub fn sign_standard_webhook(secret: &str, id: &str, timestamp: u64, body: &str)
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
     mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
     format!("v1,{}", base64.encode(mac.finalize().into_bytes()))
+}
+
+/// Delivery `n` of an order campaign: its `webhook-id` (`wh_NNNNNN`) and
+/// its body, an order `oN` with an amount.
+pub fn order_delivery(n: usize) -> (String, String) {
+    let body = serde_json::json!({ "order_id": format!("o{n}"), "amount": 100 + n % 50 });
+    (format!("wh_{n:06}"), body.to_string())
+}
+
+/// POSTs `body` to `url` as a Standard Webhooks delivery `id` signed with
+/// `secret`, stamped now: a sender repeating a delivery signs each attempt
+/// afresh, as providers do.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    id: &str,
+    body: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let timestamp = unix_seconds();
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            sign_standard_webhook(secret, id, timestamp, body),
+        )
+        .body(body.to_string())
+        .send()
+        .await
 }
 
 /// Seconds since the Unix epoch.
@@ -406,11 +479,13 @@ pub async fn queue_is_drained(client: &reqwest::Client, base: &str) -> bool {
     true
 }
 
-/// Every run in the store file of `project`, read after the node stopped.
+/// Every run in the store of `project`, read after the node stopped.
 pub async fn stored_runs(project: &TestProject) -> Vec<Run> {
-    let store = SqliteStore::open(SqliteOptions::new(store_file(project)))
-        .await
-        .expect("open the store");
+    all_runs(&*project.open_store().await).await
+}
+
+/// Every run in `store`, newest first, read page by page.
+pub async fn all_runs(store: &dyn Store) -> Vec<Run> {
     let mut runs: Vec<Run> = Vec::new();
     loop {
         let page = store
@@ -427,7 +502,6 @@ pub async fn stored_runs(project: &TestProject) -> Vec<Run> {
             break;
         }
     }
-    store.close().await;
     runs
 }
 
@@ -527,4 +601,145 @@ pub async fn tokened_contacts_node() -> (patchbay_testkit::MockUpstream, TestPro
         &log,
     );
     (crm, project, node)
+}
+
+// PostgreSQL: a store shared by several nodes, each test in a schema of
+// its own in the test database.
+
+/// Whether the suite runs on PostgreSQL (`PATCHBAY_TEST_STORE=postgres`)
+/// rather than on SQLite, the default.
+pub fn on_postgres() -> bool {
+    match std::env::var("PATCHBAY_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("PATCHBAY_TEST_STORE={other:?}: expected `sqlite` or `postgres`"),
+    }
+}
+
+/// True, saying so, when the suite runs on PostgreSQL and the test (or the
+/// part of it) is about the SQLite file itself: its bytes, its folder, its
+/// integrity check, faults of its disk.
+pub fn sqlite_only(what: &str) -> bool {
+    let skip = on_postgres();
+    if skip {
+        println!("on PostgreSQL, skipped: {what} (the SQLite file's own behaviour)");
+    }
+    skip
+}
+
+/// `root` with `store` (a top-level `store:` section) merged in: added
+/// under an existing block-style `store:` key, or appended.
+fn with_store(root: &str, store: &str) -> String {
+    let body = store.strip_prefix("store:\n").expect("a store section");
+    let mut merged = String::new();
+    let mut added = false;
+    for line in root.lines() {
+        merged.push_str(line);
+        merged.push('\n');
+        if !added && line.trim_end() == "store:" {
+            merged.push_str(body);
+            added = true;
+        }
+    }
+    assert!(
+        added || !root.lines().any(|line| line.starts_with("store:")),
+        "a test root with a flow-style `store:` cannot be moved to PostgreSQL; write it block-style"
+    );
+    if !added {
+        merged.push_str(store);
+    }
+    merged
+}
+
+/// The test database when `PATCHBAY_TEST_PG_URL` does not name one.
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The URL of the test database: `PATCHBAY_TEST_PG_URL`, or database `test`
+/// of the PostgreSQL on 127.0.0.1:5432 as user `postgres`.
+pub fn pg_url() -> String {
+    std::env::var("PATCHBAY_TEST_PG_URL").unwrap_or_else(|_| PG_URL.into())
+}
+
+/// A schema of the test database that keeps one test's store, dropped when
+/// the test ends, however it ends. Its name is also the `application_name`
+/// of every connection to it, so the drop can end the sessions of nodes
+/// still connected (a paused node never closes its own) first.
+pub struct Schema(pub String);
+
+impl Schema {
+    /// A schema with a name of its own.
+    pub fn new() -> Schema {
+        Schema(format!("test_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// The URL of the test database, naming this schema as the
+    /// connections' `application_name`.
+    pub fn url(&self) -> String {
+        format!("{}?application_name={}", pg_url(), self.0)
+    }
+
+    /// The `store` section of a `patchbay.yaml` keeping the store in this
+    /// schema, the database URL read from `${env:PG_URL}` (set it to
+    /// [`pg_url`]). It ends inside `store.postgres`, so a test can add to
+    /// its settings by appending lines indented by four spaces.
+    pub fn store_yaml(&self) -> String {
+        format!(
+            "store:\n  postgres:\n    url: \"${{env:PG_URL}}?application_name={schema}\"\n    schema: {schema}\n",
+            schema = self.0
+        )
+    }
+
+    /// Like [`Schema::store_yaml`] with the database's URL written out, for
+    /// a project that reads no environment for it.
+    pub fn literal_store_yaml(&self) -> String {
+        format!(
+            "store:\n  postgres:\n    url: \"{url}\"\n    schema: {schema}\n    max_connections: 4\n",
+            url = self.url(),
+            schema = self.0
+        )
+    }
+
+    /// Opens the store kept in this schema (creating its tables when they
+    /// are not there yet). Panics when PostgreSQL cannot be reached: the
+    /// tests that need it fail rather than skip.
+    pub async fn open(&self) -> PgStore {
+        PgStore::open(PgOptions {
+            schema: Some(self.0.clone()),
+            ..PgOptions::new(self.url())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed: {e}", pg_url()))
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (url, schema) = (pg_url(), self.0.clone());
+        // A thread of its own: the drop may run inside a runtime, which
+        // cannot block on another.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::Connection as _;
+                let mut connection = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&schema)
+                .execute(&mut connection)
+                .await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                )))
+                .execute(&mut connection)
+                .await
+                .map(drop)
+            })
+        })
+        .join();
+    }
 }
