@@ -292,6 +292,17 @@ pub struct Patchbay {
     log_copier: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A test that fails half-way leaves no node behind: whatever still runs
+/// (paused included) is killed.
+impl Drop for Patchbay {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Patchbay {
     /// Spawns `command` (a `patchbay run --listen ...`, possibly wrapped),
     /// appends its stderr to `log` and waits for the address it prints.
