@@ -13,6 +13,11 @@
 //! errors. A 4xx (429 included: rate limits are handled by the throttle) or
 //! an unusable 2xx body means the upstream is up and answering.
 //!
+//! On nodes sharing a store, a breaker that opens on its own failures tells
+//! the others ([`crate::SharedBreakers`]), and theirs open for as long: one
+//! node's evidence spares the upstream every node's probing. Each node then
+//! probes on its own once the opening ends.
+//!
 //! The state sits behind a std mutex held for bookkeeping only, never across
 //! an `.await`. Every permit carries the generation of the state it was
 //! issued in, so the late outcome of a call that started before a transition
@@ -114,6 +119,9 @@ pub(crate) struct Breaker {
     bucket_len: Duration,
     started: Instant,
     inner: Mutex<Inner>,
+    /// Told when this breaker opens on its own failures, so the other
+    /// nodes open theirs (see [`crate::SharedBreakers`]).
+    shared: std::sync::OnceLock<std::sync::Arc<dyn crate::SharedBreakers>>,
 }
 
 struct Inner {
@@ -214,6 +222,7 @@ impl Breaker {
                 generation: 0,
                 buckets: [Bucket::default(); BUCKETS as usize],
             }),
+            shared: std::sync::OnceLock::new(),
         }))
     }
 
@@ -256,13 +265,16 @@ impl Breaker {
         match inner.state {
             State::HalfOpen { admitted } if probe => match outcome {
                 Outcome::Success => self.transition(&mut inner, State::Closed, now),
-                Outcome::Failure => self.transition(
-                    &mut inner,
-                    State::Open {
-                        until: now + self.open_for,
-                    },
-                    now,
-                ),
+                Outcome::Failure => {
+                    self.transition(
+                        &mut inner,
+                        State::Open {
+                            until: now + self.open_for,
+                        },
+                        now,
+                    );
+                    self.opened_here();
+                }
                 Outcome::Ignored => {
                     inner.state = State::HalfOpen {
                         admitted: admitted.saturating_sub(1),
@@ -291,9 +303,39 @@ impl Breaker {
                         },
                         now,
                     );
+                    self.opened_here();
                 }
             }
             State::Closed | State::Open { .. } | State::HalfOpen { .. } => {}
+        }
+    }
+
+    /// Tells `shared` whenever this breaker opens on its own failures.
+    pub(crate) fn share(&self, shared: std::sync::Arc<dyn crate::SharedBreakers>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// Opens the breaker for `open_for`, as another node's breaker for the
+    /// same upstream did, unless it is open or probing already. After
+    /// that, this node probes the upstream like after any opening.
+    pub(crate) fn open_as_elsewhere(&self, open_for: Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if matches!(inner.state, State::Closed) && !open_for.is_zero() {
+            self.transition(
+                &mut inner,
+                State::Open {
+                    until: now + open_for,
+                },
+                now,
+            );
+        }
+    }
+
+    /// An opening of this breaker's own, for the other nodes.
+    fn opened_here(&self) {
+        if let Some(shared) = self.shared.get() {
+            shared.opened(&self.connector, self.open_for);
         }
     }
 
@@ -399,6 +441,54 @@ mod tests {
 
     fn state(b: &Breaker) -> State {
         b.lock().state
+    }
+
+    /// The openings a breaker tells the other nodes of.
+    #[derive(Default)]
+    struct Told(std::sync::Mutex<Vec<(String, Duration)>>);
+
+    impl crate::SharedBreakers for Told {
+        fn opened(&self, connector: &str, open_for: Duration) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((connector.to_string(), open_for));
+        }
+    }
+
+    #[tokio::test]
+    async fn its_own_openings_are_told_and_another_nodes_opening_holds_it_open() {
+        let told = std::sync::Arc::new(Told::default());
+        let b = breaker(2, 1);
+        b.share(told.clone());
+        let t = Instant::now();
+        call(&b, t, Outcome::Failure).unwrap();
+        call(&b, t, Outcome::Failure).unwrap();
+        assert!(matches!(state(&b), State::Open { .. }));
+        assert_eq!(
+            *told.0.lock().unwrap(),
+            [("crm".to_string(), Duration::from_secs(5))]
+        );
+
+        // Another node's opening: refused here too, for as long, and not
+        // told back.
+        let other = breaker(2, 1);
+        other.share(told.clone());
+        other.open_as_elsewhere(Duration::from_secs(3));
+        let now = Instant::now();
+        let wait = call(&other, now, Outcome::Success).unwrap_err();
+        assert!(
+            wait <= Duration::from_secs(3) && wait > Duration::from_secs(2),
+            "{wait:?}"
+        );
+        assert_eq!(told.0.lock().unwrap().len(), 1);
+        // Once it ends, this node probes on its own.
+        call(&other, now + Duration::from_secs(4), Outcome::Success).unwrap();
+        assert!(matches!(state(&other), State::Closed));
+        // An opening of its own already in force is left alone.
+        b.open_as_elsewhere(Duration::from_secs(60));
+        let wait = call(&b, t + Duration::from_secs(1), Outcome::Success).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(4));
     }
 
     #[test]

@@ -406,6 +406,24 @@ impl Connectors {
         }
     }
 
+    /// Tells `shared` when a connector's circuit breaker opens on this
+    /// node's failures (see [`crate::SharedBreakers`]).
+    pub fn set_shared_breakers(&self, shared: Arc<dyn crate::SharedBreakers>) {
+        for connector in self.by_name.values() {
+            if let Some(breaker) = &connector.breaker {
+                breaker.share(Arc::clone(&shared));
+            }
+        }
+    }
+
+    /// Opens `connector`'s circuit breaker for `open_for`, as another
+    /// node's opened; nothing when it has none or is open already.
+    pub fn open_breaker_as_elsewhere(&self, connector: &str, open_for: std::time::Duration) {
+        if let Some(breaker) = self.by_name.get(connector).and_then(|c| c.breaker.as_ref()) {
+            breaker.open_as_elsewhere(open_for);
+        }
+    }
+
     /// Makes every connector's `rate_limit` a budget shared with the other
     /// nodes through `rate` (see [`crate::SharedRate`]).
     pub fn set_shared_rate(&self, rate: Arc<dyn crate::SharedRate>) {

@@ -102,5 +102,5 @@ pub use paginate::{Collected, Link, Page, Pagination, Paginator, next_link, pars
 pub use recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota, WINDOW_MINUTES};
 pub use retry::RetryPolicy;
 pub use send::{Delivered, Undelivered};
-pub use shared_rate::{SharedRate, SharedRateError, SharedSlot};
+pub use shared_rate::{SharedBreakers, SharedRate, SharedRateError, SharedSlot};
 pub use token_store::{MemoryTokenStore, TokenStore, TokenStoreError};

@@ -1,5 +1,7 @@
-//! [`SharedRate`]: a rate limit kept outside the node, so that every node
-//! of a cluster draws from one budget per connector and key.
+//! What a connector shares with the other nodes of a cluster:
+//! [`SharedRate`], a rate limit kept outside the node, so that every node
+//! draws from one budget per connector and key, and [`SharedBreakers`],
+//! where its circuit breaker's openings go.
 //!
 //! A connector's `rate_limit` is the upstream's limit, not a node's: three
 //! nodes each pacing themselves to 50 calls a second would send 150. When
@@ -52,4 +54,12 @@ impl SharedRateError {
             message: message.into(),
         }
     }
+}
+
+/// Where a node's breaker openings go, for the other nodes sharing its
+/// store (see `crate::breaker`).
+pub trait SharedBreakers: Send + Sync {
+    /// `connector`'s breaker opened on this node's failures, for `open_for`.
+    /// Called under the breaker's lock: only hand the news on.
+    fn opened(&self, connector: &str, open_for: Duration);
 }

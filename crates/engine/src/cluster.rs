@@ -8,6 +8,10 @@
 //! acted on, reload their own files at their next heartbeat. Runs finish on
 //! the version they started on whichever node resumes them (`versions`).
 //!
+//! So is a circuit breaker's opening: a node whose breaker opens on its own
+//! failures records it ([`StoreBreakers`]), and the others open theirs for
+//! as long at their next heartbeat.
+//!
 //! Connectors' rate limits are the cluster's when the store is shared
 //! ([`StoreRate`]): every node takes its calls' slots from one budget.
 //!
@@ -22,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use metrics::gauge;
-use patchbay_connector::{SharedRate, SharedRateError, SharedSlot};
+use patchbay_connector::{SharedBreakers, SharedRate, SharedRateError, SharedSlot};
 use patchbay_store::{Clock, LEADER_LEASE, NodeReport, RateSlot, Store};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -132,12 +136,19 @@ pub(crate) struct Heartbeat {
     pub config_version: Box<dyn Fn() -> String + Send + Sync>,
     /// How many runs this node executes now.
     pub in_flight: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// Holds this node's breakers open as other nodes' opened theirs (the
+    /// openings still in force, with how long they last); nothing on a
+    /// store only one node uses.
+    pub hold_open: Option<HoldOpen>,
     /// Reloads this node's configuration without publishing it; `None`
     /// once the engine is gone.
     pub reload: Box<dyn Fn() -> BoxFuture<'static, ReloadOutcome> + Send + Sync>,
     pub clock: Arc<dyn Clock>,
     pub shutdown: CancellationToken,
 }
+
+/// Opens a connector's breaker (by name) for as long as given.
+pub(crate) type HoldOpen = Box<dyn Fn(&str, Duration) + Send + Sync>;
 
 /// What a reload the cluster asked for came to.
 pub(crate) type ReloadOutcome = Result<Option<crate::Reloaded>, crate::EngineError>;
@@ -157,6 +168,7 @@ impl Heartbeat {
                 _ = interval.tick() => {
                     self.beat().await;
                     self.follow_reloads(&mut acted_on).await;
+                    self.follow_breakers().await;
                 }
                 () = self.membership.inner.report_now.notified() => self.beat().await,
                 () = self.shutdown.cancelled() => break,
@@ -204,6 +216,29 @@ impl Heartbeat {
             Ok(_) => {}
             Err(e) => {
                 warn!(error = %e, "the reload the cluster asked for failed; the running configuration stays")
+            }
+        }
+    }
+
+    /// Opens this node's breakers that another node's failures opened.
+    async fn follow_breakers(&self) {
+        let Some(hold_open) = &self.hold_open else {
+            return;
+        };
+        let openings = match self.store.open_breakers().await {
+            Ok(openings) => openings,
+            Err(e) => {
+                warn!(error = %e, "cannot read the cluster's breaker openings");
+                return;
+            }
+        };
+        let now = self.clock.now();
+        for opening in openings {
+            if opening.node == self.membership.node_id() {
+                continue;
+            }
+            if let Ok(left) = (opening.until - now).to_std() {
+                hold_open(&opening.connector, left);
             }
         }
     }
@@ -259,5 +294,27 @@ impl SharedRate for StoreRate {
             Ok(RateSlot::Refused(wait)) => Ok(SharedSlot::Refused(wait)),
             Err(e) => Err(SharedRateError::new(e.to_string())),
         }
+    }
+}
+
+/// Where this node's breaker openings go: the shared store, for the other
+/// nodes' heartbeats to pick up (see [`Heartbeat`]).
+pub(crate) struct StoreBreakers {
+    pub store: Arc<dyn Store>,
+    pub node: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl SharedBreakers for StoreBreakers {
+    fn opened(&self, connector: &str, open_for: Duration) {
+        let until = self.clock.now() + chrono::Duration::from_std(open_for).unwrap_or_default();
+        let (store, connector, node) =
+            (self.store.clone(), connector.to_string(), self.node.clone());
+        // Called under the breaker's lock: the write goes on a task.
+        tokio::spawn(async move {
+            if let Err(e) = store.open_breaker(&connector, until, &node).await {
+                warn!(connector = %connector, error = %e, "cannot tell the other nodes a breaker opened");
+            }
+        });
     }
 }

@@ -228,7 +228,7 @@ impl Engine {
         } = options;
         let plan = Arc::new(plan);
         let owner = format!("node-{}", uuid::Uuid::now_v7());
-        attach_store(&connectors, &store, secrets.as_ref(), &owner);
+        attach_store(&connectors, &store, secrets.as_ref(), &owner, &clock);
         connectors.publish_gauges();
         let settings: &EngineConfig = &project.config.engine;
         let membership = Membership::new(owner.clone(), clock.now());
@@ -370,6 +370,18 @@ impl Engine {
                         .map(|inner| inner.live.load().plan.version.clone())
                         .unwrap_or_default()
                 }),
+                hold_open: store.is_shared().then(|| {
+                    let weak = Arc::downgrade(&engine.inner);
+                    Box::new(move |connector: &str, open_for: Duration| {
+                        if let Some(inner) = weak.upgrade() {
+                            inner
+                                .live
+                                .load()
+                                .connectors
+                                .open_breaker_as_elsewhere(connector, open_for);
+                        }
+                    }) as cluster::HoldOpen
+                }),
                 reload: Box::new(move || {
                     let engine = reloading.upgrade().map(|inner| Engine { inner });
                     Box::pin(async move {
@@ -497,6 +509,7 @@ impl Engine {
             &self.inner.store,
             self.inner.secrets.as_ref(),
             self.inner.membership.node_id(),
+            &self.inner.clock,
         );
         if let Some(executor) = &self.inner.executor {
             let old = executor.load();
@@ -692,12 +705,14 @@ impl EngineTasks {
 
 /// Keeps the refresh tokens the connectors' OAuth 2.0 servers rotate in
 /// `store`, sealed with `secrets` when there are any; on a store nodes
-/// share, the connectors' rate limits too, so they hold for the cluster.
+/// share, the connectors' rate limits and breaker openings too, so they
+/// hold for the cluster.
 fn attach_store(
     connectors: &Connectors,
     store: &Arc<dyn Store>,
     secrets: Option<&Secrets>,
     node: &str,
+    clock: &Arc<dyn Clock>,
 ) {
     connectors.set_token_store(Arc::new(tokens::StoredTokens {
         store: store.clone(),
@@ -707,6 +722,11 @@ fn attach_store(
     if store.is_shared() {
         connectors.set_shared_rate(Arc::new(cluster::StoreRate {
             store: store.clone(),
+        }));
+        connectors.set_shared_breakers(Arc::new(cluster::StoreBreakers {
+            store: store.clone(),
+            node: node.to_string(),
+            clock: clock.clone(),
         }));
     }
 }

@@ -97,6 +97,34 @@ pub enum RateSlot {
     Refused(std::time::Duration),
 }
 
+/// A circuit breaker a node opened (see [`crate::Store::open_breaker`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakerOpening {
+    pub connector: String,
+    /// Until when calls to it are refused (the store's clock).
+    pub until: DateTime<Utc>,
+    /// The node whose breaker opened.
+    pub node: String,
+}
+
+/// Decodes a row of `breaker_openings`.
+pub(crate) fn opening_from_row<R>(row: &R) -> Result<BreakerOpening, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(BreakerOpening {
+        connector: get(row, "breaker_openings.connector")?,
+        until: parse_time(
+            "breaker_openings.open_until",
+            get(row, "breaker_openings.open_until")?,
+        )?,
+        node: get(row, "breaker_openings.node")?,
+    })
+}
+
 /// A GCRA's pacing in the store's unit (microseconds): the interval
 /// between slots and how far ahead of now the theoretical arrival time may
 /// run (`burst` − 1 intervals).

@@ -54,7 +54,7 @@ pub use audit::{
     ANONYMOUS, AuditEntry, AuditFilter, AuditId, MAX_AUDIT_TARGET_CHARS, audit_target,
 };
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use cluster::{LEADER_LEASE, NodeReport, NodeSeen, PublishedConfig, RateSlot};
+pub use cluster::{BreakerOpening, LEADER_LEASE, NodeReport, NodeSeen, PublishedConfig, RateSlot};
 pub use depth::QueueDepth;
 pub use drift::{Drift, DriftKind, DriftObservation, MAX_DRIFT_EXAMPLE_CHARS};
 pub use error::StoreError;
@@ -305,6 +305,17 @@ pub trait Store: Send + Sync + 'static {
     async fn publish_config(&self, version: &str, node: &str) -> Result<(), StoreError>;
     /// The last configuration published, if any.
     async fn published_config(&self) -> Result<Option<PublishedConfig>, StoreError>;
+
+    /// Records that `node`'s circuit breaker for `connector` opened until
+    /// `until`; an opening already recorded until later stays.
+    async fn open_breaker(
+        &self,
+        connector: &str,
+        until: chrono::DateTime<chrono::Utc>,
+        node: &str,
+    ) -> Result<(), StoreError>;
+    /// The breaker openings still in force, by connector.
+    async fn open_breakers(&self) -> Result<Vec<BreakerOpening>, StoreError>;
 
     /// Whether several nodes may share this store, so that what must hold
     /// across nodes (rate limits) is kept in it rather than in each node.

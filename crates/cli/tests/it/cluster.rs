@@ -1288,3 +1288,101 @@ steps:
     assert!(log.len() >= 6, "only {} token requests", log.len());
     cluster.stop().await;
 }
+
+/// One node's evidence opens every node's breaker: three nodes call an
+/// upstream that is down; once the first node's breaker opens on its own
+/// failures, the other two open theirs within a heartbeat or two, and their
+/// calls are refused without reaching the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_opened_on_one_node_opens_on_every_node() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let schema = Schema::new();
+    schema.open().await.close().await;
+    let upstream = MockUpstream::start().await;
+    upstream.route(
+        "POST",
+        "/sync",
+        Reply::json(503, json!({ "error": "down" })),
+    );
+    let root = format!(
+        "\
+connectors:
+  partner:
+    url: \"${{env:PARTNER_URL}}\"
+    dangerous_allow_private: true
+    retry: {{ attempts: 1 }}
+    circuit_breaker: {{ failure_rate: 50%, min_calls: 5, window: 60s, open_for: 30s }}
+engine: {{ run_retries: [1h] }}
+{store}",
+        store = schema.store_yaml()
+    );
+    let flow = "\
+trigger: { webhook: { path: /hooks/sync } }
+steps:
+  - call: partner POST /sync
+    body: '.'
+";
+    let project = TestProject::new(&root, &[("sync", flow)]);
+    let env = vec![("PARTNER_URL", upstream.url()), ("PG_URL", pg_url())];
+    let cluster = Cluster::start(3, spawner(project.path(), env, &[])).await;
+    let client = reqwest::Client::new();
+    let breaker = |node: usize| {
+        let url = format!(
+            "{}/api/v1/connectors/partner",
+            cluster.base(node).expect("the node is up")
+        );
+        async move { crate::support::get_json(&url).await["breaker"]["state"].clone() }
+    };
+    let send = |node: usize, n: usize| {
+        let url = format!("{}/hooks/sync", cluster.base(node).expect("the node is up"));
+        let client = client.clone();
+        async move {
+            let answer = client
+                .post(url)
+                .json(&json!({ "n": n }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 202);
+        }
+    };
+
+    // Node 0 alone meets the failures: its breaker opens.
+    for n in 0..5 {
+        send(0, n).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            breaker(0).await == "open"
+        })
+        .await,
+        "node 0's breaker did not open"
+    );
+    let opened = Instant::now();
+    for node in [1, 2] {
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                breaker(node).await == "open"
+            })
+            .await,
+            "node {node}'s breaker did not follow"
+        );
+    }
+    println!(
+        "the other nodes' breakers opened {:?} after the first",
+        opened.elapsed()
+    );
+
+    // Their calls now fail fast: the upstream hears nothing more.
+    let heard = upstream.request_count();
+    for n in 0..6 {
+        send(1 + n % 2, 100 + n).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        upstream.request_count(),
+        heard,
+        "calls reached the upstream through an open breaker"
+    );
+    cluster.stop().await;
+}

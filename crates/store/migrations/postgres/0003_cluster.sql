@@ -33,3 +33,11 @@ CREATE TABLE published_config (
     node         TEXT    NOT NULL,
     published_at BIGINT  NOT NULL
 );
+
+-- Circuit breakers a node opened, until when: the other nodes hold their
+-- own breaker for the connector open as long.
+CREATE TABLE breaker_openings (
+    connector  TEXT    NOT NULL PRIMARY KEY,
+    open_until BIGINT  NOT NULL,
+    node       TEXT    NOT NULL
+);

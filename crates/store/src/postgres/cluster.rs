@@ -116,6 +116,37 @@ pub(super) async fn published_config(
         .transpose()
 }
 
+const OPEN_BREAKER: &str = "\
+INSERT INTO breaker_openings (connector, open_until, node) VALUES ($1, $2, $3)
+ON CONFLICT (connector) DO UPDATE SET open_until = excluded.open_until, node = excluded.node
+WHERE excluded.open_until > breaker_openings.open_until";
+
+const OPEN_BREAKERS: &str = "\
+SELECT connector, open_until, node FROM breaker_openings WHERE open_until > $1 ORDER BY connector";
+
+pub(super) async fn open_breaker(
+    pool: &PgPool,
+    connector: &str,
+    until: i64,
+    node: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(OPEN_BREAKER)
+        .bind(connector)
+        .bind(until)
+        .bind(node)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn open_breakers(
+    pool: &PgPool,
+    now: i64,
+) -> Result<Vec<crate::BreakerOpening>, StoreError> {
+    let rows = sqlx::query(OPEN_BREAKERS).bind(now).fetch_all(pool).await?;
+    rows.iter().map(crate::cluster::opening_from_row).collect()
+}
+
 pub(super) async fn heartbeat(
     pool: &PgPool,
     report: &NodeReport,

@@ -449,6 +449,19 @@ impl Store for PgStore {
         cluster::published_config(&self.pool).await
     }
 
+    async fn open_breaker(
+        &self,
+        connector: &str,
+        until: chrono::DateTime<chrono::Utc>,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        cluster::open_breaker(&self.pool, connector, until.timestamp_millis(), node).await
+    }
+
+    async fn open_breakers(&self) -> Result<Vec<crate::BreakerOpening>, StoreError> {
+        cluster::open_breakers(&self.pool, self.now()).await
+    }
+
     async fn reserve_rate(
         &self,
         key: &str,

@@ -113,6 +113,37 @@ pub(super) async fn published_config(
         .transpose()
 }
 
+const OPEN_BREAKER: &str = "\
+INSERT INTO breaker_openings (connector, open_until, node) VALUES (?1, ?2, ?3)
+ON CONFLICT (connector) DO UPDATE SET open_until = excluded.open_until, node = excluded.node
+WHERE excluded.open_until > breaker_openings.open_until";
+
+const OPEN_BREAKERS: &str = "\
+SELECT connector, open_until, node FROM breaker_openings WHERE open_until > ?1 ORDER BY connector";
+
+pub(super) fn open_breaker(
+    connection: &Connection,
+    connector: &str,
+    until: i64,
+    node: &str,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(OPEN_BREAKER)?
+        .execute(rusqlite::params![connector, until, node])?;
+    Ok(())
+}
+
+pub(super) async fn open_breakers(
+    reader: &SqlitePool,
+    now: i64,
+) -> Result<Vec<crate::BreakerOpening>, StoreError> {
+    let rows = sqlx::query(OPEN_BREAKERS)
+        .bind(now)
+        .fetch_all(reader)
+        .await?;
+    rows.iter().map(crate::cluster::opening_from_row).collect()
+}
+
 pub(super) fn heartbeat(
     connection: &Connection,
     report: &NodeReport,

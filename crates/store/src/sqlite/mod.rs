@@ -711,6 +711,23 @@ impl Store for SqliteStore {
         cluster::published_config(&self.reader).await
     }
 
+    async fn open_breaker(
+        &self,
+        connector: &str,
+        until: chrono::DateTime<chrono::Utc>,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        let (connector, node) = (connector.to_string(), node.to_string());
+        let until = codec::millis(until);
+        self.writer
+            .write(move |connection| cluster::open_breaker(connection, &connector, until, &node))
+            .await
+    }
+
+    async fn open_breakers(&self) -> Result<Vec<crate::BreakerOpening>, StoreError> {
+        cluster::open_breakers(&self.reader, self.now()).await
+    }
+
     async fn reserve_rate(
         &self,
         key: &str,

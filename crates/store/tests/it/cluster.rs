@@ -259,3 +259,28 @@ async fn the_last_published_configuration_is_kept_with_its_time() {
         "{first:?} {second:?}"
     );
 }
+
+#[tokio::test]
+async fn breaker_openings_keep_the_latest_end_until_it_passes() {
+    let (store, _keep) = open().await;
+    assert!(store.open_breakers().await.unwrap().is_empty());
+    let soon = now_ms() + chrono::Duration::milliseconds(300);
+    let later = now_ms() + chrono::Duration::seconds(60);
+    store.open_breaker("crm", soon, "node-a").await.unwrap();
+    store.open_breaker("erp", later, "node-b").await.unwrap();
+    // An earlier end does not shorten an opening; a later one extends it.
+    store.open_breaker("erp", soon, "node-c").await.unwrap();
+    let open = store.open_breakers().await.unwrap();
+    let seen: Vec<(&str, &str)> = open
+        .iter()
+        .map(|o| (o.connector.as_str(), o.node.as_str()))
+        .collect();
+    assert_eq!(seen, [("crm", "node-a"), ("erp", "node-b")]);
+    assert_eq!(open[1].until, later);
+    poll(Duration::from_secs(5), || async {
+        let open = store.open_breakers().await.unwrap();
+        (open.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(store.open_breakers().await.unwrap()[0].connector, "erp");
+}
