@@ -1096,32 +1096,24 @@ async fn a_cron_flow_fires_each_second_exactly_once_across_node_kills() {
     store.close().await;
 }
 
-/// A connector limited to 50 calls a second, called by three nodes at once,
-/// against an upstream that answers `429` to anything faster: the limit is
-/// the cluster's, kept in the database, so the upstream sees 50 a second
-/// between them (within 5 %) and never has to refuse one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_share_one_rate_limit_and_the_upstream_refuses_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    const RATE: u32 = 50;
-    let calls = campaign_setting("PATCHBAY_CLUSTER_LIMITED_CALLS", 300) as usize;
+/// Three nodes of a project whose flow `sync` (webhook `/hooks/sync`)
+/// posts its event to connector `partner` at `upstream`. `settings` is
+/// appended under the connector (lines indented by four spaces) and may go
+/// on with top-level sections. The schema and the project live as long as
+/// the returned guards.
+async fn partner_cluster(
+    upstream: &MockUpstream,
+    settings: &str,
+) -> (Schema, TestProject, Arc<Cluster>) {
     let schema = Schema::new();
     schema.open().await.close().await;
-    let upstream = MockUpstream::start().await;
-    upstream.route("POST", "/sync", Reply::json(200, json!({ "ok": true })));
-    // The upstream's own limit tolerates calls up to 100 ms early, as real
-    // ones do (a GCRA with a burst of 5): a call that the machine's load
-    // delayed, followed by one on time, is not a breach of 50 a second.
-    // The connector spaces its calls evenly (burst 1).
-    upstream.enforce_rate_limit_with_burst(RATE, Duration::from_secs(1), 5);
     let root = format!(
         "\
 connectors:
   partner:
     url: \"${{env:PARTNER_URL}}\"
     dangerous_allow_private: true
-    rate_limit: {{ requests: {RATE}, per: 1s, max_wait: 60s }}
-{store}",
+{settings}{store}",
         store = schema.store_yaml()
     );
     let flow = "\
@@ -1133,6 +1125,30 @@ steps:
     let project = TestProject::new(&root, &[("sync", flow)]);
     let env = vec![("PARTNER_URL", upstream.url()), ("PG_URL", pg_url())];
     let cluster = Cluster::start(3, spawner(project.path(), env, &[])).await;
+    (schema, project, cluster)
+}
+
+/// A connector limited to 50 calls a second, called by three nodes at once,
+/// against an upstream that answers `429` to anything faster: the limit is
+/// the cluster's, kept in the database, so the upstream sees 50 a second
+/// between them (within 5 %) and never has to refuse one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_one_rate_limit_and_the_upstream_refuses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    const RATE: u32 = 50;
+    let calls = campaign_setting("PATCHBAY_CLUSTER_LIMITED_CALLS", 300) as usize;
+    let upstream = MockUpstream::start().await;
+    upstream.route("POST", "/sync", Reply::json(200, json!({ "ok": true })));
+    // The upstream's own limit tolerates calls up to 100 ms early, as real
+    // ones do (a GCRA with a burst of 5): a call that the machine's load
+    // delayed, followed by one on time, is not a breach of 50 a second.
+    // The connector spaces its calls evenly (burst 1).
+    upstream.enforce_rate_limit_with_burst(RATE, Duration::from_secs(1), 5);
+    let (_schema, _project, cluster) = partner_cluster(
+        &upstream,
+        &format!("    rate_limit: {{ requests: {RATE}, per: 1s, max_wait: 60s }}\n"),
+    )
+    .await;
 
     // Every call queued at once, a third on each node.
     let client = reqwest::Client::new();
@@ -1296,35 +1312,19 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breaker_opened_on_one_node_opens_on_every_node() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let schema = Schema::new();
-    schema.open().await.close().await;
     let upstream = MockUpstream::start().await;
     upstream.route(
         "POST",
         "/sync",
         Reply::json(503, json!({ "error": "down" })),
     );
-    let root = format!(
-        "\
-connectors:
-  partner:
-    url: \"${{env:PARTNER_URL}}\"
-    dangerous_allow_private: true
-    retry: {{ attempts: 1 }}
-    circuit_breaker: {{ failure_rate: 50%, min_calls: 5, window: 60s, open_for: 30s }}
-engine: {{ run_retries: [1h] }}
-{store}",
-        store = schema.store_yaml()
-    );
-    let flow = "\
-trigger: { webhook: { path: /hooks/sync } }
-steps:
-  - call: partner POST /sync
-    body: '.'
-";
-    let project = TestProject::new(&root, &[("sync", flow)]);
-    let env = vec![("PARTNER_URL", upstream.url()), ("PG_URL", pg_url())];
-    let cluster = Cluster::start(3, spawner(project.path(), env, &[])).await;
+    let (_schema, _project, cluster) = partner_cluster(
+        &upstream,
+        "    retry: { attempts: 1 }\n    \
+         circuit_breaker: { failure_rate: 50%, min_calls: 5, window: 60s, open_for: 30s }\n\
+         engine: { run_retries: [1h] }\n",
+    )
+    .await;
     let client = reqwest::Client::new();
     let breaker = |node: usize| {
         let url = format!(

@@ -78,10 +78,12 @@ async fn secrets_resolve_from_the_store_and_rotate_on_reload() {
             && stderr.contains("patchbay secrets set crm_token"),
         "{stderr}"
     );
-    assert!(
-        !store_file(&project).exists(),
-        "a check does not create the store"
-    );
+    if !crate::support::sqlite_only("no store file made by a check") {
+        assert!(
+            !store_file(&project).exists(),
+            "a check does not create the store"
+        );
+    }
 
     let set = patchbay(
         &["secrets", "set", "crm_token", "-p", &dir],
@@ -98,7 +100,12 @@ async fn secrets_resolve_from_the_store_and_rotate_on_reload() {
     assert!(listed.starts_with("crm_token\t"), "{listed}");
     assert!(!listed.contains("first-t0ken"));
     let store = store_file(&project);
-    for file in [store.clone(), store.with_extension("db-wal")] {
+    let files = if crate::support::sqlite_only("the secret's bytes in the store file") {
+        Vec::new()
+    } else {
+        vec![store.clone(), store.with_extension("db-wal")]
+    };
+    for file in files {
         if let Ok(bytes) = std::fs::read(&file) {
             assert!(
                 !bytes.windows(11).any(|w| w == b"first-t0ken"),
