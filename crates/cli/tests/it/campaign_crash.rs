@@ -46,7 +46,14 @@ connectors:
     url: \"${env:CHAT_URL}\"
     dangerous_allow_private: true
     retry: { attempts: 3, backoff: { min: 10ms, max: 100ms } }
-engine: { lease: 2s, poll_interval: 200ms, run_retries: [200ms, 500ms, 1s, 2s, 5s] }
+engine:
+  lease: 2s
+  poll_interval: 200ms
+  run_retries: [200ms, 500ms, 1s, 2s, 5s]
+  # The campaign kills the node back to back, faster than any crash loop: a
+  # run in flight at three kills in a row would look like a run that takes
+  # its node down, which is what this guard is for (hostile_flows tests it).
+  max_claims_without_progress: 1000
 ";
 
 /// Charge, book, notify: three calls with side effects. `charge` and

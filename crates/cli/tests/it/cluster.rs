@@ -69,7 +69,14 @@ connectors:
     url: \"${{env:CHAT_URL}}\"
     dangerous_allow_private: true
     retry: {{ attempts: 3, backoff: {{ min: 10ms, max: 100ms }} }}
-engine: {{ lease: {lease}ms, poll_interval: {poll}ms, run_retries: [200ms, 500ms, 1s, 2s, 5s] }}
+engine:
+  lease: {lease}ms
+  poll_interval: {poll}ms
+  run_retries: [200ms, 500ms, 1s, 2s, 5s]
+  # Nodes are killed back to back, faster than any crash loop: a run in
+  # flight at three kills in a row would look like a run that takes its
+  # node down, which is what this guard is for (hostile_flows tests it).
+  max_claims_without_progress: 1000
 {store}    max_connections: 8
 ",
         lease = LEASE.as_millis(),
