@@ -39,6 +39,9 @@ impl StoreAt {
                 if let Some(max) = config.max_connections {
                     options.max_connections = max;
                 }
+                if let Some(timeout) = config.acquire_timeout {
+                    options.acquire_timeout = timeout.0;
+                }
                 Some(options)
             }
         };

@@ -199,6 +199,12 @@ pub struct PostgresConfig {
     /// Most connections this node opens (default 16).
     #[serde(default)]
     pub max_connections: Option<u32>,
+    /// How long a store call waits for a connection before it fails
+    /// (default 3s), reconnecting to a server that refuses connections
+    /// included: while the database is down, intake answers `503` this
+    /// soon rather than when the sender has given up.
+    #[serde(default)]
+    pub acquire_timeout: Option<HumanDuration>,
 }
 
 impl Default for StoreConfig {

@@ -127,6 +127,14 @@ fn check_store(project: &Project, env: &dyn Env, report: &mut Report) {
             "`store.postgres.max_connections` must be at least 1".to_string()
         ));
     }
+    if postgres
+        .acquire_timeout
+        .is_some_and(|timeout| timeout.0.is_zero())
+    {
+        report.push(at(
+            "`store.postgres.acquire_timeout` must be longer than 0s".to_string(),
+        ));
+    }
 }
 
 fn check_connector(

@@ -149,7 +149,7 @@ fn report_dropped(dropped: &AtomicU64) {
 
 #[cfg(test)]
 mod tests {
-    use patchbay_store::{ANONYMOUS, AuditFilter, AuditId, SqliteOptions, SqliteStore};
+    use patchbay_store::{ANONYMOUS, AuditFilter, AuditId};
 
     use super::*;
 
@@ -168,12 +168,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_flood_of_refusals_is_shed_beyond_the_queue_and_the_rest_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(SqliteOptions::new(dir.path().join("s.db")))
-                .await
-                .unwrap(),
-        );
+        let kept = crate::test_support::TestStore::open().await;
+        let store = Arc::clone(&kept.store);
         let shutdown = CancellationToken::new();
         let (log, writer) = AuditLog::start(
             store.clone(),

@@ -1,12 +1,15 @@
 //! What the engine's unit tests share: a project of one flow, built as
-//! `check` and `run` build it, and an engine running it on a real SQLite
-//! file in a temporary folder.
+//! `check` and `run` build it, and an engine running it on a real store: a
+//! SQLite file in a temporary folder or, with
+//! `PATCHBAY_TEST_STORE=postgres`, a schema of its own in the test
+//! PostgreSQL database.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use patchbay_config::{MapEnv, Report, Source};
-use patchbay_store::{SqliteOptions, SqliteStore, Store};
+use patchbay_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
+use patchbay_testkit::pg::{TestSchema, on_postgres, pg_url};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
@@ -28,24 +31,57 @@ pub(crate) fn build(name: &str, flow: &str) -> Result<Build, Report> {
     )
 }
 
+/// A fresh, empty store of the kind under test, and what keeps it (its
+/// folder or its schema) until the value is dropped.
+pub(crate) struct TestStore {
+    pub store: Arc<dyn Store>,
+    _folder: Option<TempDir>,
+    _schema: Option<TestSchema>,
+}
+
+impl TestStore {
+    pub async fn open() -> TestStore {
+        if on_postgres() {
+            let schema = TestSchema::new();
+            let store = PgStore::open(PgOptions {
+                schema: Some(schema.name().to_string()),
+                max_connections: 4,
+                ..PgOptions::new(schema.url())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed: {e}", pg_url()));
+            return TestStore {
+                store: Arc::new(store),
+                _folder: None,
+                _schema: Some(schema),
+            };
+        }
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
+            .await
+            .expect("the store opens");
+        TestStore {
+            store: Arc::new(store),
+            _folder: Some(dir),
+            _schema: None,
+        }
+    }
+}
+
 /// An engine started on a fresh store.
 pub(crate) struct Running {
     pub engine: Engine,
     pub store: Arc<dyn Store>,
     tasks: EngineTasks,
     shutdown: CancellationToken,
-    _dir: TempDir,
+    _kept: TestStore,
 }
 
 impl Running {
     /// Starts `build` with every role, on the wall clock.
     pub async fn start(build: Build) -> Running {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(SqliteOptions::new(dir.path().join("patchbay.db")))
-                .await
-                .expect("the store opens"),
-        );
+        let kept = TestStore::open().await;
+        let store = Arc::clone(&kept.store);
         let shutdown = CancellationToken::new();
         let options = EngineOptions {
             roles: Roles::default(),
@@ -60,7 +96,7 @@ impl Running {
             store,
             tasks,
             shutdown,
-            _dir: dir,
+            _kept: kept,
         }
     }
 

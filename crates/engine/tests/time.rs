@@ -3,9 +3,10 @@
 //! by the engine and its store, so minutes of engine time take
 //! milliseconds.
 //!
-//! Each test runs real engines on a real SQLite file, with a project loaded
-//! from YAML files in a temporary folder; upstreams are mock HTTP servers
-//! on loopback sockets.
+//! Each test runs real engines on a real SQLite file or, with
+//! `PATCHBAY_TEST_STORE=postgres`, on a schema of its own in the test
+//! PostgreSQL database, with a project loaded from YAML files in a
+//! temporary folder; upstreams are mock HTTP servers on loopback sockets.
 //!
 //! The clock moves only when a test moves it ([`TestClock`]). Left to
 //! itself, paused time jumps to the next timer whenever the runtime waits,
@@ -27,8 +28,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use patchbay_config::MapEnv;
 use patchbay_engine::{Build, Clock, Engine, EngineOptions, EngineTasks, Event, Roles, TokioClock};
 use patchbay_store::{
-    JournalEntry, Run, RunFilter, RunId, RunStatus, SqliteOptions, SqliteStore, StepStatus, Store,
+    JournalEntry, PgOptions, PgStore, Run, RunFilter, RunId, RunStatus, SqliteOptions, SqliteStore,
+    StepStatus, Store,
 };
+use patchbay_testkit::pg::{TestSchema, on_postgres};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -174,8 +177,77 @@ fn root_with(upstream: &MockUpstream) -> String {
     )
 }
 
-fn store_path(project: &TempDir) -> PathBuf {
-    project.path().join("patchbay.db")
+/// Where a test's store lives, for every node started on it: a SQLite file
+/// in the project's folder, or a PostgreSQL schema.
+enum Place {
+    File(PathBuf),
+    Schema(TestSchema),
+}
+
+impl Place {
+    /// A new place for the store of the project in `project`, of the kind
+    /// under test.
+    fn of(project: &TempDir) -> Place {
+        if on_postgres() {
+            Place::Schema(TestSchema::new())
+        } else {
+            Place::File(project.path().join("patchbay.db"))
+        }
+    }
+
+    /// Opens the store there on `clock`.
+    async fn open(&self, clock: &TestClock) -> NodeStore {
+        match self {
+            Place::File(path) => NodeStore::Sqlite(
+                SqliteStore::open(SqliteOptions::new(path).with_clock(clock.clock.clone()))
+                    .await
+                    .unwrap(),
+            ),
+            Place::Schema(schema) => NodeStore::Postgres(
+                PgStore::open(PgOptions {
+                    schema: Some(schema.name().to_string()),
+                    max_connections: 4,
+                    clock: clock.clock.clone(),
+                    ..PgOptions::new(schema.url())
+                })
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL is needed: {e}")),
+            ),
+        }
+    }
+}
+
+/// A node's own handle on the store, which it can close.
+enum NodeStore {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl NodeStore {
+    fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            NodeStore::Sqlite(store) => Arc::new(store.clone()),
+            NodeStore::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            NodeStore::Sqlite(store) => store.close().await,
+            NodeStore::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+impl std::ops::Deref for NodeStore {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &(dyn Store + 'static) {
+        match self {
+            NodeStore::Sqlite(store) => store,
+            NodeStore::Postgres(store) => store,
+        }
+    }
 }
 
 /// A running engine and the store it was started on.
@@ -183,17 +255,15 @@ struct Node {
     engine: Engine,
     tasks: EngineTasks,
     shutdown: CancellationToken,
-    store: SqliteStore,
+    store: NodeStore,
 }
 
 impl Node {
     /// Loads the project in `dir` and starts an engine on the store at
-    /// `db`, both on `clock`.
-    async fn start(dir: &Path, db: &Path, clock: &TestClock) -> Node {
+    /// `place`, both on `clock`.
+    async fn start(dir: &Path, place: &Place, clock: &TestClock) -> Node {
         let build = Build::load(dir, &MapEnv::new([])).unwrap_or_else(|report| panic!("{report}"));
-        let store = SqliteStore::open(SqliteOptions::new(db).with_clock(clock.clock.clone()))
-            .await
-            .unwrap();
+        let store = place.open(clock).await;
         let shutdown = CancellationToken::new();
         let options = EngineOptions {
             roles: Roles::default(),
@@ -202,7 +272,7 @@ impl Node {
             clock: clock.clock.clone(),
         };
         let (engine, tasks) =
-            Engine::start(build, Arc::new(store.clone()), options, shutdown.clone()).unwrap();
+            Engine::start(build, store.shared(), options, shutdown.clone()).unwrap();
         Node {
             engine,
             tasks,
@@ -313,7 +383,8 @@ async fn a_wait_gives_its_worker_back_and_the_run_goes_on_at_its_due_time() {
     let real = std::time::Instant::now();
     let clock = TestClock::hold();
     let dir = project(ENGINE, &[("waits", WAITS), ("quick", QUICK)]);
-    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
 
     let run = node.trigger("waits", json!({"n": 1})).await;
     let (waiting, until, pause) = clock.until(|| node.waiting(run)).await;
@@ -369,14 +440,14 @@ steps:
     body: '{n: .n}'
 ";
     let dir = project(&root_with(&upstream), &[("waits", flow)]);
-    let db = store_path(&dir);
-    let first = Node::start(dir.path(), &db, &clock).await;
+    let place = Place::of(&dir);
+    let first = Node::start(dir.path(), &place, &clock).await;
     let run = first.trigger("waits", json!({"n": 7})).await;
     let (_, until, _) = clock.until(|| first.waiting(run)).await;
     first.crash().await;
 
     // The same machine's clock, a new engine on the same file.
-    let second = Node::start(dir.path(), &db, &clock).await;
+    let second = Node::start(dir.path(), &place, &clock).await;
     clock.skip_to(just_before(until)).await;
     let done = clock.running_until(|| second.ended(run)).await;
     assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
@@ -421,8 +492,8 @@ steps:
     transform: '$steps.slow.body'
 ";
     let dir = project(&root_with(&upstream), &[("slow", flow)]);
-    let db = store_path(&dir);
-    let first = Node::start(dir.path(), &db, &clock).await;
+    let place = Place::of(&dir);
+    let first = Node::start(dir.path(), &place, &clock).await;
     let run = first.trigger("slow", json!({"n": 1})).await;
     clock
         .until(|| async { (!upstream.requests_to("POST", "/slow").is_empty()).then_some(()) })
@@ -430,7 +501,7 @@ steps:
     let claimed_at = ms(clock.now());
     first.crash().await;
 
-    let second = Node::start(dir.path(), &db, &clock).await;
+    let second = Node::start(dir.path(), &place, &clock).await;
     let held = second.run(run).await;
     assert_eq!(
         held.status,
@@ -482,7 +553,8 @@ steps:
     call: up GET /flaky
 ";
     let dir = project(&root_with(&upstream), &[("flaky", flow)]);
-    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
     let run = node.trigger("flaky", json!({})).await;
 
     // Each failed attempt puts the run back, due after the next delay
@@ -545,7 +617,8 @@ steps:
     transform: '{done: true}'
 ";
     let dir = project(ENGINE, &[("until", flow), ("quick", QUICK)]);
-    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
     // Half a millisecond into a millisecond: the store keeps the run due
     // from the start of it.
     let at = ms(clock.now()) + TimeDelta::seconds(5) + TimeDelta::microseconds(500);
@@ -586,7 +659,8 @@ steps:
   - transform: '.scheduled_at'
 ";
     let dir = project(ENGINE, &[("tick", flow), ("quick", QUICK)]);
-    let node = Node::start(dir.path(), &store_path(&dir), &clock).await;
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
     // A run through the whole engine first: by its end the schedule's
     // task has long set its first timer, which a skip must not outrun.
     let quick = node.trigger("quick", json!({})).await;

@@ -30,4 +30,12 @@ pub enum TestkitError {
         /// Why it was refused.
         reason: String,
     },
+    /// A private PostgreSQL server could not be set up, started or stopped.
+    #[error("private PostgreSQL server: {what}: {detail}")]
+    PgServer {
+        /// What was being done (`initdb`, `start`, `stop`).
+        what: &'static str,
+        /// The command's own words, or why it could not run.
+        detail: String,
+    },
 }

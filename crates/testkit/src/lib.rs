@@ -18,6 +18,8 @@
 //!   revocation on demand.
 //! - [`Link`] is a TCP forwarder that can be cut: a node's database going
 //!   away, and coming back, while the database serves everyone else.
+//! - [`pg`] gives the suites that run on either store their PostgreSQL
+//!   schemas, one per test, dropped when it ends.
 //!
 //! This crate depends on no other Patchbay crate, so it can never hide a bug by
 //! sharing code with the system it tests.
@@ -30,6 +32,7 @@ mod link;
 mod listener;
 pub mod mock;
 pub mod oauth;
+pub mod pg;
 mod sync;
 
 pub use error::TestkitError;

@@ -5,16 +5,24 @@
 //! one succeeded run with one side effect upstream, the runs the outage
 //! interrupted included.
 //!
-//! The database is taken away for this node alone: the node reaches it
-//! through a [`Link`] the test cuts (every connection closed, new ones
-//! refused), while the PostgreSQL server goes on serving the other tests.
-//! Needs the PostgreSQL of `PATCHBAY_TEST_PG_URL` and fails without it.
+//! The database goes away in two ways:
+//! - the server itself stops as a crash would (`pg_ctl stop -m immediate`)
+//!   and starts again, recovering from its write-ahead log: a PostgreSQL
+//!   server of the test's own ([`PgServer`]), so that the shared test
+//!   server goes on serving the other tests;
+//! - the network between the node and the shared server breaks: the node
+//!   reaches it through a [`Link`] the test cuts (every connection closed,
+//!   new ones refused).
+//!
+//! Needs the PostgreSQL of `PATCHBAY_TEST_PG_URL` and the machine's
+//! PostgreSQL binaries, and fails without them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::time::{Duration, Instant};
 
-use patchbay_store::RunStatus;
+use patchbay_store::{PgOptions, PgStore, RunStatus};
+use patchbay_testkit::pg::PgServer;
 use patchbay_testkit::{Link, MockUpstream, Reply};
 use serde_json::json;
 
@@ -78,15 +86,91 @@ async fn send(
     futures::future::join_all(sends).await
 }
 
+/// How the database goes away, and where the node finds it.
+enum Outage {
+    /// A server of the test's own, stopped as a crash would.
+    Restart { server: PgServer, schema: Schema },
+    /// The shared server, out of the node's reach.
+    Cut { link: Link, schema: Schema },
+}
+
+impl Outage {
+    /// The database URL the node is given.
+    fn node_url(&self) -> String {
+        match self {
+            Outage::Restart { server, .. } => server.url(),
+            Outage::Cut { link, .. } => through(link),
+        }
+    }
+
+    fn schema(&self) -> &Schema {
+        match self {
+            Outage::Restart { schema, .. } | Outage::Cut { schema, .. } => schema,
+        }
+    }
+
+    fn take_away(&self) {
+        match self {
+            Outage::Restart { server, .. } => server
+                .stop_immediately()
+                .expect("stop the test's PostgreSQL server"),
+            Outage::Cut { link, .. } => link.cut(),
+        }
+    }
+
+    fn bring_back(&self) {
+        match self {
+            Outage::Restart { server, .. } => server
+                .start_again()
+                .expect("start the test's PostgreSQL server again"),
+            Outage::Cut { link, .. } => link.restore(),
+        }
+    }
+
+    /// The node's store, opened by the test itself (straight to the
+    /// server, not through the link).
+    async fn open(&self) -> PgStore {
+        let url = match self {
+            Outage::Restart { server, .. } => server.url(),
+            Outage::Cut { schema, .. } => schema.url(),
+        };
+        PgStore::open(PgOptions {
+            schema: Some(self.schema().name()),
+            ..PgOptions::new(url)
+        })
+        .await
+        .expect("open the node's store")
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn intake_answers_503_while_postgres_is_away_and_nothing_acknowledged_is_lost() {
+async fn intake_answers_503_while_postgres_restarts_and_nothing_acknowledged_is_lost() {
+    let server = tokio::task::spawn_blocking(PgServer::start)
+        .await
+        .expect("set up")
+        .expect("a PostgreSQL server of the test's own (initdb and pg_ctl)");
+    let outage = Outage::Restart {
+        server,
+        schema: Schema::new(),
+    };
+    outage.open().await.close().await;
+    under_load(outage).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_answers_503_while_postgres_is_out_of_reach_and_nothing_acknowledged_is_lost() {
     let schema = Schema::new();
     // Created (and migrated) directly, before the node depends on the link.
     schema.open().await.close().await;
     let link = Link::start(database_address())
         .await
         .expect("start the link");
+    under_load(Outage::Cut { link, schema }).await;
+}
 
+/// A node takes webhooks; the database goes away and comes back; every
+/// acknowledged delivery ends in one succeeded run, charged once.
+async fn under_load(outage: Outage) {
     let payments = MockUpstream::start().await;
     payments.route(
         "POST",
@@ -103,7 +187,7 @@ connectors:
     dangerous_allow_private: true
 engine: {{ lease: 2s, poll_interval: 200ms, run_retries: [500ms, 1s, 2s, 5s, 10s] }}
 {store}",
-        store = schema.store_yaml()
+        store = outage.schema().store_yaml()
     );
     let project = TestProject::new(&root, &[("orders", ORDERS_FLOW)]);
     let log = project.path().join("patchbay.log");
@@ -111,7 +195,7 @@ engine: {{ lease: 2s, poll_interval: 200ms, run_retries: [500ms, 1s, 2s, 5s, 10s
         patchbay_run(
             project.path(),
             &[
-                ("PG_URL", through(&link)),
+                ("PG_URL", outage.node_url()),
                 ("PAYMENTS_URL", payments.url()),
                 ("HOOK_SECRET", SECRET.to_string()),
             ],
@@ -132,8 +216,8 @@ engine: {{ lease: 2s, poll_interval: 200ms, run_retries: [500ms, 1s, 2s, 5s, 10s
         acknowledged.insert(n);
     }
 
-    link.cut();
-    let outage = Instant::now();
+    tokio::task::block_in_place(|| outage.take_away());
+    let away = Instant::now();
     let mut refused = Vec::new();
     for (n, status, retry_after) in send(&client, &url, 40..70).await {
         assert_eq!(status, 503, "delivery {n} during the outage");
@@ -145,14 +229,14 @@ engine: {{ lease: 2s, poll_interval: 200ms, run_retries: [500ms, 1s, 2s, 5s, 10s
         );
         refused.push(n);
     }
-    let refusing = outage.elapsed();
+    let refusing = away.elapsed();
     println!("30 deliveries refused with 503 in {refusing:?} while the database was away");
     assert!(
         refusing < Duration::from_secs(15),
         "refusals took {refusing:?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    link.restore();
+    tokio::task::block_in_place(|| outage.bring_back());
 
     // After: the refused deliveries are sent again, as their senders
     // would, with new ones, until every one is taken.
@@ -184,7 +268,7 @@ engine: {{ lease: 2s, poll_interval: 200ms, run_retries: [500ms, 1s, 2s, 5s, 10s
     );
 
     // Every acknowledged delivery: one run, succeeded, charged once.
-    let store = schema.open().await;
+    let store = outage.open().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let runs = loop {
         let runs = all_runs(&store).await;

@@ -617,15 +617,8 @@ pub async fn tokened_contacts_node() -> (patchbay_testkit::MockUpstream, TestPro
 // PostgreSQL: a store shared by several nodes, each test in a schema of
 // its own in the test database.
 
-/// Whether the suite runs on PostgreSQL (`PATCHBAY_TEST_STORE=postgres`)
-/// rather than on SQLite, the default.
-pub fn on_postgres() -> bool {
-    match std::env::var("PATCHBAY_TEST_STORE").as_deref() {
-        Ok("postgres") => true,
-        Ok("sqlite") | Err(_) => false,
-        Ok(other) => panic!("PATCHBAY_TEST_STORE={other:?}: expected `sqlite` or `postgres`"),
-    }
-}
+use patchbay_testkit::pg::TestSchema;
+pub use patchbay_testkit::pg::{on_postgres, pg_url};
 
 /// True, saying so, when the suite runs on PostgreSQL and the test (or the
 /// part of it) is about the SQLite file itself: its bytes, its folder, its
@@ -662,31 +655,25 @@ fn with_store(root: &str, store: &str) -> String {
     merged
 }
 
-/// The test database when `PATCHBAY_TEST_PG_URL` does not name one.
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// The URL of the test database: `PATCHBAY_TEST_PG_URL`, or database `test`
-/// of the PostgreSQL on 127.0.0.1:5432 as user `postgres`.
-pub fn pg_url() -> String {
-    std::env::var("PATCHBAY_TEST_PG_URL").unwrap_or_else(|_| PG_URL.into())
-}
-
 /// A schema of the test database that keeps one test's store, dropped when
-/// the test ends, however it ends. Its name is also the `application_name`
-/// of every connection to it, so the drop can end the sessions of nodes
-/// still connected (a paused node never closes its own) first.
-pub struct Schema(pub String);
+/// the test ends, however it ends (see [`TestSchema`]).
+pub struct Schema(TestSchema);
 
 impl Schema {
     /// A schema with a name of its own.
     pub fn new() -> Schema {
-        Schema(format!("test_{}", uuid::Uuid::now_v7().simple()))
+        Schema(TestSchema::new())
     }
 
     /// The URL of the test database, naming this schema as the
     /// connections' `application_name`.
     pub fn url(&self) -> String {
-        format!("{}?application_name={}", pg_url(), self.0)
+        self.0.url()
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> String {
+        self.0.name().to_string()
     }
 
     /// The `store` section of a `patchbay.yaml` keeping the store in this
@@ -715,42 +702,10 @@ impl Schema {
     /// tests that need it fail rather than skip.
     pub async fn open(&self) -> PgStore {
         PgStore::open(PgOptions {
-            schema: Some(self.0.clone()),
+            schema: Some(self.0.name().to_string()),
             ..PgOptions::new(self.url())
         })
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed: {e}", pg_url()))
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (url, schema) = (pg_url(), self.0.clone());
-        // A thread of its own: the drop may run inside a runtime, which
-        // cannot block on another.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                use sqlx::Connection as _;
-                let mut connection = sqlx::PgConnection::connect(&url).await?;
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                )
-                .bind(&schema)
-                .execute(&mut connection)
-                .await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-                )))
-                .execute(&mut connection)
-                .await
-                .map(drop)
-            })
-        })
-        .join();
     }
 }

@@ -58,6 +58,11 @@ pub struct PgOptions {
     pub schema: Option<String>,
     /// Most connections the pool opens.
     pub max_connections: u32,
+    /// How long a call waits for a connection before it fails. sqlx's pool
+    /// keeps reconnecting to a server that refuses connections until then,
+    /// so it is also how long a call takes to fail while the database is
+    /// down.
+    pub acquire_timeout: Duration,
     /// Where the store reads the current time; [`SystemClock`] unless a
     /// test sets another.
     pub clock: Arc<dyn Clock>,
@@ -68,17 +73,25 @@ impl PgOptions {
     /// the management API's reads on one node.
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
+    /// Default wait for a connection: far above what a healthy pool of
+    /// [`PgOptions::DEFAULT_MAX_CONNECTIONS`] makes a call wait, and short
+    /// enough that a webhook sender gets its `503` while it still waits
+    /// for an answer (many give up after 5 to 10 s).
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
     pub fn new(url: impl Into<String>) -> PgOptions {
         PgOptions {
             url: url.into(),
             schema: None,
             max_connections: PgOptions::DEFAULT_MAX_CONNECTIONS,
+            acquire_timeout: PgOptions::DEFAULT_ACQUIRE_TIMEOUT,
             clock: Arc::new(SystemClock),
         }
     }
 }
 
-/// The store on PostgreSQL.
+/// The store on PostgreSQL. Clones share its pool.
+#[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
@@ -129,7 +142,7 @@ impl PgStore {
         };
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(opts.acquire_timeout)
             .connect_with(connect)
             .await
             .map_err(open_error)?;

@@ -212,6 +212,6 @@ mod tests {
             Some(json!({ "i": 5 }))
         );
 
-        drop_schema(&store, &schema).await;
+        drop_schema(&store, schema).await;
     }
 }

@@ -631,7 +631,7 @@ mod tests {
         let mut all: Vec<RunId> = runs.iter().map(|r| r.id).collect();
         all.sort();
         assert_eq!(taken, all, "every run claimed exactly once");
-        drop_schema(&store, &schema).await;
+        drop_schema(&store, schema).await;
     }
 
     /// The items of a `for_each` step finish together: their entries are
@@ -671,7 +671,7 @@ mod tests {
         items.sort_unstable();
         assert_eq!(items, (0..32).collect::<Vec<_>>());
         assert!(store.flow_state("orders").await.unwrap()["item"].is_u64());
-        drop_schema(&store, &schema).await;
+        drop_schema(&store, schema).await;
     }
 
     /// A run holds as many entries as in the SQLite store; a full journal
@@ -707,6 +707,6 @@ mod tests {
             "{lost:?}"
         );
         assert_eq!(store.journal(run.id).await.unwrap().len(), 1);
-        drop_schema(&store, &schema).await;
+        drop_schema(&store, schema).await;
     }
 }

@@ -152,6 +152,6 @@ mod tests {
         assert!(woken(&wakes, seen, Duration::from_secs(5)).await, "enqueue");
 
         other.close().await;
-        drop_schema(&store, &schema).await;
+        drop_schema(&store, schema).await;
     }
 }

@@ -4,47 +4,35 @@
 
 use std::sync::Arc;
 
-use sqlx::AssertSqlSafe;
+use patchbay_testkit::pg::{TestSchema, on_postgres};
 
 use super::{PgOptions, PgStore};
 
-/// A fresh store and its schema's name; `None` when the tests do not run
-/// against PostgreSQL.
-pub(super) async fn open() -> Option<(Arc<PgStore>, String)> {
-    if std::env::var("PATCHBAY_TEST_STORE").ok().as_deref() != Some("postgres") {
+/// A fresh store and its schema; `None` when the tests do not run against
+/// PostgreSQL.
+pub(super) async fn open() -> Option<(Arc<PgStore>, TestSchema)> {
+    if !on_postgres() {
         return None;
     }
-    let url = std::env::var("PATCHBAY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("test_{}", uuid::Uuid::now_v7().simple());
-    let store = PgStore::open(PgOptions {
-        schema: Some(schema.clone()),
-        ..PgOptions::new(url)
-    })
-    .await
-    .unwrap();
-    Some((Arc::new(store), schema))
+    let schema = TestSchema::new();
+    let store = open_in(&schema).await;
+    Some((store, schema))
 }
 
 /// Another store on the schema of a store [`open`] returned: another
 /// node on the same database.
-pub(super) async fn open_in(schema: &str) -> Arc<PgStore> {
-    let url = std::env::var("PATCHBAY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+pub(super) async fn open_in(schema: &TestSchema) -> Arc<PgStore> {
     let store = PgStore::open(PgOptions {
-        schema: Some(schema.to_string()),
-        ..PgOptions::new(url)
+        schema: Some(schema.name().to_string()),
+        ..PgOptions::new(schema.url())
     })
     .await
     .unwrap();
     Arc::new(store)
 }
 
-/// Drops the store's schema and closes its connections.
-pub(super) async fn drop_schema(store: &PgStore, schema: &str) {
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(&store.pool)
-        .await
-        .unwrap();
+/// Closes the store's connections, then drops its schema.
+pub(super) async fn drop_schema(store: &PgStore, schema: TestSchema) {
     store.close().await;
+    drop(schema);
 }

@@ -31,20 +31,18 @@ use patchbay_store::{
     Claim, Clock, JournalEntry, NewRun, PgOptions, PgStore, Run, RunId, RunOutcome, RunStatus,
     SqliteOptions, SqliteStore, StepStatus, Store, SystemClock,
 };
+use patchbay_testkit::pg::{TestSchema, on_postgres, pg_url};
 use serde_json::json;
 use tempfile::TempDir;
 
 /// A long lease: never expires during a test.
 pub const LONG: Duration = Duration::from_secs(600);
 
-/// The PostgreSQL server of the tests that use one.
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
 /// What keeps a test's store alive, and where it lives: a SQLite file's
 /// folder, or a PostgreSQL schema, dropped with it.
 pub enum Keep {
     Folder(TempDir),
-    Schema { url: String, schema: String },
+    Schema(TestSchema),
 }
 
 impl Keep {
@@ -56,61 +54,16 @@ impl Keep {
                     .await
                     .unwrap(),
             ),
-            Keep::Schema { url, schema } => Box::new(
+            Keep::Schema(schema) => Box::new(
                 PgStore::open(PgOptions {
-                    schema: Some(schema.clone()),
-                    ..PgOptions::new(url.clone())
+                    schema: Some(schema.name().to_string()),
+                    ..PgOptions::new(schema.url())
                 })
                 .await
                 .unwrap(),
             ),
         }
     }
-}
-
-impl Drop for Keep {
-    fn drop(&mut self) {
-        let Keep::Schema { url, schema } = self else {
-            return;
-        };
-        let (url, schema) = (url.clone(), schema.clone());
-        // Drop cannot await, and the test's runtime may be gone: a thread
-        // of its own with a runtime of its own drops the schema.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                use sqlx::Connection as _;
-                let mut connection = sqlx::PgConnection::connect(&url).await?;
-                // The store may still hold connections (its value is dropped
-                // after this one, or a transaction waits for a rollback its
-                // runtime will not run): they would block the drop forever.
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                )
-                .bind(&schema)
-                .execute(&mut connection)
-                .await?;
-                let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                    .execute(&mut connection)
-                    .await?;
-                connection.close().await
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            eprintln!("a test schema was not dropped: {e}");
-        }
-    }
-}
-
-/// Whether the suite runs against PostgreSQL.
-pub fn on_postgres() -> bool {
-    std::env::var("PATCHBAY_TEST_STORE").is_ok_and(|store| store == "postgres")
 }
 
 /// A fresh store of the kind under test, on the wall clock.
@@ -121,21 +74,20 @@ pub async fn open() -> (Box<dyn Store>, Keep) {
 /// A fresh store of the kind under test, reading time from `clock`.
 pub async fn open_with_clock(clock: Arc<dyn Clock>) -> (Box<dyn Store>, Keep) {
     if on_postgres() {
-        let url = std::env::var("PATCHBAY_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
-        let schema = format!("test_{}", uuid::Uuid::now_v7().simple());
-        // Named after its schema, so the schema's connections can be found.
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let named = format!("{url}{separator}application_name={schema}");
+        let schema = TestSchema::new();
         let store = PgStore::open(PgOptions {
-            schema: Some(schema.clone()),
+            schema: Some(schema.name().to_string()),
             clock,
-            ..PgOptions::new(named)
+            ..PgOptions::new(schema.url())
         })
         .await
         .unwrap_or_else(|e| {
-            panic!("PostgreSQL at {url} is needed (PATCHBAY_TEST_STORE=postgres): {e}")
+            panic!(
+                "PostgreSQL at {} is needed (PATCHBAY_TEST_STORE=postgres): {e}",
+                pg_url()
+            )
         });
-        return (Box::new(store), Keep::Schema { url, schema });
+        return (Box::new(store), Keep::Schema(schema));
     }
     let dir = tempfile::tempdir().unwrap();
     let store =
