@@ -35,6 +35,9 @@ const BATCH_BUCKETS: &[f64] = &[
 /// do not pile up.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// `1`, labelled with the running version.
+const BUILD_INFO: &str = "patchbay_build_info";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder for this process; later calls do
@@ -52,6 +55,9 @@ pub fn install_recorder() -> Result<(), String> {
         if let Err(e) = metrics::set_global_recorder(recorder) {
             outcome = Err(format!("cannot install the metrics recorder: {e}"));
         }
+        // A scrape right after start finds at least this, before anything
+        // has happened to record; and dashboards can tell versions apart.
+        metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         let upkeep = handle.clone();
         let _ = std::thread::Builder::new()
             .name("metrics-upkeep".into())

@@ -265,7 +265,7 @@ async fn management_actions_and_refused_tokens_are_audited() {
     );
     assert!(!everything.contains(ADMIN_TOKEN) && !everything.contains(READ_TOKEN));
 
-    assert!(node.terminate().success());
+    node.stop_cleanly();
 }
 
 #[tokio::test]
@@ -320,7 +320,7 @@ async fn an_action_whose_audit_entry_cannot_be_written_is_not_done() {
     let (status, _) = call(&base, "GET", "/api/v1/flows", READ_TOKEN, json!(null)).await;
     assert_eq!(status, 200);
 
-    assert!(node.terminate().success());
+    node.stop_cleanly();
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logged.contains("cannot write to the audit log"), "{logged}");
 }

@@ -181,5 +181,5 @@ async fn every_api_action_has_a_command() {
     }
     assert!(!audit.contains("t0ken-value"), "{audit}");
 
-    assert!(node.terminate().success());
+    node.stop_cleanly();
 }

@@ -373,6 +373,11 @@ async fn metrics_need_a_token_when_the_api_has_tokens() {
         .expect("scrape");
     assert_eq!(scraped.status(), 200);
     let text = scraped.text().await.expect("text");
-    assert!(text.contains("patchbay_"), "{text}");
-    assert!(node.terminate().success());
+    // Present from the start, before anything has been recorded.
+    let build_info = format!(
+        "patchbay_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build_info), "{text}");
+    node.stop_cleanly();
 }

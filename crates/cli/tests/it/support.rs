@@ -290,6 +290,15 @@ pub struct Patchbay {
     pub base: String,
     /// Copies the child's stderr into the log; done once the child exits.
     log_copier: Option<std::thread::JoinHandle<()>>,
+    /// The file its stderr is appended to.
+    log: std::path::PathBuf,
+}
+
+/// The last 20 lines of a node's log.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// A test that fails half-way leaves no node behind: whatever still runs
@@ -335,21 +344,13 @@ impl Patchbay {
                 base: base.to_string(),
                 child,
                 log_copier: Some(log_copier),
+                log: log.to_path_buf(),
             },
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
                 let _ = log_copier.join();
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let tail: String = text
-                    .lines()
-                    .rev()
-                    .take(20)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
+                let tail = log_tail(log);
                 panic!("patchbay did not start (first line {line:?}); end of its log:\n{tail}");
             }
         }
@@ -364,6 +365,18 @@ impl Patchbay {
         self.child.kill().expect("SIGKILL patchbay");
         self.child.wait().expect("reap patchbay");
         self.flush_log();
+    }
+
+    /// SIGTERM, then asserts that the process stopped cleanly (status 0),
+    /// quoting the end of its log when it did not.
+    pub fn stop_cleanly(self) {
+        let log = self.log.clone();
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "SIGTERM did not stop patchbay cleanly ({status}); end of its log:\n{}",
+            log_tail(&log)
+        );
     }
 
     /// SIGTERM, then waits for the process to exit.
