@@ -2,47 +2,75 @@
 //! `Store` trait and of `crate::sqlite::journal`.
 //!
 //! An entry is only appended while the recording worker holds the run's
-//! lease. One statement checks the lease and takes the entry's number from
-//! the run's `journal_entries`, locking the run's row until the entry
+//! lease. One statement checks the lease, takes the entry's number from
+//! the run's `journal_entries` (locking the run's row until the entry
 //! commits: a claim by another node waits for it or is seen by it, and
-//! concurrent entries of one run are numbered one after the other. When a
-//! step also sets the flow's state, both writes share the transaction.
+//! concurrent entries of one run are numbered one after the other),
+//! inserts the entry and, when the step sets it, the flow's state. A run's
+//! last entry and its end are one statement too. Each is a single round
+//! trip and its own transaction: the journal is written once per step, and
+//! a `BEGIN … COMMIT` around separate statements would cost four or five
+//! round trips where one does.
 //!
 //! An entry is current unless a replay from the start set it aside: its
 //! number is below its run's `journal_mark`.
 
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, Row as _};
+use sqlx::PgPool;
 
 use super::codec::{entry_from_row, int4, int8, json_text, parse_json};
-use super::queue::settle;
-use crate::{JournalEntry, RunId, StoreError};
+use crate::{Claim, JournalEntry, RunId, RunOutcome, StoreError};
 
 /// Entries one run may hold, as in the SQLite store (where it is the span
 /// of journal keys each run owns).
 pub(super) const ENTRIES_PER_RUN: i32 = 1 << 20;
 
-/// Takes the next entry number while the lease holds under the entry's
-/// claim (its `attempt`) and the journal has room; returns it with the
-/// run's flow (whose state the entry may set).
-const TAKE_NUMBER: &str = "\
-UPDATE runs SET journal_entries = journal_entries + 1
-WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $4
-  AND journal_entries < $3
-RETURNING journal_entries - 1 AS n, flow";
+/// Appends an entry while the lease holds under the entry's claim (its
+/// `attempt`) and the journal has room, taking the entry's number from the
+/// run's `journal_entries`, and replaces the state of the run's flow with
+/// `$15` when it is given: a caller cannot write another flow's state. One
+/// statement, so one round trip and one commit; it returns the entry's
+/// number, and no row when nothing was written.
+const APPEND: &str = "\
+WITH taken AS (
+    UPDATE runs SET journal_entries = journal_entries + 1
+    WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+      AND journal_entries < $4
+    RETURNING journal_entries - 1 AS n, flow
+), appended AS (
+    INSERT INTO journal (run_id, n, step_index, step_id, item, attempt, status, started_at,
+                         duration_ms, request, output, error, error_class)
+    SELECT $1, n, $5, $6, $7, $3, $8, $9, $10, $11, $12, $13, $14 FROM taken
+), state AS (
+    INSERT INTO flow_state (flow, state, updated_at)
+    SELECT flow, $15, $16 FROM taken WHERE $15::text IS NOT NULL
+    ON CONFLICT (flow) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+)
+SELECT n FROM taken";
+
+/// Ends a run held under claim `$7` and appends its last step's entry
+/// (whose `attempt` must be the claim's) in one statement: the run's row is
+/// updated once, for both its end and the entry's number.
+const FINISH_WITH_ENTRY: &str = "\
+WITH finished AS (
+    UPDATE runs
+    SET status = $3, output = $4, error = $5, finished_at = $6, updated_at = $6,
+        lease_owner = NULL, lease_expires_at = NULL, journal_entries = journal_entries + 1
+    WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $7
+      AND attempts = $11 AND journal_entries < $8
+    RETURNING journal_entries - 1 AS n
+), appended AS (
+    INSERT INTO journal (run_id, n, step_index, step_id, item, attempt, status, started_at,
+                         duration_ms, request, output, error, error_class)
+    SELECT $1, n, $9, $10, $12, $11, $13, $14, $15, $16, $17, $18, $19 FROM finished
+)
+SELECT n FROM finished";
 
 /// Whether the run is still leased to the owner: tells a full journal from
-/// a lost lease when no number was taken.
+/// a lost lease when nothing was written.
 const HELD: &str = "\
 SELECT 1 FROM runs WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3";
 
-const INSERT_ENTRY: &str = "\
-INSERT INTO journal (run_id, n, step_index, step_id, item, attempt, status, started_at,
-                     duration_ms, request, output, error, error_class)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-
-/// A step's state goes to the flow [`TAKE_NUMBER`] read from the run: a
-/// caller cannot write another flow's state.
 const PUT_STATE: &str = "\
 INSERT INTO flow_state (flow, state, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (flow) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at";
@@ -57,69 +85,8 @@ ORDER BY j.n";
 
 const SELECT_STATE: &str = "SELECT state FROM flow_state WHERE flow = $1";
 
-/// Appends `entry` for a run leased to `owner` under the entry's claim, and replaces the run's
-/// flow's state with `state` when given, inside the caller's transaction.
-pub(super) async fn insert_entry(
-    connection: &mut PgConnection,
-    owner: &str,
-    entry: &JournalEntry,
-    state: Option<&Value>,
-    now: i64,
-) -> Result<(), StoreError> {
-    let run = entry.run_id;
-    let taken = sqlx::query(TAKE_NUMBER)
-        .bind(run)
-        .bind(owner)
-        .bind(ENTRIES_PER_RUN)
-        .bind(int4(entry.attempt))
-        .fetch_optional(&mut *connection)
-        .await?;
-    let Some(taken) = taken else {
-        let held = sqlx::query(HELD)
-            .bind(run)
-            .bind(owner)
-            .bind(int4(entry.attempt))
-            .fetch_optional(&mut *connection)
-            .await?
-            .is_some();
-        return Err(if held {
-            StoreError::JournalFull {
-                run,
-                entries: ENTRIES_PER_RUN.unsigned_abs().into(),
-            }
-        } else {
-            StoreError::LeaseLost { run }
-        });
-    };
-    let n: i32 = taken.try_get("n")?;
-    let flow: String = taken.try_get("flow")?;
-    sqlx::query(INSERT_ENTRY)
-        .bind(run)
-        .bind(n)
-        .bind(int4(entry.step_index))
-        .bind(&entry.step_id)
-        .bind(entry.item.map(int4))
-        .bind(int4(entry.attempt))
-        .bind(entry.status.as_str())
-        .bind(entry.started_at.timestamp_millis())
-        .bind(int8(entry.duration_ms))
-        .bind(entry.request.as_ref().map(json_text))
-        .bind(entry.output.as_ref().map(json_text))
-        .bind(entry.error.as_deref())
-        .bind(entry.error_class.as_deref())
-        .execute(&mut *connection)
-        .await?;
-    if let Some(state) = state {
-        sqlx::query(PUT_STATE)
-            .bind(flow)
-            .bind(json_text(state))
-            .bind(now)
-            .execute(&mut *connection)
-            .await?;
-    }
-    Ok(())
-}
-
+/// Appends `entry` for a run leased to `owner` under the entry's claim, and
+/// replaces the run's flow's state with `state` when given.
 pub(super) async fn record_step(
     pool: &PgPool,
     owner: &str,
@@ -127,9 +94,92 @@ pub(super) async fn record_step(
     state: Option<&Value>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    let written = insert_entry(&mut tx, owner, entry, state, now).await;
-    settle(tx, written).await
+    let appended = sqlx::query(APPEND)
+        .bind(entry.run_id)
+        .bind(owner)
+        .bind(int4(entry.attempt))
+        .bind(ENTRIES_PER_RUN)
+        .bind(int4(entry.step_index))
+        .bind(&entry.step_id)
+        .bind(entry.item.map(int4))
+        .bind(entry.status.as_str())
+        .bind(entry.started_at.timestamp_millis())
+        .bind(int8(entry.duration_ms))
+        .bind(entry.request.as_ref().map(json_text))
+        .bind(entry.output.as_ref().map(json_text))
+        .bind(entry.error.as_deref())
+        .bind(entry.error_class.as_deref())
+        .bind(state.map(json_text))
+        .bind(now)
+        .fetch_optional(pool)
+        .await?;
+    match appended {
+        Some(_) => Ok(()),
+        None => Err(refusal(pool, entry.run_id, owner, entry.attempt).await?),
+    }
+}
+
+/// Ends a run held by `owner` under `claim` with `outcome`, and appends its
+/// last step's `entry`.
+pub(super) async fn finish_with_entry(
+    pool: &PgPool,
+    owner: &str,
+    claim: Claim,
+    outcome: &RunOutcome,
+    entry: &JournalEntry,
+    now: i64,
+) -> Result<(), StoreError> {
+    let finished = sqlx::query(FINISH_WITH_ENTRY)
+        .bind(claim.run)
+        .bind(owner)
+        .bind(outcome.status.as_str())
+        .bind(outcome.output.as_ref().map(json_text))
+        .bind(outcome.error.as_deref())
+        .bind(now)
+        .bind(int4(claim.attempt))
+        .bind(ENTRIES_PER_RUN)
+        .bind(int4(entry.step_index))
+        .bind(&entry.step_id)
+        .bind(int4(entry.attempt))
+        .bind(entry.item.map(int4))
+        .bind(entry.status.as_str())
+        .bind(entry.started_at.timestamp_millis())
+        .bind(int8(entry.duration_ms))
+        .bind(entry.request.as_ref().map(json_text))
+        .bind(entry.output.as_ref().map(json_text))
+        .bind(entry.error.as_deref())
+        .bind(entry.error_class.as_deref())
+        .fetch_optional(pool)
+        .await?;
+    match finished {
+        Some(_) => Ok(()),
+        None => Err(refusal(pool, claim.run, owner, claim.attempt).await?),
+    }
+}
+
+/// Why a lease-checked append wrote nothing: the run is still held, so its
+/// journal is full, or the lease is gone.
+async fn refusal(
+    pool: &PgPool,
+    run: RunId,
+    owner: &str,
+    attempt: u32,
+) -> Result<StoreError, StoreError> {
+    let held = sqlx::query(HELD)
+        .bind(run)
+        .bind(owner)
+        .bind(int4(attempt))
+        .fetch_optional(pool)
+        .await?
+        .is_some();
+    Ok(if held {
+        StoreError::JournalFull {
+            run,
+            entries: ENTRIES_PER_RUN.unsigned_abs().into(),
+        }
+    } else {
+        StoreError::LeaseLost { run }
+    })
 }
 
 pub(super) async fn journal(pool: &PgPool, run: RunId) -> Result<Vec<JournalEntry>, StoreError> {

@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 
 use super::codec::{RUN_COLUMNS, int4, json_text, parse_status, run_from_row};
-use super::journal::insert_entry;
+use super::journal::finish_with_entry;
 use crate::{
     CancelOutcome, Claim, EnqueueOutcome, JournalEntry, NewRun, Run, RunId, RunOutcome, StoreError,
 };
@@ -328,7 +328,7 @@ pub(super) async fn release(
 }
 
 /// Ends a run held by `owner`; with `entry`, its last step's journal entry
-/// is appended in the same transaction.
+/// is appended by the same statement.
 pub(super) async fn finish(
     pool: &PgPool,
     owner: &str,
@@ -345,28 +345,20 @@ pub(super) async fn finish(
             status: outcome.status,
         });
     }
-    let mut tx = pool.begin().await?;
-    let written = async {
-        if let Some(entry) = entry {
-            insert_entry(&mut tx, owner, entry, None, now).await?;
-        }
-        let finished = sqlx::query(FINISH)
-            .bind(run)
-            .bind(owner)
-            .bind(outcome.status.as_str())
-            .bind(outcome.output.as_ref().map(json_text))
-            .bind(outcome.error.as_deref())
-            .bind(now)
-            .bind(int4(claim.attempt))
-            .execute(&mut *tx)
-            .await?;
-        if finished.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost { run });
-        }
-        Ok(())
+    if let Some(entry) = entry {
+        return finish_with_entry(pool, owner, claim, outcome, entry, now).await;
     }
-    .await;
-    settle(tx, written).await
+    let finished = sqlx::query(FINISH)
+        .bind(run)
+        .bind(owner)
+        .bind(outcome.status.as_str())
+        .bind(outcome.output.as_ref().map(json_text))
+        .bind(outcome.error.as_deref())
+        .bind(now)
+        .bind(int4(claim.attempt))
+        .execute(pool)
+        .await?;
+    lease_held(finished.rows_affected(), run)
 }
 
 pub(super) async fn reschedule(
