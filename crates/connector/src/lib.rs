@@ -103,4 +103,4 @@ pub use recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota, WINDOW_MI
 pub use retry::RetryPolicy;
 pub use send::{Delivered, Undelivered};
 pub use shared_rate::{SharedBreakers, SharedRate, SharedRateError, SharedSlot};
-pub use token_store::{MemoryTokenStore, TokenStore, TokenStoreError};
+pub use token_store::{MemoryTokenStore, SharedAccess, TokenStore, TokenStoreError};

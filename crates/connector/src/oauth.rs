@@ -26,9 +26,14 @@
 //! one. If the store cannot be read the call fails rather than falling back
 //! to the configured token: presenting a superseded refresh token makes some
 //! servers revoke every token of the client.
+//!
+//! When several processes share the token store (nodes on one database),
+//! they take turns for token requests, and the one whose turn it is takes
+//! the access token another already fetched if it is still in use: the
+//! cluster asks the token server once per token life, whatever its size.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ::oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenType};
 use ::oauth2::{
@@ -44,7 +49,7 @@ use crate::address_filter::{AddressFilter, AddressRefusal};
 use crate::connector::Outbound;
 use crate::error::BuildError;
 use crate::redact::Masker;
-use crate::token_store::TokenStore;
+use crate::token_store::{SharedAccess, TokenStore};
 
 const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30);
 /// Deadline of one token request; the call's own deadline still applies.
@@ -117,6 +122,18 @@ impl Token {
 
     fn usable(&self, now: Instant) -> bool {
         self.refresh_at.is_none_or(|at| now < at)
+    }
+
+    /// The token as other processes sharing the token store take it on.
+    fn to_shared(&self) -> Option<SharedAccess> {
+        let token = self.header.to_str().ok()?.strip_prefix("Bearer ")?;
+        let now = Instant::now();
+        Some(SharedAccess {
+            token: token.to_string(),
+            replace_at: self
+                .refresh_at
+                .map(|at| SystemTime::now() + at.saturating_duration_since(now)),
+        })
     }
 }
 
@@ -263,7 +280,7 @@ impl OAuth2 {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        self.fetch(&mut state).await
+        self.fetch(&mut state, None).await
     }
 
     /// A token to replace `rejected`, which the upstream answered 401 to.
@@ -288,7 +305,7 @@ impl OAuth2 {
         {
             return Ok(token);
         }
-        self.fetch(&mut state).await
+        self.fetch(&mut state, Some(rejected)).await
     }
 
     fn cached(&self) -> Option<Arc<Token>> {
@@ -299,25 +316,97 @@ impl OAuth2 {
     }
 
     /// Asks the token endpoint for a token; called with the refresh lock held.
-    /// With a rotating refresh token in a store other processes share, it
-    /// first takes the cluster's turn to refresh and reads the saved token
-    /// again (see [`TokenStore::shared`]).
-    async fn fetch(&self, state: &mut RefreshState) -> Result<Arc<Token>, TokenError> {
-        let shared = match self.grant {
-            OAuth2Grant::RefreshToken => lock(&self.store)
-                .store
-                .clone()
-                .filter(|store| store.shared()),
-            OAuth2Grant::ClientCredentials => None,
-        };
+    /// With a store other processes share, it first takes the cluster's
+    /// turn, then takes the access token another process fetched if it is
+    /// still in use (and is not `rejected`, the one the upstream just
+    /// refused); otherwise it fetches one, reading a rotating refresh token
+    /// again first, and shares it (see [`TokenStore::shared`]).
+    async fn fetch(
+        &self,
+        state: &mut RefreshState,
+        rejected: Option<&Token>,
+    ) -> Result<Arc<Token>, TokenError> {
+        let shared = lock(&self.store)
+            .store
+            .clone()
+            .filter(|store| store.shared());
         let Some(store) = shared else {
             return self.fetch_now(state).await;
         };
         self.take_refresh_turn(store.as_ref()).await?;
-        lock(&self.store).unread = true;
-        let fetched = self.fetch_now(state).await;
+        let fetched = self.fetch_shared(store.as_ref(), state, rejected).await;
         store.end_refresh(&self.connector).await;
         fetched
+    }
+
+    async fn fetch_shared(
+        &self,
+        store: &dyn TokenStore,
+        state: &mut RefreshState,
+        rejected: Option<&Token>,
+    ) -> Result<Arc<Token>, TokenError> {
+        if let Some(token) = self.adopt(store, state, rejected).await {
+            return Ok(token);
+        }
+        if matches!(self.grant, OAuth2Grant::RefreshToken) {
+            lock(&self.store).unread = true;
+        }
+        let token = self.fetch_now(state).await?;
+        if let Some(access) = token.to_shared()
+            && let Err(error) = store.save_access(&self.connector, &access).await
+        {
+            // This process goes on with the token; the others fetch their own.
+            tracing::warn!(
+                connector = %self.connector,
+                error = %error,
+                "cannot share the oauth2 access token with the other nodes"
+            );
+        }
+        Ok(token)
+    }
+
+    /// The access token another process shared, made current here, when
+    /// it is still in use and is not `rejected`.
+    async fn adopt(
+        &self,
+        store: &dyn TokenStore,
+        state: &mut RefreshState,
+        rejected: Option<&Token>,
+    ) -> Option<Arc<Token>> {
+        let access = match store.load_access(&self.connector).await {
+            Ok(access) => access?,
+            Err(error) => {
+                tracing::warn!(
+                    connector = %self.connector,
+                    error = %error,
+                    "cannot read the oauth2 access token shared by the other nodes; fetching one"
+                );
+                return None;
+            }
+        };
+        let left = match access.replace_at {
+            Some(at) => Some(
+                at.duration_since(SystemTime::now())
+                    .ok()
+                    .filter(|left| !left.is_zero())?,
+            ),
+            None => None,
+        };
+        let mut header = HeaderValue::try_from(format!("Bearer {}", access.token)).ok()?;
+        header.set_sensitive(true);
+        if rejected.is_some_and(|rejected| rejected.header == header) {
+            return None;
+        }
+        self.masker.add_issued([access.token.as_str()]);
+        state.generation += 1;
+        let token = Arc::new(Token {
+            header,
+            refresh_at: left.map(|left| Instant::now() + left),
+            generation: state.generation,
+        });
+        *lock(&self.current) = Some(Arc::clone(&token));
+        tracing::debug!(connector = %self.connector, generation = token.generation, "oauth2 token taken from another node");
+        Some(token)
     }
 
     /// Waits for this process's turn to refresh among those sharing the
@@ -578,13 +667,13 @@ impl std::fmt::Debug for OAuth2 {
     }
 }
 
-/// How long a token living `life` is used: until `margin` before it
-/// expires, but at least half its life.
 /// Longest one process keeps the turn to refresh a token shared with
 /// others, and longest another waits for it: a refresh that outlasts it has
 /// failed anyway (the token request's own timeout is shorter).
 const REFRESH_TURN: Duration = Duration::from_secs(30);
 
+/// How long a token living `life` is used: until `margin` before it
+/// expires, but at least half its life.
 fn usable_for(life: Duration, margin: Duration) -> Duration {
     life.saturating_sub(margin).max(life / 2)
 }

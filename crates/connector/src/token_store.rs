@@ -12,12 +12,18 @@
 //! others a revoked one: a shared store gives refreshes one at a time
 //! ([`TokenStore::begin_refresh`]), and each refresh reads the saved token
 //! again before presenting it.
+//!
+//! On a shared store the access token is shared too
+//! ([`TokenStore::load_access`]): the process whose turn it is first looks
+//! for one another process fetched and that is still in use, and takes it
+//! instead of asking the token server. A cluster then asks for one access
+//! token per token life, not one per node.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -47,6 +53,43 @@ pub trait TokenStore: Send + Sync {
     /// Gives the turn back.
     async fn end_refresh(&self, connector: &str) {
         let _ = connector;
+    }
+
+    /// The access token another process sharing the store fetched for
+    /// `connector` last, if any. Only read while holding the turn.
+    async fn load_access(&self, connector: &str) -> Result<Option<SharedAccess>, TokenStoreError> {
+        let _ = connector;
+        Ok(None)
+    }
+
+    /// Shares the access token this process just fetched for `connector`
+    /// with the others, replacing the one before.
+    async fn save_access(
+        &self,
+        connector: &str,
+        access: &SharedAccess,
+    ) -> Result<(), TokenStoreError> {
+        let _ = (connector, access);
+        Ok(())
+    }
+}
+
+/// An access token as processes sharing a token store pass it on.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedAccess {
+    /// The token itself, as sent after `Bearer `.
+    pub token: String,
+    /// When every process stops using it (wall clock, since processes
+    /// share no monotonic clock); `None` when the server gave no lifetime.
+    pub replace_at: Option<SystemTime>,
+}
+
+impl fmt::Debug for SharedAccess {
+    /// The time only: the token is a credential.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedAccess")
+            .field("replace_at", &self.replace_at)
+            .finish_non_exhaustive()
     }
 }
 

@@ -9,12 +9,17 @@
 //!
 //! On a store several nodes share, a refresh takes the connector's turn, a
 //! lease in the store, so nodes refresh one at a time, each with the token
-//! the previous one saved.
+//! the previous one saved. The access token a node fetched is saved too,
+//! sealed the same way, so that the next node to need one takes it instead
+//! of asking the token server; a node without a master key neither shares
+//! nor takes one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use patchbay_connector::{TokenStore, TokenStoreError};
+use std::time::UNIX_EPOCH;
+
+use patchbay_connector::{SharedAccess, TokenStore, TokenStoreError};
 use patchbay_store::{Secrets, Store};
 
 /// [`TokenStore`] over the engine's [`Store`], one credential per connector,
@@ -36,6 +41,18 @@ fn turn(connector: &str) -> String {
 
 fn name(connector: &str) -> String {
     format!("oauth2:{connector}:refresh_token")
+}
+
+fn access_name(connector: &str) -> String {
+    format!("oauth2:{connector}:access_token")
+}
+
+/// A shared access token as sealed in the store.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredAccess {
+    token: String,
+    /// Unix milliseconds.
+    replace_at: Option<u64>,
 }
 
 #[async_trait::async_trait]
@@ -88,5 +105,51 @@ impl TokenStore for StoredTokens {
         if let Err(e) = self.store.drop_lease(&turn(connector), &self.node).await {
             tracing::warn!(connector, error = %e, "cannot give the turn to refresh back; it expires");
         }
+    }
+
+    async fn load_access(&self, connector: &str) -> Result<Option<SharedAccess>, TokenStoreError> {
+        let Some(secrets) = self.secrets.as_ref() else {
+            return Ok(None);
+        };
+        let Some(text) = secrets
+            .credential(&access_name(connector))
+            .await
+            .map_err(|e| TokenStoreError::with_source("cannot read the shared access token", e))?
+        else {
+            return Ok(None);
+        };
+        // The parser's message could quote the text, a credential: not kept.
+        let stored: StoredAccess = serde_json::from_str(&text)
+            .map_err(|_| TokenStoreError::new("the shared access token is not in its format"))?;
+        Ok(Some(SharedAccess {
+            token: stored.token,
+            replace_at: stored
+                .replace_at
+                .map(|ms| UNIX_EPOCH + std::time::Duration::from_millis(ms)),
+        }))
+    }
+
+    async fn save_access(
+        &self,
+        connector: &str,
+        access: &SharedAccess,
+    ) -> Result<(), TokenStoreError> {
+        let Some(secrets) = self.secrets.as_ref() else {
+            return Ok(());
+        };
+        let stored = StoredAccess {
+            token: access.token.clone(),
+            replace_at: access.replace_at.map(|at| {
+                at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+                })
+            }),
+        };
+        let text = serde_json::to_string(&stored)
+            .map_err(|_| TokenStoreError::new("cannot encode the shared access token"))?;
+        secrets
+            .save_credential(&access_name(connector), &text)
+            .await
+            .map_err(|e| TokenStoreError::with_source("cannot share the access token", e))
     }
 }

@@ -71,6 +71,8 @@ pub struct TokenRequest {
     pub refresh_token: Option<String>,
     /// The status answered.
     pub status: u16,
+    /// When the request arrived.
+    pub received: std::time::Instant,
 }
 
 struct State {
@@ -303,6 +305,7 @@ fn token(state: &mut State, req: &RecordedRequest) -> Reply {
         audience: field("audience"),
         refresh_token: field("refresh_token"),
         status: 200,
+        received: std::time::Instant::now(),
     };
     let reply = issue(state, req, &form, &mut record);
     record.status = reply.status;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use patchbay_connector::{
-    CallClass, CallError, Connector, MemoryTokenStore, TokenStore, TokenStoreError,
+    CallClass, CallError, Connector, MemoryTokenStore, SharedAccess, TokenStore, TokenStoreError,
 };
 use patchbay_testkit::oauth::{self, ClientAuth, OAuthServer, TOKEN_PATH};
 use patchbay_testkit::{MockUpstream, Reply};
@@ -334,6 +334,92 @@ async fn an_unreadable_store_fails_the_call_instead_of_using_a_stale_token() {
     assert!(error.is_transient());
     assert_eq!(server.token_requests(), 0);
     assert_eq!(api.request_count(), 0);
+}
+
+/// A token store several processes share, as a database several nodes
+/// use: turns and the shared access token.
+#[derive(Default)]
+struct SharedStore {
+    access: std::sync::Mutex<Option<SharedAccess>>,
+    turn_taken: std::sync::Mutex<bool>,
+}
+
+#[async_trait]
+impl TokenStore for SharedStore {
+    async fn load(&self, _connector: &str) -> Result<Option<String>, TokenStoreError> {
+        Ok(None)
+    }
+    async fn save(&self, _connector: &str, _token: &str) -> Result<(), TokenStoreError> {
+        Ok(())
+    }
+    fn shared(&self) -> bool {
+        true
+    }
+    async fn begin_refresh(
+        &self,
+        _connector: &str,
+        _ttl: Duration,
+    ) -> Result<bool, TokenStoreError> {
+        let mut taken = self.turn_taken.lock().unwrap();
+        Ok(!std::mem::replace(&mut *taken, true))
+    }
+    async fn end_refresh(&self, _connector: &str) {
+        *self.turn_taken.lock().unwrap() = false;
+    }
+    async fn load_access(&self, _connector: &str) -> Result<Option<SharedAccess>, TokenStoreError> {
+        Ok(self.access.lock().unwrap().clone())
+    }
+    async fn save_access(
+        &self,
+        _connector: &str,
+        access: &SharedAccess,
+    ) -> Result<(), TokenStoreError> {
+        *self.access.lock().unwrap() = Some(access.clone());
+        Ok(())
+    }
+}
+
+/// Two connectors sharing a token store, as two nodes on one database: the
+/// second takes the token the first fetched; after the server revokes it,
+/// the first node refused fetches a new one and the other takes that one
+/// instead of fetching its own.
+#[tokio::test]
+async fn connectors_sharing_a_store_share_one_access_token() {
+    let (server, api) = setup().await;
+    let store = Arc::new(SharedStore::default());
+    let a = connector(&api, &server.token_url(), "");
+    let b = connector(&api, &server.token_url(), "");
+    a.set_token_store(store.clone());
+    b.set_token_store(store.clone());
+
+    a.call(&request("GET", "/contacts")).await.unwrap();
+    b.call(&request("GET", "/contacts")).await.unwrap();
+    assert_eq!(server.token_requests(), 1, "b took a's token");
+    let seen = tokens_seen(&api);
+    assert_eq!(seen[0], seen[1]);
+
+    server.revoke_access_tokens();
+    b.call(&request("GET", "/contacts")).await.unwrap();
+    assert_eq!(
+        server.token_requests(),
+        2,
+        "b's token was refused: b fetched one"
+    );
+    a.call(&request("GET", "/contacts")).await.unwrap();
+    assert_eq!(
+        server.token_requests(),
+        2,
+        "a's token was refused too: a took the one b fetched"
+    );
+    let seen = tokens_seen(&api);
+    let last = seen.last().expect("calls were made");
+    assert_ne!(seen[0], *last);
+    assert_eq!(
+        seen.iter().filter(|token| *token == last).count(),
+        2,
+        "b's new token carried b's call and a's: {seen:?}"
+    );
+    assert_hidden(&format!("{:?}", store.access.lock().unwrap()), last);
 }
 
 #[tokio::test]
