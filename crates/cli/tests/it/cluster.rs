@@ -17,7 +17,7 @@
 //!
 //! Every test needs the PostgreSQL of `PATCHBAY_TEST_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) and fails when it cannot
-//! reach it. Sized by `PATCHBAY_CLUSTER_WEBHOOKS` (default 2000),
+//! reach it. Sized by `PATCHBAY_CLUSTER_WEBHOOKS` (default 10000),
 //! `PATCHBAY_CLUSTER_KILLS` (default 10), `PATCHBAY_CLUSTER_SENDERS`
 //! (default 6), `PATCHBAY_CLUSTER_CRON_SECONDS` (default 15) and
 //! `PATCHBAY_CAMPAIGN_SEED`.
@@ -456,7 +456,7 @@ async fn killer(campaign: Arc<Campaign>, kills: usize, seed: u64) -> Vec<Kill> {
 async fn three_nodes_lose_no_webhook_and_repeat_no_side_effect_when_nodes_are_killed() {
     let _alone = ONE_AT_A_TIME.lock().await;
     const NODES: usize = 3;
-    let webhooks = campaign_setting("PATCHBAY_CLUSTER_WEBHOOKS", 2000) as usize;
+    let webhooks = campaign_setting("PATCHBAY_CLUSTER_WEBHOOKS", 10_000) as usize;
     let kills = campaign_setting("PATCHBAY_CLUSTER_KILLS", 10) as usize;
     let senders = campaign_setting("PATCHBAY_CLUSTER_SENDERS", 6).max(1) as usize;
     let seed = campaign_seed();
