@@ -34,6 +34,18 @@ impl StoreAt {
                 if !postgres_url {
                     anyhow::bail!("`store.postgres.url` is not a PostgreSQL URL");
                 }
+                // Also what `check` reports at their lines: a pool that
+                // could not be opened would hide the report behind a
+                // connection error.
+                if config.max_connections == Some(0) {
+                    anyhow::bail!("`store.postgres.max_connections` must be at least 1");
+                }
+                if config
+                    .acquire_timeout
+                    .is_some_and(|timeout| timeout.0.is_zero())
+                {
+                    anyhow::bail!("`store.postgres.acquire_timeout` must be longer than 0s");
+                }
                 let mut options = PgOptions::new(url);
                 options.schema = config.schema.clone();
                 if let Some(max) = config.max_connections {

@@ -233,11 +233,23 @@ fn pg_bin() -> Result<std::path::PathBuf, TestkitError> {
     if let Ok(bin) = std::env::var("PATCHBAY_TEST_PG_BIN") {
         return Ok(bin.into());
     }
+    let what = "pg_config --bindir (or set PATCHBAY_TEST_PG_BIN)";
     let output = std::process::Command::new("pg_config")
         .arg("--bindir")
         .output()
-        .map_err(|e| server_error("pg_config --bindir (set PATCHBAY_TEST_PG_BIN)", e))?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim().into())
+        .map_err(|e| server_error(what, e))?;
+    let bin = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || bin.is_empty() {
+        return Err(TestkitError::PgServer {
+            what,
+            detail: format!(
+                "{}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        });
+    }
+    Ok(bin.into())
 }
 
 fn running_as_root() -> bool {

@@ -49,7 +49,7 @@ async fn a_node_on_postgres_commits_executes_and_journals_its_runs_there() {
 }
 
 #[test]
-fn check_refuses_a_store_url_that_is_not_postgres_or_hides_a_secret() {
+fn check_refuses_a_store_url_that_is_not_postgres_or_hides_a_secret_and_an_empty_pool() {
     let project = TestProject::new(
         "store:\n  postgres:\n    url: \"mysql://db.example.com/patchbay\"\n",
         &[],
@@ -73,4 +73,19 @@ fn check_refuses_a_store_url_that_is_not_postgres_or_hides_a_secret() {
         stderr.contains("`store.postgres.url` cannot use `${secret:...}`"),
         "{stderr}"
     );
+
+    // A pool of no connection, or one that never waits for one.
+    let project = TestProject::new(
+        "store:\n  postgres:\n    url: \"postgres://app@db/patchbay\"\n    max_connections: 0\n    acquire_timeout: 0s\n",
+        &[],
+    );
+    let output = crate::support::patchbay(&["check", project.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for refused in [
+        "`store.postgres.max_connections` must be at least 1",
+        "`store.postgres.acquire_timeout` must be longer than 0s",
+    ] {
+        assert!(stderr.contains(refused), "{refused}: {stderr}");
+    }
 }
