@@ -38,9 +38,9 @@ WITH taken AS (
       AND journal_entries < $4
     RETURNING journal_entries - 1 AS n, flow
 ), appended AS (
-    INSERT INTO journal (run_id, n, step_index, step_id, item, attempt, status, started_at,
+    INSERT INTO journal (run_id, n, attempt, step_index, step_id, item, status, started_at,
                          duration_ms, request, output, error, error_class)
-    SELECT $1, n, $5, $6, $7, $3, $8, $9, $10, $11, $12, $13, $14 FROM taken
+    SELECT $1, n, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM taken
 ), state AS (
     INSERT INTO flow_state (flow, state, updated_at)
     SELECT flow, $15, $16 FROM taken WHERE $15::text IS NOT NULL
@@ -48,21 +48,21 @@ WITH taken AS (
 )
 SELECT n FROM taken";
 
-/// Ends a run held under claim `$7` and appends its last step's entry
-/// (whose `attempt` must be the claim's) in one statement: the run's row is
-/// updated once, for both its end and the entry's number.
+/// Ends a run held under claim `$3` and appends its last step's entry
+/// (whose `attempt`, `$19`, must be the claim's) in one statement: the
+/// run's row is updated once, for both its end and the entry's number.
 const FINISH_WITH_ENTRY: &str = "\
 WITH finished AS (
     UPDATE runs
-    SET status = $3, output = $4, error = $5, finished_at = $6, updated_at = $6,
+    SET status = $15, output = $16, error = $17, finished_at = $18, updated_at = $18,
         lease_owner = NULL, lease_expires_at = NULL, journal_entries = journal_entries + 1
-    WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $7
-      AND attempts = $11 AND journal_entries < $8
+    WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3
+      AND attempts = $19 AND journal_entries < $4
     RETURNING journal_entries - 1 AS n
 ), appended AS (
-    INSERT INTO journal (run_id, n, step_index, step_id, item, attempt, status, started_at,
+    INSERT INTO journal (run_id, n, attempt, step_index, step_id, item, status, started_at,
                          duration_ms, request, output, error, error_class)
-    SELECT $1, n, $9, $10, $12, $11, $13, $14, $15, $16, $17, $18, $19 FROM finished
+    SELECT $1, n, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM finished
 )
 SELECT n FROM finished";
 
@@ -94,21 +94,7 @@ pub(super) async fn record_step(
     state: Option<&Value>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let appended = sqlx::query(APPEND)
-        .bind(entry.run_id)
-        .bind(owner)
-        .bind(int4(entry.attempt))
-        .bind(ENTRIES_PER_RUN)
-        .bind(int4(entry.step_index))
-        .bind(&entry.step_id)
-        .bind(entry.item.map(int4))
-        .bind(entry.status.as_str())
-        .bind(entry.started_at.timestamp_millis())
-        .bind(int8(entry.duration_ms))
-        .bind(entry.request.as_ref().map(json_text))
-        .bind(entry.output.as_ref().map(json_text))
-        .bind(entry.error.as_deref())
-        .bind(entry.error_class.as_deref())
+    let appended = lease_checked(APPEND, entry.run_id, owner, entry.attempt, entry)
         .bind(state.map(json_text))
         .bind(now)
         .fetch_optional(pool)
@@ -129,18 +115,37 @@ pub(super) async fn finish_with_entry(
     entry: &JournalEntry,
     now: i64,
 ) -> Result<(), StoreError> {
-    let finished = sqlx::query(FINISH_WITH_ENTRY)
-        .bind(claim.run)
-        .bind(owner)
+    let finished = lease_checked(FINISH_WITH_ENTRY, claim.run, owner, claim.attempt, entry)
         .bind(outcome.status.as_str())
         .bind(outcome.output.as_ref().map(json_text))
         .bind(outcome.error.as_deref())
         .bind(now)
-        .bind(int4(claim.attempt))
+        .bind(int4(entry.attempt))
+        .fetch_optional(pool)
+        .await?;
+    match finished {
+        Some(_) => Ok(()),
+        None => Err(refusal(pool, claim.run, owner, claim.attempt).await?),
+    }
+}
+
+/// `sql` with the parameters [`APPEND`] and [`FINISH_WITH_ENTRY`] share
+/// bound: `$1` the run, `$2` its lease's owner, `$3` the claim, `$4` the
+/// most entries a run may hold, `$5` to `$14` the entry's fields.
+fn lease_checked<'q>(
+    sql: &'static str,
+    run: RunId,
+    owner: &'q str,
+    attempt: u32,
+    entry: &'q JournalEntry,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(run)
+        .bind(owner)
+        .bind(int4(attempt))
         .bind(ENTRIES_PER_RUN)
         .bind(int4(entry.step_index))
         .bind(&entry.step_id)
-        .bind(int4(entry.attempt))
         .bind(entry.item.map(int4))
         .bind(entry.status.as_str())
         .bind(entry.started_at.timestamp_millis())
@@ -149,12 +154,6 @@ pub(super) async fn finish_with_entry(
         .bind(entry.output.as_ref().map(json_text))
         .bind(entry.error.as_deref())
         .bind(entry.error_class.as_deref())
-        .fetch_optional(pool)
-        .await?;
-    match finished {
-        Some(_) => Ok(()),
-        None => Err(refusal(pool, claim.run, owner, claim.attempt).await?),
-    }
 }
 
 /// Why a lease-checked append wrote nothing: the run is still held, so its
