@@ -20,14 +20,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use patchbay_store::RunStatus;
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::support::{
-    Patchbay, TestProject, campaign_seed, campaign_setting, drains_within, integrity_check,
-    order_delivery, panics_in_log, patchbay_run, post_signed, store_file, stored_runs,
+    Patchbay, TestProject, assert_all_succeeded, campaign_seed, campaign_setting, drains_within,
+    integrity_check, order_delivery, panics_in_log, patchbay_run, post_signed, store_file,
+    stored_runs,
 };
 
 const SECRET: &str = "whsec_Y3Jhc2gtY2FtcGFpZ24tc2lnbmluZy1rZXk=";
@@ -329,17 +329,7 @@ async fn campaign(sync: bool, webhooks: u64, kills: u64) {
     );
 
     // Every run succeeded; none is stuck.
-    let not_succeeded: Vec<String> = runs
-        .iter()
-        .filter(|run| run.status != RunStatus::Succeeded)
-        .map(|run| format!("{} {} {:?}", run.id, run.status, run.error))
-        .collect();
-    assert!(
-        not_succeeded.is_empty(),
-        "{} run(s) did not succeed, e.g. {:?}",
-        not_succeeded.len(),
-        &not_succeeded[..not_succeeded.len().min(5)]
-    );
+    assert_all_succeeded(&runs);
 
     // Every step's side effect reached its upstream exactly once.
     let mut wrong = Vec::new();

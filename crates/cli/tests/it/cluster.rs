@@ -37,8 +37,8 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::support::{
-    Patchbay, Schema, TestProject, all_runs, campaign_seed, campaign_setting, eventually,
-    order_delivery, panics_in_log, patchbay_run, pg_url, post_signed,
+    Patchbay, Schema, TestProject, all_runs, assert_all_succeeded, campaign_seed, campaign_setting,
+    eventually, order_delivery, panics_in_log, patchbay_run, pg_url, post_signed,
 };
 
 const SECRET: &str = "whsec_Y2x1c3Rlci1jYW1wYWlnbi1zaWduaW5nLWtleQ==";
@@ -550,16 +550,7 @@ async fn three_nodes_lose_no_webhook_and_repeat_no_side_effect_when_nodes_are_ki
         "no run without an acknowledged delivery"
     );
 
-    let not_succeeded: Vec<String> = runs
-        .iter()
-        .filter(|run| run.status != RunStatus::Succeeded)
-        .map(|run| format!("{} {} {:?}", run.id, run.status, run.error))
-        .collect();
-    assert!(
-        not_succeeded.is_empty(),
-        "runs that did not succeed: {}",
-        some(&not_succeeded)
-    );
+    assert_all_succeeded(&runs);
 
     // Per step: the keys the upstream saw are those of the runs that
     // reached the step, and each key took effect once, however often it

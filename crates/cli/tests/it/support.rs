@@ -247,7 +247,9 @@ pub async fn get_json(url: &str) -> serde_json::Value {
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
-use patchbay_store::{PgOptions, PgStore, Run, RunFilter, SqliteOptions, SqliteStore, Store};
+use patchbay_store::{
+    PgOptions, PgStore, Run, RunFilter, RunStatus, SqliteOptions, SqliteStore, Store,
+};
 
 /// The whole number in environment variable `name`, or `default` when unset.
 pub fn campaign_setting(name: &str, default: u64) -> u64 {
@@ -721,4 +723,20 @@ impl Schema {
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed: {e}", pg_url()))
     }
+}
+
+/// Asserts that every run succeeded, naming the first few that did not
+/// (id, status, error).
+pub fn assert_all_succeeded(runs: &[Run]) {
+    let not_succeeded: Vec<String> = runs
+        .iter()
+        .filter(|run| run.status != RunStatus::Succeeded)
+        .map(|run| format!("{} {} {:?}", run.id, run.status, run.error))
+        .collect();
+    assert!(
+        not_succeeded.is_empty(),
+        "{} run(s) did not succeed, e.g. {:?}",
+        not_succeeded.len(),
+        &not_succeeded[..not_succeeded.len().min(5)]
+    );
 }

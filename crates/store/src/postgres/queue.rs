@@ -553,21 +553,7 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(600);
 
-    use super::super::test_support::{drop_schema, open};
-
-    fn new_run() -> NewRun {
-        NewRun {
-            id: RunId::now_v7(),
-            flow: "orders".into(),
-            trigger: "webhook".into(),
-            input: json!({}),
-            headers: json!({}),
-            config_version: "v1".into(),
-            dedupe_key: None,
-            parent: None,
-            lease: None,
-        }
-    }
+    use super::super::test_support::{drop_schema, new_run, open};
 
     fn entry(run: RunId, item: u32) -> JournalEntry {
         JournalEntry {
@@ -594,7 +580,7 @@ mod tests {
         let Some((store, schema)) = open().await else {
             return;
         };
-        let runs: Vec<NewRun> = (0..300).map(|_| new_run()).collect();
+        let runs: Vec<NewRun> = (0..300).map(|_| new_run(None)).collect();
         store.enqueue(&runs).await.unwrap();
 
         let claimers: Vec<_> = (0..8)
@@ -633,7 +619,7 @@ mod tests {
         let Some((store, schema)) = open().await else {
             return;
         };
-        let run = new_run();
+        let run = new_run(None);
         store.enqueue(std::slice::from_ref(&run)).await.unwrap();
         store.claim("w1", 1, LONG).await.unwrap();
 
@@ -673,7 +659,7 @@ mod tests {
         let Some((store, schema)) = open().await else {
             return;
         };
-        let run = new_run();
+        let run = new_run(None);
         store.enqueue(std::slice::from_ref(&run)).await.unwrap();
         store.claim("w1", 1, LONG).await.unwrap();
         store

@@ -78,24 +78,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use serde_json::json;
-
-    use super::super::test_support::{drop_schema, open, open_in};
-    use crate::{IntakeLease, NewRun, RunId, Store};
-
-    fn new_run(lease: Option<IntakeLease>) -> NewRun {
-        NewRun {
-            id: RunId::now_v7(),
-            flow: "orders".into(),
-            trigger: "webhook".into(),
-            input: json!({}),
-            headers: json!({}),
-            config_version: "v1".into(),
-            dedupe_key: None,
-            parent: None,
-            lease,
-        }
-    }
+    use super::super::test_support::{drop_schema, new_run, open, open_in};
+    use crate::{IntakeLease, Store};
 
     /// Waits until `count` moves past `seen`, up to `within`.
     async fn woken(count: &AtomicUsize, seen: usize, within: Duration) -> bool {

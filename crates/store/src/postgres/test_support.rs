@@ -5,8 +5,26 @@
 use std::sync::Arc;
 
 use patchbay_testkit::pg::{TestSchema, on_postgres};
+use serde_json::json;
 
 use super::{PgOptions, PgStore};
+use crate::{IntakeLease, NewRun, RunId};
+
+/// A run of flow `orders` to enqueue, committed with `lease` (`None`:
+/// queued for any node).
+pub(super) fn new_run(lease: Option<IntakeLease>) -> NewRun {
+    NewRun {
+        id: RunId::now_v7(),
+        flow: "orders".into(),
+        trigger: "webhook".into(),
+        input: json!({}),
+        headers: json!({}),
+        config_version: "v1".into(),
+        dedupe_key: None,
+        parent: None,
+        lease,
+    }
+}
 
 /// A fresh store and its schema; `None` when the tests do not run against
 /// PostgreSQL.
