@@ -244,12 +244,9 @@ impl Heartbeat {
     }
 
     async fn beat(&self) {
-        let report = self
-            .membership
-            .report((self.config_version)(), (self.in_flight)());
-        if let Err(e) = self.store.heartbeat(&report).await {
-            warn!(error = %e, "cannot record this node's heartbeat");
-        }
+        // The lease before the report: whoever sees this node's report
+        // (its address comes with the first report after binding) also
+        // sees whether it leads, never an instant in between.
         let node = self.membership.node_id();
         let leads = match self.store.hold_lease(LEADER_LEASE, node, LEADER_TTL).await {
             Ok(leads) => leads,
@@ -261,6 +258,12 @@ impl Heartbeat {
             }
         };
         self.membership.set_leader(leads);
+        let report = self
+            .membership
+            .report((self.config_version)(), (self.in_flight)());
+        if let Err(e) = self.store.heartbeat(&report).await {
+            warn!(error = %e, "cannot record this node's heartbeat");
+        }
         if leads {
             let silent_since =
                 self.clock.now() - chrono::Duration::from_std(FORGET_AFTER).unwrap_or_default();
