@@ -2,15 +2,17 @@
 //! `Store` trait and of `crate::sqlite::journal`.
 //!
 //! An entry is only appended while the recording worker holds the run's
-//! lease. One statement checks the lease, takes the entry's number from
-//! the run's `journal_entries` (locking the run's row until the entry
-//! commits: a claim by another node waits for it or is seen by it, and
-//! concurrent entries of one run are numbered one after the other),
-//! inserts the entry and, when the step sets it, the flow's state. A run's
-//! last entry and its end are one statement too. Each is a single round
-//! trip and its own transaction: the journal is written once per step, and
-//! a `BEGIN … COMMIT` around separate statements would cost four or five
-//! round trips where one does.
+//! lease. Writes normally go through [`super::group_commit`], many in one
+//! statement; the statements here apply one write alone, which the group
+//! commit falls back to when PostgreSQL refuses a batch. One statement
+//! checks the lease, takes the entry's number from the run's
+//! `journal_entries` (locking the run's row until the entry commits: a
+//! claim by another node waits for it or is seen by it, and concurrent
+//! entries of one run are numbered one after the other), inserts the entry
+//! and, when the step sets it, the flow's state. A run's last entry and its
+//! end are one statement too. Each is a single round trip and its own
+//! transaction: a `BEGIN … COMMIT` around separate statements would cost
+//! four or five round trips where one does.
 //!
 //! An entry is current unless a replay from the start set it aside: its
 //! number is below its run's `journal_mark`.
@@ -85,47 +87,119 @@ ORDER BY j.n";
 
 const SELECT_STATE: &str = "SELECT state FROM flow_state WHERE flow = $1";
 
-/// Appends `entry` for a run leased to `owner` under the entry's claim, and
-/// replaces the run's flow's state with `state` when given.
-pub(super) async fn record_step(
-    pool: &PgPool,
-    owner: &str,
-    entry: &JournalEntry,
-    state: Option<&Value>,
-    now: i64,
-) -> Result<(), StoreError> {
-    let appended = lease_checked(APPEND, entry.run_id, owner, entry.attempt, entry)
-        .bind(state.map(json_text))
-        .bind(now)
-        .fetch_optional(pool)
-        .await?;
-    match appended {
-        Some(_) => Ok(()),
-        None => Err(refusal(pool, entry.run_id, owner, entry.attempt).await?),
+/// A journal write as its columns are bound: an entry, and either the
+/// flow's new state or the run's end. Built once by the caller, so the
+/// group commit ([`super::group_commit`]) and the statements of one write
+/// bind the same values.
+pub(super) struct Write {
+    pub owner: String,
+    /// The claim the write is made under.
+    pub claim: i32,
+    /// The entry's run attempt: the claim's, or nothing is written.
+    pub attempt: i32,
+    pub run: RunId,
+    pub step_index: i32,
+    pub step_id: String,
+    pub item: Option<i32>,
+    pub status: &'static str,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub request: Option<String>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub error_class: Option<String>,
+    /// The flow's new state, for an entry that sets it.
+    pub state: Option<String>,
+    /// The run's end, for its last entry.
+    pub end: Option<End>,
+    pub now: i64,
+}
+
+/// A run's end, as bound.
+pub(super) struct End {
+    pub status: &'static str,
+    pub output: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Write {
+    /// `entry`, appended under the entry's own claim, setting the flow's
+    /// state to `state` when given.
+    pub fn append(owner: &str, entry: &JournalEntry, state: Option<&Value>, now: i64) -> Write {
+        Write::new(owner, entry.attempt, entry, state, None, now)
+    }
+
+    /// `entry`, appended under `claim` as the run's last, ending the run
+    /// with `outcome`.
+    pub fn finish(
+        owner: &str,
+        claim: Claim,
+        outcome: &RunOutcome,
+        entry: &JournalEntry,
+        now: i64,
+    ) -> Write {
+        let end = End {
+            status: outcome.status.as_str(),
+            output: outcome.output.as_ref().map(json_text),
+            error: outcome.error.clone(),
+        };
+        Write::new(owner, claim.attempt, entry, None, Some(end), now)
+    }
+
+    fn new(
+        owner: &str,
+        claim: u32,
+        entry: &JournalEntry,
+        state: Option<&Value>,
+        end: Option<End>,
+        now: i64,
+    ) -> Write {
+        Write {
+            owner: owner.to_string(),
+            claim: int4(claim),
+            attempt: int4(entry.attempt),
+            run: entry.run_id,
+            step_index: int4(entry.step_index),
+            step_id: entry.step_id.clone(),
+            item: entry.item.map(int4),
+            status: entry.status.as_str(),
+            started_at: entry.started_at.timestamp_millis(),
+            duration_ms: int8(entry.duration_ms),
+            request: entry.request.as_ref().map(json_text),
+            output: entry.output.as_ref().map(json_text),
+            error: entry.error.clone(),
+            error_class: entry.error_class.clone(),
+            state: state.map(json_text),
+            end,
+            now,
+        }
     }
 }
 
-/// Ends a run held by `owner` under `claim` with `outcome`, and appends its
-/// last step's `entry`.
-pub(super) async fn finish_with_entry(
-    pool: &PgPool,
-    owner: &str,
-    claim: Claim,
-    outcome: &RunOutcome,
-    entry: &JournalEntry,
-    now: i64,
-) -> Result<(), StoreError> {
-    let finished = lease_checked(FINISH_WITH_ENTRY, claim.run, owner, claim.attempt, entry)
-        .bind(outcome.status.as_str())
-        .bind(outcome.output.as_ref().map(json_text))
-        .bind(outcome.error.as_deref())
-        .bind(now)
-        .bind(int4(entry.attempt))
-        .fetch_optional(pool)
-        .await?;
-    match finished {
+/// Applies `write` on its own: one statement, one commit.
+pub(super) async fn apply_one(pool: &PgPool, write: &Write) -> Result<(), StoreError> {
+    let written = match &write.end {
+        None => {
+            lease_checked(APPEND, write)
+                .bind(write.state.as_deref())
+                .bind(write.now)
+                .fetch_optional(pool)
+                .await?
+        }
+        Some(end) => {
+            lease_checked(FINISH_WITH_ENTRY, write)
+                .bind(end.status)
+                .bind(end.output.as_deref())
+                .bind(end.error.as_deref())
+                .bind(write.now)
+                .bind(write.attempt)
+                .fetch_optional(pool)
+                .await?
+        }
+    };
+    match written {
         Some(_) => Ok(()),
-        None => Err(refusal(pool, claim.run, owner, claim.attempt).await?),
+        None => Err(refusal(pool, write).await?),
     }
 }
 
@@ -134,40 +208,33 @@ pub(super) async fn finish_with_entry(
 /// most entries a run may hold, `$5` to `$14` the entry's fields.
 fn lease_checked<'q>(
     sql: &'static str,
-    run: RunId,
-    owner: &'q str,
-    attempt: u32,
-    entry: &'q JournalEntry,
+    write: &'q Write,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     sqlx::query(sql)
-        .bind(run)
-        .bind(owner)
-        .bind(int4(attempt))
+        .bind(write.run)
+        .bind(&write.owner)
+        .bind(write.claim)
         .bind(ENTRIES_PER_RUN)
-        .bind(int4(entry.step_index))
-        .bind(&entry.step_id)
-        .bind(entry.item.map(int4))
-        .bind(entry.status.as_str())
-        .bind(entry.started_at.timestamp_millis())
-        .bind(int8(entry.duration_ms))
-        .bind(entry.request.as_ref().map(json_text))
-        .bind(entry.output.as_ref().map(json_text))
-        .bind(entry.error.as_deref())
-        .bind(entry.error_class.as_deref())
+        .bind(write.step_index)
+        .bind(&write.step_id)
+        .bind(write.item)
+        .bind(write.status)
+        .bind(write.started_at)
+        .bind(write.duration_ms)
+        .bind(write.request.as_deref())
+        .bind(write.output.as_deref())
+        .bind(write.error.as_deref())
+        .bind(write.error_class.as_deref())
 }
 
-/// Why a lease-checked append wrote nothing: the run is still held, so its
+/// Why a lease-checked write wrote nothing: the run is still held, so its
 /// journal is full, or the lease is gone.
-async fn refusal(
-    pool: &PgPool,
-    run: RunId,
-    owner: &str,
-    attempt: u32,
-) -> Result<StoreError, StoreError> {
+pub(super) async fn refusal(pool: &PgPool, write: &Write) -> Result<StoreError, StoreError> {
+    let run = write.run;
     let held = sqlx::query(HELD)
         .bind(run)
-        .bind(owner)
-        .bind(int4(attempt))
+        .bind(&write.owner)
+        .bind(write.claim)
         .fetch_optional(pool)
         .await?
         .is_some();

@@ -7,7 +7,10 @@
 //! the engine wrote them. "Now" is read from the options' [`Clock`] once
 //! per call and handed to the queries as `now`, as in SQLite.
 //!
-//! Every method is one transaction on a pooled connection. Migrations are
+//! Every method is one transaction on a pooled connection, except journal
+//! writes (a step's entry, a run's last entry and end), which the
+//! [`group_commit`] task applies with those of concurrent runs in one
+//! statement. Migrations are
 //! embedded and applied at open; sqlx holds a PostgreSQL advisory lock
 //! while it applies them, so nodes starting together do not race. A
 //! `schema` in the options keeps every table in that schema (created if
@@ -16,7 +19,8 @@
 //!
 //! The queries live in submodules by concern: [`queue`] (enqueue, claims
 //! and leases, finishing, rescheduling, replay, cancel, purge), [`journal`]
-//! (steps and flow state), [`query`] (read-only views of runs and the
+//! (steps and flow state, one write at a time) and [`group_commit`] (many
+//! at a time), [`query`] (read-only views of runs and the
 //! queue), [`stats`] (bucketed activity), [`operations`] (credentials,
 //! secrets, configuration versions), [`audit`], [`drift`] and [`cluster`]
 //! (node reports, leases); [`codec`] converts columns and decodes rows.
@@ -25,6 +29,7 @@ mod audit;
 mod cluster;
 mod codec;
 mod drift;
+mod group_commit;
 mod journal;
 mod operations;
 mod query;
@@ -98,6 +103,8 @@ pub struct PgStore {
     /// Where transactions that make runs ready announce them (see
     /// [`ready`]).
     channel: Arc<str>,
+    /// Where journal entries and run ends go to be committed together.
+    journal: group_commit::GroupCommit,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -149,6 +156,7 @@ impl PgStore {
         MIGRATOR.run(&pool).await?;
         tracing::debug!(url = %shown_url(&opts.url), "store opened");
         Ok(PgStore {
+            journal: group_commit::GroupCommit::start(pool.clone()),
             pool,
             clock: opts.clock,
             channel: ready::channel(opts.schema.as_deref()),
@@ -224,7 +232,8 @@ impl Store for PgStore {
         entry: &JournalEntry,
         state: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
-        journal::record_step(&self.pool, owner, entry, state, self.now()).await
+        let write = journal::Write::append(owner, entry, state, self.now());
+        self.journal.write(write).await
     }
 
     async fn journal(&self, run: RunId) -> Result<Vec<JournalEntry>, StoreError> {
@@ -237,7 +246,7 @@ impl Store for PgStore {
         claim: Claim,
         outcome: &RunOutcome,
     ) -> Result<(), StoreError> {
-        queue::finish(&self.pool, owner, claim, outcome, None, self.now()).await
+        queue::finish(&self.pool, owner, claim, outcome, self.now()).await
     }
 
     async fn finish_with_step(
@@ -247,7 +256,9 @@ impl Store for PgStore {
         outcome: &RunOutcome,
         entry: &JournalEntry,
     ) -> Result<(), StoreError> {
-        queue::finish(&self.pool, owner, claim, outcome, Some(entry), self.now()).await
+        queue::refuse_unfinal(claim.run, outcome)?;
+        let write = journal::Write::finish(owner, claim, outcome, entry, self.now());
+        self.journal.write(write).await
     }
 
     async fn reschedule(

@@ -20,10 +20,7 @@ use std::sync::LazyLock;
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 
 use super::codec::{RUN_COLUMNS, int4, json_text, parse_status, run_from_row};
-use super::journal::finish_with_entry;
-use crate::{
-    CancelOutcome, Claim, EnqueueOutcome, JournalEntry, NewRun, Run, RunId, RunOutcome, StoreError,
-};
+use crate::{CancelOutcome, Claim, EnqueueOutcome, NewRun, Run, RunId, RunOutcome, StoreError};
 
 /// One multi-row insert for the whole batch, its columns bound as arrays.
 /// Rows go in in the batch's order (`ORDER BY ord`), so of two runs of the
@@ -327,27 +324,30 @@ pub(super) async fn release(
     settle(tx, written).await
 }
 
-/// Ends a run held by `owner`; with `entry`, its last step's journal entry
-/// is appended by the same statement.
+/// Refuses to end `run` with an outcome that is not final, before anything
+/// is written.
+pub(super) fn refuse_unfinal(run: RunId, outcome: &RunOutcome) -> Result<(), StoreError> {
+    if outcome.status.is_final() {
+        Ok(())
+    } else {
+        Err(StoreError::NotFinal {
+            run,
+            status: outcome.status,
+        })
+    }
+}
+
+/// Ends a run held by `owner` without a last journal entry (the last one
+/// goes through the journal's group commit, with the run's end).
 pub(super) async fn finish(
     pool: &PgPool,
     owner: &str,
     claim: Claim,
     outcome: &RunOutcome,
-    entry: Option<&JournalEntry>,
     now: i64,
 ) -> Result<(), StoreError> {
     let run = claim.run;
-    // Refused before anything is written.
-    if !outcome.status.is_final() {
-        return Err(StoreError::NotFinal {
-            run,
-            status: outcome.status,
-        });
-    }
-    if let Some(entry) = entry {
-        return finish_with_entry(pool, owner, claim, outcome, entry, now).await;
-    }
+    refuse_unfinal(run, outcome)?;
     let finished = sqlx::query(FINISH)
         .bind(run)
         .bind(owner)
