@@ -11,7 +11,9 @@
 //! the writes it applied; each other write is answered with the reason
 //! its lease check failed (lease lost, journal full). A write costs
 //! PostgreSQL a row, not a statement, a transaction and a WAL flush of its
-//! own, which is what its CPU went to.
+//! own, which is what its CPU went to. One batch is in flight at a time,
+//! as in the SQLite writer: the next takes whatever came meanwhile. (Four
+//! in flight, each on a connection of its own, measured no faster.)
 //!
 //! A statement's `UPDATE` changes a row once, so a batch holds at most one
 //! write per run; a second write of the same run waits for the next batch,
@@ -47,6 +49,11 @@ const QUEUE: usize = 4 * MAX_BATCH;
 /// and sets the flow's state when `state` is given; with it, it appends
 /// the run's last entry and ends the run. Returns the `ord` of each write
 /// applied.
+///
+/// `r.id = ANY($2)` repeats the join's condition for the planner: without
+/// it, the plan (generic, and sure that few runs are running) walks every
+/// running run and scans the whole input for each, which cost 2 to 5 ms a
+/// batch of 16 with 200 runs running; with it, 0.7 to 1 ms.
 const APPLY: &str = "\
 WITH input AS (
     SELECT * FROM unnest($1::int4[], $2::uuid[], $3::text[], $4::int4[], $5::int4[], $6::int4[],
@@ -67,7 +74,7 @@ WITH input AS (
         lease_owner = CASE WHEN i.end_status IS NULL THEN r.lease_owner END,
         lease_expires_at = CASE WHEN i.end_status IS NULL THEN r.lease_expires_at END
     FROM input AS i
-    WHERE r.id = i.run AND r.status = 'running' AND r.lease_owner = i.owner
+    WHERE r.id = ANY($2) AND r.id = i.run AND r.status = 'running' AND r.lease_owner = i.owner
       AND r.attempts = i.claim AND i.attempt = i.claim AND r.journal_entries < $21
     RETURNING i.ord, r.journal_entries - 1 AS n, r.flow
 ), appended AS (
