@@ -51,6 +51,12 @@ pub struct ConnectorConfig {
     /// over the limit (default: none, only the upstream's own signals).
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// Most calls of this connector in flight at once on a node: an attempt
+    /// waits for one of them to end before it is sent (default: no limit).
+    /// For an upstream that refuses or slows down past a number of
+    /// concurrent requests, whatever their rate.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
     /// Fails calls fast while the upstream keeps failing (default: on, with
     /// the defaults of [`CircuitBreakerConfig`]; `off` disables it).
     #[serde(default)]

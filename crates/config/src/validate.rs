@@ -255,11 +255,14 @@ fn check_connector(
             format!("connector `{name}` sign: {e}"),
         ));
     }
+    let in_flight = (connector.max_in_flight == Some(0))
+        .then(|| "max_in_flight must be at least 1 (leave it out for no limit)".to_string());
     let limits = connector
         .rate_limit
         .iter()
         .flat_map(|r| r.problems())
-        .chain(connector.circuit_breaker.problems());
+        .chain(connector.circuit_breaker.problems())
+        .chain(in_flight);
     for problem in limits {
         report.push(at(
             connector.line,

@@ -71,6 +71,9 @@ pub struct Connector {
     pub(crate) signer: Option<Signer>,
     /// Rate limit and upstream pauses, applied by `send`.
     pub(crate) throttle: crate::ratelimit::Throttle,
+    /// `max_in_flight`'s slots, taken by each attempt before it is sent;
+    /// `None` without a limit.
+    pub(crate) in_flight: Option<Arc<tokio::sync::Semaphore>>,
     /// `None` when `circuit_breaker: off`.
     pub(crate) breaker: Option<crate::breaker::Breaker>,
     /// The last hour of calls, for health and the dashboard.
@@ -237,6 +240,9 @@ impl Connector {
             signer,
             throttle: crate::ratelimit::Throttle::build(name, config.rate_limit.as_ref())
                 .map_err(config_error)?,
+            in_flight: config
+                .max_in_flight
+                .map(|slots| Arc::new(tokio::sync::Semaphore::new(slots.max(1) as usize))),
             breaker: crate::breaker::Breaker::build(name, &config.circuit_breaker)
                 .map_err(config_error)?,
             recent: crate::recent::RecentCalls::default(),

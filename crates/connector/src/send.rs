@@ -18,6 +18,9 @@
 //!    refusal is retried inside the call: waiting it out would hold a worker,
 //!    while the run can be rescheduled after
 //!    [`retry_after`](CallError::retry_after).
+//!    Then the attempt takes one of the connector's `max_in_flight` slots,
+//!    waiting for a call in flight to end when all are taken; the wait
+//!    counts with the rate limit's in [`Delivered::waited`].
 //! 5. **Timeout** ([`Connector::call`]): the rest runs under the connector's
 //!    timeout, and its outcome is recorded for health ([`crate::recent`]).
 //! 6. **Request and credential** (`exchange`): URL, query, headers,
@@ -85,8 +88,9 @@ const ERROR_BODY_BYTES: usize = ERROR_EXCERPT_CHARS * 4 + 4;
 pub struct Delivered {
     pub response: Response,
     pub attempts: u32,
-    /// Time spent waiting for rate-limit slots and upstream pauses, over
-    /// all attempts (backoff between attempts not included).
+    /// Time spent waiting for rate-limit slots, upstream pauses and
+    /// `max_in_flight` slots, over all attempts (backoff between attempts
+    /// not included).
     pub waited: Duration,
 }
 
@@ -95,8 +99,9 @@ pub struct Delivered {
 pub struct Undelivered {
     pub error: CallError,
     pub attempts: u32,
-    /// Time spent waiting for rate-limit slots and upstream pauses, over
-    /// all attempts (backoff between attempts not included).
+    /// Time spent waiting for rate-limit slots, upstream pauses and
+    /// `max_in_flight` slots, over all attempts (backoff between attempts
+    /// not included).
     pub waited: Duration,
 }
 
@@ -241,6 +246,21 @@ impl Connector {
                 retry_in: refused.retry_in,
             });
         }
+        // Held until the attempt's outcome is in, so at most
+        // `max_in_flight` attempts are on the wire at once.
+        let _slot = match &self.in_flight {
+            Some(slots) => {
+                let asked = tokio::time::Instant::now();
+                // Never closed, so acquiring only ever waits.
+                let slot = slots.acquire().await.ok();
+                waited.fetch_add(
+                    u64::try_from(asked.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                slot
+            }
+            None => None,
+        };
         let sent = tokio::time::Instant::now();
         let result = self.call(request).await;
         let ok_status = result.as_ref().map_or(0, |response| response.status);

@@ -64,6 +64,10 @@ fn check_reports_every_problem_with_file_and_line() {
             "connector `chat`: rate_limit.requests must be at least 1",
         ),
         (
+            at("patchbay.yaml", 9),
+            "connector `chat`: max_in_flight must be at least 1",
+        ),
+        (
             at("flows/fallback.yaml", 7),
             "flow `fallback` step 1 fallback 1: a fallback step cannot use `for_each`",
         ),

@@ -11,6 +11,7 @@ mod bodies;
 mod breaker;
 mod classify;
 mod graphql;
+mod in_flight;
 mod network;
 mod oauth;
 mod paginate;
