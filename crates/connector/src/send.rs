@@ -221,10 +221,7 @@ impl Connector {
             Ok(time) => *time,
             Err(refused) => refused.waited,
         };
-        waited.fetch_add(
-            u64::try_from(wait_time.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        add_wait(&waited, wait_time);
         if self.throttle.is_limited() || !wait_time.is_zero() {
             RateLimitWaited {
                 connector: self.name(),
@@ -253,10 +250,7 @@ impl Connector {
                 let asked = tokio::time::Instant::now();
                 // Never closed, so acquiring only ever waits.
                 let slot = slots.acquire().await.ok();
-                waited.fetch_add(
-                    u64::try_from(asked.elapsed().as_nanos()).unwrap_or(u64::MAX),
-                    Ordering::Relaxed,
-                );
+                add_wait(&waited, asked.elapsed());
                 slot
             }
             None => None,
@@ -712,4 +706,12 @@ fn excerpt(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// Adds `time` to an attempt's waiting, kept in nanoseconds.
+fn add_wait(waited: &AtomicU64, time: Duration) {
+    waited.fetch_add(
+        u64::try_from(time.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
 }
