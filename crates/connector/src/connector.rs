@@ -73,7 +73,7 @@ pub struct Connector {
     pub(crate) throttle: crate::ratelimit::Throttle,
     /// `max_in_flight`'s slots, taken by each attempt before it is sent;
     /// `None` without a limit.
-    pub(crate) in_flight: Option<Arc<tokio::sync::Semaphore>>,
+    pub(crate) in_flight: Option<crate::in_flight::InFlight>,
     /// `None` when `circuit_breaker: off`.
     pub(crate) breaker: Option<crate::breaker::Breaker>,
     /// The last hour of calls, for health and the dashboard.
@@ -240,9 +240,7 @@ impl Connector {
             signer,
             throttle: crate::ratelimit::Throttle::build(name, config.rate_limit.as_ref())
                 .map_err(config_error)?,
-            in_flight: config
-                .max_in_flight
-                .map(|slots| Arc::new(tokio::sync::Semaphore::new(slots.max(1) as usize))),
+            in_flight: crate::in_flight::InFlight::build(name, config.max_in_flight, timeout),
             breaker: crate::breaker::Breaker::build(name, &config.circuit_breaker)
                 .map_err(config_error)?,
             recent: crate::recent::RecentCalls::default(),
@@ -435,6 +433,17 @@ impl Connectors {
     pub fn set_shared_rate(&self, rate: Arc<dyn crate::SharedRate>) {
         for connector in self.by_name.values() {
             connector.throttle.share(Arc::clone(&rate));
+        }
+    }
+
+    /// Makes every connector's `max_in_flight` a limit on the calls the
+    /// nodes sharing `slots` have on the wire together (see
+    /// [`crate::SharedSlots`]).
+    pub fn set_shared_slots(&self, slots: Arc<dyn crate::SharedSlots>) {
+        for connector in self.by_name.values() {
+            if let Some(in_flight) = &connector.in_flight {
+                in_flight.share(Arc::clone(&slots));
+            }
         }
     }
 }

@@ -248,10 +248,9 @@ impl Connector {
         let _slot = match &self.in_flight {
             Some(slots) => {
                 let asked = tokio::time::Instant::now();
-                // Never closed, so acquiring only ever waits.
-                let slot = slots.acquire().await.ok();
+                let slot = slots.acquire().await;
                 add_wait(&waited, asked.elapsed());
-                slot
+                Some(slot)
             }
             None => None,
         };

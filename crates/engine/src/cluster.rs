@@ -13,7 +13,9 @@
 //! as long at their next heartbeat.
 //!
 //! Connectors' rate limits are the cluster's when the store is shared
-//! ([`StoreRate`]): every node takes its calls' slots from one budget.
+//! ([`StoreRate`]): every node takes its calls' slots from one budget. So
+//! are their `max_in_flight` limits ([`StoreSlots`]): a call on the wire
+//! holds a slot in the store, whichever node sent it.
 //!
 //! Nothing that keeps runs correct depends on the leader: claims rescue
 //! expired leases on every node, and every node fires schedules, deduplicated
@@ -26,7 +28,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use metrics::gauge;
-use patchbay_connector::{SharedBreakers, SharedRate, SharedRateError, SharedSlot};
+use patchbay_connector::{
+    SharedBreakers, SharedError, SharedRate, SharedSlot, SharedSlots, SlotTicket,
+};
 use patchbay_store::{Clock, LEADER_LEASE, NodeReport, RateSlot, Store};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -291,12 +295,52 @@ impl SharedRate for StoreRate {
         interval: Duration,
         burst: u32,
         horizon: Duration,
-    ) -> Result<SharedSlot, SharedRateError> {
+    ) -> Result<SharedSlot, SharedError> {
         match self.store.reserve_rate(key, interval, burst, horizon).await {
             Ok(RateSlot::Reserved(wait)) => Ok(SharedSlot::Reserved(wait)),
             Ok(RateSlot::Refused(wait)) => Ok(SharedSlot::Refused(wait)),
-            Err(e) => Err(SharedRateError::new(e.to_string())),
+            Err(e) => Err(SharedError::new(e.to_string())),
         }
+    }
+}
+
+/// The cluster's `max_in_flight` slots, kept in the shared store (see
+/// [`patchbay_connector::SharedSlots`]). Each slot taken gets a holder name
+/// of its own (the node's id and a count), so a late release never frees a
+/// slot another call took after the hold ran out.
+pub(crate) struct StoreSlots {
+    pub store: Arc<dyn Store>,
+    pub node: String,
+    pub taken: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl SharedSlots for StoreSlots {
+    async fn take(
+        &self,
+        name: &str,
+        limit: u32,
+        hold: Duration,
+    ) -> Result<Option<SlotTicket>, SharedError> {
+        let count = self
+            .taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let holder = format!("{}/{count}", self.node);
+        match self.store.take_slot(name, limit, &holder, hold).await {
+            Ok(slot) => Ok(slot.map(|slot| SlotTicket {
+                name: name.to_string(),
+                slot,
+                holder,
+            })),
+            Err(e) => Err(SharedError::new(e.to_string())),
+        }
+    }
+
+    async fn release(&self, ticket: &SlotTicket) -> Result<(), SharedError> {
+        self.store
+            .release_slot(&ticket.name, ticket.slot, &ticket.holder)
+            .await
+            .map_err(|e| SharedError::new(e.to_string()))
     }
 }
 

@@ -705,8 +705,8 @@ impl EngineTasks {
 
 /// Keeps the refresh tokens the connectors' OAuth 2.0 servers rotate in
 /// `store`, sealed with `secrets` when there are any; on a store nodes
-/// share, the connectors' rate limits and breaker openings too, so they
-/// hold for the cluster.
+/// share, the connectors' rate limits, `max_in_flight` slots and breaker
+/// openings too, so they hold for the cluster.
 fn attach_store(
     connectors: &Connectors,
     store: &Arc<dyn Store>,
@@ -722,6 +722,11 @@ fn attach_store(
     if store.is_shared() {
         connectors.set_shared_rate(Arc::new(cluster::StoreRate {
             store: store.clone(),
+        }));
+        connectors.set_shared_slots(Arc::new(cluster::StoreSlots {
+            store: store.clone(),
+            node: node.to_string(),
+            taken: std::sync::atomic::AtomicU64::new(0),
         }));
         connectors.set_shared_breakers(Arc::new(cluster::StoreBreakers {
             store: store.clone(),

@@ -141,9 +141,10 @@ pub(crate) fn micros(micros: i64) -> std::time::Duration {
     std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
 }
 
-/// How far ahead a caller would wait, in microseconds.
-pub(crate) fn horizon_micros(horizon: std::time::Duration) -> i64 {
-    i64::try_from(horizon.as_micros()).unwrap_or(i64::MAX / 4)
+/// A horizon or a hold in microseconds; a huge one stays far from
+/// overflowing when added to a time.
+pub(crate) fn duration_micros(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX / 4)
 }
 
 /// Decodes a row of the `nodes` table, which both stores name alike.

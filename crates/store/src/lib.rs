@@ -345,4 +345,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         idle_since: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, StoreError>;
+    /// Takes one of the `limit` slots of `name` for `holder`, held for
+    /// `hold` from now on the store's clock, unless every slot is held (a
+    /// hold past its time is free again); returns the slot's number. Two
+    /// callers racing for the last free slot may both come back empty.
+    async fn take_slot(
+        &self,
+        name: &str,
+        limit: u32,
+        holder: &str,
+        hold: Duration,
+    ) -> Result<Option<u32>, StoreError>;
+    /// Gives `holder`'s `slot` of `name` back; nothing when the slot was
+    /// taken by another holder since (the hold ran out).
+    async fn release_slot(&self, name: &str, slot: u32, holder: &str) -> Result<(), StoreError>;
 }

@@ -14,6 +14,8 @@
 //!   nor journals them, and logs that it lost them.
 //! - A schedule firing every second on three nodes, killed one at a time,
 //!   has exactly one run for each second: no duplicate, no gap.
+//! - The limits a connector sets hold for the cluster: a rate limit, the
+//!   calls in flight at once, a breaker's opening, an OAuth token's refresh.
 //!
 //! Every test needs the PostgreSQL of `PATCHBAY_TEST_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) and fails when it cannot
@@ -1205,6 +1207,68 @@ async fn three_nodes_share_one_rate_limit_and_the_upstream_refuses_nothing() {
     assert!(
         (rate - limit).abs() <= limit * 0.05,
         "{rate:.2} calls a second, not within 5 % of {limit}"
+    );
+    cluster.stop().await;
+}
+
+/// A connector allowing 4 calls in flight, called by three nodes at once
+/// against an upstream that takes 100 ms to answer: the slots are the
+/// cluster's, kept in the database, so the upstream never sees more than 4
+/// at once (each node on its own would send 4, 12 in all), and sees 4 at
+/// times: the cap is a limit, not a throttle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_max_in_flight_and_the_upstream_never_sees_more() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    const LIMIT: usize = 4;
+    const CALLS: usize = 120;
+    let upstream = MockUpstream::start().await;
+    upstream.route(
+        "POST",
+        "/sync",
+        Reply::json(200, json!({ "ok": true })).with_delay(Duration::from_millis(100)),
+    );
+    let (_schema, _project, cluster) = partner_cluster(
+        &upstream,
+        &format!(
+            "    max_in_flight: {LIMIT}
+"
+        ),
+    )
+    .await;
+
+    let client = reqwest::Client::new();
+    let sends = (0..CALLS).map(|n| {
+        let base = cluster.base(n % 3).expect("the node is up");
+        let client = client.clone();
+        async move {
+            let answer = client
+                .post(format!("{base}/hooks/sync"))
+                .json(&json!({ "n": n }))
+                .send()
+                .await
+                .expect("an answer");
+            assert_eq!(answer.status(), 202, "call {n}");
+        }
+    });
+    futures::stream::iter(sends)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let done = eventually(Duration::from_secs(60), || async {
+        upstream.request_count() >= CALLS
+    })
+    .await;
+    assert!(done, "{} of {CALLS} calls made", upstream.request_count());
+
+    let most = upstream.max_in_flight();
+    println!("{CALLS} calls of 100 ms from 3 nodes, at most {most} in flight at once");
+    assert!(
+        most <= LIMIT,
+        "{most} calls in flight at once, limit {LIMIT}"
+    );
+    assert!(
+        most >= LIMIT - 1,
+        "only {most} in flight at once: slots went unused"
     );
     cluster.stop().await;
 }

@@ -84,6 +84,59 @@ pub(super) async fn forget_rates(pool: &PgPool, before_micros: i64) -> Result<u6
     Ok(forgotten.rows_affected())
 }
 
+/// Takes a free slot of `$1` among `$2`, one picked at random so that
+/// racing nodes seldom pick the same; a hold past its time is free. When
+/// two do pick the same, the second's upsert waits for the first's row and
+/// its `WHERE` then refuses it: it returns nothing and the caller asks
+/// again. `$4` is the hold in microseconds of the database's clock.
+const TAKE_SLOT: &str = "\
+WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now),
+free AS (
+    SELECT n FROM generate_series(0, $2 - 1) AS n, clock
+    WHERE NOT EXISTS (
+        SELECT 1 FROM call_slots c
+        WHERE c.name = $1 AND c.slot = n AND c.expires_at > clock.now)
+    ORDER BY random() LIMIT 1)
+INSERT INTO call_slots AS c (name, slot, holder, expires_at)
+SELECT $1, free.n, $3, clock.now + $4 FROM free, clock
+ON CONFLICT (name, slot) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE c.expires_at <= (SELECT now FROM clock)
+RETURNING slot";
+
+const RELEASE_SLOT: &str = "DELETE FROM call_slots WHERE name = $1 AND slot = $2 AND holder = $3";
+
+pub(super) async fn take_slot(
+    pool: &PgPool,
+    name: &str,
+    limit: u32,
+    holder: &str,
+    hold_micros: i64,
+) -> Result<Option<u32>, StoreError> {
+    let slot: Option<i32> = sqlx::query_scalar(TAKE_SLOT)
+        .bind(name)
+        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind(holder)
+        .bind(hold_micros)
+        .fetch_optional(pool)
+        .await?;
+    Ok(slot.map(|slot| slot.unsigned_abs()))
+}
+
+pub(super) async fn release_slot(
+    pool: &PgPool,
+    name: &str,
+    slot: u32,
+    holder: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(RELEASE_SLOT)
+        .bind(name)
+        .bind(i32::try_from(slot).unwrap_or(i32::MAX))
+        .bind(holder)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 const PUBLISH_CONFIG: &str = "\
 INSERT INTO published_config (singleton, version, node, published_at) VALUES (1, $1, $2, $3)
 ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, node = excluded.node,

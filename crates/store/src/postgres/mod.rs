@@ -494,7 +494,7 @@ impl Store for PgStore {
         horizon: Duration,
     ) -> Result<crate::RateSlot, StoreError> {
         let pacing = crate::cluster::gcra_micros(interval, burst);
-        let horizon = crate::cluster::horizon_micros(horizon);
+        let horizon = crate::cluster::duration_micros(horizon);
         cluster::reserve_rate(&self.pool, key, pacing, horizon).await
     }
 
@@ -503,5 +503,20 @@ impl Store for PgStore {
         idle_since: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, StoreError> {
         cluster::forget_rates(&self.pool, idle_since.timestamp_micros()).await
+    }
+
+    async fn take_slot(
+        &self,
+        name: &str,
+        limit: u32,
+        holder: &str,
+        hold: Duration,
+    ) -> Result<Option<u32>, StoreError> {
+        let hold = crate::cluster::duration_micros(hold);
+        cluster::take_slot(&self.pool, name, limit, holder, hold).await
+    }
+
+    async fn release_slot(&self, name: &str, slot: u32, holder: &str) -> Result<(), StoreError> {
+        cluster::release_slot(&self.pool, name, slot, holder).await
     }
 }

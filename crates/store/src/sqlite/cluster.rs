@@ -84,6 +84,54 @@ pub(super) fn forget_rates(connection: &Connection, before_micros: i64) -> Resul
     Ok(forgotten as u64)
 }
 
+/// Takes the lowest free slot of `?1` among `?2` (a hold past its time is
+/// free). The writer runs one statement at a time, so nobody races.
+const TAKE_SLOT: &str = "\
+WITH RECURSIVE numbers(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM numbers WHERE n + 1 < ?2)
+INSERT INTO call_slots (name, slot, holder, expires_at)
+SELECT ?1, n, ?3, ?4 + ?5 FROM numbers
+WHERE NOT EXISTS (
+    SELECT 1 FROM call_slots c WHERE c.name = ?1 AND c.slot = n AND c.expires_at > ?4)
+ORDER BY n LIMIT 1
+ON CONFLICT (name, slot) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+RETURNING slot";
+
+const RELEASE_SLOT: &str = "DELETE FROM call_slots WHERE name = ?1 AND slot = ?2 AND holder = ?3";
+
+pub(super) fn take_slot(
+    connection: &Connection,
+    name: &str,
+    limit: u32,
+    holder: &str,
+    (now_micros, hold_micros): (i64, i64),
+) -> Result<Option<u32>, StoreError> {
+    let slot: Option<u32> = connection
+        .prepare_cached(TAKE_SLOT)?
+        .query(rusqlite::params![
+            name,
+            limit,
+            holder,
+            now_micros,
+            hold_micros
+        ])?
+        .next()?
+        .map(|row| row.get(0))
+        .transpose()?;
+    Ok(slot)
+}
+
+pub(super) fn release_slot(
+    connection: &Connection,
+    name: &str,
+    slot: u32,
+    holder: &str,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(RELEASE_SLOT)?
+        .execute(rusqlite::params![name, slot, holder])?;
+    Ok(())
+}
+
 const PUBLISH_CONFIG: &str = "\
 INSERT INTO published_config (singleton, version, node, published_at) VALUES (1, ?1, ?2, ?3)
 ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, node = excluded.node,

@@ -737,7 +737,7 @@ impl Store for SqliteStore {
     ) -> Result<crate::RateSlot, StoreError> {
         let key = key.to_string();
         let pacing = crate::cluster::gcra_micros(interval, burst);
-        let horizon = crate::cluster::horizon_micros(horizon);
+        let horizon = crate::cluster::duration_micros(horizon);
         let now = self.now().saturating_mul(1000);
         self.writer
             .write(move |connection| cluster::reserve_rate(connection, &key, pacing, now, horizon))
@@ -751,6 +751,30 @@ impl Store for SqliteStore {
         let before = idle_since.timestamp_micros();
         self.writer
             .write(move |connection| cluster::forget_rates(connection, before))
+            .await
+    }
+
+    async fn take_slot(
+        &self,
+        name: &str,
+        limit: u32,
+        holder: &str,
+        hold: Duration,
+    ) -> Result<Option<u32>, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let hold = crate::cluster::duration_micros(hold);
+        let now = self.now().saturating_mul(1000);
+        self.writer
+            .write(move |connection| {
+                cluster::take_slot(connection, &name, limit, &holder, (now, hold))
+            })
+            .await
+    }
+
+    async fn release_slot(&self, name: &str, slot: u32, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.writer
+            .write(move |connection| cluster::release_slot(connection, &name, slot, &holder))
             .await
     }
 }

@@ -284,3 +284,91 @@ async fn breaker_openings_keep_the_latest_end_until_it_passes() {
     .await;
     assert_eq!(store.open_breakers().await.unwrap()[0].connector, "erp");
 }
+
+#[tokio::test]
+async fn a_call_slot_is_held_until_given_back_or_its_hold_runs_out() {
+    let (store, _keep) = open().await;
+    let first = store.take_slot("crm", 2, "a", LONG).await.unwrap();
+    let second = store.take_slot("crm", 2, "b", LONG).await.unwrap();
+    let (Some(first), Some(second)) = (first, second) else {
+        panic!("two free slots: {first:?} {second:?}");
+    };
+    assert_ne!(first, second);
+    assert!(first < 2 && second < 2);
+    assert_eq!(store.take_slot("crm", 2, "c", LONG).await.unwrap(), None);
+    // Another name has slots of its own.
+    assert!(
+        store
+            .take_slot("erp", 1, "c", LONG)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Only the holder gives a slot back.
+    store.release_slot("crm", first, "b").await.unwrap();
+    assert_eq!(store.take_slot("crm", 2, "c", LONG).await.unwrap(), None);
+    store.release_slot("crm", first, "a").await.unwrap();
+    assert_eq!(
+        store.take_slot("crm", 2, "c", LONG).await.unwrap(),
+        Some(first)
+    );
+
+    // A hold that runs out frees its slot, and the late holder's release
+    // leaves the new holder's alone.
+    let short = Duration::from_millis(200);
+    let lone = store.take_slot("sms", 1, "a", short).await.unwrap();
+    assert_eq!(lone, Some(0));
+    assert_eq!(store.take_slot("sms", 1, "b", LONG).await.unwrap(), None);
+    let taken = poll(Duration::from_secs(5), || {
+        let store = &store;
+        async move { store.take_slot("sms", 1, "b", LONG).await.unwrap() }
+    })
+    .await;
+    assert_eq!(taken, 0);
+    store.release_slot("sms", 0, "a").await.unwrap();
+    assert_eq!(store.take_slot("sms", 1, "c", LONG).await.unwrap(), None);
+}
+
+/// However many callers race for a name's slots, no more than its limit
+/// hold one at once.
+#[tokio::test]
+async fn racing_callers_never_hold_more_slots_than_the_limit() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const LIMIT: u32 = 3;
+    let (store, _keep) = open().await;
+    let store: Arc<dyn Store> = Arc::from(store);
+    let holding = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let racers = (0..8).map(|racer| {
+        let (store, holding, most) = (store.clone(), holding.clone(), most.clone());
+        tokio::spawn(async move {
+            let holder = format!("racer-{racer}");
+            let mut taken = 0u32;
+            let deadline = std::time::Instant::now() + Duration::from_millis(500);
+            while std::time::Instant::now() < deadline {
+                match store.take_slot("race", LIMIT, &holder, LONG).await.unwrap() {
+                    Some(slot) => {
+                        let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                        holding.fetch_sub(1, Ordering::SeqCst);
+                        store.release_slot("race", slot, &holder).await.unwrap();
+                        taken += 1;
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(1)).await,
+                }
+            }
+            taken
+        })
+    });
+    let taken: u32 = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= LIMIT as usize, "{most} held at once");
+    assert_eq!(most, LIMIT as usize, "the slots were all in use at times");
+    assert!(taken >= 20, "{taken} slots taken in 500 ms");
+}

@@ -1,7 +1,8 @@
 //! What a connector shares with the other nodes of a cluster:
 //! [`SharedRate`], a rate limit kept outside the node, so that every node
-//! draws from one budget per connector and key, and [`SharedBreakers`],
-//! where its circuit breaker's openings go.
+//! draws from one budget per connector and key; [`SharedSlots`], the
+//! `max_in_flight` slots every node takes its calls' from; and
+//! [`SharedBreakers`], where its circuit breaker's openings go.
 //!
 //! A connector's `rate_limit` is the upstream's limit, not a node's: three
 //! nodes each pacing themselves to 50 calls a second would send 150. When
@@ -28,7 +29,32 @@ pub trait SharedRate: Send + Sync {
         interval: Duration,
         burst: u32,
         horizon: Duration,
-    ) -> Result<SharedSlot, SharedRateError>;
+    ) -> Result<SharedSlot, SharedError>;
+}
+
+/// A connector's `max_in_flight` slots, shared by every node: a call on the
+/// wire holds one, whichever node sent it.
+#[async_trait]
+pub trait SharedSlots: Send + Sync {
+    /// Takes one of the `limit` slots of `name`, held at most `hold` (a
+    /// node that dies never gives it back), unless every slot is held.
+    async fn take(
+        &self,
+        name: &str,
+        limit: u32,
+        hold: Duration,
+    ) -> Result<Option<SlotTicket>, SharedError>;
+    /// Gives a slot back.
+    async fn release(&self, ticket: &SlotTicket) -> Result<(), SharedError>;
+}
+
+/// A slot [`SharedSlots::take`] gave: which one, and to whom, so that a
+/// release after the hold ran out leaves the next holder's alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotTicket {
+    pub name: String,
+    pub slot: u32,
+    pub holder: String,
 }
 
 /// What the shared budget gave a call.
@@ -41,16 +67,16 @@ pub enum SharedSlot {
     Refused(Duration),
 }
 
-/// A shared rate that could not be asked (its store is unreachable).
+/// Shared state that could not be asked (its store is unreachable).
 #[derive(Debug, thiserror::Error)]
-#[error("shared rate limit: {message}")]
-pub struct SharedRateError {
+#[error("the cluster's shared state: {message}")]
+pub struct SharedError {
     message: String,
 }
 
-impl SharedRateError {
+impl SharedError {
     pub fn new(message: impl Into<String>) -> Self {
-        SharedRateError {
+        SharedError {
             message: message.into(),
         }
     }

@@ -1,0 +1,11 @@
+-- The concurrency limits kept in the store (`max_in_flight`): a row per
+-- slot held, by whom and until when, in microseconds of the store's clock.
+-- A slot is given back by deleting its row; a dead holder's slots come
+-- back when their hold expires.
+CREATE TABLE call_slots (
+    name       TEXT    NOT NULL,
+    slot       INTEGER NOT NULL,
+    holder     TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (name, slot)
+) WITHOUT ROWID;
