@@ -26,6 +26,7 @@ mod invoke;
 mod journal_full;
 mod logs_redaction;
 mod metrics;
+mod nats;
 mod outbound;
 mod paginate;
 mod postgres_outage;

@@ -7,6 +7,8 @@
 //! - [`schedule`]: a cron schedule in a time zone, fired by a task of its
 //!   own on nodes that run trigger sources.
 //! - [`manual`]: started by hand (`patchbay invoke`, the API).
+//! - [`nats`]: messages of a NATS JetStream stream, through a durable
+//!   consumer, acknowledged once their runs are committed.
 //!
 //! A kind implements [`Kind`] (how its settings are read and compiled, with
 //! every problem reported at its file and line) and [`Trigger`] (what the
@@ -16,18 +18,19 @@
 //! ```text
 //! trigger/mod.rs
 //!     kind_entry::<manual::Manual>(),
-//! +   kind_entry::<nats::Nats>(),
+//! +   kind_entry::<redis::RedisStream>(),
 //! ```
 //!
 //! As with step kinds, a trait object rather than an enum: whoever holds a
 //! [`TriggerPlan`] asks it what it needs (is it a webhook to serve, does its
 //! caller wait for a reply, does it start runs by itself, how does the API
 //! describe it) and never matches on the kind. A kind that starts runs by
-//! itself (a schedule today; a broker subscription or a poller next) returns
+//! itself (a schedule, a broker subscription) returns
 //! its task from [`Trigger::source`]; the engine runs it with a
 //! [`SourceContext`] and stops it on shutdown or reload.
 
 mod manual;
+mod nats;
 mod schedule;
 mod webhook;
 
@@ -57,6 +60,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<webhook::WebhookPlan>(),
     kind_entry::<schedule::Schedule>(),
     kind_entry::<manual::Manual>(),
+    kind_entry::<nats::Nats>(),
 ];
 
 /// A trigger kind's compile side: the settings it reads under its key and

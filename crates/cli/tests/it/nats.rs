@@ -1,0 +1,224 @@
+//! A flow fed by a NATS JetStream stream. Every message published becomes
+//! exactly one run, although the node is SIGKILLed and restarted while it
+//! consumes: a message is acknowledged only once its run is committed, the
+//! server delivers again what was not acknowledged, and the dedupe key
+//! (stream and sequence) turns a second delivery into an acknowledgement.
+//!
+//! Needs the NATS server of `PATCHBAY_TEST_NATS_URL` (default
+//! `nats://127.0.0.1:4222`) with JetStream, and fails when it cannot reach
+//! it. Each test makes a stream of its own and deletes it. Sized by
+//! `PATCHBAY_NATS_MESSAGES` (default 10000) and `PATCHBAY_NATS_KILLS`
+//! (default 5).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use futures::StreamExt as _;
+use patchbay_store::RunStatus;
+
+use crate::support::{
+    Patchbay, TestProject, all_runs, campaign_setting, eventually, panics_in_log, patchbay_run,
+};
+
+fn nats_url() -> String {
+    std::env::var("PATCHBAY_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+async fn jetstream() -> jetstream::Context {
+    let url = nats_url();
+    let client = async_nats::connect(&url).await.unwrap_or_else(|e| {
+        panic!(
+            "this test needs a NATS server with JetStream at {url} (PATCHBAY_TEST_NATS_URL): {e}"
+        )
+    });
+    jetstream::new(client)
+}
+
+/// A stream of the test's own on `pbtest.ID.>`; its name and subject root.
+async fn own_stream(js: &jetstream::Context) -> (String, String) {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let name = format!("PBTEST_{id}");
+    let root = format!("pbtest.{id}");
+    js.create_stream(stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{root}.>")],
+        ..Default::default()
+    })
+    .await
+    .expect("create the test's stream");
+    (name, root)
+}
+
+/// Publishes `count` messages `{"n": N}` on `SUBJECT`, each acknowledged by
+/// the server (so stored in the stream) before the next batch of 256 goes.
+async fn publish(js: &jetstream::Context, subject: &str, count: usize) {
+    let subject = subject.to_string();
+    futures::stream::iter(0..count)
+        .map(|n| {
+            let (js, subject) = (js.clone(), subject.clone());
+            async move {
+                let body = serde_json::to_vec(&serde_json::json!({ "n": n })).unwrap();
+                js.publish(subject, body.into())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("the stream stored the message");
+            }
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_of_a_stream_is_one_run_across_kills() {
+    let messages = campaign_setting("PATCHBAY_NATS_MESSAGES", 10_000) as usize;
+    let kills = campaign_setting("PATCHBAY_NATS_KILLS", 5) as usize;
+    let js = jetstream().await;
+    let (stream_name, root) = own_stream(&js).await;
+    // Another subject of the stream, which the flow's filter leaves alone.
+    js.publish(format!("{root}.refunds.1"), "{}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let flow = format!(
+        "\
+trigger:
+  nats:
+    url: \"${{env:NATS_URL}}\"
+    stream: {stream_name}
+    subject: \"{root}.orders.*\"
+    ack_wait: 2s
+    batch: 200
+steps:
+  - transform: '{{n: .n, subject: $headers[\"nats-subject\"]}}'
+"
+    );
+    let project = TestProject::new("engine: { lease: 2s }\n", &[("orders", &flow)]);
+    let log = project.path().join("node.log");
+    let start = || {
+        Patchbay::spawn(
+            patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
+            &log,
+        )
+    };
+
+    let began = Instant::now();
+    let publisher = {
+        let (js, subject) = (js.clone(), format!("{root}.orders.new"));
+        tokio::spawn(async move { publish(&js, &subject, messages).await })
+    };
+    // Kills spread over the publishing, each after the node has had a
+    // moment to fetch, commit and acknowledge some messages.
+    let mut node = start();
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(300 + fastrand::u64(0..500))).await;
+        tokio::task::spawn_blocking(move || node.kill())
+            .await
+            .unwrap();
+        node = start();
+    }
+    publisher.await.expect("every message published");
+    let published_in = began.elapsed();
+
+    let store = project.open_store().await;
+    let done = eventually(Duration::from_secs(120), || {
+        let store = &store;
+        async move {
+            let runs = all_runs(&**store).await;
+            runs.len() >= messages && runs.iter().all(|run| run.status == RunStatus::Succeeded)
+        }
+    })
+    .await;
+    let runs = all_runs(&*store).await;
+    println!(
+        "{messages} messages published in {published_in:?} with {kills} kills; {} runs after {:?}",
+        runs.len(),
+        began.elapsed()
+    );
+    assert!(done, "{} runs of {messages} messages", runs.len());
+
+    // Exactly one run per message, each of its own sequence, each with the
+    // message's payload and subject.
+    assert_eq!(runs.len(), messages, "one run per message, no more");
+    let mut by_n: HashMap<u64, usize> = HashMap::new();
+    for run in &runs {
+        assert_eq!(run.status, RunStatus::Succeeded, "run {}", run.id);
+        assert_eq!(run.trigger, "nats");
+        let key = run.dedupe_key.as_deref().unwrap_or_default();
+        assert!(key.starts_with(&format!("nats:{stream_name}:")), "{key}");
+        let output = run.output.clone().unwrap_or_default();
+        assert_eq!(output["subject"], format!("{root}.orders.new"));
+        *by_n.entry(output["n"].as_u64().expect("n")).or_default() += 1;
+    }
+    assert_eq!(by_n.len(), messages, "every message has its run");
+    assert!(by_n.values().all(|count| *count == 1));
+
+    // The consumer owes nothing: every message acknowledged.
+    let stream = js.get_stream(&stream_name).await.unwrap();
+    let settled = eventually(Duration::from_secs(20), || {
+        let stream = &stream;
+        async move {
+            let mut consumer: jetstream::consumer::PullConsumer =
+                stream.get_consumer("patchbay-orders").await.unwrap();
+            let info = consumer.info().await.unwrap();
+            info.num_pending == 0 && info.num_ack_pending == 0
+        }
+    })
+    .await;
+    assert!(settled, "the consumer still has messages unacknowledged");
+    node.stop_cleanly();
+    assert!(panics_in_log(&log).is_empty(), "{:?}", panics_in_log(&log));
+    js.delete_stream(&stream_name).await.unwrap();
+}
+
+/// A stream that does not exist, a server that is down: the node says so
+/// and keeps trying; it does not stop serving, and consumes once the
+/// stream is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_stream_is_waited_for() {
+    let js = jetstream().await;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let name = format!("PBTEST_{id}");
+    let flow = format!(
+        "trigger: {{ nats: {{ url: \"${{env:NATS_URL}}\", stream: {name} }} }}\n\
+         steps:\n  - transform: '.'\n"
+    );
+    let project = TestProject::new("", &[("late", &flow)]);
+    let log = project.path().join("node.log");
+    let node = Patchbay::spawn(
+        patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
+        &log,
+    );
+    let complained = eventually(Duration::from_secs(10), || async {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("NATS consumer stopped")
+    })
+    .await;
+    assert!(complained, "no word of the missing stream in the log");
+
+    js.create_stream(stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("pbtest.{id}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.publish(format!("pbtest.{id}.x"), r#"{"late": true}"#.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let store = project.open_store().await;
+    let ran = eventually(Duration::from_secs(20), || async {
+        let runs = all_runs(&*store).await;
+        runs.iter().any(|run| run.status == RunStatus::Succeeded)
+    })
+    .await;
+    assert!(ran, "the message was not consumed once the stream existed");
+    node.stop_cleanly();
+    js.delete_stream(&name).await.unwrap();
+}
