@@ -33,6 +33,8 @@ pub enum FailureClass {
     Store,
     /// A reply differed from its connector's contract, in `enforce` mode.
     Contract,
+    /// A message broker did not take a published message.
+    Broker,
 }
 
 impl FailureClass {
@@ -46,6 +48,7 @@ impl FailureClass {
             FailureClass::ChildRun => "child_run",
             FailureClass::Store => "store",
             FailureClass::Contract => "contract",
+            FailureClass::Broker => "broker",
         }
     }
 }
@@ -97,6 +100,16 @@ pub enum StepError {
         status: u16,
         violations: String,
     },
+    /// A broker did not confirm a published message; `transient` when it
+    /// may later (unreachable, no answer in time), not when it refused it
+    /// (no stream takes the subject).
+    #[error("{broker} did not take the message on `{target}`: {message}")]
+    Broker {
+        broker: &'static str,
+        target: String,
+        message: String,
+        transient: bool,
+    },
     /// One item of a `for_each` step failed.
     #[error("item {index}: {error}")]
     Item { index: u32, error: Box<StepError> },
@@ -142,6 +155,7 @@ impl StepError {
             StepError::ChildRun { .. } => FailureClass::ChildRun,
             StepError::Store(_) => FailureClass::Store,
             StepError::Contract { .. } => FailureClass::Contract,
+            StepError::Broker { .. } => FailureClass::Broker,
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => error.class(),
         }
     }
@@ -165,6 +179,7 @@ impl StepError {
             // The upstream answered, and would answer the same again: a
             // retry only repeats the call's side effects.
             StepError::Contract { .. } => false,
+            StepError::Broker { transient, .. } => *transient,
             StepError::Store(e) => e.is_transient(),
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => {
                 error.is_transient()

@@ -196,7 +196,8 @@ impl Compiler<'_> {
         let mut steps_compiler =
             crate::step::Compiler::new(self.project, self.file, self.flow, self.report)
                 .awaiting_reply(awaits_reply)
-                .with_contracts(self.contracts);
+                .with_contracts(self.contracts)
+                .with_env(self.env);
         let steps = steps_compiler.flow_steps(&config.steps);
         self.warnings.extend(steps_compiler.take_warnings());
         self.contract_uses.extend(steps_compiler.take_uses());

@@ -222,3 +222,120 @@ async fn a_missing_stream_is_waited_for() {
     node.stop_cleanly();
     js.delete_stream(&name).await.unwrap();
 }
+
+/// A flow that takes each message of one stream and publishes a message to
+/// another, its node SIGKILLed while it works: the second stream ends with
+/// exactly one message per input. A step repeated after a kill publishes
+/// again, with the same `Nats-Msg-Id`, and the stream drops the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_messages_reach_the_stream_once_across_kills() {
+    let messages = campaign_setting("PATCHBAY_NATS_PUBLISHED", 2_000) as usize;
+    let kills = campaign_setting("PATCHBAY_NATS_KILLS", 5) as usize;
+    let js = jetstream().await;
+    let (inbound, in_root) = own_stream(&js).await;
+    let (outbound, out_root) = own_stream(&js).await;
+    let flow = format!(
+        "\
+trigger:
+  nats: {{ url: \"${{env:NATS_URL}}\", stream: {inbound}, ack_wait: 2s }}
+steps:
+  - id: accepted
+    publish:
+      nats: {{ url: \"${{env:NATS_URL}}\", subject: {out_root}.accepted }}
+    body: '{{n: .n}}'
+    headers: '{{\"x-order\": (.n | tostring)}}'
+"
+    );
+    let project = TestProject::new("engine: { lease: 2s }\n", &[("relay", &flow)]);
+    let log = project.path().join("node.log");
+    let start = || {
+        Patchbay::spawn(
+            patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
+            &log,
+        )
+    };
+    let publisher = {
+        let (js, subject) = (js.clone(), format!("{in_root}.orders"));
+        tokio::spawn(async move { publish(&js, &subject, messages).await })
+    };
+    let mut node = start();
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(200 + fastrand::u64(0..400))).await;
+        tokio::task::spawn_blocking(move || node.kill())
+            .await
+            .unwrap();
+        node = start();
+    }
+    publisher.await.expect("every message published");
+
+    let store = project.open_store().await;
+    let done = eventually(Duration::from_secs(120), || {
+        let store = &store;
+        async move {
+            let runs = all_runs(&**store).await;
+            runs.len() >= messages && runs.iter().all(|run| run.status == RunStatus::Succeeded)
+        }
+    })
+    .await;
+    let runs = all_runs(&*store).await;
+    assert!(done, "{} runs of {messages} messages", runs.len());
+    let duplicates = runs
+        .iter()
+        .filter(|run| {
+            run.output
+                .as_ref()
+                .is_some_and(|out| out["duplicate"] == true)
+        })
+        .count();
+
+    // The outbound stream holds one message per input, each with its
+    // headers, and nothing else.
+    let mut stream = js.get_stream(&outbound).await.unwrap();
+    let stored = stream.info().await.unwrap().state.messages;
+    println!(
+        "{messages} messages relayed with {kills} kills: {stored} in the outbound stream, \
+         {duplicates} runs told their publish was a duplicate"
+    );
+    assert_eq!(stored, messages as u64, "one outbound message per input");
+    let reader: jetstream::consumer::PullConsumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    let mut read = Vec::new();
+    loop {
+        let mut fetched = reader
+            .fetch()
+            .max_messages(500)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+            .unwrap();
+        let before = read.len();
+        while let Some(message) = fetched.next().await {
+            read.push(message.unwrap());
+        }
+        if read.len() == before {
+            break;
+        }
+    }
+    for message in read {
+        let body: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        let n = body["n"].as_u64().expect("n");
+        let headers = message.headers.clone().expect("headers");
+        assert_eq!(
+            headers.get("x-order").map(|v| v.as_str()),
+            Some(n.to_string().as_str())
+        );
+        assert!(headers.get("Nats-Msg-Id").is_some());
+        *seen.entry(n).or_default() += 1;
+    }
+    assert_eq!(seen.len(), messages, "every input relayed");
+    assert!(seen.values().all(|count| *count == 1));
+    node.stop_cleanly();
+    js.delete_stream(&inbound).await.unwrap();
+    js.delete_stream(&outbound).await.unwrap();
+}

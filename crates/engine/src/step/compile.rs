@@ -84,6 +84,9 @@ pub(crate) struct Compiler<'a> {
     /// Whether the flow's trigger waits for a reply (a `sync` webhook);
     /// `None` when its trigger did not compile.
     awaits_reply: Option<bool>,
+    /// Resolves `${env:…}` and `${secret:…}` in a step's settings (a
+    /// broker's address); `None` when the plan never runs.
+    env: Option<&'a dyn patchbay_config::Env>,
     /// The connectors' contracts; `None` when calls are not checked
     /// against them (a plan kept for stored runs).
     pub(super) contracts: Option<&'a Contracts>,
@@ -142,6 +145,7 @@ impl<'a> Compiler<'a> {
             step_id: String::new(),
             depth: 0,
             awaits_reply: Some(false),
+            env: None,
             contracts: None,
             replies: HashMap::new(),
             compiled: Vec::new(),
@@ -156,6 +160,17 @@ impl<'a> Compiler<'a> {
     pub fn with_contracts(mut self, contracts: &'a Contracts) -> Self {
         self.contracts = Some(contracts);
         self
+    }
+
+    pub fn with_env(mut self, env: Option<&'a dyn patchbay_config::Env>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// What resolves `${env:…}` and `${secret:…}`; `None` when the plan
+    /// never runs, so what needs it is not resolved (nor checked).
+    pub fn env(&self) -> Option<&'a dyn patchbay_config::Env> {
+        self.env
     }
 
     /// The problems found that do not stop the flow from running.

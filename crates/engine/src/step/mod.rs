@@ -33,6 +33,7 @@ mod contract;
 mod exchange;
 mod filter;
 mod graphql;
+mod publish;
 mod respond;
 mod run_flow;
 mod set_state;
@@ -70,6 +71,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<switch::Switch>(),
     kind_entry::<wait::Wait>(),
     kind_entry::<run_flow::RunFlow>(),
+    kind_entry::<publish::Publish>(),
 ];
 
 /// A step kind's compile side: the YAML it reads and the step it builds.

@@ -52,6 +52,7 @@ use patchbay_store::Clock;
 use crate::intake::Intake;
 
 pub use manual::ManualTrigger;
+pub(crate) use nats::is_nats_address;
 pub use schedule::ScheduleTrigger;
 pub use webhook::{WebhookMode, WebhookPlan, WebhookTrigger};
 

@@ -188,10 +188,7 @@ impl Kind for Nats {
 /// Refuses a URL `async-nats` could not connect to, without echoing it (it
 /// may hold a password).
 fn check_url(url: &str, written: &Located<String>, compiler: &mut TriggerCompiler<'_>) -> bool {
-    let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme));
-    if scheme_ok && url.parse::<async_nats::ServerAddr>().is_ok() {
+    if is_nats_address(url) {
         return true;
     }
     compiler.error(
@@ -200,6 +197,14 @@ fn check_url(url: &str, written: &Located<String>, compiler: &mut TriggerCompile
         "nats.url is not a NATS server address (`nats://HOST:PORT`, or `tls://` for TLS)".into(),
     );
     false
+}
+
+/// Whether `async-nats` can connect to `url`.
+pub(crate) fn is_nats_address(url: &str) -> bool {
+    let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme));
+    scheme_ok && url.parse::<async_nats::ServerAddr>().is_ok()
 }
 
 impl Trigger for Nats {
