@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use async_trait::async_trait;
-use patchbay_config::{HumanDuration, Located, interpolate};
+use patchbay_config::{HumanDuration, Located};
 use patchbay_expr::Expr;
 use serde::Deserialize;
 use serde_json::json;
@@ -117,25 +117,13 @@ impl Kind for Publish {
         } else {
             true
         };
-        let url = match compiler.env() {
-            Some(env) => match interpolate(&target.url.value, env) {
-                Ok(url) if crate::trigger::is_nats_address(&url) => Some(Some(url)),
-                Ok(_) => {
-                    compiler.error(
-                        &target.url,
-                        "publish.nats.url is not a NATS server address (`nats://HOST:PORT`, or \
-                         `tls://` for TLS)"
-                            .into(),
-                    );
-                    None
-                }
-                Err(e) => {
-                    compiler.error(&target.url, format!("publish.nats.url: {e}"));
-                    None
-                }
-            },
-            None => Some(None),
-        };
+        let url = crate::trigger::resolve_nats_address(
+            "publish.nats.url",
+            &target.url.value,
+            compiler.env(),
+        )
+        .map_err(|message| compiler.error(&target.url, message))
+        .ok();
         let body = compiler.optional("body", config.body.as_ref());
         let headers = compiler.optional("headers", config.headers.as_ref());
         let message_id = compiler.optional("message_id", config.message_id.as_ref());

@@ -52,7 +52,7 @@ use patchbay_store::Clock;
 use crate::intake::Intake;
 
 pub use manual::ManualTrigger;
-pub(crate) use nats::is_nats_address;
+pub(crate) use nats::resolve_address as resolve_nats_address;
 pub use schedule::ScheduleTrigger;
 pub use webhook::{WebhookMode, WebhookPlan, WebhookTrigger};
 

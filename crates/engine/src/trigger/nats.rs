@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use patchbay_config::{HumanDuration, Located, interpolate};
+use patchbay_config::{Env, HumanDuration, Located, interpolate};
 use patchbay_store::NewRun;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -160,22 +160,14 @@ impl Kind for Nats {
             );
             ok = false;
         }
-        let url = match compiler.env {
-            Some(env) => match interpolate(&config.url.value, env) {
-                Ok(url) => check_url(&url, &config.url, compiler).then_some(url),
-                Err(e) => {
-                    compiler.error(config.url.line, config.url.column, format!("nats.url: {e}"));
-                    None
-                }
-            },
-            None => Some(String::new()),
-        };
-        let url = url?;
+        let url = resolve_address("nats.url", &config.url.value, compiler.env)
+            .map_err(|message| compiler.error(config.url.line, config.url.column, message))
+            .ok()?;
         if !ok {
             return None;
         }
         Some(Nats {
-            url: compiler.env.map(|_| url),
+            url,
             stream: config.stream.value,
             subject: config.subject.map(|subject| subject.value),
             consumer,
@@ -185,26 +177,29 @@ impl Kind for Nats {
     }
 }
 
-/// Refuses a URL `async-nats` could not connect to, without echoing it (it
-/// may hold a password).
-fn check_url(url: &str, written: &Located<String>, compiler: &mut TriggerCompiler<'_>) -> bool {
-    if is_nats_address(url) {
-        return true;
-    }
-    compiler.error(
-        written.line,
-        written.column,
-        "nats.url is not a NATS server address (`nats://HOST:PORT`, or `tls://` for TLS)".into(),
-    );
-    false
-}
-
-/// Whether `async-nats` can connect to `url`.
-pub(crate) fn is_nats_address(url: &str) -> bool {
+/// A NATS server address as written at `key`, its `${env:…}` and
+/// `${secret:…}` resolved: `Ok(None)` without an environment (the plan
+/// never runs, so nothing is resolved), or a sentence naming the problem,
+/// never the address (it may hold a password).
+pub(crate) fn resolve_address(
+    key: &str,
+    written: &str,
+    env: Option<&dyn Env>,
+) -> Result<Option<String>, String> {
+    let Some(env) = env else {
+        return Ok(None);
+    };
+    let url = interpolate(written, env).map_err(|e| format!("{key}: {e}"))?;
     let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
         .iter()
         .any(|scheme| url.starts_with(scheme));
-    scheme_ok && url.parse::<async_nats::ServerAddr>().is_ok()
+    if scheme_ok && url.parse::<async_nats::ServerAddr>().is_ok() {
+        Ok(Some(url))
+    } else {
+        Err(format!(
+            "{key} is not a NATS server address (`nats://HOST:PORT`, or `tls://` for TLS)"
+        ))
+    }
 }
 
 impl Trigger for Nats {
