@@ -25,6 +25,8 @@
 //!
 //! Each prints one JSON object on standard output.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
