@@ -339,3 +339,51 @@ steps:
     js.delete_stream(&inbound).await.unwrap();
     js.delete_stream(&outbound).await.unwrap();
 }
+
+/// `start: new`: a flow added to a stream that already holds messages
+/// takes only those published after its consumer was created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_starts_new_skips_the_streams_history() {
+    let js = jetstream().await;
+    let (name, root) = own_stream(&js).await;
+    publish(&js, &format!("{root}.old"), 3).await;
+    let flow = format!(
+        "trigger: {{ nats: {{ url: \"${{env:NATS_URL}}\", stream: {name}, start: new }} }}\n\
+         steps:\n  - transform: '.'\n"
+    );
+    let project = TestProject::new("", &[("fresh", &flow)]);
+    let log = project.path().join("node.log");
+    let node = Patchbay::spawn(
+        patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
+        &log,
+    );
+    let consuming = eventually(Duration::from_secs(10), || async {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("consuming from NATS JetStream")
+    })
+    .await;
+    assert!(consuming, "the consumer did not start");
+    publish(&js, &format!("{root}.new"), 2).await;
+    let store = project.open_store().await;
+    let ran = eventually(Duration::from_secs(20), || async {
+        all_runs(&*store).await.len() >= 2
+    })
+    .await;
+    assert!(ran, "the new messages were not consumed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = all_runs(&*store).await;
+    let subjects: Vec<String> = runs
+        .iter()
+        .map(|run| {
+            run.headers["nats-subject"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(runs.len(), 2, "only the new messages: {subjects:?}");
+    assert!(subjects.iter().all(|s| s.ends_with(".new")), "{subjects:?}");
+    node.stop_cleanly();
+    js.delete_stream(&name).await.unwrap();
+}

@@ -74,6 +74,22 @@ pub struct NatsTrigger {
     /// a message again (default 30s).
     #[serde(default)]
     pub ack_wait: Option<HumanDuration>,
+    /// Where a new consumer starts: `all` the stream's messages (default)
+    /// or only those published after it is created (`new`). A consumer
+    /// that exists goes on from where it was.
+    #[serde(default)]
+    pub start: Start,
+}
+
+/// Where a consumer created by the trigger starts in its stream.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// The oldest message the stream still holds.
+    #[default]
+    All,
+    /// The first message published after the consumer is created.
+    New,
 }
 
 /// A compiled NATS JetStream trigger.
@@ -86,6 +102,7 @@ pub(crate) struct Nats {
     consumer: String,
     batch: u32,
     ack_wait: Duration,
+    start: Start,
 }
 
 impl std::fmt::Debug for Nats {
@@ -97,6 +114,7 @@ impl std::fmt::Debug for Nats {
             .field("consumer", &self.consumer)
             .field("batch", &self.batch)
             .field("ack_wait", &self.ack_wait)
+            .field("start", &self.start)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +191,7 @@ impl Kind for Nats {
             consumer,
             batch: config.batch.map_or(DEFAULT_BATCH, |batch| batch.value),
             ack_wait: config.ack_wait.map_or(DEFAULT_ACK_WAIT, |wait| wait.0),
+            start: config.start,
         })
     }
 }
@@ -210,6 +229,13 @@ impl Trigger for Nats {
             ("consumer", json!(self.consumer)),
             ("batch", json!(self.batch)),
             ("ack_wait_ms", json!(self.ack_wait.as_millis() as u64)),
+            (
+                "start",
+                json!(match self.start {
+                    Start::All => "all",
+                    Start::New => "new",
+                }),
+            ),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
@@ -271,6 +297,10 @@ impl Nats {
             durable_name: Some(self.consumer.clone()),
             filter_subject: self.subject.clone().unwrap_or_default(),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            deliver_policy: match self.start {
+                Start::All => jetstream::consumer::DeliverPolicy::All,
+                Start::New => jetstream::consumer::DeliverPolicy::New,
+            },
             ack_wait: self.ack_wait,
             // Bounds what the server hands out before it hears back.
             max_ack_pending: i64::from(self.batch).saturating_mul(4),
@@ -403,6 +433,7 @@ mod tests {
         assert_eq!(plan["consumer"], "patchbay-orders");
         assert_eq!(plan["batch"], 100);
         assert_eq!(plan["ack_wait_ms"], 30_000);
+        assert_eq!(plan["start"], "all");
     }
 
     #[test]
