@@ -1128,29 +1128,10 @@ steps:
     (schema, project, cluster)
 }
 
-/// A connector limited to 50 calls a second, called by three nodes at once,
-/// against an upstream that answers `429` to anything faster: the limit is
-/// the cluster's, kept in the database, so the upstream sees 50 a second
-/// between them (within 5 %) and never has to refuse one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_share_one_rate_limit_and_the_upstream_refuses_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    const RATE: u32 = 50;
-    let calls = campaign_setting("PATCHBAY_CLUSTER_LIMITED_CALLS", 300) as usize;
-    let upstream = MockUpstream::start().await;
-    upstream.route("POST", "/sync", Reply::json(200, json!({ "ok": true })));
-    // The upstream's own limit tolerates calls up to 100 ms early, as real
-    // ones do (a GCRA with a burst of 5): a call that the machine's load
-    // delayed, followed by one on time, is not a breach of 50 a second.
-    // The connector spaces its calls evenly (burst 1).
-    upstream.enforce_rate_limit_with_burst(RATE, Duration::from_secs(1), 5);
-    let (_schema, _project, cluster) = partner_cluster(
-        &upstream,
-        &format!("    rate_limit: {{ requests: {RATE}, per: 1s, max_wait: 60s }}\n"),
-    )
-    .await;
-
-    // Every call queued at once, a third on each node.
+/// Posts `calls` events to `/hooks/sync`, all queued at once, a third on
+/// each node of `cluster`, and waits until `upstream` has heard that many
+/// calls.
+async fn send_to_every_node(cluster: &Cluster, upstream: &MockUpstream, calls: usize) {
     let client = reqwest::Client::new();
     let sends = (0..calls).map(|n| {
         let base = cluster.base(n % 3).expect("the node is up");
@@ -1174,6 +1155,31 @@ async fn three_nodes_share_one_rate_limit_and_the_upstream_refuses_nothing() {
     })
     .await;
     assert!(done, "{} of {calls} calls made", upstream.request_count());
+}
+
+/// A connector limited to 50 calls a second, called by three nodes at once,
+/// against an upstream that answers `429` to anything faster: the limit is
+/// the cluster's, kept in the database, so the upstream sees 50 a second
+/// between them (within 5 %) and never has to refuse one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_one_rate_limit_and_the_upstream_refuses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    const RATE: u32 = 50;
+    let calls = campaign_setting("PATCHBAY_CLUSTER_LIMITED_CALLS", 300) as usize;
+    let upstream = MockUpstream::start().await;
+    upstream.route("POST", "/sync", Reply::json(200, json!({ "ok": true })));
+    // The upstream's own limit tolerates calls up to 100 ms early, as real
+    // ones do (a GCRA with a burst of 5): a call that the machine's load
+    // delayed, followed by one on time, is not a breach of 50 a second.
+    // The connector spaces its calls evenly (burst 1).
+    upstream.enforce_rate_limit_with_burst(RATE, Duration::from_secs(1), 5);
+    let (_schema, _project, cluster) = partner_cluster(
+        &upstream,
+        &format!("    rate_limit: {{ requests: {RATE}, per: 1s, max_wait: 60s }}\n"),
+    )
+    .await;
+
+    send_to_every_node(&cluster, &upstream, calls).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let requests = upstream.requests();
@@ -1236,29 +1242,7 @@ async fn three_nodes_share_max_in_flight_and_the_upstream_never_sees_more() {
     )
     .await;
 
-    let client = reqwest::Client::new();
-    let sends = (0..CALLS).map(|n| {
-        let base = cluster.base(n % 3).expect("the node is up");
-        let client = client.clone();
-        async move {
-            let answer = client
-                .post(format!("{base}/hooks/sync"))
-                .json(&json!({ "n": n }))
-                .send()
-                .await
-                .expect("an answer");
-            assert_eq!(answer.status(), 202, "call {n}");
-        }
-    });
-    futures::stream::iter(sends)
-        .buffer_unordered(32)
-        .collect::<Vec<()>>()
-        .await;
-    let done = eventually(Duration::from_secs(60), || async {
-        upstream.request_count() >= CALLS
-    })
-    .await;
-    assert!(done, "{} of {CALLS} calls made", upstream.request_count());
+    send_to_every_node(&cluster, &upstream, CALLS).await;
 
     let most = upstream.max_in_flight();
     println!("{CALLS} calls of 100 ms from 3 nodes, at most {most} in flight at once");

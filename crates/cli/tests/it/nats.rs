@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt as _;
-use patchbay_store::RunStatus;
+use patchbay_store::{Run, RunStatus, Store};
 
 use crate::support::{
     Patchbay, TestProject, all_runs, campaign_setting, eventually, panics_in_log, patchbay_run,
@@ -71,6 +71,52 @@ async fn publish(js: &jetstream::Context, subject: &str, count: usize) {
         .await;
 }
 
+/// A node of `project`, with `NATS_URL` set and its log in `node.log`.
+fn start_node(project: &TestProject) -> Patchbay {
+    Patchbay::spawn(
+        patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
+        &project.path().join("node.log"),
+    )
+}
+
+/// Publishes `messages` on `subject` while a node of `project` is
+/// SIGKILLed and restarted `kills` times, each kill after the node had
+/// 200 to 700 ms to fetch, commit and acknowledge some; the node running
+/// once every message is published.
+async fn publish_through_kills(
+    js: &jetstream::Context,
+    subject: &str,
+    messages: usize,
+    project: &TestProject,
+    kills: usize,
+) -> Patchbay {
+    let publisher = {
+        let (js, subject) = (js.clone(), subject.to_string());
+        tokio::spawn(async move { publish(&js, &subject, messages).await })
+    };
+    let mut node = start_node(project);
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(200 + fastrand::u64(0..500))).await;
+        tokio::task::spawn_blocking(move || node.kill())
+            .await
+            .unwrap();
+        node = start_node(project);
+    }
+    publisher.await.expect("every message published");
+    node
+}
+
+/// Every run of `store` once it holds `count` runs, all succeeded, or
+/// after two minutes; whether they came.
+async fn succeeded_runs(store: &dyn Store, count: usize) -> (bool, Vec<Run>) {
+    let done = eventually(Duration::from_secs(120), || async {
+        let runs = all_runs(store).await;
+        runs.len() >= count && runs.iter().all(|run| run.status == RunStatus::Succeeded)
+    })
+    .await;
+    (done, all_runs(store).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_of_a_stream_is_one_run_across_kills() {
     let messages = campaign_setting("PATCHBAY_NATS_MESSAGES", 10_000) as usize;
@@ -98,41 +144,20 @@ steps:
     );
     let project = TestProject::new("engine: { lease: 2s }\n", &[("orders", &flow)]);
     let log = project.path().join("node.log");
-    let start = || {
-        Patchbay::spawn(
-            patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
-            &log,
-        )
-    };
 
     let began = Instant::now();
-    let publisher = {
-        let (js, subject) = (js.clone(), format!("{root}.orders.new"));
-        tokio::spawn(async move { publish(&js, &subject, messages).await })
-    };
-    // Kills spread over the publishing, each after the node has had a
-    // moment to fetch, commit and acknowledge some messages.
-    let mut node = start();
-    for _ in 0..kills {
-        tokio::time::sleep(Duration::from_millis(300 + fastrand::u64(0..500))).await;
-        tokio::task::spawn_blocking(move || node.kill())
-            .await
-            .unwrap();
-        node = start();
-    }
-    publisher.await.expect("every message published");
+    let node = publish_through_kills(
+        &js,
+        &format!("{root}.orders.new"),
+        messages,
+        &project,
+        kills,
+    )
+    .await;
     let published_in = began.elapsed();
 
     let store = project.open_store().await;
-    let done = eventually(Duration::from_secs(120), || {
-        let store = &store;
-        async move {
-            let runs = all_runs(&**store).await;
-            runs.len() >= messages && runs.iter().all(|run| run.status == RunStatus::Succeeded)
-        }
-    })
-    .await;
-    let runs = all_runs(&*store).await;
+    let (done, runs) = succeeded_runs(&*store, messages).await;
     println!(
         "{messages} messages published in {published_in:?} with {kills} kills; {} runs after {:?}",
         runs.len(),
@@ -188,10 +213,7 @@ async fn a_missing_stream_is_waited_for() {
     );
     let project = TestProject::new("", &[("late", &flow)]);
     let log = project.path().join("node.log");
-    let node = Patchbay::spawn(
-        patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
-        &log,
-    );
+    let node = start_node(&project);
     let complained = eventually(Duration::from_secs(10), || async {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -248,36 +270,11 @@ steps:
     );
     let project = TestProject::new("engine: { lease: 2s }\n", &[("relay", &flow)]);
     let log = project.path().join("node.log");
-    let start = || {
-        Patchbay::spawn(
-            patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
-            &log,
-        )
-    };
-    let publisher = {
-        let (js, subject) = (js.clone(), format!("{in_root}.orders"));
-        tokio::spawn(async move { publish(&js, &subject, messages).await })
-    };
-    let mut node = start();
-    for _ in 0..kills {
-        tokio::time::sleep(Duration::from_millis(200 + fastrand::u64(0..400))).await;
-        tokio::task::spawn_blocking(move || node.kill())
-            .await
-            .unwrap();
-        node = start();
-    }
-    publisher.await.expect("every message published");
+    let node =
+        publish_through_kills(&js, &format!("{in_root}.orders"), messages, &project, kills).await;
 
     let store = project.open_store().await;
-    let done = eventually(Duration::from_secs(120), || {
-        let store = &store;
-        async move {
-            let runs = all_runs(&**store).await;
-            runs.len() >= messages && runs.iter().all(|run| run.status == RunStatus::Succeeded)
-        }
-    })
-    .await;
-    let runs = all_runs(&*store).await;
+    let (done, runs) = succeeded_runs(&*store, messages).await;
     assert!(done, "{} runs of {messages} messages", runs.len());
     let duplicates = runs
         .iter()
@@ -336,6 +333,7 @@ steps:
     assert_eq!(seen.len(), messages, "every input relayed");
     assert!(seen.values().all(|count| *count == 1));
     node.stop_cleanly();
+    assert!(panics_in_log(&log).is_empty(), "{:?}", panics_in_log(&log));
     js.delete_stream(&inbound).await.unwrap();
     js.delete_stream(&outbound).await.unwrap();
 }
@@ -353,10 +351,7 @@ async fn a_consumer_that_starts_new_skips_the_streams_history() {
     );
     let project = TestProject::new("", &[("fresh", &flow)]);
     let log = project.path().join("node.log");
-    let node = Patchbay::spawn(
-        patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
-        &log,
-    );
+    let node = start_node(&project);
     let consuming = eventually(Duration::from_secs(10), || async {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
