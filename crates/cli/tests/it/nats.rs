@@ -35,19 +35,48 @@ async fn jetstream() -> jetstream::Context {
     jetstream::new(client)
 }
 
-/// A stream of the test's own on `pbtest.ID.>`; its name and subject root.
-async fn own_stream(js: &jetstream::Context) -> (String, String) {
+/// The name and subject root (`pbtest.ID`) of a stream of the test's own.
+fn stream_names() -> (String, String) {
     let id = uuid::Uuid::now_v7().simple().to_string();
-    let name = format!("PBTEST_{id}");
-    let root = format!("pbtest.{id}");
+    (format!("PBTEST_{id}"), format!("pbtest.{id}"))
+}
+
+/// Creates stream `name` on the subjects under `root`.
+async fn create_stream(js: &jetstream::Context, name: &str, root: &str) {
     js.create_stream(stream::Config {
-        name: name.clone(),
+        name: name.to_string(),
         subjects: vec![format!("{root}.>")],
         ..Default::default()
     })
     .await
     .expect("create the test's stream");
+}
+
+/// A stream of the test's own; its name and subject root.
+async fn own_stream(js: &jetstream::Context) -> (String, String) {
+    let (name, root) = stream_names();
+    create_stream(js, &name, &root).await;
     (name, root)
+}
+
+/// A flow of one `transform` fed by stream `name`, with `settings` added
+/// to its `nats` trigger.
+fn passing_flow(name: &str, settings: &str) -> String {
+    format!(
+        "trigger: {{ nats: {{ url: \"${{env:NATS_URL}}\", stream: {name}{settings} }} }}\n\
+         steps:\n  - transform: '.'\n"
+    )
+}
+
+/// Whether `project`'s node logs `text` within 10 s.
+async fn logs_within(project: &TestProject, text: &str) -> bool {
+    let log = project.path().join("node.log");
+    eventually(Duration::from_secs(10), || async {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(text)
+    })
+    .await
 }
 
 /// Publishes `count` messages `{"n": N}` on `SUBJECT`, each acknowledged by
@@ -205,31 +234,16 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_stream_is_waited_for() {
     let js = jetstream().await;
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let name = format!("PBTEST_{id}");
-    let flow = format!(
-        "trigger: {{ nats: {{ url: \"${{env:NATS_URL}}\", stream: {name} }} }}\n\
-         steps:\n  - transform: '.'\n"
-    );
-    let project = TestProject::new("", &[("late", &flow)]);
-    let log = project.path().join("node.log");
+    let (name, root) = stream_names();
+    let project = TestProject::new("", &[("late", &passing_flow(&name, ""))]);
     let node = start_node(&project);
-    let complained = eventually(Duration::from_secs(10), || async {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("NATS consumer stopped")
-    })
-    .await;
-    assert!(complained, "no word of the missing stream in the log");
+    assert!(
+        logs_within(&project, "NATS consumer stopped").await,
+        "no word of the missing stream in the log"
+    );
 
-    js.create_stream(stream::Config {
-        name: name.clone(),
-        subjects: vec![format!("pbtest.{id}.>")],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    js.publish(format!("pbtest.{id}.x"), r#"{"late": true}"#.into())
+    create_stream(&js, &name, &root).await;
+    js.publish(format!("{root}.x"), r#"{"late": true}"#.into())
         .await
         .unwrap()
         .await
@@ -345,20 +359,12 @@ async fn a_consumer_that_starts_new_skips_the_streams_history() {
     let js = jetstream().await;
     let (name, root) = own_stream(&js).await;
     publish(&js, &format!("{root}.old"), 3).await;
-    let flow = format!(
-        "trigger: {{ nats: {{ url: \"${{env:NATS_URL}}\", stream: {name}, start: new }} }}\n\
-         steps:\n  - transform: '.'\n"
-    );
-    let project = TestProject::new("", &[("fresh", &flow)]);
-    let log = project.path().join("node.log");
+    let project = TestProject::new("", &[("fresh", &passing_flow(&name, ", start: new"))]);
     let node = start_node(&project);
-    let consuming = eventually(Duration::from_secs(10), || async {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("consuming from NATS JetStream")
-    })
-    .await;
-    assert!(consuming, "the consumer did not start");
+    assert!(
+        logs_within(&project, "consuming from NATS JetStream").await,
+        "the consumer did not start"
+    );
     publish(&js, &format!("{root}.new"), 2).await;
     let store = project.open_store().await;
     let ran = eventually(Duration::from_secs(20), || async {
