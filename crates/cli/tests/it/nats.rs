@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt as _;
-use patchbay_store::{Run, RunStatus, Store};
+use patchbay_store::RunStatus;
 
+use crate::brokers::{kill_while_publishing, logs_within, succeeded_runs};
 use crate::support::{
-    Patchbay, TestProject, all_runs, campaign_setting, eventually, panics_in_log, patchbay_run,
+    Patchbay, TestProject, all_runs, campaign_setting, eventually, panics_in_log,
 };
 
 fn nats_url() -> String {
@@ -68,17 +69,6 @@ fn passing_flow(name: &str, settings: &str) -> String {
     )
 }
 
-/// Whether `project`'s node logs `text` within 10 s.
-async fn logs_within(project: &TestProject, text: &str) -> bool {
-    let log = project.path().join("node.log");
-    eventually(Duration::from_secs(10), || async {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(text)
-    })
-    .await
-}
-
 /// Publishes `count` messages `{"n": N}` on `SUBJECT`, each acknowledged by
 /// the server (so stored in the stream) before the next batch of 256 goes.
 async fn publish(js: &jetstream::Context, subject: &str, count: usize) {
@@ -102,16 +92,12 @@ async fn publish(js: &jetstream::Context, subject: &str, count: usize) {
 
 /// A node of `project`, with `NATS_URL` set and its log in `node.log`.
 fn start_node(project: &TestProject) -> Patchbay {
-    Patchbay::spawn(
-        patchbay_run(project.path(), &[("NATS_URL", nats_url())]),
-        &project.path().join("node.log"),
-    )
+    crate::brokers::start_node(project, &[("NATS_URL", nats_url())])
 }
 
 /// Publishes `messages` on `subject` while a node of `project` is
-/// SIGKILLed and restarted `kills` times, each kill after the node had
-/// 200 to 700 ms to fetch, commit and acknowledge some; the node running
-/// once every message is published.
+/// SIGKILLed and restarted `kills` times; the node running once every
+/// message is published.
 async fn publish_through_kills(
     js: &jetstream::Context,
     subject: &str,
@@ -123,27 +109,14 @@ async fn publish_through_kills(
         let (js, subject) = (js.clone(), subject.to_string());
         tokio::spawn(async move { publish(&js, &subject, messages).await })
     };
-    let mut node = start_node(project);
-    for _ in 0..kills {
-        tokio::time::sleep(Duration::from_millis(200 + fastrand::u64(0..500))).await;
-        tokio::task::spawn_blocking(move || node.kill())
-            .await
-            .unwrap();
-        node = start_node(project);
-    }
-    publisher.await.expect("every message published");
-    node
-}
-
-/// Every run of `store` once it holds `count` runs, all succeeded, or
-/// after two minutes; whether they came.
-async fn succeeded_runs(store: &dyn Store, count: usize) -> (bool, Vec<Run>) {
-    let done = eventually(Duration::from_secs(120), || async {
-        let runs = all_runs(store).await;
-        runs.len() >= count && runs.iter().all(|run| run.status == RunStatus::Succeeded)
-    })
-    .await;
-    (done, all_runs(store).await)
+    kill_while_publishing(
+        project,
+        &[("NATS_URL", nats_url())],
+        kills,
+        200..700,
+        publisher,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

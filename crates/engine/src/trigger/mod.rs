@@ -9,6 +9,9 @@
 //! - [`manual`]: started by hand (`patchbay invoke`, the API).
 //! - [`nats`]: messages of a NATS JetStream stream, through a durable
 //!   consumer, acknowledged once their runs are committed.
+//! - [`redis_stream`]: entries of a Redis stream, through a consumer group,
+//!   acknowledged once their runs are committed; a dead node's are taken
+//!   over.
 //!
 //! A kind implements [`Kind`] (how its settings are read and compiled, with
 //! every problem reported at its file and line) and [`Trigger`] (what the
@@ -18,7 +21,7 @@
 //! ```text
 //! trigger/mod.rs
 //!     kind_entry::<manual::Manual>(),
-//! +   kind_entry::<redis::RedisStream>(),
+//! +   kind_entry::<mqtt::Mqtt>(),
 //! ```
 //!
 //! As with step kinds, a trait object rather than an enum: whoever holds a
@@ -31,6 +34,7 @@
 
 mod manual;
 mod nats;
+mod redis_stream;
 mod schedule;
 mod webhook;
 
@@ -43,6 +47,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use patchbay_config::{Diagnostic, Env, Located, Node, Report, TriggerConfig};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -53,6 +59,7 @@ use crate::intake::Intake;
 
 pub use manual::ManualTrigger;
 pub(crate) use nats::resolve_address as resolve_nats_address;
+pub(crate) use redis_stream::resolve_address as resolve_redis_address;
 pub use schedule::ScheduleTrigger;
 pub use webhook::{WebhookMode, WebhookPlan, WebhookTrigger};
 
@@ -62,7 +69,38 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<schedule::Schedule>(),
     kind_entry::<manual::Manual>(),
     kind_entry::<nats::Nats>(),
+    kind_entry::<redis_stream::RedisStream>(),
 ];
+
+/// Where a broker trigger's consumer (or group), when the trigger creates
+/// it, starts in its stream.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// The oldest message the stream still holds.
+    #[default]
+    All,
+    /// The first message published after the consumer is created.
+    New,
+}
+
+impl Start {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Start::All => "all",
+            Start::New => "new",
+        }
+    }
+}
+
+/// A payload as a run's input: its JSON, else its text, `null` when empty.
+pub(crate) fn payload_input(payload: &[u8]) -> Value {
+    if payload.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(payload)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
+}
 
 /// A trigger kind's compile side: the settings it reads under its key and
 /// the trigger it builds.

@@ -38,7 +38,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::{debug, info, warn};
 
-use super::{Kind, SourceContext, Trigger, TriggerCompiler};
+use super::{Kind, SourceContext, Start, Trigger, TriggerCompiler, payload_input};
 
 const DEFAULT_BATCH: u32 = 100;
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
@@ -79,17 +79,6 @@ pub struct NatsTrigger {
     /// that exists goes on from where it was.
     #[serde(default)]
     pub start: Start,
-}
-
-/// Where a consumer created by the trigger starts in its stream.
-#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Start {
-    /// The oldest message the stream still holds.
-    #[default]
-    All,
-    /// The first message published after the consumer is created.
-    New,
 }
 
 /// A compiled NATS JetStream trigger.
@@ -229,13 +218,7 @@ impl Trigger for Nats {
             ("consumer", json!(self.consumer)),
             ("batch", json!(self.batch)),
             ("ack_wait_ms", json!(self.ack_wait.as_millis() as u64)),
-            (
-                "start",
-                json!(match self.start {
-                    Start::All => "all",
-                    Start::New => "new",
-                }),
-            ),
+            ("start", json!(self.start.as_str())),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
@@ -402,20 +385,8 @@ impl Nats {
     }
 }
 
-/// A payload as a run's input: its JSON, else its text, `null` when empty.
-fn payload_input(payload: &[u8]) -> Value {
-    if payload.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(payload)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::payload_input;
-    use serde_json::json;
-
     fn report(trigger: &str) -> String {
         let flow = format!("trigger:\n  nats:\n{trigger}steps:\n  - transform: .\n");
         match crate::test_support::build("orders", &flow) {
@@ -468,12 +439,5 @@ mod tests {
         let found = report("    url: 'nats://me:hunter2@[oops'\n    stream: ORDERS\n");
         assert!(found.contains("nats.url is not"), "{found}");
         assert!(!found.contains("hunter2"), "{found}");
-    }
-
-    #[test]
-    fn a_payload_is_its_json_else_its_text() {
-        assert_eq!(payload_input(br#"{"id": 7}"#), json!({ "id": 7 }));
-        assert_eq!(payload_input(b"hello"), json!("hello"));
-        assert_eq!(payload_input(b""), json!(null));
     }
 }

@@ -146,3 +146,11 @@ mod dispatch {
         node.stop().await;
     }
 }
+
+#[test]
+fn a_broker_payload_is_its_json_else_its_text() {
+    use super::payload_input;
+    assert_eq!(payload_input(br#"{"id": 7}"#), json!({ "id": 7 }));
+    assert_eq!(payload_input(b"hello"), json!("hello"));
+    assert_eq!(payload_input(b""), json!(null));
+}

@@ -1,14 +1,10 @@
-//! `publish: {nats: {url, subject}}`, with `body`, `headers` and
-//! `message_id`: a message published to a NATS JetStream stream, confirmed
-//! by the server before the step succeeds.
+//! `publish: {nats: {url, subject, timeout}}`: a message published to a
+//! NATS JetStream stream, confirmed by the server before the step succeeds.
 //!
-//! At least once, never twice in the stream: a step repeated after a crash
-//! or a retry publishes the same message again, and the message carries the
-//! same `Nats-Msg-Id` (by default the run, the step and the item, as a
-//! call's idempotency key), so the stream drops the copy within its
-//! duplicate window (2 minutes by default) and answers `duplicate: true`.
-//! The step's result is the confirmation: `{stream, sequence, duplicate,
-//! message_id}`.
+//! The message carries its id as `Nats-Msg-Id`, so the stream drops a copy
+//! within its duplicate window (2 minutes by default) and answers
+//! `duplicate: true`. The step's result is the confirmation: `{stream,
+//! sequence, duplicate, message_id}`.
 //!
 //! The connection is the step's, opened at its first publish and kept;
 //! `async-nats` reopens it when it breaks. No confirmation within `timeout`
@@ -20,47 +16,20 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use async_trait::async_trait;
 use patchbay_config::{HumanDuration, Located};
-use patchbay_expr::Expr;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::context::scalar_text;
-use super::{Compiler, Description, Kind, Performed, Step, StepContext};
+use super::{Broker, Message};
 use crate::failure::StepError;
+use crate::step::Compiler;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const BROKER: &str = "NATS";
 
-/// `publish`'s keys.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Config {
-    /// Where the message goes.
-    publish: Located<Target>,
-    /// jq: the message's body, sent as JSON (default `.`).
-    #[serde(default)]
-    body: Option<Located<String>>,
-    /// jq: an object of headers to send with the message.
-    #[serde(default)]
-    headers: Option<Located<String>>,
-    /// jq: the message's id, by which the stream drops a copy (default:
-    /// the run, the step and the item).
-    #[serde(default)]
-    message_id: Option<Located<String>>,
-}
-
-/// The broker a message goes to.
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Target {
-    /// A NATS JetStream stream, by one of its subjects.
-    nats: NatsTarget,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct NatsTarget {
+pub(super) struct Settings {
     /// The server: `nats://HOST:PORT` (`tls://` for TLS); `${env:…}` and
     /// `${secret:…}` are resolved.
     url: Located<String>,
@@ -72,39 +41,31 @@ struct NatsTarget {
     timeout: Option<HumanDuration>,
 }
 
-pub(crate) struct Publish {
+pub(super) struct NatsStream {
     /// `None` when the plan never runs (no environment to resolve it).
     url: Option<String>,
     subject: String,
     timeout: Duration,
-    body: Option<Expr>,
-    headers: Option<Expr>,
-    message_id: Option<Expr>,
     client: OnceCell<async_nats::Client>,
 }
 
-impl std::fmt::Debug for Publish {
+impl std::fmt::Debug for NatsStream {
     // The URL may carry a password: it is never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publish")
+        f.debug_struct("NatsStream")
             .field("subject", &self.subject)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
-impl Kind for Publish {
-    const KEY: &'static str = "publish";
-    const FANS_OUT: bool = true;
-    type Config = Config;
-
-    fn compile(config: Config, compiler: &mut Compiler<'_>) -> Option<Self> {
-        let target = config.publish.value.nats;
+impl NatsStream {
+    pub(super) fn compile(target: Settings, compiler: &mut Compiler<'_>) -> Option<Self> {
         let subject = &target.subject;
-        let subject_ok = if subject.value.is_empty()
+        let subject_ok = !(subject.value.is_empty()
             || subject.value.contains(['*', '>'])
-            || subject.value.chars().any(char::is_whitespace)
-        {
+            || subject.value.chars().any(char::is_whitespace));
+        if !subject_ok {
             compiler.error(
                 subject,
                 format!(
@@ -113,36 +74,25 @@ impl Kind for Publish {
                     subject.value
                 ),
             );
-            false
-        } else {
-            true
-        };
+        }
         let url = crate::trigger::resolve_nats_address(
             "publish.nats.url",
             &target.url.value,
             compiler.env(),
         )
         .map_err(|message| compiler.error(&target.url, message))
-        .ok();
-        let body = compiler.optional("body", config.body.as_ref());
-        let headers = compiler.optional("headers", config.headers.as_ref());
-        let message_id = compiler.optional("message_id", config.message_id.as_ref());
+        .ok()?;
         if !subject_ok {
             return None;
         }
-        Some(Publish {
-            url: url?,
+        Some(NatsStream {
+            url,
             subject: target.subject.value,
             timeout: target.timeout.map_or(DEFAULT_TIMEOUT, |timeout| timeout.0),
-            body: body?,
-            headers: headers?,
-            message_id: message_id?,
             client: OnceCell::new(),
         })
     }
-}
 
-impl Publish {
     fn failure(&self, message: String, transient: bool) -> StepError {
         StepError::Broker {
             broker: BROKER,
@@ -171,33 +121,24 @@ impl Publish {
 }
 
 #[async_trait]
-impl Step for Publish {
-    async fn perform(&self, cx: &StepContext<'_>) -> Result<Performed, StepError> {
-        let body = match &self.body {
-            Some(expr) => cx.eval("body", expr).await?,
-            None => cx.input.clone(),
-        };
-        let message_id = match &self.message_id {
-            Some(expr) => scalar_text(&cx.eval("message_id", expr).await?),
-            None => cx.default_idempotency_key(),
-        };
-        let mut headers = async_nats::HeaderMap::new();
-        if let Some(expr) = &self.headers {
-            for (name, value) in cx.pairs("headers", expr).await? {
-                headers.append(name.as_str(), value.as_str());
-            }
-        }
-        headers.insert("Nats-Msg-Id", message_id.as_str());
-        let payload = serde_json::to_vec(&body).unwrap_or_default();
-        let request = json!({ "subject": self.subject, "message_id": message_id, "body": body });
+impl Broker for NatsStream {
+    fn destination(&self) -> (&'static str, &str) {
+        ("subject", &self.subject)
+    }
 
+    async fn send(&self, message: &Message) -> Result<Value, StepError> {
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, value) in &message.headers {
+            headers.append(name.as_str(), value.as_str());
+        }
+        headers.insert("Nats-Msg-Id", message.id.as_str());
         let client = self.client().await?;
         let context = jetstream::context::ContextBuilder::new()
             .timeout(self.timeout)
             .build(client.clone());
         let confirmed = async {
             context
-                .publish_with_headers(self.subject.clone(), headers, payload.into())
+                .publish_with_headers(self.subject.clone(), headers, message.payload().into())
                 .await?
                 .await
         };
@@ -222,36 +163,18 @@ impl Step for Publish {
                 );
             }
         };
-        Ok(Performed {
-            output: json!({
-                "stream": ack.stream,
-                "sequence": ack.sequence,
-                "duplicate": ack.duplicate,
-                "message_id": message_id,
-            }),
-            request: Some(request),
-            reply: None,
-        })
-    }
-
-    fn describe(&self) -> Description {
-        Description {
-            path: Some(self.subject.clone()),
-            expression: self.body.as_ref().map(|body| body.source().into()),
-            ..Description::default()
-        }
+        Ok(json!({
+            "stream": ack.stream,
+            "sequence": ack.sequence,
+            "duplicate": ack.duplicate,
+            "message_id": message.id,
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    fn report(step: &str) -> String {
-        let flow = format!("trigger: {{ manual: {{}} }}\nsteps:\n{step}");
-        match crate::test_support::build("notify", &flow) {
-            Ok(_) => String::new(),
-            Err(report) => report.to_string(),
-        }
-    }
+    use super::super::tests::report;
 
     #[test]
     fn a_valid_step_compiles() {

@@ -1,0 +1,63 @@
+//! What the broker triggers' tests share: a node started with a broker's
+//! address in its environment, SIGKILLed and restarted while messages are
+//! published, and the wait for every run to succeed.
+
+use std::time::Duration;
+
+use patchbay_store::{Run, RunStatus, Store};
+
+use crate::support::{Patchbay, TestProject, all_runs, eventually, patchbay_run};
+
+/// Whether `project`'s node logs `text` within 10 s.
+pub async fn logs_within(project: &TestProject, text: &str) -> bool {
+    let log = project.path().join("node.log");
+    eventually(Duration::from_secs(10), || async {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(text)
+    })
+    .await
+}
+
+/// A node of `project` with `env` set (the broker's address), its log in
+/// `node.log`.
+pub fn start_node(project: &TestProject, env: &[(&str, String)]) -> Patchbay {
+    Patchbay::spawn(
+        patchbay_run(project.path(), env),
+        &project.path().join("node.log"),
+    )
+}
+
+/// Runs `publisher` while a node of `project` is SIGKILLed and restarted
+/// `kills` times, each kill after the node had a time drawn from
+/// `lifetime_ms` (from its start) to take, commit and acknowledge some
+/// messages; the node running once every message is published.
+pub async fn kill_while_publishing(
+    project: &TestProject,
+    env: &[(&str, String)],
+    kills: usize,
+    lifetime_ms: std::ops::Range<u64>,
+    publisher: tokio::task::JoinHandle<()>,
+) -> Patchbay {
+    let mut node = start_node(project, env);
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(lifetime_ms.clone()))).await;
+        tokio::task::spawn_blocking(move || node.kill())
+            .await
+            .unwrap();
+        node = start_node(project, env);
+    }
+    publisher.await.expect("every message published");
+    node
+}
+
+/// Every run of `store` once it holds `count` runs, all succeeded, or
+/// after two minutes; whether they came.
+pub async fn succeeded_runs(store: &dyn Store, count: usize) -> (bool, Vec<Run>) {
+    let done = eventually(Duration::from_secs(120), || async {
+        let runs = all_runs(store).await;
+        runs.len() >= count && runs.iter().all(|run| run.status == RunStatus::Succeeded)
+    })
+    .await;
+    (done, all_runs(store).await)
+}
