@@ -1,0 +1,232 @@
+//! `bench-redis`: Redis Streams' own add and read rates, and the rate and
+//! latency of messages relayed through a Patchbay flow (a `redis` trigger
+//! and a `publish` step), for the `messaging` scenario of `bench/run`.
+//!
+//! ```text
+//! bench-redis --url URL relay  --prefix P --messages N --seconds D
+//! bench-redis --url URL broker --messages N
+//! ```
+//!
+//! - `relay` adds `N` entries `payload: {"sent_at_us": T, "n": I}` to
+//!   stream `P:in`, 256 at a time in one pipeline, while it reads `P:out`
+//!   with `XREAD`; each message's latency runs from its add to its arrival
+//!   on `P:out` (the flow passes the body on). It stops once all `N` came
+//!   back or `D` seconds passed, then deletes both streams. It prints the
+//!   rate (messages back per second, first add to last arrival) and the
+//!   latencies.
+//! - `broker` measures the server alone on a stream of its own: `N`
+//!   entries added the same way (entries per second), then read back by a
+//!   consumer group with acknowledgements, as the trigger reads
+//!   (`XREADGROUP` + `XACK`, 256 at a time), then the stream is deleted.
+//!
+//! Each prints one JSON object on standard output.
+
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use patchbay_bench::stats::Summary;
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use serde_json::{Value, json};
+
+const AT_ONCE: usize = 256;
+
+#[derive(Parser)]
+struct Args {
+    /// The Redis server.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Relay {
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+    },
+    Broker {
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Failure(String);
+
+fn failure(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Failure + '_ {
+    move |e| Failure(format!("{what}: {e}"))
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Adds `count` entries to `stream`, `AT_ONCE` per pipeline; how long it
+/// took.
+async fn add(
+    mut redis: MultiplexedConnection,
+    stream: String,
+    count: usize,
+) -> Result<Duration, Failure> {
+    let started = Instant::now();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(AT_ONCE) {
+        let mut pipe = redis::pipe();
+        for n in chunk {
+            let body = json!({ "sent_at_us": now_us(), "n": n }).to_string();
+            pipe.xadd(&stream, "*", &[("payload", body)]).ignore();
+        }
+        let () = pipe
+            .query_async(&mut redis)
+            .await
+            .map_err(|e| failure("add")(&e))?;
+    }
+    Ok(started.elapsed())
+}
+
+/// The entries of one read's reply, as their `payload` fields.
+fn payloads(reply: Option<StreamReadReply>) -> Vec<(String, Value)> {
+    reply
+        .into_iter()
+        .flat_map(|reply| reply.keys)
+        .flat_map(|key| key.ids)
+        .map(|entry| {
+            let body = entry
+                .get::<String>("payload")
+                .and_then(|payload| serde_json::from_str(&payload).ok())
+                .unwrap_or_default();
+            (entry.id, body)
+        })
+        .collect()
+}
+
+async fn relay(
+    redis: &mut MultiplexedConnection,
+    prefix: &str,
+    messages: usize,
+    seconds: f64,
+) -> Result<Value, Failure> {
+    let (inbound, outbound) = (format!("{prefix}:in"), format!("{prefix}:out"));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let publisher = tokio::spawn(add(redis.clone(), inbound.clone(), messages));
+    let mut latencies = Vec::with_capacity(messages);
+    let mut seen = HashSet::with_capacity(messages);
+    let mut last = started;
+    let mut cursor = "0".to_string();
+    while seen.len() < messages && Instant::now() < deadline {
+        let options = StreamReadOptions::default().count(1000).block(200);
+        let reply: Option<StreamReadReply> = redis
+            .xread_options(&[&outbound], &[&cursor], &options)
+            .await
+            .map_err(|e| failure("read")(&e))?;
+        for (id, body) in payloads(reply) {
+            cursor = id;
+            let (Some(sent), Some(n)) = (body["sent_at_us"].as_u64(), body["n"].as_u64()) else {
+                continue;
+            };
+            if seen.insert(n) {
+                latencies.push(Duration::from_micros(now_us().saturating_sub(sent)));
+                last = Instant::now();
+            }
+        }
+    }
+    let published_in = publisher.await.map_err(|e| failure("publisher")(&e))??;
+    let _: () = redis
+        .del(&[&inbound, &outbound])
+        .await
+        .map_err(|e| failure("delete")(&e))?;
+    let span = (last - started).as_secs_f64();
+    Ok(json!({
+        "messages": messages,
+        "relayed": seen.len(),
+        "seconds": span,
+        "relayed_per_s": if span > 0.0 { seen.len() as f64 / span } else { 0.0 },
+        "published_per_s": messages as f64 / published_in.as_secs_f64().max(f64::MIN_POSITIVE),
+        "latency_us": Summary::from_samples(&latencies).map(|s| s.to_json()),
+    }))
+}
+
+async fn broker(redis: &mut MultiplexedConnection, messages: usize) -> Result<Value, Failure> {
+    let stream = format!("bench:broker:{}", std::process::id());
+    let _: () = redis
+        .del(&stream)
+        .await
+        .map_err(|e| failure("delete")(&e))?;
+    let published_in = add(redis.clone(), stream.clone(), messages).await?;
+    let _: () = redis
+        .xgroup_create(&stream, "bench", "0")
+        .await
+        .map_err(|e| failure("create group")(&e))?;
+    let started = Instant::now();
+    let mut read = 0;
+    while read < messages {
+        let options = StreamReadOptions::default()
+            .group("bench", "reader")
+            .count(AT_ONCE)
+            .block(1000);
+        let reply: Option<StreamReadReply> = redis
+            .xread_options(&[&stream], &[">"], &options)
+            .await
+            .map_err(|e| failure("read")(&e))?;
+        let ids: Vec<String> = payloads(reply).into_iter().map(|(id, _)| id).collect();
+        if ids.is_empty() {
+            break;
+        }
+        let _: u64 = redis
+            .xack(&stream, "bench", &ids)
+            .await
+            .map_err(|e| failure("acknowledge")(&e))?;
+        read += ids.len();
+    }
+    let read_in = started.elapsed();
+    let _: () = redis
+        .del(&stream)
+        .await
+        .map_err(|e| failure("delete")(&e))?;
+    Ok(json!({
+        "messages": messages,
+        "published_per_s": messages as f64 / published_in.as_secs_f64().max(f64::MIN_POSITIVE),
+        "read": read,
+        "read_per_s": read as f64 / read_in.as_secs_f64().max(f64::MIN_POSITIVE),
+    }))
+}
+
+async fn run(args: Args) -> Result<Value, Failure> {
+    let client = redis::Client::open(args.url.as_str()).map_err(|e| failure("address")(&e))?;
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| failure("connect")(&e))?;
+    match args.command {
+        Command::Relay {
+            prefix,
+            messages,
+            seconds,
+        } => relay(&mut redis, &prefix, messages, seconds).await,
+        Command::Broker { messages } => broker(&mut redis, messages).await,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    match run(Args::parse()).await {
+        Ok(report) => println!("{report}"),
+        Err(e) => {
+            eprintln!("bench-redis: {e}");
+            std::process::exit(1);
+        }
+    }
+}
