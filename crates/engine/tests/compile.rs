@@ -187,7 +187,10 @@ fn the_schema_lists_every_kind_and_modifier() {
         .map(String::as_str)
         .collect();
     kinds.sort();
-    assert_eq!(kinds, ["manual", "nats", "redis", "schedule", "webhook"]);
+    assert_eq!(
+        kinds,
+        ["amqp", "manual", "nats", "redis", "schedule", "webhook"]
+    );
     assert_eq!(trigger["maxProperties"], 1);
     assert!(
         trigger["properties"]["webhook"]

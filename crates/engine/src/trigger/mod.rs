@@ -12,6 +12,8 @@
 //! - [`redis_stream`]: entries of a Redis stream, through a consumer group,
 //!   acknowledged once their runs are committed; a dead node's are taken
 //!   over.
+//! - [`amqp`]: messages of an AMQP 0-9-1 queue (RabbitMQ), acknowledged
+//!   once their runs are committed.
 //!
 //! A kind implements [`Kind`] (how its settings are read and compiled, with
 //! every problem reported at its file and line) and [`Trigger`] (what the
@@ -32,6 +34,7 @@
 //! its task from [`Trigger::source`]; the engine runs it with a
 //! [`SourceContext`] and stops it on shutdown or reload.
 
+mod amqp;
 mod manual;
 mod nats;
 mod redis_stream;
@@ -57,6 +60,7 @@ use patchbay_store::Clock;
 
 use crate::intake::Intake;
 
+pub(crate) use amqp::resolve_address as resolve_amqp_address;
 pub use manual::ManualTrigger;
 pub(crate) use nats::resolve_address as resolve_nats_address;
 pub(crate) use redis_stream::resolve_address as resolve_redis_address;
@@ -70,6 +74,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<manual::Manual>(),
     kind_entry::<nats::Nats>(),
     kind_entry::<redis_stream::RedisStream>(),
+    kind_entry::<amqp::Amqp>(),
 ];
 
 /// Where a broker trigger's consumer (or group), when the trigger creates

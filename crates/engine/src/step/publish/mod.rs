@@ -7,15 +7,19 @@
 //!   by its `Nats-Msg-Id`.
 //! - [`redis_stream`]: a Redis stream; a copy within the dedupe window is
 //!   not added.
+//! - [`amqp`]: an AMQP 0-9-1 exchange, with publisher confirms; a copy
+//!   carries the same `message-id`, by which consumers drop it.
 //!
 //! At least once, never twice: a step repeated after a crash or a retry
 //! publishes the same message again with the same message id (by default
 //! the run, the step and the item, as a call's idempotency key), and the
-//! broker's side drops the copy and answers `duplicate: true`. The body is
+//! broker's side drops the copy and answers `duplicate: true` (or, for
+//! AMQP, whose server keeps no ids, the consumer drops it). The body is
 //! sent as JSON; its jq expression defaults to `.`.
 //!
 //! Adding a broker is a file here and a variant of [`Target`].
 
+mod amqp;
 mod nats;
 mod redis_stream;
 
@@ -57,6 +61,8 @@ enum Target {
     Nats(nats::Settings),
     /// A Redis stream.
     Redis(redis_stream::Settings),
+    /// An AMQP 0-9-1 exchange (RabbitMQ).
+    Amqp(amqp::Settings),
 }
 
 /// A message ready to go.
@@ -114,6 +120,7 @@ impl Kind for Publish {
             Target::Redis(settings) => {
                 redis_stream::RedisStream::compile(settings, compiler).map(boxed)
             }
+            Target::Amqp(settings) => amqp::AmqpExchange::compile(settings, compiler).map(boxed),
         };
         let body = compiler.optional("body", config.body.as_ref());
         let headers = compiler.optional("headers", config.headers.as_ref());
