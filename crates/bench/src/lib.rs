@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod messaging;
 pub mod net;
 pub mod stats;
 

@@ -27,16 +27,13 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, stream};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use futures::StreamExt;
-use patchbay_bench::stats::Summary;
+use patchbay_bench::messaging::{Arrivals, Command, Failure, broker_report, failure, publish_all};
 use serde_json::{Value, json};
-
-const IN_FLIGHT: usize = 256;
 
 #[derive(Parser)]
 struct Args {
@@ -45,40 +42,6 @@ struct Args {
     url: String,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    Setup {
-        #[arg(long)]
-        prefix: String,
-    },
-    Relay {
-        #[arg(long)]
-        prefix: String,
-        #[arg(long, default_value_t = 20_000)]
-        messages: usize,
-        #[arg(long, default_value_t = 60.0)]
-        seconds: f64,
-    },
-    Broker {
-        #[arg(long, default_value_t = 20_000)]
-        messages: usize,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Failure(String);
-
-fn failure(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Failure + '_ {
-    move |e| Failure(format!("{what}: {e}"))
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 async fn create_stream(js: &jetstream::Context, name: &str, subjects: &str) -> Result<(), Failure> {
@@ -100,22 +63,15 @@ async fn publish(
     subject: &str,
     count: usize,
 ) -> Result<Duration, Failure> {
-    let started = Instant::now();
-    let results: Vec<Result<(), Failure>> = futures::stream::iter(0..count)
-        .map(|n| async move {
-            let body = json!({ "sent_at_us": now_us(), "n": n }).to_string();
-            js.publish(subject.to_string(), body.into())
-                .await
-                .map_err(|e| failure("publish")(&e))?
-                .await
-                .map_err(|e| failure("publish confirmation")(&e))?;
-            Ok(())
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<(), _>>()?;
-    Ok(started.elapsed())
+    publish_all(count, |_, body| async move {
+        js.publish(subject.to_string(), body.into())
+            .await
+            .map_err(|e| failure("publish")(&e))?
+            .await
+            .map_err(|e| failure("publish confirmation")(&e))?;
+        Ok(())
+    })
+    .await
 }
 
 /// A consumer of its own on `stream`, without acknowledgements.
@@ -143,44 +99,26 @@ async fn relay(
     messages: usize,
     seconds: f64,
 ) -> Result<Value, Failure> {
-    let mut arrivals = reader(js, &format!("{prefix}_OUT")).await?;
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut read = reader(js, &format!("{prefix}_OUT")).await?;
+    let mut arrivals = Arrivals::new(messages);
+    let deadline = arrivals.deadline(seconds);
     let publisher = {
         let (js, subject) = (js.clone(), format!("{prefix}.in.orders"));
         tokio::spawn(async move { publish(&js, &subject, messages).await })
     };
-    let mut latencies = Vec::with_capacity(messages);
-    let mut seen = HashSet::with_capacity(messages);
-    let mut last = started;
-    while seen.len() < messages {
+    while !arrivals.complete() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some(message)) = tokio::time::timeout(left, arrivals.next()).await else {
+        let Ok(Some(message)) = tokio::time::timeout(left, read.next()).await else {
             break;
         };
         let message = message.map_err(|e| failure("read")(&e))?;
-        let body: Value = serde_json::from_slice(&message.payload).unwrap_or_default();
-        let (Some(sent), Some(n)) = (body["sent_at_us"].as_u64(), body["n"].as_u64()) else {
-            continue;
-        };
-        if seen.insert(n) {
-            latencies.push(Duration::from_micros(now_us().saturating_sub(sent)));
-            last = Instant::now();
-        }
+        arrivals.arrived(&serde_json::from_slice(&message.payload).unwrap_or_default());
     }
     let published_in = publisher.await.map_err(|e| failure("publisher")(&e))??;
     for name in ["IN", "OUT"] {
         let _ = js.delete_stream(format!("{prefix}_{name}")).await;
     }
-    let span = (last - started).as_secs_f64();
-    Ok(json!({
-        "messages": messages,
-        "relayed": seen.len(),
-        "seconds": span,
-        "relayed_per_s": if span > 0.0 { seen.len() as f64 / span } else { 0.0 },
-        "published_per_s": messages as f64 / published_in.as_secs_f64().max(f64::MIN_POSITIVE),
-        "latency_us": Summary::from_samples(&latencies).map(|s| s.to_json()),
-    }))
+    Ok(arrivals.report(published_in))
 }
 
 async fn broker(js: &jetstream::Context, messages: usize) -> Result<Value, Failure> {
@@ -199,12 +137,7 @@ async fn broker(js: &jetstream::Context, messages: usize) -> Result<Value, Failu
     }
     let read_in = started.elapsed();
     let _ = js.delete_stream(&name).await;
-    Ok(json!({
-        "messages": messages,
-        "published_per_s": messages as f64 / published_in.as_secs_f64().max(f64::MIN_POSITIVE),
-        "read": read,
-        "read_per_s": read as f64 / read_in.as_secs_f64().max(f64::MIN_POSITIVE),
-    }))
+    Ok(broker_report(messages, published_in, read, read_in))
 }
 
 async fn run(args: Args) -> Result<Value, Failure> {

@@ -23,17 +23,16 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
-use patchbay_bench::stats::Summary;
+use clap::Parser;
+use patchbay_bench::messaging::{
+    Arrivals, Command, Failure, IN_FLIGHT, broker_report, failure, message_body,
+};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde_json::{Value, json};
-
-const AT_ONCE: usize = 256;
 
 #[derive(Parser)]
 struct Args {
@@ -44,37 +43,7 @@ struct Args {
     command: Command,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    Relay {
-        #[arg(long)]
-        prefix: String,
-        #[arg(long, default_value_t = 20_000)]
-        messages: usize,
-        #[arg(long, default_value_t = 60.0)]
-        seconds: f64,
-    },
-    Broker {
-        #[arg(long, default_value_t = 20_000)]
-        messages: usize,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Failure(String);
-
-fn failure(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Failure + '_ {
-    move |e| Failure(format!("{what}: {e}"))
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// Adds `count` entries to `stream`, `AT_ONCE` per pipeline; how long it
+/// Adds `count` entries to `stream`, `IN_FLIGHT` per pipeline; how long it
 /// took.
 async fn add(
     mut redis: MultiplexedConnection,
@@ -82,11 +51,11 @@ async fn add(
     count: usize,
 ) -> Result<Duration, Failure> {
     let started = Instant::now();
-    for chunk in (0..count).collect::<Vec<_>>().chunks(AT_ONCE) {
+    for chunk in (0..count).collect::<Vec<_>>().chunks(IN_FLIGHT) {
         let mut pipe = redis::pipe();
         for n in chunk {
-            let body = json!({ "sent_at_us": now_us(), "n": n }).to_string();
-            pipe.xadd(&stream, "*", &[("payload", body)]).ignore();
+            pipe.xadd(&stream, "*", &[("payload", message_body(*n))])
+                .ignore();
         }
         let () = pipe
             .query_async(&mut redis)
@@ -119,14 +88,11 @@ async fn relay(
     seconds: f64,
 ) -> Result<Value, Failure> {
     let (inbound, outbound) = (format!("{prefix}:in"), format!("{prefix}:out"));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut arrivals = Arrivals::new(messages);
+    let deadline = arrivals.deadline(seconds);
     let publisher = tokio::spawn(add(redis.clone(), inbound.clone(), messages));
-    let mut latencies = Vec::with_capacity(messages);
-    let mut seen = HashSet::with_capacity(messages);
-    let mut last = started;
     let mut cursor = "0".to_string();
-    while seen.len() < messages && Instant::now() < deadline {
+    while !arrivals.complete() && Instant::now() < deadline {
         let options = StreamReadOptions::default().count(1000).block(200);
         let reply: Option<StreamReadReply> = redis
             .xread_options(&[&outbound], &[&cursor], &options)
@@ -134,13 +100,7 @@ async fn relay(
             .map_err(|e| failure("read")(&e))?;
         for (id, body) in payloads(reply) {
             cursor = id;
-            let (Some(sent), Some(n)) = (body["sent_at_us"].as_u64(), body["n"].as_u64()) else {
-                continue;
-            };
-            if seen.insert(n) {
-                latencies.push(Duration::from_micros(now_us().saturating_sub(sent)));
-                last = Instant::now();
-            }
+            arrivals.arrived(&body);
         }
     }
     let published_in = publisher.await.map_err(|e| failure("publisher")(&e))??;
@@ -148,15 +108,7 @@ async fn relay(
         .del(&[&inbound, &outbound])
         .await
         .map_err(|e| failure("delete")(&e))?;
-    let span = (last - started).as_secs_f64();
-    Ok(json!({
-        "messages": messages,
-        "relayed": seen.len(),
-        "seconds": span,
-        "relayed_per_s": if span > 0.0 { seen.len() as f64 / span } else { 0.0 },
-        "published_per_s": messages as f64 / published_in.as_secs_f64().max(f64::MIN_POSITIVE),
-        "latency_us": Summary::from_samples(&latencies).map(|s| s.to_json()),
-    }))
+    Ok(arrivals.report(published_in))
 }
 
 async fn broker(redis: &mut MultiplexedConnection, messages: usize) -> Result<Value, Failure> {
@@ -175,7 +127,7 @@ async fn broker(redis: &mut MultiplexedConnection, messages: usize) -> Result<Va
     while read < messages {
         let options = StreamReadOptions::default()
             .group("bench", "reader")
-            .count(AT_ONCE)
+            .count(IN_FLIGHT)
             .block(1000);
         let reply: Option<StreamReadReply> = redis
             .xread_options(&[&stream], &[">"], &options)
@@ -196,12 +148,7 @@ async fn broker(redis: &mut MultiplexedConnection, messages: usize) -> Result<Va
         .del(&stream)
         .await
         .map_err(|e| failure("delete")(&e))?;
-    Ok(json!({
-        "messages": messages,
-        "published_per_s": messages as f64 / published_in.as_secs_f64().max(f64::MIN_POSITIVE),
-        "read": read,
-        "read_per_s": read as f64 / read_in.as_secs_f64().max(f64::MIN_POSITIVE),
-    }))
+    Ok(broker_report(messages, published_in, read, read_in))
 }
 
 async fn run(args: Args) -> Result<Value, Failure> {
@@ -211,6 +158,10 @@ async fn run(args: Args) -> Result<Value, Failure> {
         .await
         .map_err(|e| failure("connect")(&e))?;
     match args.command {
+        // A Redis stream is made by its first entry.
+        Command::Setup { prefix } => {
+            Ok(json!({ "in": format!("{prefix}:in"), "out": format!("{prefix}:out") }))
+        }
         Command::Relay {
             prefix,
             messages,
