@@ -33,7 +33,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
-use patchbay_config::{Env, Located, interpolate};
+use patchbay_config::{Env, Located};
 use patchbay_store::NewRun;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -46,7 +46,6 @@ const DEFAULT_PREFETCH: u16 = 100;
 /// How long the node pauses before it hands back a message whose run was
 /// not committed.
 const NOT_COMMITTED_PAUSE: Duration = Duration::from_secs(1);
-const LONGEST_BACKOFF: Duration = Duration::from_secs(5);
 
 /// `amqp:` under `trigger:`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -129,19 +128,14 @@ pub(crate) fn resolve_address(
     written: &str,
     env: Option<&dyn Env>,
 ) -> Result<Option<String>, String> {
-    let Some(env) = env else {
-        return Ok(None);
-    };
-    let url = interpolate(written, env).map_err(|e| format!("{key}: {e}"))?;
-    let scheme_ok = url.starts_with("amqp://") || url.starts_with("amqps://");
-    if scheme_ok && url.parse::<lapin::uri::AMQPUri>().is_ok() {
-        Ok(Some(url))
-    } else {
-        Err(format!(
-            "{key} is not an AMQP server address (`amqp://USER:PASSWORD@HOST:PORT/VHOST`, or \
-             `amqps://` for TLS)"
-        ))
-    }
+    super::resolve_broker_address(
+        key,
+        written,
+        env,
+        &["amqp://", "amqps://"],
+        |url| url.parse::<lapin::uri::AMQPUri>().is_ok(),
+        "an AMQP server address (`amqp://USER:PASSWORD@HOST:PORT/VHOST`, or `amqps://` for TLS)",
+    )
 }
 
 impl Trigger for Amqp {
@@ -173,22 +167,7 @@ enum SessionError {
 impl Amqp {
     /// Consumes until shutdown, reconnecting after a lost session.
     async fn consume(self, url: String, cx: SourceContext) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let session = self.session(&url, &cx);
-            let ended = tokio::select! {
-                ended = session => ended,
-                () = cx.shutdown.cancelled() => return,
-            };
-            let Err(e) = ended;
-            warn!(flow = %cx.flow, queue = %self.queue, error = %e,
-                "AMQP consumer stopped; reconnecting");
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = cx.shutdown.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(LONGEST_BACKOFF);
-        }
+        super::consume_reconnecting(&cx, "AMQP", &self.queue, || self.session(&url, &cx)).await;
     }
 
     async fn session(

@@ -47,6 +47,7 @@ mod tests;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use patchbay_config::{Diagnostic, Env, Located, Node, Report, TriggerConfig};
@@ -105,6 +106,62 @@ pub(crate) fn payload_input(payload: &[u8]) -> Value {
     }
     serde_json::from_slice(payload)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
+}
+
+/// A broker's address as written at `key`, its `${env:…}` and
+/// `${secret:…}` resolved: `Ok(None)` without an environment (the plan
+/// never runs, so nothing is resolved), or a sentence naming the problem
+/// and the `expected` form, never the address (it may hold a password).
+/// An address must start with one of `schemes` and be `valid` for the
+/// broker's client.
+pub(crate) fn resolve_broker_address(
+    key: &str,
+    written: &str,
+    env: Option<&dyn Env>,
+    schemes: &[&str],
+    valid: impl Fn(&str) -> bool,
+    expected: &str,
+) -> Result<Option<String>, String> {
+    let Some(env) = env else {
+        return Ok(None);
+    };
+    let url = patchbay_config::interpolate(written, env).map_err(|e| format!("{key}: {e}"))?;
+    if schemes.iter().any(|scheme| url.starts_with(scheme)) && valid(&url) {
+        Ok(Some(url))
+    } else {
+        Err(format!("{key} is not {expected}"))
+    }
+}
+
+/// Runs a broker consumer's sessions until `cx.shutdown`: a session only
+/// ends with an error, which is logged (`BROKER consumer stopped;
+/// reconnecting`, with `source`, the stream or queue) before the next one
+/// starts, after a backoff of 100 ms doubling up to 5 s.
+pub(crate) async fn consume_reconnecting<Session, Error>(
+    cx: &SourceContext,
+    broker: &str,
+    source: &str,
+    mut session: impl FnMut() -> Session,
+) where
+    Session: std::future::Future<Output = Result<std::convert::Infallible, Error>>,
+    Error: fmt::Display,
+{
+    const LONGEST_BACKOFF: Duration = Duration::from_secs(5);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let ended = tokio::select! {
+            ended = session() => ended,
+            () = cx.shutdown.cancelled() => return,
+        };
+        let Err(e) = ended;
+        tracing::warn!(flow = %cx.flow, source, error = %e,
+            "{broker} consumer stopped; reconnecting");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = cx.shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(LONGEST_BACKOFF);
+    }
 }
 
 /// A trigger kind's compile side: the settings it reads under its key and

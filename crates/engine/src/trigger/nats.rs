@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use patchbay_config::{Env, HumanDuration, Located, interpolate};
+use patchbay_config::{Env, HumanDuration, Located};
 use patchbay_store::NewRun;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -47,7 +47,6 @@ const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 const FETCH_EXPIRES: Duration = Duration::from_secs(1);
 /// How long the server holds back a message whose run was not committed.
 const NOT_COMMITTED_DELAY: Duration = Duration::from_secs(1);
-const LONGEST_BACKOFF: Duration = Duration::from_secs(5);
 
 /// `nats:` under `trigger:`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -194,20 +193,14 @@ pub(crate) fn resolve_address(
     written: &str,
     env: Option<&dyn Env>,
 ) -> Result<Option<String>, String> {
-    let Some(env) = env else {
-        return Ok(None);
-    };
-    let url = interpolate(written, env).map_err(|e| format!("{key}: {e}"))?;
-    let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme));
-    if scheme_ok && url.parse::<async_nats::ServerAddr>().is_ok() {
-        Ok(Some(url))
-    } else {
-        Err(format!(
-            "{key} is not a NATS server address (`nats://HOST:PORT`, or `tls://` for TLS)"
-        ))
-    }
+    super::resolve_broker_address(
+        key,
+        written,
+        env,
+        &["nats://", "tls://", "ws://", "wss://"],
+        |url| url.parse::<async_nats::ServerAddr>().is_ok(),
+        "a NATS server address (`nats://HOST:PORT`, or `tls://` for TLS)",
+    )
 }
 
 impl Trigger for Nats {
@@ -249,30 +242,14 @@ enum SessionError {
 impl Nats {
     /// Consumes until shutdown, reconnecting after a lost session.
     async fn consume(self, url: String, cx: SourceContext) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let session = self.session(&url, &cx);
-            let ended = tokio::select! {
-                ended = session => ended,
-                () = cx.shutdown.cancelled() => return,
-            };
-            match ended {
-                // Only a shutdown ends a session without an error.
-                Ok(()) => return,
-                Err(e) => {
-                    warn!(flow = %cx.flow, stream = %self.stream, error = %e,
-                        "NATS consumer stopped; reconnecting");
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = cx.shutdown.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(LONGEST_BACKOFF);
-        }
+        super::consume_reconnecting(&cx, "NATS", &self.stream, || self.session(&url, &cx)).await;
     }
 
-    async fn session(&self, url: &str, cx: &SourceContext) -> Result<(), SessionError> {
+    async fn session(
+        &self,
+        url: &str,
+        cx: &SourceContext,
+    ) -> Result<std::convert::Infallible, SessionError> {
         let client = async_nats::connect(url).await?;
         let context = jetstream::new(client);
         let stream = context.get_stream(&self.stream).await?;

@@ -39,7 +39,7 @@ use ::redis::streams::{
 use ::redis::{AsyncCommands, AsyncConnectionConfig, RedisError, Value as RedisValue};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use patchbay_config::{Env, HumanDuration, Located, interpolate};
+use patchbay_config::{Env, HumanDuration, Located};
 use patchbay_store::NewRun;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -55,7 +55,6 @@ const DEFAULT_CLAIM_AFTER: Duration = Duration::from_secs(30);
 const READ_BLOCK: Duration = Duration::from_secs(1);
 /// How long a node reads nothing after a run was not committed.
 const NOT_COMMITTED_PAUSE: Duration = Duration::from_secs(1);
-const LONGEST_BACKOFF: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The field whose value is the run's input.
 const PAYLOAD_FIELD: &str = "payload";
@@ -182,18 +181,14 @@ pub(crate) fn resolve_address(
     written: &str,
     env: Option<&dyn Env>,
 ) -> Result<Option<String>, String> {
-    let Some(env) = env else {
-        return Ok(None);
-    };
-    let url = interpolate(written, env).map_err(|e| format!("{key}: {e}"))?;
-    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
-    if scheme_ok && ::redis::parse_redis_url(&url).is_some() {
-        Ok(Some(url))
-    } else {
-        Err(format!(
-            "{key} is not a Redis server address (`redis://HOST:PORT`, or `rediss://` for TLS)"
-        ))
-    }
+    super::resolve_broker_address(
+        key,
+        written,
+        env,
+        &["redis://", "rediss://"],
+        |url| ::redis::parse_redis_url(url).is_some(),
+        "a Redis server address (`redis://HOST:PORT`, or `rediss://` for TLS)",
+    )
 }
 
 /// A connection to the server at `url` whose replies may take `longest`.
@@ -233,23 +228,10 @@ impl RedisStream {
         // One name for the source's life: entries it read before a lost
         // connection are still its own, and taken over like anyone's.
         let consumer = format!("patchbay-{}", uuid::Uuid::now_v7().simple());
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let session = self.session(&url, &consumer, &cx);
-            let ended = tokio::select! {
-                ended = session => ended,
-                () = cx.shutdown.cancelled() => return,
-            };
-            // Only a shutdown ends a session; anything else is an error.
-            let Err(e) = ended;
-            warn!(flow = %cx.flow, stream = %self.stream, error = %e,
-                "Redis stream consumer stopped; reconnecting");
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = cx.shutdown.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(LONGEST_BACKOFF);
-        }
+        super::consume_reconnecting(&cx, "Redis stream", &self.stream, || {
+            self.session(&url, &consumer, &cx)
+        })
+        .await;
     }
 
     async fn session(
