@@ -31,6 +31,23 @@ pub(crate) fn build(name: &str, flow: &str) -> Result<Build, Report> {
     )
 }
 
+/// What `check` reports of flow `name` (empty when it builds).
+pub(crate) fn problems(name: &str, flow: &str) -> String {
+    match build(name, flow) {
+        Ok(_) => String::new(),
+        Err(report) => report.to_string(),
+    }
+}
+
+/// What `check` reports of a flow `orders` whose trigger is `kind` with
+/// `settings` (YAML lines indented by four spaces) and one `transform`.
+pub(crate) fn trigger_problems(kind: &str, settings: &str) -> String {
+    problems(
+        "orders",
+        &format!("trigger:\n  {kind}:\n{settings}steps:\n  - transform: .\n"),
+    )
+}
+
 /// A fresh, empty store of the kind under test, and what keeps it (its
 /// folder or its schema) until the value is dropped.
 pub(crate) struct TestStore {

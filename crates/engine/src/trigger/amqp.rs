@@ -324,12 +324,8 @@ mod tests {
     use super::header_text;
     use lapin::types::AMQPValue;
 
-    fn report(trigger: &str) -> String {
-        let flow = format!("trigger:\n  amqp:\n{trigger}steps:\n  - transform: .\n");
-        match crate::test_support::build("orders", &flow) {
-            Ok(_) => String::new(),
-            Err(report) => report.to_string(),
-        }
+    fn report(settings: &str) -> String {
+        crate::test_support::trigger_problems("amqp", settings)
     }
 
     #[test]

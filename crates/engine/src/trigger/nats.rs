@@ -364,12 +364,8 @@ impl Nats {
 
 #[cfg(test)]
 mod tests {
-    fn report(trigger: &str) -> String {
-        let flow = format!("trigger:\n  nats:\n{trigger}steps:\n  - transform: .\n");
-        match crate::test_support::build("orders", &flow) {
-            Ok(_) => String::new(),
-            Err(report) => report.to_string(),
-        }
+    fn report(settings: &str) -> String {
+        crate::test_support::trigger_problems("nats", settings)
     }
 
     #[test]

@@ -417,12 +417,8 @@ mod tests {
     use super::field_text;
     use redis::Value as RedisValue;
 
-    fn report(trigger: &str) -> String {
-        let flow = format!("trigger:\n  redis:\n{trigger}steps:\n  - transform: .\n");
-        match crate::test_support::build("orders", &flow) {
-            Ok(_) => String::new(),
-            Err(report) => report.to_string(),
-        }
+    fn report(settings: &str) -> String {
+        crate::test_support::trigger_problems("redis", settings)
     }
 
     #[test]

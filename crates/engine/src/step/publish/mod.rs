@@ -174,11 +174,10 @@ mod tests {
     use super::*;
 
     pub(super) fn report(step: &str) -> String {
-        let flow = format!("trigger: {{ manual: {{}} }}\nsteps:\n{step}");
-        match crate::test_support::build("notify", &flow) {
-            Ok(_) => String::new(),
-            Err(report) => report.to_string(),
-        }
+        crate::test_support::problems(
+            "notify",
+            &format!("trigger: {{ manual: {{}} }}\nsteps:\n{step}"),
+        )
     }
 
     #[test]
@@ -186,7 +185,9 @@ mod tests {
         let found = report("  - publish: { kafka: { url: 'kafka://x', topic: t } }\n");
         assert!(found.contains("flows/notify.yaml:3:"), "{found}");
         assert!(found.contains("kafka"), "{found}");
-        assert!(found.contains("nats") && found.contains("redis"), "{found}");
+        for known in ["nats", "redis", "amqp"] {
+            assert!(found.contains(known), "{known:?} missing from:\n{found}");
+        }
     }
 
     #[test]
