@@ -1,4 +1,5 @@
-//! What the broker instruments (`bench-nats`, `bench-redis`, `bench-amqp`)
+//! What the broker instruments (`bench-nats`, `bench-redis`, `bench-amqp`,
+//! `bench-mqtt`)
 //! share: their command line, their error, the clock their messages carry,
 //! and the shape of the reports `bench/run` reads.
 

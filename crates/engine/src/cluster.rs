@@ -106,6 +106,14 @@ impl Membership {
         }
     }
 
+    /// Waits until this node no longer leads.
+    pub(crate) async fn until_follower(&self) {
+        let mut leader = self.inner.leader.subscribe();
+        // The sender lives as long as the membership, so this only returns
+        // once the node stops leading.
+        let _ = leader.wait_for(|leads| !*leads).await;
+    }
+
     fn set_leader(&self, leads: bool) {
         let was = self.inner.leader.send_replace(leads);
         if was != leads {

@@ -333,7 +333,8 @@ impl Engine {
         );
         let schedules = shutdown.child_token();
         if roles.scheduler {
-            spawn_sources(&plan, &intake, &clock, &tracker, &schedules);
+            let exclusive = store.is_shared().then_some(&membership);
+            spawn_sources(&plan, &intake, &clock, &tracker, &schedules, exclusive);
         }
         info!(flows = plan.flows.len(), version = %plan.version, node = %owner, "engine started");
         let engine = Engine {
@@ -560,6 +561,10 @@ impl Engine {
                 &self.inner.clock,
                 &self.inner.tracker,
                 &fresh,
+                self.inner
+                    .store
+                    .is_shared()
+                    .then_some(&self.inner.membership),
             );
         }
         info!(version = %plan.version, previous = %previous, flows = plan.flows.len(), "configuration reloaded");
@@ -736,14 +741,16 @@ fn attach_store(
     }
 }
 
-/// Starts the source task of every trigger of `plan` that has one (each
-/// `schedule`), until `stop`.
+/// Starts the source task of every trigger of `plan` that has one (a
+/// `schedule`, a broker subscription), until `stop`; `exclusive` is the
+/// node's membership when several nodes share the store.
 fn spawn_sources(
     plan: &Plan,
     intake: &Intake,
     clock: &Arc<dyn Clock>,
     tracker: &TaskTracker,
     stop: &CancellationToken,
+    exclusive: Option<&Membership>,
 ) {
     for flow in plan.flows.values() {
         let cx = trigger::SourceContext {
@@ -752,6 +759,7 @@ fn spawn_sources(
             intake: intake.clone(),
             clock: clock.clone(),
             shutdown: stop.clone(),
+            exclusive: exclusive.cloned(),
         };
         if let Some(source) = flow.trigger.source(cx) {
             tracker.spawn(source);

@@ -189,7 +189,7 @@ fn the_schema_lists_every_kind_and_modifier() {
     kinds.sort();
     assert_eq!(
         kinds,
-        ["amqp", "manual", "nats", "redis", "schedule", "webhook"]
+        ["amqp", "manual", "mqtt", "nats", "redis", "schedule", "webhook"]
     );
     assert_eq!(trigger["maxProperties"], 1);
     assert!(

@@ -28,6 +28,7 @@ mod invoke;
 mod journal_full;
 mod logs_redaction;
 mod metrics;
+mod mqtt;
 mod nats;
 mod outbound;
 mod paginate;

@@ -14,6 +14,8 @@
 //!   over.
 //! - [`amqp`]: messages of an AMQP 0-9-1 queue (RabbitMQ), acknowledged
 //!   once their runs are committed.
+//! - [`mqtt`]: messages of an MQTT topic filter, through a persistent
+//!   session, acknowledged once their runs are committed.
 //!
 //! A kind implements [`Kind`] (how its settings are read and compiled, with
 //! every problem reported at its file and line) and [`Trigger`] (what the
@@ -23,7 +25,7 @@
 //! ```text
 //! trigger/mod.rs
 //!     kind_entry::<manual::Manual>(),
-//! +   kind_entry::<mqtt::Mqtt>(),
+//! +   kind_entry::<kafka::Kafka>(),
 //! ```
 //!
 //! As with step kinds, a trait object rather than an enum: whoever holds a
@@ -36,6 +38,7 @@
 
 mod amqp;
 mod manual;
+mod mqtt;
 mod nats;
 mod redis_stream;
 mod schedule;
@@ -63,6 +66,10 @@ use crate::intake::Intake;
 
 pub(crate) use amqp::resolve_address as resolve_amqp_address;
 pub use manual::ManualTrigger;
+pub(crate) use mqtt::{
+    Address as MqttAddress, MESSAGE_ID_PROPERTY as MQTT_MESSAGE_ID_PROPERTY,
+    resolve_address as resolve_mqtt_address,
+};
 pub(crate) use nats::resolve_address as resolve_nats_address;
 pub(crate) use redis_stream::resolve_address as resolve_redis_address;
 pub use schedule::ScheduleTrigger;
@@ -76,6 +83,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<nats::Nats>(),
     kind_entry::<redis_stream::RedisStream>(),
     kind_entry::<amqp::Amqp>(),
+    kind_entry::<mqtt::Mqtt>(),
 ];
 
 /// Where a broker trigger's consumer (or group), when the trigger creates
@@ -212,6 +220,10 @@ pub(crate) struct SourceContext {
     pub clock: Arc<dyn Clock>,
     /// Cancelled on shutdown, and on a reload that replaces the plan.
     pub shutdown: CancellationToken,
+    /// The node's membership when several nodes share the store: a source
+    /// the broker lets only one client hold at a time (an MQTT session)
+    /// runs while this node leads. `None` on a store one node uses.
+    pub exclusive: Option<crate::cluster::Membership>,
 }
 
 /// What starts a flow: a compiled trigger of some kind.

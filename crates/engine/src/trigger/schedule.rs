@@ -107,6 +107,8 @@ impl Schedule {
             intake,
             clock,
             shutdown,
+            // Every node fires every schedule; the dedupe key keeps one run.
+            exclusive: _,
         } = cx;
         loop {
             let now = clock.now().with_timezone(&self.timezone);

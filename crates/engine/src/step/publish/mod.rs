@@ -9,17 +9,20 @@
 //!   not added.
 //! - [`amqp`]: an AMQP 0-9-1 exchange, with publisher confirms; a copy
 //!   carries the same `message-id`, by which consumers drop it.
+//! - [`mqtt`]: an MQTT 5 topic at QoS 1; a copy carries the same
+//!   `message-id` user property, by which consumers drop it.
 //!
 //! At least once, never twice: a step repeated after a crash or a retry
 //! publishes the same message again with the same message id (by default
 //! the run, the step and the item, as a call's idempotency key), and the
 //! broker's side drops the copy and answers `duplicate: true` (or, for
-//! AMQP, whose server keeps no ids, the consumer drops it). The body is
+//! AMQP and MQTT, whose servers keep no ids, the consumer drops it). The body is
 //! sent as JSON; its jq expression defaults to `.`.
 //!
 //! Adding a broker is a file here and a variant of [`Target`].
 
 mod amqp;
+mod mqtt;
 mod nats;
 mod redis_stream;
 
@@ -63,6 +66,8 @@ enum Target {
     Redis(redis_stream::Settings),
     /// An AMQP 0-9-1 exchange (RabbitMQ).
     Amqp(amqp::Settings),
+    /// An MQTT 5 topic.
+    Mqtt(mqtt::Settings),
 }
 
 /// A message ready to go.
@@ -121,6 +126,7 @@ impl Kind for Publish {
                 redis_stream::RedisStream::compile(settings, compiler).map(boxed)
             }
             Target::Amqp(settings) => amqp::AmqpExchange::compile(settings, compiler).map(boxed),
+            Target::Mqtt(settings) => mqtt::MqttTopic::compile(settings, compiler).map(boxed),
         };
         let body = compiler.optional("body", config.body.as_ref());
         let headers = compiler.optional("headers", config.headers.as_ref());
@@ -185,7 +191,7 @@ mod tests {
         let found = report("  - publish: { kafka: { url: 'kafka://x', topic: t } }\n");
         assert!(found.contains("flows/notify.yaml:3:"), "{found}");
         assert!(found.contains("kafka"), "{found}");
-        for known in ["nats", "redis", "amqp"] {
+        for known in ["nats", "redis", "amqp", "mqtt"] {
             assert!(found.contains(known), "{known:?} missing from:\n{found}");
         }
     }
