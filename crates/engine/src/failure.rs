@@ -35,6 +35,8 @@ pub enum FailureClass {
     Contract,
     /// A message broker did not take a published message.
     Broker,
+    /// An SMTP server did not accept an e-mail.
+    Mail,
 }
 
 impl FailureClass {
@@ -49,6 +51,7 @@ impl FailureClass {
             FailureClass::Store => "store",
             FailureClass::Contract => "contract",
             FailureClass::Broker => "broker",
+            FailureClass::Mail => "mail",
         }
     }
 }
@@ -110,6 +113,15 @@ pub enum StepError {
         message: String,
         transient: bool,
     },
+    /// An SMTP server did not accept an e-mail: unreachable, too slow or
+    /// refusing for now (transient), or refusing for good, as an unknown
+    /// recipient; or an address that is not one.
+    #[error("the mail server {server} did not accept the message: {message}")]
+    Mail {
+        server: String,
+        message: String,
+        transient: bool,
+    },
     /// One item of a `for_each` step failed.
     #[error("item {index}: {error}")]
     Item { index: u32, error: Box<StepError> },
@@ -156,6 +168,7 @@ impl StepError {
             StepError::Store(_) => FailureClass::Store,
             StepError::Contract { .. } => FailureClass::Contract,
             StepError::Broker { .. } => FailureClass::Broker,
+            StepError::Mail { .. } => FailureClass::Mail,
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => error.class(),
         }
     }
@@ -179,7 +192,7 @@ impl StepError {
             // The upstream answered, and would answer the same again: a
             // retry only repeats the call's side effects.
             StepError::Contract { .. } => false,
-            StepError::Broker { transient, .. } => *transient,
+            StepError::Broker { transient, .. } | StepError::Mail { transient, .. } => *transient,
             StepError::Store(e) => e.is_transient(),
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => {
                 error.is_transient()

@@ -189,7 +189,9 @@ fn the_schema_lists_every_kind_and_modifier() {
     kinds.sort();
     assert_eq!(
         kinds,
-        ["amqp", "manual", "mqtt", "nats", "redis", "schedule", "webhook"]
+        [
+            "amqp", "manual", "mqtt", "nats", "redis", "schedule", "webhook"
+        ]
     );
     assert_eq!(trigger["maxProperties"], 1);
     assert!(

@@ -21,6 +21,7 @@ mod dead_letters;
 mod dedupe;
 mod demo;
 mod edge;
+mod email;
 mod flow_tests;
 mod for_each;
 mod hostile_flows;

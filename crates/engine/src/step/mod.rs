@@ -30,6 +30,7 @@ mod call;
 mod compile;
 mod context;
 mod contract;
+mod email;
 mod exchange;
 mod filter;
 mod graphql;
@@ -72,6 +73,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<wait::Wait>(),
     kind_entry::<run_flow::RunFlow>(),
     kind_entry::<publish::Publish>(),
+    kind_entry::<email::Email>(),
 ];
 
 /// A step kind's compile side: the YAML it reads and the step it builds.
