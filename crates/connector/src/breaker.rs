@@ -122,6 +122,8 @@ pub(crate) struct Breaker {
     /// Told when this breaker opens on its own failures, so the other
     /// nodes open theirs (see [`crate::SharedBreakers`]).
     shared: std::sync::OnceLock<std::sync::Arc<dyn crate::SharedBreakers>>,
+    /// Told of every change of state (see [`crate::BreakerWatch`]).
+    watch: std::sync::OnceLock<std::sync::Arc<dyn crate::BreakerWatch>>,
 }
 
 struct Inner {
@@ -223,6 +225,7 @@ impl Breaker {
                 buckets: [Bucket::default(); BUCKETS as usize],
             }),
             shared: std::sync::OnceLock::new(),
+            watch: std::sync::OnceLock::new(),
         }))
     }
 
@@ -310,6 +313,11 @@ impl Breaker {
         }
     }
 
+    /// Tells `watch` of every change of this breaker's state.
+    pub(crate) fn watch(&self, watch: std::sync::Arc<dyn crate::BreakerWatch>) {
+        let _ = self.watch.set(watch);
+    }
+
     /// Tells `shared` whenever this breaker opens on its own failures.
     pub(crate) fn share(&self, shared: std::sync::Arc<dyn crate::SharedBreakers>) {
         let _ = self.shared.set(shared);
@@ -375,6 +383,11 @@ impl Breaker {
             open_for: self.open_for,
         }
         .emit();
+        if let Some(watch) = self.watch.get()
+            && from != to.public()
+        {
+            watch.changed(&self.connector, from, to.public());
+        }
     }
 
     /// Calls and failure percentage over the window ending at `now`.

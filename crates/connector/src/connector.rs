@@ -420,6 +420,16 @@ impl Connectors {
         }
     }
 
+    /// Tells `watch` of every change of a connector's circuit breaker (see
+    /// [`crate::BreakerWatch`]).
+    pub fn set_breaker_watch(&self, watch: Arc<dyn crate::BreakerWatch>) {
+        for connector in self.by_name.values() {
+            if let Some(breaker) = &connector.breaker {
+                breaker.watch(Arc::clone(&watch));
+            }
+        }
+    }
+
     /// Opens `connector`'s circuit breaker for `open_for`, as another
     /// node's opened; nothing when it has none or is open already.
     pub fn open_breaker_as_elsewhere(&self, connector: &str, open_for: std::time::Duration) {

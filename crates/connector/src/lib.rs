@@ -103,5 +103,7 @@ pub use paginate::{Collected, Link, Page, Pagination, Paginator, next_link, pars
 pub use recent::{LastError, MinuteStats, RecentSummary, UpstreamQuota, WINDOW_MINUTES};
 pub use retry::RetryPolicy;
 pub use send::{Delivered, Undelivered};
-pub use shared::{SharedBreakers, SharedError, SharedRate, SharedSlot, SharedSlots, SlotTicket};
+pub use shared::{
+    BreakerWatch, SharedBreakers, SharedError, SharedRate, SharedSlot, SharedSlots, SlotTicket,
+};
 pub use token_store::{MemoryTokenStore, SharedAccess, TokenStore, TokenStoreError};

@@ -89,3 +89,11 @@ pub trait SharedBreakers: Send + Sync {
     /// Called under the breaker's lock: only hand the news on.
     fn opened(&self, connector: &str, open_for: Duration);
 }
+
+/// Who hears of every change of a breaker's state on this node (alert
+/// flows fire on them).
+pub trait BreakerWatch: Send + Sync {
+    /// `connector`'s breaker went from `from` to `to`. Called under the
+    /// breaker's lock: only hand the news on.
+    fn changed(&self, connector: &str, from: crate::BreakerState, to: crate::BreakerState);
+}

@@ -171,6 +171,8 @@ pub(crate) struct Executor {
     pub held: std::sync::Mutex<HashMap<RunId, JournalEntry>>,
     /// Where calls report replies that differ from their contract.
     pub drift: crate::drift::DriftLog,
+    /// Where a run that ends dead is told, for alert flows.
+    pub alerts: crate::alerts::AlertSender,
 }
 
 impl Executor {
@@ -264,13 +266,22 @@ impl Executor {
             let status = outcome.status;
             let error = outcome.error.clone();
             match finished {
-                Ok(()) => RunFinished {
-                    flow: &run.flow,
-                    status,
-                    error: error.as_deref(),
-                    duration: timer.elapsed(),
+                Ok(()) => {
+                    RunFinished {
+                        flow: &run.flow,
+                        status,
+                        error: error.as_deref(),
+                        duration: timer.elapsed(),
+                    }
+                    .emit();
+                    if status == RunStatus::Dead {
+                        self.alerts.raise(crate::alerts::AlertEvent::RunDead {
+                            flow: run.flow.clone(),
+                            run: run.id.to_string(),
+                            error: error.clone(),
+                        });
+                    }
                 }
-                .emit(),
                 Err(StoreError::LeaseLost { .. }) => {
                     // Cancelled, or taken over after this node stalled: the
                     // run is another's to end, and may have ended already.

@@ -37,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod audit;
 mod build;
 pub mod caps;
@@ -192,6 +193,10 @@ struct Inner {
     /// after [`Engine::start`]: the executors and live configurations of
     /// reloads, and schedules once they read it.
     clock: Arc<dyn Clock>,
+    /// Where breakers and runs raise alert events.
+    alerts: alerts::AlertSender,
+    /// The plan whose `event` flows alert events fire; swapped on reload.
+    alert_plan: Arc<ArcSwap<Plan>>,
 }
 
 /// The engine's background tasks; [`EngineTasks::stopped`] drains them.
@@ -243,6 +248,15 @@ impl Engine {
         let responders = Responders::default();
         let tracker = TaskTracker::new();
         let renewer = CancellationToken::new();
+        let alert_plan = Arc::new(ArcSwap::new(plan.clone()));
+        let (alerts, alert_dispatcher) = alerts::channel(
+            alert_plan.clone(),
+            intake.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        );
+        tracker.spawn(alert_dispatcher.run());
+        connectors.set_breaker_watch(Arc::new(alerts.clone()));
 
         let (source, secrets_digest) = match reload {
             Some(reload) => (Some(reload.source), reload.secrets_digest),
@@ -276,6 +290,7 @@ impl Engine {
                 clock: clock.clone(),
                 held: Default::default(),
                 drift: drift.clone(),
+                alerts: alerts.clone(),
             }));
             swappable_executor = Some(executor.clone());
             let active = worker::ActiveRuns::default();
@@ -355,6 +370,8 @@ impl Engine {
                 secrets,
                 audit,
                 clock,
+                alerts,
+                alert_plan,
             }),
         };
         // The heartbeat reads the engine's live state, so it starts once
@@ -536,8 +553,11 @@ impl Engine {
                 clock: old.clock.clone(),
                 held: Default::default(),
                 drift: old.drift.clone(),
+                alerts: old.alerts.clone(),
             }));
         }
+        connectors.set_breaker_watch(Arc::new(self.inner.alerts.clone()));
+        self.inner.alert_plan.store(plan.clone());
         self.inner.live.store(Arc::new(Live {
             plan: plan.clone(),
             connectors,

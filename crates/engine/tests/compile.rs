@@ -190,7 +190,7 @@ fn the_schema_lists_every_kind_and_modifier() {
     assert_eq!(
         kinds,
         [
-            "amqp", "manual", "mqtt", "nats", "redis", "schedule", "webhook"
+            "amqp", "event", "manual", "mqtt", "nats", "redis", "schedule", "webhook"
         ]
     );
     assert_eq!(trigger["maxProperties"], 1);

@@ -2,6 +2,7 @@
 //! the real binary where process behaviour matters, and testkit mock
 //! upstreams standing in for the outside world.
 
+mod alerts;
 mod amqp;
 mod api;
 mod audit;

@@ -16,6 +16,8 @@
 //!   once their runs are committed.
 //! - [`mqtt`]: messages of an MQTT topic filter, through a persistent
 //!   session, acknowledged once their runs are committed.
+//! - [`event`]: an alert flow, fired by dead runs and circuit breakers
+//!   (see [`crate::alerts`]).
 //!
 //! A kind implements [`Kind`] (how its settings are read and compiled, with
 //! every problem reported at its file and line) and [`Trigger`] (what the
@@ -37,6 +39,7 @@
 //! [`SourceContext`] and stops it on shutdown or reload.
 
 mod amqp;
+mod event;
 mod manual;
 mod mqtt;
 mod nats;
@@ -65,6 +68,8 @@ use patchbay_store::Clock;
 use crate::intake::Intake;
 
 pub(crate) use amqp::resolve_address as resolve_amqp_address;
+pub(crate) use event::AlertSubscription;
+pub use event::{EventName, EventTrigger};
 pub use manual::ManualTrigger;
 pub(crate) use mqtt::{
     Address as MqttAddress, MESSAGE_ID_PROPERTY as MQTT_MESSAGE_ID_PROPERTY,
@@ -84,6 +89,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<redis_stream::RedisStream>(),
     kind_entry::<amqp::Amqp>(),
     kind_entry::<mqtt::Mqtt>(),
+    kind_entry::<event::AlertSubscription>(),
 ];
 
 /// Where a broker trigger's consumer (or group), when the trigger creates
@@ -201,6 +207,11 @@ pub(crate) trait Trigger: fmt::Debug + Send + Sync {
         false
     }
 
+    /// The alert events that fire the flow, when it is an alert flow.
+    fn alert(&self) -> Option<&AlertSubscription> {
+        None
+    }
+
     /// The task that starts runs of the flow by itself, when the kind has
     /// one; it returns once `cx.shutdown` is cancelled.
     fn source(&self, _cx: SourceContext) -> Option<BoxFuture<'static, ()>> {
@@ -266,6 +277,11 @@ impl TriggerPlan {
 
     pub(crate) fn source(&self, cx: SourceContext) -> Option<BoxFuture<'static, ()>> {
         self.trigger.source(cx)
+    }
+
+    /// The alert events that fire the flow, when it is an alert flow.
+    pub(crate) fn alert(&self) -> Option<&AlertSubscription> {
+        self.trigger.alert()
     }
 }
 

@@ -1,0 +1,145 @@
+//! Alert flows (`trigger: { event: … }`) through the real binary: an outage
+//! of a payment upstream kills 100 runs and opens the connector's circuit
+//! breaker; the alert flow runs once for the deaths (naming the flow and
+//! the error) and once for the opening, not a hundred times; the upstream
+//! healed, the breaker closes and the alert flow runs once more.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use patchbay_store::{Run, RunStatus};
+use patchbay_testkit::{MockUpstream, Reply};
+use serde_json::json;
+
+use crate::brokers::start_node;
+use crate::support::{TestProject, all_runs, eventually};
+
+const ROOT: &str = "\
+connectors:
+  pay:
+    url: ${env:PAY_URL}
+    dangerous_allow_private: true
+    retry: { attempts: 1 }
+    circuit_breaker: { failure_rate: 50%, min_calls: 10, window: 60s, open_for: 1s }
+engine: { run_retries: [] }
+";
+
+const ORDERS: &str = "\
+trigger: { webhook: { path: /hooks/orders } }
+steps:
+  - id: charge
+    call: pay POST /charge
+    body: '{order: .id}'
+";
+
+const ALERTS: &str = "\
+trigger:
+  event: { on: [run_dead, breaker_open, breaker_closed], window: 1h }
+steps:
+  - transform: '.'
+";
+
+/// What an assertion shows of alert runs: how many, and the first inputs.
+fn summary(runs: &[Run]) -> String {
+    let inputs: Vec<String> = runs
+        .iter()
+        .take(3)
+        .map(|run| run.input.to_string())
+        .collect();
+    format!("{} runs: {}", runs.len(), inputs.join(", "))
+}
+
+fn alert_runs(runs: &[Run], event: &str) -> Vec<Run> {
+    runs.iter()
+        .filter(|run| run.flow == "alerts" && run.input["event"] == event)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fires_one_alert_per_event_not_one_per_death() {
+    let pay = MockUpstream::start().await;
+    let healthy = Arc::new(AtomicBool::new(false));
+    let up = healthy.clone();
+    pay.route_fn("POST", "/charge", move |_| {
+        if up.load(Ordering::SeqCst) {
+            Reply::json(200, json!({ "charged": true }))
+        } else {
+            Reply::json(503, json!({ "error": "down for maintenance" }))
+        }
+    });
+    let project = TestProject::new(ROOT, &[("orders", ORDERS), ("alerts", ALERTS)]);
+    let node = start_node(&project, &[("PAY_URL", pay.url())]);
+    let client = reqwest::Client::new();
+    let post = |id: u32| {
+        let client = client.clone();
+        let url = format!("{}/hooks/orders", node.base);
+        async move {
+            let answer = client.post(url).json(&json!({ "id": id })).send().await;
+            assert_eq!(answer.expect("webhook sent").status(), 202);
+        }
+    };
+    for id in 0..100 {
+        post(id).await;
+    }
+    let store = project.open_store().await;
+    let all_dead = eventually(Duration::from_secs(30), || async {
+        let runs = all_runs(&*store).await;
+        runs.iter()
+            .filter(|run| run.flow == "orders" && run.status == RunStatus::Dead)
+            .count()
+            == 100
+    })
+    .await;
+    assert!(all_dead, "the 100 orders did not all die");
+    let alerted = eventually(Duration::from_secs(10), || async {
+        let runs = all_runs(&*store).await;
+        !alert_runs(&runs, "run_dead").is_empty() && !alert_runs(&runs, "breaker_open").is_empty()
+    })
+    .await;
+    assert!(alerted, "no alert for the deaths or the opening");
+
+    // Healed: the breaker probes once it has been open for `open_for`,
+    // and closes on a success.
+    healthy.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    post(100).await;
+    let closed = eventually(Duration::from_secs(10), || async {
+        !alert_runs(&all_runs(&*store).await, "breaker_closed").is_empty()
+    })
+    .await;
+    assert!(closed, "no alert for the breaker closing");
+    // Time for any further alert to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let runs = all_runs(&*store).await;
+    let deaths = alert_runs(&runs, "run_dead");
+    assert_eq!(deaths.len(), 1, "{}", summary(&deaths));
+    let death = &deaths[0];
+    assert_eq!(death.status, RunStatus::Succeeded);
+    assert_eq!(death.trigger, "event");
+    assert_eq!(death.input["flow"], "orders");
+    let dead_run = death.input["run"].as_str().unwrap();
+    assert!(
+        runs.iter()
+            .any(|run| run.id.to_string() == dead_run && run.status == RunStatus::Dead),
+        "the alert names no dead run: {}",
+        death.input
+    );
+    assert!(
+        death.input["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("503"),
+        "{}",
+        death.input
+    );
+    let openings = alert_runs(&runs, "breaker_open");
+    assert_eq!(openings.len(), 1, "{}", summary(&openings));
+    assert_eq!(openings[0].input["connector"], "pay");
+    let closings = alert_runs(&runs, "breaker_closed");
+    assert_eq!(closings.len(), 1, "{}", summary(&closings));
+    assert_eq!(closings[0].input["connector"], "pay");
+    node.stop_cleanly();
+}
