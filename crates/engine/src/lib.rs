@@ -109,6 +109,10 @@ pub struct Roles {
     /// Run the sources of triggers that start runs by themselves (fire
     /// `schedule` triggers).
     pub scheduler: bool,
+    /// Fire alert flows (`event` triggers) on what this node sees: the
+    /// runs that die here, this node's circuit breakers. Off where runs
+    /// are one-offs (`patchbay invoke`, flow tests).
+    pub alerts: bool,
 }
 
 impl Default for Roles {
@@ -116,6 +120,7 @@ impl Default for Roles {
         Roles {
             workers: true,
             scheduler: true,
+            alerts: true,
         }
     }
 }
@@ -255,8 +260,10 @@ impl Engine {
             clock.clone(),
             shutdown.clone(),
         );
-        tracker.spawn(alert_dispatcher.run());
-        connectors.set_breaker_watch(Arc::new(alerts.clone()));
+        if roles.alerts {
+            tracker.spawn(alert_dispatcher.run());
+            connectors.set_breaker_watch(Arc::new(alerts.clone()));
+        }
 
         let (source, secrets_digest) = match reload {
             Some(reload) => (Some(reload.source), reload.secrets_digest),
@@ -556,7 +563,9 @@ impl Engine {
                 alerts: old.alerts.clone(),
             }));
         }
-        connectors.set_breaker_watch(Arc::new(self.inner.alerts.clone()));
+        if self.inner.roles.alerts {
+            connectors.set_breaker_watch(Arc::new(self.inner.alerts.clone()));
+        }
         self.inner.alert_plan.store(plan.clone());
         self.inner.live.store(Arc::new(Live {
             plan: plan.clone(),

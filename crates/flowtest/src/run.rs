@@ -274,6 +274,7 @@ pub(crate) async fn run_once(
             roles: Roles {
                 workers: true,
                 scheduler: false,
+                alerts: false,
             },
             secrets: None,
             reload: None,

@@ -28,7 +28,7 @@ use crate::Outcome;
 use crate::node::{Node, NodeOptions, Prepared};
 
 /// The example project, compiled into the binary so the demo needs no files.
-const PROJECT_FILES: [(&str, &str); 5] = [
+const PROJECT_FILES: [(&str, &str); 6] = [
     (
         "patchbay.yaml",
         include_str!("../../../../examples/demo/patchbay.yaml"),
@@ -48,6 +48,10 @@ const PROJECT_FILES: [(&str, &str); 5] = [
     (
         "flows/follow-up.yaml",
         include_str!("../../../../examples/demo/flows/follow-up.yaml"),
+    ),
+    (
+        "flows/alerts.yaml",
+        include_str!("../../../../examples/demo/flows/alerts.yaml"),
     ),
 ];
 

@@ -47,6 +47,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         roles: Roles {
             workers: true,
             scheduler: false,
+            alerts: false,
         },
         secrets,
         reload: None,

@@ -80,6 +80,7 @@ pub async fn execute(
     let roles = Roles {
         workers: !args.no_workers,
         scheduler: !args.no_scheduler,
+        alerts: true,
     };
     // Listening before the address is printed: a supervisor that reads the
     // address and stops the node at once gets a clean stop, not the

@@ -53,7 +53,7 @@ fn the_demo_projects_tests_pass() {
     let (code, stdout, stderr) = patchbay_test(&workspace(), &["examples/demo"], &[]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("8 passed, 0 failed, 8 in total"),
+        stdout.contains("10 passed, 0 failed, 10 in total"),
         "{stdout}"
     );
     for name in [
@@ -65,6 +65,8 @@ fn the_demo_projects_tests_pass() {
         "sync-contacts-nothing-new",
         "follow-up-shipped",
         "follow-up-chat-refuses",
+        "alerts-breaker-open",
+        "alerts-run-dead",
     ] {
         assert!(
             stdout.contains(&format!("ok    {name} (tests/{name}.yaml)")),
