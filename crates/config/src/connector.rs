@@ -645,6 +645,27 @@ impl JsonSchema for CircuitBreakerConfig {
 }
 
 /// A percentage written as a number (`50`) or with a sign (`"50%"`).
+/// A percentage, written `50` or `"50%"`: the form `circuit_breaker.
+/// failure_rate` takes, for settings elsewhere that are percentages too.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Percent(pub f64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        percent(deserializer).map(Percent)
+    }
+}
+
+impl JsonSchema for Percent {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Percent".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        percent_schema(generator)
+    }
+}
+
 fn percent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
     struct Visitor;
     impl serde::de::Visitor<'_> for Visitor {

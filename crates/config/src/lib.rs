@@ -46,7 +46,7 @@ pub use connector::{
     AuthConfig, BackoffConfig, ConnectorConfig, OAuth2ClientAuth, OAuth2Config, OAuth2Grant,
     RetryConfig, SignAlgorithm, SignConfig, SignEncoding,
 };
-pub use connector::{ConnectorTlsConfig, MAX_REDIRECTS, RedirectConfig};
+pub use connector::{ConnectorTlsConfig, MAX_REDIRECTS, Percent, RedirectConfig};
 pub use diagnostic::{Diagnostic, Report};
 pub use duration::HumanDuration;
 pub use flow::{FlowConfig, OnError, StepConfig, TriggerConfig};

@@ -1,6 +1,8 @@
 //! Alert events and the flows they fire: a run that ends dead, a circuit
-//! breaker that opens or closes. Whoever sees one (the executor, a
-//! connector's breaker) hands it to [`AlertSender`]; a task of the engine
+//! breaker that opens or closes, a connector whose calls fail too often.
+//! Whoever sees one (the executor, a connector's breaker) hands it to
+//! [`AlertSender`]; error rates are read from the connectors' health every
+//! [`ERROR_RATE_CHECK`]. A task of the engine
 //! starts a run of every flow whose `event` trigger asks for it
 //! ([`crate::trigger::AlertSubscription`]), at most once per dedupe window
 //! for the same event and subject (flow or connector).
@@ -14,10 +16,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use patchbay_connector::BreakerState;
+use patchbay_connector::{BreakerState, Connectors};
 use patchbay_store::{Clock, NewRun};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -26,6 +29,7 @@ use tracing::{info, warn};
 
 use crate::intake::Intake;
 use crate::plan::Plan;
+use crate::trigger::AlertSubscription;
 
 /// Something an alert flow may fire on.
 #[derive(Clone, Debug)]
@@ -40,7 +44,20 @@ pub(crate) enum AlertEvent {
     BreakerOpened { connector: String },
     /// A connector's circuit breaker closed again after probing.
     BreakerClosed { connector: String },
+    /// A connector's calls of the last five minutes failed at this rate
+    /// (a percentage), over `calls` calls.
+    ErrorRate {
+        connector: String,
+        percent: f64,
+        calls: u64,
+    },
 }
+
+/// How often the connectors' error rates are read.
+pub(crate) const ERROR_RATE_CHECK: Duration = Duration::from_secs(5);
+/// Calls a connector must have made in the last five minutes before its
+/// error rate is judged: one failed call of two is not an outage.
+pub(crate) const ERROR_RATE_MIN_CALLS: u64 = 10;
 
 impl AlertEvent {
     /// The event's name under `event.on`.
@@ -49,6 +66,7 @@ impl AlertEvent {
             AlertEvent::RunDead { .. } => "run_dead",
             AlertEvent::BreakerOpened { .. } => "breaker_open",
             AlertEvent::BreakerClosed { .. } => "breaker_closed",
+            AlertEvent::ErrorRate { .. } => "error_rate",
         }
     }
 
@@ -56,9 +74,9 @@ impl AlertEvent {
     pub(crate) fn subject(&self) -> &str {
         match self {
             AlertEvent::RunDead { flow, .. } => flow,
-            AlertEvent::BreakerOpened { connector } | AlertEvent::BreakerClosed { connector } => {
-                connector
-            }
+            AlertEvent::BreakerOpened { connector }
+            | AlertEvent::BreakerClosed { connector }
+            | AlertEvent::ErrorRate { connector, .. } => connector,
         }
     }
 
@@ -71,6 +89,11 @@ impl AlertEvent {
             AlertEvent::BreakerOpened { connector } | AlertEvent::BreakerClosed { connector } => {
                 json!({ "connector": connector })
             }
+            AlertEvent::ErrorRate {
+                connector,
+                percent,
+                calls,
+            } => json!({ "connector": connector, "error_rate": percent, "calls": calls }),
         };
         input["event"] = json!(self.name());
         input["at"] = json!(at.to_rfc3339());
@@ -104,11 +127,17 @@ impl patchbay_connector::BreakerWatch for AlertSender {
     }
 }
 
+/// What alert events are judged against: the plan in force (its `event`
+/// flows) and its connectors (their error rates).
+pub(crate) struct AlertScope {
+    pub plan: Arc<Plan>,
+    pub connectors: Connectors,
+}
+
 /// The task that turns alert events into runs of alert flows.
 pub(crate) struct AlertDispatcher {
     events: mpsc::UnboundedReceiver<AlertEvent>,
-    /// The plan in force, whose `event` flows are asked.
-    plan: Arc<ArcSwap<Plan>>,
+    scope: Arc<ArcSwap<AlertScope>>,
     intake: Intake,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
@@ -118,7 +147,7 @@ pub(crate) struct AlertDispatcher {
 
 /// A sender and the dispatcher that serves it.
 pub(crate) fn channel(
-    plan: Arc<ArcSwap<Plan>>,
+    scope: Arc<ArcSwap<AlertScope>>,
     intake: Intake,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
@@ -128,7 +157,7 @@ pub(crate) fn channel(
         AlertSender(sender),
         AlertDispatcher {
             events,
-            plan,
+            scope,
             intake,
             clock,
             shutdown,
@@ -139,18 +168,50 @@ pub(crate) fn channel(
 
 impl AlertDispatcher {
     pub(crate) async fn run(mut self) {
+        let mut check = tokio::time::interval(ERROR_RATE_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let event = tokio::select! {
-                event = self.events.recv() => event,
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(event) => self.dispatch(&event).await,
+                    None => return,
+                },
+                _ = check.tick() => self.check_error_rates().await,
                 () = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Raises an `error_rate` event for each connector whose calls of the
+    /// last five minutes failed, when some alert flow listens for one.
+    async fn check_error_rates(&mut self) {
+        let scope = self.scope.load_full();
+        let listened = scope.plan.flows.values().any(|flow| {
+            flow.trigger
+                .alert()
+                .is_some_and(AlertSubscription::wants_error_rates)
+        });
+        if !listened {
+            return;
+        }
+        for name in scope.connectors.names() {
+            let Some(connector) = scope.connectors.get(name) else {
+                continue;
             };
-            let Some(event) = event else { return };
-            self.dispatch(&event).await;
+            let recent = connector.health().recent;
+            if recent.calls >= ERROR_RATE_MIN_CALLS && recent.errors > 0 {
+                let event = AlertEvent::ErrorRate {
+                    connector: name.to_string(),
+                    percent: recent.error_rate * 100.0,
+                    calls: recent.calls,
+                };
+                self.dispatch(&event).await;
+            }
         }
     }
 
     async fn dispatch(&mut self, event: &AlertEvent) {
-        let plan = self.plan.load_full();
+        let plan = self.scope.load().plan.clone();
         if let AlertEvent::RunDead { flow, .. } = event
             && plan
                 .flows

@@ -200,8 +200,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Where breakers and runs raise alert events.
     alerts: alerts::AlertSender,
-    /// The plan whose `event` flows alert events fire; swapped on reload.
-    alert_plan: Arc<ArcSwap<Plan>>,
+    /// The plan whose `event` flows alert events fire, and its connectors;
+    /// swapped on reload.
+    alert_scope: Arc<ArcSwap<alerts::AlertScope>>,
 }
 
 /// The engine's background tasks; [`EngineTasks::stopped`] drains them.
@@ -253,9 +254,12 @@ impl Engine {
         let responders = Responders::default();
         let tracker = TaskTracker::new();
         let renewer = CancellationToken::new();
-        let alert_plan = Arc::new(ArcSwap::new(plan.clone()));
+        let alert_scope = Arc::new(ArcSwap::from_pointee(alerts::AlertScope {
+            plan: plan.clone(),
+            connectors: connectors.clone(),
+        }));
         let (alerts, alert_dispatcher) = alerts::channel(
-            alert_plan.clone(),
+            alert_scope.clone(),
             intake.clone(),
             clock.clone(),
             shutdown.clone(),
@@ -378,7 +382,7 @@ impl Engine {
                 audit,
                 clock,
                 alerts,
-                alert_plan,
+                alert_scope,
             }),
         };
         // The heartbeat reads the engine's live state, so it starts once
@@ -566,7 +570,10 @@ impl Engine {
         if self.inner.roles.alerts {
             connectors.set_breaker_watch(Arc::new(self.inner.alerts.clone()));
         }
-        self.inner.alert_plan.store(plan.clone());
+        self.inner.alert_scope.store(Arc::new(alerts::AlertScope {
+            plan: plan.clone(),
+            connectors: connectors.clone(),
+        }));
         self.inner.live.store(Arc::new(Live {
             plan: plan.clone(),
             connectors,

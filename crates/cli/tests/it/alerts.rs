@@ -143,3 +143,79 @@ async fn an_outage_fires_one_alert_per_event_not_one_per_death() {
     assert_eq!(closings[0].input["connector"], "pay");
     node.stop_cleanly();
 }
+
+/// A connector whose calls fail too often fires `error_rate` once, with
+/// the rate and the number of calls, and a rate under the threshold fires
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_failing_too_often_fires_one_error_rate_alert() {
+    let api = MockUpstream::start().await;
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = calls.clone();
+    api.route_fn("POST", "/work", move |_| {
+        // Three calls of five fail.
+        if counted.fetch_add(1, Ordering::SeqCst) % 5 < 3 {
+            Reply::json(500, json!({ "error": "boom" }))
+        } else {
+            Reply::json(200, json!({ "ok": true }))
+        }
+    });
+    let calm_calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let calm_counted = calm_calls.clone();
+    api.route_fn("POST", "/calm", move |_| {
+        // One call of five fails: under the threshold.
+        if calm_counted.fetch_add(1, Ordering::SeqCst).is_multiple_of(5) {
+            Reply::json(500, json!({ "error": "blip" }))
+        } else {
+            Reply::json(200, json!({ "ok": true }))
+        }
+    });
+    let root = "\
+connectors:
+  api: { url: \"${env:API_URL}\", dangerous_allow_private: true, retry: { attempts: 1 }, circuit_breaker: off }
+  calm: { url: \"${env:API_URL}\", dangerous_allow_private: true, retry: { attempts: 1 }, circuit_breaker: off }
+engine: { run_retries: [] }
+";
+    let work = "\
+trigger: { webhook: { path: /hooks/work } }
+steps:
+  - call: calm POST /calm
+    on_error: continue
+  - call: api POST /work
+";
+    let alerts = "\
+trigger:
+  event: { on: [error_rate], error_rate: 40%, window: 1h }
+steps:
+  - transform: '.'
+";
+    let project = TestProject::new(root, &[("work", work), ("alerts", alerts)]);
+    let node = start_node(&project, &[("API_URL", api.url())]);
+    let client = reqwest::Client::new();
+    for id in 0..20 {
+        let answer = client
+            .post(format!("{}/hooks/work", node.base))
+            .json(&json!({ "id": id }))
+            .send()
+            .await
+            .expect("webhook sent");
+        assert_eq!(answer.status(), 202);
+    }
+    let store = project.open_store().await;
+    // The rates are read every 5 s.
+    let alerted = eventually(Duration::from_secs(15), || async {
+        !alert_runs(&all_runs(&*store).await, "error_rate").is_empty()
+    })
+    .await;
+    assert!(alerted, "no error_rate alert");
+    // Two more readings: the window keeps them quiet.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let rates = alert_runs(&all_runs(&*store).await, "error_rate");
+    assert_eq!(rates.len(), 1, "{}", summary(&rates));
+    let input = &rates[0].input;
+    assert_eq!(input["connector"], "api");
+    assert_eq!(input["calls"], 20);
+    assert_eq!(input["error_rate"], 60.0);
+    assert_eq!(calm_calls.load(Ordering::SeqCst), 20);
+    node.stop_cleanly();
+}
