@@ -164,7 +164,10 @@ async fn a_connector_failing_too_often_fires_one_error_rate_alert() {
     let calm_counted = calm_calls.clone();
     api.route_fn("POST", "/calm", move |_| {
         // One call of five fails: under the threshold.
-        if calm_counted.fetch_add(1, Ordering::SeqCst).is_multiple_of(5) {
+        if calm_counted
+            .fetch_add(1, Ordering::SeqCst)
+            .is_multiple_of(5)
+        {
             Reply::json(500, json!({ "error": "blip" }))
         } else {
             Reply::json(200, json!({ "ok": true }))
