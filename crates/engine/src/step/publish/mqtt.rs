@@ -89,11 +89,22 @@ impl Awaiting {
     }
 }
 
+/// The publishes of a connection awaiting an answer, shared by the step
+/// and the task driving the connection. A std mutex: never held across an
+/// `.await`.
+type Shared = Arc<std::sync::Mutex<Awaiting>>;
+
+fn lock(awaiting: &Shared) -> std::sync::MutexGuard<'_, Awaiting> {
+    awaiting
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// An open connection: its client, the publishes it owes an answer, and
 /// the task that drives it.
 struct Connection {
     client: AsyncClient,
-    awaiting: Arc<std::sync::Mutex<Awaiting>>,
+    awaiting: Shared,
     /// Held while a publish is queued, so publishes reach the connection
     /// in the order their answers are awaited.
     order: Mutex<()>,
@@ -169,13 +180,10 @@ impl MqttTopic {
             return Err(self.failure("the plan has no broker address".into(), false));
         };
         let mut connection = self.connection.lock().await;
-        if let Some(open) = connection.as_ref().filter(|open| {
-            open.awaiting
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .ended
-                .is_none()
-        }) {
+        if let Some(open) = connection
+            .as_ref()
+            .filter(|open| lock(&open.awaiting).ended.is_none())
+        {
             return Ok(open.clone());
         }
         let mut options = address.options(&format!("patchbay-publish-{}", uuid::Uuid::now_v7()));
@@ -183,7 +191,7 @@ impl MqttTopic {
             .set_clean_start(true)
             .set_connection_timeout(self.timeout.as_secs().max(1));
         let (client, events) = AsyncClient::new(options, REQUEST_CAPACITY);
-        let awaiting = Arc::new(std::sync::Mutex::new(Awaiting::default()));
+        let awaiting: Shared = Arc::default();
         let driver = AbortOnDropHandle::new(tokio::spawn(drive(events, awaiting.clone())));
         let opened = Arc::new(Connection {
             client,
@@ -199,30 +207,25 @@ impl MqttTopic {
 /// Drives a connection: matches each publish with its packet id as the
 /// connection sends it, and each acknowledgement with its publish, until
 /// the connection fails.
-async fn drive(mut events: EventLoop, awaiting: Arc<std::sync::Mutex<Awaiting>>) {
-    let lock = || {
-        awaiting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
+async fn drive(mut events: EventLoop, awaiting: Shared) {
     loop {
         match events.poll().await {
             // Publishes are sent in the order they were queued.
             Ok(Event::Outgoing(rumqttc::Outgoing::Publish(packet_id))) => {
-                let mut awaiting = lock();
+                let mut awaiting = lock(&awaiting);
                 if let Some(waiting) = awaiting.queued.pop_front() {
                     awaiting.sent.insert(packet_id, waiting);
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                if let Some(waiting) = lock().sent.remove(&ack.pkid) {
+                if let Some(waiting) = lock(&awaiting).sent.remove(&ack.pkid) {
                     let _ = waiting.send(Ok(ack.reason));
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 // The error names the broker's answer, never the address.
-                lock().end(format!("connection lost: {e}"));
+                lock(&awaiting).end(format!("connection lost: {e}"));
                 return;
             }
         }
@@ -249,10 +252,7 @@ impl Broker for MqttTopic {
         {
             let _order = connection.order.lock().await;
             {
-                let mut awaiting = connection
-                    .awaiting
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut awaiting = lock(&connection.awaiting);
                 if let Some(why) = &awaiting.ended {
                     return Err(self.failure(why.clone(), true));
                 }
@@ -271,11 +271,7 @@ impl Broker for MqttTopic {
                 .and_then(|queued| queued.map_err(|e| e.to_string()))
             {
                 // The queue no longer matches what the connection sends.
-                connection
-                    .awaiting
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .end(e.clone());
+                lock(&connection.awaiting).end(e.clone());
                 return Err(self.failure(e, true));
             }
         }
