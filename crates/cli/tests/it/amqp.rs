@@ -25,7 +25,9 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use patchbay_store::RunStatus;
 
-use crate::brokers::{kill_while_publishing, logs_within, start_node, succeeded_runs};
+use crate::brokers::{
+    assert_one_run_per_message, kill_while_publishing, logs_within, start_node, succeeded_runs,
+};
 use crate::support::{TestProject, all_runs, campaign_setting, eventually, panics_in_log};
 
 fn amqp_url() -> String {
@@ -163,22 +165,7 @@ steps:
         began.elapsed()
     );
     assert!(done, "{} runs of {messages} messages", runs.len());
-    assert_eq!(runs.len(), messages, "one run per message, no more");
-    let mut by_n: HashMap<u64, usize> = HashMap::new();
-    for run in &runs {
-        assert_eq!(run.status, RunStatus::Succeeded, "run {}", run.id);
-        assert_eq!(run.trigger, "amqp");
-        let output = run.output.clone().unwrap_or_default();
-        let n = output["n"].as_u64().expect("n");
-        assert_eq!(output["id"], format!("m-{n}"));
-        assert_eq!(
-            run.dedupe_key.as_deref(),
-            Some(format!("amqp:{queue}:m-{n}").as_str())
-        );
-        *by_n.entry(n).or_default() += 1;
-    }
-    assert_eq!(by_n.len(), messages, "every message has its run");
-    assert!(by_n.values().all(|count| *count == 1));
+    assert_one_run_per_message(&runs, messages, "amqp", |n| format!("amqp:{queue}:m-{n}"));
 
     // The queue is empty once the node stops: every message acknowledged.
     node.stop_cleanly();

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use patchbay_store::{Run, RunStatus, Store};
 
 use crate::support::{Patchbay, TestProject, all_runs, eventually, patchbay_run};
@@ -60,4 +62,29 @@ pub async fn succeeded_runs(store: &dyn Store, count: usize) -> (bool, Vec<Run>)
     })
     .await;
     (done, all_runs(store).await)
+}
+
+/// Asserts that `runs` are exactly one succeeded run of `trigger` per
+/// message `0..messages`, each with the message's number `n` and its id
+/// `m-N` in its output (as the tests' flows write them) and the dedupe key
+/// `dedupe_key(n)`.
+pub fn assert_one_run_per_message(
+    runs: &[Run],
+    messages: usize,
+    trigger: &str,
+    dedupe_key: impl Fn(u64) -> String,
+) {
+    assert_eq!(runs.len(), messages, "one run per message, no more");
+    let mut by_n: HashMap<u64, usize> = HashMap::new();
+    for run in runs {
+        assert_eq!(run.status, RunStatus::Succeeded, "run {}", run.id);
+        assert_eq!(run.trigger, trigger);
+        let output = run.output.clone().unwrap_or_default();
+        let n = output["n"].as_u64().expect("n");
+        assert_eq!(output["id"], format!("m-{n}"));
+        assert_eq!(run.dedupe_key.as_deref(), Some(dedupe_key(n).as_str()));
+        *by_n.entry(n).or_default() += 1;
+    }
+    assert_eq!(by_n.len(), messages, "every message has its run");
+    assert!(by_n.values().all(|count| *count == 1));
 }

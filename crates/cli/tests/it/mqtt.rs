@@ -24,13 +24,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use patchbay_store::{RunStatus, Store};
+use patchbay_store::Store;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::mpsc;
 
-use crate::brokers::{logs_within, start_node, succeeded_runs};
+use crate::brokers::{assert_one_run_per_message, logs_within, start_node, succeeded_runs};
 use crate::support::{TestProject, campaign_setting, panics_in_log};
 
 /// Most messages published and not yet made runs: under Mosquitto's
@@ -212,22 +212,7 @@ steps:
         began.elapsed()
     );
     assert!(done, "{} runs of {messages} messages", runs.len());
-    assert_eq!(runs.len(), messages, "one run per message, no more");
-    let mut by_n: HashMap<u64, usize> = HashMap::new();
-    for run in &runs {
-        assert_eq!(run.status, RunStatus::Succeeded, "run {}", run.id);
-        assert_eq!(run.trigger, "mqtt");
-        let output = run.output.clone().unwrap_or_default();
-        let n = output["n"].as_u64().expect("n");
-        assert_eq!(output["id"], format!("m-{n}"));
-        assert_eq!(
-            run.dedupe_key.as_deref(),
-            Some(format!("mqtt:{topic}:m-{n}").as_str())
-        );
-        *by_n.entry(n).or_default() += 1;
-    }
-    assert_eq!(by_n.len(), messages, "every message has its run");
-    assert!(by_n.values().all(|count| *count == 1));
+    assert_one_run_per_message(&runs, messages, "mqtt", |n| format!("mqtt:{topic}:m-{n}"));
     node.stop_cleanly();
     assert!(panics_in_log(&log).is_empty(), "{:?}", panics_in_log(&log));
     remove_session(&session).await;
@@ -370,16 +355,17 @@ async fn an_unreachable_broker_is_retried_without_showing_its_password() {
     assert!(!log.contains("hunter2"), "{log}");
 }
 
-/// A message whose run cannot be committed is not acknowledged: with the
-/// store's folder deleted under the node, the messages published stay
-/// with the broker, and a node started on a new store has a run for each.
-/// (A node acknowledging before the commit loses every one.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_whose_run_is_not_committed_stays_with_the_broker() {
-    if crate::support::sqlite_only("the SQLite file deleted under the node") {
-        return;
-    }
-    let messages = 20;
+/// A node whose flow `orders` takes each message of a topic of its own
+/// (through a session of its own) and passes it on, once it has
+/// subscribed.
+struct Subscribed {
+    topic: String,
+    session: String,
+    project: TestProject,
+    node: crate::support::Patchbay,
+}
+
+async fn subscribed_node() -> Subscribed {
     let topic = format!("{}/orders", own_name());
     let session = own_name();
     remove_session(&session).await;
@@ -393,6 +379,30 @@ async fn a_message_whose_run_is_not_committed_stays_with_the_broker() {
         logs_within(&project, "consuming from MQTT topic").await,
         "the node did not subscribe"
     );
+    Subscribed {
+        topic,
+        session,
+        project,
+        node,
+    }
+}
+
+/// A message whose run cannot be committed is not acknowledged: with the
+/// store's folder deleted under the node, the messages published stay
+/// with the broker, and a node started on a new store has a run for each.
+/// (A node acknowledging before the commit loses every one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_run_is_not_committed_stays_with_the_broker() {
+    if crate::support::sqlite_only("the SQLite file deleted under the node") {
+        return;
+    }
+    let messages = 20;
+    let Subscribed {
+        topic,
+        session,
+        project,
+        node,
+    } = subscribed_node().await;
     let folder = crate::support::store_file(&project)
         .parent()
         .unwrap()
@@ -427,19 +437,12 @@ async fn a_message_whose_run_is_not_committed_stays_with_the_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_again_makes_one_run() {
     let messages = 20;
-    let topic = format!("{}/orders", own_name());
-    let session = own_name();
-    remove_session(&session).await;
-    let flow = format!(
-        "trigger: {{ mqtt: {{ url: \"${{env:MQTT_URL}}\", topic: \"{topic}\", client_id: \"{session}\" }} }}\n\
-         steps:\n  - transform: '.'\n"
-    );
-    let project = TestProject::new("", &[("orders", &flow)]);
-    let node = start_node(&project, &node_env());
-    assert!(
-        logs_within(&project, "consuming from MQTT topic").await,
-        "the node did not subscribe"
-    );
+    let Subscribed {
+        topic,
+        session,
+        project,
+        node,
+    } = subscribed_node().await;
     publish(&topic, 0..messages).await;
     publish(&topic, 0..messages).await;
     // One more, after the copies: once it has its run, so have they.
