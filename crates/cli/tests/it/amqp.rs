@@ -26,7 +26,8 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use patchbay_store::RunStatus;
 
 use crate::brokers::{
-    assert_one_run_per_message, kill_while_publishing, logs_within, start_node, succeeded_runs,
+    assert_one_id_per_message, assert_one_run_per_message, kill_while_publishing, logs_within,
+    start_node, succeeded_runs,
 };
 use crate::support::{TestProject, all_runs, campaign_setting, eventually, panics_in_log};
 
@@ -243,16 +244,7 @@ steps:
         "{messages} messages relayed with {kills} kills: {} in the outbound queue, {copies} copies",
         received.len()
     );
-    assert_eq!(ids_by_n.len(), messages, "every input relayed");
-    for (n, ids) in &ids_by_n {
-        assert!(
-            ids.iter().all(|id| id == &ids[0]),
-            "the copies of message {n} carry different ids: {ids:?}"
-        );
-    }
-    let distinct: std::collections::HashSet<&String> =
-        ids_by_n.values().map(|ids| &ids[0]).collect();
-    assert_eq!(distinct.len(), messages, "one message id per message");
+    assert_one_id_per_message(&ids_by_n, messages);
     assert!(panics_in_log(&log).is_empty(), "{:?}", panics_in_log(&log));
     delete(&channel, &inbound).await;
     delete(&channel, &outbound).await;

@@ -88,3 +88,20 @@ pub fn assert_one_run_per_message(
     assert_eq!(by_n.len(), messages, "every message has its run");
     assert!(by_n.values().all(|count| *count == 1));
 }
+
+/// Asserts that a relay delivered every message `0..messages`, and that
+/// the copies of each (sent again after a kill) carry its one message id,
+/// a different id per message. `ids_by_n` holds the ids received per
+/// message number.
+pub fn assert_one_id_per_message(ids_by_n: &HashMap<u64, Vec<String>>, messages: usize) {
+    assert_eq!(ids_by_n.len(), messages, "every input relayed");
+    for (n, ids) in ids_by_n {
+        assert!(
+            ids.iter().all(|id| id == &ids[0]),
+            "the copies of message {n} carry different ids: {ids:?}"
+        );
+    }
+    let distinct: std::collections::HashSet<&String> =
+        ids_by_n.values().map(|ids| &ids[0]).collect();
+    assert_eq!(distinct.len(), messages, "one message id per message");
+}

@@ -30,7 +30,9 @@ use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::mpsc;
 
-use crate::brokers::{assert_one_run_per_message, logs_within, start_node, succeeded_runs};
+use crate::brokers::{
+    assert_one_id_per_message, assert_one_run_per_message, logs_within, start_node, succeeded_runs,
+};
 use crate::support::{TestProject, campaign_setting, panics_in_log};
 
 /// Most messages published and not yet made runs: under Mosquitto's
@@ -319,16 +321,7 @@ steps:
         "{messages} messages relayed with {kills} kills: {} distinct, {copies} copies",
         ids_by_n.len()
     );
-    assert_eq!(ids_by_n.len(), messages, "every input relayed");
-    for (n, ids) in &ids_by_n {
-        assert!(
-            ids.iter().all(|id| id == &ids[0]),
-            "the copies of message {n} carry different ids: {ids:?}"
-        );
-    }
-    let distinct: std::collections::HashSet<&String> =
-        ids_by_n.values().map(|ids| &ids[0]).collect();
-    assert_eq!(distinct.len(), messages, "one message id per message");
+    assert_one_id_per_message(&ids_by_n, messages);
     assert!(panics_in_log(&log).is_empty(), "{:?}", panics_in_log(&log));
     drop(received);
     remove_session(&session).await;
