@@ -75,6 +75,10 @@ enum Command {
     /// Contract drift: how upstream replies differed from their connectors'
     /// `spec` (store file, or a running node with `--url`).
     Drift(commands::drift::Args),
+    /// Webhook endpoints that `deliver` steps send to: list them (failing,
+    /// disabled), enable one again (store file, or a node with `--url`).
+    #[command(subcommand)]
+    Endpoints(commands::endpoints::EndpointsCommand),
     /// Make management API tokens.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
@@ -115,6 +119,7 @@ pub fn main(cli: Cli) -> ExitCode {
         | Command::Spec(_)
         | Command::Audit(_)
         | Command::Drift(_)
+        | Command::Endpoints(_)
         | Command::Token(_) => "warn",
     };
     // Only `run` exports traces: it serves a project for real, and starts
@@ -157,6 +162,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Spec(command) => commands::spec::execute(command).await,
             Command::Audit(args) => commands::audit::execute(args).await,
             Command::Drift(args) => commands::drift::execute(args).await,
+            Command::Endpoints(command) => commands::endpoints::execute(command).await,
             Command::Token(command) => commands::token::execute(command),
             Command::Demo(args) => commands::demo::execute(args).await,
         }

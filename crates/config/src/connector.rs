@@ -419,26 +419,35 @@ pub enum OAuth2ClientAuth {
     Body,
 }
 
-/// An HMAC signature over each outbound request, for APIs that authenticate
-/// callers by a shared secret. The signed payload is `payload` with its
-/// placeholders replaced by the exact bytes sent: `{method}` (upper case),
-/// `{path}` (the URL path as sent, base path included), `{query}` (the query
-/// string as sent, without `?`), `{timestamp}` (Unix seconds, also sent in
-/// `timestamp_header`) and `{body}` (the raw body, empty when there is none).
+/// A signature over each outbound request: a webhook scheme by name
+/// (`scheme: standard_webhooks`, `stripe` or `github`, whose receivers
+/// verify it with their own libraries), or a generic HMAC (`scheme: hmac`,
+/// the default) for APIs that authenticate callers by a shared secret.
+///
+/// A generic HMAC signs `payload` with its placeholders replaced by the
+/// exact bytes sent: `{method}` (upper case), `{path}` (the URL path as
+/// sent, base path included), `{query}` (the query string as sent, without
+/// `?`), `{timestamp}` (Unix seconds, also sent in `timestamp_header`) and
+/// `{body}` (the raw body, empty when there is none). A named scheme fixes
+/// all of these, so it takes only `secret`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignConfig {
-    /// The shared key (its UTF-8 bytes); use `${env:NAME}`.
+    /// The shared key; use `${env:NAME}`. For `standard_webhooks`, a
+    /// `whsec_` secret (base64 after the prefix); otherwise its UTF-8 bytes.
     pub secret: String,
+    /// How the request is signed (default `hmac`).
+    #[serde(default)]
+    pub scheme: SignScheme,
     /// Hash function of the HMAC (default `sha256`).
     #[serde(default)]
-    pub algorithm: SignAlgorithm,
+    pub algorithm: Option<SignAlgorithm>,
     /// Header carrying the signature (default `X-Signature`).
-    #[serde(default = "default_sign_header")]
-    pub header: String,
+    #[serde(default)]
+    pub header: Option<String>,
     /// How the signature bytes are written (default `hex`, lower case).
     #[serde(default)]
-    pub encoding: SignEncoding,
+    pub encoding: Option<SignEncoding>,
     /// Header carrying the timestamp; none is sent when omitted.
     #[serde(default)]
     pub timestamp_header: Option<String>,
@@ -451,8 +460,37 @@ pub struct SignConfig {
     pub prefix: Option<String>,
 }
 
-fn default_sign_header() -> String {
-    "X-Signature".into()
+impl SignConfig {
+    /// The generic settings given, by key: a named scheme takes none.
+    pub fn generic_keys(&self) -> Vec<&'static str> {
+        [
+            ("algorithm", self.algorithm.is_some()),
+            ("header", self.header.is_some()),
+            ("encoding", self.encoding.is_some()),
+            ("timestamp_header", self.timestamp_header.is_some()),
+            ("payload", self.payload.is_some()),
+            ("prefix", self.prefix.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect()
+    }
+}
+
+/// How an outbound request is signed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignScheme {
+    /// A generic HMAC shaped by the other `sign` keys.
+    #[default]
+    Hmac,
+    /// Standard Webhooks: `webhook-id` (the call's idempotency key, the
+    /// same on every attempt), `webhook-timestamp`, `webhook-signature`.
+    StandardWebhooks,
+    /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>`.
+    Stripe,
+    /// GitHub: `X-Hub-Signature-256: sha256=<hex>` over the body.
+    Github,
 }
 
 /// Hash function of a request signature.

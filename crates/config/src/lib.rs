@@ -44,7 +44,7 @@ pub use connector::{
 };
 pub use connector::{
     AuthConfig, BackoffConfig, ConnectorConfig, OAuth2ClientAuth, OAuth2Config, OAuth2Grant,
-    RetryConfig, SignAlgorithm, SignConfig, SignEncoding,
+    RetryConfig, SignAlgorithm, SignConfig, SignEncoding, SignScheme,
 };
 pub use connector::{ConnectorTlsConfig, MAX_REDIRECTS, Percent, RedirectConfig};
 pub use diagnostic::{Diagnostic, Report};

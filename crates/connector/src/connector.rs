@@ -299,7 +299,9 @@ impl Connector {
 
     /// Whether calls carry idempotency keys at all.
     pub fn sends_idempotency_keys(&self) -> bool {
+        // A Standard Webhooks signature names the message by its key.
         self.idempotency_header.is_some()
+            || self.signer.as_ref().is_some_and(Signer::needs_message_id)
     }
 
     /// What the journal records of a request: method, URL and query, without

@@ -314,10 +314,10 @@ impl Connector {
         };
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| invalid(format!("`{}` is not an HTTP method", request.method)))?;
-        if !request.path.starts_with('/') {
+        if !request.path.is_empty() && !request.path.starts_with('/') {
             // Without the slash the path would continue the host name
             // (`https://api.example.com` + `.evil.net/`) and carry the
-            // credential elsewhere.
+            // credential elsewhere. An empty path is the base URL itself.
             return Err(invalid("the path must start with `/`".into()));
         }
         let mut url = reqwest::Url::parse(&format!("{}{}", self.base_url, request.path))
@@ -416,7 +416,15 @@ impl Connector {
                 .check_url(&url)
                 .map_err(|refusal| self.address_refused(request, refusal))?;
             let headers = if on_origin {
-                self.credentialed(outgoing, &method, &url, body.map(|b| &b[..]), token)
+                let message_id = request.idempotency_key.as_deref();
+                self.credentialed(
+                    outgoing,
+                    &method,
+                    &url,
+                    body.map(|b| &b[..]),
+                    token,
+                    message_id,
+                )
             } else {
                 self.uncredentialed(outgoing, body.is_some())
             };
@@ -476,6 +484,7 @@ impl Connector {
         url: &reqwest::Url,
         body: Option<&[u8]>,
         token: Option<&Token>,
+        message_id: Option<&str>,
     ) -> HeaderMap {
         let mut headers = outgoing.headers.clone();
         if let Some(token) = token {
@@ -487,6 +496,7 @@ impl Connector {
                 method: method.as_str(),
                 url,
                 body: body.unwrap_or_default(),
+                message_id,
             };
             signer.sign(&signed, &mut headers);
         }

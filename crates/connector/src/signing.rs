@@ -1,8 +1,14 @@
-//! Outbound HMAC request signing: a shared-secret signature on every request
-//! of a connector, for APIs that authenticate callers that way.
+//! Outbound request signing: a shared-secret signature on every request of
+//! a connector, for receivers that authenticate senders that way.
 //!
-//! The scheme: the signed payload is the connector's `payload` template with
-//! its placeholders replaced by exactly what goes on the wire:
+//! A named scheme (`standard_webhooks`, `stripe`, `github`) signs exactly
+//! as that scheme's receivers verify, through [`patchbay_signature::Named`]
+//! (the same crate that verifies incoming webhooks). A Standard Webhooks
+//! `webhook-id` is the call's idempotency key, so every attempt to deliver
+//! one message carries one id and a receiver can drop repeats.
+//!
+//! The generic scheme (`hmac`) signs the connector's `payload` template
+//! with its placeholders replaced by exactly what goes on the wire:
 //!
 //! | placeholder   | value                                                     |
 //! |---------------|-----------------------------------------------------------|
@@ -28,7 +34,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
-use patchbay_config::{Env, Secret, SignAlgorithm, SignConfig, SignEncoding, interpolate};
+use patchbay_config::{
+    Env, Secret, SignAlgorithm, SignConfig, SignEncoding, SignScheme, interpolate,
+};
+use patchbay_signature::{Key, Named};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Sha256, Sha512};
 
@@ -49,6 +58,18 @@ enum Part {
 #[derive(Clone)]
 pub(crate) struct Signer {
     secret: Secret,
+    how: How,
+}
+
+#[derive(Clone)]
+enum How {
+    Named { scheme: Named, key: Key },
+    Template(Template),
+}
+
+/// A generic HMAC signature's settings.
+#[derive(Clone)]
+struct Template {
     algorithm: SignAlgorithm,
     encoding: SignEncoding,
     header: HeaderName,
@@ -62,12 +83,26 @@ pub(crate) struct Signed<'a> {
     pub method: &'a str,
     pub url: &'a reqwest::Url,
     pub body: &'a [u8],
+    /// The message's identity across attempts (the idempotency key).
+    pub message_id: Option<&'a str>,
 }
 
 impl Signer {
     /// The shared key, for masking.
     pub(crate) fn secret_value(&self) -> &str {
         self.secret.expose()
+    }
+
+    /// Whether the signature names the message (Standard Webhooks'
+    /// `webhook-id`), so every attempt must carry the same idempotency key.
+    pub(crate) fn needs_message_id(&self) -> bool {
+        matches!(
+            self.how,
+            How::Named {
+                scheme: Named::StandardWebhooks,
+                ..
+            }
+        )
     }
 
     /// Resolves the secret and checks the header names and the template.
@@ -84,41 +119,37 @@ impl Signer {
         if secret.is_empty() {
             return Err(error("the secret is empty".into()));
         }
-        let header_name = |name: &str| {
-            HeaderName::try_from(name)
-                .map_err(|_| error(format!("`{name}` is not a valid header name")))
+        let named = match config.scheme {
+            SignScheme::Hmac => None,
+            SignScheme::StandardWebhooks => Some(Named::StandardWebhooks),
+            SignScheme::Stripe => Some(Named::Stripe),
+            SignScheme::Github => Some(Named::GitHub),
         };
-        let header = header_name(&config.header)?;
-        let timestamp_header = config
-            .timestamp_header
-            .as_deref()
-            .map(header_name)
-            .transpose()?;
-        let template = match (&config.payload, &timestamp_header) {
-            (Some(payload), _) => payload.as_str(),
-            (None, Some(_)) => "{timestamp}.{body}",
-            (None, None) => "{body}",
+        let how = match named {
+            Some(scheme) => {
+                let generic = config.generic_keys();
+                if !generic.is_empty() {
+                    return Err(error(format!(
+                        "`scheme: {}` fixes the signature's form, so it takes no {} \
+                         (remove it, or use `scheme: hmac`)",
+                        scheme.name(),
+                        generic
+                            .iter()
+                            .map(|key| format!("`{key}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                let key = scheme.key(&secret).map_err(|e| {
+                    error(format!("the secret does not suit `{}`: {e}", scheme.name()))
+                })?;
+                How::Named { scheme, key }
+            }
+            None => How::Template(Template::build(config).map_err(error)?),
         };
-        let payload = parse_template(template).map_err(error)?;
-        if timestamp_header.is_none() && payload.contains(&Part::Timestamp) {
-            // The upstream could not rebuild the payload without the
-            // timestamp, so every request would fail its check.
-            return Err(error(
-                "the payload uses {timestamp} but no `timestamp_header` sends it".into(),
-            ));
-        }
-        let prefix = config.prefix.clone().unwrap_or_default();
-        // A prefix that cannot go in a header would fail every call.
-        HeaderValue::try_from(prefix.as_str())
-            .map_err(|_| error("the prefix cannot be sent in an HTTP header".into()))?;
         Ok(Signer {
             secret: Secret::new(secret),
-            algorithm: config.algorithm,
-            encoding: config.encoding,
-            header,
-            timestamp_header,
-            payload,
-            prefix,
+            how,
         })
     }
 
@@ -133,8 +164,89 @@ impl Signer {
     }
 
     fn sign_at(&self, request: &Signed<'_>, timestamp: u64, headers: &mut HeaderMap) {
+        match &self.how {
+            How::Template(template) => template.sign_at(self, request, timestamp, headers),
+            How::Named { scheme, key } => {
+                // Without an idempotency key (a GET, say) the message has no
+                // identity beyond this attempt.
+                let fresh;
+                let id = match request.message_id {
+                    Some(id) => id,
+                    None => {
+                        fresh = format!("msg_{}", uuid::Uuid::now_v7().simple());
+                        &fresh
+                    }
+                };
+                for (name, value) in scheme.headers(key, id, timestamp, request.body) {
+                    if let Ok(mut value) = HeaderValue::try_from(value) {
+                        value.set_sensitive(name != "webhook-id" && name != "webhook-timestamp");
+                        headers.insert(HeaderName::from_static(name), value);
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn template(&self) -> &Template {
+        match &self.how {
+            How::Template(template) => template,
+            How::Named { .. } => panic!("not a template signer"),
+        }
+    }
+}
+
+impl Template {
+    fn build(config: &SignConfig) -> Result<Template, String> {
+        let header_name = |name: &str| {
+            HeaderName::try_from(name).map_err(|_| format!("`{name}` is not a valid header name"))
+        };
+        let header = header_name(config.header.as_deref().unwrap_or("X-Signature"))?;
+        let timestamp_header = config
+            .timestamp_header
+            .as_deref()
+            .map(header_name)
+            .transpose()?;
+        if timestamp_header.as_ref() == Some(&header) {
+            // The timestamp would overwrite the signature.
+            return Err(format!(
+                "`timestamp_header` and `header` are both `{header}`; they must differ"
+            ));
+        }
+        let template = match (&config.payload, &timestamp_header) {
+            (Some(payload), _) => payload.as_str(),
+            (None, Some(_)) => "{timestamp}.{body}",
+            (None, None) => "{body}",
+        };
+        let payload = parse_template(template)?;
+        if timestamp_header.is_none() && payload.contains(&Part::Timestamp) {
+            // The upstream could not rebuild the payload without the
+            // timestamp, so every request would fail its check.
+            return Err("the payload uses {timestamp} but no `timestamp_header` sends it".into());
+        }
+        let prefix = config.prefix.clone().unwrap_or_default();
+        // A prefix that cannot go in a header would fail every call.
+        HeaderValue::try_from(prefix.as_str())
+            .map_err(|_| "the prefix cannot be sent in an HTTP header".to_string())?;
+        Ok(Template {
+            algorithm: config.algorithm.unwrap_or_default(),
+            encoding: config.encoding.unwrap_or_default(),
+            header,
+            timestamp_header,
+            payload,
+            prefix,
+        })
+    }
+
+    fn sign_at(
+        &self,
+        signer: &Signer,
+        request: &Signed<'_>,
+        timestamp: u64,
+        headers: &mut HeaderMap,
+    ) {
         let payload = self.payload(request, &timestamp.to_string());
-        let signature = self.signature(&payload);
+        let signature = self.signature(signer.secret.expose().as_bytes(), &payload);
         if let Some(name) = &self.timestamp_header {
             headers.insert(name.clone(), HeaderValue::from(timestamp));
         }
@@ -163,8 +275,7 @@ impl Signer {
         out
     }
 
-    fn signature(&self, payload: &[u8]) -> String {
-        let key = self.secret.expose().as_bytes();
+    fn signature(&self, key: &[u8], payload: &[u8]) -> String {
         // HMAC takes keys of any length, so `new_from_slice` cannot fail.
         let digest = match self.algorithm {
             SignAlgorithm::Sha256 => Hmac::<Sha256>::new_from_slice(key).map(|mut mac| {
@@ -186,11 +297,19 @@ impl Signer {
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer")
-            .field("algorithm", &self.algorithm)
-            .field("header", &self.header)
-            .field("timestamp_header", &self.timestamp_header)
-            .finish_non_exhaustive()
+        match &self.how {
+            How::Named { scheme, .. } => f
+                .debug_struct("Signer")
+                .field("scheme", &scheme.name())
+                .finish_non_exhaustive(),
+            How::Template(template) => f
+                .debug_struct("Signer")
+                .field("scheme", &"hmac")
+                .field("algorithm", &template.algorithm)
+                .field("header", &template.header)
+                .field("timestamp_header", &template.timestamp_header)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -247,18 +366,24 @@ mod tests {
         // RFC 4231 section 4.3: key "Jefe", data "what do ya want for nothing?".
         let sha256 = signer("secret: Jefe\n");
         assert_eq!(
-            sha256.signature(b"what do ya want for nothing?"),
+            sha256
+                .template()
+                .signature(b"Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         let sha512 = signer("secret: Jefe\nalgorithm: sha512\n");
         assert_eq!(
-            sha512.signature(b"what do ya want for nothing?"),
+            sha512
+                .template()
+                .signature(b"Jefe", b"what do ya want for nothing?"),
             "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554\
              9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"
         );
         let base64 = signer("secret: Jefe\nencoding: base64\n");
         assert_eq!(
-            base64.signature(b"what do ya want for nothing?"),
+            base64
+                .template()
+                .signature(b"Jefe", b"what do ya want for nothing?"),
             "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="
         );
     }
@@ -270,21 +395,28 @@ mod tests {
             method: "POST",
             url: &url,
             body: br#"{"id":1}"#,
+            message_id: None,
         };
         let plain = signer("secret: s\n");
-        assert_eq!(plain.payload(&request, "17"), br#"{"id":1}"#);
+        assert_eq!(plain.template().payload(&request, "17"), br#"{"id":1}"#);
         let stamped = signer("secret: s\ntimestamp_header: X-Timestamp\nprefix: \"sha256=\"\n");
-        assert_eq!(stamped.payload(&request, "17"), br#"17.{"id":1}"#);
+        assert_eq!(
+            stamped.template().payload(&request, "17"),
+            br#"17.{"id":1}"#
+        );
         let mut headers = HeaderMap::new();
         stamped.sign_at(&request, 17, &mut headers);
         assert_eq!(headers["x-timestamp"], "17");
-        let expected = format!("sha256={}", stamped.signature(br#"17.{"id":1}"#));
+        let expected = format!(
+            "sha256={}",
+            stamped.template().signature(b"s", br#"17.{"id":1}"#)
+        );
         assert_eq!(headers["x-signature"], expected.as_str());
         let full = signer(
             "secret: s\ntimestamp_header: X-Ts\npayload: \"v1:{method}:{path}:{query}:{timestamp}:{body}\"\n",
         );
         assert_eq!(
-            full.payload(&request, "9"),
+            full.template().payload(&request, "9"),
             br#"v1:POST:/api/orders:b=2&a=1:9:{"id":1}"#
         );
     }
@@ -311,5 +443,60 @@ mod tests {
             let error = Signer::build("api", &config, &MapEnv::default()).unwrap_err();
             assert!(error.to_string().contains(expected), "{yaml}: {error}");
         }
+    }
+
+    #[test]
+    fn named_schemes_take_only_a_secret_and_sign_with_the_message_id() {
+        let config: SignConfig =
+            serde_saphyr::from_str("secret: s\nscheme: stripe\nheader: X-Sig\n").unwrap();
+        let error = Signer::build("api", &config, &MapEnv::default()).unwrap_err();
+        assert!(error.to_string().contains("takes no `header`"), "{error}");
+        let config: SignConfig =
+            serde_saphyr::from_str("secret: \"whsec_not base64!\"\nscheme: standard_webhooks\n")
+                .unwrap();
+        let error = Signer::build("api", &config, &MapEnv::default()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("does not suit `standard_webhooks`"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("not base64!"), "{error}");
+
+        let signer =
+            signer("secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\nscheme: standard_webhooks\n");
+        let url = url("http://h/hooks");
+        let request = Signed {
+            method: "POST",
+            url: &url,
+            body: br#"{"test": 2432232314}"#,
+            message_id: Some("msg_p5jXN8AQM9LWM0D4loKWxJek"),
+        };
+        let mut headers = HeaderMap::new();
+        signer.sign_at(&request, 1_614_265_330, &mut headers);
+        assert_eq!(headers["webhook-id"], "msg_p5jXN8AQM9LWM0D4loKWxJek");
+        assert_eq!(headers["webhook-timestamp"], "1614265330");
+        assert_eq!(
+            headers["webhook-signature"],
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        let anonymous = Signed {
+            message_id: None,
+            ..request
+        };
+        let mut first = HeaderMap::new();
+        signer.sign_at(&anonymous, 1, &mut first);
+        let mut second = HeaderMap::new();
+        signer.sign_at(&anonymous, 1, &mut second);
+        assert!(first["webhook-id"].to_str().unwrap().starts_with("msg_"));
+        assert_ne!(first["webhook-id"], second["webhook-id"]);
+    }
+
+    #[test]
+    fn a_timestamp_header_may_not_be_the_signature_header() {
+        let config: SignConfig =
+            serde_saphyr::from_str("secret: s\nheader: X-Sig\ntimestamp_header: x-sig\n").unwrap();
+        let error = Signer::build("api", &config, &MapEnv::default()).unwrap_err();
+        assert!(error.to_string().contains("must differ"), "{error}");
     }
 }

@@ -93,6 +93,8 @@ enum RunFailure {
         error: StepError,
         /// `on_error: fail` asks for no run-level retries.
         retry: bool,
+        /// The step's own retry schedule, in place of the flow's.
+        schedule: Option<Arc<[std::time::Duration]>>,
     },
     /// Earlier claims never reached the end of a step.
     Poison {
@@ -308,18 +310,34 @@ impl Executor {
             .plan_of(run)
             .await
             .unwrap_or_else(|_| self.plan.clone());
-        let schedule = plan
+        let flow_schedule = plan
             .flows
             .get(&run.flow)
             .map(|flow| flow.run_retries.as_slice())
             .unwrap_or_default();
-        let delay = schedule
-            .get(run.retries as usize)
-            .filter(|_| failure.is_transient());
+        // A step with a schedule of its own (a delivery) counts its own
+        // attempts, from the journal: the run's retries may include other
+        // steps'.
+        let (schedule, retried, what) = match failure {
+            RunFailure::Step {
+                step,
+                error,
+                schedule: Some(own),
+                ..
+            } => {
+                let attempts = self.failed_attempts(run, step, error).await;
+                (&own[..], attempts.saturating_sub(1), "attempted")
+            }
+            _ => (flow_schedule, run.retries as usize, "retried"),
+        };
+        let delay = schedule.get(retried).filter(|_| failure.is_transient());
         let Some(delay) = delay else {
-            let error = match run.retries {
-                0 => failure.message(),
-                n => format!("{} (the run was retried {n} times)", failure.message()),
+            let error = match (what, retried) {
+                (_, 0) => failure.message(),
+                ("retried", n) => {
+                    format!("{} (the run was retried {n} times)", failure.message())
+                }
+                (_, n) => format!("{} (attempted {} times)", failure.message(), n + 1),
             };
             return Some(RunOutcome {
                 status: RunStatus::Dead,
@@ -342,7 +360,7 @@ impl Executor {
                 RunRescheduled {
                     flow: &run.flow,
                     error: &message,
-                    retry: run.retries + 1,
+                    retry: retried as u32 + 1,
                     of: schedule.len(),
                     delay,
                 }
@@ -467,6 +485,7 @@ impl Executor {
                             kind: step.kind,
                             error,
                             retry: !matches!(step.on_error, ErrorPolicy::Fail),
+                            schedule: step.action.retry_schedule(),
                         }));
                     }
                 }
@@ -821,6 +840,27 @@ impl Executor {
             debug!("step completed");
         }
         Ok(result)
+    }
+
+    /// How many times the failing step (the failing item of a `for_each`)
+    /// was attempted, this attempt included, as its journal tells.
+    async fn failed_attempts(&self, run: &Run, step: &str, error: &StepError) -> usize {
+        let item = match error {
+            StepError::Item { index, .. } => Some(*index),
+            _ => None,
+        };
+        match self.store.journal(run.id).await {
+            Ok(journal) => journal
+                .iter()
+                .filter(|e| e.step_id == step && e.item == item && e.status == StepStatus::Failed)
+                .count()
+                .max(1),
+            // Unknown: as many as the run's retries tell, a lower bound.
+            Err(e) => {
+                warn!(error = %e, "journal unread; the step's attempts are counted from the run's retries");
+                run.retries as usize + 1
+            }
+        }
     }
 
     /// The plan of the version the run was created on: the one in force for

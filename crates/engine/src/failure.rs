@@ -37,6 +37,8 @@ pub enum FailureClass {
     Broker,
     /// An SMTP server did not accept an e-mail.
     Mail,
+    /// A `deliver` step's endpoint is disabled.
+    EndpointDisabled,
 }
 
 impl FailureClass {
@@ -52,6 +54,7 @@ impl FailureClass {
             FailureClass::Contract => "contract",
             FailureClass::Broker => "broker",
             FailureClass::Mail => "mail",
+            FailureClass::EndpointDisabled => "endpoint_disabled",
         }
     }
 }
@@ -122,6 +125,23 @@ pub enum StepError {
         message: String,
         transient: bool,
     },
+    /// A webhook endpoint did not take a delivery: no 2xx in time, or the
+    /// request was not sent. `transient` when a later attempt may succeed,
+    /// which for a receiver is any answer but `410 Gone`.
+    #[error("delivery to endpoint `{endpoint}` failed: {error}")]
+    Delivery {
+        endpoint: String,
+        error: Box<patchbay_connector::CallError>,
+        transient: bool,
+    },
+    /// The endpoint failed every delivery for its `disable_after` period:
+    /// deliveries to it stop until it is enabled again.
+    #[error(
+        "endpoint `{endpoint}` is disabled since {since}, after failing every delivery for its \
+         `disable_after` period; enable it with `patchbay endpoints enable {endpoint}`, then \
+         replay the run to deliver"
+    )]
+    EndpointDisabled { endpoint: String, since: String },
     /// One item of a `for_each` step failed.
     #[error("item {index}: {error}")]
     Item { index: u32, error: Box<StepError> },
@@ -169,6 +189,8 @@ impl StepError {
             StepError::Contract { .. } => FailureClass::Contract,
             StepError::Broker { .. } => FailureClass::Broker,
             StepError::Mail { .. } => FailureClass::Mail,
+            StepError::Delivery { error, .. } => FailureClass::Upstream(error.class()),
+            StepError::EndpointDisabled { .. } => FailureClass::EndpointDisabled,
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => error.class(),
         }
     }
@@ -192,7 +214,11 @@ impl StepError {
             // The upstream answered, and would answer the same again: a
             // retry only repeats the call's side effects.
             StepError::Contract { .. } => false,
-            StepError::Broker { transient, .. } | StepError::Mail { transient, .. } => *transient,
+            StepError::Broker { transient, .. }
+            | StepError::Mail { transient, .. }
+            | StepError::Delivery { transient, .. } => *transient,
+            // Until an operator enables the endpoint again.
+            StepError::EndpointDisabled { .. } => false,
             StepError::Store(e) => e.is_transient(),
             StepError::Item { error, .. } | StepError::Fallback { error, .. } => {
                 error.is_transient()

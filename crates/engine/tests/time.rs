@@ -707,3 +707,217 @@ steps:
     assert_eq!(fired[2] - fired[0], TimeDelta::seconds(20));
     node.stop().await;
 }
+
+/// A Standard Webhooks secret, as receivers are given it.
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// `patchbay.yaml` with connector `hooks`, a receiver's endpoint on
+/// `upstream` signed as Standard Webhooks; no breaker, so every attempt is
+/// sent.
+fn hooks_root(upstream: &MockUpstream) -> String {
+    format!(
+        "connectors:\n  hooks:\n    url: {}\n    dangerous_allow_private: true\n    \
+         circuit_breaker: off\n    sign: {{ scheme: standard_webhooks, secret: {WEBHOOK_SECRET} }}\n{ENGINE}",
+        upstream.url()
+    )
+}
+
+/// The journal entries of step `id`, in order.
+fn attempts_of(journal: &[JournalEntry], id: &str) -> Vec<JournalEntry> {
+    journal
+        .iter()
+        .filter(|e| e.step_id == id)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_is_attempted_on_the_default_schedule_until_the_receiver_takes_it() {
+    let clock = TestClock::hold();
+    let receiver = MockUpstream::start().await;
+    receiver.script(
+        "POST",
+        "/hooks",
+        [Reply::status(503), Reply::status(500), Reply::status(404)],
+    );
+    // A receiver that accepts with a body that is not JSON.
+    receiver.route("POST", "/hooks", Reply::text(202, "text/plain", "thanks"));
+    let flow = "\
+trigger: { manual: {} }
+steps:
+  - id: notify
+    deliver: hooks
+    path: /hooks
+    body: '{type: \"order.paid\", data: .}'
+";
+    let dir = project(&hooks_root(&receiver), &[("notify", flow)]);
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
+    let run = node.trigger("notify", json!({"order": 7})).await;
+
+    // Immediately, then 5 s, 5 min and 30 min after each failed attempt
+    // (plus up to 10 % of jitter), and never before.
+    let mut due = None;
+    for (attempt, delay, class) in [
+        (1, 5, "server_error"),
+        (2, 300, "server_error"),
+        (3, 1800, "client_error"),
+    ] {
+        if let Some(due) = due {
+            clock.skip_to(just_before(due)).await;
+        }
+        let queued = match due {
+            None => clock.until(|| node.queued_after(run, attempt)).await,
+            Some(_) => {
+                clock
+                    .running_until(|| node.queued_after(run, attempt))
+                    .await
+            }
+        };
+        let journal = node.store.journal(run).await.unwrap();
+        let failed = journal.last().unwrap();
+        assert_eq!(
+            (failed.attempt, failed.status),
+            (attempt, StepStatus::Failed)
+        );
+        assert_eq!(failed.error_class.as_deref(), Some(class));
+        if let Some(due) = due {
+            assert_soon_after(failed.started_at, due, "the attempt started");
+        }
+        let delay = TimeDelta::seconds(delay);
+        let waits = queued.next_attempt_at - failed.started_at;
+        assert!(
+            delay <= waits && waits <= delay + delay / 10 + SLACK,
+            "due {} ms after the failed attempt, for a delay of {delay}",
+            waits.num_milliseconds()
+        );
+        due = Some(queued.next_attempt_at);
+    }
+    clock.skip_to(just_before(due.unwrap())).await;
+    let done = clock.running_until(|| node.ended(run)).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    let output = done.output.unwrap();
+    assert_eq!(
+        (&output["delivered"], &output["status"]),
+        (&json!(true), &json!(202))
+    );
+
+    // Every attempt carried one message id and a signature a receiver
+    // verifies, over the same body.
+    let sent = receiver.requests_to("POST", "/hooks");
+    assert_eq!(sent.len(), 4);
+    let id = sent[0].headers["webhook-id"].clone();
+    assert_eq!(output["message_id"], id.to_str().unwrap());
+    let scheme = patchbay_signature::Scheme::standard_webhooks();
+    let keys = [scheme.key(WEBHOOK_SECRET).unwrap()];
+    for request in &sent {
+        assert_eq!(request.headers["webhook-id"], id);
+        assert_eq!(request.body, sent[0].body);
+        let headers: Vec<(String, Vec<u8>)> = request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect();
+        let signed_at = request.headers["webhook-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(signed_at);
+        patchbay_signature::verify(&scheme, &keys, &headers, &request.body, at).unwrap();
+    }
+    assert_eq!(
+        sent[0].json.as_ref().unwrap(),
+        &json!({"type": "order.paid", "data": {"order": 7}})
+    );
+    let journal = node.store.journal(run).await.unwrap();
+    assert_eq!(attempts_of(&journal, "notify").len(), 4);
+    let endpoint = node.store.endpoint("hooks").await.unwrap().unwrap();
+    assert_eq!((endpoint.delivered, endpoint.failed), (1, 3));
+    assert_eq!((endpoint.failing_since, endpoint.disabled_at), (None, None));
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_failing_for_its_disable_after_period_is_disabled_until_enabled() {
+    let clock = TestClock::hold();
+    let receiver = MockUpstream::start().await;
+    let accepting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let open = accepting.clone();
+    receiver.route_fn("POST", "/hooks", move |_| {
+        if open.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::status(204)
+        } else {
+            Reply::status(503)
+        }
+    });
+    let flow = "\
+trigger: { manual: {} }
+steps:
+  - id: notify
+    deliver: hooks
+    path: /hooks
+    retry_schedule: [1h, 1h, 1h, 1h]
+    disable_after: 2h
+";
+    let dir = project(&hooks_root(&receiver), &[("notify", flow)]);
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
+    let first = node.trigger("notify", json!({"n": 1})).await;
+
+    // Attempts at 0 and about 1 h fail; the one at about 2 h finds the
+    // endpoint failing for its whole period and disables it.
+    let queued = clock.until(|| node.queued_after(first, 1)).await;
+    clock.skip_to(just_before(queued.next_attempt_at)).await;
+    let queued = clock.running_until(|| node.queued_after(first, 2)).await;
+    clock.skip_to(just_before(queued.next_attempt_at)).await;
+    let dead = clock.running_until(|| node.ended(first)).await;
+    assert_eq!(dead.status, RunStatus::Dead);
+    let error = dead.error.unwrap();
+    assert!(
+        error.contains("endpoint `hooks` is disabled")
+            && error.contains("patchbay endpoints enable hooks"),
+        "{error}"
+    );
+    let journal = node.store.journal(first).await.unwrap();
+    let classes: Vec<_> = attempts_of(&journal, "notify")
+        .iter()
+        .map(|e| e.error_class.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        classes,
+        ["server_error", "server_error", "endpoint_disabled"]
+    );
+    let endpoint = node.store.endpoint("hooks").await.unwrap().unwrap();
+    assert!(endpoint.is_disabled());
+    assert_eq!(endpoint.failed, 3);
+    assert_eq!(receiver.requests_to("POST", "/hooks").len(), 3);
+
+    // A disabled endpoint gets no request: the next delivery dies at once.
+    let second = node.trigger("notify", json!({"n": 2})).await;
+    let dead = clock.running_until(|| node.ended(second)).await;
+    assert_eq!(dead.status, RunStatus::Dead);
+    assert_eq!(dead.retries, 0);
+    assert_eq!(receiver.requests_to("POST", "/hooks").len(), 3);
+
+    // Enabled again and replayed, both messages are delivered.
+    accepting.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(node.store.enable_endpoint("hooks").await.unwrap());
+    let replayed = node.store.replay(&[first, second], false).await.unwrap();
+    assert_eq!(replayed.len(), 2);
+    for run in [first, second] {
+        let done = clock.running_until(|| node.ended(run)).await;
+        assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    }
+    let sent = receiver.requests_to("POST", "/hooks");
+    assert_eq!(sent.len(), 5);
+    // The redelivery of the first message carries its first id.
+    assert!(
+        sent[3..]
+            .iter()
+            .any(|request| request.headers["webhook-id"] == sent[0].headers["webhook-id"])
+    );
+    let endpoint = node.store.endpoint("hooks").await.unwrap().unwrap();
+    assert_eq!((endpoint.delivered, endpoint.disabled_at), (2, None));
+    node.stop().await;
+}

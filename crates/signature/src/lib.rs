@@ -1,5 +1,7 @@
-//! Inbound webhook signatures: proof that an event was sent by the party
-//! holding a shared secret, and recently.
+//! Webhook signatures: proof that an event was sent by the party holding a
+//! shared secret, and recently. Verified on the way in ([`verify`]), and
+//! produced on the way out for the named schemes ([`Named`]), so both sides
+//! of each scheme live in one place.
 //!
 //! Four schemes are understood:
 //!
@@ -29,10 +31,12 @@ mod error;
 mod headers;
 mod key;
 mod scheme;
+mod sign;
 mod verify;
 
 pub use error::{KeyError, SignatureError};
 pub use headers::Headers;
 pub use key::Key;
 pub use scheme::{Algorithm, DEFAULT_TOLERANCE, Encoding, HmacScheme, Scheme, TimestampCheck};
+pub use sign::Named;
 pub use verify::{Verifier, verify};

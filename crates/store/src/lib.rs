@@ -39,6 +39,7 @@ mod clock;
 mod cluster;
 mod depth;
 mod drift;
+mod endpoints;
 mod error;
 mod health;
 mod listing;
@@ -57,6 +58,7 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use cluster::{BreakerOpening, LEADER_LEASE, NodeReport, NodeSeen, PublishedConfig, RateSlot};
 pub use depth::QueueDepth;
 pub use drift::{Drift, DriftKind, DriftObservation, MAX_DRIFT_EXAMPLE_CHARS};
+pub use endpoints::{DeliveryAttempt, Endpoint};
 pub use error::StoreError;
 pub use health::StoreFault;
 pub use model::{
@@ -275,6 +277,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<bool>, StoreError>;
     /// Every contract drift record, by connector and operation.
     async fn list_drift(&self) -> Result<Vec<Drift>, StoreError>;
+
+    /// Adds a delivery attempt to its endpoint's record (see [`Endpoint`]):
+    /// a success ends a failing spell, a failure starts one or, once the
+    /// spell has lasted `disable_after`, disables the endpoint. Returns the
+    /// record as it now stands.
+    async fn record_delivery(&self, attempt: &DeliveryAttempt) -> Result<Endpoint, StoreError>;
+    /// One endpoint's record; `None` before its first attempt.
+    async fn endpoint(&self, name: &str) -> Result<Option<Endpoint>, StoreError>;
+    /// Every endpoint's record, by name.
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
+    /// Enables a disabled endpoint and forgets its failing spell; `false`
+    /// when no such endpoint has a record.
+    async fn enable_endpoint(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Records a node's report, stamped with the store's clock as its last
     /// heartbeat (the first report adds the node).

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::{
-    ConnectorBucket, Drift, DriftKind, FlowBucket, QueueDepth, SecretInfo, Stats, StoreError,
+    ConnectorBucket, Drift, DriftKind, Endpoint, FlowBucket, QueueDepth, SecretInfo, Stats,
+    StoreError,
 };
 
 pub(crate) fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
@@ -180,6 +181,36 @@ where
         )?,
         count: u64::try_from(count).unwrap_or(0),
         example: get(row, "contract_drift.example")?,
+    })
+}
+
+pub(crate) fn endpoint_from_row<R>(row: &R) -> Result<Endpoint, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let status: Option<i64> = get(row, "endpoints.last_status")?;
+    Ok(Endpoint {
+        name: get(row, "endpoints.name")?,
+        failing_since: parse_opt_time(
+            "endpoints.failing_since",
+            get(row, "endpoints.failing_since")?,
+        )?,
+        disabled_at: parse_opt_time("endpoints.disabled_at", get(row, "endpoints.disabled_at")?)?,
+        last_attempt_at: parse_time(
+            "endpoints.last_attempt_at",
+            get(row, "endpoints.last_attempt_at")?,
+        )?,
+        last_status: status
+            .map(|s| u16::try_from(s).map_err(|_| corrupt("endpoints.last_status", "not a status")))
+            .transpose()?,
+        last_error: get(row, "endpoints.last_error")?,
+        delivered: parse_u64("endpoints.delivered", get(row, "endpoints.delivered")?)?,
+        failed: parse_u64("endpoints.failed", get(row, "endpoints.failed")?)?,
     })
 }
 

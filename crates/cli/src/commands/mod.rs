@@ -7,6 +7,7 @@ pub mod connectors;
 pub mod dead_letters;
 pub mod demo;
 pub mod drift;
+pub mod endpoints;
 pub mod flows;
 pub mod invoke;
 pub mod run;

@@ -20,6 +20,7 @@ mod crash;
 mod dashboard;
 mod dead_letters;
 mod dedupe;
+mod deliver;
 mod demo;
 mod edge;
 mod email;

@@ -30,6 +30,7 @@ mod call;
 mod compile;
 mod context;
 mod contract;
+mod deliver;
 mod email;
 mod exchange;
 mod filter;
@@ -74,6 +75,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<run_flow::RunFlow>(),
     kind_entry::<publish::Publish>(),
     kind_entry::<email::Email>(),
+    kind_entry::<deliver::Deliver>(),
 ];
 
 /// A step kind's compile side: the YAML it reads and the step it builds.
@@ -146,6 +148,13 @@ pub(crate) trait Step: fmt::Debug + Send + Sync {
     /// and so takes the same branch.
     fn steer(&self, _output: &Value) -> Steer<'_> {
         Steer::Next
+    }
+
+    /// The step's own schedule of durable retries, in place of the flow's
+    /// `run_retries` when this step fails: the delays before its second,
+    /// third... attempt.
+    fn retry_schedule(&self) -> Option<std::sync::Arc<[std::time::Duration]>> {
+        None
     }
 
     /// Whether the result becomes the flow's state (`$state`).

@@ -2,7 +2,7 @@
 //! `/api/openapi.json` and its reference page at `/api/docs`.
 //!
 //! One file per resource: [`flows`], [`runs`], [`dead_letters`],
-//! [`connectors`], [`config`], [`secrets`], `stats`, [`drift`], [`nodes`], [`audit`]
+//! [`connectors`], [`config`], [`secrets`], `stats`, [`drift`], [`endpoints`], [`nodes`], [`audit`]
 //! (which also records the audit log). Each declares its routes
 //! with `#[utoipa::path]`, which both registers the handler and describes
 //! it, including the scope it needs (`security(("bearer" = ["operate"]))`):
@@ -22,6 +22,7 @@ mod connectors;
 mod dead_letters;
 mod docs;
 mod drift;
+mod endpoints;
 mod flows;
 mod nodes;
 mod openapi;
@@ -65,6 +66,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(secrets::routes())
         .merge(audit::routes())
         .merge(drift::routes())
+        .merge(endpoints::routes())
         .merge(nodes::routes())
 }
 

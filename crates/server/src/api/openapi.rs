@@ -76,6 +76,7 @@ Errors answer `{\"error\": {\"code\", \"message\", \"details\"?}}`. Codes: \
         (name = "secrets", description = "Values for `${secret:NAME}`, write-only"),
         (name = "audit", description = "Who changed what on this node, and refused tokens"),
         (name = "drift", description = "How upstream replies differ from their connectors' contracts"),
+        (name = "endpoints", description = "Webhook endpoints that flows deliver to, failing or disabled"),
         (name = "nodes", description = "The nodes sharing this store, and which one leads"),
     ),
     components(schemas(ErrorBody, ErrorDetail))

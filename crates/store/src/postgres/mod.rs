@@ -29,6 +29,7 @@ mod audit;
 mod cluster;
 mod codec;
 mod drift;
+mod endpoints;
 mod group_commit;
 mod journal;
 mod operations;
@@ -45,9 +46,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::{
-    AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, Drift, DriftObservation, EnqueueOutcome,
-    JournalEntry, NewRun, NodeReport, NodeSeen, QueueDepth, Run, RunFilter, RunId, RunOutcome,
-    SecretInfo, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault, SystemClock,
+    AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, DeliveryAttempt, Drift, DriftObservation,
+    Endpoint, EnqueueOutcome, JournalEntry, NewRun, NodeReport, NodeSeen, QueueDepth, Run,
+    RunFilter, RunId, RunOutcome, SecretInfo, Stats, StatsWindow, StatusCount, Store, StoreError,
+    StoreFault, SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`PgStore::open`].
@@ -422,6 +424,22 @@ impl Store for PgStore {
 
     async fn list_drift(&self) -> Result<Vec<Drift>, StoreError> {
         drift::list_drift(&self.pool).await
+    }
+
+    async fn record_delivery(&self, attempt: &DeliveryAttempt) -> Result<Endpoint, StoreError> {
+        endpoints::record(&self.pool, attempt).await
+    }
+
+    async fn endpoint(&self, name: &str) -> Result<Option<Endpoint>, StoreError> {
+        endpoints::one(&self.pool, name).await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        endpoints::list(&self.pool).await
+    }
+
+    async fn enable_endpoint(&self, name: &str) -> Result<bool, StoreError> {
+        endpoints::enable(&self.pool, name).await
     }
 
     async fn heartbeat(&self, report: &NodeReport) -> Result<(), StoreError> {

@@ -49,6 +49,7 @@ mod codec;
 mod credentials;
 mod depth;
 mod drift;
+mod endpoints;
 mod journal;
 mod query;
 mod queue;
@@ -74,9 +75,9 @@ use queue::{EncodedRun, Ending, id_list};
 use writer::Writer;
 
 use crate::{
-    AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, Drift, DriftObservation, EnqueueOutcome,
-    JournalEntry, NewRun, NodeReport, NodeSeen, Run, RunFilter, RunId, RunOutcome, Stats,
-    StatsWindow, StatusCount, Store, StoreError, StoreFault, SystemClock,
+    AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, DeliveryAttempt, Drift, DriftObservation,
+    Endpoint, EnqueueOutcome, JournalEntry, NewRun, NodeReport, NodeSeen, Run, RunFilter, RunId,
+    RunOutcome, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault, SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -650,6 +651,33 @@ impl Store for SqliteStore {
 
     async fn list_drift(&self) -> Result<Vec<Drift>, StoreError> {
         drift::list(&self.reader).await
+    }
+
+    async fn record_delivery(&self, attempt: &DeliveryAttempt) -> Result<Endpoint, StoreError> {
+        let recorded = attempt.clone();
+        self.writer
+            .write(move |connection| endpoints::record(connection, &recorded))
+            .await?;
+        endpoints::one(&self.reader, &attempt.endpoint)
+            .await?
+            .ok_or_else(|| {
+                crate::rows::corrupt("endpoints.name", "the record just written is gone")
+            })
+    }
+
+    async fn endpoint(&self, name: &str) -> Result<Option<Endpoint>, StoreError> {
+        endpoints::one(&self.reader, name).await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        endpoints::list(&self.reader).await
+    }
+
+    async fn enable_endpoint(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.writer
+            .write(move |connection| endpoints::enable(connection, &name))
+            .await
     }
 
     async fn heartbeat(&self, report: &NodeReport) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ mod clock;
 mod cluster;
 mod depth;
 mod drift;
+mod endpoints;
 mod journal;
 mod layout;
 mod query;
