@@ -173,3 +173,79 @@ steps:
     assert!(!verified, "{report}");
     assert_eq!(report.matches("refused").count(), 3, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_list_and_enable_work_on_the_store_file_and_a_node() {
+    let receiver = MockUpstream::start().await;
+    receiver.route("POST", "/hooks", Reply::status(503));
+    let root = format!(
+        "connectors:\n  partner:\n    url: {}/hooks\n    dangerous_allow_private: true\n    \
+         circuit_breaker: off\n    sign: {{ scheme: standard_webhooks, secret: \"{STANDARD_SECRET}\" }}\n",
+        receiver.url()
+    );
+    let flow = "trigger: { manual: {} }
+steps:
+  - id: notify
+    deliver: partner
+    retry_schedule: [1s]
+    disable_after: 1s
+";
+    let project = TestProject::new(&root, &[("notify", flow)]);
+    let node = project.start(&crate::support::env(&[])).await;
+    let run = node
+        .engine
+        .trigger(crate::support::manual_event("notify", json!({"n": 1})))
+        .await
+        .unwrap()
+        .run_id();
+    let ended = node
+        .engine
+        .wait_for(run, std::time::Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, patchbay_store::RunStatus::Dead);
+    assert_eq!(receiver.requests_to("POST", "/hooks").len(), 2);
+
+    let url = format!("http://{}", node.address);
+    let listed = crate::support::patchbay(&["endpoints", "list", "--url", &url]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let record = &listed["items"][0];
+    assert_eq!(record["name"], "partner");
+    assert_eq!(
+        (&record["failed"], &record["last_status"]),
+        (&json!(2), &json!(503))
+    );
+    assert!(record["disabled_at"].is_string(), "{record}");
+
+    let enabled = crate::support::patchbay(&["endpoints", "enable", "partner", "--url", &url]);
+    assert!(enabled.status.success(), "{enabled:?}");
+    let enabled: Value = serde_json::from_slice(&enabled.stdout).unwrap();
+    assert!(enabled["disabled_at"].is_null(), "{enabled}");
+    let unknown = crate::support::patchbay(&["endpoints", "enable", "nobody", "--url", &url]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("404"),
+        "{unknown:?}"
+    );
+    node.stop().await.unwrap();
+
+    // The same records from the store file, as a table: enabled again,
+    // the failing spell forgotten, the last attempt still shown.
+    let dir = project.path().to_str().unwrap();
+    let table = crate::support::patchbay(&["endpoints", "list", "-p", dir]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let line = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.starts_with("partner") && line.contains(" ok ") && line.contains("503"),
+        "{table}"
+    );
+    let listed = crate::support::patchbay(&["endpoints", "list", "-p", dir, "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["failed"], 2, "{listed}");
+    let again = crate::support::patchbay(&["endpoints", "enable", "partner", "-p", dir]);
+    assert!(again.status.success(), "{again:?}");
+    let unknown = crate::support::patchbay(&["endpoints", "enable", "nobody", "-p", dir]);
+    assert_eq!(unknown.status.code(), Some(1));
+}
