@@ -360,7 +360,13 @@ impl Engine {
         let schedules = shutdown.child_token();
         if roles.scheduler {
             let exclusive = store.is_shared().then_some(&membership);
-            spawn_sources(&plan, &intake, &clock, &tracker, &schedules, exclusive);
+            let services = SourceServices {
+                intake: &intake,
+                clock: &clock,
+                connectors: &live.connectors,
+                store: &store,
+            };
+            spawn_sources(&plan, &services, &tracker, &schedules, exclusive);
         }
         info!(flows = plan.flows.len(), version = %plan.version, node = %owner, "engine started");
         let engine = Engine {
@@ -591,10 +597,16 @@ impl Engine {
                 fresh.clone(),
             );
             stale.cancel();
+            let live = self.inner.live.load();
+            let services = SourceServices {
+                intake: &self.inner.intake,
+                clock: &self.inner.clock,
+                connectors: &live.connectors,
+                store: &self.inner.store,
+            };
             spawn_sources(
                 &plan,
-                &self.inner.intake,
-                &self.inner.clock,
+                &services,
                 &self.inner.tracker,
                 &fresh,
                 self.inner
@@ -777,13 +789,20 @@ fn attach_store(
     }
 }
 
+/// What every source task of a plan is given, besides its flow.
+struct SourceServices<'a> {
+    intake: &'a Intake,
+    clock: &'a Arc<dyn Clock>,
+    connectors: &'a Connectors,
+    store: &'a Arc<dyn Store>,
+}
+
 /// Starts the source task of every trigger of `plan` that has one (a
-/// `schedule`, a broker subscription), until `stop`; `exclusive` is the
-/// node's membership when several nodes share the store.
+/// `schedule`, a poll, a broker subscription), until `stop`; `exclusive` is
+/// the node's membership when several nodes share the store.
 fn spawn_sources(
     plan: &Plan,
-    intake: &Intake,
-    clock: &Arc<dyn Clock>,
+    services: &SourceServices<'_>,
     tracker: &TaskTracker,
     stop: &CancellationToken,
     exclusive: Option<&Membership>,
@@ -792,8 +811,10 @@ fn spawn_sources(
         let cx = trigger::SourceContext {
             flow: flow.name.clone(),
             config_version: plan.version.clone(),
-            intake: intake.clone(),
-            clock: clock.clone(),
+            intake: services.intake.clone(),
+            clock: services.clock.clone(),
+            connectors: services.connectors.clone(),
+            store: services.store.clone(),
             shutdown: stop.clone(),
             exclusive: exclusive.cloned(),
         };

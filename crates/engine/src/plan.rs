@@ -182,6 +182,7 @@ impl Compiler<'_> {
         let trigger = crate::trigger::compile(
             &config.trigger,
             &mut crate::trigger::TriggerCompiler {
+                project: self.project,
                 file: self.file,
                 flow: self.flow,
                 at: (kind.line, kind.column),

@@ -190,7 +190,7 @@ fn the_schema_lists_every_kind_and_modifier() {
     assert_eq!(
         kinds,
         [
-            "amqp", "event", "manual", "mqtt", "nats", "redis", "schedule", "webhook"
+            "amqp", "event", "manual", "mqtt", "nats", "poll", "redis", "schedule", "webhook"
         ]
     );
     assert_eq!(trigger["maxProperties"], 1);
@@ -331,4 +331,34 @@ fn only_a_flow_that_names_its_state_reads_it() {
     // `set_state` replaces the state without reading it.
     assert!(!reads("sets"));
     assert!(!reads("neither"));
+}
+
+#[test]
+fn every_poll_problem_is_reported_at_its_line() {
+    let poll = |settings: &str| format!("trigger:\n  poll:\n{settings}steps:\n  - transform: .\n");
+    let report = check(&[
+        (
+            "unknown",
+            &poll("    connector: crm\n    path: contacts\n    every: 5m\n"),
+        ),
+        ("timing", &poll("    connector: erp\n    path: /orders\n")),
+        (
+            "both",
+            &poll("    connector: erp\n    path: /orders\n    every: 5m\n    cron: '* * * * *'\n"),
+        ),
+        (
+            "cron",
+            &poll(
+                "    connector: erp\n    path: /orders\n    cron: '61 * * * *'\n    key: '.id +'\n",
+            ),
+        ),
+        (
+            "pages",
+            &poll(
+                "    connector: erp\n    path: /orders\n    every: 500ms\n    items: .orders\n    \
+                 paginate: { page: {} }\n",
+            ),
+        ),
+    ]);
+    insta::assert_snapshot!(report);
 }

@@ -921,3 +921,203 @@ steps:
     assert_eq!((endpoint.delivered, endpoint.disabled_at), (2, None));
     node.stop().await;
 }
+
+/// A few milliseconds past the `n`th minute after `start`: the `n`th poll
+/// of an `every: 1m` poll started then (tokio's timers tick in whole
+/// milliseconds, so a skip to the very instant may stop short of it).
+fn poll_time(start: DateTime<Utc>, n: i64) -> DateTime<Utc> {
+    start + TimeDelta::minutes(n) + TimeDelta::milliseconds(5)
+}
+
+/// Runs of `flow`, with their inputs' `id`s, sorted.
+async fn polled_ids(node: &Node, flow: &str) -> Vec<i64> {
+    let filter = RunFilter {
+        flow: Some(flow.into()),
+        limit: 1000,
+        ..RunFilter::default()
+    };
+    let mut ids: Vec<i64> = node
+        .store
+        .list_runs(&filter)
+        .await
+        .unwrap()
+        .iter()
+        .map(|run| run.input["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_starts_one_run_per_item_across_overlapping_pages_and_polls() {
+    let clock = TestClock::hold();
+    let api = MockUpstream::start().await;
+    // A contacts API: items since an `updated` mark, inclusive, oldest
+    // first, two per page; a page after the first repeats the item before
+    // it, as an offset does while the list shifts under it.
+    let contacts = Arc::new(std::sync::Mutex::new(
+        (1..=5)
+            .map(|n| json!({"id": n, "updated": n}))
+            .collect::<Vec<Value>>(),
+    ));
+    let served = contacts.clone();
+    api.route_fn("GET", "/contacts", move |request| {
+        let param = |name: &str| {
+            request
+                .query_pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .and_then(|(_, value)| value.parse::<i64>().ok())
+        };
+        let since = param("since").unwrap_or(0);
+        let page = param("page").unwrap_or(1);
+        let matching: Vec<Value> = served
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|item| item["updated"].as_i64().unwrap() >= since)
+            .cloned()
+            .collect();
+        let start = usize::try_from((page - 1) * 2).unwrap();
+        let start = if page > 1 { start - 1 } else { start };
+        let items: Vec<Value> = matching.iter().skip(start).take(2).cloned().collect();
+        Reply::json(200, json!({ "items": items }))
+    });
+    let flow = "\
+trigger:
+  poll:
+    connector: up
+    path: /contacts
+    every: 1m
+    query: '{since: .}'
+    cursor: 'map(.updated) | max'
+    paginate: { page: { size: 2 }, items: .body.items }
+steps:
+  - transform: '{id: .id}'
+";
+    let dir = project(&root_with(&api), &[("contacts", flow)]);
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
+    let start = clock.now();
+
+    // The first poll, at start: every item, from all pages, once.
+    clock
+        .until(|| async { (polled_ids(&node, "contacts").await.len() == 5).then_some(()) })
+        .await;
+    assert_eq!(polled_ids(&node, "contacts").await, [1, 2, 3, 4, 5]);
+    let first_poll = api.requests_to("GET", "/contacts");
+    assert!(first_poll.len() >= 3, "{} pages", first_poll.len());
+
+    // Two items added and one changed: the next poll asks since the last
+    // mark (item 5 comes back: inclusive) and starts a run for each new
+    // item only; the changed one keeps its id, so its key, and makes none.
+    {
+        let mut list = contacts.lock().unwrap();
+        list.push(json!({"id": 6, "updated": 6}));
+        list.push(json!({"id": 7, "updated": 7}));
+        list[1]["updated"] = json!(8);
+    }
+    let before = api.request_count();
+    clock.skip_to(poll_time(start, 1)).await;
+    clock
+        .until(|| async { (polled_ids(&node, "contacts").await.len() == 7).then_some(()) })
+        .await;
+    let asked = api.requests_to("GET", "/contacts");
+    assert_eq!(
+        asked[before].query_pairs,
+        [
+            ("since".to_string(), "5".to_string()),
+            ("page".to_string(), "1".to_string())
+        ]
+    );
+    // A third poll finds only what it has seen: no run.
+    let before = api.request_count();
+    clock.skip_to(poll_time(start, 2)).await;
+    clock
+        .until(|| async { (api.request_count() > before).then_some(()) })
+        .await;
+    for _ in 0..20 {
+        real_pause().await;
+    }
+    assert_eq!(polled_ids(&node, "contacts").await, [1, 2, 3, 4, 5, 6, 7]);
+    let filter = RunFilter {
+        flow: Some("contacts".into()),
+        ..RunFilter::default()
+    };
+    let runs = node.store.list_runs(&filter).await.unwrap();
+    assert!(runs.iter().all(|run| run.trigger == "poll"));
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unchanged_answer_is_a_304_and_costs_no_run() {
+    let clock = TestClock::hold();
+    let api = MockUpstream::start().await;
+    let version = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let current = version.clone();
+    api.route_fn("GET", "/orders", move |request| {
+        let version = current.load(std::sync::atomic::Ordering::SeqCst);
+        let etag = format!("\"v{version}\"");
+        let sent = request
+            .headers
+            .get("if-none-match")
+            .and_then(|value| value.to_str().ok());
+        if sent == Some(etag.as_str()) {
+            return Reply::status(304).with_header("etag", &etag);
+        }
+        let orders: Vec<Value> = (1..=version * 2).map(|id| json!({"id": id})).collect();
+        Reply::json(200, json!({ "orders": orders })).with_header("etag", &etag)
+    });
+    let flow = "\
+trigger:
+  poll:
+    connector: up
+    path: /orders
+    every: 1m
+    items: .orders
+steps:
+  - transform: '{id: .id}'
+";
+    let dir = project(&root_with(&api), &[("orders", flow)]);
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
+    let start = clock.now();
+    clock
+        .until(|| async { (polled_ids(&node, "orders").await.len() == 2).then_some(()) })
+        .await;
+
+    // Unchanged: the poller sends the ETag back and gets a 304.
+    for minute in 1..=2 {
+        clock.skip_to(poll_time(start, minute)).await;
+        let minute = usize::try_from(minute).unwrap();
+        clock
+            .until(|| async { (api.request_count() > minute).then_some(()) })
+            .await;
+    }
+    for _ in 0..20 {
+        real_pause().await;
+    }
+    let asked = api.requests_to("GET", "/orders");
+    assert_eq!(asked.len(), 3);
+    assert!(asked[0].headers.get("if-none-match").is_none());
+    for request in &asked[1..] {
+        assert_eq!(request.headers["if-none-match"], "\"v1\"");
+    }
+    assert_eq!(polled_ids(&node, "orders").await, [1, 2]);
+
+    // Changed: a 200 with the new ETag, and runs for the new items only.
+    version.store(2, std::sync::atomic::Ordering::SeqCst);
+    clock.skip_to(poll_time(start, 3)).await;
+    clock
+        .until(|| async { (polled_ids(&node, "orders").await.len() == 4).then_some(()) })
+        .await;
+    assert_eq!(polled_ids(&node, "orders").await, [1, 2, 3, 4]);
+    // Saved once the runs are committed.
+    clock
+        .until(|| async {
+            let state = node.store.flow_state("orders:poll").await.unwrap();
+            (state["etag"] == "\"v2\"").then_some(())
+        })
+        .await;
+    node.stop().await;
+}

@@ -59,7 +59,7 @@ use crate::responders::SyncReply;
 
 pub(crate) use compile::{Compiler, flow_texts_mention};
 pub use compile::{ErrorPolicy, StepPlan};
-pub(crate) use context::StepContext;
+pub(crate) use context::{StepContext, pairs, scalar_text};
 pub use contract::ContractUse;
 
 /// Every step kind. Adding one is a file in this folder and a line here.

@@ -16,6 +16,8 @@
 //!   once their runs are committed.
 //! - [`mqtt`]: messages of an MQTT topic filter, through a persistent
 //!   session, acknowledged once their runs are committed.
+//! - [`poll`]: an API without webhooks, polled on an interval or a cron
+//!   schedule with a cursor; each new item becomes a run.
 //! - [`event`]: an alert flow, fired by dead runs and circuit breakers
 //!   (see [`crate::alerts`]).
 //!
@@ -43,6 +45,7 @@ mod event;
 mod manual;
 mod mqtt;
 mod nats;
+mod poll;
 mod redis_stream;
 mod schedule;
 mod webhook;
@@ -90,6 +93,7 @@ static KINDS: &[KindEntry] = &[
     kind_entry::<amqp::Amqp>(),
     kind_entry::<mqtt::Mqtt>(),
     kind_entry::<event::AlertSubscription>(),
+    kind_entry::<poll::Poll>(),
 ];
 
 /// Where a broker trigger's consumer (or group), when the trigger creates
@@ -229,6 +233,11 @@ pub(crate) struct SourceContext {
     /// The engine's clock: a source that fires at instants reads it, so
     /// tests run it under paused time.
     pub clock: Arc<dyn Clock>,
+    /// The plan's connectors, for a source that calls an API (a poll).
+    pub connectors: patchbay_connector::Connectors,
+    /// The store, for a source that keeps state between events (a poll's
+    /// cursor).
+    pub store: Arc<dyn patchbay_store::Store>,
     /// Cancelled on shutdown, and on a reload that replaces the plan.
     pub shutdown: CancellationToken,
     /// The node's membership when several nodes share the store: a source
@@ -287,6 +296,8 @@ impl TriggerPlan {
 
 /// What compiling one flow's trigger needs, and where its problems go.
 pub(crate) struct TriggerCompiler<'a> {
+    /// The project, for a trigger that names its connectors.
+    pub project: &'a patchbay_config::Project,
     pub file: &'a Path,
     pub flow: &'a str,
     /// Where the trigger's kind key is written.

@@ -109,6 +109,8 @@ impl Schedule {
             shutdown,
             // Every node fires every schedule; the dedupe key keeps one run.
             exclusive: _,
+            connectors: _,
+            store: _,
         } = cx;
         loop {
             let now = clock.now().with_timezone(&self.timezone);
