@@ -51,6 +51,16 @@ pub(crate) enum AlertEvent {
         percent: f64,
         calls: u64,
     },
+    /// A connector's reply differed from its contract in a way never
+    /// recorded before.
+    Drift {
+        connector: String,
+        operation: String,
+        response: String,
+        pointer: String,
+        expected: String,
+        seen: String,
+    },
 }
 
 /// How often the connectors' error rates are read.
@@ -67,6 +77,7 @@ impl AlertEvent {
             AlertEvent::BreakerOpened { .. } => "breaker_open",
             AlertEvent::BreakerClosed { .. } => "breaker_closed",
             AlertEvent::ErrorRate { .. } => "error_rate",
+            AlertEvent::Drift { .. } => "drift",
         }
     }
 
@@ -76,7 +87,8 @@ impl AlertEvent {
             AlertEvent::RunDead { flow, .. } => flow,
             AlertEvent::BreakerOpened { connector }
             | AlertEvent::BreakerClosed { connector }
-            | AlertEvent::ErrorRate { connector, .. } => connector,
+            | AlertEvent::ErrorRate { connector, .. }
+            | AlertEvent::Drift { connector, .. } => connector,
         }
     }
 
@@ -94,6 +106,21 @@ impl AlertEvent {
                 percent,
                 calls,
             } => json!({ "connector": connector, "error_rate": percent, "calls": calls }),
+            AlertEvent::Drift {
+                connector,
+                operation,
+                response,
+                pointer,
+                expected,
+                seen,
+            } => json!({
+                "connector": connector,
+                "operation": operation,
+                "response": response,
+                "pointer": pointer,
+                "expected": expected,
+                "seen": seen,
+            }),
         };
         input["event"] = json!(self.name());
         input["at"] = json!(at.to_rfc3339());

@@ -68,7 +68,7 @@ impl DriftLog {
 
     /// Writes every waiting report; logs the kinds the store had never
     /// seen. Reports that cannot be written are put back for the next try.
-    pub async fn flush(&self, store: &dyn Store) {
+    pub async fn flush(&self, store: &dyn Store, alerts: &crate::alerts::AlertSender) {
         let batch: Vec<DriftObservation> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending
@@ -84,6 +84,15 @@ impl DriftLog {
                 for (observation, is_new) in batch.iter().zip(new) {
                     if is_new {
                         NewContractDrift { drift: observation }.emit();
+                        let kind = &observation.kind;
+                        alerts.raise(crate::alerts::AlertEvent::Drift {
+                            connector: kind.connector.clone(),
+                            operation: kind.operation.clone(),
+                            response: kind.response.clone(),
+                            pointer: kind.pointer.clone(),
+                            expected: kind.expected.clone(),
+                            seen: observation.seen.clone(),
+                        });
                     }
                 }
             }
@@ -112,16 +121,22 @@ impl DriftLog {
     }
 
     /// Writes reports every [`FLUSH_INTERVAL`] until `shutdown`, then once
-    /// more.
-    pub async fn write_until(self, store: Arc<dyn Store>, shutdown: CancellationToken) {
+    /// more. A kind of drift recorded for the first time is an alert event
+    /// (for flows triggered by `event: {on: [drift]}`).
+    pub async fn write_until(
+        self,
+        store: Arc<dyn Store>,
+        alerts: crate::alerts::AlertSender,
+        shutdown: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(FLUSH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => self.flush(store.as_ref()).await,
+                _ = tick.tick() => self.flush(store.as_ref(), &alerts).await,
                 () = shutdown.cancelled() => break,
             }
         }
-        self.flush(store.as_ref()).await;
+        self.flush(store.as_ref(), &alerts).await;
     }
 }

@@ -284,7 +284,11 @@ impl Engine {
         let mut swappable_executor = None;
         let mut local = None;
         let drift = drift::DriftLog::default();
-        tracker.spawn(drift.clone().write_until(store.clone(), shutdown.clone()));
+        tracker.spawn(
+            drift
+                .clone()
+                .write_until(store.clone(), alerts.clone(), shutdown.clone()),
+        );
         if roles.workers {
             let evaluator =
                 Evaluator::start(plan.expression_limits).map_err(EngineError::EvaluatorStart)?;

@@ -311,3 +311,70 @@ async fn a_pinned_api_version_is_sent_shown_and_held_against_the_spec_s_version(
     let health = get_json(&format!("http://{}/api/v1/connectors/crm", node.address)).await;
     assert_eq!(health["api_version"], "2", "{health}");
 }
+
+#[tokio::test]
+async fn a_new_kind_of_drift_fires_one_drift_alert() {
+    let upstream = MockUpstream::start().await;
+    // Two kinds of drift on every reply: `email` a number, `id` missing.
+    upstream.route(
+        "GET",
+        "/contacts/{id}",
+        Reply::json(200, json!({ "email": 42 })),
+    );
+    let alerts = "\
+trigger:
+  event: { on: [drift], connectors: [crm], window: 1h }
+steps:
+  - transform: '.'
+";
+    let project = TestProject::new(DRIFT_ROOT, &[("lookup", LOOKUP), ("alerts", alerts)]);
+    std::fs::write(project.path().join("crm.yaml"), SPEC).unwrap();
+    let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
+    let store = node.engine.store();
+    for _ in 0..5 {
+        run_manually(&node, "lookup", json!({ "id": "1" })).await;
+    }
+    let alert_runs = || {
+        let store = store.clone();
+        async move {
+            crate::support::all_runs(store.as_ref())
+                .await
+                .into_iter()
+                .filter(|run| run.flow == "alerts" && run.status.is_final())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !alert_runs().await.is_empty()
+        })
+        .await,
+        "no drift alert"
+    );
+    // More replies of the same kinds: recorded, counted, no new alert.
+    for _ in 0..3 {
+        run_manually(&node, "lookup", json!({ "id": "1" })).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            store
+                .list_drift()
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.count == 8)
+        })
+        .await
+    );
+    let runs = alert_runs().await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let input = &runs[0].input;
+    assert_eq!(input["event"], "drift");
+    assert_eq!(input["connector"], "crm");
+    assert_eq!(input["operation"], "GET /contacts/{contactId}");
+    assert!(
+        ["type string", "required property id"].contains(&input["expected"].as_str().unwrap()),
+        "{input}"
+    );
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+}

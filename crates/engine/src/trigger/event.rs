@@ -34,6 +34,8 @@ pub enum EventName {
     BreakerClosed,
     /// A connector's calls failed at `error_rate` or more.
     ErrorRate,
+    /// A connector's reply differed from its contract in a new way.
+    Drift,
 }
 
 impl EventName {
@@ -43,6 +45,7 @@ impl EventName {
             EventName::BreakerOpen => "breaker_open",
             EventName::BreakerClosed => "breaker_closed",
             EventName::ErrorRate => "error_rate",
+            EventName::Drift => "drift",
         }
     }
 }
@@ -98,6 +101,7 @@ impl AlertSubscription {
                 }
                 (EventName::ErrorRate, &self.connectors)
             }
+            AlertEvent::Drift { .. } => (EventName::Drift, &self.connectors),
         };
         self.on.contains(&name)
             && subjects
@@ -117,7 +121,7 @@ impl Kind for AlertSubscription {
                 config.on.line,
                 config.on.column,
                 "event.on lists no event (`run_dead`, `breaker_open`, `breaker_closed`, \
-                 `error_rate`)"
+                 `error_rate`, `drift`)"
                     .into(),
             );
             ok = false;
