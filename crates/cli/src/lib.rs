@@ -9,6 +9,7 @@ mod commands;
 mod json_log;
 mod logging;
 mod node;
+pub mod output;
 mod remote;
 mod secrets;
 mod store_at;

@@ -41,7 +41,10 @@ impl LogGuard {
 pub fn init(format: &str, default_level: &str, tracing: Option<Tracing>) -> LogGuard {
     let filter =
         EnvFilter::try_from_env("PATCHBAY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Colours only on a terminal, and never with `NO_COLOR` set to anything
+    // (no-color.org).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let logs: Box<dyn Layer<Registry> + Send + Sync> = if format == "json" {
         tracing_subscriber::fmt::layer()
             .fmt_fields(JsonFields::new())

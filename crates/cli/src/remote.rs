@@ -118,7 +118,7 @@ impl Remote {
 /// Prints an API answer for people and pipes alike.
 pub fn print(value: &Value) {
     if !value.is_null() {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
         );

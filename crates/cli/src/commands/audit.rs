@@ -55,9 +55,9 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         .transpose()?;
     let entries = read(&args.project, before, args.limit).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
-        print!("{}", table(&entries));
+        crate::out!("{}", table(&entries));
     }
     Ok(Outcome::Success)
 }

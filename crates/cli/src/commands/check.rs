@@ -25,7 +25,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             for warning in &build.warnings {
                 eprintln!("{warning}");
             }
-            println!(
+            crate::outln!(
                 "ok: {} flow(s), {} connector(s), configuration version {}",
                 build.plan.flows.len(),
                 build.project.config.connectors.len(),

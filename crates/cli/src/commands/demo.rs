@@ -194,29 +194,29 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         Err(e) => return Err(e),
     };
     let base = format!("http://{}", node.address);
-    println!("Patchbay demo");
-    println!("  dashboard    {base}/ui");
-    println!("  API          {base}/api/v1/runs   (flows: {base}/api/v1/flows)");
-    println!("  health       {base}/healthz");
-    println!(
+    crate::outln!("Patchbay demo");
+    crate::outln!("  dashboard    {base}/ui");
+    crate::outln!("  API          {base}/api/v1/runs   (flows: {base}/api/v1/flows)");
+    crate::outln!("  health       {base}/healthz");
+    crate::outln!(
         "  webhooks     POST {base}/hooks/shop/orders, POST {base}/hooks/shop/events, POST {base}/hooks/quote (sync)"
     );
-    println!("  store        {}", project.store_path().display());
-    println!(
+    crate::outln!("  store        {}", project.store_path().display());
+    crate::outln!(
         "  upstreams    payments {}  payments_backup {}",
         upstreams.payments.url(),
         upstreams.payments_backup.url(),
     );
-    println!(
+    crate::outln!(
         "               crm {}  erp {}  chat {}",
         upstreams.crm.url(),
         upstreams.erp.url(),
         upstreams.chat.url()
     );
-    println!("  outages      {}", describe_outages());
+    crate::outln!("  outages      {}", describe_outages());
     match args.duration {
-        Some(d) => println!("Sending traffic for {}…", humantime::format_duration(d)),
-        None => println!("Sending traffic until Ctrl-C…"),
+        Some(d) => crate::outln!("Sending traffic for {}…", humantime::format_duration(d)),
+        None => crate::outln!("Sending traffic until Ctrl-C…"),
     }
 
     let store = node.engine.store().clone();
@@ -245,11 +245,15 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             .entry(count.status)
             .or_default() += count.count;
     }
-    println!();
-    println!("Runs per flow:");
-    println!(
+    crate::outln!();
+    crate::outln!("Runs per flow:");
+    crate::outln!(
         "  {:<15} {:>9} {:>7} {:>8} {:>7}",
-        "FLOW", "SUCCEEDED", "DEAD", "SKIPPED", "QUEUED"
+        "FLOW",
+        "SUCCEEDED",
+        "DEAD",
+        "SKIPPED",
+        "QUEUED"
     );
     let mut every_flow_succeeded = true;
     let mut dead = 0;
@@ -257,7 +261,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         let by_status = table.get(flow).cloned().unwrap_or_default();
         let get = |s: RunStatus| by_status.get(&s).copied().unwrap_or(0);
         let pending = get(RunStatus::Queued) + get(RunStatus::Running);
-        println!(
+        crate::outln!(
             "  {:<15} {:>9} {:>7} {:>8} {:>7}",
             flow,
             get(RunStatus::Succeeded),
@@ -268,7 +272,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         every_flow_succeeded &= get(RunStatus::Succeeded) > 0;
         dead += get(RunStatus::Dead);
     }
-    println!(
+    crate::outln!(
         "Upstreams: {} charges created ({} by payments, {} by payments_backup), {} ERP customers, {} chat messages; {quotes} shipping quotes answered synchronously",
         upstreams.payments.charges_created() + upstreams.payments_backup.charges_created(),
         upstreams.payments.charges_created(),
@@ -278,9 +282,11 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     );
 
     let follow_ups = FollowUps::load(store.as_ref()).await?;
-    println!(
+    crate::outln!(
         "Follow-ups: {} refund requests announced, {} reminders sent after their 3 s wait, {} still waiting (each branch chosen once and journalled)",
-        follow_ups.refunds, follow_ups.reminders, follow_ups.waiting
+        follow_ups.refunds,
+        follow_ups.reminders,
+        follow_ups.waiting
     );
 
     let orders = OrderRuns::load(store.as_ref()).await?;
@@ -292,10 +298,10 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             .get(connector)
             .is_some_and(|c| c.circuit_breaker.enabled)
     };
-    println!();
-    println!("Outages, and how new-order rode them out:");
+    crate::outln!();
+    crate::outln!("Outages, and how new-order rode them out:");
     if seen.is_empty() {
-        println!(
+        crate::outln!(
             "  none: the demo stopped before the first one (at {}s)",
             OUTAGES[0].from.as_secs()
         );
@@ -307,7 +313,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         let until = window
             .until
             .map_or_else(|| "the end".to_string(), |t| format!("t={}", seconds(t)));
-        println!(
+        crate::outln!(
             "  {:<9} down from t={} to {until} ({}; {} requests refused)",
             outage.target.connector(),
             seconds(window.from),
@@ -320,7 +326,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         match outage.target {
             Target::Payments => {
                 let c = &orders.charge;
-                println!(
+                crate::outln!(
                     "    charged by payments: {}, charged by payments_backup: {} ({} after the call's retries failed, {} refused by the open breaker)",
                     upstreams.payments.charges_created(),
                     upstreams.payments_backup.charges_created(),
@@ -330,7 +336,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             }
             Target::Chat => {
                 let r = &orders.retried;
-                println!(
+                crate::outln!(
                     "    runs rescheduled: {}, recovered: {}, dead: {}, still waiting: {}  (succeeded after {})",
                     r.rescheduled,
                     r.recovered,
@@ -343,7 +349,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
                 } else {
                     ""
                 };
-                println!(
+                crate::outln!(
                     "    charges repeated by rescheduled runs: {}{how}",
                     orders.charge_repeated
                 );
@@ -357,7 +363,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
             );
         }
     }
-    println!(
+    crate::outln!(
         "  side effects: charges: {}, orders charged: {}, charged twice: {}, not charged: {}, replayed by idempotency key: {}",
         charges.charges,
         charges.orders_charged,
@@ -372,8 +378,8 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         } else {
             ""
         };
-        println!();
-        println!(
+        crate::outln!();
+        crate::outln!(
             "A sample run of new-order{story} ({}), step by step (#N: the run's Nth attempt):",
             run.id
         );
@@ -480,7 +486,7 @@ async fn play_outages(
         let now = elapsed_ms();
         if begins {
             set(outage.target, Some((outage.reply)()));
-            println!(
+            crate::outln!(
                 "  t={:>5}  {} is down: it {}",
                 seconds(now),
                 outage.target.connector(),
@@ -493,7 +499,7 @@ async fn play_outages(
             });
         } else {
             set(outage.target, None);
-            println!(
+            crate::outln!(
                 "  t={:>5}  {} is back",
                 seconds(now),
                 outage.target.connector()
@@ -767,11 +773,11 @@ async fn watch_breakers(
 
 fn print_breaker(events: &[(i64, String)]) {
     if events.is_empty() {
-        println!("    breaker stayed closed");
+        crate::outln!("    breaker stayed closed");
     }
     for (i, (at, what)) in events.iter().enumerate() {
         let label = if i == 0 { "breaker" } else { "" };
-        println!("    {label:<8} t={:>5}  {what}", seconds(*at));
+        crate::outln!("    {label:<8} t={:>5}  {what}", seconds(*at));
     }
 }
 
@@ -838,9 +844,9 @@ fn print_entry(entry: &JournalEntry) {
         target,
         status
     );
-    println!("{}", line.trim_end());
+    crate::outln!("{}", line.trim_end());
     if let Some(error) = &entry.error {
-        println!("       {error}");
+        crate::outln!("       {error}");
     }
 }
 

@@ -37,9 +37,9 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     }
     let records = read(&args.project).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&records)?);
     } else {
-        print!("{}", table(&records));
+        crate::out!("{}", table(&records));
     }
     Ok(Outcome::Success)
 }

@@ -58,9 +58,9 @@ pub async fn execute(command: EndpointsCommand) -> anyhow::Result<Outcome> {
             }
             let records = read(&place.project).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&records)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&records)?);
             } else {
-                print!("{}", table(&records));
+                crate::out!("{}", table(&records));
             }
         }
         EndpointsCommand::Enable { name, place } => {
@@ -82,7 +82,7 @@ pub async fn execute(command: EndpointsCommand) -> anyhow::Result<Outcome> {
             if !enabled {
                 anyhow::bail!("no delivery was ever attempted to `{name}`");
             }
-            println!(
+            crate::outln!(
                 "endpoint `{name}` enabled; replay the runs that died meanwhile to deliver them"
             );
         }

@@ -71,7 +71,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("run {run_id} disappeared from the store");
     };
     let journal = store.journal(run_id).await?;
-    println!(
+    crate::outln!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({ "run": run, "journal": journal }))?
     );

@@ -101,8 +101,18 @@ pub async fn execute(
     )
     .await?;
     info!(address = %node.address, store = %store.shown(), "listening");
-    // Printed on stdout too, so scripts (and tests) can read the bound port.
-    println!("patchbay listening on http://{}", node.address);
+    // Printed on stdout too, so scripts (and tests) can read the bound port
+    // from the first line. One write, and its failure ignored: a reader
+    // that took the first line and left must not stop the node.
+    let base = format!("http://{}", node.address);
+    let _ = std::io::Write::write_all(
+        &mut std::io::stdout().lock(),
+        format!(
+            "patchbay listening on {base}\n  dashboard  {base}/ui\n  API        {base}/api/v1 \
+             (reference at {base}/api/docs)\n  metrics    {base}/metrics\n"
+        )
+        .as_bytes(),
+    );
     signals.wait().await;
     info!("shutting down");
     node.stop().await?;

@@ -163,14 +163,19 @@ async fn list(
         })
         .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&runs)?);
     } else {
-        println!(
+        crate::outln!(
             "{:<36}  {:<20}  {:<9}  {:<8}  {:<7}  {:<23}  ERROR",
-            "ID", "FLOW", "STATUS", "ATTEMPTS", "RETRIES", "CREATED"
+            "ID",
+            "FLOW",
+            "STATUS",
+            "ATTEMPTS",
+            "RETRIES",
+            "CREATED"
         );
         for run in &runs {
-            println!(
+            crate::outln!(
                 "{:<36}  {:<20}  {:<9}  {:<8}  {:<7}  {:<23}  {}",
                 run.id,
                 run.flow,
@@ -201,7 +206,7 @@ async fn show(
         return Ok(Outcome::Failure);
     };
     let journal = store.journal(id).await?;
-    println!(
+    crate::outln!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({ "run": run, "journal": journal }))?
     );
@@ -258,7 +263,7 @@ async fn replay(
         }
     };
     for id in &replayed {
-        println!("{id}");
+        crate::outln!("{id}");
     }
     eprintln!(
         "replayed {} of {asked} run(s){}; a running node picks them up at once, \
@@ -318,7 +323,7 @@ async fn cancel(
                 )
                 .await
             {
-                Ok(_) => println!("{id}"),
+                Ok(_) => crate::outln!("{id}"),
                 Err(e) => {
                     eprintln!("{e:#}");
                     all_cancelled = false;
@@ -330,7 +335,7 @@ async fn cancel(
         for text in &ids {
             let id = parse_id(text)?;
             match store.cancel(id).await? {
-                CancelOutcome::Cancelled(_) => println!("{id}"),
+                CancelOutcome::Cancelled(_) => crate::outln!("{id}"),
                 CancelOutcome::Finished(status) => {
                     eprintln!("{id}: not cancelled, it already ended ({status})");
                     all_cancelled = false;

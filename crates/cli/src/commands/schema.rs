@@ -1,7 +1,5 @@
 //! `patchbay schema`: the configuration's JSON Schema.
 
-use std::io::Write;
-
 use crate::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -20,11 +18,6 @@ pub fn execute(args: Args) -> anyhow::Result<Outcome> {
         patchbay_config::project_schema()
     });
     let text = serde_json::to_string_pretty(&schema)?;
-    // Written by hand rather than with `println!`, which panics when the
-    // reader goes away (`patchbay schema | head`); a closed pipe is no error.
-    match writeln!(std::io::stdout().lock(), "{text}") {
-        Ok(()) => Ok(Outcome::Success),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Success),
-        Err(e) => Err(e.into()),
-    }
+    crate::outln!("{text}");
+    Ok(Outcome::Success)
 }

@@ -93,7 +93,7 @@ pub async fn execute(command: SecretsCommand) -> anyhow::Result<Outcome> {
                 eprintln!("no secrets");
             }
             for secret in listed {
-                println!(
+                crate::outln!(
                     "{}\t{}",
                     secret.name,
                     secret.updated_at.format("%Y-%m-%dT%H:%M:%SZ")

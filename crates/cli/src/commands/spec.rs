@@ -66,7 +66,7 @@ async fn diff_command(args: DiffArgs) -> anyhow::Result<Outcome> {
         "markdown" => markdown(&impacts, uses.is_some()),
         _ => text(&impacts, uses.is_some()),
     };
-    print!("{report}");
+    crate::out!("{report}");
     let breaking = impacts.iter().any(|found| {
         found.change.severity == Severity::Breaking && (uses.is_none() || !found.uses.is_empty())
     });

@@ -55,7 +55,7 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
-    print!(
+    crate::out!(
         "{}",
         patchbay_flowtest::report::text(&suite.results, suite.duration)
     );
@@ -81,7 +81,7 @@ async fn record(args: &Args, files: &[PathBuf]) -> anyhow::Result<Outcome> {
         let written = patchbay_flowtest::record::record(&args.dir, &test, &env, &args.redact)
             .await
             .with_context(|| format!("recording {}", shown.display()))?;
-        println!("recorded {} → {}", shown.display(), written.display());
+        crate::outln!("recorded {} → {}", shown.display(), written.display());
     }
     Ok(Outcome::Success)
 }

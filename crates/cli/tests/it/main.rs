@@ -34,6 +34,7 @@ mod metrics;
 mod mqtt;
 mod nats;
 mod outbound;
+mod output;
 mod paginate;
 mod postgres_outage;
 mod postgres_reload;
