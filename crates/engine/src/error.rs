@@ -13,9 +13,12 @@ pub enum EngineError {
     /// event was not accepted. Shared by every event of the batch.
     #[error("the event was not committed: {0}")]
     NotCommitted(std::sync::Arc<StoreError>),
-    /// No flow by this name.
-    #[error("unknown flow `{0}`")]
-    UnknownFlow(String),
+    /// No flow by this name; `closest` is the flow it most likely meant.
+    #[error("unknown flow `{flow}`{}", closest_suffix(.closest))]
+    UnknownFlow {
+        flow: String,
+        closest: Option<String>,
+    },
     /// The engine is stopping and accepts no new events.
     #[error("the engine is shutting down")]
     ShuttingDown,
@@ -38,10 +41,28 @@ impl EngineError {
             EngineError::Store(e) => e.is_transient(),
             EngineError::NotCommitted(_) => true,
             EngineError::ShuttingDown => true,
-            EngineError::UnknownFlow(_)
+            EngineError::UnknownFlow { .. }
             | EngineError::InvalidConfig(_)
             | EngineError::ReloadUnsupported
             | EngineError::EvaluatorStart(_) => false,
+        }
+    }
+}
+
+fn closest_suffix(closest: &Option<String>) -> String {
+    closest
+        .as_deref()
+        .map(|name| format!(" — did you mean `{name}`?"))
+        .unwrap_or_default()
+}
+
+impl EngineError {
+    /// An unknown flow, with the name of `plan` closest to it.
+    pub fn unknown_flow(flow: &str, plan: &crate::Plan) -> EngineError {
+        EngineError::UnknownFlow {
+            flow: flow.to_string(),
+            closest: patchbay_config::suggest_closest(flow, plan.flows.keys().map(String::as_str))
+                .map(str::to_string),
         }
     }
 }

@@ -717,7 +717,7 @@ impl Engine {
         }
         let plan = self.plan();
         if !plan.flows.contains_key(&event.flow) {
-            return Err(EngineError::UnknownFlow(event.flow));
+            return Err(EngineError::unknown_flow(&event.flow, &plan));
         }
         let mut event = event;
         plan.redaction.headers.redact(&mut event.headers);

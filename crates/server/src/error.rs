@@ -104,7 +104,7 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::UnknownFlow(flow) => ApiError::not_found(format!("unknown flow `{flow}`")),
+            e @ EngineError::UnknownFlow { .. } => ApiError::not_found(e.to_string()),
             EngineError::InvalidConfig(report) => {
                 let problems: Vec<Value> = report
                     .diagnostics

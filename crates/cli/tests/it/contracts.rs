@@ -323,11 +323,15 @@ async fn a_new_kind_of_drift_fires_one_drift_alert() {
     );
     let alerts = "\
 trigger:
-  event: { on: [drift], connectors: [crm], window: 1h }
+  event: { on: [drift], connectors: [vendor], window: 1h }
 steps:
   - transform: '.'
 ";
-    let project = TestProject::new(DRIFT_ROOT, &[("lookup", LOOKUP), ("alerts", alerts)]);
+    // A connector of its own: the drift metric is the test process's, and
+    // another test counts `crm`'s.
+    let root = DRIFT_ROOT.replace("  crm:", "  vendor:");
+    let lookup = LOOKUP.replace("call: crm ", "call: vendor ");
+    let project = TestProject::new(&root, &[("lookup", &lookup), ("alerts", alerts)]);
     std::fs::write(project.path().join("crm.yaml"), SPEC).unwrap();
     let node = project.start(&env(&[("UP_URL", upstream.url())])).await;
     let store = node.engine.store();
@@ -370,7 +374,7 @@ steps:
     assert_eq!(runs.len(), 1, "{runs:?}");
     let input = &runs[0].input;
     assert_eq!(input["event"], "drift");
-    assert_eq!(input["connector"], "crm");
+    assert_eq!(input["connector"], "vendor");
     assert_eq!(input["operation"], "GET /contacts/{contactId}");
     assert!(
         ["type string", "required property id"].contains(&input["expected"].as_str().unwrap()),

@@ -95,3 +95,44 @@ async fn invoke_runs_a_flow_and_runs_commands_show_it() {
     assert_eq!(bad_status.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_status.stderr).contains("unknown status `exploded`"));
 }
+
+#[tokio::test]
+async fn misspelt_flow_and_connector_names_get_suggestions() {
+    let flow = "trigger: { manual: {} }\nsteps:\n  - transform: .\n";
+    let root =
+        "connectors:\n  catalog:\n    url: http://127.0.0.1:9\n    dangerous_allow_private: true\n";
+    let project = crate::support::TestProject::new(root, &[("new-order", flow)]);
+    let output = crate::support::patchbay(&[
+        "invoke",
+        "new-ordr",
+        "--project",
+        project.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown flow `new-ordr` — did you mean `new-order`?"),
+        "{stderr}"
+    );
+
+    let node = project.start(&crate::support::env(&[])).await;
+    let response = reqwest::get(format!("http://{}/api/v1/flows/new-ordr", node.address))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"], "unknown flow `new-ordr` — did you mean `new-order`?",
+        "{body}"
+    );
+    let response = reqwest::get(format!("http://{}/api/v1/connectors/catalgo", node.address))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"], "unknown connector `catalgo` — did you mean `catalog`?",
+        "{body}"
+    );
+    node.stop().await.unwrap();
+}

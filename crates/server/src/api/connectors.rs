@@ -282,9 +282,12 @@ async fn show_connector(
 ) -> Result<Json<ConnectorView>, ApiError> {
     let drift = drift_records(&state).await?;
     let connectors = state.engine.connectors();
-    let connector = connectors
-        .get(&name)
-        .ok_or_else(|| ApiError::not_found(format!("unknown connector `{name}`")))?;
+    let connector = connectors.get(&name).ok_or_else(|| {
+        let hint = patchbay_config::suggest_closest(&name, connectors.names())
+            .map(|closest| format!(" — did you mean `{closest}`?"))
+            .unwrap_or_default();
+        ApiError::not_found(format!("unknown connector `{name}`{hint}"))
+    })?;
     Ok(Json(ConnectorView::of(&name, connector.health(), &drift)))
 }
 

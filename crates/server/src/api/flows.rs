@@ -237,10 +237,9 @@ async fn show_flow(
     Path(name): Path<String>,
 ) -> Result<Json<FlowDetail>, ApiError> {
     let plan = state.engine.plan();
-    let flow = plan
-        .flows
-        .get(&name)
-        .ok_or_else(|| ApiError::not_found(format!("unknown flow `{name}`")))?;
+    let flow = plan.flows.get(&name).ok_or_else(|| {
+        ApiError::not_found(patchbay_engine::EngineError::unknown_flow(&name, &plan).to_string())
+    })?;
     Ok(Json(FlowDetail {
         name: flow.name.clone(),
         trigger: Trigger::of(&flow.trigger),
