@@ -113,7 +113,15 @@ pub async fn execute(
         )
         .as_bytes(),
     );
-    signals.wait().await;
+    let stop = signals.wait();
+    tokio::pin!(stop);
+    let mut hangups = Hangups::listen();
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = hangups.next() => reload_on_hangup(&node.engine).await,
+        }
+    }
     info!("shutting down");
     node.stop().await?;
     info!("stopped");
@@ -157,6 +165,57 @@ impl ShutdownSignals {
             return;
         }
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// SIGHUP, the usual request to reload a daemon's configuration.
+struct Hangups {
+    #[cfg(unix)]
+    stream: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn listen() -> Hangups {
+        Hangups {
+            #[cfg(unix)]
+            stream: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Resolves on the next SIGHUP; never where there is none.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(stream) = &mut self.stream
+            && stream.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Reloads the configuration as `POST /api/v1/config/reload` does, saying
+/// in the log what came of it.
+async fn reload_on_hangup(engine: &patchbay_engine::Engine) {
+    match engine.reload().await {
+        Ok(reloaded) if reloaded.changed => info!(
+            version = %reloaded.version,
+            previous = %reloaded.previous,
+            "SIGHUP: configuration reloaded"
+        ),
+        Ok(reloaded) => info!(version = %reloaded.version, "SIGHUP: configuration unchanged"),
+        Err(patchbay_engine::EngineError::InvalidConfig(report)) => {
+            for problem in &report.diagnostics {
+                tracing::error!(problem = %problem, "SIGHUP: configuration invalid");
+            }
+            tracing::error!(
+                problems = report.diagnostics.len(),
+                "SIGHUP: reload refused; the running configuration stays"
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: reload failed; the running configuration stays")
+        }
     }
 }
 

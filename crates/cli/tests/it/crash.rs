@@ -225,3 +225,61 @@ async fn sigterm_right_after_the_address_is_printed_is_a_clean_stop() {
         );
     }
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_configuration_and_an_invalid_one_is_refused() {
+    let flow = "trigger: { manual: {} }\nsteps:\n  - transform: .\n";
+    let project = TestProject::new("", &[("first", flow)]);
+    let log = project.path().join("node.log");
+    let node =
+        crate::support::Patchbay::spawn(crate::support::patchbay_run(project.path(), &[]), &log);
+    let hangup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &node.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let flows = |base: String| async move {
+        let listed = get_json(&format!("{base}/api/v1/flows")).await;
+        let mut names: Vec<String> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|flow| flow["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    std::fs::write(project.path().join("flows/second.yaml"), flow).unwrap();
+    hangup();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            flows(node.base.clone()).await == ["first", "second"]
+        })
+        .await,
+        "not reloaded: {:?}",
+        flows(node.base.clone()).await
+    );
+
+    // An invalid project changes nothing, and the log says why.
+    std::fs::write(project.path().join("flows/third.yaml"), "trigger: {}\n").unwrap();
+    hangup();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("SIGHUP: reload refused")
+        })
+        .await,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(flows(node.base.clone()).await, ["first", "second"]);
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("third.yaml")
+    );
+    node.stop_cleanly();
+}
