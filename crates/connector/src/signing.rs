@@ -165,7 +165,9 @@ impl Signer {
 
     fn sign_at(&self, request: &Signed<'_>, timestamp: u64, headers: &mut HeaderMap) {
         match &self.how {
-            How::Template(template) => template.sign_at(self, request, timestamp, headers),
+            How::Template(template) => {
+                template.sign_at(self.secret.expose().as_bytes(), request, timestamp, headers)
+            }
             How::Named { scheme, key } => {
                 // Without an idempotency key (a GET, say) the message has no
                 // identity beyond this attempt.
@@ -238,15 +240,9 @@ impl Template {
         })
     }
 
-    fn sign_at(
-        &self,
-        signer: &Signer,
-        request: &Signed<'_>,
-        timestamp: u64,
-        headers: &mut HeaderMap,
-    ) {
+    fn sign_at(&self, key: &[u8], request: &Signed<'_>, timestamp: u64, headers: &mut HeaderMap) {
         let payload = self.payload(request, &timestamp.to_string());
-        let signature = self.signature(signer.secret.expose().as_bytes(), &payload);
+        let signature = self.signature(key, &payload);
         if let Some(name) = &self.timestamp_header {
             headers.insert(name.clone(), HeaderValue::from(timestamp));
         }

@@ -318,7 +318,7 @@ impl Executor {
         // A step with a schedule of its own (a delivery) counts its own
         // attempts, from the journal: the run's retries may include other
         // steps'.
-        let (schedule, retried, what) = match failure {
+        let (schedule, retried, own_schedule) = match failure {
             RunFailure::Step {
                 step,
                 error,
@@ -326,18 +326,16 @@ impl Executor {
                 ..
             } => {
                 let attempts = self.failed_attempts(run, step, error).await;
-                (&own[..], attempts.saturating_sub(1), "attempted")
+                (&own[..], attempts.saturating_sub(1), true)
             }
-            _ => (flow_schedule, run.retries as usize, "retried"),
+            _ => (flow_schedule, run.retries as usize, false),
         };
         let delay = schedule.get(retried).filter(|_| failure.is_transient());
         let Some(delay) = delay else {
-            let error = match (what, retried) {
-                (_, 0) => failure.message(),
-                ("retried", n) => {
-                    format!("{} (the run was retried {n} times)", failure.message())
-                }
-                (_, n) => format!("{} (attempted {} times)", failure.message(), n + 1),
+            let error = match (retried, own_schedule) {
+                (0, _) => failure.message(),
+                (n, false) => format!("{} (the run was retried {n} times)", failure.message()),
+                (n, true) => format!("{} (attempted {} times)", failure.message(), n + 1),
             };
             return Some(RunOutcome {
                 status: RunStatus::Dead,

@@ -37,6 +37,7 @@ use serde_json::{Map, Value, json};
 use tracing::{debug, info, warn};
 
 use super::{Kind, SourceContext, Trigger, TriggerCompiler};
+use crate::EngineError;
 use crate::step::scalar_text;
 
 /// How many runs of one poll are handed to intake at once (it commits them
@@ -128,6 +129,8 @@ enum PollError {
     Call(#[from] CallError),
     #[error("{0}")]
     Pages(String),
+    #[error("runs not committed ({0}); the next poll fetches their items again")]
+    NotCommitted(EngineError),
     #[error("`{place}`: {message}")]
     Expression {
         place: &'static str,
@@ -490,11 +493,7 @@ impl Poll {
                 Ok(EnqueueOutcome::Duplicate(_)) => {}
                 // The cursor is not saved: the next poll asks for these
                 // items again, and the committed ones are not repeated.
-                Err(e) => {
-                    return Err(PollError::Pages(format!(
-                        "runs not committed ({e}); the next poll fetches their items again"
-                    )));
-                }
+                Err(e) => return Err(PollError::NotCommitted(e)),
             }
         }
         let cursor = match &self.cursor {
