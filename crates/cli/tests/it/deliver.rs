@@ -21,29 +21,9 @@ const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const STRIPE_SECRET: &str = "whsec_test_stripe_signing_secret";
 const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 
-/// The virtualenv's python with the official verifiers, once
-/// `scripts/setup-verifiers` installed them; `None` (a skip, said on
-/// stdout) outside CI when they cannot be had.
+/// The virtualenv's python with the official verifiers.
 fn verifier_python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let setup = Command::new(root.join("scripts/setup-verifiers")).output();
-    match setup {
-        Ok(out) if out.status.success() => Some(PathBuf::from(
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        )),
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                std::env::var("CI").is_err(),
-                "scripts/setup-verifiers failed, and CI needs the verifiers: {why}"
-            );
-            println!("skipped: no official verifiers ({why})");
-            None
-        }
-    }
+    crate::support::python_from_setup("setup-verifiers", "official verifiers")
 }
 
 /// Runs the official verifiers over `requests`; their report and whether

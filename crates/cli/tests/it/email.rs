@@ -23,29 +23,9 @@ const USER: &str = "shop";
 /// With characters a URL must escape, and never to be seen in a journal.
 const PASSWORD: &str = "s3cr@t/pw";
 
-/// The virtualenv's python that runs the test server, once
-/// `scripts/setup-smtp` installed it; `None` (a skip, said on stdout)
-/// outside CI when it cannot be had.
+/// The virtualenv's python that runs the test server.
 fn smtp_python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let setup = Command::new(root.join("scripts/setup-smtp")).output();
-    match setup {
-        Ok(out) if out.status.success() => Some(PathBuf::from(
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        )),
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                std::env::var("CI").is_err(),
-                "scripts/setup-smtp failed, and CI needs the SMTP server: {why}"
-            );
-            println!("skipped: no SMTP test server ({why})");
-            None
-        }
-    }
+    crate::support::python_from_setup("setup-smtp", "SMTP test server")
 }
 
 /// The test SMTP server, killed when dropped.

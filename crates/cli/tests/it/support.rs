@@ -740,3 +740,28 @@ pub fn assert_all_succeeded(runs: &[Run]) {
         &not_succeeded[..not_succeeded.len().min(5)]
     );
 }
+
+/// The python of a virtualenv that `scripts/SETUP` installs (once) and
+/// prints; `None`, saying so on stdout, outside CI when it cannot be had
+/// (no Python, no package index). Under `CI=true` a failure is a failure.
+pub fn python_from_setup(setup: &str, what: &str) -> Option<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let installed = Command::new(root.join("scripts").join(setup)).output();
+    match installed {
+        Ok(out) if out.status.success() => Some(std::path::PathBuf::from(
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )),
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                std::env::var("CI").is_err(),
+                "scripts/{setup} failed, and CI needs {what}: {why}"
+            );
+            println!("skipped: no {what} ({why})");
+            None
+        }
+    }
+}
