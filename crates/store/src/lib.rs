@@ -62,16 +62,16 @@ pub use endpoints::{DeliveryAttempt, Endpoint};
 pub use error::StoreError;
 pub use health::StoreFault;
 pub use model::{
-    CancelOutcome, Claim, EnqueueOutcome, IntakeLease, JournalEntry, NewRun, Run, RunFilter, RunId,
-    RunOutcome, RunStatus, StatusCount, StepStatus,
+    CancelOutcome, Claim, EnqueueOutcome, InputEdit, IntakeLease, JournalEntry, NewRun, Run,
+    RunFilter, RunId, RunOutcome, RunStatus, StatusCount, StepStatus,
 };
 pub use postgres::{PgOptions, PgStore};
-pub use replay::{DeadReplayed, REPLAY_BATCH, replay_dead};
+pub use replay::{DeadReplayed, REPLAY_BATCH, replay_dead, replay_dead_with};
 pub use secrets::{
     MASTER_KEY_ENV, MAX_SECRET_BYTES, MasterKey, SecretInfo, Secrets, valid_secret_name,
 };
 pub use sqlite::{ConnectionSettings, SqliteOptions, SqliteStore};
-pub use stats::{ConnectorBucket, FlowBucket, Stats, StatsWindow};
+pub use stats::{ConnectorBucket, FlowBucket, Stats, StatsWindow, StepTotal};
 
 use std::time::Duration;
 
@@ -180,6 +180,17 @@ pub trait Store: Send + Sync + 'static {
     /// failed step; `from_start` sets the journal aside so every step runs
     /// again (with the same idempotency keys as before).
     async fn replay(&self, runs: &[RunId], from_start: bool) -> Result<Vec<RunId>, StoreError>;
+    /// Queues a dead run again from the start (as [`Store::replay`] with
+    /// `from_start`) with `input` as its event in place of the one it had,
+    /// which is kept: [`Store::input_edits`] lists every input replaced.
+    /// Returns whether the run was dead; otherwise nothing changes.
+    async fn replay_with_input(
+        &self,
+        run: RunId,
+        input: &serde_json::Value,
+    ) -> Result<bool, StoreError>;
+    /// The inputs [`Store::replay_with_input`] replaced, oldest first.
+    async fn input_edits(&self, run: RunId) -> Result<Vec<InputEdit>, StoreError>;
     /// Deletes up to `limit` runs that finished before `before`, oldest
     /// first, with their journal; returns how many. Queued and running runs
     /// are never deleted, however old.
@@ -210,6 +221,13 @@ pub trait Store: Send + Sync + 'static {
     /// Activity per flow and per connector in the buckets of `window`
     /// (see [`Stats`]).
     async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError>;
+    /// Step attempts of `flow` that started at or after `since`, by step
+    /// and outcome, ordered by step id.
+    async fn step_totals(
+        &self,
+        flow: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<StepTotal>, StoreError>;
 
     /// A stored credential as stored (see [`Store::save_credential`]);
     /// [`Secrets::credential`] opens it.

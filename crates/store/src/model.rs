@@ -198,7 +198,7 @@ impl EnqueueOutcome {
 //
 // The management API shows a run as it is stored (its headers masked), so
 // the doc comments of the type and its fields are also the API's reference.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RunView))]
 pub struct Run {
     #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
@@ -244,6 +244,16 @@ pub struct Run {
     pub parent: Option<RunId>,
 }
 
+/// An input a replay replaced ([`crate::Store::replay_with_input`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InputEdit {
+    /// When the run was replayed with another input.
+    pub edited_at: DateTime<Utc>,
+    /// The input it had until then.
+    pub previous: Value,
+}
+
 /// How a run ended, given to [`crate::Store::finish`].
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
@@ -286,7 +296,7 @@ impl StepStatus {
 /// One step attempt, or one item's attempt inside a `for_each` step.
 // The management API shows entries as stored, like runs: these doc
 // comments are the API's reference too.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JournalEntryView))]
 pub struct JournalEntry {
     /// The run it belongs to.

@@ -30,6 +30,17 @@ pub async fn replay_dead(
     flow: Option<&str>,
     from_start: bool,
 ) -> Result<DeadReplayed, StoreError> {
+    replay_dead_with(store, flow, from_start, &mut |_| {}).await
+}
+
+/// [`replay_dead`], calling `batch_done` with the number of runs of each
+/// batch once it is replayed (for a progress bar).
+pub async fn replay_dead_with(
+    store: &dyn Store,
+    flow: Option<&str>,
+    from_start: bool,
+    batch_done: &mut (dyn FnMut(usize) + Send),
+) -> Result<DeadReplayed, StoreError> {
     let mut done = DeadReplayed::default();
     let mut before = None;
     loop {
@@ -47,6 +58,7 @@ pub async fn replay_dead(
         let ids: Vec<RunId> = dead.iter().map(|run| run.id).collect();
         done.found += ids.len();
         done.replayed.extend(store.replay(&ids, from_start).await?);
+        batch_done(ids.len());
         if dead.len() < REPLAY_BATCH as usize {
             break;
         }

@@ -242,3 +242,16 @@ pub(crate) fn secret_info((name, updated_at): (String, i64)) -> SecretInfo {
         updated_at: DateTime::from_timestamp_millis(updated_at).unwrap_or_default(),
     }
 }
+
+/// [`crate::StepTotal`]s from `(step, succeeded, failed, skipped)` rows.
+pub(crate) fn step_totals(rows: Vec<(String, i64, i64, i64)>) -> Vec<crate::StepTotal> {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    rows.into_iter()
+        .map(|(step, succeeded, failed, skipped)| crate::StepTotal {
+            step,
+            succeeded: count(succeeded),
+            failed: count(failed),
+            skipped: count(skipped),
+        })
+        .collect()
+}

@@ -101,6 +101,20 @@ pub struct ConnectorBucket {
     pub p95_ms: Option<u64>,
 }
 
+/// How one step of a flow went over a window: its attempts by outcome
+/// ([`crate::Store::step_totals`]). A `for_each` step counts its collecting
+/// entry, not each item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StepTotal {
+    /// The step's id.
+    pub step: String,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Attempts whose `when` was false.
+    pub skipped: u64,
+}
+
 /// The answer of [`crate::Store::stats`], ordered by name, then time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {

@@ -47,9 +47,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::{
     AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, DeliveryAttempt, Drift, DriftObservation,
-    Endpoint, EnqueueOutcome, JournalEntry, NewRun, NodeReport, NodeSeen, QueueDepth, Run,
-    RunFilter, RunId, RunOutcome, SecretInfo, Stats, StatsWindow, StatusCount, Store, StoreError,
-    StoreFault, SystemClock,
+    Endpoint, EnqueueOutcome, InputEdit, JournalEntry, NewRun, NodeReport, NodeSeen, QueueDepth,
+    Run, RunFilter, RunId, RunOutcome, SecretInfo, Stats, StatsWindow, StatusCount, Store,
+    StoreError, StoreFault, SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`PgStore::open`].
@@ -305,6 +305,18 @@ impl Store for PgStore {
         queue::replay(&self.pool, &self.channel, runs, from_start, self.now()).await
     }
 
+    async fn replay_with_input(
+        &self,
+        run: RunId,
+        input: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        queue::replay_with_input(&self.pool, &self.channel, run, input, self.now()).await
+    }
+
+    async fn input_edits(&self, run: RunId) -> Result<Vec<InputEdit>, StoreError> {
+        query::input_edits(&self.pool, run).await
+    }
+
     async fn purge_finished(
         &self,
         before: chrono::DateTime<chrono::Utc>,
@@ -331,6 +343,14 @@ impl Store for PgStore {
 
     async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
         query::queue_depth(&self.pool, self.now()).await
+    }
+
+    async fn step_totals(
+        &self,
+        flow: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::StepTotal>, StoreError> {
+        stats::step_totals(&self.pool, flow, since).await
     }
 
     async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError> {

@@ -9,7 +9,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::PgPool;
 
 use super::codec::{RUN_COLUMNS, get, id_floor, parse_status, parse_u64, run_from_row};
-use crate::{QueueDepth, Run, RunFilter, RunId, StatusCount, StoreError};
+use crate::{InputEdit, QueueDepth, Run, RunFilter, RunId, StatusCount, StoreError};
 
 static SELECT_RUN: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"));
@@ -41,6 +41,27 @@ pub(super) async fn run(pool: &PgPool, run: RunId) -> Result<Option<Run>, StoreE
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(run_from_row).transpose()
+}
+
+const INPUT_EDITS: &str =
+    "SELECT edited_at, previous FROM input_edits WHERE run_id = $1 ORDER BY n";
+
+pub(super) async fn input_edits(pool: &PgPool, run: RunId) -> Result<Vec<InputEdit>, StoreError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(INPUT_EDITS)
+        .bind(run)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
+        .map(|(at, previous)| {
+            Ok(InputEdit {
+                edited_at: crate::rows::parse_time("input_edits.edited_at", at)?,
+                previous: serde_json::from_str(&previous).map_err(|e| StoreError::Corrupt {
+                    what: "input_edits.previous",
+                    detail: e.to_string(),
+                })?,
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn list_runs(pool: &PgPool, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {

@@ -467,6 +467,49 @@ pub(super) async fn replay(
         .collect())
 }
 
+/// Keeps the run's input before a replay replaces it.
+const KEEP_INPUT: &str = "\
+INSERT INTO input_edits (run_id, edited_at, previous) SELECT id, $2, input FROM runs WHERE id = $1";
+
+const SET_INPUT: &str = "UPDATE runs SET input = $2 WHERE id = $1";
+
+/// [`crate::Store::replay_with_input`]: the replay from the start, the old
+/// input kept and the new one set, in one transaction.
+pub(super) async fn replay_with_input(
+    pool: &PgPool,
+    channel: &str,
+    run: RunId,
+    input: &serde_json::Value,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let written = async {
+        let replayed: Option<RunId> = sqlx::query_scalar(REPLAY)
+            .bind([run].as_slice())
+            .bind(now)
+            .bind(true)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if replayed.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(KEEP_INPUT)
+            .bind(run)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(SET_INPUT)
+            .bind(run)
+            .bind(json_text(input))
+            .execute(&mut *tx)
+            .await?;
+        super::ready::announce(&mut tx, channel).await?;
+        Ok(true)
+    }
+    .await;
+    settle(tx, written).await
+}
+
 pub(super) async fn purge_finished(
     pool: &PgPool,
     before: i64,

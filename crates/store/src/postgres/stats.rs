@@ -90,6 +90,39 @@ FROM ranked
 GROUP BY connector, start
 ORDER BY connector COLLATE \"C\", start";
 
+/// Step attempts of one flow since `$1`, by step: its runs are found as in
+/// [`CALLS`], then only the flow's are kept.
+const STEPS: &str = "\
+WITH touched AS (
+    SELECT id FROM runs WHERE finished_at >= $1 AND flow = $2
+    UNION
+    SELECT id FROM runs WHERE status = 'queued' AND flow = $2
+    UNION
+    SELECT id FROM runs WHERE status = 'running' AND flow = $2
+)
+SELECT j.step_id AS step,
+       COUNT(*) FILTER (WHERE j.status = 'succeeded') AS succeeded,
+       COUNT(*) FILTER (WHERE j.status = 'failed') AS failed,
+       COUNT(*) FILTER (WHERE j.status = 'skipped') AS skipped
+FROM touched
+JOIN journal AS j ON j.run_id = touched.id
+WHERE j.started_at >= $1 AND j.item IS NULL
+GROUP BY j.step_id
+ORDER BY j.step_id";
+
+pub(super) async fn step_totals(
+    pool: &PgPool,
+    flow: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::StepTotal>, StoreError> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(STEPS)
+        .bind(since.timestamp_millis())
+        .bind(flow)
+        .fetch_all(pool)
+        .await?;
+    Ok(crate::rows::step_totals(rows))
+}
+
 pub(super) async fn stats(pool: &PgPool, window: &StatsWindow) -> Result<Stats, StoreError> {
     let since = window.since.timestamp_millis();
     let until = window.until.timestamp_millis();

@@ -76,8 +76,9 @@ use writer::Writer;
 
 use crate::{
     AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, DeliveryAttempt, Drift, DriftObservation,
-    Endpoint, EnqueueOutcome, JournalEntry, NewRun, NodeReport, NodeSeen, Run, RunFilter, RunId,
-    RunOutcome, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault, SystemClock,
+    Endpoint, EnqueueOutcome, InputEdit, JournalEntry, NewRun, NodeReport, NodeSeen, Run,
+    RunFilter, RunId, RunOutcome, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault,
+    SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -492,6 +493,22 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn replay_with_input(
+        &self,
+        run: RunId,
+        input: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let input = codec::json_text(input);
+        let now = self.now();
+        self.writer
+            .write(move |connection| queue::replay_with_input(connection, run, &input, now))
+            .await
+    }
+
+    async fn input_edits(&self, run: RunId) -> Result<Vec<InputEdit>, StoreError> {
+        query::input_edits(&self.reader, run).await
+    }
+
     async fn purge_finished(
         &self,
         before: chrono::DateTime<chrono::Utc>,
@@ -523,6 +540,14 @@ impl Store for SqliteStore {
 
     async fn queue_depth(&self) -> Result<crate::QueueDepth, StoreError> {
         depth::queue_depth(&self.reader, self.now()).await
+    }
+
+    async fn step_totals(
+        &self,
+        flow: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::StepTotal>, StoreError> {
+        stats::step_totals(&self.reader, flow, since).await
     }
 
     async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError> {

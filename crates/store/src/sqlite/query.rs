@@ -6,7 +6,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqlitePool;
 
 use super::codec::{get, id_bytes, id_floor, parse_status, parse_u64, run_columns, run_from_row};
-use crate::{Run, RunFilter, RunId, StatusCount, StoreError};
+use crate::{InputEdit, Run, RunFilter, RunId, StatusCount, StoreError};
 
 const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM runs WHERE id = $1");
 
@@ -19,6 +19,27 @@ pub(super) async fn run(reader: &SqlitePool, run: RunId) -> Result<Option<Run>, 
         .fetch_optional(reader)
         .await?;
     row.as_ref().map(run_from_row).transpose()
+}
+
+const INPUT_EDITS: &str =
+    "SELECT edited_at, previous FROM input_edits WHERE run_id = ?1 ORDER BY rowid";
+
+pub(super) async fn input_edits(
+    reader: &SqlitePool,
+    run: RunId,
+) -> Result<Vec<InputEdit>, StoreError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(INPUT_EDITS)
+        .bind(id_bytes(run))
+        .fetch_all(reader)
+        .await?;
+    rows.into_iter()
+        .map(|(at, previous)| {
+            Ok(InputEdit {
+                edited_at: crate::rows::parse_time("input_edits.edited_at", at)?,
+                previous: super::codec::parse_json("input_edits.previous", &previous)?,
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn list_runs(

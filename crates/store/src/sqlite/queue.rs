@@ -473,6 +473,33 @@ pub(super) fn replay(
     Ok(replayed)
 }
 
+/// Keeps the run's input before a replay replaces it.
+const KEEP_INPUT: &str = "\
+INSERT INTO input_edits (run_id, edited_at, previous) SELECT id, ?2, input FROM runs WHERE id = ?1";
+
+const SET_INPUT: &str = "UPDATE runs SET input = ?2 WHERE id = ?1";
+
+/// [`crate::Store::replay_with_input`]: the replay, the old input kept and
+/// the new one set, in the caller's transaction.
+pub(super) fn replay_with_input(
+    connection: &Connection,
+    run: RunId,
+    input: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    if replay(connection, &id_list(&[run])?, true, now)?.is_empty() {
+        return Ok(false);
+    }
+    let id = id_bytes(run);
+    connection
+        .prepare_cached(KEEP_INPUT)?
+        .execute(rusqlite::params![id, now])?;
+    connection
+        .prepare_cached(SET_INPUT)?
+        .execute(rusqlite::params![id, input])?;
+    Ok(true)
+}
+
 pub(super) fn cancel(
     connection: &Connection,
     run: RunId,

@@ -95,6 +95,41 @@ FROM ranked
 GROUP BY connector, start
 ORDER BY connector, start";
 
+/// Step attempts of one flow since `$1`, by step: its runs are found as in
+/// [`CALLS`], then only the flow's are kept (`+flow`: through the time and
+/// status indexes, never `runs_flow`, which would walk the flow's whole
+/// history).
+const STEPS: &str = "\
+WITH touched AS (
+    SELECT seq FROM runs WHERE finished_at >= $1 AND +flow = $2
+    UNION
+    SELECT seq FROM runs WHERE status = 'queued' AND +flow = $2
+    UNION
+    SELECT seq FROM runs WHERE status = 'running' AND +flow = $2
+)
+SELECT j.step_id AS step,
+       SUM(j.status = 'succeeded') AS succeeded,
+       SUM(j.status = 'failed') AS failed,
+       SUM(j.status = 'skipped') AS skipped
+FROM touched
+JOIN journal AS j ON j.key BETWEEN touched.seq * 1048576 AND touched.seq * 1048576 + 1048575
+WHERE j.started_at >= $1 AND j.item IS NULL
+GROUP BY j.step_id
+ORDER BY j.step_id";
+
+pub(super) async fn step_totals(
+    reader: &SqlitePool,
+    flow: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::StepTotal>, StoreError> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(STEPS)
+        .bind(millis(since))
+        .bind(flow)
+        .fetch_all(reader)
+        .await?;
+    Ok(crate::rows::step_totals(rows))
+}
+
 pub(super) async fn stats(reader: &SqlitePool, window: &StatsWindow) -> Result<Stats, StoreError> {
     let since = millis(window.since);
     let until = millis(window.until);
@@ -162,14 +197,15 @@ mod tests {
             ("STARTED", STARTED, 4),
             ("ENDED", ENDED, 3),
             ("CALLS", CALLS, 3),
+            ("STEPS", STEPS, 2),
         ] {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                .bind(0_i64)
-                .bind(1_i64)
-                .bind(60_000_i64);
-            if params == 4 {
-                query = query.bind("0");
-            }
+            let query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+            let query = if params == 2 {
+                query.bind(0_i64).bind("orders")
+            } else {
+                let query = query.bind(0_i64).bind(1_i64).bind(60_000_i64);
+                if params == 4 { query.bind("0") } else { query }
+            };
             let rows = query.fetch_all(&store.reader).await.unwrap();
             let plan: Vec<String> = rows
                 .iter()

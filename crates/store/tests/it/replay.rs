@@ -202,6 +202,104 @@ async fn replay_from_the_start_sets_the_journal_aside() {
 }
 
 #[tokio::test]
+async fn replay_with_an_edited_input_starts_over_and_keeps_every_earlier_input() {
+    let (store, _dir) = open().await;
+    let run = new_run("orders", None);
+    let first_input = run.input.clone();
+    store.enqueue(std::slice::from_ref(&run)).await.unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .record_step("w1", &entry(run.id, 0, None), None)
+        .await
+        .unwrap();
+    store
+        .finish("w1", first_claim(run.id), &dead("bad amount"))
+        .await
+        .unwrap();
+
+    let corrected = json!({ "amount": 100, "note": "fixed by hand" });
+    assert!(store.replay_with_input(run.id, &corrected).await.unwrap());
+    let stored = store.run(run.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Queued);
+    assert_eq!(stored.input, corrected);
+    let edits = store.input_edits(run.id).await.unwrap();
+    assert_eq!(edits.len(), 1);
+    assert_eq!(edits[0].previous, first_input);
+
+    // A queued run is not replayed: nothing changes.
+    assert!(!store.replay_with_input(run.id, &json!({})).await.unwrap());
+    assert_eq!(store.run(run.id).await.unwrap().unwrap().input, corrected);
+    assert_eq!(store.input_edits(run.id).await.unwrap().len(), 1);
+
+    // The new attempt runs every step again: the old entry is set aside.
+    let again = store.claim("w1", 1, LONG).await.unwrap();
+    assert_eq!(again[0].input, corrected, "the worker gets the new input");
+    store
+        .record_step("w1", &entry_under(Claim::of(&again[0]), 0, None), None)
+        .await
+        .unwrap();
+    let current: Vec<bool> = store
+        .journal(run.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.current)
+        .collect();
+    assert_eq!(current, vec![false, true]);
+
+    // Edited twice: both earlier inputs kept, oldest first.
+    store
+        .finish("w1", Claim::of(&again[0]), &dead("still wrong"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .replay_with_input(run.id, &json!({ "amount": 5 }))
+            .await
+            .unwrap()
+    );
+    let previous: Vec<_> = store
+        .input_edits(run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.previous)
+        .collect();
+    assert_eq!(previous, vec![first_input, corrected]);
+
+    // No such run: false, and nothing recorded.
+    let unknown = RunId::now_v7();
+    assert!(!store.replay_with_input(unknown, &json!({})).await.unwrap());
+    assert!(store.input_edits(unknown).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn purged_runs_take_their_replaced_inputs_with_them() {
+    let (store, _dir) = open().await;
+    let run = new_run("orders", None);
+    store.enqueue(std::slice::from_ref(&run)).await.unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .finish("w1", first_claim(run.id), &dead("boom"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .replay_with_input(run.id, &json!({ "n": 2 }))
+            .await
+            .unwrap()
+    );
+    let again = store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .finish("w1", Claim::of(&again[0]), &dead("boom"))
+        .await
+        .unwrap();
+    let cutoff = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.purge_finished(cutoff, 10).await.unwrap(), 1);
+    assert!(store.input_edits(run.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn credentials_are_stored_and_replaced_by_name() {
     let (store, _dir) = open().await;
     assert_eq!(store.credential("crm.refresh_token").await.unwrap(), None);

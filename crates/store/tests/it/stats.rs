@@ -134,6 +134,74 @@ async fn stats_count_runs_and_calls_per_bucket() {
     );
 }
 
+#[tokio::test]
+async fn step_totals_count_one_flows_attempts_by_step_and_outcome() {
+    let (store, _dir) = open().await;
+    let a = new_run("orders", None);
+    let b = new_run("orders", None);
+    let other = new_run("sync", None);
+    store
+        .enqueue(&[a.clone(), b.clone(), other.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.claim("w1", 3, LONG).await.unwrap().len(), 3);
+    let since = Utc::now() - chrono::Duration::seconds(5);
+
+    // orders: step-0 succeeded twice; step-1 failed once and succeeded
+    // once; step-2 skipped once; a for_each item is not counted apart.
+    for run in [&a, &b] {
+        store
+            .record_step("w1", &entry(run.id, 0, None), None)
+            .await
+            .unwrap();
+    }
+    let mut failed = entry(a.id, 1, None);
+    failed.status = StepStatus::Failed;
+    failed.error = Some("crm: 503".into());
+    store.record_step("w1", &failed, None).await.unwrap();
+    store
+        .record_step("w1", &entry(b.id, 1, None), None)
+        .await
+        .unwrap();
+    store
+        .record_step("w1", &entry(b.id, 1, Some(0)), None)
+        .await
+        .unwrap();
+    let mut skipped = entry(b.id, 2, None);
+    skipped.status = StepStatus::Skipped;
+    store.record_step("w1", &skipped, None).await.unwrap();
+    // Another flow's steps are not counted.
+    store
+        .record_step("w1", &entry(other.id, 0, None), None)
+        .await
+        .unwrap();
+    // A run that ended counts too.
+    store
+        .finish("w1", first_claim(b.id), &succeeded(json!(1)))
+        .await
+        .unwrap();
+
+    let totals: Vec<(String, u64, u64, u64)> = store
+        .step_totals("orders", since)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.step, t.succeeded, t.failed, t.skipped))
+        .collect();
+    assert_eq!(
+        totals,
+        vec![
+            ("step-0".to_string(), 2, 0, 0),
+            ("step-1".to_string(), 1, 1, 0),
+            ("step-2".to_string(), 0, 0, 1),
+        ]
+    );
+    // Nothing since a later instant.
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    assert!(store.step_totals("orders", later).await.unwrap().is_empty());
+    assert!(store.step_totals("nobody", since).await.unwrap().is_empty());
+}
+
 #[test]
 fn windows_are_aligned_and_end_with_the_current_bucket() {
     let now = chrono::DateTime::from_timestamp_millis(1_760_000_123_456).unwrap();
