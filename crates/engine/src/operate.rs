@@ -37,6 +37,23 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Queues a dead run again from the start with `input` as its event, in
+    /// place of the one it had (a corrected payload); that one stays on
+    /// record ([`patchbay_store::Store::input_edits`]). Every step runs
+    /// again, since the recorded results came from the old input; calls
+    /// keep their idempotency keys. Returns whether the run was dead.
+    pub async fn replay_with_input(
+        &self,
+        run: RunId,
+        input: &serde_json::Value,
+    ) -> Result<bool, EngineError> {
+        let replayed = self.store().replay_with_input(run, input).await?;
+        if replayed {
+            info!(run_id = %run, "dead run replayed with an edited input");
+        }
+        Ok(replayed)
+    }
+
     /// Queues dead runs again, due now; returns those replayed. A replay
     /// resumes at the failed step; `from_start` runs every step again.
     pub async fn replay(

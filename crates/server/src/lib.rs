@@ -17,6 +17,7 @@
 
 mod api;
 mod browser;
+pub mod documents;
 mod error;
 mod health;
 mod inflight;

@@ -45,6 +45,8 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/ui", get(|| page("overview")))
         .route("/ui/", get(|| async { Redirect::permanent("/ui") }))
+        .route("/ui/flows", get(|| page("flows")))
+        .route("/ui/flows/{name}", get(|| page("flow")))
         .route("/ui/runs", get(|| page("runs")))
         .route("/ui/runs/{id}", get(|| page("run")))
         .route("/ui/dead-letters", get(|| page("dead-letters")))
@@ -61,13 +63,23 @@ struct Page {
     head: &'static str,
 }
 
-const PAGES: [Page; 6] = [
+const PAGES: [Page; 8] = [
     Page {
         name: "overview",
         title: "Overview",
         head: "  <link rel=\"stylesheet\" href=\"/ui/assets/vendor/uPlot.min.css\">\n  \
                <script src=\"/ui/assets/vendor/uPlot.iife.min.js\" defer></script>\n  \
                <script type=\"module\" src=\"/ui/assets/js/overview.js\"></script>\n",
+    },
+    Page {
+        name: "flows",
+        title: "Flows",
+        head: "  <script type=\"module\" src=\"/ui/assets/js/flow-list.js\"></script>\n",
+    },
+    Page {
+        name: "flow",
+        title: "Flow",
+        head: "  <script type=\"module\" src=\"/ui/assets/js/flow.js\"></script>\n",
     },
     Page {
         name: "runs",

@@ -40,6 +40,31 @@ export function setToken(value) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
+// Calls `/api/v1{path}` for a text answer (an SVG picture); rejects with an
+// ApiError as `api` does.
+export async function apiText(path) {
+  const headers = {};
+  const bearer = token();
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, { headers, cache: "no-store" });
+  } catch (e) {
+    throw new ApiError(0, "network", `Patchbay cannot be reached (${e.message})`);
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let error = {};
+    try {
+      error = JSON.parse(text).error || {};
+    } catch {
+      error = {};
+    }
+    throw new ApiError(response.status, error.code || `http_${response.status}`, error.message || `GET ${path} answered ${response.status}`);
+  }
+  return text;
+}
+
 // Calls `/api/v1{path}`; resolves to the JSON answer (or null for an empty
 // one) and rejects with an ApiError.
 export async function api(path, { method = "GET", body } = {}) {

@@ -3,6 +3,7 @@
 // actions its status allows. Refreshes until the run has ended.
 
 import { api } from "./api.js";
+import { drawFlow } from "./graph.js";
 import { badge, duration, every, explain, h, json, notice, startPage, time } from "./page.js";
 
 const REFRESH_MS = 2000;
@@ -21,7 +22,7 @@ startPage("run", () => {
 });
 
 async function load() {
-  const { run, journal } = await api(`/runs/${encodeURIComponent(id)}`);
+  const { run, journal, input_edits: edits = [] } = await api(`/runs/${encodeURIComponent(id)}`);
   ended = FINAL.has(run.status);
   document.title = `${run.flow} ${run.status} · Patchbay`;
   document.body.dataset.status = run.status;
@@ -29,7 +30,15 @@ async function load() {
   renderActions(run);
   renderFacts(run, journal);
   renderTimeline(run, journal);
+  try {
+    await drawFlow(document.getElementById("path"), run.flow, run.id);
+  } catch (e) {
+    // A run of a flow no longer configured has no picture; the rest stands.
+    document.getElementById("path").replaceChildren(h("p", { class: "muted" }, explain(e)));
+  }
   document.getElementById("input").replaceChildren(json(run.input));
+  renderInputEditor(run);
+  renderInputEdits(edits);
   document
     .getElementById("output")
     .replaceChildren(run.output === null || run.output === undefined ? h("p", { class: "muted" }, "none") : json(run.output));
@@ -63,6 +72,77 @@ async function act(action, body) {
   } catch (e) {
     notice(explain(e), "error");
   }
+}
+
+// A dead run can be replayed with a corrected input: its input as editable
+// JSON, checked before it is sent. Drawn once per dead spell, so a person's
+// edits survive a refresh.
+function renderInputEditor(run) {
+  const box = document.getElementById("input-editor");
+  if (run.status !== "dead") {
+    box.replaceChildren();
+    return;
+  }
+  if (box.childElementCount) return;
+  const editor = h("textarea", {
+    id: "edited-input",
+    class: "mono",
+    rows: 8,
+    spellcheck: "false",
+    "aria-describedby": "edited-input-problem",
+  });
+  editor.value = JSON.stringify(run.input, null, 2);
+  const problem = h("p", { id: "edited-input-problem", class: "error-text", role: "status" });
+  const send = async () => {
+    let input;
+    try {
+      input = JSON.parse(editor.value);
+    } catch (e) {
+      problem.textContent = `Not valid JSON: ${e.message}`;
+      editor.setAttribute("aria-invalid", "true");
+      return;
+    }
+    problem.textContent = "";
+    editor.removeAttribute("aria-invalid");
+    box.replaceChildren();
+    await act("replay", { input });
+  };
+  box.replaceChildren(
+    h(
+      "details",
+      { class: "panel", id: "edit-input" },
+      h("summary", {}, "Replay with an edited input"),
+      h(
+        "p",
+        { class: "muted" },
+        "The run starts over with this input instead of its own; the input it had stays on record.",
+      ),
+      h("label", { for: "edited-input" }, "Input (JSON)"),
+      editor,
+      problem,
+      h("button", { type: "button", class: "primary", id: "replay-edited", onclick: send }, "Replay with this input"),
+    ),
+  );
+}
+
+// The inputs replays with an edited input replaced, oldest first.
+function renderInputEdits(edits) {
+  const box = document.getElementById("input-edits");
+  if (!edits.length) {
+    box.replaceChildren();
+    return;
+  }
+  box.replaceChildren(
+    h("h3", {}, "Earlier inputs"),
+    ...edits.map((edit) =>
+      h(
+        "div",
+        { class: "input-edit" },
+        h("p", { class: "muted" }, `Replaced ${time(edit.edited_at)}`),
+        json(edit.previous),
+      ),
+    ),
+  );
 }
 
 function renderFacts(run, journal) {

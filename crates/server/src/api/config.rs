@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
+use patchbay_engine::Plan;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -52,18 +54,28 @@ pub(crate) struct Reload {
 )]
 async fn show_config(State(state): State<AppState>) -> Result<Json<ConfigView>, ApiError> {
     let plan = state.engine.plan();
-    Ok(Json(ConfigView {
+    let connectors = state
+        .engine
+        .connectors()
+        .names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    Ok(Json(view(&plan, state.engine.loaded_at(), connectors)))
+}
+
+fn view(plan: &Plan, loaded_at: DateTime<Utc>, connectors: Vec<String>) -> ConfigView {
+    ConfigView {
         version: plan.version.clone(),
-        loaded_at: state.engine.loaded_at(),
+        loaded_at,
         flows: plan.flows.keys().cloned().collect(),
-        connectors: state
-            .engine
-            .connectors()
-            .names()
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
-    }))
+        connectors,
+    }
+}
+
+/// [`ConfigView`] as JSON (see [`crate::documents::config`]).
+pub(crate) fn document(plan: &Plan, loaded_at: DateTime<Utc>, connectors: Vec<String>) -> Value {
+    serde_json::to_value(view(plan, loaded_at, connectors)).unwrap_or(Value::Null)
 }
 
 /// Load the configuration again from disk.

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use patchbay_engine::plan::{ErrorPolicy, StepPlan};
-use patchbay_engine::{Event, FlowPlan, TriggerPlan};
+use patchbay_engine::{Event, FlowPlan, Plan, TriggerPlan};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -240,7 +240,11 @@ async fn show_flow(
     let flow = plan.flows.get(&name).ok_or_else(|| {
         ApiError::not_found(patchbay_engine::EngineError::unknown_flow(&name, &plan).to_string())
     })?;
-    Ok(Json(FlowDetail {
+    Ok(Json(detail(flow, &plan.version)))
+}
+
+pub(crate) fn detail(flow: &FlowPlan, version: &str) -> FlowDetail {
+    FlowDetail {
         name: flow.name.clone(),
         trigger: Trigger::of(&flow.trigger),
         steps: flow.steps.iter().map(StepDetail::of).collect(),
@@ -249,8 +253,29 @@ async fn show_flow(
             .iter()
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .collect(),
-        config_version: plan.version.clone(),
-    }))
+        config_version: version.into(),
+    }
+}
+
+/// Every flow of `plan` as one page of [`FlowList`], as JSON (see
+/// [`crate::documents::flows`]).
+pub(crate) fn list_document(plan: &Plan) -> serde_json::Value {
+    let flows: Vec<FlowSummary> = plan
+        .flows
+        .values()
+        .map(|flow| summary(flow, &plan.version))
+        .collect();
+    serde_json::to_value(FlowList {
+        items: flows,
+        next_cursor: None,
+    })
+    .unwrap_or_default()
+}
+
+/// One flow's [`FlowDetail`] as JSON (see [`crate::documents::flow`]).
+pub(crate) fn detail_document(plan: &Plan, name: &str) -> Option<serde_json::Value> {
+    let flow = plan.flows.get(name)?;
+    serde_json::to_value(detail(flow, &plan.version)).ok()
 }
 
 /// A run accepted for execution.

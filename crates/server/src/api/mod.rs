@@ -17,17 +17,18 @@
 
 mod audit;
 mod auth;
-mod config;
+pub(crate) mod config;
 mod connectors;
 mod dead_letters;
 mod docs;
 mod drift;
 mod endpoints;
-mod flows;
+pub(crate) mod flows;
+mod graph;
 mod nodes;
 mod openapi;
-mod page;
-mod runs;
+pub(crate) mod page;
+pub(crate) mod runs;
 mod secrets;
 mod stats;
 
@@ -58,6 +59,7 @@ const MAX_REWRITTEN_BODY: usize = 4096;
 fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(flows::routes())
+        .merge(graph::routes())
         .merge(runs::routes())
         .merge(dead_letters::routes())
         .merge(connectors::routes())

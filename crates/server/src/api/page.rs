@@ -111,17 +111,19 @@ impl RunPage {
     pub fn page(&self) -> Result<Page<RunId>, ApiError> {
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
-            Some(cursor) => {
-                let bytes = CURSOR.decode(cursor).map_err(|_| bad_cursor())?;
-                let bytes: [u8; 16] = bytes.try_into().map_err(|_| bad_cursor())?;
-                Some(RunId::from_bytes(bytes))
-            }
+            Some(cursor) => Some(decode_run_cursor(cursor).ok_or_else(bad_cursor)?),
         };
         Ok(Page {
             limit: limit(self.limit.as_deref())?,
             after,
         })
     }
+}
+
+/// The run id a cursor of [`run_cursor`] continues after.
+pub(crate) fn decode_run_cursor(cursor: &str) -> Option<RunId> {
+    let bytes: [u8; 16] = CURSOR.decode(cursor).ok()?.try_into().ok()?;
+    Some(RunId::from_bytes(bytes))
 }
 
 /// The cursor continuing after the run `id`.

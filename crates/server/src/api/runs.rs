@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use patchbay_engine::ReplaySelection;
-use patchbay_store::{CancelOutcome, JournalEntry, Run, RunFilter, RunId, RunStatus};
+use patchbay_store::{CancelOutcome, InputEdit, JournalEntry, Run, RunFilter, RunId, RunStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -66,7 +66,7 @@ fn masked_headers(headers: Value) -> Value {
 }
 
 /// A run as the API shows it: as stored, credentials in its headers masked.
-fn shown(mut run: Run) -> Run {
+pub(crate) fn shown(mut run: Run) -> Run {
     run.headers = masked_headers(run.headers);
     run
 }
@@ -81,6 +81,9 @@ page_type!(
 pub(crate) struct RunDetail {
     pub run: Run,
     pub journal: Vec<JournalEntry>,
+    /// The inputs the run had before a replay with an edited input, oldest
+    /// first (`run.input` is the one in force); empty when never edited.
+    pub input_edits: Vec<InputEdit>,
 }
 
 /// What became of a run after a cancel or replay.
@@ -220,9 +223,14 @@ async fn show_run(
         .journal(id)
         .await
         .map_err(patchbay_engine::EngineError::from)?;
+    let input_edits = store
+        .input_edits(id)
+        .await
+        .map_err(patchbay_engine::EngineError::from)?;
     Ok(Json(RunDetail {
         run: shown(run),
         journal,
+        input_edits,
     }))
 }
 
@@ -269,6 +277,11 @@ pub(crate) struct ReplayRequest {
     /// resuming at the failed step. Default false.
     #[serde(default)]
     pub from_start: bool,
+    /// A corrected event to run with instead of the run's input (any JSON).
+    /// The run then starts over (as with `from_start`), and the input it
+    /// had is kept in its `input_edits`.
+    #[serde(default)]
+    pub input: Option<Value>,
 }
 
 /// The JSON body of a request, or `T::default()` when there is none (or
@@ -299,7 +312,9 @@ pub(crate) fn optional_body<T: Default + serde::de::DeserializeOwned>(
 ///
 /// The run is queued again, due now, its retries reset. It resumes at the
 /// step that failed, reusing the recorded results of the steps before;
-/// `from_start` runs every step again.
+/// `from_start` runs every step again. With `input`, the run starts over
+/// with that event instead of its own, which stays on record in the run's
+/// `input_edits`.
 #[utoipa::path(
     post,
     path = "/runs/{id}/replay",
@@ -320,17 +335,21 @@ async fn replay_run(
 ) -> Result<Json<RunChange>, ApiError> {
     let id = parse_run_id("id", &id)?;
     let request: ReplayRequest = optional_body(&body)?;
-    let replayed = state
-        .engine
-        .replay(
-            ReplaySelection {
-                runs: Some(vec![id]),
-                flow: None,
-            },
-            request.from_start,
-        )
-        .await?;
-    if replayed.contains(&id) {
+    let replayed = match &request.input {
+        Some(input) => state.engine.replay_with_input(id, input).await?,
+        None => state
+            .engine
+            .replay(
+                ReplaySelection {
+                    runs: Some(vec![id]),
+                    flow: None,
+                },
+                request.from_start,
+            )
+            .await?
+            .contains(&id),
+    };
+    if replayed {
         return Ok(Json(RunChange {
             run_id: id,
             status: RunStatus::Queued,
