@@ -7,13 +7,16 @@
 
 mod commands;
 mod json_log;
+mod local;
 mod logging;
 mod node;
 pub mod output;
+mod progress;
 mod remote;
 mod secrets;
 mod store_at;
 mod telemetry;
+mod view;
 
 use std::process::ExitCode;
 
@@ -50,15 +53,15 @@ enum Command {
     /// Inspect runs recorded in a project's store.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
-    /// Flows of a running node: list, show, trigger a run (`--url`).
+    /// Flows: list, show as a tree (project or node), trigger a run (`--url`).
     #[command(subcommand)]
     Flows(commands::flows::FlowsCommand),
-    /// Dead runs of a running node: list and replay (`--url`).
+    /// Dead runs: list (store file or node), replay (`--url`).
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(commands::dead_letters::DeadLettersCommand),
     /// Health of a running node's connectors (`--url`).
     Connectors(commands::connectors::Args),
-    /// A running node's configuration: show it, reload it from disk (`--url`).
+    /// The configuration: show it (project or node), reload a node's (`--url`).
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
     /// Manage the secrets `${secret:NAME}` resolves to (sealed in the store).

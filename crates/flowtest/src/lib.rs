@@ -75,6 +75,16 @@ pub async fn run_suite(
     files: &[PathBuf],
     parallel: usize,
 ) -> Result<SuiteResult, FlowTestError> {
+    run_suite_with(project_dir, files, parallel, &|_| {}).await
+}
+
+/// [`run_suite`], calling `done` as each test ends (for a progress bar).
+pub async fn run_suite_with(
+    project_dir: &Path,
+    files: &[PathBuf],
+    parallel: usize,
+    done: &(dyn Fn(&TestResult) + Sync),
+) -> Result<SuiteResult, FlowTestError> {
     let started = Instant::now();
     let connectors = run::connector_names(project_dir)?;
     let mut results: Vec<TestResult> = futures::stream::iter(files.iter().cloned())
@@ -82,7 +92,7 @@ pub async fn run_suite(
             let connectors = &connectors;
             async move {
                 let shown = shown_path(project_dir, &path);
-                match file::read(&path, &shown) {
+                let result = match file::read(&path, &shown) {
                     Ok(test) => run::run_test(project_dir, connectors, &test).await,
                     Err(e) => TestResult {
                         name: shown
@@ -94,7 +104,9 @@ pub async fn run_suite(
                         duration: Duration::ZERO,
                         outcome: Outcome::Error(e.to_string()),
                     },
-                }
+                };
+                done(&result);
+                result
             }
         })
         .buffer_unordered(parallel.max(1))

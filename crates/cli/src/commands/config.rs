@@ -1,17 +1,22 @@
-//! `patchbay config show|reload --url`: the configuration a running node
-//! serves, and loading it again from disk without a restart.
+//! `patchbay config show|reload`: the configuration (of the project as
+//! `check` loads it, or the one a running node serves with `--url`), and
+//! loading a node's again from disk without a restart.
 
 use serde_json::json;
 
 use crate::Outcome;
+use crate::local::{self, Place};
 use crate::remote::{Remote, RemoteArgs, print};
+use crate::view::{self, Format};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ConfigCommand {
-    /// The running configuration's version and contents.
+    /// The configuration's version, flows and connectors.
     Show {
         #[command(flatten)]
-        remote: RemoteArgs,
+        place: Place,
+        #[command(flatten)]
+        format: Format,
     },
     /// Load the project again (files and secrets). Runs in progress finish
     /// on the configuration they started with; an invalid configuration is
@@ -24,8 +29,12 @@ pub enum ConfigCommand {
 
 pub async fn execute(command: ConfigCommand) -> anyhow::Result<Outcome> {
     match command {
-        ConfigCommand::Show { remote } => {
-            print(&Remote::new(&remote)?.get("/api/v1/config").await?)
+        ConfigCommand::Show { place, format } => {
+            let document = match place.remote()? {
+                Some(remote) => remote.get("/api/v1/config").await?,
+                None => local::config(&place.project).await?,
+            };
+            view::emit(&document, format, view::records::config)?;
         }
         ConfigCommand::Reload { remote } => print(
             &Remote::new(&remote)?

@@ -1,11 +1,15 @@
-//! `patchbay dead-letters list|replay --url`: dead runs on a running node.
-//! (`patchbay runs list --status dead` and `runs replay` do the same on the
-//! store file directly.)
+//! `patchbay dead-letters list|replay`: dead runs, from the project's store
+//! file or a running node (`--url`). Replaying needs a node (`runs replay`
+//! does it on the store file).
 
 use serde_json::json;
 
+use patchbay_store::{RunFilter, RunStatus};
+
 use crate::Outcome;
+use crate::local::{self, Place};
 use crate::remote::{Remote, RemoteArgs, print, query};
+use crate::view::{self, Format};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DeadLettersCommand {
@@ -14,14 +18,16 @@ pub enum DeadLettersCommand {
         /// Only dead runs of this flow.
         #[arg(long)]
         flow: Option<String>,
-        /// At most this many (the API caps it at 500).
-        #[arg(long)]
-        limit: Option<u32>,
-        /// The `next_cursor` of a previous page.
+        /// At most this many (1 to 500).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// Continue after the previous page: its `next_cursor`.
         #[arg(long)]
         cursor: Option<String>,
         #[command(flatten)]
-        remote: RemoteArgs,
+        place: Place,
+        #[command(flatten)]
+        format: Format,
     },
     /// Queue dead runs again: the given ids, every dead run of `--flow`, or
     /// with `--all` every dead run.
@@ -46,17 +52,34 @@ pub async fn execute(command: DeadLettersCommand) -> anyhow::Result<Outcome> {
             flow,
             limit,
             cursor,
-            remote,
+            place,
+            format,
         } => {
-            let path = format!(
-                "/api/v1/dead-letters{}",
-                query(&[
-                    ("flow", flow),
-                    ("limit", limit.map(|l| l.to_string())),
-                    ("cursor", cursor),
-                ])
-            );
-            print(&Remote::new(&remote)?.get(&path).await?);
+            let document = match place.remote()? {
+                Some(remote) => {
+                    let path = format!(
+                        "/api/v1/dead-letters{}",
+                        query(&[
+                            ("flow", flow),
+                            ("limit", Some(limit.to_string())),
+                            ("cursor", cursor),
+                        ])
+                    );
+                    remote.get(&path).await?
+                }
+                None => {
+                    let filter = RunFilter {
+                        flow,
+                        status: Some(RunStatus::Dead),
+                        before: local::cursor(cursor.as_deref())?,
+                        limit,
+                        ..RunFilter::default()
+                    };
+                    local::runs(&place.project, filter).await?
+                }
+            };
+            view::emit(&document, format, view::runs::list)?;
+            view::more(&document, "--cursor");
         }
         DeadLettersCommand::Replay {
             ids,

@@ -817,37 +817,7 @@ impl ChargeCheck {
 }
 
 fn print_entry(entry: &JournalEntry) {
-    let status = entry
-        .request
-        .as_ref()
-        .and_then(|r| r.get("status"))
-        .filter(|s| !s.is_null())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    let target = entry
-        .request
-        .as_ref()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap_or(""),
-                r["url"].as_str().unwrap_or("")
-            )
-        })
-        .unwrap_or_default();
-    let line = format!(
-        "  #{} {:<14} {:<9} {:>4}ms  {} {}",
-        entry.attempt,
-        entry.step_id,
-        entry.status.as_str(),
-        entry.duration_ms,
-        target,
-        status
-    );
-    crate::outln!("{}", line.trim_end());
-    if let Some(error) = &entry.error {
-        crate::outln!("       {error}");
-    }
+    crate::out!("{}", crate::view::runs::entry_lines(entry));
 }
 
 fn embedded_project(dir: &std::path::Path, env: &MapEnv) -> anyhow::Result<Prepared> {

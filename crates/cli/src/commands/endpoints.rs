@@ -7,12 +7,10 @@
 //! it asks a running node's API (`/api/v1/endpoints`, read scope to list,
 //! operate to enable; token in `PATCHBAY_TOKEN`).
 
-use std::path::{Path, PathBuf};
-
-use patchbay_store::Endpoint;
-
 use crate::Outcome;
+use crate::local::{self, Place};
 use crate::remote::{Remote, RemoteArgs, print, segment};
+use crate::view::{self, Format};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum EndpointsCommand {
@@ -20,9 +18,8 @@ pub enum EndpointsCommand {
     List {
         #[command(flatten)]
         place: Place,
-        /// Print JSON instead of a table (always JSON with `--url`).
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Format,
     },
     /// Enable a disabled endpoint: deliveries to it are attempted again.
     /// Runs that died while it was disabled stay dead; replay them.
@@ -34,34 +31,14 @@ pub enum EndpointsCommand {
     },
 }
 
-/// Where the records are: the project's store file, or a running node.
-#[derive(Debug, clap::Args)]
-pub struct Place {
-    /// The project folder (holding patchbay.yaml).
-    #[arg(long, short, default_value = ".")]
-    project: PathBuf,
-    /// Ask a running node's API instead of opening the store file.
-    #[arg(long, conflicts_with = "project")]
-    url: Option<String>,
-}
-
 pub async fn execute(command: EndpointsCommand) -> anyhow::Result<Outcome> {
     match command {
-        EndpointsCommand::List { place, json } => {
-            if let Some(url) = place.url {
-                print(
-                    &Remote::new(&RemoteArgs { url })?
-                        .get("/api/v1/endpoints")
-                        .await?,
-                );
-                return Ok(Outcome::Success);
-            }
-            let records = read(&place.project).await?;
-            if json {
-                crate::outln!("{}", serde_json::to_string_pretty(&records)?);
-            } else {
-                crate::out!("{}", table(&records));
-            }
+        EndpointsCommand::List { place, format } => {
+            let document = match place.remote()? {
+                Some(remote) => remote.get("/api/v1/endpoints").await?,
+                None => local::endpoints(&place.project).await?,
+            };
+            view::emit(&document, format, view::records::endpoints)?;
         }
         EndpointsCommand::Enable { name, place } => {
             if let Some(url) = place.url {
@@ -88,59 +65,4 @@ pub async fn execute(command: EndpointsCommand) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
-}
-
-async fn read(dir: &Path) -> anyhow::Result<Vec<Endpoint>> {
-    let at = crate::secrets::store_at(dir)?;
-    if !at.may_hold_data() {
-        // Nothing was ever recorded; opening would create an empty store.
-        return Ok(Vec::new());
-    }
-    let store = at.open().await?;
-    Ok(store.endpoints().await?)
-}
-
-const TIME: &str = "%Y-%m-%d %H:%M:%S";
-
-/// The records as a table for people.
-fn table(records: &[Endpoint]) -> String {
-    if records.is_empty() {
-        return "no delivery attempted yet\n".to_string();
-    }
-    let mut out = format!(
-        "{:<20}  {:<9}  {:>9}  {:>6}  {:<19}  {:<6}  {:<19}  {}\n",
-        "ENDPOINT",
-        "STATE",
-        "DELIVERED",
-        "FAILED",
-        "LAST ATTEMPT",
-        "STATUS",
-        "FAILING SINCE",
-        "LAST ERROR"
-    );
-    for record in records {
-        let state = match (&record.disabled_at, &record.failing_since) {
-            (Some(_), _) => "disabled",
-            (None, Some(_)) => "failing",
-            (None, None) => "ok",
-        };
-        out.push_str(&format!(
-            "{:<20}  {:<9}  {:>9}  {:>6}  {:<19}  {:<6}  {:<19}  {}\n",
-            record.name,
-            state,
-            record.delivered,
-            record.failed,
-            record.last_attempt_at.format(TIME),
-            record
-                .last_status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "-".into()),
-            record
-                .failing_since
-                .map(|t| t.format(TIME).to_string())
-                .unwrap_or_else(|| "-".into()),
-            record.last_error.as_deref().unwrap_or("-"),
-        ));
-    }
-    out
 }

@@ -12,45 +12,43 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::Context;
-use patchbay_config::ProcessEnv;
 use patchbay_store::{CancelOutcome, RunFilter, RunId, RunStatus};
 
 use crate::Outcome;
-use crate::remote::{Remote, RemoteArgs, print, query, segment};
+use crate::local::{self, Place};
+use crate::remote::{print, query, segment};
+use crate::view::{self, Format};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RunsCommand {
     /// List runs, newest first.
     List {
-        /// The project folder (holding patchbay.yaml).
-        #[arg(long, short, default_value = ".")]
-        project: PathBuf,
-        /// Ask a running node's API instead of opening the store file.
-        #[arg(long, conflicts_with = "project")]
-        url: Option<String>,
+        #[command(flatten)]
+        place: Place,
         /// Only runs of this flow.
         #[arg(long)]
         flow: Option<String>,
         /// Only runs in this status: queued, running, succeeded, dead, skipped, cancelled.
         #[arg(long)]
         status: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 20)]
+        /// At most this many (1 to 500).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
-        /// Print JSON instead of a table.
+        /// Continue after the previous page: its `next_cursor`.
         #[arg(long)]
-        json: bool,
+        cursor: Option<String>,
+        #[command(flatten)]
+        format: Format,
     },
-    /// Show one run with its step journal.
+    /// Show one run step by step: each attempt of each step with its
+    /// duration, request and error.
     Show {
         /// The run id.
         id: String,
-        /// The project folder (holding patchbay.yaml).
-        #[arg(long, short, default_value = ".")]
-        project: PathBuf,
-        /// Ask a running node's API instead of opening the store file.
-        #[arg(long, conflicts_with = "project")]
-        url: Option<String>,
+        #[command(flatten)]
+        place: Place,
+        #[command(flatten)]
+        format: Format,
     },
     /// Queue dead runs again: the given ones, or every dead run (of a flow).
     ///
@@ -70,54 +68,64 @@ pub enum RunsCommand {
         /// Run every step again instead of resuming at the failed one.
         #[arg(long)]
         from_start: bool,
-        /// The project folder (holding patchbay.yaml).
-        #[arg(long, short, default_value = ".")]
-        project: PathBuf,
-        /// Ask a running node's API instead of opening the store file.
-        #[arg(long, conflicts_with = "project")]
-        url: Option<String>,
+        /// Replay the one run named with this corrected input (a JSON file,
+        /// or `-` for standard input) instead of its own; it starts over,
+        /// and the input it had stays on record (`runs show`).
+        #[arg(long, conflicts_with_all = ["status", "from_start"])]
+        input: Option<PathBuf>,
+        #[command(flatten)]
+        place: Place,
     },
     /// Cancel queued or running runs. A running run stops at its next step
     /// boundary; a run that already ended is left as it is.
     Cancel {
         #[arg(required = true)]
         ids: Vec<String>,
-        /// The project folder (holding patchbay.yaml).
-        #[arg(long, short, default_value = ".")]
-        project: PathBuf,
-        /// Ask a running node's API instead of opening the store file.
-        #[arg(long, conflicts_with = "project")]
-        url: Option<String>,
+        #[command(flatten)]
+        place: Place,
     },
-}
-
-impl RunsCommand {
-    fn remote(url: &Option<String>) -> anyhow::Result<Option<Remote>> {
-        url.as_ref()
-            .map(|url| Remote::new(&RemoteArgs { url: url.clone() }))
-            .transpose()
-    }
 }
 
 pub async fn execute(command: RunsCommand) -> anyhow::Result<Outcome> {
     match command {
         RunsCommand::List {
-            project,
-            url,
+            place,
             flow,
             status,
             limit,
-            json,
-        } => list(&project, &url, flow, status, limit, json).await,
-        RunsCommand::Show { id, project, url } => show(&id, &project, &url).await,
+            cursor,
+            format,
+        } => {
+            let document = list(&place, flow, status, limit, cursor).await?;
+            view::emit(&document, format, view::runs::list)?;
+            view::more(&document, "--cursor");
+            Ok(Outcome::Success)
+        }
+        RunsCommand::Show { id, place, format } => match show(&id, &place).await? {
+            Some(document) => {
+                view::emit(&document, format, view::runs::detail)?;
+                Ok(Outcome::Success)
+            }
+            None => {
+                eprintln!("no run {id}");
+                Ok(Outcome::Failure)
+            }
+        },
         RunsCommand::Replay {
             ids,
             flow,
             status,
             from_start,
-            project,
-            url,
+            input,
+            place,
         } => {
+            if let Some(input) = input {
+                let [id] = ids.as_slice() else {
+                    anyhow::bail!("`--input` replays one run: name exactly one run id");
+                };
+                let input = super::invoke::read_input(Some(&input))?;
+                return replay_with_input(id, &input, &place).await;
+            }
             let selection = match status {
                 Some(name) if parse_status(&name)? != RunStatus::Dead => {
                     anyhow::bail!("only dead runs can be replayed (`--status dead`)")
@@ -125,92 +133,50 @@ pub async fn execute(command: RunsCommand) -> anyhow::Result<Outcome> {
                 Some(_) => Replay::AllDead { flow },
                 None => Replay::Ids(ids),
             };
-            replay(selection, from_start, &project, &url).await
+            replay(selection, from_start, &place).await
         }
-        RunsCommand::Cancel { ids, project, url } => cancel(ids, &project, &url).await,
+        RunsCommand::Cancel { ids, place } => cancel(ids, &place).await,
     }
 }
 
 async fn list(
-    project: &std::path::Path,
-    url: &Option<String>,
+    place: &Place,
     flow: Option<String>,
     status: Option<String>,
     limit: u32,
-    json: bool,
-) -> anyhow::Result<Outcome> {
-    if let Some(remote) = RunsCommand::remote(url)? {
+    cursor: Option<String>,
+) -> anyhow::Result<serde_json::Value> {
+    if let Some(remote) = place.remote()? {
         let path = format!(
             "/api/v1/runs{}",
             query(&[
                 ("flow", flow),
                 ("status", status),
                 ("limit", Some(limit.to_string())),
+                ("cursor", cursor),
             ])
         );
-        print(&remote.get(&path).await?);
-        return Ok(Outcome::Success);
+        return remote.get(&path).await;
     }
-    let status = status.as_deref().map(parse_status).transpose()?;
-    let store = open(project).await?;
-    let runs = store
-        .list_runs(&RunFilter {
-            flow,
-            status,
-            before: None,
-            limit,
-            ..RunFilter::default()
-        })
-        .await?;
-    if json {
-        crate::outln!("{}", serde_json::to_string_pretty(&runs)?);
-    } else {
-        crate::outln!(
-            "{:<36}  {:<20}  {:<9}  {:<8}  {:<7}  {:<23}  ERROR",
-            "ID",
-            "FLOW",
-            "STATUS",
-            "ATTEMPTS",
-            "RETRIES",
-            "CREATED"
-        );
-        for run in &runs {
-            crate::outln!(
-                "{:<36}  {:<20}  {:<9}  {:<8}  {:<7}  {:<23}  {}",
-                run.id,
-                run.flow,
-                run.status,
-                run.attempts,
-                run.retries,
-                run.created_at.format("%Y-%m-%d %H:%M:%S%.3f"),
-                one_line(run.error.as_deref().unwrap_or(""), 80)
-            );
-        }
-    }
-    Ok(Outcome::Success)
+    let filter = RunFilter {
+        flow,
+        status: status.as_deref().map(parse_status).transpose()?,
+        before: local::cursor(cursor.as_deref())?,
+        limit,
+        ..RunFilter::default()
+    };
+    local::runs(&place.project, filter).await
 }
 
-async fn show(
-    id: &str,
-    project: &std::path::Path,
-    url: &Option<String>,
-) -> anyhow::Result<Outcome> {
-    if let Some(remote) = RunsCommand::remote(url)? {
-        print(&remote.get(&format!("/api/v1/runs/{}", segment(id))).await?);
-        return Ok(Outcome::Success);
+/// The run's document, `None` when there is no such run.
+async fn show(id: &str, place: &Place) -> anyhow::Result<Option<serde_json::Value>> {
+    if let Some(remote) = place.remote()? {
+        return match remote.get(&format!("/api/v1/runs/{}", segment(id))).await {
+            Ok(document) => Ok(Some(document)),
+            Err(e) => Err(e),
+        };
     }
-    let id = parse_id(id)?;
-    let store = open(project).await?;
-    let Some(run) = store.run(id).await? else {
-        eprintln!("no run {id}");
-        return Ok(Outcome::Failure);
-    };
-    let journal = store.journal(id).await?;
-    crate::outln!(
-        "{}",
-        serde_json::to_string_pretty(&serde_json::json!({ "run": run, "journal": journal }))?
-    );
-    Ok(Outcome::Success)
+    local::run(&place.project, parse_id(id)?).await
 }
 
 /// Which runs `runs replay` queues again.
@@ -221,13 +187,8 @@ enum Replay {
     AllDead { flow: Option<String> },
 }
 
-async fn replay(
-    selection: Replay,
-    from_start: bool,
-    project: &std::path::Path,
-    url: &Option<String>,
-) -> anyhow::Result<Outcome> {
-    if let Some(remote) = RunsCommand::remote(url)? {
+async fn replay(selection: Replay, from_start: bool, place: &Place) -> anyhow::Result<Outcome> {
+    if let Some(remote) = place.remote()? {
         let mut body = serde_json::json!({ "from_start": from_start });
         match selection {
             Replay::AllDead { flow } => {
@@ -240,11 +201,27 @@ async fn replay(
         print(&remote.post("/api/v1/dead-letters/replay", &body).await?);
         return Ok(Outcome::Success);
     }
-    let store = open(project).await?;
+    let store = open(&place.project).await?;
     let (asked, replayed) = match selection {
         Replay::AllDead { flow } => {
-            let done =
-                patchbay_store::replay_dead(store.as_ref(), flow.as_deref(), from_start).await?;
+            let dead: u64 = store
+                .count_runs()
+                .await?
+                .iter()
+                .filter(|c| c.status == RunStatus::Dead)
+                .filter(|c| flow.as_ref().is_none_or(|f| *f == c.flow))
+                .map(|c| c.count)
+                .sum();
+            let progress = crate::progress::bar(dead, "replaying dead runs");
+            let done = patchbay_store::replay_dead_with(
+                store.as_ref(),
+                flow.as_deref(),
+                from_start,
+                &mut |n| progress.inc(n as u64),
+            )
+            .await;
+            progress.finish_and_clear();
+            let done = done?;
             (done.found, done.replayed)
         }
         Replay::Ids(ids) => {
@@ -278,6 +255,36 @@ async fn replay(
     })
 }
 
+async fn replay_with_input(
+    id: &str,
+    input: &serde_json::Value,
+    place: &Place,
+) -> anyhow::Result<Outcome> {
+    if let Some(remote) = place.remote()? {
+        remote
+            .post(
+                &format!("/api/v1/runs/{}/replay", segment(id)),
+                &serde_json::json!({ "input": input }),
+            )
+            .await?;
+    } else {
+        let run = parse_id(id)?;
+        let store = open(&place.project).await?;
+        if !store.replay_with_input(run, input).await? {
+            match store.run(run).await? {
+                Some(found) => anyhow::bail!("{run}: not replayed, it is {}", found.status),
+                None => anyhow::bail!("{run}: no such run"),
+            }
+        }
+    }
+    crate::outln!("{id}");
+    eprintln!(
+        "replayed 1 run from the start with the new input (the old one is kept, see `runs show`); \
+         a running node picks it up at once, otherwise the next `patchbay run` does"
+    );
+    Ok(Outcome::Success)
+}
+
 fn parse_id(text: &str) -> anyhow::Result<RunId> {
     RunId::from_str(text).with_context(|| format!("`{text}` is not a run id"))
 }
@@ -288,33 +295,13 @@ fn parse_status(name: &str) -> anyhow::Result<RunStatus> {
     })
 }
 
-/// The first line of a text, cut to `max` characters.
-fn one_line(text: &str, max: usize) -> String {
-    let line = text.lines().next().unwrap_or("");
-    let mut out: String = line.chars().take(max).collect();
-    if line.chars().count() > max || text.lines().nth(1).is_some() {
-        out.push('…');
-    }
-    out
-}
-
 async fn open(dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<dyn patchbay_store::Store>> {
-    // Only the store's location is needed: a project whose secrets are not
-    // in this shell's environment must still be inspectable.
-    let project = match patchbay_config::Project::load_partial(dir, &ProcessEnv) {
-        Ok((project, _)) => project,
-        Err(report) => anyhow::bail!("cannot load the project:\n{report}"),
-    };
-    crate::node::open_store(&project, &ProcessEnv).await
+    local::open_for_writing(dir).await
 }
 
-async fn cancel(
-    ids: Vec<String>,
-    project: &std::path::Path,
-    url: &Option<String>,
-) -> anyhow::Result<Outcome> {
+async fn cancel(ids: Vec<String>, place: &Place) -> anyhow::Result<Outcome> {
     let mut all_cancelled = true;
-    if let Some(remote) = RunsCommand::remote(url)? {
+    if let Some(remote) = place.remote()? {
         for id in &ids {
             match remote
                 .post(
@@ -331,7 +318,7 @@ async fn cancel(
             }
         }
     } else {
-        let store = open(project).await?;
+        let store = open(&place.project).await?;
         for text in &ids {
             let id = parse_id(text)?;
             match store.cancel(id).await? {

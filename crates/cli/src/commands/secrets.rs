@@ -13,7 +13,8 @@ use patchbay_store::{MAX_SECRET_BYTES, MasterKey, Secrets};
 use serde_json::json;
 
 use crate::Outcome;
-use crate::remote::{Remote, RemoteArgs, print, segment};
+use crate::remote::{Remote, RemoteArgs, segment};
+use crate::view::{self, Format};
 
 fn remote(url: String) -> anyhow::Result<Remote> {
     Remote::new(&RemoteArgs { url })
@@ -43,6 +44,8 @@ pub enum SecretsCommand {
         /// PATCHBAY_TOKEN, admin scope).
         #[arg(long, conflicts_with = "project")]
         url: Option<String>,
+        #[command(flatten)]
+        format: Format,
     },
     /// Delete a secret.
     Delete {
@@ -74,8 +77,13 @@ pub async fn execute(command: SecretsCommand) -> anyhow::Result<Outcome> {
             }
             eprintln!("secret `{name}` set");
         }
-        SecretsCommand::List { url: Some(url), .. } => {
-            print(&remote(url)?.get("/api/v1/secrets").await?);
+        SecretsCommand::List {
+            url: Some(url),
+            format,
+            ..
+        } => {
+            let document = remote(url)?.get("/api/v1/secrets?limit=500").await?;
+            view::emit(&document, format, view::records::secrets)?;
         }
         SecretsCommand::Delete {
             name,
@@ -87,18 +95,20 @@ pub async fn execute(command: SecretsCommand) -> anyhow::Result<Outcome> {
                 .await?;
             eprintln!("secret `{name}` deleted");
         }
-        SecretsCommand::List { project, url: None } => {
-            let listed = secrets(&project, false).await?.list().await?;
-            if listed.is_empty() {
-                eprintln!("no secrets");
-            }
-            for secret in listed {
-                crate::outln!(
-                    "{}\t{}",
-                    secret.name,
-                    secret.updated_at.format("%Y-%m-%dT%H:%M:%SZ")
-                );
-            }
+        SecretsCommand::List {
+            project,
+            url: None,
+            format,
+        } => {
+            let mut listed = secrets(&project, false).await?.list().await?;
+            listed.sort_by(|a, b| a.name.cmp(&b.name));
+            // As `GET /api/v1/secrets` answers: names and times, never values.
+            let items: Vec<_> = listed
+                .into_iter()
+                .map(|s| json!({ "name": s.name, "updated_at": s.updated_at }))
+                .collect();
+            let document = json!({ "items": items, "next_cursor": null });
+            view::emit(&document, format, view::records::secrets)?;
         }
         SecretsCommand::Delete {
             name,

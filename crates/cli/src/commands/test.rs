@@ -47,7 +47,11 @@ pub async fn execute(args: Args) -> anyhow::Result<Outcome> {
     let parallel = args.jobs.unwrap_or_else(|| {
         2 * std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     });
-    let suite = match patchbay_flowtest::run_suite(&args.dir, &files, parallel).await {
+    let progress = crate::progress::bar(files.len() as u64, "flow tests");
+    let done = |_: &patchbay_flowtest::TestResult| progress.inc(1);
+    let suite = patchbay_flowtest::run_suite_with(&args.dir, &files, parallel, &done).await;
+    progress.finish_and_clear();
+    let suite = match suite {
         Ok(suite) => suite,
         Err(patchbay_flowtest::FlowTestError::Project(report)) => {
             eprintln!("{report}");

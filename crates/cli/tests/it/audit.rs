@@ -219,7 +219,7 @@ async fn management_actions_and_refused_tokens_are_audited() {
     assert_eq!(ids, sorted);
 
     // The CLI, through the API and from the store file.
-    let remote = cli(&["audit", "--url", &base], Some(ADMIN_TOKEN), "");
+    let remote = cli(&["audit", "--url", &base, "--json"], Some(ADMIN_TOKEN), "");
     assert!(remote.status.success(), "{}", text(&remote.stderr));
     let remote: Value = serde_json::from_slice(&remote.stdout).expect("JSON");
     assert_eq!(
@@ -255,7 +255,22 @@ async fn management_actions_and_refused_tokens_are_audited() {
     );
     let local_json = cli(&["audit", "-p", dir, "--json", "--limit", "2"], None, "");
     let local_json: Value = serde_json::from_slice(&local_json.stdout).expect("JSON");
-    assert_eq!(local_json.as_array().map(Vec::len), Some(2), "{local_json}");
+    assert_eq!(
+        local_json["items"].as_array().map(Vec::len),
+        Some(2),
+        "{local_json}"
+    );
+    // The next page continues where that one stopped.
+    let cursor = local_json["next_cursor"].as_str().expect("a next page");
+    let next = cli(
+        &["audit", "-p", dir, "--json", "--cursor", cursor],
+        None,
+        "",
+    );
+    let next: Value = serde_json::from_slice(&next.stdout).expect("JSON");
+    let all = cli(&["audit", "-p", dir, "--json"], None, "");
+    let all: Value = serde_json::from_slice(&all.stdout).expect("JSON");
+    assert_eq!(next["items"][0], all["items"][2], "{next}\n{all}");
 
     // The secret's value is nowhere in the audit log, however it is read.
     let everything = format!("{}\n{}\n{}\n{}", json!(entries), remote, table, local_json);

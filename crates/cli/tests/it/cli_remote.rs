@@ -73,7 +73,12 @@ async fn every_api_action_has_a_command() {
         "{stderr}"
     );
     // A read token may list but not trigger.
-    let flows = json_out(&cli(&base, Some(READ_TOKEN), &["flows", "list"], ""));
+    let flows = json_out(&cli(
+        &base,
+        Some(READ_TOKEN),
+        &["flows", "list", "--json"],
+        "",
+    ));
     assert!(flows.to_string().contains("contacts"), "{flows}");
     let forbidden = cli(
         &base,
@@ -84,7 +89,12 @@ async fn every_api_action_has_a_command() {
     assert!(!forbidden.status.success());
     assert!(String::from_utf8_lossy(&forbidden.stderr).contains("forbidden"));
 
-    let shown = json_out(&cli(&base, admin, &["flows", "show", "contacts"], ""));
+    let shown = json_out(&cli(
+        &base,
+        admin,
+        &["flows", "show", "contacts", "--json"],
+        "",
+    ));
     assert!(shown.to_string().contains("push"), "{shown}");
 
     // Trigger from standard input; the run dies on the 400.
@@ -105,13 +115,13 @@ async fn every_api_action_has_a_command() {
     let listed = json_out(&cli(
         &base,
         admin,
-        &["runs", "list", "--status", "dead"],
+        &["runs", "list", "--status", "dead", "--json"],
         "",
     ));
     assert!(listed.to_string().contains(&id), "{listed}");
-    let shown = json_out(&cli(&base, admin, &["runs", "show", &id], ""));
+    let shown = json_out(&cli(&base, admin, &["runs", "show", &id, "--json"], ""));
     assert_eq!(shown["run"]["status"], "dead");
-    let dead = json_out(&cli(&base, admin, &["dead-letters", "list"], ""));
+    let dead = json_out(&cli(&base, admin, &["dead-letters", "list", "--json"], ""));
     assert!(dead.to_string().contains(&id), "{dead}");
 
     // Fix the upstream, replay through the CLI, see it succeed.
@@ -141,9 +151,9 @@ async fn every_api_action_has_a_command() {
     assert_eq!(run_status(&base, &waiting).await, "cancelled");
 
     // Connectors' health, configuration, reload.
-    let health = json_out(&cli(&base, admin, &["connectors", "crm"], ""));
+    let health = json_out(&cli(&base, admin, &["connectors", "crm", "--json"], ""));
     assert_eq!(health["name"], "crm", "{health}");
-    let config = json_out(&cli(&base, admin, &["config", "show"], ""));
+    let config = json_out(&cli(&base, admin, &["config", "show", "--json"], ""));
     let version = config["version"].as_str().expect("version").to_string();
     let reloaded = json_out(&cli(&base, admin, &["config", "reload"], ""));
     assert_eq!(reloaded["changed"], false, "{reloaded}");
@@ -161,7 +171,7 @@ async fn every_api_action_has_a_command() {
         "{}",
         String::from_utf8_lossy(&set.stderr)
     );
-    let secrets = json_out(&cli(&base, admin, &["secrets", "list"], ""));
+    let secrets = json_out(&cli(&base, admin, &["secrets", "list", "--json"], ""));
     assert!(secrets.to_string().contains("crm_token"), "{secrets}");
     assert!(!secrets.to_string().contains("t0ken-value"));
     let deleted = cli(&base, admin, &["secrets", "delete", "crm_token"], "");
@@ -170,11 +180,11 @@ async fn every_api_action_has_a_command() {
         "{}",
         String::from_utf8_lossy(&deleted.stderr)
     );
-    let secrets = json_out(&cli(&base, admin, &["secrets", "list"], ""));
+    let secrets = json_out(&cli(&base, admin, &["secrets", "list", "--json"], ""));
     assert!(!secrets.to_string().contains("crm_token"), "{secrets}");
 
     // The audit log records the actions above, never a secret's value.
-    let audit = json_out(&cli(&base, admin, &["audit"], ""));
+    let audit = json_out(&cli(&base, admin, &["audit", "--json"], ""));
     let audit = audit.to_string();
     for route in ["/api/v1/config/reload", "/api/v1/secrets/{name}"] {
         assert!(audit.contains(route), "{route} not in {audit}");

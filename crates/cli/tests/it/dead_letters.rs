@@ -102,7 +102,7 @@ async fn exhausted_retries_leave_a_dead_run_that_replay_completes_once() {
     let dir = project.path().to_str().unwrap();
     let listed = patchbay(&["runs", "list", "-p", dir, "--status", "dead", "--json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(listed[0]["id"], id.to_string());
+    assert_eq!(listed["items"][0]["id"], id.to_string());
     up.chat
         .route("POST", "/messages", Reply::json(200, json!({ "ok": true })));
     let replay = patchbay(&["runs", "replay", &id.to_string(), "-p", dir]);

@@ -188,7 +188,7 @@ steps:
     assert_eq!(receiver.requests_to("POST", "/hooks").len(), 2);
 
     let url = format!("http://{}", node.address);
-    let listed = crate::support::patchbay(&["endpoints", "list", "--url", &url]);
+    let listed = crate::support::patchbay(&["endpoints", "list", "--url", &url, "--json"]);
     assert!(listed.status.success(), "{listed:?}");
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     let record = &listed["items"][0];
@@ -223,7 +223,7 @@ steps:
     );
     let listed = crate::support::patchbay(&["endpoints", "list", "-p", dir, "--json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(listed[0]["failed"], 2, "{listed}");
+    assert_eq!(listed["items"][0]["failed"], 2, "{listed}");
     let again = crate::support::patchbay(&["endpoints", "enable", "partner", "-p", dir]);
     assert!(again.status.success(), "{again:?}");
     let unknown = crate::support::patchbay(&["endpoints", "enable", "nobody", "-p", dir]);

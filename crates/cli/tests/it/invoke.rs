@@ -68,7 +68,8 @@ async fn invoke_runs_a_flow_and_runs_commands_show_it() {
     let list = patchbay(&["runs", "list", "--project", dir, "--json"]);
     assert_eq!(list.status.code(), Some(0));
     let runs: Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs["items"].as_array().unwrap().len(), 2);
+    assert_eq!(runs["next_cursor"], Value::Null);
     let only_failed = patchbay(&[
         "runs",
         "list",
@@ -79,13 +80,17 @@ async fn invoke_runs_a_flow_and_runs_commands_show_it() {
         "--json",
     ]);
     let only_failed: Value = serde_json::from_slice(&only_failed.stdout).unwrap();
-    assert_eq!(only_failed.as_array().unwrap().len(), 1);
-    assert_eq!(only_failed[0]["flow"], "fail");
+    assert_eq!(only_failed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(only_failed["items"][0]["flow"], "fail");
 
     let table = patchbay(&["runs", "list", "--project", dir]);
     assert!(String::from_utf8_lossy(&table.stdout).contains(&id));
 
-    let show = patchbay(&["runs", "show", &id, "--project", dir]);
+    let rendered = patchbay(&["runs", "show", &id, "--project", dir]);
+    assert_eq!(rendered.status.code(), Some(0));
+    let rendered = String::from_utf8_lossy(&rendered.stdout);
+    assert!(rendered.contains("#1 send"), "{rendered}");
+    let show = patchbay(&["runs", "show", &id, "--project", dir, "--json"]);
     assert_eq!(show.status.code(), Some(0));
     let show: Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(show["run"]["id"], id.as_str());

@@ -116,3 +116,24 @@ async fn run_prints_where_its_dashboard_api_and_metrics_are() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn long_commands_draw_a_progress_bar_on_a_terminal_and_nothing_on_a_pipe() {
+    let tutorial = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tutorial");
+    let tutorial = tutorial.to_str().unwrap();
+    let command = format!("{} test {tutorial}", binary());
+    // `script` merges standard error into what it captures.
+    let drawn = on_a_terminal(&command, true);
+    assert!(drawn.contains("flow tests ["), "no progress bar: {drawn}");
+    let piped = Command::new(binary())
+        .args(["test", tutorial])
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{piped:?}");
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        !stderr.contains("flow tests ["),
+        "a bar on a pipe: {stderr}"
+    );
+    assert!(!stderr.contains('\r'), "a bar on a pipe: {stderr:?}");
+}

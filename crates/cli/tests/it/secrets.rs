@@ -97,7 +97,11 @@ async fn secrets_resolve_from_the_store_and_rotate_on_reload() {
     // Listed by name, never by value; sealed in the store file.
     let list = patchbay(&["secrets", "list", "-p", &dir], None, &env);
     let listed = text(&list.stdout);
-    assert!(listed.starts_with("crm_token\t"), "{listed}");
+    let row = listed.lines().nth(1).unwrap_or_default();
+    assert!(
+        listed.starts_with("NAME") && row.starts_with("crm_token "),
+        "{listed}"
+    );
     assert!(!listed.contains("first-t0ken"));
     let store = store_file(&project);
     let files = if crate::support::sqlite_only("the secret's bytes in the store file") {
