@@ -86,6 +86,10 @@ pub async fn execute(
     // address and stops the node at once gets a clean stop, not the
     // signal's default action.
     let signals = ShutdownSignals::listen();
+    // Listened for before the node serves: a SIGHUP sent as soon as it
+    // answers must not be lost (nor, where SIGHUP was inherited ignored,
+    // dropped by that disposition).
+    let mut hangups = Hangups::listen();
     let node = Node::start(
         prepared,
         &env,
@@ -115,7 +119,6 @@ pub async fn execute(
     );
     let stop = signals.wait();
     tokio::pin!(stop);
-    let mut hangups = Hangups::listen();
     loop {
         tokio::select! {
             () = &mut stop => break,
