@@ -11,12 +11,14 @@ use tracing::info;
 use crate::{Engine, EngineError, SyncReply};
 
 /// Which dead runs [`Engine::replay`] queues again: those named in `runs`
-/// (or every one when `None`), of the flow `flow` (or of any flow). Runs
-/// that are not dead are left alone.
+/// (or every one when `None`), of the flow `flow` (or of any flow), whose
+/// error contains `error` (ASCII letters compared without regard to case;
+/// any error when `None`). Runs that are not dead are left alone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplaySelection {
     pub runs: Option<Vec<RunId>>,
     pub flow: Option<String>,
+    pub error: Option<String>,
 }
 
 impl Engine {
@@ -61,24 +63,25 @@ impl Engine {
         which: ReplaySelection,
         from_start: bool,
     ) -> Result<Vec<RunId>, EngineError> {
-        let ReplaySelection { runs, flow } = which;
+        let ReplaySelection { runs, flow, error } = which;
         if let Some(runs) = runs {
-            let runs = match &flow {
-                None => runs,
-                Some(flow) => {
-                    let mut of_flow = Vec::with_capacity(runs.len());
-                    for id in runs {
-                        if self
-                            .store()
-                            .run(id)
-                            .await?
-                            .is_some_and(|run| run.flow == *flow)
-                        {
-                            of_flow.push(id);
-                        }
+            let runs = if flow.is_none() && error.is_none() {
+                runs
+            } else {
+                let mut chosen = Vec::with_capacity(runs.len());
+                for id in runs {
+                    if self.store().run(id).await?.is_some_and(|run| {
+                        flow.as_ref().is_none_or(|f| run.flow == *f)
+                            && error.as_ref().is_none_or(|e| {
+                                run.error.as_deref().is_some_and(|text| {
+                                    text.to_ascii_lowercase().contains(&e.to_ascii_lowercase())
+                                })
+                            })
+                    }) {
+                        chosen.push(id);
                     }
-                    of_flow
                 }
+                chosen
             };
             let replayed = self.store().replay(&runs, from_start).await?;
             if !replayed.is_empty() {
@@ -86,10 +89,15 @@ impl Engine {
             }
             return Ok(replayed);
         }
-        let replayed =
-            patchbay_store::replay_dead(self.store().as_ref(), flow.as_deref(), from_start)
-                .await?
-                .replayed;
+        let replayed = patchbay_store::replay_dead_with(
+            self.store().as_ref(),
+            flow.as_deref(),
+            error.as_deref(),
+            from_start,
+            &mut |_| {},
+        )
+        .await?
+        .replayed;
         if !replayed.is_empty() {
             info!(
                 runs = replayed.len(),

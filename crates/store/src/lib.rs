@@ -62,8 +62,8 @@ pub use endpoints::{DeliveryAttempt, Endpoint};
 pub use error::StoreError;
 pub use health::StoreFault;
 pub use model::{
-    CancelOutcome, Claim, EnqueueOutcome, InputEdit, IntakeLease, JournalEntry, NewRun, Run,
-    RunFilter, RunId, RunOutcome, RunStatus, StatusCount, StepStatus,
+    CancelOutcome, Claim, EnqueueOutcome, ErrorGroup, InputEdit, IntakeLease, JournalEntry, NewRun,
+    Run, RunFilter, RunId, RunOutcome, RunStatus, StatusCount, StepStatus,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use replay::{DeadReplayed, REPLAY_BATCH, replay_dead, replay_dead_with};
@@ -71,7 +71,7 @@ pub use secrets::{
     MASTER_KEY_ENV, MAX_SECRET_BYTES, MasterKey, SecretInfo, Secrets, valid_secret_name,
 };
 pub use sqlite::{ConnectionSettings, SqliteOptions, SqliteStore};
-pub use stats::{ConnectorBucket, FlowBucket, Stats, StatsWindow, StepTotal};
+pub use stats::{ConnectorBucket, FlowBucket, FlowQueue, Stats, StatsWindow, StepTotal};
 
 use std::time::Duration;
 
@@ -189,6 +189,14 @@ pub trait Store: Send + Sync + 'static {
         run: RunId,
         input: &serde_json::Value,
     ) -> Result<bool, StoreError>;
+    /// The runs in `status` (of `flow`, or of every flow) grouped by flow
+    /// and error, the largest groups first, at most `limit` groups.
+    async fn error_groups(
+        &self,
+        status: RunStatus,
+        flow: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ErrorGroup>, StoreError>;
     /// The inputs [`Store::replay_with_input`] replaced, oldest first.
     async fn input_edits(&self, run: RunId) -> Result<Vec<InputEdit>, StoreError>;
     /// Deletes up to `limit` runs that finished before `before`, oldest

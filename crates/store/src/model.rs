@@ -244,6 +244,23 @@ pub struct Run {
     pub parent: Option<RunId>,
 }
 
+/// Runs of one flow in one status that failed with the same error
+/// ([`crate::Store::error_groups`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorGroup {
+    pub flow: String,
+    /// The error, word for word.
+    pub error: String,
+    /// How many runs have it.
+    pub count: u64,
+    /// The newest of them.
+    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
+    pub latest_run: RunId,
+    /// When the newest of them last changed (failed).
+    pub latest_at: DateTime<Utc>,
+}
+
 /// An input a replay replaced ([`crate::Store::replay_with_input`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -30,14 +30,17 @@ pub async fn replay_dead(
     flow: Option<&str>,
     from_start: bool,
 ) -> Result<DeadReplayed, StoreError> {
-    replay_dead_with(store, flow, from_start, &mut |_| {}).await
+    replay_dead_with(store, flow, None, from_start, &mut |_| {}).await
 }
 
-/// [`replay_dead`], calling `batch_done` with the number of runs of each
-/// batch once it is replayed (for a progress bar).
+/// [`replay_dead`] of the dead runs whose error contains `error` (ASCII
+/// letters compared without regard to case, as [`RunFilter`] does) when
+/// given, calling `batch_done` with the number of runs of each batch once
+/// it is replayed (for a progress bar).
 pub async fn replay_dead_with(
     store: &dyn Store,
     flow: Option<&str>,
+    error: Option<&str>,
     from_start: bool,
     batch_done: &mut (dyn FnMut(usize) + Send),
 ) -> Result<DeadReplayed, StoreError> {
@@ -48,6 +51,7 @@ pub async fn replay_dead_with(
             .list_runs(&RunFilter {
                 flow: flow.map(str::to_owned),
                 status: Some(RunStatus::Dead),
+                error_contains: error.map(str::to_owned),
                 before,
                 limit: REPLAY_BATCH,
                 ..RunFilter::default()

@@ -63,6 +63,7 @@ pub(crate) fn stats_from_rows<R>(
     started: &[R],
     ended: &[R],
     calls: &[R],
+    queues: &[R],
 ) -> Result<Stats, StoreError>
 where
     R: Row,
@@ -82,6 +83,21 @@ where
                     calls: parse_u64("journal.calls", get(row, "journal.calls")?)?,
                     errors: parse_u64("journal.errors", get(row, "journal.errors")?)?,
                     p95_ms: p95(row, "journal.p95")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        queues: queues
+            .iter()
+            .map(|row| {
+                Ok(crate::FlowQueue {
+                    flow: get(row, "runs.flow")?,
+                    ready: parse_u64("runs.ready", get(row, "runs.ready")?)?,
+                    retrying: parse_u64("runs.retrying", get(row, "runs.retrying")?)?,
+                    waiting: parse_u64("runs.waiting", get(row, "runs.waiting")?)?,
+                    running: parse_u64("runs.running", get(row, "runs.running")?)?,
+                    next_retry_at: get::<R, Option<i64>>(row, "runs.next_retry")?
+                        .map(|ms| parse_time("runs.next_retry", ms))
+                        .transpose()?,
                 })
             })
             .collect::<Result<_, StoreError>>()?,
@@ -129,6 +145,7 @@ where
         bucket.succeeded = parse_u64("runs.succeeded", get(row, "runs.succeeded")?)?;
         bucket.dead = parse_u64("runs.dead", get(row, "runs.dead")?)?;
         bucket.skipped = parse_u64("runs.skipped", get(row, "runs.skipped")?)?;
+        bucket.cancelled = parse_u64("runs.cancelled", get(row, "runs.cancelled")?)?;
         bucket.p95_ms = p95(row, "runs.p95")?;
     }
     Ok(buckets)
@@ -149,6 +166,7 @@ where
         succeeded: 0,
         dead: 0,
         skipped: 0,
+        cancelled: 0,
         p95_ms: None,
     })
 }

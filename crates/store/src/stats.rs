@@ -80,6 +80,8 @@ pub struct FlowBucket {
     pub dead: u64,
     /// Runs that a filter ended (`skipped`) in the bucket.
     pub skipped: u64,
+    /// Runs cancelled in the bucket.
+    pub cancelled: u64,
     /// 95th percentile (nearest rank) of creation-to-end time of the runs
     /// that ended in the bucket, queueing and rescheduling included; `None`
     /// when none ended.
@@ -115,9 +117,29 @@ pub struct StepTotal {
     pub skipped: u64,
 }
 
+/// A flow's runs that have not ended, now: the queue behind the buckets'
+/// started and ended counts. Flows with none are left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FlowQueue {
+    pub flow: String,
+    /// Queued and due: waiting only for a free worker.
+    pub ready: u64,
+    /// Queued for a later run-level retry, after a transient failure.
+    pub retrying: u64,
+    /// Queued for later without a failure: a `wait` step, or a parent
+    /// waiting for its child run.
+    pub waiting: u64,
+    /// Held by a worker.
+    pub running: u64,
+    /// When the soonest retry is due.
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
 /// The answer of [`crate::Store::stats`], ordered by name, then time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     pub flows: Vec<FlowBucket>,
     pub connectors: Vec<ConnectorBucket>,
+    /// Each flow's runs that have not ended, as of the call.
+    pub queues: Vec<FlowQueue>,
 }

@@ -216,6 +216,7 @@ async fn replay(selection: Replay, from_start: bool, place: &Place) -> anyhow::R
             let done = patchbay_store::replay_dead_with(
                 store.as_ref(),
                 flow.as_deref(),
+                None,
                 from_start,
                 &mut |n| progress.inc(n as u64),
             )

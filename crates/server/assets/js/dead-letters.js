@@ -5,6 +5,7 @@
 // fix work (or not) without leaving the page.
 
 import { api, itemsOf } from "./api.js";
+import { renderErrorGroups } from "./error-groups.js";
 import { fillFlows } from "./flows.js";
 import { badge, every, explain, h, notice, startPage, time } from "./page.js";
 
@@ -55,6 +56,18 @@ function flow() {
 }
 
 async function load(from, append) {
+  if (!append) {
+    await renderErrorGroups(document.getElementById("groups"), {
+      status: "dead",
+      flow: flow(),
+      fromStart: () => document.getElementById("from-start").checked,
+      onReplayed: (ids) => {
+        for (const id of ids) replayed.set(id, { id, status: "queued", flow: "", error: null });
+        renderReplayed();
+        refresh();
+      },
+    });
+  }
   const query = new URLSearchParams({ limit: "50" });
   if (flow()) query.set("flow", flow());
   if (from) query.set("cursor", from);

@@ -1,6 +1,13 @@
-// Overview: per-minute activity of every flow and connector over the last
-// hour, from GET /api/v1/stats, drawn with uPlot and refreshed every few
-// seconds; and the nodes sharing the store, from GET /api/v1/nodes.
+// Overview: activity of every flow and connector over a recent window, from
+// GET /api/v1/stats, drawn with uPlot and refreshed every few seconds, with
+// each flow's queue (ready, retrying, running) and each connector's breaker
+// and rate-limit headroom (GET /api/v1/connectors); and the nodes sharing
+// the store, from GET /api/v1/nodes.
+//
+// The window fits what happened: by default the last hour, narrowed to 15
+// minutes when all of the hour's activity is that recent, widened to a day
+// when the hour was idle; the buttons (kept in the address as `?window=`)
+// choose one.
 //
 // Each chart's container says what it shows in data attributes
 // (`data-series`, `data-points`: values that are present and non-zero), so
@@ -15,7 +22,18 @@ const COLORS = ["#3867d6", "#20bf6b", "#eb3b5a", "#f7b731", "#8854d0", "#0fb9b1"
 
 const charts = new Map();
 
+// Each window with its bucket width and how it is named.
+const WINDOWS = {
+  "15m": { step: "15s", label: "last 15 minutes", per: "per 15 s", seconds: true },
+  "1h": { step: "1m", label: "last hour", per: "per minute", seconds: false },
+  "24h": { step: "30m", label: "last 24 hours", per: "per 30 min", seconds: false },
+};
+const chosen = new URLSearchParams(location.search).get("window") || "auto";
+// What `auto` settled on, looked at again every minute.
+let automatic = { window: "1h", at: 0 };
+
 startPage("overview", () => {
+  renderWindowSwitch();
   every(REFRESH_MS, refresh);
   every(REFRESH_MS, refreshNodes);
   window.addEventListener("resize", () => {
@@ -23,20 +41,75 @@ startPage("overview", () => {
   });
 });
 
+function renderWindowSwitch() {
+  const choices = [["auto", "Auto"], ["15m", "15 min"], ["1h", "1 hour"], ["24h", "24 hours"]];
+  document.getElementById("window-switch").replaceChildren(
+    ...choices.map(([value, label]) =>
+      h(
+        "a",
+        {
+          href: value === "auto" ? "/ui" : `/ui?window=${value}`,
+          class: "choice",
+          "aria-current": value === chosen ? "true" : null,
+          "data-window": value,
+        },
+        label,
+      ),
+    ),
+  );
+}
+
+// Indices of buckets with any run started or ended.
+function activeBuckets(stats) {
+  const active = new Set();
+  for (const f of stats.flows) {
+    f.started.forEach((n, i) => {
+      if (n || f.succeeded[i] || f.dead[i] || f.skipped[i] || f.cancelled[i]) active.add(i);
+    });
+  }
+  return [...active];
+}
+
+// The window to show: the one chosen, or for `auto` the one that fits the
+// activity, settled once a minute so the page does not flip back and forth.
+async function windowToShow() {
+  if (chosen !== "auto" && WINDOWS[chosen]) return chosen;
+  if (Date.now() - automatic.at < 60_000) return automatic.window;
+  const hour = await api("/stats?window=1h&step=1m");
+  const active = activeBuckets(hour);
+  let pick = "1h";
+  if (!active.length) {
+    const day = await api("/stats?window=24h&step=30m");
+    if (activeBuckets(day).length) pick = "24h";
+  } else if (Math.min(...active) >= hour.buckets.length - 15) {
+    pick = "15m";
+  }
+  automatic = { window: pick, at: Date.now() };
+  return pick;
+}
+
 async function refresh() {
-  const stats = await api("/stats?window=1h");
+  const name = await windowToShow();
+  const win = WINDOWS[name];
+  const [stats, health] = await Promise.all([
+    api(`/stats?window=${name}&step=${win.step}`),
+    api("/connectors?limit=500").catch(() => null),
+  ]);
   notice("");
   const xs = stats.buckets;
   const flows = stats.flows;
   const connectors = stats.connectors;
+  document.getElementById("window").textContent = `${win.label}, ${win.per}${chosen === "auto" ? " (chosen by activity)" : ""}`;
+  document.body.dataset.window = name;
+  const byName = new Map(itemsOf(health).map((c) => [c.name, c]));
 
-  renderSummary(flows, connectors);
+  renderSummary(flows, connectors, byName, win);
   document.getElementById("connector-figures").textContent =
     stats.connector_figures === "http_attempts"
       ? "every HTTP attempt this node made, retries included"
       : "call steps journalled by every node";
 
-  chart("flow-charts", "runs-started", "Runs started per minute", xs, flows, (f) => f.started, count);
+  chart("flow-charts", "runs-started", `Runs started ${win.per}`, xs, flows, (f) => f.started, count, win);
   chart(
     "flow-charts",
     "flow-error-rate",
@@ -45,10 +118,11 @@ async function refresh() {
     flows,
     (f) => f.dead.map((dead, i) => ratio(dead, dead + f.succeeded[i])),
     percent,
+    win,
   );
-  chart("flow-charts", "flow-p95", "p95 run duration", xs, flows, (f) => f.p95_ms, duration);
+  chart("flow-charts", "flow-p95", "p95 run duration", xs, flows, (f) => f.p95_ms, duration, win);
 
-  chart("connector-charts", "connector-calls", "Calls per minute", xs, connectors, (c) => c.calls, count);
+  chart("connector-charts", "connector-calls", `Calls ${win.per}`, xs, connectors, (c) => c.calls, count, win);
   chart(
     "connector-charts",
     "connector-error-rate",
@@ -57,8 +131,9 @@ async function refresh() {
     connectors,
     (c) => c.errors.map((errors, i) => ratio(errors, c.calls[i])),
     percent,
+    win,
   );
-  chart("connector-charts", "connector-p95", "p95 call latency", xs, connectors, (c) => c.p95_ms, duration);
+  chart("connector-charts", "connector-p95", "p95 call latency", xs, connectors, (c) => c.p95_ms, duration, win);
   document.body.dataset.refreshed = String(Date.now());
 }
 
@@ -79,84 +154,109 @@ function lastPresent(values) {
   return null;
 }
 
-function renderSummary(flows, connectors) {
+function renderSummary(flows, connectors, health, win) {
   const flowRows = flows.map((f) => {
     const succeeded = sum(f.succeeded);
     const dead = sum(f.dead);
+    const q = f.queue || {};
     return h(
       "tr",
       { "data-flow": f.name },
-      h("td", {}, h("a", { href: `/ui/runs?flow=${encodeURIComponent(f.name)}` }, f.name)),
-      h("td", { class: "num" }, sum(f.started)),
+      h("td", {}, h("a", { href: `/ui/flows/${encodeURIComponent(f.name)}` }, f.name)),
+      h("td", { class: "num" }, h("a", { href: `/ui/runs?flow=${encodeURIComponent(f.name)}` }, sum(f.started))),
       h("td", { class: "num" }, succeeded),
       h("td", { class: "num" }, dead ? h("a", { href: `/ui/dead-letters?flow=${encodeURIComponent(f.name)}` }, dead) : 0),
+      h("td", { class: "num" }, sum(f.skipped)),
+      h("td", { class: "num" }, sum(f.cancelled)),
+      h("td", { class: "num", "data-queue": "queued" }, (q.ready || 0) + (q.waiting || 0)),
+      h(
+        "td",
+        { class: "num", "data-queue": "retrying" },
+        q.retrying || 0,
+        q.retrying && q.next_retry_at ? h("div", { class: "muted" }, `next ${time(q.next_retry_at)}`) : null,
+      ),
+      h("td", { class: "num", "data-queue": "running" }, q.running || 0),
       h("td", { class: "num" }, percent(ratio(dead, succeeded + dead)) || "–"),
       h("td", { class: "num" }, duration(lastPresent(f.p95_ms)) || "–"),
     );
   });
-  const connectorRows = connectors.map((c) =>
-    h(
+  const connectorRows = connectors.map((c) => {
+    const live = health.get(c.name);
+    return h(
       "tr",
       { "data-connector": c.name },
       h("td", {}, h("a", { href: "/ui/connectors" }, c.name)),
+      h("td", {}, live ? badge(live.breaker.state) : "–"),
+      h("td", { class: "num" }, live ? headroom(live.rate_limit) : "–"),
       h("td", { class: "num" }, sum(c.calls)),
       h("td", { class: "num" }, sum(c.errors)),
       h("td", { class: "num" }, percent(ratio(sum(c.errors), sum(c.calls))) || "–"),
       h("td", { class: "num" }, duration(lastPresent(c.p95_ms)) || "–"),
-    ),
-  );
+    );
+  });
   const empty = (columns, text) => h("tr", {}, h("td", { class: "empty", colspan: columns }, text));
+  const th = (text, num = true) => h("th", num ? { class: "num", scope: "col" } : { scope: "col" }, text);
   document.getElementById("summary").replaceChildren(
     h(
       "div",
-      { class: "pair" },
+      { class: "table-wrap" },
       h(
-        "div",
-        { class: "table-wrap" },
+        "table",
+        { id: "flow-summary" },
         h(
-          "table",
-          { id: "flow-summary" },
+          "thead",
+          {},
           h(
-            "thead",
+            "tr",
             {},
-            h(
-              "tr",
-              {},
-              h("th", {}, "Flow (last hour)"),
-              h("th", { class: "num" }, "Started"),
-              h("th", { class: "num" }, "Succeeded"),
-              h("th", { class: "num" }, "Dead"),
-              h("th", { class: "num" }, "Error rate"),
-              h("th", { class: "num" }, "p95 (last min)"),
-            ),
+            th(`Flow (${win.label})`, false),
+            th("Started"),
+            th("Succeeded"),
+            th("Dead"),
+            th("Skipped"),
+            th("Cancelled"),
+            th("Queued now"),
+            th("Retrying now"),
+            th("Running now"),
+            th("Error rate"),
+            th("p95 (last bucket)"),
           ),
-          h("tbody", {}, flowRows.length ? flowRows : empty(6, "No flows configured")),
         ),
+        h("tbody", {}, flowRows.length ? flowRows : empty(11, "No flows configured")),
       ),
+    ),
+    h(
+      "div",
+      { class: "table-wrap" },
       h(
-        "div",
-        { class: "table-wrap" },
+        "table",
+        { id: "connector-summary" },
         h(
-          "table",
-          { id: "connector-summary" },
+          "thead",
+          {},
           h(
-            "thead",
+            "tr",
             {},
-            h(
-              "tr",
-              {},
-              h("th", {}, "Connector (last hour)"),
-              h("th", { class: "num" }, "Calls"),
-              h("th", { class: "num" }, "Errors"),
-              h("th", { class: "num" }, "Error rate"),
-              h("th", { class: "num" }, "p95 (last min)"),
-            ),
+            th(`Connector (${win.label})`, false),
+            th("Breaker", false),
+            th("Rate headroom"),
+            th("Calls"),
+            th("Errors"),
+            th("Error rate"),
+            th("p95 (last bucket)"),
           ),
-          h("tbody", {}, connectorRows.length ? connectorRows : empty(5, "No calls in the last hour")),
         ),
+        h("tbody", {}, connectorRows.length ? connectorRows : empty(7, "No connectors configured")),
       ),
     ),
   );
+}
+
+// How much of its rate limit a connector left unused over the last minute.
+function headroom(rate) {
+  if (!rate || rate.limit_per_second === null || rate.limit_per_second === undefined) return "no limit";
+  if (rate.headroom === null || rate.headroom === undefined) return `${rate.limit_per_second}/s`;
+  return `${Math.round(rate.headroom * 100)}% of ${rate.limit_per_second}/s`;
 }
 
 function size(box) {
@@ -164,7 +264,7 @@ function size(box) {
 }
 
 // Draws (or updates) one chart: one series per flow or connector.
-function chart(parent, id, title, xs, things, valuesOf, format) {
+function chart(parent, id, title, xs, things, valuesOf, format, win) {
   const series = things.map((thing) => valuesOf(thing).map((v) => (v === undefined ? null : v)));
   const names = things.map((thing) => thing.name);
   let entry = charts.get(id);
@@ -187,7 +287,10 @@ function chart(parent, id, title, xs, things, valuesOf, format) {
     return;
   }
   const data = [xs, ...series];
-  if (entry.plot && entry.names === names.join("\n")) {
+  // A new window needs a new axis: its labels are formatted for its span.
+  const key = `${names.join("\n")}\n${win.label}`;
+  if (entry.plot && entry.names === key) {
+    entry.panel.querySelector("h3").textContent = title;
     entry.plot.setData(data);
     return;
   }
@@ -195,9 +298,21 @@ function chart(parent, id, title, xs, things, valuesOf, format) {
   entry.box.replaceChildren();
   const opts = {
     ...size(entry.box),
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    // The x range is the whole window, whatever the data: a burst shows
+    // where it happened in the window, not stretched over it.
+    scales: {
+      x: { time: true, range: () => [xs[0], xs[xs.length - 1]] },
+      y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+    },
     axes: [
-      { stroke: "#8a94a6", grid: { stroke: "rgba(128,128,128,0.15)" } },
+      {
+        stroke: "#8a94a6",
+        grid: { stroke: "rgba(128,128,128,0.15)" },
+        // At least this many pixels per label, each a clock time of the
+        // same width: labels never run into each other.
+        space: win.seconds ? 90 : 70,
+        values: (u, ticks) => ticks.map((t) => clock(t, win.seconds)),
+      },
       {
         stroke: "#8a94a6",
         grid: { stroke: "rgba(128,128,128,0.15)" },
@@ -220,8 +335,17 @@ function chart(parent, id, title, xs, things, valuesOf, format) {
     ],
     legend: { live: true },
   };
+  entry.panel.querySelector("h3").textContent = title;
   entry.plot = new uPlot(opts, data, entry.box);
-  entry.names = names.join("\n");
+  entry.names = key;
+}
+
+// `14:05` (or `14:05:30`) in local time, from unix seconds.
+function clock(seconds, withSeconds) {
+  const date = new Date(seconds * 1000);
+  const pad = (n) => String(n).padStart(2, "0");
+  const hm = `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  return withSeconds ? `${hm}:${pad(date.getSeconds())}` : hm;
 }
 
 // One row per node: what it runs, its load, when it last reported, and

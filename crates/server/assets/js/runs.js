@@ -3,6 +3,7 @@
 // view can be bookmarked or shared (the token never is).
 
 import { api, itemsOf } from "./api.js";
+import { renderErrorGroups } from "./error-groups.js";
 import { fillFlows } from "./flows.js";
 import { badge, duration, every, h, notice, startPage, time } from "./page.js";
 
@@ -45,6 +46,13 @@ async function load(from, append) {
   if (from) query.set("cursor", from);
   const answer = await api(`/runs?${query}`);
   notice("");
+  if (!append) {
+    // Grouped errors of the runs in view: dead ones unless another
+    // failing status is chosen (queued runs being retried carry errors too).
+    const status = query.get("status");
+    const grouped = status === "queued" || status === "cancelled" ? status : "dead";
+    await renderErrorGroups(document.getElementById("groups"), { status: grouped, flow: query.get("flow") || "" });
+  }
   const rows = itemsOf(answer).map(row);
   const body = document.querySelector("#runs tbody");
   if (append) body.append(...rows);

@@ -56,7 +56,8 @@ async fn list_dead_letters(
 }
 
 /// Which dead runs to replay: those in `ids` (or every one) of `flow` (or
-/// of any flow). `{}` replays every dead run.
+/// of any flow) whose error contains `error` (or any). `{}` replays every
+/// dead run.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplayDeadLetters {
@@ -66,6 +67,10 @@ pub(crate) struct ReplayDeadLetters {
     ids: Option<Vec<Uuid>>,
     /// Only runs of this flow.
     flow: Option<String>,
+    /// Only runs whose error contains this text (ASCII letters match
+    /// regardless of case): a group of `GET /errors`, say.
+    #[schema(min_length = 1)]
+    error: Option<String>,
     /// Run every step again instead of resuming at the failed one.
     #[serde(default)]
     from_start: bool,
@@ -104,6 +109,7 @@ async fn replay_dead_letters(
     let which = ReplaySelection {
         runs: request.ids,
         flow: request.flow,
+        error: request.error.filter(|e| !e.is_empty()),
     };
     let replayed = state.engine.replay(which, request.from_start).await?;
     Ok(Json(Replayed { replayed }))

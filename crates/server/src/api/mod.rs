@@ -23,6 +23,7 @@ mod dead_letters;
 mod docs;
 mod drift;
 mod endpoints;
+mod errors;
 pub(crate) mod flows;
 mod graph;
 mod nodes;
@@ -69,6 +70,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(drift::routes())
         .merge(endpoints::routes())
+        .merge(errors::routes())
         .merge(nodes::routes())
 }
 

@@ -342,7 +342,7 @@ async fn replay_run(
             .replay(
                 ReplaySelection {
                     runs: Some(vec![id]),
-                    flow: None,
+                    ..ReplaySelection::default()
                 },
                 request.from_start,
             )

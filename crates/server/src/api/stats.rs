@@ -95,9 +95,30 @@ pub(crate) struct FlowSeries {
     dead: Vec<u64>,
     /// Runs a filter step ended (`skipped`).
     skipped: Vec<u64>,
+    /// Runs cancelled.
+    cancelled: Vec<u64>,
     /// 95th percentile of the time from acceptance to end of the runs that
     /// ended, in milliseconds; `null` where none ended.
     p95_ms: Vec<Option<u64>>,
+    /// The flow's runs that have not ended, now.
+    queue: QueueNow,
+}
+
+/// A flow's runs that have not ended, as of the answer: with the buckets'
+/// started and ended counts, where every run is.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct QueueNow {
+    /// Queued and due: waiting only for a free worker.
+    ready: u64,
+    /// Queued for a run-level retry after a transient failure.
+    retrying: u64,
+    /// Queued for later without a failure (a `wait` step, or a parent
+    /// waiting for its child).
+    waiting: u64,
+    /// Held by a worker.
+    running: u64,
+    /// When the soonest retry is due.
+    next_retry_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One connector's calls per bucket (see `connector_figures` for what a
@@ -204,7 +225,20 @@ fn columns(
         series.succeeded[i] = bucket.succeeded;
         series.dead[i] = bucket.dead;
         series.skipped[i] = bucket.skipped;
+        series.cancelled[i] = bucket.cancelled;
         series.p95_ms[i] = bucket.p95_ms;
+    }
+    for queue in &stats.queues {
+        let series = flows
+            .entry(queue.flow.clone())
+            .or_insert_with(|| FlowSeries::empty(queue.flow.clone(), n));
+        series.queue = QueueNow {
+            ready: queue.ready,
+            retrying: queue.retrying,
+            waiting: queue.waiting,
+            running: queue.running,
+            next_retry_at: queue.next_retry_at,
+        };
     }
 
     let mut connectors: BTreeMap<String, ConnectorSeries> = BTreeMap::new();
@@ -265,7 +299,9 @@ impl FlowSeries {
             succeeded: vec![0; n],
             dead: vec![0; n],
             skipped: vec![0; n],
+            cancelled: vec![0; n],
             p95_ms: vec![None; n],
+            queue: QueueNow::default(),
         }
     }
 }
@@ -300,7 +336,7 @@ fn parse_span(name: &str, text: Option<&str>, default: Duration) -> Result<Durat
 
 #[cfg(test)]
 mod tests {
-    use patchbay_store::{ConnectorBucket, FlowBucket};
+    use patchbay_store::{ConnectorBucket, FlowBucket, FlowQueue};
 
     use super::*;
 
@@ -348,6 +384,7 @@ mod tests {
                 succeeded: 2,
                 dead: 1,
                 skipped: 0,
+                cancelled: 0,
                 p95_ms: Some(40),
             }],
             connectors: vec![ConnectorBucket {
@@ -356,6 +393,14 @@ mod tests {
                 calls: 5,
                 errors: 1,
                 p95_ms: Some(12),
+            }],
+            queues: vec![FlowQueue {
+                flow: "orders".into(),
+                ready: 1,
+                retrying: 2,
+                waiting: 0,
+                running: 3,
+                next_retry_at: None,
             }],
         };
         let answer = columns(
@@ -376,6 +421,15 @@ mod tests {
         assert_eq!(orders.dead[9], 1);
         assert_eq!(orders.p95_ms[9], Some(40));
         assert_eq!(orders.p95_ms[8], None);
+        assert_eq!(
+            (
+                orders.queue.ready,
+                orders.queue.retrying,
+                orders.queue.running
+            ),
+            (1, 2, 3)
+        );
+        assert_eq!(answer.flows[0].queue.running, 0, "idle has no queue");
         let crm = &answer.connectors[0];
         assert_eq!(
             (crm.calls[0], crm.errors[0], crm.p95_ms[0]),

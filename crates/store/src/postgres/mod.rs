@@ -47,9 +47,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::{
     AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, DeliveryAttempt, Drift, DriftObservation,
-    Endpoint, EnqueueOutcome, InputEdit, JournalEntry, NewRun, NodeReport, NodeSeen, QueueDepth,
-    Run, RunFilter, RunId, RunOutcome, SecretInfo, Stats, StatsWindow, StatusCount, Store,
-    StoreError, StoreFault, SystemClock,
+    Endpoint, EnqueueOutcome, ErrorGroup, InputEdit, JournalEntry, NewRun, NodeReport, NodeSeen,
+    QueueDepth, Run, RunFilter, RunId, RunOutcome, RunStatus, SecretInfo, Stats, StatsWindow,
+    StatusCount, Store, StoreError, StoreFault, SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`PgStore::open`].
@@ -313,6 +313,15 @@ impl Store for PgStore {
         queue::replay_with_input(&self.pool, &self.channel, run, input, self.now()).await
     }
 
+    async fn error_groups(
+        &self,
+        status: RunStatus,
+        flow: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ErrorGroup>, StoreError> {
+        query::error_groups(&self.pool, status, flow, limit).await
+    }
+
     async fn input_edits(&self, run: RunId) -> Result<Vec<InputEdit>, StoreError> {
         query::input_edits(&self.pool, run).await
     }
@@ -354,7 +363,7 @@ impl Store for PgStore {
     }
 
     async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError> {
-        stats::stats(&self.pool, window).await
+        stats::stats(&self.pool, window, self.now()).await
     }
 
     async fn credential(&self, name: &str) -> Result<Option<String>, StoreError> {

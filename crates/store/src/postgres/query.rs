@@ -43,6 +43,43 @@ pub(super) async fn run(pool: &PgPool, run: RunId) -> Result<Option<Run>, StoreE
     row.as_ref().map(run_from_row).transpose()
 }
 
+/// Through `runs_unsucceeded` (status, id) for every status but
+/// `succeeded`, whose runs are not grouped by error.
+const ERROR_GROUPS: &str = "\
+SELECT flow, error, COUNT(*) AS count, MAX(id::text)::uuid AS latest_run,
+       MAX(updated_at) AS latest_at
+FROM runs
+WHERE status = $1 AND status <> 'succeeded' AND error IS NOT NULL
+  AND ($2::text IS NULL OR flow = $2)
+GROUP BY flow, error
+ORDER BY count DESC, flow COLLATE \"C\", error COLLATE \"C\"
+LIMIT $3";
+
+pub(super) async fn error_groups(
+    pool: &PgPool,
+    status: crate::RunStatus,
+    flow: Option<&str>,
+    limit: u32,
+) -> Result<Vec<crate::ErrorGroup>, StoreError> {
+    let rows: Vec<(String, String, i64, RunId, i64)> = sqlx::query_as(ERROR_GROUPS)
+        .bind(status.as_str())
+        .bind(flow)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
+        .map(|(flow, error, count, latest_run, at)| {
+            Ok(crate::ErrorGroup {
+                flow,
+                error,
+                count: u64::try_from(count).unwrap_or(0),
+                latest_run,
+                latest_at: crate::rows::parse_time("runs.updated_at", at)?,
+            })
+        })
+        .collect()
+}
+
 const INPUT_EDITS: &str =
     "SELECT edited_at, previous FROM input_edits WHERE run_id = $1 ORDER BY n";
 

@@ -55,6 +55,7 @@ SELECT flow, start,
        COUNT(*) FILTER (WHERE status = 'succeeded') AS succeeded,
        COUNT(*) FILTER (WHERE status = 'dead') AS dead,
        COUNT(*) FILTER (WHERE status = 'skipped') AS skipped,
+       COUNT(*) FILTER (WHERE status = 'cancelled') AS cancelled,
        MAX(CASE WHEN rank = (n * 95 + 99) / 100 THEN duration END) AS p95
 FROM ranked
 GROUP BY flow, start
@@ -90,6 +91,25 @@ FROM ranked
 GROUP BY connector, start
 ORDER BY connector COLLATE \"C\", start";
 
+/// Each flow's queued and running runs now (`$1`), through the partial
+/// indexes of each status.
+const QUEUES: &str = "\
+WITH live AS (
+    SELECT flow, status, next_attempt_at, retries FROM runs WHERE status = 'queued'
+    UNION ALL
+    SELECT flow, status, next_attempt_at, retries FROM runs WHERE status = 'running'
+)
+SELECT flow,
+       COUNT(*) FILTER (WHERE status = 'queued' AND next_attempt_at <= $1) AS ready,
+       COUNT(*) FILTER (WHERE status = 'queued' AND next_attempt_at > $1 AND retries > 0) AS retrying,
+       COUNT(*) FILTER (WHERE status = 'queued' AND next_attempt_at > $1 AND retries = 0) AS waiting,
+       COUNT(*) FILTER (WHERE status = 'running') AS running,
+       MIN(next_attempt_at) FILTER (WHERE status = 'queued' AND next_attempt_at > $1 AND retries > 0)
+           AS next_retry
+FROM live
+GROUP BY flow
+ORDER BY flow COLLATE \"C\"";
+
 /// Step attempts of one flow since `$1`, by step: its runs are found as in
 /// [`CALLS`], then only the flow's are kept.
 const STEPS: &str = "\
@@ -123,7 +143,11 @@ pub(super) async fn step_totals(
     Ok(crate::rows::step_totals(rows))
 }
 
-pub(super) async fn stats(pool: &PgPool, window: &StatsWindow) -> Result<Stats, StoreError> {
+pub(super) async fn stats(
+    pool: &PgPool,
+    window: &StatsWindow,
+    now: i64,
+) -> Result<Stats, StoreError> {
     let since = window.since.timestamp_millis();
     let until = window.until.timestamp_millis();
     let step = i64::try_from(window.step.as_millis())
@@ -156,7 +180,8 @@ pub(super) async fn stats(pool: &PgPool, window: &StatsWindow) -> Result<Stats, 
         .bind(step)
         .fetch_all(&mut *tx)
         .await?;
+    let queues = sqlx::query(QUEUES).bind(now).fetch_all(&mut *tx).await?;
     tx.commit().await?;
 
-    crate::rows::stats_from_rows(&started, &ended, &calls)
+    crate::rows::stats_from_rows(&started, &ended, &calls, &queues)
 }

@@ -76,9 +76,9 @@ use writer::Writer;
 
 use crate::{
     AuditEntry, AuditFilter, CancelOutcome, Claim, Clock, DeliveryAttempt, Drift, DriftObservation,
-    Endpoint, EnqueueOutcome, InputEdit, JournalEntry, NewRun, NodeReport, NodeSeen, Run,
-    RunFilter, RunId, RunOutcome, Stats, StatsWindow, StatusCount, Store, StoreError, StoreFault,
-    SystemClock,
+    Endpoint, EnqueueOutcome, ErrorGroup, InputEdit, JournalEntry, NewRun, NodeReport, NodeSeen,
+    Run, RunFilter, RunId, RunOutcome, RunStatus, Stats, StatsWindow, StatusCount, Store,
+    StoreError, StoreFault, SystemClock,
 };
 
 /// Migrations compiled into the binary, applied by [`SqliteStore::open`].
@@ -505,6 +505,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn error_groups(
+        &self,
+        status: RunStatus,
+        flow: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ErrorGroup>, StoreError> {
+        query::error_groups(&self.reader, status, flow, limit).await
+    }
+
     async fn input_edits(&self, run: RunId) -> Result<Vec<InputEdit>, StoreError> {
         query::input_edits(&self.reader, run).await
     }
@@ -551,7 +560,7 @@ impl Store for SqliteStore {
     }
 
     async fn stats(&self, window: &StatsWindow) -> Result<Stats, StoreError> {
-        stats::stats(&self.reader, window).await
+        stats::stats(&self.reader, window, self.now()).await
     }
 
     async fn credential(&self, name: &str) -> Result<Option<String>, StoreError> {

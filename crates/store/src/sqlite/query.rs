@@ -21,6 +21,41 @@ pub(super) async fn run(reader: &SqlitePool, run: RunId) -> Result<Option<Run>, 
     row.as_ref().map(run_from_row).transpose()
 }
 
+/// Through `runs_unsucceeded` (status, id) for every status but
+/// `succeeded`, whose runs are not grouped by error.
+const ERROR_GROUPS: &str = "\
+SELECT flow, error, COUNT(*) AS count, MAX(id) AS latest_run, MAX(updated_at) AS latest_at
+FROM runs
+WHERE status = ?1 AND status <> 'succeeded' AND error IS NOT NULL AND (?2 IS NULL OR flow = ?2)
+GROUP BY flow, error
+ORDER BY count DESC, flow, error
+LIMIT ?3";
+
+pub(super) async fn error_groups(
+    reader: &SqlitePool,
+    status: crate::RunStatus,
+    flow: Option<&str>,
+    limit: u32,
+) -> Result<Vec<crate::ErrorGroup>, StoreError> {
+    let rows: Vec<(String, String, i64, Vec<u8>, i64)> = sqlx::query_as(ERROR_GROUPS)
+        .bind(status.as_str())
+        .bind(flow)
+        .bind(i64::from(limit))
+        .fetch_all(reader)
+        .await?;
+    rows.into_iter()
+        .map(|(flow, error, count, latest, at)| {
+            Ok(crate::ErrorGroup {
+                flow,
+                error,
+                count: u64::try_from(count).unwrap_or(0),
+                latest_run: super::codec::parse_id_bytes("runs.id", &latest)?,
+                latest_at: crate::rows::parse_time("runs.updated_at", at)?,
+            })
+        })
+        .collect()
+}
+
 const INPUT_EDITS: &str =
     "SELECT edited_at, previous FROM input_edits WHERE run_id = ?1 ORDER BY rowid";
 

@@ -61,6 +61,7 @@ SELECT flow, start,
        SUM(status = 'succeeded') AS succeeded,
        SUM(status = 'dead') AS dead,
        SUM(status = 'skipped') AS skipped,
+       SUM(status = 'cancelled') AS cancelled,
        MAX(CASE WHEN rank = (n * 95 + 99) / 100 THEN duration END) AS p95
 FROM ranked
 GROUP BY flow, start
@@ -94,6 +95,25 @@ SELECT connector, start, COUNT(*) AS calls, SUM(status = 'failed') AS errors,
 FROM ranked
 GROUP BY connector, start
 ORDER BY connector, start";
+
+/// Each flow's queued and running runs now (`$1`), through the partial
+/// indexes of each status.
+const QUEUES: &str = "\
+WITH live AS (
+    SELECT flow, status, next_attempt_at, retries FROM runs WHERE status = 'queued'
+    UNION ALL
+    SELECT flow, status, next_attempt_at, retries FROM runs WHERE status = 'running'
+)
+SELECT flow,
+       SUM(status = 'queued' AND next_attempt_at <= $1) AS ready,
+       SUM(status = 'queued' AND next_attempt_at > $1 AND retries > 0) AS retrying,
+       SUM(status = 'queued' AND next_attempt_at > $1 AND retries = 0) AS waiting,
+       SUM(status = 'running') AS running,
+       MIN(CASE WHEN status = 'queued' AND next_attempt_at > $1 AND retries > 0
+                THEN next_attempt_at END) AS next_retry
+FROM live
+GROUP BY flow
+ORDER BY flow";
 
 /// Step attempts of one flow since `$1`, by step: its runs are found as in
 /// [`CALLS`], then only the flow's are kept (`+flow`: through the time and
@@ -130,7 +150,11 @@ pub(super) async fn step_totals(
     Ok(crate::rows::step_totals(rows))
 }
 
-pub(super) async fn stats(reader: &SqlitePool, window: &StatsWindow) -> Result<Stats, StoreError> {
+pub(super) async fn stats(
+    reader: &SqlitePool,
+    window: &StatsWindow,
+    now: i64,
+) -> Result<Stats, StoreError> {
     let since = millis(window.since);
     let until = millis(window.until);
     let step = i64::try_from(window.step.as_millis())
@@ -158,7 +182,9 @@ pub(super) async fn stats(reader: &SqlitePool, window: &StatsWindow) -> Result<S
         .fetch_all(reader)
         .await?;
 
-    crate::rows::stats_from_rows(&started, &ended, &calls)
+    let queues = sqlx::query(QUEUES).bind(now).fetch_all(reader).await?;
+
+    crate::rows::stats_from_rows(&started, &ended, &calls, &queues)
 }
 
 #[cfg(test)]
@@ -198,9 +224,12 @@ mod tests {
             ("ENDED", ENDED, 3),
             ("CALLS", CALLS, 3),
             ("STEPS", STEPS, 2),
+            ("QUEUES", QUEUES, 1),
         ] {
             let query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
-            let query = if params == 2 {
+            let query = if params == 1 {
+                query.bind(0_i64)
+            } else if params == 2 {
                 query.bind(0_i64).bind("orders")
             } else {
                 let query = query.bind(0_i64).bind(1_i64).bind(60_000_i64);

@@ -300,6 +300,59 @@ async fn purged_runs_take_their_replaced_inputs_with_them() {
 }
 
 #[tokio::test]
+async fn dead_runs_are_grouped_by_flow_and_error_largest_first() {
+    let (store, _dir) = open().await;
+    let runs: Vec<_> = (0..5)
+        .map(|i| new_run(if i < 4 { "orders" } else { "sync" }, None))
+        .collect();
+    store.enqueue(&runs).await.unwrap();
+    assert_eq!(store.claim("w1", 5, LONG).await.unwrap().len(), 5);
+    for (run, error) in runs.iter().zip([
+        "chat: 400 unknown channel",
+        "chat: 400 unknown channel",
+        "chat: 400 unknown channel",
+        "payments: 402 card declined",
+        "chat: 400 unknown channel",
+    ]) {
+        store
+            .finish("w1", first_claim(run.id), &dead(error))
+            .await
+            .unwrap();
+    }
+    let groups: Vec<(String, String, u64)> = store
+        .error_groups(RunStatus::Dead, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.flow, g.error, g.count))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("orders".into(), "chat: 400 unknown channel".into(), 3),
+            ("orders".into(), "payments: 402 card declined".into(), 1),
+            ("sync".into(), "chat: 400 unknown channel".into(), 1),
+        ]
+    );
+    let of_orders = store
+        .error_groups(RunStatus::Dead, Some("orders"), 1)
+        .await
+        .unwrap();
+    assert_eq!(of_orders.len(), 1, "limited");
+    assert_eq!(
+        of_orders[0].latest_run, runs[2].id,
+        "the newest of the group"
+    );
+    assert!(
+        store
+            .error_groups(RunStatus::Queued, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn credentials_are_stored_and_replaced_by_name() {
     let (store, _dir) = open().await;
     assert_eq!(store.credential("crm.refresh_token").await.unwrap(), None);

@@ -135,6 +135,42 @@ async fn stats_count_runs_and_calls_per_bucket() {
 }
 
 #[tokio::test]
+async fn stats_show_each_flows_queue_and_its_cancelled_runs() {
+    let (store, _dir) = open().await;
+    let runs: Vec<_> = (0..4).map(|_| new_run("orders", None)).collect();
+    store.enqueue(&runs).await.unwrap();
+    // Two taken by a worker; one of them fails and is due again later.
+    let claimed = store.claim("w1", 2, LONG).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let later = Utc::now() + chrono::Duration::minutes(5);
+    store
+        .reschedule("w1", first_claim(claimed[0].id), later, "crm: 503")
+        .await
+        .unwrap();
+    // One of the two still queued is cancelled.
+    let queued: Vec<_> = runs
+        .iter()
+        .filter(|r| claimed.iter().all(|c| c.id != r.id))
+        .collect();
+    store.cancel(queued[0].id).await.unwrap();
+
+    let stats = store.stats(&StatsWindow::last(HOUR, MINUTE)).await.unwrap();
+    assert_eq!(stats.queues.len(), 1, "{:?}", stats.queues);
+    let queue = &stats.queues[0];
+    assert_eq!(queue.flow, "orders");
+    assert_eq!(
+        (queue.ready, queue.retrying, queue.waiting, queue.running),
+        (1, 1, 0, 1)
+    );
+    assert_eq!(
+        queue.next_retry_at.map(|t| t.timestamp_millis()),
+        Some(later.timestamp_millis())
+    );
+    let cancelled: u64 = stats.flows.iter().map(|b| b.cancelled).sum();
+    assert_eq!(cancelled, 1);
+}
+
+#[tokio::test]
 async fn step_totals_count_one_flows_attempts_by_step_and_outcome() {
     let (store, _dir) = open().await;
     let a = new_run("orders", None);
