@@ -112,7 +112,7 @@ function renderSummary(flows, connectors) {
       { class: "pair" },
       h(
         "div",
-        { class: "table-wrap" },
+        { class: "table-wrap", role: "region", "aria-label": "Flows, last hour", tabindex: "0" },
         h(
           "table",
           { id: "flow-summary" },
@@ -135,7 +135,7 @@ function renderSummary(flows, connectors) {
       ),
       h(
         "div",
-        { class: "table-wrap" },
+        { class: "table-wrap", role: "region", "aria-label": "Connectors, last hour", tabindex: "0" },
         h(
           "table",
           { id: "connector-summary" },
