@@ -1,18 +1,29 @@
 //! The dashboard in a real browser: the `patchbay` binary serves a project
 //! whose flow calls two mock upstreams, and `ui-tests/dashboard.test.mjs`
-//! (node's test runner driving Debian's chromium through playwright-core)
-//! follows a run, makes an upstream fail, finds the dead letter, fixes the
-//! upstream, replays it from the dashboard and reads the overview charts.
+//! (node's test runner driving a browser through WebDriver with
+//! selenium-webdriver) follows a run, makes an upstream fail, finds the dead
+//! letter, fixes the upstream, replays it from the dashboard (and another
+//! run with an edited input), follows a run's path on its flow's picture,
+//! draws every flow of the demo project (served by a second node) and
+//! reads the overview charts. On every page it takes a screenshot, runs axe-core
+//! (failing on a serious or critical finding) and checks that nothing
+//! makes the page scroll sideways.
 //!
-//! The browser and node packages are installed by `scripts/setup-browser`
-//! when missing. Without chromium or node the test fails when `CI=true`
-//! and is skipped, saying why, elsewhere. Screenshots of every page go to
-//! `target/ui-screenshots/` (or `$PATCHBAY_UI_SCREENSHOTS`).
+//! It runs four times, each against a node of its own: in Debian's chromium
+//! (through chromium-driver) and firefox-esr (through geckodriver, built
+//! from crates.io), each at a desktop's 1400×900 and a phone's 390×844.
+//!
+//! `scripts/setup-browser` installs what is missing: the browsers and
+//! drivers, geckodriver and the node packages. When something is still
+//! missing the test fails under `CI=true` and is skipped, saying why,
+//! elsewhere. Screenshots go to `target/ui-screenshots/` (or
+//! `$PATCHBAY_UI_SCREENSHOTS`), named `BROWSER-WxH-NN-page.png`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
@@ -20,6 +31,10 @@ use serde_json::json;
 use crate::support::{ORDER_FLOW, Patchbay, SHOP_CONNECTORS, TestProject, patchbay_run};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+const BROWSERS: [&str; 2] = ["chromium", "firefox"];
+const VIEWPORTS: [&str; 2] = ["1400x900", "390x844"];
 
 /// The shop's connectors, chat with a pinned version and a contract its
 /// replies do not quite fit; the dashboard signs in with an `operate`
@@ -64,13 +79,104 @@ steps:
   - transform: '.'
 ";
 
+/// A flow with a step after its call: when the call fails for good, the
+/// run page marks that step as never reached.
+const RELAY_FLOW: &str = "\
+trigger: { webhook: { path: /hooks/relay } }
+steps:
+  - id: post
+    call: chat POST /messages
+    body: '{text: \"relay \\(.amount)\"}'
+  - id: after
+    transform: '{relayed: .amount}'
+";
+
+/// The demo project (`examples/demo`) served by a node of its own, in a
+/// copy so its store stays out of the checkout, with its connectors
+/// pointed at `upstream`: the browser draws every one of its flows.
+fn demo_node(root: &Path, upstream: &str) -> (tempfile::TempDir, Patchbay) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&root.join("examples/demo"), dir.path());
+    let env: Vec<(&str, String)> = [
+        "DEMO_PAYMENTS_URL",
+        "DEMO_PAYMENTS_BACKUP_URL",
+        "DEMO_CRM_URL",
+        "DEMO_ERP_URL",
+        "DEMO_CHAT_URL",
+    ]
+    .into_iter()
+    .map(|name| (name, upstream.to_string()))
+    .chain(
+        [
+            "DEMO_PAYMENTS_KEY",
+            "DEMO_PAYMENTS_BACKUP_KEY",
+            "DEMO_CRM_KEY",
+            "DEMO_ERP_USER",
+            "DEMO_ERP_PASSWORD",
+        ]
+        .into_iter()
+        .map(|name| (name, "not-a-real-key".to_string())),
+    )
+    .collect();
+    let log = dir.path().join("patchbay.log");
+    let node = Patchbay::spawn(patchbay_run(dir.path(), &env), &log);
+    (dir, node)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
     let root = workspace_root();
-    if !browser_ready(&root) {
+    let Some(geckodriver) = browser_ready(&root) else {
         return;
+    };
+    let screenshots = std::env::var_os("PATCHBAY_UI_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target").join("ui-screenshots"));
+    // Every pairing runs, so one failure does not hide how the others did.
+    let mut failures = Vec::new();
+    for browser in BROWSERS {
+        for viewport in VIEWPORTS {
+            let started = Instant::now();
+            match run_in(&root, &geckodriver, &screenshots, browser, viewport).await {
+                Ok(report) => println!(
+                    "{browser} at {viewport}: passed in {:.0?}\n{report}",
+                    started.elapsed()
+                ),
+                Err(report) => failures.push(format!("--- {browser} at {viewport}:\n{report}")),
+            }
+        }
     }
+    println!("screenshots in {}", screenshots.display());
+    assert!(
+        failures.is_empty(),
+        "the browser test failed {} of {} times:\n{}",
+        failures.len(),
+        BROWSERS.len() * VIEWPORTS.len(),
+        failures.join("\n")
+    );
+}
 
+/// One run of `dashboard.test.mjs` in `browser` at `viewport`, against a
+/// node and upstreams of its own: its report, as an error when it failed.
+async fn run_in(
+    root: &Path,
+    geckodriver: &Path,
+    screenshots: &Path,
+    browser: &str,
+    viewport: &str,
+) -> Result<String, String> {
     let payments = MockUpstream::start().await;
     payments.route(
         "POST",
@@ -107,7 +213,11 @@ async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
     // A `400` from chat is permanent: the run goes dead at once.
     let project = TestProject::new(
         &root_config(),
-        &[("order", ORDER_FLOW), ("remind", REMIND_FLOW)],
+        &[
+            ("order", ORDER_FLOW),
+            ("remind", REMIND_FLOW),
+            ("relay", RELAY_FLOW),
+        ],
     );
     std::fs::write(project.path().join("chat.yaml"), CHAT_SPEC).unwrap();
     let log = project.path().join("patchbay.log");
@@ -122,10 +232,8 @@ async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
         ),
         &log,
     );
+    let (_demo_dir, demo) = demo_node(root, &payments.url());
 
-    let screenshots = std::env::var_os("PATCHBAY_UI_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target").join("ui-screenshots"));
     let mut command = Command::new("node");
     command
         .args([
@@ -139,26 +247,33 @@ async fn dashboard_follows_runs_dead_letters_and_replay_in_a_browser() {
         .env("PATCHBAY_TOKEN", &token)
         .env("PATCHBAY_WEBHOOK", format!("{}/hooks/order", node.base))
         .env("PATCHBAY_REMIND", format!("{}/hooks/remind", node.base))
+        .env("PATCHBAY_RELAY", format!("{}/hooks/relay", node.base))
+        .env("PATCHBAY_DEMO_URL", &demo.base)
         .env("PATCHBAY_MOCK_CONTROL", format!("{}/control", chat.url()))
-        .env("PATCHBAY_SCREENSHOTS", &screenshots)
-        .env("CHROMIUM", CHROMIUM);
+        .env("PATCHBAY_SCREENSHOTS", screenshots)
+        .env("BROWSER", browser)
+        .env("VIEWPORT", viewport)
+        .env("CHROMIUM", CHROMIUM)
+        .env("CHROMEDRIVER", CHROMEDRIVER)
+        .env("FIREFOX", FIREFOX)
+        .env("GECKODRIVER", geckodriver);
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .expect("the node task ends")
         .expect("node runs");
     let status = node.terminate();
+    demo.terminate();
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the browser test failed ({}):\n{stdout}\n{stderr}\n--- patchbay log:\n{}",
-        output.status,
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    println!("{stdout}");
-    println!("screenshots in {}", screenshots.display());
-    assert!(status.success(), "patchbay exited with {status}");
+    if !output.status.success() || !status.success() {
+        return Err(format!(
+            "node: {}, patchbay: {status}\n{stdout}\n{stderr}\n--- patchbay log:\n{}",
+            output.status,
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ));
+    }
+    Ok(stdout.into_owned())
 }
 
 fn workspace_root() -> PathBuf {
@@ -169,19 +284,39 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Whether chromium, node and the ui-tests packages are there, after
-/// `scripts/setup-browser` installed what was missing. When they are not:
-/// a failure under `CI=true`, a skip with the reason elsewhere.
-fn browser_ready(root: &Path) -> bool {
+/// Where `scripts/setup-browser` builds geckodriver.
+fn geckodriver() -> PathBuf {
+    std::env::var_os("PATCHBAY_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/patchbay/tools"))
+        })
+        .unwrap_or_default()
+        .join("bin/geckodriver")
+}
+
+/// geckodriver's path once the browsers, their drivers, node and the
+/// ui-tests packages are there, after `scripts/setup-browser` installed what
+/// was missing. When they are not: a failure under `CI=true`, a skip with
+/// the reason elsewhere.
+fn browser_ready(root: &Path) -> Option<PathBuf> {
+    let geckodriver = geckodriver();
     let missing = |root: &Path| {
-        let mut missing = Vec::new();
-        if !Path::new(CHROMIUM).exists() {
-            missing.push(CHROMIUM.to_string());
-        }
+        let mut missing: Vec<String> = [
+            Path::new(CHROMIUM),
+            Path::new(CHROMEDRIVER),
+            Path::new(FIREFOX),
+            &geckodriver,
+        ]
+        .into_iter()
+        .filter(|path| !path.exists())
+        .map(|path| path.display().to_string())
+        .collect();
         if !works("node") {
             missing.push("node".to_string());
         }
-        if !root.join("ui-tests/node_modules/playwright-core").exists() {
+        let modules = root.join("ui-tests/node_modules");
+        if !modules.join("selenium-webdriver").exists() || !modules.join("axe-core").exists() {
             missing.push("ui-tests/node_modules (npm ci)".to_string());
         }
         missing
@@ -203,7 +338,7 @@ fn browser_ready(root: &Path) -> bool {
     }
     let still = missing(root);
     if still.is_empty() {
-        return true;
+        return Some(geckodriver);
     }
     let why = format!(
         "the dashboard browser test needs {} (scripts/setup-browser installs them){}",
@@ -214,7 +349,7 @@ fn browser_ready(root: &Path) -> bool {
         panic!("{why}");
     }
     eprintln!("SKIPPED: {why}");
-    false
+    None
 }
 
 fn works(program: &str) -> bool {

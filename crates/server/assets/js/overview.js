@@ -199,7 +199,7 @@ function renderSummary(flows, connectors, health, win) {
   document.getElementById("summary").replaceChildren(
     h(
       "div",
-      { class: "table-wrap" },
+      { class: "table-wrap", role: "region", "aria-label": "Flows", tabindex: "0" },
       h(
         "table",
         { id: "flow-summary" },
@@ -227,7 +227,7 @@ function renderSummary(flows, connectors, health, win) {
     ),
     h(
       "div",
-      { class: "table-wrap" },
+      { class: "table-wrap", role: "region", "aria-label": "Connectors", tabindex: "0" },
       h(
         "table",
         { id: "connector-summary" },
