@@ -389,6 +389,24 @@ impl Connectors {
         Ok(Connectors { by_name, masker })
     }
 
+    /// Takes over, for each connector that calls the same base URL as one
+    /// of `earlier` (the connectors a configuration reload replaces), what
+    /// that one saw: its calls of the last hour, its last error, the
+    /// upstream's quota and deprecation notices. The figures describe the
+    /// upstream, not the configuration, so a reload must not blank them.
+    /// Breakers, rate limits and tokens start afresh with their settings.
+    pub fn carry_over_from(&self, earlier: &Connectors) {
+        for (name, connector) in &self.by_name {
+            if let Some(old) = earlier.by_name.get(name)
+                && old.base_url == connector.base_url
+                && !Arc::ptr_eq(old, connector)
+            {
+                connector.recent.adopt(&old.recent);
+                connector.notices.adopt(&old.notices);
+            }
+        }
+    }
+
     /// Masks the credentials of every connector (see [`crate::redact`]).
     pub fn masker(&self) -> &Masker {
         &self.masker

@@ -57,6 +57,22 @@ pub(crate) struct Notices {
 }
 
 impl Notices {
+    /// Takes over `earlier`'s notices (see [`crate::recent::RecentCalls::adopt`]).
+    pub(crate) fn adopt(&self, earlier: &Notices) {
+        let newest = earlier
+            .newest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let logged = earlier
+            .logged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        *self.newest.lock().unwrap_or_else(PoisonError::into_inner) = newest;
+        *self.logged.lock().unwrap_or_else(PoisonError::into_inner) = logged;
+    }
+
     /// Looks at an answer's headers (names lower case); `endpoint` is the
     /// request (`GET /v1/contacts`). Returns the notice the answer carries,
     /// if any, and whether this connector has not logged it yet.

@@ -97,6 +97,17 @@ pub struct UpstreamQuota {
 }
 
 impl RecentCalls {
+    /// Takes over `earlier`'s history: what the connector this one replaces
+    /// (a configuration reload) saw of the same upstream.
+    pub(crate) fn adopt(&self, earlier: &RecentCalls) {
+        let minutes = lock(&earlier.minutes).clone();
+        let last_error = lock(&earlier.last_error).clone();
+        let quota = lock(&earlier.quota).clone();
+        *lock(&self.minutes) = minutes;
+        *lock(&self.last_error) = last_error;
+        *lock(&self.quota) = quota;
+    }
+
     /// Counts one finished call that took `elapsed`.
     pub(crate) fn record(&self, elapsed: Duration, result: &Result<Response, CallError>) {
         self.record_at(SystemTime::now(), elapsed, result);

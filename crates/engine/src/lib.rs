@@ -550,6 +550,7 @@ impl Engine {
             self.inner.membership.node_id(),
             &self.inner.clock,
         );
+        connectors.carry_over_from(&current.connectors);
         if let Some(executor) = &self.inner.executor {
             let old = executor.load();
             // The pool's threads are kept unless the budgets changed.

@@ -465,3 +465,60 @@ async fn identical_errors_are_grouped_and_a_group_is_replayed_at_once() {
     assert_eq!(nothing["replayed"], json!([]));
     node.stop_cleanly();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_statistics_survive_a_configuration_reload() {
+    let (_crm, project, node) = tokened_contacts_node().await;
+    let base = node.base.clone();
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: String| {
+        client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+    };
+    // One call, refused: one call and one error on the connector.
+    call(reqwest::Method::POST, "/api/v1/flows/contacts/runs".into())
+        .json(&json!({ "name": "Ada" }))
+        .send()
+        .await
+        .unwrap();
+    let health = || async {
+        call(reqwest::Method::GET, "/api/v1/connectors/crm".into())
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            health().await["recent"]["calls"] == 1
+        })
+        .await
+    );
+    // A change on disk, reloaded: the connectors are built again.
+    std::fs::write(
+        project.path().join("flows/other.yaml"),
+        "trigger: { manual: {} }\nsteps:\n  - transform: .\n",
+    )
+    .unwrap();
+    let reloaded: Value = call(reqwest::Method::POST, "/api/v1/config/reload".into())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reloaded["changed"], true, "{reloaded}");
+    let after = health().await;
+    assert_eq!(after["recent"]["calls"], 1, "{after}");
+    assert_eq!(after["recent"]["errors"], 1, "{after}");
+    assert!(
+        after["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("400")),
+        "{after}"
+    );
+    node.stop_cleanly();
+}

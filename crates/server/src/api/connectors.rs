@@ -3,7 +3,8 @@
 //! newest deprecation notice, and the contract drift recorded.
 //!
 //! These figures live in the node's memory (every node has its own
-//! connectors), and a configuration reload resets them; drift is read from
+//! connectors; a restart resets them, a configuration reload keeps them, see
+//! `Connectors::carry_over_from`); drift is read from
 //! the store, so it covers every node and survives reloads.
 
 use std::time::{Duration, Instant};
