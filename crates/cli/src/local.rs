@@ -145,8 +145,8 @@ pub async fn prepared(dir: &Path) -> anyhow::Result<Prepared> {
 pub async fn config(dir: &Path) -> anyhow::Result<Value> {
     let prepared = prepared(dir).await?;
     let build = &prepared.build;
-    let mut connectors: Vec<String> = build.project.config.connectors.keys().cloned().collect();
-    connectors.sort();
+    // By name, as the node lists them (the map is sorted).
+    let connectors: Vec<String> = build.project.config.connectors.keys().cloned().collect();
     Ok(documents::config(
         &build.plan,
         chrono::Utc::now(),
@@ -154,8 +154,10 @@ pub async fn config(dir: &Path) -> anyhow::Result<Value> {
     ))
 }
 
-/// Only the store's location is needed to read runs: a project whose
-/// secrets are not in this shell's environment stays inspectable.
+/// The project's store, opened (and created when new) for the commands
+/// that change runs. Only its location is read from the project, so a
+/// project whose secrets are not in this shell's environment can still be
+/// operated.
 pub async fn open_for_writing(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     let project = match patchbay_config::Project::load_partial(dir, &ProcessEnv) {
         Ok((project, _)) => project,

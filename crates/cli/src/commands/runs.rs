@@ -171,10 +171,10 @@ async fn list(
 /// The run's document, `None` when there is no such run.
 async fn show(id: &str, place: &Place) -> anyhow::Result<Option<serde_json::Value>> {
     if let Some(remote) = place.remote()? {
-        return match remote.get(&format!("/api/v1/runs/{}", segment(id))).await {
-            Ok(document) => Ok(Some(document)),
-            Err(e) => Err(e),
-        };
+        return remote
+            .get(&format!("/api/v1/runs/{}", segment(id)))
+            .await
+            .map(Some);
     }
     local::run(&place.project, parse_id(id)?).await
 }

@@ -37,6 +37,40 @@ fn json_of(args: &[&str], output: &Output) -> Value {
     })
 }
 
+/// `GET url` with the admin token, as JSON.
+async fn admin_get(url: String) -> Value {
+    admin(reqwest::Method::GET, url, None).await
+}
+
+/// `POST url` with `body` and the admin token, as JSON.
+async fn admin_post(url: String, body: Value) -> Value {
+    admin(reqwest::Method::POST, url, Some(body)).await
+}
+
+async fn admin(method: reqwest::Method, url: String, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Starts a run of `contacts` with `input`; its id.
+async fn start_contact(base: &str, input: Value) -> String {
+    let answer = admin_post(format!("{base}/api/v1/flows/contacts/runs"), input).await;
+    answer["run_id"].as_str().unwrap().to_string()
+}
+
+/// Whether the run `id` reaches `status` within ten seconds.
+async fn reaches(base: &str, id: &str, status: &str) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        admin_get(format!("{base}/api/v1/runs/{id}")).await["run"]["status"] == status
+    })
+    .await
+}
+
 /// What may differ between two reads of the same thing: when the
 /// configuration was loaded (now, for a local read).
 fn settled(mut document: Value) -> Value {
@@ -87,52 +121,15 @@ async fn every_list_and_show_command_prints_a_table_and_the_same_json_locally_an
     let (crm, project, node) = tokened_contacts_node().await;
     let base = node.base.clone();
     let dir = project.path().to_str().unwrap().to_string();
-    let client = reqwest::Client::new();
 
     // Something in every list: a dead run (crm refuses), a succeeded one,
     // a secret, audit entries.
-    let trigger = |input: Value| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            let answer: Value = client
-                .post(format!("{base}/api/v1/flows/contacts/runs"))
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&input)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["run_id"].as_str().unwrap().to_string()
-        }
-    };
-    let dead = trigger(json!({ "name": "Ada" })).await;
-    let ended = |id: String, status: &'static str| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            eventually(Duration::from_secs(10), || async {
-                let run: Value = client
-                    .get(format!("{base}/api/v1/runs/{id}"))
-                    .bearer_auth(ADMIN_TOKEN)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                run["run"]["status"] == status
-            })
-            .await
-        }
-    };
-    assert!(ended(dead.clone(), "dead").await, "the run did not die");
+    let dead = start_contact(&base, json!({ "name": "Ada" })).await;
+    assert!(reaches(&base, &dead, "dead").await, "the run did not die");
     crm.route("POST", "/contacts", Reply::json(201, json!({ "id": 7 })));
-    let ok = trigger(json!({ "name": "Grace" })).await;
-    assert!(ended(ok.clone(), "succeeded").await);
-    let set = client
+    let ok = start_contact(&base, json!({ "name": "Grace" })).await;
+    assert!(reaches(&base, &ok, "succeeded").await);
+    let set = reqwest::Client::new()
         .put(format!("{base}/api/v1/secrets/crm_token"))
         .bearer_auth(ADMIN_TOKEN)
         .json(&json!({ "value": "t0ken-value" }))
@@ -240,7 +237,6 @@ async fn a_dead_run_replayed_with_an_edited_input_succeeds_and_keeps_both_inputs
     let (crm, project, node) = tokened_contacts_node().await;
     let base = node.base.clone();
     let dir = project.path().to_str().unwrap().to_string();
-    let client = reqwest::Client::new();
     // The upstream refuses a contact without an e-mail address.
     crm.route_fn("POST", "/contacts", |request| {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
@@ -250,39 +246,12 @@ async fn a_dead_run_replayed_with_an_edited_input_succeeds_and_keeps_both_inputs
             Reply::json(422, json!({ "error": "email is required" }))
         }
     });
-    let answer: Value = client
-        .post(format!("{base}/api/v1/flows/contacts/runs"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "name": "Ada" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = answer["run_id"].as_str().unwrap().to_string();
+    let id = start_contact(&base, json!({ "name": "Ada" })).await;
     let status = |id: String| {
-        let client = client.clone();
         let base = base.clone();
-        async move {
-            let run: Value = client
-                .get(format!("{base}/api/v1/runs/{id}"))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            run
-        }
+        async move { admin_get(format!("{base}/api/v1/runs/{id}")).await }
     };
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            status(id.clone()).await["run"]["status"] == "dead"
-        })
-        .await
-    );
+    assert!(reaches(&base, &id, "dead").await);
 
     // An input that is not JSON is refused, and the run stays dead.
     let mut bad = Command::new(binary());
@@ -309,10 +278,7 @@ async fn a_dead_run_replayed_with_an_edited_input_succeeds_and_keeps_both_inputs
         String::from_utf8_lossy(&replayed.stderr)
     );
     assert!(
-        eventually(Duration::from_secs(10), || async {
-            status(id.clone()).await["run"]["status"] == "succeeded"
-        })
-        .await,
+        reaches(&base, &id, "succeeded").await,
         "the replayed run did not succeed"
     );
     let document = status(id.clone()).await;
@@ -375,44 +341,19 @@ async fn a_dead_run_replayed_with_an_edited_input_succeeds_and_keeps_both_inputs
 async fn identical_errors_are_grouped_and_a_group_is_replayed_at_once() {
     let (crm, _project, node) = tokened_contacts_node().await;
     let base = node.base.clone();
-    let client = reqwest::Client::new();
     let mut ids = Vec::new();
     for name in ["Ada", "Grace", "Edsger"] {
-        let answer: Value = client
-            .post(format!("{base}/api/v1/flows/contacts/runs"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        ids.push(answer["run_id"].as_str().unwrap().to_string());
+        ids.push(start_contact(&base, json!({ "name": name })).await);
     }
-    let get = |path: String| {
-        let client = client.clone();
-        async move {
-            client
-                .get(path)
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
     assert!(
         eventually(Duration::from_secs(10), || async {
-            let dead = get(format!("{base}/api/v1/dead-letters")).await;
+            let dead = admin_get(format!("{base}/api/v1/dead-letters")).await;
             dead["items"].as_array().map(Vec::len) == Some(3)
         })
         .await
     );
 
-    let groups = get(format!("{base}/api/v1/errors")).await;
+    let groups = admin_get(format!("{base}/api/v1/errors")).await;
     let items = groups["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{groups}");
     let group = &items[0];
@@ -423,21 +364,16 @@ async fn identical_errors_are_grouped_and_a_group_is_replayed_at_once() {
     let error = group["error"].as_str().unwrap().to_string();
     assert!(error.contains("answered 400"), "{error}");
     // No succeeded run has an error to group; other flows have none.
-    let none = get(format!("{base}/api/v1/errors?flow=other")).await;
+    let none = admin_get(format!("{base}/api/v1/errors?flow=other")).await;
     assert_eq!(none["items"], json!([]));
 
     // The group replayed as one, once the upstream is fixed.
     crm.route("POST", "/contacts", Reply::json(201, json!({ "id": 1 })));
-    let replayed: Value = client
-        .post(format!("{base}/api/v1/dead-letters/replay"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "flow": "contacts", "error": error }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let replayed = admin_post(
+        format!("{base}/api/v1/dead-letters/replay"),
+        json!({ "flow": "contacts", "error": error }),
+    )
+    .await;
     assert_eq!(
         replayed["replayed"].as_array().map(Vec::len),
         Some(3),
@@ -445,23 +381,18 @@ async fn identical_errors_are_grouped_and_a_group_is_replayed_at_once() {
     );
     assert!(
         eventually(Duration::from_secs(10), || async {
-            let groups = get(format!("{base}/api/v1/errors")).await;
+            let groups = admin_get(format!("{base}/api/v1/errors")).await;
             groups["items"] == json!([])
         })
         .await,
         "the replayed runs did not succeed"
     );
     // An error no dead run has replays nothing.
-    let nothing: Value = client
-        .post(format!("{base}/api/v1/dead-letters/replay"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "error": "no such error" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nothing = admin_post(
+        format!("{base}/api/v1/dead-letters/replay"),
+        json!({ "error": "no such error" }),
+    )
+    .await;
     assert_eq!(nothing["replayed"], json!([]));
     node.stop_cleanly();
 }
@@ -470,27 +401,9 @@ async fn identical_errors_are_grouped_and_a_group_is_replayed_at_once() {
 async fn connector_statistics_survive_a_configuration_reload() {
     let (_crm, project, node) = tokened_contacts_node().await;
     let base = node.base.clone();
-    let client = reqwest::Client::new();
-    let call = |method: reqwest::Method, path: String| {
-        client
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(ADMIN_TOKEN)
-    };
     // One call, refused: one call and one error on the connector.
-    call(reqwest::Method::POST, "/api/v1/flows/contacts/runs".into())
-        .json(&json!({ "name": "Ada" }))
-        .send()
-        .await
-        .unwrap();
-    let health = || async {
-        call(reqwest::Method::GET, "/api/v1/connectors/crm".into())
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    start_contact(&base, json!({ "name": "Ada" })).await;
+    let health = || admin_get(format!("{base}/api/v1/connectors/crm"));
     assert!(
         eventually(Duration::from_secs(10), || async {
             health().await["recent"]["calls"] == 1
@@ -503,13 +416,7 @@ async fn connector_statistics_survive_a_configuration_reload() {
         "trigger: { manual: {} }\nsteps:\n  - transform: .\n",
     )
     .unwrap();
-    let reloaded: Value = call(reqwest::Method::POST, "/api/v1/config/reload".into())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reloaded = admin_post(format!("{base}/api/v1/config/reload"), json!({})).await;
     assert_eq!(reloaded["changed"], true, "{reloaded}");
     let after = health().await;
     assert_eq!(after["recent"]["calls"], 1, "{after}");

@@ -90,6 +90,7 @@ pub(crate) fn marks(
         RunStatus::Succeeded | RunStatus::Dead | RunStatus::Skipped | RunStatus::Cancelled
     );
     let mut marks = HashMap::new();
+    // In journal order: a failed step that a later attempt passed is done.
     for entry in journal.iter().filter(|e| e.current && e.item.is_none()) {
         let mark = match entry.status {
             StepStatus::Succeeded => Mark::Done,
@@ -98,7 +99,6 @@ pub(crate) fn marks(
         };
         marks.insert(entry.step_id.clone(), mark);
     }
-    // A failed step that a later attempt passed is done.
     let mut all = Vec::new();
     every_step(&flow.steps, &mut all);
     for step in all {

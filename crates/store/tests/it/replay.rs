@@ -18,6 +18,22 @@ fn dead(error: &str) -> RunOutcome {
     }
 }
 
+/// A run of `orders` that journalled one step, then died with `error`.
+async fn one_dead_run(store: &dyn Store, error: &str) -> patchbay_store::NewRun {
+    let run = new_run("orders", None);
+    store.enqueue(std::slice::from_ref(&run)).await.unwrap();
+    store.claim("w1", 1, LONG).await.unwrap();
+    store
+        .record_step("w1", &entry(run.id, 0, None), None)
+        .await
+        .unwrap();
+    store
+        .finish("w1", first_claim(run.id), &dead(error))
+        .await
+        .unwrap();
+    run
+}
+
 #[tokio::test]
 async fn reschedule_queues_the_run_for_later_and_keeps_its_journal() {
     let (store, _dir) = open().await;
@@ -178,17 +194,7 @@ async fn replay_dead_takes_every_dead_run_of_a_flow_over_several_batches() {
 #[tokio::test]
 async fn replay_from_the_start_sets_the_journal_aside() {
     let (store, _dir) = open().await;
-    let run = new_run("orders", None);
-    store.enqueue(std::slice::from_ref(&run)).await.unwrap();
-    store.claim("w1", 1, LONG).await.unwrap();
-    store
-        .record_step("w1", &entry(run.id, 0, None), None)
-        .await
-        .unwrap();
-    store
-        .finish("w1", first_claim(run.id), &dead("boom"))
-        .await
-        .unwrap();
+    let run = one_dead_run(store.as_ref(), "boom").await;
 
     assert_eq!(store.replay(&[run.id], true).await.unwrap(), vec![run.id]);
     let again = store.claim("w1", 1, LONG).await.unwrap();
@@ -204,18 +210,8 @@ async fn replay_from_the_start_sets_the_journal_aside() {
 #[tokio::test]
 async fn replay_with_an_edited_input_starts_over_and_keeps_every_earlier_input() {
     let (store, _dir) = open().await;
-    let run = new_run("orders", None);
+    let run = one_dead_run(store.as_ref(), "bad amount").await;
     let first_input = run.input.clone();
-    store.enqueue(std::slice::from_ref(&run)).await.unwrap();
-    store.claim("w1", 1, LONG).await.unwrap();
-    store
-        .record_step("w1", &entry(run.id, 0, None), None)
-        .await
-        .unwrap();
-    store
-        .finish("w1", first_claim(run.id), &dead("bad amount"))
-        .await
-        .unwrap();
 
     let corrected = json!({ "amount": 100, "note": "fixed by hand" });
     assert!(store.replay_with_input(run.id, &corrected).await.unwrap());
