@@ -165,6 +165,15 @@ enum TokenHttpError {
     Transport(String),
     #[error("the token endpoint answered {0}")]
     Status(u16),
+    /// An OAuth error document with a status that says "later": a 5xx,
+    /// 408 or 429. The status decides transience, as for any call; the
+    /// document's code (`server_error`, say) only explains.
+    #[error("the token endpoint answered {status}: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Unavailable {
+        status: u16,
+        code: String,
+        description: Option<String>,
+    },
     #[error("the token endpoint's response is larger than {MAX_TOKEN_RESPONSE_BYTES} bytes")]
     TooLarge,
     #[error("cannot build the token request")]
@@ -586,9 +595,8 @@ impl OAuth2 {
             RequestTokenError::Request(error) => {
                 let transient = match &error {
                     TokenHttpError::Transport(_) => true,
-                    TokenHttpError::Status(status) => {
-                        *status >= 500 || *status == 408 || *status == 429
-                    }
+                    TokenHttpError::Status(status) => temporary(*status),
+                    TokenHttpError::Unavailable { .. } => true,
                     TokenHttpError::TooLarge
                     | TokenHttpError::Request
                     | TokenHttpError::Refused(_) => false,
@@ -711,10 +719,22 @@ async fn post(
         }
         body.extend_from_slice(&chunk);
     }
-    if status != reqwest::StatusCode::OK && !is_error_response(&body) {
-        // Not an OAuth error document (an HTML 502 page, say): the status
-        // is all there is to say, and it decides whether to try again.
-        return Err(TokenHttpError::Status(status.as_u16()));
+    if status != reqwest::StatusCode::OK {
+        let Some((code, description)) = error_document(&body) else {
+            // Not an OAuth error document (an HTML 502 page, say): the
+            // status is all there is to say, and it decides whether to try
+            // again.
+            return Err(TokenHttpError::Status(status.as_u16()));
+        };
+        if temporary(status.as_u16()) {
+            return Err(TokenHttpError::Unavailable {
+                status: status.as_u16(),
+                code,
+                description,
+            });
+        }
+        // A refusal (`invalid_client`, `invalid_grant`...): the `oauth2`
+        // crate reads the document.
     }
     let mut out = ::oauth2::HttpResponse::new(body);
     *out.status_mut() = status;
@@ -722,11 +742,21 @@ async fn post(
     Ok(out)
 }
 
-/// Whether a non-200 body is an RFC 6749 §5.2 error document.
-fn is_error_response(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .is_some_and(|doc| doc.get("error").is_some_and(Value::is_string))
+/// The `error` and `error_description` of an RFC 6749 §5.2 error
+/// document; `None` when the body is not one.
+fn error_document(body: &[u8]) -> Option<(String, Option<String>)> {
+    let doc = serde_json::from_slice::<Value>(body).ok()?;
+    let code = doc.get("error")?.as_str()?.to_string();
+    let description = doc
+        .get("error_description")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some((code, description))
+}
+
+/// Whether an HTTP status says the token endpoint may answer later.
+fn temporary(status: u16) -> bool {
+    status >= 500 || status == 408 || status == 429
 }
 
 fn token_type_name(token_type: &BasicTokenType) -> &str {

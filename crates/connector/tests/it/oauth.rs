@@ -493,6 +493,78 @@ async fn token_endpoint_failures_are_auth_errors() {
     assert!(error.to_string().contains("cannot reach"), "{error}");
 }
 
+#[tokio::test]
+async fn a_token_endpoint_answering_5xx_or_429_is_retried_like_any_upstream() {
+    let (server, api) = setup().await;
+    let connector = connector(&api, &server.token_url(), "");
+    // An OAuth error document with a status that says "later": the status
+    // decides, whatever the code says.
+    for (status, code) in [
+        (503, "server_error"),
+        (500, "server_error"),
+        (429, "slow_down"),
+    ] {
+        server.mock().script(
+            "POST",
+            TOKEN_PATH,
+            [Reply::json(
+                status,
+                json!({"error": code, "error_description": format!("not now {CLIENT_SECRET}")}),
+            )],
+        );
+        let error = call_err(&connector, &request("GET", "/contacts")).await;
+        assert_eq!(error.class(), CallClass::Auth, "{error}");
+        assert!(error.is_transient(), "{status}: {error}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&status.to_string()) && message.contains(code),
+            "{message}"
+        );
+        assert_hidden(&message, CLIENT_SECRET);
+    }
+    // A refusal stays permanent, whatever else it says.
+    server.mock().script(
+        "POST",
+        TOKEN_PATH,
+        [Reply::json(400, json!({"error": "invalid_grant"}))],
+    );
+    let error = call_err(&connector, &request("GET", "/contacts")).await;
+    assert!(!error.is_transient(), "{error}");
+
+    // With retries, a token endpoint that fails twice with 503 and then
+    // answers costs the call nothing but time: one call reaches the API.
+    let retrying = build_with(
+        &format!(
+            "dangerous_allow_private: true\nurl: {}\nretry: {{ attempts: 3, backoff: {{ min: 10ms, max: 20ms }} }}\n\
+             auth:\n  oauth2:\n    token_url: \"{}\"\n    client_id: {CLIENT_ID}\n    client_secret: \"${{env:CRM_SECRET}}\"\n",
+            api.url(),
+            server.token_url()
+        ),
+        &env(&[("CRM_SECRET", CLIENT_SECRET)]),
+    );
+    let before = server.token_requests();
+    let calls = api.request_count();
+    server.mock().script(
+        "POST",
+        TOKEN_PATH,
+        [
+            Reply::json(503, json!({"error": "server_error"})),
+            Reply::json(503, json!({"error": "server_error"})),
+        ],
+    );
+    let delivered = retrying
+        .send(&request("GET", "/contacts"), retrying.retry_policy())
+        .await
+        .unwrap_or_else(|undelivered| panic!("{}", undelivered.error));
+    assert_eq!(delivered.attempts, 3);
+    assert_eq!(
+        server.token_requests() - before,
+        3,
+        "two failures, then a token"
+    );
+    assert_eq!(api.request_count() - calls, 1, "one call upstream");
+}
+
 fn connector_to_port(api: &MockUpstream) -> Connector {
     connector(
         api,
