@@ -29,7 +29,7 @@ FROM runs
 WHERE status = ?1 AND status <> 'succeeded' AND error IS NOT NULL AND (?2 IS NULL OR flow = ?2)
 GROUP BY flow, error
 ORDER BY count DESC, flow, error
-LIMIT ?3";
+LIMIT +?3";
 
 pub(super) async fn error_groups(
     reader: &SqlitePool,
