@@ -122,10 +122,12 @@ pub enum CallError {
     },
     /// Never sent: its turn under the rate limit (or the end of the
     /// upstream's pause) lies beyond the connector's `max_wait`.
+    // The message states what happened, never when to try again: it is
+    // kept with a run that may have given up long since. `retry_in`
+    // schedules the retry.
     #[error(
-        "{connector}: {method} {path} not sent: rate limited (waited {}ms{})",
-        .waited.as_millis(),
-        retry_in_suffix(.retry_in)
+        "{connector}: {method} {path} not sent: rate limited (waited {}ms)",
+        .waited.as_millis()
     )]
     RateLimited {
         connector: String,
@@ -138,10 +140,8 @@ pub enum CallError {
     },
     /// Never sent: the upstream has been failing and the connector's circuit
     /// breaker is open. Returned at once, without retries.
-    #[error(
-        "{connector}: circuit breaker open, call not sent (retry in {}ms)",
-        .retry_in.as_millis()
-    )]
+    // As for `RateLimited`: no "retry in" in a message a dead run keeps.
+    #[error("{connector}: circuit breaker open, call not sent")]
     CircuitOpen {
         connector: String,
         /// When the breaker lets a probe call through.
@@ -202,13 +202,6 @@ pub enum RedirectRefusal {
     TooMany { max: u32 },
     #[error("the `Location` header is missing or not a usable http(s) URL")]
     BadLocation,
-}
-
-fn retry_in_suffix(retry_in: &Option<Duration>) -> String {
-    match retry_in {
-        Some(wait) => format!("; next slot in {}ms", wait.as_millis()),
-        None => String::new(),
-    }
 }
 
 fn excerpt_suffix(body: &str) -> String {

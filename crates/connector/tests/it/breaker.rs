@@ -51,6 +51,13 @@ async fn sit_out(connector: &Connector) {
         .retry_after()
         .expect("an open breaker says when");
     assert!(retry_in <= Duration::from_millis(300), "{retry_in:?}");
+    // When to try again is for the scheduler; the message, which a dead
+    // run keeps, states what happened.
+    let message = failed.error.to_string();
+    assert!(
+        message.ends_with("circuit breaker open, call not sent"),
+        "{message}"
+    );
     tokio::time::sleep(retry_in).await;
 }
 

@@ -340,6 +340,11 @@ async fn a_pause_beyond_max_wait_fails_fast_without_a_request() {
     assert!(refused.error.is_transient());
     let retry_in = refused.error.retry_after().expect("a retry hint");
     assert!(retry_in > Duration::from_secs(28), "{retry_in:?}");
+    let message = refused.error.to_string();
+    assert!(
+        message.contains("rate limited (waited") && !message.contains("next slot"),
+        "{message}"
+    );
     assert_eq!(mock.request_count(), 1, "nothing was sent during the pause");
 }
 
