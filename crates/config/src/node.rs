@@ -199,6 +199,13 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'_> {
         let result = match &node.value {
             NodeValue::Bool(v) => visitor.visit_string(v.to_string()),
             NodeValue::Number(n) => visitor.visit_string(n.to_string()),
+            // `{a: 1}` and `[.a, .b]` are jq programs and YAML collections:
+            // unquoted, YAML reads them as the latter.
+            NodeValue::Map(_) | NodeValue::Seq(_) => Err(de::Error::custom(format!(
+                "expected text, found {}; a jq expression such as `{{a: 1}}` or `[.a]` \
+                 must be quoted, as in `'{{a: 1}}'`",
+                node.value.type_name()
+            ))),
             _ => return self.deserialize_any(visitor),
         };
         result.map_err(|e: NodeError| e.at(node.line, node.column))

@@ -139,6 +139,11 @@ fn check_options(config: &VerifyConfig, problem: &mut dyn FnMut(String)) {
                 Some(name) if !is_header_name(name) => problem(format!(
                     "`timestamp_header: {name}` is not a valid header name"
                 )),
+                // One header cannot carry both: the signature would be
+                // read as the timestamp, and every delivery refused.
+                Some(name) if name.eq_ignore_ascii_case(header) => problem(format!(
+                    "`timestamp_header` and `header` are both `{name}`; they must differ"
+                )),
                 None if tolerance.is_some() => {
                     problem("`tolerance` needs `timestamp_header`".into())
                 }

@@ -148,6 +148,104 @@ steps:
 }
 
 #[test]
+fn a_misspelt_step_id_in_steps_is_reported_with_the_closest_id() {
+    let report = check(&[(
+        "orders",
+        "\
+trigger: { manual: {} }
+steps:
+  - id: charge
+    call: erp POST /charges
+  - id: route
+    switch:
+      cases:
+        - name: big
+          when: '$steps.charge.body.amount > 100'
+          steps:
+            - id: flagged
+              transform: '{flag: true}'
+      default: []
+  - transform: '{id: $steps.chrage.body.id, again: $steps.chrage.body.ref}'
+  - transform: '{flag: $steps.flagged.flag, n: ($steps.nothing_like_it // 0)}'
+",
+    )]);
+    // Reported once per expression, with the closest id when there is one;
+    // ids anywhere in the flow (a branch's `flagged`) are known.
+    assert_eq!(report.matches("`$steps.chrage`").count(), 1, "{report}");
+    assert!(report.contains("did you mean `charge`?"), "{report}");
+    assert!(report.contains("flows/orders.yaml:15"), "{report}");
+    assert!(report.contains("`$steps.nothing_like_it`"), "{report}");
+    assert!(!report.contains("flagged`"), "{report}");
+    assert!(!report.contains("`$steps.charge`"), "{report}");
+    // The same flow spelt right compiles.
+    compile(
+        "\
+trigger: { manual: {} }
+steps:
+  - id: charge
+    call: erp POST /charges
+  - transform: '{id: $steps.charge.body.id, step: $steps}'
+",
+    );
+}
+
+#[test]
+fn a_bad_schedule_and_the_flows_other_problems_are_all_reported() {
+    let report = check(&[
+        (
+            "cron",
+            "\
+trigger: { schedule: \"61 * * * *\" }
+steps:
+  - call: erp GET /x
+    query: {a: 1}
+  - transform: '{a: .b | nosuchfn}'
+",
+        ),
+        (
+            "zone",
+            "\
+trigger: { schedule: { cron: \"0 9 * * *\", tz: Europe/Paris } }
+steps:
+  - transform: '.'
+",
+        ),
+        (
+            "number",
+            "\
+trigger: { schedule: 5 }
+steps:
+  - transform: '.'
+",
+        ),
+    ]);
+    // The cron, the unquoted jq and the unknown function: each with its line.
+    assert!(
+        report.contains("flows/cron.yaml:1:12: flow `cron`: invalid cron expression `61 * * * *`"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "flows/cron.yaml:4:12: flow `cron` step 1: expected text, found a mapping; \
+             a jq expression such as `{a: 1}` or `[.a]` must be quoted"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("flows/cron.yaml:5:16: flow `cron` step 2: invalid jq in `transform`"),
+        "{report}"
+    );
+    // An unknown key of a zoned schedule is not ignored (it was: `tz` for
+    // `timezone` ran the flow in UTC).
+    assert!(report.contains("unknown key `tz`"), "{report}");
+    assert!(
+        report.contains("expected a cron expression in quotes"),
+        "{report}"
+    );
+    assert!(!report.contains("did not match any variant"), "{report}");
+}
+
+#[test]
 fn branches_nest_only_so_deep() {
     let mut flow = String::from("trigger: { manual: {} }\nsteps:\n");
     let mut indent = String::from("  ");

@@ -138,6 +138,14 @@ fn scheme_options_are_checked() {
     );
 
     let text = errors(
+        "    path: /hooks/a\n    verify: { hmac: { secret: s, header: X-Sig, timestamp_header: x-sig } }\n",
+    );
+    assert!(
+        text.contains("`timestamp_header` and `header` are both `x-sig`; they must differ"),
+        "{text}"
+    );
+
+    let text = errors(
         "    path: /hooks/a\n    verify: { standard_webhooks: { secret: \"${env:HOOK_SECRET}\", tolerance: 0s } }\n",
     );
     assert!(

@@ -78,6 +78,9 @@ pub(crate) struct Compiler<'a> {
     index: usize,
     /// Every step id seen in the flow, with the label of its step.
     ids: HashMap<String, String>,
+    /// The id of every step of the flow compiled so far, configured or
+    /// default, at any depth: what `$steps.ID` may name.
+    pub(super) step_ids: HashSet<String>,
     /// The id of the step being compiled.
     step_id: String,
     depth: usize,
@@ -142,6 +145,7 @@ impl<'a> Compiler<'a> {
             label: String::new(),
             index: 0,
             ids: HashMap::new(),
+            step_ids: HashSet::new(),
             step_id: String::new(),
             depth: 0,
             awaits_reply: Some(false),
@@ -221,6 +225,7 @@ impl<'a> Compiler<'a> {
                 self.step(step, step.name(index))
             })
             .collect();
+        self.check_step_references();
         self.check_reads();
         (self.report.len() == before).then_some(compiled)
     }
@@ -271,6 +276,7 @@ impl<'a> Compiler<'a> {
 
     fn step(&mut self, step: &Located<StepConfig>, id: String) -> Option<StepPlan> {
         let before = self.report.len();
+        self.step_ids.insert(id.clone());
         self.check_id(step);
         let kind = self.kind_of(step)?;
         let fields = Node::mapping(step, step.fields.clone());

@@ -405,7 +405,7 @@ pub(crate) fn literal_query(template: &str) -> Vec<String> {
 
 /// The line and column of byte `offset` of an expression's source: its
 /// own line when the expression is on one line, else the line it is on.
-fn position(source: &Located<String>, offset: usize) -> (u64, u64) {
+pub(super) fn position(source: &Located<String>, offset: usize) -> (u64, u64) {
     let before = &source.value[..offset.min(source.value.len())];
     let newlines = before.matches('\n').count() as u64;
     if newlines == 0 {
@@ -417,7 +417,7 @@ fn position(source: &Located<String>, offset: usize) -> (u64, u64) {
 
 impl Compiler<'_> {
     /// Runs `report` with the label of the step an expression belongs to.
-    fn at_label(&mut self, label: &str, report: impl FnOnce(&mut Self)) {
+    pub(super) fn at_label(&mut self, label: &str, report: impl FnOnce(&mut Self)) {
         let current = std::mem::replace(&mut self.label, label.to_string());
         report(self);
         self.label = current;

@@ -36,6 +36,7 @@ mod exchange;
 mod filter;
 mod graphql;
 mod publish;
+mod references;
 mod respond;
 mod run_flow;
 mod set_state;

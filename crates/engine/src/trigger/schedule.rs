@@ -19,7 +19,11 @@ use super::{Kind, SourceContext, Trigger, TriggerCompiler};
 /// A cron schedule: `"*/5 * * * *"`, or with a zone
 /// `{cron: "0 9 * * MON-FRI", timezone: Europe/Paris}`. A sixth leading field
 /// gives seconds.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+///
+/// Read by hand rather than as an untagged enum: serde's untagged enums
+/// say only "data did not match any variant", and let an unknown key
+/// (`tz:`) through unnoticed.
+#[derive(Clone, Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum ScheduleTrigger {
     /// A cron expression, in UTC.
@@ -31,6 +35,39 @@ pub enum ScheduleTrigger {
         #[serde(default)]
         timezone: Option<String>,
     },
+}
+
+impl<'de> Deserialize<'de> for ScheduleTrigger {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ScheduleTrigger;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a cron expression in quotes (\"*/5 * * * *\") or `{cron, timezone}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, cron: &str) -> Result<Self::Value, E> {
+                Ok(ScheduleTrigger::Cron(cron.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Zoned {
+                    cron: String,
+                    #[serde(default)]
+                    timezone: Option<String>,
+                }
+                let zoned = Zoned::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ScheduleTrigger::Zoned {
+                    cron: zoned.cron,
+                    timezone: zoned.timezone,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl ScheduleTrigger {
