@@ -164,6 +164,9 @@ pub(crate) struct Executor {
     pub evaluator: Evaluator,
     /// Wakes the dispatcher: a child run was queued, or a parent is due.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Where the due times of the runs it puts back are told, so the
+    /// dispatcher wakes then.
+    pub due: crate::due::DueTimes,
     /// Plans of the configuration versions runs were created on.
     pub versions: Arc<crate::versions::Versions>,
     /// The engine's clock: journal times, due times of waits and retries.
@@ -355,6 +358,7 @@ impl Executor {
             .await
         {
             Ok(()) => {
+                self.due.remember(due);
                 RunRescheduled {
                     flow: &run.flow,
                     error: &message,
@@ -924,6 +928,7 @@ impl Executor {
         // A `sync` caller still waiting learns now that the run will finish
         // later.
         self.responders.deliver(
+        self.due.remember(until);
             run.id,
             SyncReply::Ended {
                 status: RunStatus::Queued,

@@ -45,6 +45,7 @@ pub mod cluster;
 mod context;
 pub mod contracts;
 mod drift;
+mod due;
 mod error;
 pub mod evaluate;
 mod events;
@@ -293,6 +294,7 @@ impl Engine {
             let evaluator =
                 Evaluator::start(plan.expression_limits).map_err(EngineError::EvaluatorStart)?;
             let executor = Arc::new(ArcSwap::from_pointee(Executor {
+            let due = due::DueTimes::new(clock.clone());
                 plan: plan.clone(),
                 connectors,
                 store: store.clone(),
@@ -302,6 +304,7 @@ impl Engine {
                 evaluator,
                 wake: wake.clone(),
                 versions,
+                due: due.clone(),
                 clock: clock.clone(),
                 held: Default::default(),
                 drift: drift.clone(),
@@ -328,6 +331,7 @@ impl Engine {
                 poll_interval: settings.poll_interval.0,
                 wake,
             };
+                due,
             tracker.spawn(pool.dispatch());
             tokio::spawn(worker::renew_leases(
                 store.clone(),
@@ -569,6 +573,7 @@ impl Engine {
                 evaluator,
                 wake: old.wake.clone(),
                 versions: {
+                due: old.due.clone(),
                     old.versions.insert(plan.clone());
                     old.versions.clone()
                 },

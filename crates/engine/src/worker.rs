@@ -2,8 +2,9 @@
 //!
 //! One dispatcher claims as many runs as there are free worker slots (a
 //! semaphore bounds concurrency), spawns each on the engine's task tracker,
-//! and sleeps until intake commits new runs or the poll interval passes (which
-//! also picks up runs whose lease expired on a dead node). A renewer extends
+//! and sleeps until intake commits new runs, a run it put back comes due
+//! ([`DueTimes`]), or the poll interval passes (which also picks up runs
+//! whose lease expired on a dead node). A renewer extends
 //! this node's leases while its runs execute. A run accepted while a worker
 //! is free, or while few runs wait for one, does not go through the queue at
 //! all: see [`LocalWorkers`].
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
+use crate::due::DueTimes;
 use crate::executor::Executor;
 
 /// Most runs claimed in one query.
@@ -215,6 +217,8 @@ pub(crate) struct WorkerPool {
     pub store: Arc<dyn Store>,
     pub poll_interval: Duration,
     pub wake: Arc<Notify>,
+    /// When runs this node put back come due.
+    pub due: DueTimes,
 }
 
 impl WorkerPool {
@@ -322,7 +326,7 @@ impl WorkerPool {
     async fn idle(&self) -> bool {
         tokio::select! {
             () = self.wake.notified() => true,
-            () = tokio::time::sleep(self.poll_interval) => true,
+            () = self.due.sleep_until(tokio::time::Instant::now() + self.poll_interval) => true,
             () = self.workers.shutdown.cancelled() => false,
         }
     }

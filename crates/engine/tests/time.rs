@@ -46,6 +46,11 @@ const ENGINE: &str = "engine:\n  workers: 1\n  lease: 10m\n  poll_interval: 100m
 /// to claim the run and read its journal.
 const SLACK: TimeDelta = TimeDelta::seconds(1);
 
+/// Room between a run coming due and its next step starting when the
+/// dispatcher wakes at the due time: the real time the engine takes to
+/// claim the run and start it.
+const PROMPT: TimeDelta = TimeDelta::milliseconds(250);
+
 /// Tokio's paused clock, moved by the test alone, and the engine's clock
 /// that follows it.
 struct TestClock {
@@ -318,7 +323,16 @@ impl Node {
     /// due again (as stored, in whole milliseconds) and the step's journal
     /// entry.
     async fn waiting(&self, run: RunId) -> Option<(Run, DateTime<Utc>, JournalEntry)> {
-        let found = self.queued_after(run, 1).await?;
+        self.waiting_after(run, 1).await
+    }
+
+    /// As [`Node::waiting`], once the run was claimed `attempts` times.
+    async fn waiting_after(
+        &self,
+        run: RunId,
+        attempts: u32,
+    ) -> Option<(Run, DateTime<Utc>, JournalEntry)> {
+        let found = self.queued_after(run, attempts).await?;
         let pause = step(&self.store.journal(run).await.unwrap(), "pause")?;
         let until = pause.output.as_ref()?["until"].as_str()?;
         let until = DateTime::parse_from_rfc3339(until).unwrap().to_utc();
@@ -602,6 +616,63 @@ steps:
     assert_eq!((last.attempt, last.status), (3, StepStatus::Succeeded));
     assert_soon_after(last.started_at, due, "the last retry started");
     assert_eq!(upstream.requests_to("GET", "/flaky").len(), 3);
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_and_a_wait_start_at_their_due_time_not_at_the_next_poll() {
+    let clock = TestClock::hold();
+    let upstream = MockUpstream::start().await;
+    upstream.script("GET", "/flaky", [Reply::status(503)]);
+    upstream.route("GET", "/flaky", Reply::json(200, json!({"ok": true})));
+    let flow = "\
+trigger: { manual: {} }
+run_retries: [2s]
+steps:
+  - id: fetch
+    call: up GET /flaky
+  - id: pause
+    wait: 3s
+  - id: after
+    transform: '{done: true}'
+";
+    // A poll a minute apart: only the due times can start the run in time.
+    let root = root_with(&upstream).replace("poll_interval: 100ms", "poll_interval: 1m");
+    let dir = project(&root, &[("retried", flow)]);
+    let place = Place::of(&dir);
+    let node = Node::start(dir.path(), &place, &clock).await;
+    let run = node.trigger("retried", json!({})).await;
+
+    // The clock jumps to just before each due time, then follows real
+    // time: the dispatcher's alarm fires at the due time, and what the
+    // test sees after it is the real time the engine takes to claim and
+    // start the run (a few milliseconds; more on a loaded machine, hence
+    // the margin). Waiting for the next poll, it would be a minute.
+    let queued = clock.until(|| node.queued_after(run, 1)).await;
+    let due = queued.next_attempt_at;
+    clock.skip_to(just_before(due)).await;
+    let (_, until, _) = clock.running_until(|| node.waiting_after(run, 2)).await;
+    let journal = node.store.journal(run).await.unwrap();
+    let retried = journal
+        .iter()
+        .find(|e| e.step_id == "fetch" && e.attempt == 2);
+    let retried = retried.expect("the retry is journalled");
+    let lag = retried.started_at - due;
+    assert!(
+        TimeDelta::zero() <= lag && lag <= PROMPT,
+        "the retry started {} ms after its due time",
+        lag.num_milliseconds()
+    );
+    clock.skip_to(just_before(until)).await;
+    let done = clock.running_until(|| node.ended(run)).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    let after = step(&node.store.journal(run).await.unwrap(), "after").unwrap();
+    let lag = after.started_at - until;
+    assert!(
+        TimeDelta::zero() <= lag && lag <= PROMPT,
+        "the step after the wait started {} ms after it ended",
+        lag.num_milliseconds()
+    );
     node.stop().await;
 }
 
