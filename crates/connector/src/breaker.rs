@@ -84,7 +84,10 @@ impl Outcome {
             return Outcome::Success;
         };
         match error.class() {
-            CallClass::ServerError | CallClass::Timeout | CallClass::Connect => Outcome::Failure,
+            CallClass::ServerError
+            | CallClass::Timeout
+            | CallClass::Connect
+            | CallClass::BrokenResponse => Outcome::Failure,
             // The request never reached the upstream (a token endpoint is
             // not the API this breaker guards).
             CallClass::InvalidRequest

@@ -38,6 +38,9 @@ pub enum CallClass {
     Timeout,
     /// The upstream could not be reached (refused, reset, DNS, TLS).
     Connect,
+    /// The upstream was reached and began to answer, but the answer broke
+    /// off (a body cut short, a broken chunk) or is not HTTP at all.
+    BrokenResponse,
     /// 2xx whose body is not acceptable: not JSON, empty, or too large.
     InvalidResponse,
     /// The request could not be built (bad header value, bad URL).
@@ -66,6 +69,7 @@ impl CallClass {
             CallClass::ServerError => "server_error",
             CallClass::Timeout => "timeout",
             CallClass::Connect => "connect_error",
+            CallClass::BrokenResponse => "broken_response",
             CallClass::InvalidResponse => "invalid_response",
             CallClass::InvalidRequest => "invalid_request",
             CallClass::RateLimited => "rate_limited",
@@ -103,6 +107,21 @@ pub enum CallError {
         connector: String,
         method: String,
         path: String,
+        reason: String,
+    },
+    /// The upstream was reached, but its answer broke off or is not HTTP.
+    /// Not "cannot reach": the request may well have been received and
+    /// acted on.
+    #[error(
+        "{connector}: {method} {path}: broken response{}: {reason}",
+        after_status(*.status)
+    )]
+    BrokenResponse {
+        connector: String,
+        method: String,
+        path: String,
+        /// The status line's code, when one arrived before the break.
+        status: Option<u16>,
         reason: String,
     },
     #[error("{connector}: {method} {path} answered {status} with an unusable body: {reason}")]
@@ -209,6 +228,12 @@ fn excerpt_suffix(body: &str) -> String {
         String::new()
     } else {
         format!(": {body}")
+fn after_status(status: Option<u16>) -> String {
+    status
+        .map(|status| format!(" after status {status}"))
+        .unwrap_or_default()
+}
+
     }
 }
 
@@ -225,6 +250,7 @@ impl CallError {
             CallError::RateLimited { .. } => CallClass::RateLimited,
             CallError::CircuitOpen { .. } => CallClass::CircuitOpen,
             CallError::Auth { .. } => CallClass::Auth,
+            CallError::BrokenResponse { .. } => CallClass::BrokenResponse,
             CallError::AddressRefused { .. } => CallClass::AddressRefused,
             CallError::RedirectRefused { .. } => CallClass::RedirectRefused,
         }
@@ -243,6 +269,7 @@ impl CallError {
             | CallError::Auth { .. }
             | CallError::AddressRefused { .. }
             | CallError::RedirectRefused { .. } => None,
+            | CallError::BrokenResponse { .. }
         }
     }
 
@@ -257,13 +284,14 @@ impl CallError {
             | CallError::InvalidRequest { .. }
             | CallError::RateLimited { .. }
             | CallError::CircuitOpen { .. }
+            CallError::BrokenResponse { status, .. } => *status,
             | CallError::Auth { .. }
             | CallError::AddressRefused { .. } => None,
         }
     }
 
-    /// True when the same call may succeed later: connect errors, timeouts,
-    /// 5xx, 408, 429, and calls held back by the rate limit or the circuit
+    /// True when the same call may succeed later: connect errors, broken
+    /// responses, timeouts, 5xx, 408, 429, and calls held back by the rate limit or the circuit
     /// breaker.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -275,6 +303,7 @@ impl CallError {
             // Refusals are decided by configuration: the same call is
             // refused again until the configuration changes.
             CallError::InvalidResponse { .. }
+            | CallError::BrokenResponse { .. }
             | CallError::InvalidRequest { .. }
             | CallError::AddressRefused { .. }
             | CallError::RedirectRefused { .. } => false,
@@ -299,6 +328,7 @@ impl CallError {
             | CallClass::Auth
             | CallClass::AddressRefused
             | CallClass::RedirectRefused => self.is_transient(),
+            | CallClass::BrokenResponse
         }
     }
 }

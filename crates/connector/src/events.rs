@@ -53,7 +53,13 @@ pub(crate) fn status_class<T>(
             CallError::Status { status, .. }
             | CallError::InvalidResponse { status, .. }
             | CallError::RedirectRefused { status, .. } => *status,
-            CallError::Timeout { .. } | CallError::Connect { .. } => return Some("error"),
+            CallError::BrokenResponse {
+                status: Some(status),
+                ..
+            } => *status,
+            CallError::Timeout { .. }
+            | CallError::Connect { .. }
+            | CallError::BrokenResponse { status: None, .. } => return Some("error"),
             CallError::InvalidRequest { .. }
             | CallError::RateLimited { .. }
             | CallError::CircuitOpen { .. }

@@ -171,6 +171,7 @@ impl Throttle {
                 CallError::Status { .. }
                 | CallError::Timeout { .. }
                 | CallError::Connect { .. }
+                | CallError::BrokenResponse { .. }
                 | CallError::InvalidResponse { .. }
                 | CallError::InvalidRequest { .. }
                 | CallError::RateLimited { .. }

@@ -653,7 +653,7 @@ impl Connector {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.transport_error(request, e))?
+            .map_err(|e| self.body_error(request, status, e))?
         {
             if body.len() + chunk.len() > self.max_response_bytes {
                 return Err(too_large());
@@ -679,6 +679,15 @@ impl Connector {
         }
         CallError::Connect {
             connector: self.name.clone(),
+        if is_not_http(&error) {
+            return CallError::BrokenResponse {
+                connector: self.name.clone(),
+                method: request.method.clone(),
+                path: request.path.clone(),
+                status: None,
+                reason: error_chain(&error),
+            };
+        }
             method: request.method.clone(),
             path: request.path.clone(),
             reason: error_chain(&error),
@@ -686,6 +695,36 @@ impl Connector {
     }
 }
 
+
+    /// A body that could not be read after its status line arrived: the
+    /// upstream was reached, so never "cannot reach".
+    fn body_error(&self, request: &CallRequest, status: u16, error: reqwest::Error) -> CallError {
+        let error = error.without_url();
+        if error.is_timeout() {
+            return self.transport_error(request, error);
+        }
+        CallError::BrokenResponse {
+            connector: self.name.clone(),
+            method: request.method.clone(),
+            path: request.path.clone(),
+            status: Some(status),
+            reason: error_chain(&error),
+        }
+    }
+}
+
+/// Whether the upstream's answer could not be parsed as HTTP (random bytes,
+/// a broken status line): reqwest says so only through hyper's error in its
+/// chain.
+fn is_not_http(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_parse() || hyper.is_parse_status();
+        }
+        source = cause.source();
+    }
+    false
 /// The start of a non-2xx body (about `limit` bytes), for the error excerpt.
 /// A body that breaks off keeps what arrived: the status is the news, not
 /// the transport.

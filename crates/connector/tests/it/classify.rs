@@ -7,7 +7,7 @@ use patchbay_connector::{CallClass, CallRequest};
 use patchbay_testkit::{MockUpstream, Reply};
 use serde_json::json;
 
-use crate::support::{build, call_err, closed_port, request};
+use crate::support::{build, call_err, closed_port, raw_upstream, request};
 
 #[tokio::test]
 async fn statuses_are_classified_by_family_with_408_and_429_transient() {
@@ -132,6 +132,48 @@ async fn a_closed_port_is_a_connect_error() {
         error.to_string().contains("cannot reach upstream"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn an_answer_that_breaks_off_or_is_not_http_is_a_broken_response() {
+    // A 200 status line, then a chunk whose size line is not hexadecimal;
+    // a body cut short of its announced length; bytes that are not HTTP.
+    let broken_chunk = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         transfer-encoding: chunked\r\n\r\n5\r\n{\"a\":\r\nzz\r\n"
+        .to_vec();
+    let cut_short = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                      content-length: 100\r\n\r\n{\"a\": 1"
+        .to_vec();
+    let random = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n".to_vec();
+    for (response, status) in [
+        (broken_chunk, Some(200)),
+        (cut_short, Some(200)),
+        (random, None),
+    ] {
+        let addr = raw_upstream(response).await;
+        let connector = build(&format!(
+            "dangerous_allow_private: true\nurl: http://{addr}\nretry: {{ attempts: 1 }}\n"
+        ));
+
+        let error = call_err(&connector, &request("GET", "/orders")).await;
+
+        assert_eq!(error.class(), CallClass::BrokenResponse, "{error}");
+        assert_eq!(error.class().as_str(), "broken_response");
+        assert!(error.is_transient(), "{error}");
+        assert_eq!(error.status(), status, "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains("GET /orders: broken response"),
+            "{message}"
+        );
+        assert!(!message.contains("cannot reach"), "{message}");
+        if let Some(status) = status {
+            assert!(
+                message.contains(&format!("after status {status}")),
+                "{message}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -156,14 +156,17 @@ enum Verdict {
 fn verdict(error: &CallError) -> Verdict {
     match error {
         // Any 2xx is an acceptance, whatever came with it.
-        CallError::InvalidResponse { status, .. } if (200..300).contains(status) => {
-            Verdict::Delivered(*status)
-        }
+        CallError::InvalidResponse { status, .. }
+        | CallError::BrokenResponse {
+            status: Some(status),
+            ..
+        } if (200..300).contains(status) => Verdict::Delivered(*status),
         // The receiver says the endpoint is gone for good.
         CallError::Status { status: 410, .. } => Verdict::Refused { transient: false },
         CallError::Status { .. }
         | CallError::Timeout { .. }
         | CallError::Connect { .. }
+        | CallError::BrokenResponse { .. }
         | CallError::InvalidResponse { .. } => Verdict::Refused { transient: true },
         CallError::Auth { transient, .. } => Verdict::Refused {
             transient: *transient,
