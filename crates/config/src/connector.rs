@@ -575,6 +575,11 @@ pub struct CircuitBreakerConfig {
     pub open_for: HumanDuration,
     /// Probe calls let through while half-open (default 1).
     pub half_open_calls: u32,
+    /// A jq expression evaluated per call, over `{connector, method, path,
+    /// flow, step}` (`path` as the step writes it, `/orders/{id}`) with
+    /// the run's variables; calls with different values get breakers of
+    /// their own. Default: one breaker for the connector.
+    pub key: Option<Located<String>>,
 }
 
 impl Default for CircuitBreakerConfig {
@@ -603,6 +608,11 @@ struct CircuitBreakerFields {
     open_for: HumanDuration,
     /// Probe calls let through while half-open (default 1).
     half_open_calls: u32,
+    /// A jq expression over `{connector, method, path, flow, step}` and the
+    /// run's variables: calls with different values get breakers of their
+    /// own (e.g. `'"\(.method) \(.path)"'` for one per endpoint,
+    /// `$event.tenant` for one per tenant). Default: one per connector.
+    key: Option<Located<String>>,
 }
 
 impl Default for CircuitBreakerFields {
@@ -614,6 +624,7 @@ impl Default for CircuitBreakerFields {
             window: std::time::Duration::from_secs(60).into(),
             open_for: std::time::Duration::from_secs(30).into(),
             half_open_calls: 1,
+            key: None,
         }
     }
 }
@@ -627,6 +638,7 @@ impl CircuitBreakerFields {
             window: self.window,
             open_for: self.open_for,
             half_open_calls: self.half_open_calls,
+            key: self.key,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The circuit breaker of one connector: stop calling an upstream that keeps
-//! failing, so runs fail fast (and can be rescheduled) instead of piling
-//! timeouts onto an API that is already down.
+//! The circuit breaker of one connector, or of one key of it (see
+//! [`crate::breakers`]): stop calling an upstream that keeps failing, so
+//! runs fail fast (and can be rescheduled) instead of piling timeouts onto
+//! an API that is already down.
 //!
 //! Closed, it counts calls and failures over a sliding window of time
 //! buckets. When at least `min_calls` calls were made in the window and the
@@ -114,6 +115,8 @@ pub(crate) struct BreakerSnapshot {
 
 pub(crate) struct Breaker {
     connector: String,
+    /// The key of a keyed breaker (`circuit_breaker.key`, evaluated).
+    key: Option<String>,
     /// Percent of failures that opens the breaker.
     threshold: f64,
     min_calls: u32,
@@ -200,6 +203,7 @@ impl Breaker {
     ) -> Result<Option<Breaker>, String> {
         let built = |state| BreakerStateChanged {
             connector,
+            key: None,
             from: None,
             to: state,
             failure_rate: 0.0,
@@ -214,8 +218,19 @@ impl Breaker {
             return Err(problem);
         }
         built(BreakerState::Closed).emit();
-        Ok(Some(Breaker {
+        Ok(Some(Breaker::new(connector, None, config)))
+    }
+
+    /// A closed breaker for `key` of `connector`, whose `config` was
+    /// checked when the connector was built.
+    pub(crate) fn keyed(connector: &str, key: String, config: &CircuitBreakerConfig) -> Breaker {
+        Breaker::new(connector, Some(key), config)
+    }
+
+    fn new(connector: &str, key: Option<String>, config: &CircuitBreakerConfig) -> Breaker {
+        Breaker {
             connector: connector.to_string(),
+            key,
             threshold: config.failure_rate,
             min_calls: config.min_calls,
             open_for: config.open_for.0,
@@ -229,7 +244,28 @@ impl Breaker {
             }),
             shared: std::sync::OnceLock::new(),
             watch: std::sync::OnceLock::new(),
-        }))
+        }
+    }
+
+    /// The key of a keyed breaker.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// How the breaker is named to the other nodes: the connector, and the
+    /// key in brackets for a keyed one (`crm[GET /orders/{id}]`; connector
+    /// names never hold a bracket).
+    pub(crate) fn shared_name(&self) -> String {
+        match &self.key {
+            Some(key) => format!("{}[{key}]", self.connector),
+            None => self.connector.clone(),
+        }
+    }
+
+    /// Closed with no call in its window: forgetting it loses nothing.
+    pub(crate) fn is_idle(&self) -> bool {
+        let inner = self.lock();
+        matches!(inner.state, State::Closed) && self.window(&inner, Instant::now()).0 == 0
     }
 
     /// A permit to call now, or how long until calls are let through again.
@@ -346,7 +382,7 @@ impl Breaker {
     /// An opening of this breaker's own, for the other nodes.
     fn opened_here(&self) {
         if let Some(shared) = self.shared.get() {
-            shared.opened(&self.connector, self.open_for);
+            shared.opened(&self.shared_name(), self.open_for);
         }
     }
 
@@ -379,6 +415,7 @@ impl Breaker {
         }
         BreakerStateChanged {
             connector: &self.connector,
+            key: self.key.as_deref(),
             from: Some(from),
             to: to.public(),
             failure_rate: rate,
@@ -389,7 +426,7 @@ impl Breaker {
         if let Some(watch) = self.watch.get()
             && from != to.public()
         {
-            watch.changed(&self.connector, from, to.public());
+            watch.changed(&self.connector, self.key.as_deref(), from, to.public());
         }
     }
 

@@ -19,6 +19,10 @@ pub struct CallRequest {
     /// The connector's rate-limit bucket (its `rate_limit.key`, evaluated);
     /// `None` shares the connector's single bucket.
     pub rate_key: Option<String>,
+    /// The circuit breaker the call goes through (its connector's
+    /// `circuit_breaker.key`, evaluated); `None` for a connector with one
+    /// breaker.
+    pub breaker_key: Option<String>,
 }
 
 /// A successful (2xx) response with its JSON body.

@@ -74,8 +74,8 @@ pub struct Connector {
     /// `max_in_flight`'s slots, taken by each attempt before it is sent;
     /// `None` without a limit.
     pub(crate) in_flight: Option<crate::in_flight::InFlight>,
-    /// `None` when `circuit_breaker: off`.
-    pub(crate) breaker: Option<crate::breaker::Breaker>,
+    /// None (`circuit_breaker: off`), one, or one per key.
+    pub(crate) breakers: crate::breakers::Breakers,
     /// The last hour of calls, for health and the dashboard.
     pub(crate) recent: crate::recent::RecentCalls,
     /// What the upstream said of endpoints going away.
@@ -241,7 +241,7 @@ impl Connector {
             throttle: crate::ratelimit::Throttle::build(name, config.rate_limit.as_ref())
                 .map_err(config_error)?,
             in_flight: crate::in_flight::InFlight::build(name, config.max_in_flight, timeout),
-            breaker: crate::breaker::Breaker::build(name, &config.circuit_breaker)
+            breakers: crate::breakers::Breakers::build(name, &config.circuit_breaker)
                 .map_err(config_error)?,
             recent: crate::recent::RecentCalls::default(),
             notices: crate::deprecation::Notices::default(),
@@ -434,9 +434,7 @@ impl Connectors {
     /// node's failures (see [`crate::SharedBreakers`]).
     pub fn set_shared_breakers(&self, shared: Arc<dyn crate::SharedBreakers>) {
         for connector in self.by_name.values() {
-            if let Some(breaker) = &connector.breaker {
-                breaker.share(Arc::clone(&shared));
-            }
+            connector.breakers.share(Arc::clone(&shared));
         }
     }
 
@@ -444,16 +442,24 @@ impl Connectors {
     /// [`crate::BreakerWatch`]).
     pub fn set_breaker_watch(&self, watch: Arc<dyn crate::BreakerWatch>) {
         for connector in self.by_name.values() {
-            if let Some(breaker) = &connector.breaker {
-                breaker.watch(Arc::clone(&watch));
-            }
+            connector.breakers.watch(Arc::clone(&watch));
         }
     }
 
-    /// Opens `connector`'s circuit breaker for `open_for`, as another
-    /// node's opened; nothing when it has none or is open already.
-    pub fn open_breaker_as_elsewhere(&self, connector: &str, open_for: std::time::Duration) {
-        if let Some(breaker) = self.by_name.get(connector).and_then(|c| c.breaker.as_ref()) {
+    /// Opens a circuit breaker for `open_for`, as another node's opened;
+    /// nothing when there is no such breaker or it is open already.
+    /// `breaker` is a connector's name, or `connector[key]` for one of its
+    /// keyed breakers (as [`crate::SharedBreakers::opened`] names them).
+    pub fn open_breaker_as_elsewhere(&self, breaker: &str, open_for: std::time::Duration) {
+        let (connector, key) = match breaker.split_once('[') {
+            Some((connector, key)) => (connector, key.strip_suffix(']')),
+            None => (breaker, None),
+        };
+        if let Some(breaker) = self
+            .by_name
+            .get(connector)
+            .and_then(|c| c.breakers.get_named(key))
+        {
             breaker.open_as_elsewhere(open_for);
         }
     }

@@ -160,9 +160,14 @@ pub enum CallError {
     /// Never sent: the upstream has been failing and the connector's circuit
     /// breaker is open. Returned at once, without retries.
     // As for `RateLimited`: no "retry in" in a message a dead run keeps.
-    #[error("{connector}: circuit breaker open, call not sent")]
+    #[error(
+        "{connector}: circuit breaker{} open, call not sent",
+        .key.as_ref().map(|key| format!(" `{key}`")).unwrap_or_default()
+    )]
     CircuitOpen {
         connector: String,
+        /// The key of a keyed breaker.
+        key: Option<String>,
         /// When the breaker lets a probe call through.
         retry_in: Duration,
     },
@@ -223,17 +228,17 @@ pub enum RedirectRefusal {
     BadLocation,
 }
 
-fn excerpt_suffix(body: &str) -> String {
-    if body.is_empty() {
-        String::new()
-    } else {
-        format!(": {body}")
 fn after_status(status: Option<u16>) -> String {
     status
         .map(|status| format!(" after status {status}"))
         .unwrap_or_default()
 }
 
+fn excerpt_suffix(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
     }
 }
 
@@ -245,12 +250,12 @@ impl CallError {
             CallError::Status { .. } => CallClass::ClientError,
             CallError::Timeout { .. } => CallClass::Timeout,
             CallError::Connect { .. } => CallClass::Connect,
+            CallError::BrokenResponse { .. } => CallClass::BrokenResponse,
             CallError::InvalidResponse { .. } => CallClass::InvalidResponse,
             CallError::InvalidRequest { .. } => CallClass::InvalidRequest,
             CallError::RateLimited { .. } => CallClass::RateLimited,
             CallError::CircuitOpen { .. } => CallClass::CircuitOpen,
             CallError::Auth { .. } => CallClass::Auth,
-            CallError::BrokenResponse { .. } => CallClass::BrokenResponse,
             CallError::AddressRefused { .. } => CallClass::AddressRefused,
             CallError::RedirectRefused { .. } => CallClass::RedirectRefused,
         }
@@ -264,12 +269,12 @@ impl CallError {
             CallError::CircuitOpen { retry_in, .. } => Some(*retry_in),
             CallError::Timeout { .. }
             | CallError::Connect { .. }
+            | CallError::BrokenResponse { .. }
             | CallError::InvalidResponse { .. }
             | CallError::InvalidRequest { .. }
             | CallError::Auth { .. }
             | CallError::AddressRefused { .. }
             | CallError::RedirectRefused { .. } => None,
-            | CallError::BrokenResponse { .. }
         }
     }
 
@@ -279,12 +284,12 @@ impl CallError {
             CallError::Status { status, .. }
             | CallError::InvalidResponse { status, .. }
             | CallError::RedirectRefused { status, .. } => Some(*status),
+            CallError::BrokenResponse { status, .. } => *status,
             CallError::Timeout { .. }
             | CallError::Connect { .. }
             | CallError::InvalidRequest { .. }
             | CallError::RateLimited { .. }
             | CallError::CircuitOpen { .. }
-            CallError::BrokenResponse { status, .. } => *status,
             | CallError::Auth { .. }
             | CallError::AddressRefused { .. } => None,
         }
@@ -298,12 +303,12 @@ impl CallError {
             CallError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             CallError::Timeout { .. }
             | CallError::Connect { .. }
+            | CallError::BrokenResponse { .. }
             | CallError::RateLimited { .. }
             | CallError::CircuitOpen { .. } => true,
             // Refusals are decided by configuration: the same call is
             // refused again until the configuration changes.
             CallError::InvalidResponse { .. }
-            | CallError::BrokenResponse { .. }
             | CallError::InvalidRequest { .. }
             | CallError::AddressRefused { .. }
             | CallError::RedirectRefused { .. } => false,
@@ -323,12 +328,12 @@ impl CallError {
             | CallClass::ServerError
             | CallClass::Timeout
             | CallClass::Connect
+            | CallClass::BrokenResponse
             | CallClass::InvalidResponse
             | CallClass::InvalidRequest
             | CallClass::Auth
             | CallClass::AddressRefused
             | CallClass::RedirectRefused => self.is_transient(),
-            | CallClass::BrokenResponse
         }
     }
 }
@@ -347,6 +352,10 @@ pub enum FetchError {
         method: String,
         path: String,
         reason: String,
+        /// The answer's status; `None` when nothing was sent.
+        status: Option<u16>,
+        /// Requests sent for it, retries included (0 when none was).
+        attempts: u32,
     },
     /// A GraphQL response carrying `errors`.
     #[error(
@@ -360,6 +369,10 @@ pub enum FetchError {
         errors: Vec<GraphqlError>,
         /// How many more errors the response held.
         more: usize,
+        /// The answer's status (GraphQL servers often say 200).
+        status: u16,
+        /// Requests sent for it, retries included.
+        attempts: u32,
     },
 }
 
@@ -381,12 +394,12 @@ impl FetchError {
         }
     }
 
-    /// Attempts of the failing request: exact for [`FetchError::Call`], 1
-    /// for an answer that could not be used.
+    /// Requests sent for the failing request, retries included.
     pub fn attempts(&self) -> u32 {
         match self {
-            FetchError::Call { attempts, .. } => *attempts,
-            FetchError::Unusable { .. } | FetchError::Graphql { .. } => 1,
+            FetchError::Call { attempts, .. }
+            | FetchError::Unusable { attempts, .. }
+            | FetchError::Graphql { attempts, .. } => *attempts,
         }
     }
 
@@ -394,7 +407,8 @@ impl FetchError {
     pub fn status(&self) -> Option<u16> {
         match self {
             FetchError::Call { error, .. } => error.status(),
-            FetchError::Unusable { .. } | FetchError::Graphql { .. } => None,
+            FetchError::Unusable { status, .. } => *status,
+            FetchError::Graphql { status, .. } => Some(*status),
         }
     }
 }
@@ -406,6 +420,8 @@ pub struct PageError {
     /// Which page, from 1.
     pub page: u32,
     pub error: FetchError,
+    /// Requests sent for every page up to this one, retries included.
+    pub attempts: u32,
 }
 
 /// A connector that cannot be built from its configuration.

@@ -202,6 +202,9 @@ impl UpstreamPauseRequested<'_> {
 /// A connector's breaker was built (`from: None`) or changed state.
 pub(crate) struct BreakerStateChanged<'a> {
     pub connector: &'a str,
+    /// A keyed breaker's key; such breakers are logged, and counted in
+    /// the health report, but have no gauge (keys are unbounded).
+    pub key: Option<&'a str>,
     pub from: Option<BreakerState>,
     pub to: BreakerState,
     /// Failure percentage and calls in the window at the transition.
@@ -217,6 +220,7 @@ impl BreakerStateChanged<'_> {
             match self.to {
                 BreakerState::Open => tracing::warn!(
                     connector = %self.connector,
+                    key = self.key,
                     from = %from,
                     to = %self.to,
                     failure_rate,
@@ -226,6 +230,7 @@ impl BreakerStateChanged<'_> {
                 ),
                 _ => tracing::info!(
                     connector = %self.connector,
+                    key = self.key,
                     from = %from,
                     to = %self.to,
                     failure_rate,
@@ -233,6 +238,9 @@ impl BreakerStateChanged<'_> {
                     "circuit breaker changed state"
                 ),
             }
+        }
+        if self.key.is_some() {
+            return;
         }
         for state in BREAKER_STATES {
             let value = if state == self.to { 1.0 } else { 0.0 };
@@ -305,6 +313,7 @@ mod tests {
         // Never sent: not a request.
         let refused: Result<(), CallError> = Err(CallError::CircuitOpen {
             connector: "crm".into(),
+            key: None,
             retry_in: Duration::from_secs(1),
         });
         assert_eq!(status_class(&refused, 0), None);

@@ -169,6 +169,10 @@ pub struct GraphqlRequest {
     pub headers: Vec<(String, String)>,
     /// For a mutation: makes it retryable, as for any `POST`.
     pub idempotency_key: Option<String>,
+    /// As [`CallRequest::rate_key`].
+    pub rate_key: Option<String>,
+    /// As [`CallRequest::breaker_key`].
+    pub breaker_key: Option<String>,
 }
 
 impl GraphqlRequest {
@@ -179,6 +183,8 @@ impl GraphqlRequest {
             variables: Map::new(),
             headers: Vec::new(),
             idempotency_key: None,
+            rate_key: None,
+            breaker_key: None,
         }
     }
 
@@ -196,7 +202,8 @@ impl GraphqlRequest {
             headers: self.headers.clone(),
             body: Some(Value::Object(body)),
             idempotency_key: self.idempotency_key.clone(),
-            rate_key: None,
+            rate_key: self.rate_key.clone(),
+            breaker_key: self.breaker_key.clone(),
         }
     }
 }
@@ -264,7 +271,7 @@ impl Connector {
                 attempts: failed.attempts,
             })?;
         let response = delivered.response;
-        check_response(self, &request.path, &response.body)?;
+        check_response(self, &request.path, &response, delivered.attempts)?;
         let data = response.body.get("data").cloned().unwrap_or(Value::Null);
         Ok(GraphqlResult {
             data,
@@ -276,10 +283,12 @@ impl Connector {
 
 /// Fails on a body that is not a GraphQL response or that lists errors.
 /// Error messages are the upstream's text: masked before they are cut.
+/// `attempts` is how many requests the answer took, for the error.
 pub(crate) fn check_response(
     connector: &Connector,
     path: &str,
-    body: &Value,
+    response: &Response,
+    attempts: u32,
 ) -> Result<(), FetchError> {
     let masker = connector.masker();
     let connector = connector.name();
@@ -288,8 +297,10 @@ pub(crate) fn check_response(
         method: "POST".into(),
         path: path.to_string(),
         reason: reason.to_string(),
+        status: Some(response.status),
+        attempts,
     };
-    let Value::Object(body) = body else {
+    let Value::Object(body) = &response.body else {
         return Err(unusable("the GraphQL response is not a JSON object"));
     };
     match body.get("errors") {
@@ -304,6 +315,8 @@ pub(crate) fn check_response(
                 .map(|error| read_error(error, masker))
                 .collect(),
             more: errors.len().saturating_sub(MAX_ERRORS_KEPT),
+            status: response.status,
+            attempts,
         }),
         Some(_) => Err(unusable("the GraphQL response's `errors` is not an array")),
     }

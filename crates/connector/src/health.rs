@@ -34,6 +34,11 @@ pub struct ConnectorHealth {
     pub calls_in_window: u32,
     /// While the breaker is open: how long until it lets a probe through.
     pub breaker_retry_in: Option<Duration>,
+    /// A keyed connector's breakers (`circuit_breaker.key`), open ones
+    /// first; empty otherwise. `breaker` is then the worst of their states
+    /// (closed while there are none), and the rate and counts are the
+    /// worst breaker's.
+    pub keyed_breakers: Vec<crate::KeyedBreaker>,
     /// When the pause the upstream asked for ends, while one is in force.
     pub paused_until: Option<std::time::Instant>,
     /// Calls of the last five minutes.
@@ -65,7 +70,28 @@ impl Connector {
     /// The circuit breaker's state, any pause the upstream asked for, and
     /// how calls went lately.
     pub fn health(&self) -> ConnectorHealth {
-        let breaker = self.breaker.as_ref().map(|b| b.snapshot());
+        let keyed_breakers = self.breakers.keyed();
+        let worst = keyed_breakers.iter().max_by(|a, b| {
+            crate::breakers::severity(a.state)
+                .cmp(&crate::breakers::severity(b.state))
+                .then(a.failure_rate.total_cmp(&b.failure_rate))
+        });
+        let breaker = match (self.breakers.single(), worst) {
+            (Some(one), _) => Some(one),
+            (None, Some(worst)) => Some(crate::breaker::BreakerSnapshot {
+                state: worst.state,
+                failure_rate: worst.failure_rate,
+                calls: worst.calls,
+                retry_in: worst.retry_in,
+            }),
+            (None, None) if self.breakers.is_keyed() => Some(crate::breaker::BreakerSnapshot {
+                state: BreakerState::Closed,
+                failure_rate: 0.0,
+                calls: 0,
+                retry_in: None,
+            }),
+            (None, None) => None,
+        };
         let limit_per_second = self.throttle.per_second();
         let last_minute = self.recent.summary(1);
         ConnectorHealth {
@@ -73,6 +99,7 @@ impl Connector {
             failure_rate: breaker.map_or(0.0, |b| b.failure_rate),
             calls_in_window: breaker.map_or(0, |b| b.calls),
             breaker_retry_in: breaker.and_then(|b| b.retry_in),
+            keyed_breakers,
             paused_until: self
                 .throttle
                 .paused_until()

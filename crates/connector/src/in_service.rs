@@ -20,12 +20,16 @@ impl Connectors {
             let Some(connector) = self.get(name) else {
                 continue;
             };
-            let state = connector
-                .breaker
-                .as_ref()
-                .map_or(BreakerState::Disabled, |breaker| breaker.snapshot().state);
+            // Keyed breakers have no gauge of their own: the connector's
+            // says it has breakers, and they start closed.
+            let state = match connector.breakers.single() {
+                Some(breaker) => breaker.state,
+                None if connector.breakers.is_keyed() => BreakerState::Closed,
+                None => BreakerState::Disabled,
+            };
             BreakerStateChanged {
                 connector: name,
+                key: None,
                 from: None,
                 to: state,
                 failure_rate: 0.0,

@@ -63,6 +63,7 @@
 pub mod address_filter;
 mod auth;
 mod breaker;
+mod breakers;
 mod call;
 mod connector;
 mod deprecation;
@@ -89,6 +90,7 @@ pub mod trace_context;
 pub use address_filter::{AddressKind, AddressRefusal};
 pub use auth::Auth;
 pub use breaker::BreakerState;
+pub use breakers::{KeyedBreaker, OVERFLOW_KEY};
 pub use call::{CallRequest, Response, headers_to_json};
 pub use connector::{Connector, Connectors};
 pub use deprecation::DeprecationNotice;

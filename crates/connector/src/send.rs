@@ -202,7 +202,8 @@ impl Connector {
         request: &CallRequest,
         waited: Arc<AtomicU64>,
     ) -> Result<Response, CallError> {
-        let permit = match &self.breaker {
+        let breaker = self.breakers.get(request.breaker_key.as_deref());
+        let permit = match &breaker {
             Some(breaker) => Some(breaker.admit().map_err(|retry_in| {
                 CallRefused {
                     connector: self.name(),
@@ -211,6 +212,7 @@ impl Connector {
                 .emit();
                 CallError::CircuitOpen {
                     connector: self.name().to_string(),
+                    key: breaker.key().map(str::to_string),
                     retry_in,
                 }
             })?),
@@ -677,8 +679,6 @@ impl Connector {
                 after: self.timeout,
             };
         }
-        CallError::Connect {
-            connector: self.name.clone(),
         if is_not_http(&error) {
             return CallError::BrokenResponse {
                 connector: self.name.clone(),
@@ -688,13 +688,13 @@ impl Connector {
                 reason: error_chain(&error),
             };
         }
+        CallError::Connect {
+            connector: self.name.clone(),
             method: request.method.clone(),
             path: request.path.clone(),
             reason: error_chain(&error),
         }
     }
-}
-
 
     /// A body that could not be read after its status line arrived: the
     /// upstream was reached, so never "cannot reach".
@@ -725,6 +725,8 @@ fn is_not_http(error: &reqwest::Error) -> bool {
         source = cause.source();
     }
     false
+}
+
 /// The start of a non-2xx body (about `limit` bytes), for the error excerpt.
 /// A body that breaks off keeps what arrived: the status is the news, not
 /// the transport.

@@ -85,15 +85,23 @@ impl SharedError {
 /// Where a node's breaker openings go, for the other nodes sharing its
 /// store (see `crate::breaker`).
 pub trait SharedBreakers: Send + Sync {
-    /// `connector`'s breaker opened on this node's failures, for `open_for`.
-    /// Called under the breaker's lock: only hand the news on.
-    fn opened(&self, connector: &str, open_for: Duration);
+    /// A breaker opened on this node's failures, for `open_for`. `breaker`
+    /// is the connector's name, or `connector[key]` for a keyed breaker
+    /// (see [`crate::Connectors::open_breaker_as_elsewhere`]). Called under
+    /// the breaker's lock: only hand the news on.
+    fn opened(&self, breaker: &str, open_for: Duration);
 }
 
 /// Who hears of every change of a breaker's state on this node (alert
 /// flows fire on them).
 pub trait BreakerWatch: Send + Sync {
-    /// `connector`'s breaker went from `from` to `to`. Called under the
-    /// breaker's lock: only hand the news on.
-    fn changed(&self, connector: &str, from: crate::BreakerState, to: crate::BreakerState);
+    /// `connector`'s breaker (of `key`, when keyed) went from `from` to
+    /// `to`. Called under the breaker's lock: only hand the news on.
+    fn changed(
+        &self,
+        connector: &str,
+        key: Option<&str>,
+        from: crate::BreakerState,
+        to: crate::BreakerState,
+    );
 }

@@ -41,9 +41,16 @@ pub(crate) enum AlertEvent {
         error: Option<String>,
     },
     /// A connector's circuit breaker opened (from closed or half-open).
-    BreakerOpened { connector: String },
+    /// `key` names a keyed breaker (`circuit_breaker.key`).
+    BreakerOpened {
+        connector: String,
+        key: Option<String>,
+    },
     /// A connector's circuit breaker closed again after probing.
-    BreakerClosed { connector: String },
+    BreakerClosed {
+        connector: String,
+        key: Option<String>,
+    },
     /// A connector's calls of the last five minutes failed at this rate
     /// (a percentage), over `calls` calls.
     ErrorRate {
@@ -85,10 +92,26 @@ impl AlertEvent {
     pub(crate) fn subject(&self) -> &str {
         match self {
             AlertEvent::RunDead { flow, .. } => flow,
-            AlertEvent::BreakerOpened { connector }
-            | AlertEvent::BreakerClosed { connector }
+            AlertEvent::BreakerOpened { connector, .. }
+            | AlertEvent::BreakerClosed { connector, .. }
             | AlertEvent::ErrorRate { connector, .. }
             | AlertEvent::Drift { connector, .. } => connector,
+        }
+    }
+
+    /// What one alert is about within the window: the subject, and a keyed
+    /// breaker's key, so two endpoints' breakers opening alert twice.
+    fn instance(&self) -> String {
+        match self {
+            AlertEvent::BreakerOpened {
+                connector,
+                key: Some(key),
+            }
+            | AlertEvent::BreakerClosed {
+                connector,
+                key: Some(key),
+            } => format!("{connector}[{key}]"),
+            _ => self.subject().to_string(),
         }
     }
 
@@ -98,9 +121,11 @@ impl AlertEvent {
             AlertEvent::RunDead { flow, run, error } => {
                 json!({ "flow": flow, "run": run, "error": error })
             }
-            AlertEvent::BreakerOpened { connector } | AlertEvent::BreakerClosed { connector } => {
-                json!({ "connector": connector })
-            }
+            AlertEvent::BreakerOpened { connector, key }
+            | AlertEvent::BreakerClosed { connector, key } => match key {
+                Some(key) => json!({ "connector": connector, "key": key }),
+                None => json!({ "connector": connector }),
+            },
             AlertEvent::ErrorRate {
                 connector,
                 percent,
@@ -140,12 +165,13 @@ impl AlertSender {
 }
 
 impl patchbay_connector::BreakerWatch for AlertSender {
-    fn changed(&self, connector: &str, from: BreakerState, to: BreakerState) {
+    fn changed(&self, connector: &str, key: Option<&str>, from: BreakerState, to: BreakerState) {
         let connector = connector.to_string();
+        let key = key.map(str::to_string);
         match (from, to) {
-            (_, BreakerState::Open) => self.raise(AlertEvent::BreakerOpened { connector }),
+            (_, BreakerState::Open) => self.raise(AlertEvent::BreakerOpened { connector, key }),
             (BreakerState::HalfOpen | BreakerState::Open, BreakerState::Closed) => {
-                self.raise(AlertEvent::BreakerClosed { connector })
+                self.raise(AlertEvent::BreakerClosed { connector, key })
             }
             // Half-open is a breaker testing the water, and a breaker
             // built closed or disabled has nothing to tell.
@@ -257,11 +283,7 @@ impl AlertDispatcher {
             }
             let window =
                 chrono::Duration::from_std(subscription.window).unwrap_or(chrono::Duration::MAX);
-            let key = (
-                alert_flow.name.clone(),
-                event.name(),
-                event.subject().to_string(),
-            );
+            let key = (alert_flow.name.clone(), event.name(), event.instance());
             if self
                 .fired
                 .get(&key)
@@ -281,7 +303,7 @@ impl AlertDispatcher {
                     "event:{}:{}:{}:{window_number}",
                     alert_flow.name,
                     event.name(),
-                    event.subject()
+                    event.instance()
                 )),
                 parent: None,
                 lease: None,

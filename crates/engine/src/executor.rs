@@ -811,7 +811,10 @@ impl Executor {
                 Ok(()) => (Ok(output), request, reply),
                 Err(message) => (Err(StepError::TooLarge(message)), request, None),
             },
-            Err(error) => (Err(error), None, None),
+            Err(error) => {
+                let request = error.request_summary().cloned();
+                (Err(error), request, None)
+            }
         };
         // The caller of a `sync` webhook is answered before the step is
         // journalled: the answer depends only on the run's recorded inputs,
@@ -925,10 +928,10 @@ impl Executor {
             warn!(error = %e, "run not suspended; it will be resumed");
             return false;
         }
+        self.due.remember(until);
         // A `sync` caller still waiting learns now that the run will finish
         // later.
         self.responders.deliver(
-        self.due.remember(until);
             run.id,
             SyncReply::Ended {
                 status: RunStatus::Queued,

@@ -80,7 +80,12 @@ pub enum StepError {
     /// The upstream call (or one page of it) failed, after the retries its
     /// policy allowed.
     #[error("{error}")]
-    Upstream { error: Box<FetchError> },
+    Upstream {
+        error: Box<FetchError>,
+        /// The journal's summary of the request (attempts, last status,
+        /// pages), as a successful call's entry has it.
+        request: Option<Box<serde_json::Value>>,
+    },
     /// A result larger than the engine's caps; the message names the cap.
     #[error("{0}")]
     TooLarge(String),
@@ -182,7 +187,7 @@ impl StepError {
                 | EvalError::TooDeep { .. } => FailureClass::Expression,
             },
             StepError::InvalidValue { .. } => FailureClass::InvalidValue,
-            StepError::Upstream { error } => FailureClass::Upstream(error.class()),
+            StepError::Upstream { error, .. } => FailureClass::Upstream(error.class()),
             StepError::TooLarge(_) => FailureClass::TooLarge,
             StepError::ChildRun { .. } => FailureClass::ChildRun,
             StepError::Store(_) => FailureClass::Store,
@@ -199,7 +204,7 @@ impl StepError {
     /// timeout, open breaker): only such failures reschedule the run.
     pub fn is_transient(&self) -> bool {
         match self {
-            StepError::Upstream { error } => match error.as_ref() {
+            StepError::Upstream { error, .. } => match error.as_ref() {
                 FetchError::Call { error, .. } => error.is_transient(),
                 // An unusable page or GraphQL `errors`: the same request
                 // would get the same answer.
@@ -231,6 +236,30 @@ impl From<FetchError> for StepError {
     fn from(error: FetchError) -> Self {
         StepError::Upstream {
             error: Box::new(error),
+            request: None,
+        }
+    }
+}
+
+impl StepError {
+    /// An upstream failure with the summary of its request, for the
+    /// journal; other failures are left as they are.
+    pub(crate) fn with_request(self, summary: serde_json::Value) -> StepError {
+        match self {
+            StepError::Upstream { error, .. } => StepError::Upstream {
+                error,
+                request: Some(Box::new(summary)),
+            },
+            other => other,
+        }
+    }
+
+    /// What the journal records of the request that failed, when the step
+    /// kept a summary of it.
+    pub(crate) fn request_summary(&self) -> Option<&serde_json::Value> {
+        match self {
+            StepError::Upstream { request, .. } => request.as_deref(),
+            _ => None,
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct Plan {
     pub flows: BTreeMap<String, FlowPlan>,
     /// Each connector's compiled `rate_limit.key`, for those that have one.
     pub rate_keys: HashMap<String, Expr>,
+    /// Each connector's compiled `circuit_breaker.key`, for those that
+    /// have one.
+    pub breaker_keys: HashMap<String, Expr>,
     webhooks: HashMap<String, String>,
     /// Headers never recorded, and webhook secrets (once resolved) never
     /// journalled.
@@ -119,20 +122,30 @@ impl Plan {
             }
         }
         let mut rate_keys = HashMap::new();
+        let mut breaker_keys = HashMap::new();
         for (name, connector) in &project.config.connectors {
-            let Some(key) = connector.rate_limit.as_ref().and_then(|r| r.key.as_ref()) else {
-                continue;
-            };
-            match Expr::compile(key) {
-                Ok(expr) => {
-                    rate_keys.insert(name.clone(), expr);
+            let rate_key = connector.rate_limit.as_ref().and_then(|r| r.key.as_ref());
+            let breaker_key = connector
+                .circuit_breaker
+                .key
+                .as_ref()
+                .filter(|_| connector.circuit_breaker.enabled);
+            for (key, setting, keys) in [
+                (rate_key, "rate_limit.key", &mut rate_keys),
+                (breaker_key, "circuit_breaker.key", &mut breaker_keys),
+            ] {
+                let Some(key) = key else { continue };
+                match Expr::compile(key) {
+                    Ok(expr) => {
+                        keys.insert(name.clone(), expr);
+                    }
+                    Err(e) => report.push(Diagnostic::new(
+                        &project.root_file,
+                        key.line,
+                        key.column,
+                        format!("connector `{name}`: invalid jq in `{setting}`: {e}"),
+                    )),
                 }
-                Err(e) => report.push(Diagnostic::new(
-                    &project.root_file,
-                    key.line,
-                    key.column,
-                    format!("connector `{name}`: invalid jq in `rate_limit.key`: {e}"),
-                )),
             }
         }
         check_child_cycles(&flows, project, &mut report);
@@ -143,6 +156,7 @@ impl Plan {
             version: project.version.clone(),
             flows,
             rate_keys,
+            breaker_keys,
             webhooks,
             redaction,
             expression_limits: Limits::new(&project.config.engine.expressions),

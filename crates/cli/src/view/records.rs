@@ -71,6 +71,20 @@ pub fn connector(c: &Value) -> anyhow::Result<String> {
             .map(|ms| format!(", probe in {ms}ms"))
             .unwrap_or_default()
     );
+    // A connector that keys its breakers: each, worst first.
+    for keyed in breaker["keyed"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "    {}  {}  failure rate {}% over {} calls{}\n",
+            status(keyed["state"].as_str().unwrap_or("?")),
+            cell(&keyed["key"]),
+            cell(&keyed["failure_rate"]),
+            cell(&keyed["calls_in_window"]),
+            keyed["retry_in_ms"]
+                .as_u64()
+                .map(|ms| format!(", probe in {ms}ms"))
+                .unwrap_or_default()
+        ));
+    }
     out.push_str(&format!(
         "  calls    {} in {} min, {} failed, p50 {} p95 {}\n",
         cell(&recent["calls"]),

@@ -222,3 +222,121 @@ steps:
     assert_eq!(calm_calls.load(Ordering::SeqCst), 20);
     node.stop_cleanly();
 }
+
+/// A connector keying its breakers by endpoint: one endpoint failing opens
+/// its own breaker (and alerts once, naming it) while a flow calling
+/// another endpoint of the same connector goes on succeeding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_endpoint_opens_only_its_own_breaker() {
+    let crm = MockUpstream::start().await;
+    crm.route(
+        "GET",
+        "/orders/{id}",
+        Reply::json(500, json!({ "error": "bug" })),
+    );
+    crm.route("GET", "/status", Reply::json(200, json!({ "ok": true })));
+    let root = "\
+connectors:
+  crm:
+    url: ${env:CRM_URL}
+    dangerous_allow_private: true
+    retry: { attempts: 1 }
+    circuit_breaker: { min_calls: 4, window: 60s, open_for: 10m, key: '\"\\(.method) \\(.path)\"' }
+engine: { run_retries: [] }
+";
+    let lookup = "\
+trigger: { webhook: { path: /hooks/lookup } }
+steps:
+  - call: crm GET /orders/{.id}
+";
+    let status = "\
+trigger: { webhook: { path: /hooks/status } }
+steps:
+  - call: crm GET /status
+";
+    let project = TestProject::new(
+        root,
+        &[("lookup", lookup), ("status", status), ("alerts", ALERTS)],
+    );
+    let node = start_node(&project, &[("CRM_URL", crm.url())]);
+    let client = reqwest::Client::new();
+    let post = |hook: &'static str, id: u32| {
+        let client = client.clone();
+        let url = format!("{}/hooks/{hook}", node.base);
+        async move {
+            let answer = client.post(url).json(&json!({ "id": id })).send().await;
+            assert_eq!(answer.expect("webhook sent").status(), 202);
+        }
+    };
+    for id in 0..6 {
+        post("lookup", id).await;
+    }
+    let store = project.open_store().await;
+    let opened = eventually(Duration::from_secs(30), || async {
+        let runs = all_runs(&*store).await;
+        runs.iter()
+            .filter(|run| run.flow == "lookup" && run.status == RunStatus::Dead)
+            .count()
+            == 6
+            && !alert_runs(&runs, "breaker_open").is_empty()
+    })
+    .await;
+    assert!(opened, "the lookups did not all die, or no alert");
+    for id in 0..5 {
+        post("status", id).await;
+    }
+    let fine = eventually(Duration::from_secs(30), || async {
+        let runs = all_runs(&*store).await;
+        runs.iter()
+            .filter(|run| run.flow == "status" && run.status.is_final())
+            .count()
+            == 5
+    })
+    .await;
+    assert!(fine, "the status runs did not end");
+    let runs = all_runs(&*store).await;
+    for run in runs.iter().filter(|run| run.flow == "status") {
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    }
+    // The last two lookups met the open breaker, which names its key.
+    let refused: Vec<&Run> = runs
+        .iter()
+        .filter(|run| {
+            run.flow == "lookup"
+                && run
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("circuit breaker `GET /orders/{.id}` open"))
+        })
+        .collect();
+    assert_eq!(
+        refused.len(),
+        2,
+        "{:?}",
+        runs.iter().map(|r| &r.error).collect::<Vec<_>>()
+    );
+    let openings = alert_runs(&runs, "breaker_open");
+    assert_eq!(openings.len(), 1, "{}", summary(&openings));
+    assert_eq!(openings[0].input["connector"], "crm");
+    assert_eq!(openings[0].input["key"], "GET /orders/{.id}");
+
+    // The health API lists each breaker, the open one first.
+    let health: serde_json::Value = client
+        .get(format!("{}/api/v1/connectors/crm", node.base))
+        .send()
+        .await
+        .expect("connector health")
+        .json()
+        .await
+        .unwrap();
+    let breaker = &health["breaker"];
+    assert_eq!(breaker["state"], "open", "{health}");
+    let keyed = breaker["keyed"].as_array().expect("keyed breakers");
+    assert_eq!(keyed.len(), 2, "{health}");
+    assert_eq!(keyed[0]["key"], "GET /orders/{.id}");
+    assert_eq!(keyed[0]["state"], "open");
+    assert_eq!(keyed[1]["key"], "GET /status");
+    assert_eq!(keyed[1]["state"], "closed");
+    assert_eq!(keyed[1]["calls_in_window"], 5);
+    node.stop_cleanly();
+}

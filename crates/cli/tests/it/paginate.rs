@@ -51,8 +51,39 @@ steps:
     assert_eq!(run.output, Some(Value::Array(expected)));
     assert_eq!(crm.request_count(), 10);
     let journal = node.engine.store().journal(run.id).await.unwrap();
-    assert_eq!(journal[0].request.as_ref().unwrap()["pages"], 10);
+    let summary = journal[0].request.as_ref().unwrap();
+    assert_eq!(summary["pages"], 10, "{summary}");
+    assert_eq!(summary["attempts"], 10, "{summary}");
+    assert_eq!(summary["retries"], 0, "{summary}");
+    assert_eq!(summary["status"], 200, "{summary}");
     assert_eq!(journal[0].output.as_ref().unwrap()["truncated"], false);
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_paginated_call_journals_its_pages_and_retries_apart() {
+    let crm = MockUpstream::start().await;
+    // The first request fails once; every page then answers.
+    crm.script("GET", "/contacts", [Reply::status(503)]);
+    serve_pages(&crm);
+    let flow = "\
+trigger: { manual: {} }
+steps:
+  - call: crm GET /contacts
+    paginate: { cursor: { param: cursor, from: .body.next }, items: .body.data, max_pages: 3 }
+";
+    let root = format!("{ROOT}    retry: {{ attempts: 3, backoff: {{ min: 10ms, max: 10ms }} }}\n");
+    let project = TestProject::new(&root, &[("sync", flow)]);
+    let node = project.start(&env(&[("CRM_URL", crm.url())])).await;
+    let run = run_manually(&node, "sync", json!({})).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(crm.request_count(), 4);
+    let journal = node.engine.store().journal(run.id).await.unwrap();
+    let summary = journal[0].request.as_ref().unwrap();
+    assert_eq!(summary["pages"], 3, "{summary}");
+    assert_eq!(summary["attempts"], 4, "{summary}");
+    assert_eq!(summary["retries"], 1, "{summary}");
+    assert_eq!(summary["status"], 200, "{summary}");
     node.stop().await.unwrap();
 }
 
@@ -115,6 +146,11 @@ steps:
     assert_eq!(run.retries, 0, "GraphQL errors are not transient");
     let error = run.error.unwrap();
     assert!(error.contains("no such user"), "{error}");
+    // The answer that carried the errors is journalled with its status.
+    let journal = node.engine.store().journal(run.id).await.unwrap();
+    let summary = journal[0].request.as_ref().unwrap();
+    assert_eq!(summary["status"], 200, "{summary}");
+    assert_eq!(summary["attempts"], 1, "{summary}");
     node.stop().await.unwrap();
 }
 

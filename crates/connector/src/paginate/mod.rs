@@ -213,6 +213,8 @@ pub struct Collected {
     pub pages: u32,
     /// Requests sent, retries included.
     pub attempts: u32,
+    /// The last page's status.
+    pub status: Option<u16>,
     /// `max_pages` stopped pagination while the upstream offered more.
     pub truncated: bool,
     /// Set when truncated, for the journal and logs.
@@ -255,6 +257,8 @@ pub struct Paginator<'a> {
     /// Pages fetched so far.
     fetched: u32,
     attempts: u32,
+    /// The status of the last page answered.
+    last_status: Option<u16>,
     truncated: bool,
     /// Cursor, offset or link of the page last requested, to notice a loop.
     position: Option<String>,
@@ -342,6 +346,7 @@ impl<'a> Paginator<'a> {
             next: Some(first),
             fetched: 0,
             attempts: 0,
+            last_status: None,
             truncated: false,
             position,
             setup_error,
@@ -358,18 +363,26 @@ impl<'a> Paginator<'a> {
         if result.is_err() {
             self.next = None;
         }
-        Some(result.map_err(|error| PageError { page: index, error }))
+        Some(result.map_err(|error| PageError {
+            page: index,
+            error,
+            attempts: self.attempts,
+        }))
     }
 
     async fn fetch(&mut self, request: CallRequest, index: u32) -> Result<Page, FetchError> {
-        let unusable = |reason: String| FetchError::Unusable {
+        // `answer`: the status and attempts of the answer found unusable,
+        // `None` when nothing was sent.
+        let unusable = |reason: String, answer: Option<(u16, u32)>| FetchError::Unusable {
             connector: self.connector.name().to_string(),
             method: request.method.clone(),
             path: request.path.clone(),
             reason,
+            status: answer.map(|(status, _)| status),
+            attempts: answer.map_or(0, |(_, attempts)| attempts),
         };
         if let Some(reason) = self.setup_error.take() {
-            return Err(unusable(reason));
+            return Err(unusable(reason, None));
         }
         let sent = match self.mode {
             Mode::Rest => self.connector.send(&request, self.policy).await,
@@ -392,16 +405,23 @@ impl<'a> Paginator<'a> {
         };
         self.attempts += delivered.attempts;
         let response = delivered.response;
+        self.last_status = Some(response.status);
+        let answer = Some((response.status, delivered.attempts));
         let view = match self.mode {
             Mode::Rest => response.clone().into_value(),
             Mode::Graphql { .. } => {
-                graphql::check_response(self.connector, &request.path, &response.body)?;
+                graphql::check_response(
+                    self.connector,
+                    &request.path,
+                    &response,
+                    delivered.attempts,
+                )?;
                 response.body.clone()
             }
         };
         let (items, next) = self
             .read_page(&request, &response, &view)
-            .map_err(unusable)?;
+            .map_err(|reason| unusable(reason, answer))?;
         let mut next = next.map(|(position, mut next)| {
             next.idempotency_key = self
                 .key
@@ -412,16 +432,20 @@ impl<'a> Paginator<'a> {
         if let Some((position, _)) = &next
             && self.position.as_ref() == Some(position)
         {
-            return Err(unusable(format!(
-                "the upstream returned the same {} again; stopping instead of \
+            return Err(unusable(
+                format!(
+                    "the upstream returned the same {} again; stopping instead of \
                      fetching one page over and over",
-                match self.pagination.style {
-                    Style::Link => "next link",
-                    Style::Cursor(_) | Style::Page(_) | Style::Offset(_) | Style::Connection(_) => {
-                        "cursor"
+                    match self.pagination.style {
+                        Style::Link => "next link",
+                        Style::Cursor(_)
+                        | Style::Page(_)
+                        | Style::Offset(_)
+                        | Style::Connection(_) => "cursor",
                     }
-                }
-            )));
+                ),
+                answer,
+            ));
         }
         let mut truncated = false;
         if next.is_some() && index >= self.pagination.max_pages {
@@ -535,6 +559,7 @@ impl<'a> Paginator<'a> {
             items,
             pages: self.fetched,
             attempts: self.attempts,
+            status: self.last_status,
             truncated: self.truncated,
             warning: self.warning(),
         })

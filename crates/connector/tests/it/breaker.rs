@@ -292,3 +292,62 @@ fn impossible_settings_do_not_build() {
         assert!(error.starts_with("connector `crm`:"), "{error}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_keyed_breaker_opens_for_its_own_key_only() {
+    step_paused_time();
+    let mock = MockUpstream::start().await;
+    mock.route("GET", "/broken", Reply::status(503));
+    mock.route("GET", "/items", Reply::json(200, json!([])));
+    let connector = build(&format!(
+        "dangerous_allow_private: true\nurl: {}\ncircuit_breaker: {{ min_calls: 4, window: 10s, open_for: 300ms, key: '.path' }}\n",
+        mock.url()
+    ));
+    let keyed = |path: &str| patchbay_connector::CallRequest {
+        breaker_key: Some(path.to_string()),
+        ..request("GET", path)
+    };
+    for _ in 0..4 {
+        let failed = connector
+            .send(&keyed("/broken"), policy(1))
+            .await
+            .unwrap_err();
+        assert_eq!(failed.error.class(), CallClass::ServerError);
+    }
+    let refused = connector
+        .send(&keyed("/broken"), policy(1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error.class(), CallClass::CircuitOpen);
+    assert!(
+        refused
+            .error
+            .to_string()
+            .ends_with("circuit breaker `/broken` open, call not sent"),
+        "{}",
+        refused.error
+    );
+    // Another key of the same connector is untouched.
+    for _ in 0..5 {
+        connector.send(&keyed("/items"), policy(1)).await.unwrap();
+    }
+    let health = connector.health();
+    assert_eq!(
+        health.breaker,
+        BreakerState::Open,
+        "the worst of its breakers"
+    );
+    let listed: Vec<(&str, BreakerState, u32)> = health
+        .keyed_breakers
+        .iter()
+        .map(|b| (b.key.as_str(), b.state, b.calls))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("/broken", BreakerState::Open, 4),
+            ("/items", BreakerState::Closed, 5)
+        ]
+    );
+    assert_eq!(mock.requests_to("GET", "/broken").len(), 4);
+}

@@ -39,6 +39,7 @@ async fn get_keeps_the_base_path_encodes_the_query_and_sends_headers() {
         body: None,
         idempotency_key: None,
         rate_key: None,
+        breaker_key: None,
     };
 
     let response = connector.call(&call).await.unwrap();
@@ -105,6 +106,7 @@ async fn post_sends_a_json_body_with_its_content_type() {
         body: Some(body.clone()),
         idempotency_key: None,
         rate_key: None,
+        breaker_key: None,
     };
 
     let response = connector.call(&call).await.unwrap();

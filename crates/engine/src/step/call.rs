@@ -561,6 +561,9 @@ impl Step for Call {
             body,
             idempotency_key,
             rate_key: cx.rate_key(&self.connector).await?,
+            breaker_key: cx
+                .breaker_key(&self.connector, &self.method, self.path.source())
+                .await?,
         };
         let shown = connector.summarize(&request);
         let policy = self.retry.unwrap_or_else(|| connector.retry_policy());
@@ -589,11 +592,15 @@ impl Step for Call {
             ),
         };
         let summary = exchange.summarize(shown);
-        Ok(Performed {
-            output: exchange.result?,
-            request: Some(summary),
-            reply: None,
-        })
+        match exchange.result {
+            Ok(output) => Ok(Performed {
+                output,
+                request: Some(summary),
+                reply: None,
+            }),
+            // The failed call's entry says how it went too.
+            Err(error) => Err(error.with_request(summary)),
+        }
     }
 
     fn describe(&self) -> Description {

@@ -105,6 +105,35 @@ impl StepContext<'_> {
         Ok(Some(scalar_text(&key)))
     }
 
+    /// The call's circuit-breaker key, when its connector keys breakers:
+    /// the key expression over `{connector, method, path, flow, step}`
+    /// (`path` as the step writes it) with the run's variables.
+    pub async fn breaker_key(
+        &self,
+        connector: &str,
+        method: &str,
+        path: &str,
+    ) -> Result<Option<String>, StepError> {
+        let Some(expr) = self.executor.plan.breaker_keys.get(connector) else {
+            return Ok(None);
+        };
+        let call = serde_json::json!({
+            "connector": connector,
+            "method": method,
+            "path": path,
+            "flow": self.run.flow,
+            "step": self.step.id,
+        });
+        let key = self
+            .executor
+            .eval(expr, &call, &self.vars())
+            .await
+            .map_err(|e| {
+                StepError::expression(format!("connector `{connector}` circuit_breaker.key"), e)
+            })?;
+        Ok(Some(scalar_text(&key)))
+    }
+
     /// A call's idempotency key: the step's own expression, else `default`
     /// (given where a repeat could duplicate a side effect), and none when
     /// the connector sends no keys.

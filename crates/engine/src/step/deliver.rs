@@ -213,6 +213,7 @@ impl Step for Deliver {
             body: Some(body),
             idempotency_key: Some(message_id.clone()),
             rate_key: cx.rate_key(&self.connector).await?,
+            breaker_key: cx.breaker_key(&self.connector, "POST", &self.path).await?,
         };
         let shown = connector.summarize(&request);
         let at = cx.now();

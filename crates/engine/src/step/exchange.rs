@@ -1,6 +1,12 @@
 //! What an upstream exchange (one call, or a paginated series) produced,
 //! with what the journal's request summary records of it. Shared by the
 //! kinds that call connectors (`call`, `graphql`).
+//!
+//! The summary's `attempts` counts every request sent, retries included;
+//! `status` is the last answer's (a GraphQL error answer's too); a
+//! paginated exchange adds `pages` (requested, the failing one included)
+//! and `retries` (the requests beyond one per page), so three pages
+//! fetched at the first try read `pages: 3, attempts: 3, retries: 0`.
 
 use patchbay_connector::{Collected, Delivered, FetchError, GraphqlResult, PageError, Undelivered};
 use serde_json::Value;
@@ -16,12 +22,12 @@ pub(crate) struct Exchange {
 }
 
 impl Exchange {
-    fn failed(error: FetchError, pages: Option<u32>) -> Exchange {
+    fn failed(error: FetchError) -> Exchange {
         Exchange {
             attempts: error.attempts(),
             status: error.status(),
             result: Err(StepError::from(error)),
-            pages,
+            pages: None,
         }
     }
 
@@ -33,13 +39,10 @@ impl Exchange {
                 result: Ok(done.response.into_value()),
                 pages: None,
             },
-            Err(failed) => Exchange::failed(
-                FetchError::Call {
-                    error: failed.error,
-                    attempts: failed.attempts,
-                },
-                None,
-            ),
+            Err(failed) => Exchange::failed(FetchError::Call {
+                error: failed.error,
+                attempts: failed.attempts,
+            }),
         }
     }
 
@@ -51,7 +54,7 @@ impl Exchange {
                 result: Ok(done.data),
                 pages: None,
             },
-            Err(failed) => Exchange::failed(failed, None),
+            Err(failed) => Exchange::failed(failed),
         }
     }
 
@@ -63,12 +66,16 @@ impl Exchange {
                 }
                 Exchange {
                     attempts: collected.attempts,
-                    status: None,
+                    status: collected.status,
                     pages: Some(collected.pages),
                     result: Ok(collected.into_value()),
                 }
             }
-            Err(failed) => Exchange::failed(failed.error, Some(failed.page)),
+            Err(failed) => Exchange {
+                attempts: failed.attempts,
+                pages: Some(failed.page),
+                ..Exchange::failed(failed.error)
+            },
         }
     }
 
@@ -81,6 +88,7 @@ impl Exchange {
             }
             if let Some(pages) = self.pages {
                 map.insert("pages".into(), pages.into());
+                map.insert("retries".into(), self.attempts.saturating_sub(pages).into());
             }
         }
         shown

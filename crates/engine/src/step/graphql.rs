@@ -116,6 +116,8 @@ impl Step for Graphql {
             variables,
             headers,
             idempotency_key,
+            rate_key: cx.rate_key(&self.connector).await?,
+            breaker_key: cx.breaker_key(&self.connector, "POST", &self.path).await?,
         };
         let shown = connector.summarize(&request.to_call());
         let policy = self.retry.unwrap_or_else(|| connector.retry_policy());
@@ -129,11 +131,15 @@ impl Step for Graphql {
             ),
         };
         let summary = exchange.summarize(shown);
-        Ok(Performed {
-            output: exchange.result?,
-            request: Some(summary),
-            reply: None,
-        })
+        match exchange.result {
+            Ok(output) => Ok(Performed {
+                output,
+                request: Some(summary),
+                reply: None,
+            }),
+            // The failed call's entry says how it went too.
+            Err(error) => Err(error.with_request(summary)),
+        }
     }
 
     fn describe(&self) -> Description {

@@ -242,6 +242,7 @@ mod tests {
         };
         let opened = AlertEvent::BreakerOpened {
             connector: "crm".into(),
+            key: None,
         };
         assert!(subscription(&[EventName::RunDead], None).wants(&dead));
         assert!(subscription(&[EventName::RunDead], Some(&["orders"])).wants(&dead));

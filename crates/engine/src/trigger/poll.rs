@@ -402,6 +402,9 @@ impl Poll {
             body: None,
             idempotency_key: None,
             rate_key: None,
+            // A poll is not a step: on a connector that keys its breakers,
+            // it goes through the breaker of the empty key.
+            breaker_key: None,
         };
         let policy = connector.retry_policy();
         let (items, etag, last_modified) = match &self.pagination {

@@ -33,6 +33,7 @@ function row(c) {
       {},
       badge(state),
       c.breaker && c.breaker.retry_in_ms ? h("div", { class: "muted" }, `probe in ${duration(c.breaker.retry_in_ms)}`) : null,
+      keyedBreakers(c.breaker),
       c.paused_for_ms ? h("div", { class: "muted" }, `upstream asked to pause: ${duration(c.paused_for_ms)}`) : null,
     ),
     h("td", {}, rateLimit(c.rate_limit)),
@@ -47,6 +48,29 @@ function row(c) {
       c.last_error ? [h("div", { class: "muted" }, time(c.last_error.at)), c.last_error.message] : "",
     ),
     h("td", {}, contract(c)),
+  );
+}
+
+// A connector that keys its breakers (by endpoint, by tenant...): the ones
+// that are not closed, each with its key, then how many there are.
+function keyedBreakers(breaker) {
+  const keyed = (breaker && breaker.keyed) || [];
+  if (!keyed.length) return null;
+  const troubled = keyed.filter((b) => b.state !== "closed");
+  return h(
+    "ul",
+    { class: "keyed-breakers", "aria-label": "Breakers by key" },
+    ...troubled.map((b) =>
+      h(
+        "li",
+        { "data-breaker-key": b.key, "data-breaker": b.state },
+        badge(b.state),
+        " ",
+        h("code", {}, b.key),
+        b.retry_in_ms ? h("span", { class: "muted" }, ` · probe in ${duration(b.retry_in_ms)}`) : null,
+      ),
+    ),
+    h("li", { class: "muted" }, `${keyed.length} key${keyed.length === 1 ? "" : "s"}, ${keyed.length - troubled.length} closed`),
   );
 }
 

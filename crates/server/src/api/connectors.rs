@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
-use patchbay_connector::{BreakerState, ConnectorHealth, DeprecationNotice};
+use patchbay_connector::{ConnectorHealth, DeprecationNotice};
 use patchbay_store::Drift;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -82,7 +82,9 @@ pub(crate) struct DriftSummary {
     pub last_seen: DateTime<Utc>,
 }
 
-/// The circuit breaker.
+/// The circuit breaker. A connector that keys its breakers
+/// (`circuit_breaker.key`) reports the worst of them here, and each in
+/// `keyed`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Breaker {
     /// `closed` (calls go through), `open` (calls refused), `half_open`
@@ -93,6 +95,20 @@ pub(crate) struct Breaker {
     /// Calls counted in the breaker's window.
     pub calls_in_window: u32,
     /// While open: milliseconds until a probe is let through.
+    pub retry_in_ms: Option<u64>,
+    /// A keyed connector's breakers, open ones first; empty otherwise.
+    pub keyed: Vec<KeyedBreaker>,
+}
+
+/// One breaker of a connector that keys them.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct KeyedBreaker {
+    /// The value of `circuit_breaker.key` its calls had.
+    pub key: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+    pub failure_rate: f64,
+    pub calls_in_window: u32,
     pub retry_in_ms: Option<u64>,
 }
 
@@ -192,16 +208,21 @@ impl ConnectorView {
         ConnectorView {
             name: name.into(),
             breaker: Breaker {
-                state: match health.breaker {
-                    BreakerState::Disabled => "disabled",
-                    BreakerState::Closed => "closed",
-                    BreakerState::Open => "open",
-                    BreakerState::HalfOpen => "half_open",
-                }
-                .into(),
+                state: health.breaker.as_str().into(),
                 failure_rate: health.failure_rate,
                 calls_in_window: health.calls_in_window,
                 retry_in_ms: health.breaker_retry_in.map(millis),
+                keyed: health
+                    .keyed_breakers
+                    .into_iter()
+                    .map(|breaker| KeyedBreaker {
+                        key: breaker.key,
+                        state: breaker.state.as_str().into(),
+                        failure_rate: breaker.failure_rate,
+                        calls_in_window: breaker.calls,
+                        retry_in_ms: breaker.retry_in.map(millis),
+                    })
+                    .collect(),
             },
             rate_limit: RateLimit {
                 limit_per_second: health.rate_limit.limit_per_second,
