@@ -1,8 +1,17 @@
 //! The values a run's expressions see: `.`, `$event`, `$steps`, `$state`,
-//! `$headers`.
+//! `$headers`, `$query`.
+//!
+//! A webhook's query string is stored with the run's request headers,
+//! under [`QUERY_KEY`], a name no HTTP header can have (a header name is a
+//! token, and `:` is not a token character): it is part of the request
+//! that delivered the event, as the headers are, and travels, is redacted
+//! and is kept with them. The context takes it out of `$headers` again.
 
 use patchbay_expr::{Budget, Vars};
 use serde_json::{Map, Value};
+
+/// Where a webhook's query string is kept among the run's request headers.
+pub const QUERY_KEY: &str = ":query";
 
 /// What a run has accumulated so far.
 #[derive(Clone, Debug)]
@@ -11,6 +20,9 @@ pub(crate) struct RunContext {
     pub event: Value,
     /// Webhook request headers (`$headers`), lowercased names.
     pub headers: Value,
+    /// The webhook request's query string (`$query`): an object, `{}`
+    /// without one.
+    pub query: Value,
     /// Results of completed steps by id (`$steps`); always an object.
     pub steps: Value,
     /// The flow's persistent state (`$state`).
@@ -18,10 +30,17 @@ pub(crate) struct RunContext {
 }
 
 impl RunContext {
-    pub fn new(event: Value, headers: Value, state: Value) -> Self {
+    /// `headers` as stored with the run: the query string, if any, is
+    /// taken out of them into `$query`.
+    pub fn new(event: Value, mut headers: Value, state: Value) -> Self {
+        let query = match &mut headers {
+            Value::Object(map) => map.remove(QUERY_KEY),
+            _ => None,
+        };
         RunContext {
             event,
             headers,
+            query: query.unwrap_or_else(|| Value::Object(Map::new())),
             steps: Value::Object(Map::new()),
             state,
         }
@@ -34,6 +53,7 @@ impl RunContext {
             steps: &self.steps,
             state: &self.state,
             headers: &self.headers,
+            query: &self.query,
             budget,
         }
     }

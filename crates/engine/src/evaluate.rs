@@ -198,6 +198,7 @@ impl OwnedVars {
             context: RunContext {
                 event: vars.event.clone(),
                 headers: vars.headers.clone(),
+                query: vars.query.clone(),
                 steps: vars.steps.clone(),
                 state: vars.state.clone(),
             },

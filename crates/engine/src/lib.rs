@@ -87,6 +87,7 @@ use tracing::{info, warn};
 pub use audit::AuditLog;
 pub use build::Build;
 pub use cluster::Membership;
+pub use context::QUERY_KEY;
 pub use error::EngineError;
 pub use evaluate::{Evaluator, Limits};
 pub use intake::Intake;
@@ -293,8 +294,8 @@ impl Engine {
         if roles.workers {
             let evaluator =
                 Evaluator::start(plan.expression_limits).map_err(EngineError::EvaluatorStart)?;
-            let executor = Arc::new(ArcSwap::from_pointee(Executor {
             let due = due::DueTimes::new(clock.clone());
+            let executor = Arc::new(ArcSwap::from_pointee(Executor {
                 plan: plan.clone(),
                 connectors,
                 store: store.clone(),
@@ -303,8 +304,8 @@ impl Engine {
                 shutdown: shutdown.clone(),
                 evaluator,
                 wake: wake.clone(),
-                versions,
                 due: due.clone(),
+                versions,
                 clock: clock.clone(),
                 held: Default::default(),
                 drift: drift.clone(),
@@ -330,8 +331,8 @@ impl Engine {
                 store: store.clone(),
                 poll_interval: settings.poll_interval.0,
                 wake,
-            };
                 due,
+            };
             tracker.spawn(pool.dispatch());
             tokio::spawn(worker::renew_leases(
                 store.clone(),
@@ -572,8 +573,8 @@ impl Engine {
                 shutdown: old.shutdown.clone(),
                 evaluator,
                 wake: old.wake.clone(),
-                versions: {
                 due: old.due.clone(),
+                versions: {
                     old.versions.insert(plan.clone());
                     old.versions.clone()
                 },

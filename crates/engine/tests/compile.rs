@@ -394,7 +394,7 @@ fn every_trigger_kind_compiles_and_describes_itself() {
     );
     assert_eq!(
         serde_json::Value::Object(trigger.describe()),
-        serde_json::json!({"path": "/hooks/x", "mode": "sync", "verified": false, "deduplicated": false})
+        serde_json::json!({"path": "/hooks/x", "methods": ["POST"], "mode": "sync", "verified": false, "deduplicated": false})
     );
 }
 

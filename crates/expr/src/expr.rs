@@ -163,7 +163,7 @@ impl Expr {
     ) -> Result<T, EvalError> {
         let meter = Meter::start(vars.budget);
         let outcome = budget::metered(|| {
-            let values = [vars.event, vars.steps, vars.state, vars.headers];
+            let values = [vars.event, vars.steps, vars.state, vars.headers, vars.query];
             let bound = values
                 .into_iter()
                 .zip(self.inner.uses)
@@ -222,7 +222,7 @@ fn prelude() -> &'static [Def] {
 }
 
 /// `$`-prefixed names of [`VARIABLES`], in the same order, as jaq expects them.
-const GLOBALS: [&str; VARIABLES.len()] = ["$event", "$steps", "$state", "$headers"];
+const GLOBALS: [&str; VARIABLES.len()] = ["$event", "$steps", "$state", "$headers", "$query"];
 
 /// Whether `source` mentions the variable `var` (written with its `$`), as
 /// a whole name: `$steps` is not mentioned by `$stepsx`. Conservative: a

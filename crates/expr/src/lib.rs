@@ -43,7 +43,8 @@ pub use value::MAX_OUTPUT_DEPTH;
 /// - `steps`: outputs of earlier steps, by step id.
 /// - `state`: the flow's persisted state.
 /// - `headers`: headers of the request that delivered the event.
-pub const VARIABLES: [&str; 4] = ["event", "steps", "state", "headers"];
+/// - `query`: the query string of that request, as an object.
+pub const VARIABLES: [&str; 5] = ["event", "steps", "state", "headers", "query"];
 
 /// Values of the [`VARIABLES`] for one evaluation, and the [`Budget`] it runs under.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +57,8 @@ pub struct Vars<'a> {
     pub state: &'a Value,
     /// `$headers`
     pub headers: &'a Value,
+    /// `$query`
+    pub query: &'a Value,
     /// Limits of every evaluation made with these variables.
     pub budget: Budget,
 }
@@ -70,6 +73,7 @@ impl Default for Vars<'_> {
             steps: &NULL,
             state: &NULL,
             headers: &NULL,
+            query: &NULL,
             budget: Budget::UNLIMITED,
         }
     }

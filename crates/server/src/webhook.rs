@@ -2,7 +2,13 @@
 //!
 //! The request is answered only after the run is durable (group commit in the
 //! engine's intake). Bad requests (unknown path, wrong method, oversized or
-//! non-JSON body) are refused before anything is stored.
+//! unreadable body) are refused before anything is stored.
+//!
+//! The event is the body: JSON, or a form (`application/x-www-form-urlencoded`,
+//! as GitHub's form option, Slack and Twilio send) read into an object. A
+//! flow that takes `GET` (a provider's verification handshake) gets the
+//! query string as its event. Every request's query string is kept with
+//! its headers and read as `$query`.
 //!
 //! A flow with `verify` checks the signature on the raw body before the body
 //! is even parsed: a forged or stale request costs an HMAC per configured
@@ -14,9 +20,9 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use patchbay_engine::trigger::WebhookMode;
+use patchbay_engine::trigger::{WebhookMethod, WebhookMode};
 use patchbay_engine::{Event, SyncReply, VerifyPlan};
 use patchbay_expr::{Budget, EvalError, Expr, Vars};
 use patchbay_signature::Headers;
@@ -36,13 +42,26 @@ pub(crate) async fn receive(
     let Some((flow, hook)) = plan.webhook(&path) else {
         return Err(ApiError::not_found(format!("no flow listens on `{path}`")));
     };
-    if request.method() != Method::POST {
-        return Err(ApiError::new(
+    let Some(method) = hook
+        .methods
+        .iter()
+        .copied()
+        .find(|method| request.method().as_str() == method.as_str())
+    else {
+        let allowed: Vec<&str> = hook.methods.iter().map(|m| m.as_str()).collect();
+        let mut refusal = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("`{path}` accepts POST only"),
-        ));
-    }
+            format!("`{path}` accepts {} only", allowed.join(" and ")),
+        )
+        .into_response();
+        if let Ok(allow) = HeaderValue::try_from(allowed.join(", ")) {
+            refusal
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow);
+        }
+        return Ok(refusal);
+    };
     // Held until the answer is ready, body read and run committed included.
     let Some(_slot) = state.inflight.enter(&path) else {
         return Err(ApiError::new(
@@ -53,18 +72,23 @@ pub(crate) async fn receive(
     };
     let limit = hook.max_body_bytes.unwrap_or(state.settings.max_body_bytes);
     let (parts, body) = request.into_parts();
-    let bytes = read_body(body, limit).await?;
-    if let Some(verify) = &hook.verify {
-        check_signature(&flow.name, verify, &parts.headers, &bytes)?;
+    let query = parts.uri.query().map(form_object);
+    let input = match method {
+        // A handshake carries no body and no signature: its query string is
+        // the event, and the flow checks its token itself.
+        WebhookMethod::Get => query.clone().unwrap_or_else(|| json!({})),
+        WebhookMethod::Post => {
+            let bytes = read_body(body, limit).await?;
+            if let Some(verify) = &hook.verify {
+                check_signature(&flow.name, verify, &parts.headers, &bytes)?;
+            }
+            parse_body(&parts.headers, &bytes)?
+        }
+    };
+    let mut headers = patchbay_connector::headers_to_json(&parts.headers);
+    if let (Some(query), Value::Object(map)) = (query, &mut headers) {
+        map.insert(patchbay_engine::QUERY_KEY.to_string(), query);
     }
-    let input: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let headers = patchbay_connector::headers_to_json(&parts.headers);
     let dedupe_key = match &hook.dedupe {
         Some(expr) => dedupe_key(
             &flow.name,
@@ -92,6 +116,44 @@ pub(crate) async fn receive(
             Ok(sync_response(outcome, reply))
         }
     }
+}
+
+/// The event a `POST` body holds: a form read into an object, or JSON.
+fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+    let media_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|media_type| media_type.trim().to_ascii_lowercase());
+    if media_type.as_deref() == Some("application/x-www-form-urlencoded") {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ApiError::bad_request("the form body is not UTF-8 text".to_string()))?;
+        return Ok(form_object(text));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// `a=1&b=x&b=y` as `{"a": "1", "b": ["x", "y"]}`: every value a string,
+/// a name given more than once an array of its values in order.
+fn form_object(encoded: &str) -> Value {
+    let mut object = serde_json::Map::new();
+    for (name, value) in form_urlencoded::parse(encoded.as_bytes()) {
+        let value = Value::String(value.into_owned());
+        match object.get_mut(name.as_ref()) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => *first = Value::Array(vec![first.take(), value]),
+            None => {
+                object.insert(name.into_owned(), value);
+            }
+        }
+    }
+    Value::Object(object)
 }
 
 /// Request headers as the signature verifier reads them.
@@ -230,10 +292,17 @@ fn sync_response(outcome: EnqueueOutcome, reply: Option<SyncReply>) -> Response 
             body,
         }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut response = if body.is_null() {
-                status.into_response()
-            } else {
-                (status, Json(body)).into_response()
+            // A string with a content type of its own that is not JSON is
+            // sent as it is: a handshake's challenge echoed in plain text.
+            let content_type = headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                .map(|(_, value)| value.to_ascii_lowercase());
+            let raw = content_type.is_some_and(|media_type| !media_type.contains("json"));
+            let mut response = match body {
+                Value::Null => status.into_response(),
+                Value::String(text) if raw => (status, text).into_response(),
+                body => (status, Json(body)).into_response(),
             };
             for (name, value) in headers {
                 if let (Ok(name), Ok(value)) =

@@ -290,3 +290,104 @@ async fn repeated_request_headers_keep_every_value() {
     assert_eq!(response.json::<Value>().await.unwrap(), json!("a, b"));
     node.stop().await.unwrap();
 }
+
+/// A provider's verification handshake and its events on one path, as
+/// Meta's webhooks do it: a `GET` carrying `hub.challenge`, answered with
+/// the challenge in plain text, then `POST`ed events; form bodies (Slack,
+/// Twilio, GitHub's form option) become objects; `$query` is the query
+/// string of either.
+#[tokio::test]
+async fn handshakes_forms_and_query_strings_reach_the_flow() {
+    let project = TestProject::new(
+        "",
+        &[
+            (
+                "meta",
+                "\
+trigger: { webhook: { path: /hooks/meta, methods: [GET, POST], mode: sync, timeout: 5s } }
+steps:
+  - id: route
+    switch:
+      cases:
+        - name: handshake
+          when: '.[\"hub.mode\"] == \"subscribe\"'
+          steps:
+            - respond:
+                headers: '{\"content-type\": \"text/plain\"}'
+                body: 'if .[\"hub.verify_token\"] == \"tok\" then .[\"hub.challenge\"] else \"no\" end'
+      default:
+        - respond: { body: '{entries: (.entry | length), account: $query.account}' }
+",
+            ),
+            (
+                "slack",
+                "\
+trigger: { webhook: { path: /hooks/slack, mode: sync, timeout: 5s } }
+steps:
+  - respond: { body: '{command, text, channel: $query.channel, tags: .tag, headers: ($headers | has(\":query\"))}' }
+",
+            ),
+        ],
+    );
+    let node = project.start(&env(&[])).await;
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", node.address);
+
+    let handshake = client
+        .get(format!(
+            "{base}/hooks/meta?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=tok"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(handshake.status(), 200);
+    assert!(
+        handshake.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(handshake.text().await.unwrap(), "1158201444");
+
+    let event = client
+        .post(format!("{base}/hooks/meta?account=a-7"))
+        .json(&json!({ "entry": [1, 2, 3] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(event.status(), 200);
+    assert_eq!(
+        event.json::<Value>().await.unwrap(),
+        json!({ "entries": 3, "account": "a-7" })
+    );
+
+    let form = client
+        .post(format!("{base}/hooks/slack?channel=ops"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("command=%2Fdeploy&text=api+v2&tag=a&tag=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    assert_eq!(
+        form.json::<Value>().await.unwrap(),
+        json!({
+            "command": "/deploy",
+            "text": "api v2",
+            "channel": "ops",
+            "tags": ["a", "b"],
+            "headers": false
+        })
+    );
+
+    // Only the methods a flow takes: a GET on a POST-only path is refused,
+    // saying what it takes.
+    let refused = client
+        .get(format!("{base}/hooks/slack"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 405);
+    assert_eq!(refused.headers()["allow"], "POST");
+    node.stop().await.unwrap();
+}

@@ -81,7 +81,7 @@ pub(crate) use mqtt::{
 pub(crate) use nats::resolve_address as resolve_nats_address;
 pub(crate) use redis_stream::resolve_address as resolve_redis_address;
 pub use schedule::ScheduleTrigger;
-pub use webhook::{WebhookMode, WebhookPlan, WebhookTrigger};
+pub use webhook::{WebhookMethod, WebhookMode, WebhookPlan, WebhookTrigger};
 
 /// Every trigger kind. Adding one is a file in this folder and a line here.
 static KINDS: &[KindEntry] = &[

@@ -1,5 +1,6 @@
-//! `webhook: {path, mode, timeout, max_body_bytes, verify, dedupe}`: a flow
-//! started by an HTTP POST on a path of the server. Compiling checks the
+//! `webhook: {path, methods, mode, timeout, max_body_bytes, verify,
+//! dedupe}`: a flow started by an HTTP POST (or, when asked for, a GET) on
+//! a path of the server. Compiling checks the
 //! path, builds the signature check (see [`crate::verify`]) and the dedupe
 //! expression; the server crate serves the path. A path used by two flows
 //! is reported when the whole plan is compiled.
@@ -24,6 +25,12 @@ const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct WebhookTrigger {
     /// Path on Patchbay's server, e.g. `/hooks/shop/orders`.
     pub path: Located<String>,
+    /// The HTTP methods the path takes: `[POST]` by default; add `GET`
+    /// for providers that verify an endpoint with a GET carrying a
+    /// challenge (Meta's `hub.challenge`), answered by a `sync` flow's
+    /// `respond`. A GET's event is its query string.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<WebhookMethod>,
     /// `async` (default): answer 202 with the run id once the event is
     /// committed. `sync`: wait for the flow's `respond` step and answer with it.
     #[serde(default)]
@@ -47,6 +54,28 @@ pub struct WebhookTrigger {
     pub dedupe: Option<Located<String>>,
 }
 
+/// An HTTP method a webhook takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum WebhookMethod {
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "GET")]
+    Get,
+}
+
+impl WebhookMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookMethod::Post => "POST",
+            WebhookMethod::Get => "GET",
+        }
+    }
+}
+
+fn default_methods() -> Vec<WebhookMethod> {
+    vec![WebhookMethod::Post]
+}
+
 /// How a webhook is answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -62,6 +91,8 @@ pub enum WebhookMode {
 #[derive(Clone, Debug)]
 pub struct WebhookPlan {
     pub path: String,
+    /// The methods it takes, each once.
+    pub methods: Vec<WebhookMethod>,
     pub mode: WebhookMode,
     /// How long a `sync` webhook waits for `respond`.
     pub timeout: Duration,
@@ -115,9 +146,23 @@ impl Kind for WebhookPlan {
             },
             None => Some(None),
         };
-        let (path, verify, dedupe) = (path?, verify?, dedupe?);
+        let methods = if hook.methods.is_empty() {
+            compiler.error(
+                hook.path.line,
+                hook.path.column,
+                "`methods` is empty; give at least one of `POST` and `GET`".into(),
+            );
+            None
+        } else {
+            let mut methods = hook.methods.clone();
+            methods.sort_by_key(|method| method.as_str());
+            methods.dedup();
+            Some(methods)
+        };
+        let (path, verify, dedupe, methods) = (path?, verify?, dedupe?, methods?);
         Some(WebhookPlan {
             path,
+            methods,
             mode: hook.mode,
             timeout: hook.timeout.map(|t| t.0).unwrap_or(DEFAULT_SYNC_TIMEOUT),
             max_body_bytes: hook.max_body_bytes,
@@ -160,8 +205,10 @@ impl Trigger for WebhookPlan {
             WebhookMode::Async => "async",
             WebhookMode::Sync => "sync",
         };
+        let methods: Vec<&str> = self.methods.iter().map(|m| m.as_str()).collect();
         [
             ("path", json!(self.path)),
+            ("methods", json!(methods)),
             ("mode", json!(mode)),
             ("verified", json!(self.verify.is_some())),
             ("deduplicated", json!(self.dedupe.is_some())),

@@ -33,11 +33,13 @@ fn each_variable_is_bound_to_its_own_value() {
     let steps = json!({"a": {"body": {"id": "ch_1"}}});
     let state = json!({"cursor": "2024-05-01T00:00:00Z"});
     let headers = json!({"webhook-id": "msg_9"});
+    let query = json!({"hub.challenge": "1158201444"});
     let vars = Vars {
         event: &event,
         steps: &steps,
         state: &state,
         headers: &headers,
+        query: &query,
         budget: Budget::UNLIMITED,
     };
     let run = |source: &str| {
@@ -55,11 +57,12 @@ fn each_variable_is_bound_to_its_own_value() {
         json!("2024-05-01T00:00:00Z")
     );
     assert_eq!(run(r#"$headers["webhook-id"]"#), json!("msg_9"));
+    assert_eq!(run(r#"$query["hub.challenge"]"#), json!("1158201444"));
     assert_eq!(
-        run("[$event, $steps, $state, $headers]"),
-        json!([event, steps, state, headers])
+        run("[$event, $steps, $state, $headers, $query]"),
+        json!([event, steps, state, headers, query])
     );
-    assert_eq!(VARIABLES, ["event", "steps", "state", "headers"]);
+    assert_eq!(VARIABLES, ["event", "steps", "state", "headers", "query"]);
 }
 
 #[test]
