@@ -365,6 +365,19 @@ impl SensitiveHeaders {
         }
     }
 
+    /// Replaces the values of query parameters named as sensitive headers
+    /// are, `_` read as `-` (`api_key` as `api-key`, `access_token`).
+    pub fn redact_parameters(&self, parameters: &mut Value) {
+        let Value::Object(map) = parameters else {
+            return;
+        };
+        for (name, value) in map.iter_mut() {
+            if self.contains(&name.replace('_', "-")) {
+                *value = Value::String(MASK.into());
+            }
+        }
+    }
+
     /// Replaces the values of sensitive headers in a JSON object of headers
     /// (the shape of `$headers` and of a response's `headers`).
     pub fn redact(&self, headers: &mut Value) {

@@ -72,7 +72,14 @@ pub(crate) async fn receive(
     };
     let limit = hook.max_body_bytes.unwrap_or(state.settings.max_body_bytes);
     let (parts, body) = request.into_parts();
-    let query = parts.uri.query().map(form_object);
+    // Parameters named like credentials (`token`, `secret`, `api_key`...)
+    // are masked as such headers are: no flow reads them, and neither the
+    // run record nor the API keeps them.
+    let query = parts.uri.query().map(|query| {
+        let mut query = form_object(query);
+        plan.redaction.headers.redact_parameters(&mut query);
+        query
+    });
     let input = match method {
         // A handshake carries no body and no signature: its query string is
         // the event, and the flow checks its token itself.
