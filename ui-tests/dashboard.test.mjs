@@ -291,6 +291,10 @@ test(`the dashboard follows a run, a dead letter and its replay (${BROWSER}, ${V
     }
     const chat = '#connectors tr[data-connector="chat"]';
     assert.ok(await page.attribute(chat, "data-breaker"), "the breaker state is shown");
+    // Chat keeps a breaker per endpoint: the list counts them (and would
+    // name any not closed).
+    await page.waitFor(`${chat} .keyed-breakers`);
+    assert.match(await page.text(`${chat} .keyed-breakers`), /\d+ keys?, \d+ closed/);
     // Chat pins a version, its replies lack a field its spec requires, and it
     // announces a sunset.
     await page.waitFor(`${chat} [data-api-version="2024-06-20"]`);

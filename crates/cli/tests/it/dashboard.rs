@@ -36,13 +36,14 @@ const FIREFOX: &str = "/usr/bin/firefox-esr";
 const BROWSERS: [&str; 2] = ["chromium", "firefox"];
 const VIEWPORTS: [&str; 2] = ["1400x900", "390x844"];
 
-/// The shop's connectors, chat with a pinned version and a contract its
-/// replies do not quite fit; the dashboard signs in with an `operate`
-/// token: enough to replay.
+/// The shop's connectors, chat with a pinned version, a contract its
+/// replies do not quite fit and a breaker per endpoint; the dashboard
+/// signs in with an `operate` token: enough to replay.
 fn root_config() -> String {
     let connectors = SHOP_CONNECTORS.replace(
         "  chat:\n",
-        "  chat:\n    api_version: { value: '2024-06-20', header: Chat-Version }\n    spec: chat.yaml\n",
+        "  chat:\n    api_version: { value: '2024-06-20', header: Chat-Version }\n    spec: chat.yaml\n    \
+         circuit_breaker: { key: '\"\\(.method) \\(.path)\"' }\n",
     );
     format!(
         "{connectors}\
