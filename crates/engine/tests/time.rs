@@ -1001,6 +1001,19 @@ fn poll_time(start: DateTime<Utc>, n: i64) -> DateTime<Utc> {
 }
 
 /// Runs of `flow`, with their inputs' `id`s, sorted.
+/// Waits until `flow`'s poll state holds `value` at `key`: a poll saves it
+/// just after committing its runs, so a test that saw the runs and moves
+/// on to the next poll at once could find the older state.
+async fn saved_poll_state(clock: &TestClock, node: &Node, flow: &str, key: &str, value: Value) {
+    let name = format!("{flow}:poll");
+    clock
+        .running_until(|| async {
+            let state = node.store.flow_state(&name).await.unwrap();
+            (state[key] == value).then_some(())
+        })
+        .await;
+}
+
 async fn polled_ids(node: &Node, flow: &str) -> Vec<i64> {
     let filter = RunFilter {
         flow: Some(flow.into()),
@@ -1076,6 +1089,7 @@ steps:
         .until(|| async { (polled_ids(&node, "contacts").await.len() == 5).then_some(()) })
         .await;
     assert_eq!(polled_ids(&node, "contacts").await, [1, 2, 3, 4, 5]);
+    saved_poll_state(&clock, &node, "contacts", "cursor", json!(5)).await;
     let first_poll = api.requests_to("GET", "/contacts");
     assert!(first_poll.len() >= 3, "{} pages", first_poll.len());
 
@@ -1091,8 +1105,9 @@ steps:
     let before = api.request_count();
     clock.skip_to(poll_time(start, 1)).await;
     clock
-        .until(|| async { (polled_ids(&node, "contacts").await.len() == 7).then_some(()) })
+        .running_until(|| async { (polled_ids(&node, "contacts").await.len() == 7).then_some(()) })
         .await;
+    saved_poll_state(&clock, &node, "contacts", "cursor", json!(8)).await;
     let asked = api.requests_to("GET", "/contacts");
     assert_eq!(
         asked[before].query_pairs,
@@ -1105,7 +1120,7 @@ steps:
     let before = api.request_count();
     clock.skip_to(poll_time(start, 2)).await;
     clock
-        .until(|| async { (api.request_count() > before).then_some(()) })
+        .running_until(|| async { (api.request_count() > before).then_some(()) })
         .await;
     for _ in 0..20 {
         real_pause().await;
@@ -1156,13 +1171,14 @@ steps:
     clock
         .until(|| async { (polled_ids(&node, "orders").await.len() == 2).then_some(()) })
         .await;
+    saved_poll_state(&clock, &node, "orders", "etag", json!("\"v1\"")).await;
 
     // Unchanged: the poller sends the ETag back and gets a 304.
     for minute in 1..=2 {
         clock.skip_to(poll_time(start, minute)).await;
         let minute = usize::try_from(minute).unwrap();
         clock
-            .until(|| async { (api.request_count() > minute).then_some(()) })
+            .running_until(|| async { (api.request_count() > minute).then_some(()) })
             .await;
     }
     for _ in 0..20 {
@@ -1180,12 +1196,12 @@ steps:
     version.store(2, std::sync::atomic::Ordering::SeqCst);
     clock.skip_to(poll_time(start, 3)).await;
     clock
-        .until(|| async { (polled_ids(&node, "orders").await.len() == 4).then_some(()) })
+        .running_until(|| async { (polled_ids(&node, "orders").await.len() == 4).then_some(()) })
         .await;
     assert_eq!(polled_ids(&node, "orders").await, [1, 2, 3, 4]);
     // Saved once the runs are committed.
     clock
-        .until(|| async {
+        .running_until(|| async {
             let state = node.store.flow_state("orders:poll").await.unwrap();
             (state["etag"] == "\"v2\"").then_some(())
         })
