@@ -268,10 +268,22 @@ steps:
             assert_eq!(answer.expect("webhook sent").status(), 202);
         }
     };
+    // One at a time, so exactly the first four reach the upstream: runs
+    // side by side could all be sent before the fourth failure opens it.
+    let store = project.open_store().await;
     for id in 0..6 {
         post("lookup", id).await;
+        let ended = eventually(Duration::from_secs(30), || async {
+            all_runs(&*store)
+                .await
+                .iter()
+                .filter(|run| run.flow == "lookup" && run.status.is_final())
+                .count()
+                == id as usize + 1
+        })
+        .await;
+        assert!(ended, "lookup {id} did not end");
     }
-    let store = project.open_store().await;
     let opened = eventually(Duration::from_secs(30), || async {
         let runs = all_runs(&*store).await;
         runs.iter()
@@ -315,6 +327,7 @@ steps:
         "{:?}",
         runs.iter().map(|r| &r.error).collect::<Vec<_>>()
     );
+    assert_eq!(crm.requests_to("GET", "/orders/{id}").len(), 4);
     let openings = alert_runs(&runs, "breaker_open");
     assert_eq!(openings.len(), 1, "{}", summary(&openings));
     assert_eq!(openings[0].input["connector"], "crm");
