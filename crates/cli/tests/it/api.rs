@@ -821,6 +821,15 @@ async fn dead_letters_are_listed_and_replayed() {
         )
         .await;
     assert_eq!(unknown_field.status, 400);
+    // An empty `error` is in every error: refused, not taken for "any".
+    let empty_error = node
+        .post(
+            "/api/v1/dead-letters/replay",
+            OPERATE,
+            &json!({ "error": "" }),
+        )
+        .await;
+    assert_eq!(empty_error.status, 400, "{}", empty_error.body);
     node.assert_no_run_to("replay").await;
     node.stop();
 }

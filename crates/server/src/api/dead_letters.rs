@@ -106,10 +106,17 @@ async fn replay_dead_letters(
             format!("at most {MAX_IDS} `ids` per request"),
         ));
     }
+    // An empty text is in every error: it would replay every dead run.
+    if request.error.as_ref().is_some_and(|error| error.is_empty()) {
+        return Err(ApiError::invalid_parameter(
+            "error",
+            "`error` is empty; leave it out to replay runs whatever their error",
+        ));
+    }
     let which = ReplaySelection {
         runs: request.ids,
         flow: request.flow,
-        error: request.error.filter(|e| !e.is_empty()),
+        error: request.error,
     };
     let replayed = state.engine.replay(which, request.from_start).await?;
     Ok(Json(Replayed { replayed }))
