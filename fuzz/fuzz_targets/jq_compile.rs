@@ -56,6 +56,7 @@ static STEPS: LazyLock<Value> =
     LazyLock::new(|| json!({"lookup": {"status": 200, "body": [1, 2, 3]}}));
 static STATE: LazyLock<Value> = LazyLock::new(|| json!({"cursor": "abc", "seen": 3}));
 static HEADERS: LazyLock<Value> = LazyLock::new(|| json!({"content-type": "application/json"}));
+static QUERY: LazyLock<Value> = LazyLock::new(|| json!({"page": "2", "tag": ["a", "b"]}));
 
 fuzz_target!(|data: &[u8]| {
     let source = String::from_utf8_lossy(data);
@@ -64,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
         steps: &STEPS,
         state: &STATE,
         headers: &HEADERS,
+        query: &QUERY,
         budget: BUDGET,
     };
 
