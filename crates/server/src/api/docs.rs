@@ -47,7 +47,8 @@ fn base64_sha256(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
 }
 
-fn escape(text: &str) -> String {
+/// Text for HTML (and XML) content and attribute values.
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -418,21 +418,10 @@ fn fit(text: &str) -> String {
     cut
 }
 
-/// Text for XML content and attribute values.
+/// Text for XML content and attribute values: the API reference's HTML
+/// escaping, with control characters (which XML 1.0 forbids) made spaces.
 fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    super::docs::escape(&text.replace(char::is_control, " "))
 }
 
 /// `?run=ID` of the graph.
